@@ -1,0 +1,13 @@
+"""Esper core: grow neural networks while they train.
+
+Importing this package is cheap (no torch): it exposes the version, the ``hookimpl`` marker
+plugins decorate their hooks with, and the error types.
+"""
+
+from esper_core.errors import ConfigError, EsperError, PluginError, UnknownNameError
+from esper_core.lazy import lazy
+from esper_core.markers import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "EsperError", "PluginError", "UnknownNameError", "__version__", "hookimpl", "lazy"]

@@ -1,0 +1,1 @@
+"""The core's own plugin: built-in gates, α schedules, reward terms and the JSONL sink."""

@@ -1,0 +1,146 @@
+"""Typed telemetry events (DESIGN §3) with a schema version.
+
+Every event serialises to a flat JSON-able record via :meth:`TelemetryEvent.to_record` and
+back with :func:`event_from_record`, so sinks and readers agree on one format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+from attrs import field, frozen
+
+TELEMETRY_SCHEMA_VERSION = 1
+
+_EVENT_TYPES: dict[str, type[TelemetryEvent]] = {}
+
+
+@frozen(kw_only=True)
+class TelemetryEvent:
+    """Base of every event. ``kind`` names the record type in serialised form."""
+
+    kind: ClassVar[str] = "event"
+    run_id: str = ""
+    episode: int = 0
+    epoch: int = 0
+    timestamp: float = field(factory=time.time)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if isinstance(kind, str):
+            _EVENT_TYPES[kind] = cls
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"kind": self.kind, "schema_version": TELEMETRY_SCHEMA_VERSION}
+        record.update(attrs.asdict(self, recurse=True))
+        return record
+
+
+def event_from_record(record: Mapping[str, Any]) -> TelemetryEvent:
+    """Rebuild a typed event from :meth:`TelemetryEvent.to_record` output."""
+    data = dict(record)
+    kind = data.pop("kind", None)
+    version = data.pop("schema_version", None)
+    if version != TELEMETRY_SCHEMA_VERSION:
+        raise ValueError(f"telemetry schema version {version!r} is not {TELEMETRY_SCHEMA_VERSION}")
+    if kind not in _EVENT_TYPES:
+        raise ValueError(f"unknown telemetry event kind {kind!r}")
+    cls = _EVENT_TYPES[kind]
+    names = {a.name for a in attrs.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@frozen(kw_only=True)
+class RunStarted(TelemetryEvent):
+    kind: ClassVar[str] = "run_started"
+    task: str
+    policy: str
+    seed: int
+    config: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class EpochEnded(TelemetryEvent):
+    kind: ClassVar[str] = "epoch"
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    host_params: int
+    seed_params: int
+    seconds: float
+    slots: list[dict[str, Any]] = field(factory=list)
+
+
+@frozen(kw_only=True)
+class SeedLifecycle(TelemetryEvent):
+    kind: ClassVar[str] = "seed_lifecycle"
+    slot: str
+    blueprint: str | None
+    from_stage: str
+    to_stage: str
+    reason: str = ""
+
+
+@frozen(kw_only=True)
+class GateEvaluated(TelemetryEvent):
+    kind: ClassVar[str] = "gate"
+    slot: str
+    gate: str
+    target: str
+    passed: bool
+    reason: str
+    measurements: Mapping[str, float] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class DecisionMade(TelemetryEvent):
+    kind: ClassVar[str] = "decision"
+    policy: str
+    op: str
+    slot: str | None
+    blueprint: str | None
+    reason: str
+    confidence: float
+    applied: bool = True
+    outcome: str = ""
+
+
+@frozen(kw_only=True)
+class RewardComputed(TelemetryEvent):
+    kind: ClassVar[str] = "reward"
+    total: float
+    terms: Mapping[str, float] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class GovernorRollback(TelemetryEvent):
+    kind: ClassVar[str] = "governor_rollback"
+    slot: str | None
+    cause: str
+    step: int = 0
+
+
+@frozen(kw_only=True)
+class PPOUpdate(TelemetryEvent):
+    kind: ClassVar[str] = "ppo_update"
+    update: int
+    metrics: Mapping[str, float] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class Anomaly(TelemetryEvent):
+    kind: ClassVar[str] = "anomaly"
+    slot: str | None
+    signature: str
+    detail: str = ""
+    value: float | None = None
+
+
+@frozen(kw_only=True)
+class RunEnded(TelemetryEvent):
+    kind: ClassVar[str] = "run_ended"
+    summary: Mapping[str, Any] = field(factory=dict)

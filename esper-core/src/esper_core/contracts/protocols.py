@@ -1,0 +1,137 @@
+"""Structural interfaces that plugins implement: tasks, hosts, policies, sinks, schedules.
+
+These are :class:`typing.Protocol` classes so that a plugin never has to inherit from Esper;
+torch types appear only for type checkers, keeping this module torch-free at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from attrs import field, frozen
+
+from esper_core.contracts.decisions import ActionMask, Decision
+from esper_core.contracts.events import TelemetryEvent
+from esper_core.contracts.reports import EpochReport
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+
+@frozen
+class InjectionPoint:
+    """A named place in a host where a seed slot sits; ``width`` is its channel/feature size."""
+
+    name: str
+    width: int
+
+
+@runtime_checkable
+class SegmentedHost(Protocol):
+    """A host network cut at its injection points.
+
+    ``segments`` has ``len(injection_points) + 1`` modules: the host's forward is
+    ``segments[0] → point 0 → segments[1] → … → point n-1 → segments[n]``. Kasmina inserts a
+    seed slot at each chosen point and shares the prefix when measuring counterfactuals.
+    """
+
+    injection_points: tuple[InjectionPoint, ...]
+    segments: nn.ModuleList
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Data, host and metric of one episode, built by a :class:`TaskSpec` factory."""
+
+    name: str
+    topology: str
+
+    def build_host(self) -> nn.Module:
+        """A fresh :class:`SegmentedHost` module (on the task's device)."""
+
+    def train_batches(self, *, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """Training batches of ``epoch``, on the task's device; order fixed by the task seed."""
+
+    def val_batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """Validation batches, always the same."""
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean training loss of a batch."""
+
+    def correct(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Number of correct predictions (a tensor, so no device sync) and the count judged."""
+
+
+@frozen(kw_only=True)
+class PolicyContext:
+    """What a policy factory knows about the episodes it will control."""
+
+    slot_names: tuple[str, ...] = field(converter=tuple)
+    blueprint_keys: tuple[str, ...] = field(converter=tuple)
+    topology: str
+    max_epochs: int
+    seed: int
+    options: Mapping[str, Any] = field(factory=dict)
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_names)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A Tamiyo controller."""
+
+    name: str
+
+    def reset(self, *, episode: int) -> None:
+        """Called before each episode starts; clears per-episode state."""
+
+    def decide(self, *, report: EpochReport, mask: ActionMask) -> Decision:
+        """Called after each epoch; returns one decision that ``mask`` allows."""
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A telemetry sink (the OpenTelemetry exporter contract, simplified)."""
+
+    def emit(self, event: TelemetryEvent) -> None:
+        """Record one event. May buffer."""
+
+    def flush(self) -> None:
+        """Make everything emitted so far durable."""
+
+    def close(self) -> None:
+        """Flush and release resources; no emit follows."""
+
+
+@runtime_checkable
+class AlphaSchedule(Protocol):
+    """Blending weight as a function of epochs spent blending."""
+
+    def __call__(self, k: float) -> float:
+        """α after ``k`` blending epochs: 0 at ``k ≤ 0``, 1 at ``k ≥ T``, monotone between."""
+
+
+@frozen(kw_only=True)
+class RewardContext:
+    """Everything a reward term may look at for one controller step."""
+
+    report: EpochReport
+    previous: EpochReport | None
+    decision: Decision
+    decision_applied: bool
+    #: (slot name, from stage name, to stage name) of every transition during this step.
+    transitions: tuple[tuple[str, str, str], ...] = field(converter=tuple, factory=tuple)
+    rollbacks: int = 0
+    #: (slot name or None, signature) of every anomaly detected during this step.
+    anomalies: tuple[tuple[str | None, str], ...] = field(converter=tuple, factory=tuple)
+    terminal: bool = False
+    #: accuracy at the start of the episode (after epoch 1), for "total improvement" guards.
+    start_accuracy: float = 0.0
+
+
+EmitFn = Callable[[TelemetryEvent], None]
+SlotNames = Sequence[str]

@@ -1,0 +1,76 @@
+"""What the run engine tells a controller after each epoch, and what a tracker derives.
+
+:class:`EpochReport` holds raw measurements of one epoch (the engine builds it);
+:class:`TrainingSignals` adds the derived, history-aware signals (plateau length, deltas,
+smoothed trend) that a signal tracker computes from a sequence of reports. Accuracies are in
+percentage points (0–100) throughout.
+"""
+
+from __future__ import annotations
+
+from attrs import field, frozen
+
+from esper_core.contracts.stages import LIVE_STAGES, SeedStage
+
+
+@frozen(kw_only=True)
+class SlotReport:
+    """The state of one seed slot at the end of an epoch."""
+
+    slot: str
+    index: int
+    width: int
+    stage: SeedStage = field(converter=SeedStage)
+    blueprint: str | None = None
+    epochs_in_stage: int = 0
+    alpha: float = 0.0
+    #: metric(α) − metric(α = 0) in points, measured from BLENDING on; None before.
+    contribution: float | None = None
+    #: metric(α = 1) − metric(α = 0) for a seed in TRAINING (what it would add if switched on).
+    seed_gain: float | None = None
+    #: parameter-normalised gradient ratio (EMA, bias-corrected), see the G2 gate.
+    gradient_ratio: float = 0.0
+    seed_params: int = 0
+    germinated_epoch: int | None = None
+    #: validation accuracy when this seed germinated (for "improvement since germination").
+    accuracy_at_germination: float | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.stage in LIVE_STAGES
+
+
+@frozen(kw_only=True)
+class EpochReport:
+    """Raw measurements of one finished epoch of one episode."""
+
+    episode: int
+    epoch: int  # 1-based
+    max_epochs: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    host_params: int
+    seed_params: int  # live + fossilized seed parameters
+    slots: tuple[SlotReport, ...] = field(converter=tuple)
+    rollbacks: int = 0
+    max_seeds: int = 1
+
+    @property
+    def live_seeds(self) -> int:
+        return sum(1 for s in self.slots if s.live)
+
+
+@frozen(kw_only=True)
+class TrainingSignals:
+    """An :class:`EpochReport` plus history-aware signals derived by a tracker."""
+
+    report: EpochReport
+    best_accuracy: float
+    accuracy_delta: float
+    loss_delta: float
+    smoothed_delta: float
+    plateau_epochs: int
+    epochs_since_cull: int
+    accuracy_history: tuple[float, ...] = field(converter=tuple)
+    loss_history: tuple[float, ...] = field(converter=tuple)

@@ -1,0 +1,165 @@
+"""Component specifications returned by the ``esper_register_*`` hooks.
+
+Each spec is a frozen attrs record: a name, a short description and a factory. Specs never
+hold tensors or modules, only callables that build them, so importing and listing the catalog
+never imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from attrs import field, frozen, validators
+
+from esper_core.contracts.settings import TopologyDefaults
+from esper_core.contracts.stages import SeedStage
+from esper_core.contracts.validators import component_name, is_callable, non_empty_str
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from esper_core.contracts.protocols import AlphaSchedule, Policy, Sink, Task
+
+#: Action indices 0..33 are reserved for the built-in catalog (DESIGN §8).
+RESERVED_ACTION_INDICES = range(0, 34)
+
+
+def _action_index(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or value not in RESERVED_ACTION_INDICES):
+        raise ValueError(f"action_index must be None or in 0..33 (the built-in catalog), got {value!r}")
+
+
+def _tokens(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+@frozen(kw_only=True)
+class BlueprintSpec:
+    """A seed module design that a controller may germinate into a slot.
+
+    ``factory(width=C)`` builds the module for a slot of width ``C`` (channels for CNNs, model
+    width for transformers); the module maps a tensor to one of the same shape.
+    ``param_estimate(C)`` returns the exact parameter count of that module.
+    """
+
+    name: str = field(validator=component_name)
+    topology: str = field(validator=component_name)
+    factory: Callable[..., Any] = field(validator=is_callable, eq=False)
+    param_estimate: Callable[[int], int] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)
+    action_index: int | None = field(default=None, validator=_action_index)
+    is_antipattern: bool = field(default=False, validator=validators.instance_of(bool))
+    identity_at_init: bool = field(default=False, validator=validators.instance_of(bool))
+    tokens: tuple[str, ...] | None = field(default=None, converter=_tokens)
+    paper: str | None = None
+    metadata: Mapping[str, Any] = field(factory=dict, eq=False)
+
+    @property
+    def key(self) -> str:
+        """The catalog key, ``topology:name`` (e.g. ``cnn:conv_light``)."""
+        return f"{self.topology}:{self.name}"
+
+
+@frozen(kw_only=True)
+class TaskSpec:
+    """A training task: how to build the data and the host for one episode.
+
+    ``factory(seed=..., device=..., options=...)`` returns a :class:`~esper_core.contracts.
+    protocols.Task`. ``defaults`` are the task's recommended run settings (``epochs``,
+    ``batch_size``, ``lr``, ``slots`` ...), applied where the user set nothing.
+    """
+
+    name: str = field(validator=component_name)
+    topology: str = field(validator=component_name)
+    factory: Callable[..., Task] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)
+    defaults: Mapping[str, Any] = field(factory=dict, eq=False)
+    #: Gate thresholds and lifecycle timing recommended for this task's topology.
+    kasmina: TopologyDefaults = field(factory=TopologyDefaults)
+
+
+@frozen(kw_only=True)
+class PolicySpec:
+    """A Tamiyo controller. ``factory(context=PolicyContext)`` returns a :class:`Policy`."""
+
+    name: str = field(validator=component_name)
+    factory: Callable[..., Policy] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)
+    learned: bool = field(default=False, validator=validators.instance_of(bool))
+
+
+@frozen(kw_only=True)
+class GateResult:
+    """The outcome of one gate check, with every value it measured and why it decided."""
+
+    gate: str
+    target: SeedStage = field(converter=SeedStage)
+    passed: bool
+    reason: str
+    measurements: Mapping[str, float] = field(factory=dict)
+
+    @classmethod
+    def combine(cls, target: SeedStage, results: list[GateResult]) -> GateResult:
+        """Fold several gate results for one transition: all must pass."""
+        failed = [r for r in results if not r.passed]
+        measurements: dict[str, float] = {}
+        for r in results:
+            measurements.update({f"{r.gate}.{k}": v for k, v in r.measurements.items()})
+        reason = "; ".join(r.reason for r in (failed or results))
+        return cls(
+            gate="+".join(r.gate for r in results) or "none",
+            target=target,
+            passed=not failed,
+            reason=reason or "no gate configured",
+            measurements=measurements,
+        )
+
+
+@frozen(kw_only=True)
+class GateSpec:
+    """A check guarding entry into ``target``.
+
+    ``check(context)`` returns a :class:`GateResult`. ``topology`` is ``"*"`` for every
+    topology. With ``replaces_default=True`` the gate replaces the built-in gates for that
+    target on that topology; otherwise it is an extra check that must also pass.
+    """
+
+    name: str = field(validator=component_name)
+    target: SeedStage = field(converter=SeedStage)
+    check: Callable[..., GateResult] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)
+    topology: str = "*"
+    replaces_default: bool = False
+    builtin: bool = False
+
+
+@frozen(kw_only=True)
+class RewardTermSpec:
+    """One additive reward term. ``compute(context)`` returns the unweighted value.
+
+    ``presets`` maps a preset name (``shaped``, ``sparse``, ``minimal`` ...) to the weight the
+    term has in that preset; a term absent from a preset contributes nothing to it.
+    """
+
+    name: str = field(validator=component_name)
+    compute: Callable[..., float] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)
+    presets: Mapping[str, float] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class SinkSpec:
+    """A telemetry sink. ``factory(run_dir=Path | None, options=Mapping)`` returns a Sink."""
+
+    name: str = field(validator=component_name)
+    factory: Callable[..., Sink] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)
+
+
+@frozen(kw_only=True)
+class AlphaScheduleSpec:
+    """A blending schedule. ``factory(total_epochs=T, **options)`` returns an AlphaSchedule."""
+
+    name: str = field(validator=component_name)
+    factory: Callable[..., AlphaSchedule] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)

@@ -1,0 +1,178 @@
+"""Component registries built from the ``esper_register_*`` hooks.
+
+:func:`build_catalog` calls every register hook of every plugin *one plugin at a time*, so a
+plugin whose hook raises or returns the wrong type is dropped whole (and reported) without
+touching the others. Two components with the same key are an error naming both distributions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from esper_core.contracts.specs import (
+    AlphaScheduleSpec,
+    BlueprintSpec,
+    GateSpec,
+    PolicySpec,
+    RewardTermSpec,
+    SinkSpec,
+    TaskSpec,
+)
+from esper_core.errors import PluginError, UnknownNameError
+from esper_core.plugins.manager import LoadedPlugins, PluginFailure, PluginInfo, _one_line
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Named components of one kind, each remembering the plugin that provided it."""
+
+    def __init__(self, kind: str, key: Callable[[T], str]) -> None:
+        self.kind = kind
+        self._key = key
+        self._items: dict[str, tuple[T, PluginInfo]] = {}
+
+    def add(self, spec: T, provider: PluginInfo) -> None:
+        key = self._key(spec)
+        if key in self._items:
+            other = self._items[key][1]
+            raise PluginError(
+                f"duplicate {self.kind} {key!r}: provided by both {other.label} "
+                f"and {provider.label}"
+            )
+        self._items[key] = (spec, provider)
+
+    def get(self, key: str) -> T:
+        """The component named ``key``; an unknown name lists the known ones."""
+        try:
+            return self._items[key][0]
+        except KeyError:
+            raise UnknownNameError(self.kind, key, self._items) from None
+
+    def provider(self, key: str) -> PluginInfo:
+        self.get(key)
+        return self._items[key][1]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(spec for spec, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _blueprint_order(spec: BlueprintSpec) -> tuple[int, int, str]:
+    # Built-in catalog indices first, then third-party blueprints by key: deterministic.
+    if spec.action_index is not None:
+        return (0, spec.action_index, spec.key)
+    return (1, 0, spec.key)
+
+
+class BlueprintRegistry(Registry[BlueprintSpec]):
+    def __init__(self) -> None:
+        super().__init__("blueprint", lambda s: s.key)
+
+    def topologies(self) -> list[str]:
+        return sorted({s.topology for s in self})
+
+    def for_topology(self, topology: str) -> list[BlueprintSpec]:
+        """The catalog of one topology in action-index order."""
+        return sorted((s for s in self if s.topology == topology), key=_blueprint_order)
+
+    def resolve(self, name: str, topology: str) -> BlueprintSpec:
+        """Look up ``name`` or ``topology:name`` for ``topology``."""
+        key = name if ":" in name else f"{topology}:{name}"
+        spec = self.get(key)
+        if spec.topology != topology:
+            known = [s.name for s in self.for_topology(topology)]
+            raise UnknownNameError(f"{topology} blueprint", name, known)
+        return spec
+
+
+_HOOKS: list[tuple[str, str, type]] = [
+    ("esper_register_blueprints", "blueprints", BlueprintSpec),
+    ("esper_register_tasks", "tasks", TaskSpec),
+    ("esper_register_policies", "policies", PolicySpec),
+    ("esper_register_gates", "gates", GateSpec),
+    ("esper_register_reward_terms", "reward_terms", RewardTermSpec),
+    ("esper_register_telemetry_sinks", "sinks", SinkSpec),
+    ("esper_register_alpha_schedules", "alpha_schedules", AlphaScheduleSpec),
+]
+
+
+class Catalog:
+    """Every registry, plus the plugin state it was built from."""
+
+    def __init__(self, plugins: LoadedPlugins) -> None:
+        self.plugins = plugins
+        self.blueprints = BlueprintRegistry()
+        self.tasks: Registry[TaskSpec] = Registry("task", lambda s: s.name)
+        self.policies: Registry[PolicySpec] = Registry("policy", lambda s: s.name)
+        self.gates: Registry[GateSpec] = Registry("gate", lambda s: s.name)
+        self.reward_terms: Registry[RewardTermSpec] = Registry("reward term", lambda s: s.name)
+        self.sinks: Registry[SinkSpec] = Registry("telemetry sink", lambda s: s.name)
+        self.alpha_schedules: Registry[AlphaScheduleSpec] = Registry("alpha schedule", lambda s: s.name)
+        #: plugin name -> {registry attribute -> [component keys]}
+        self.contributions: dict[str, dict[str, list[str]]] = {}
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        return self.plugins.failures
+
+    def registry(self, attribute: str) -> Registry[Any]:
+        return getattr(self, attribute)  # type: ignore[no-any-return]
+
+
+def _collect(loaded: LoadedPlugins, info: PluginInfo) -> dict[str, list[Any]] | None:
+    """Call each register hook of one plugin; None (after recording why) if any is bad."""
+    out: dict[str, list[Any]] = {}
+    for hook_name, attribute, spec_type in _HOOKS:
+        function = getattr(info.plugin, hook_name, None)
+        if function is None or not loaded.pm.parse_hookimpl_opts(info.plugin, hook_name):
+            continue
+        try:
+            result = function()
+        except Exception as exc:
+            loaded.fail(PluginFailure(name=info.name, distribution=info.distribution,
+                                      version=info.version, stage=hook_name,
+                                      error=_one_line(exc)), info.plugin)
+            return None
+        if not isinstance(result, list | tuple) or not all(isinstance(r, spec_type) for r in result):
+            loaded.fail(PluginFailure(
+                name=info.name, distribution=info.distribution, version=info.version,
+                stage=hook_name,
+                error=f"must return a list of {spec_type.__name__}, got {_describe(result)}",
+            ), info.plugin)
+            return None
+        out[attribute] = list(result)
+    return out
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list | tuple):
+        kinds = sorted({type(v).__name__ for v in value})
+        return f"{type(value).__name__} of {', '.join(kinds) or 'nothing'}"
+    return type(value).__name__
+
+
+def build_catalog(loaded: LoadedPlugins) -> Catalog:
+    """Build every registry from the loaded plugins (duplicates raise :class:`PluginError`)."""
+    catalog = Catalog(loaded)
+    for info in list(loaded.plugins):
+        contributed = _collect(loaded, info)
+        if contributed is None:
+            continue
+        summary: dict[str, list[str]] = {}
+        for attribute, specs in contributed.items():
+            registry = catalog.registry(attribute)
+            for spec in specs:
+                registry.add(spec, info)
+            summary[attribute] = [registry._key(s) for s in specs]
+        catalog.contributions[info.name] = summary
+    return catalog

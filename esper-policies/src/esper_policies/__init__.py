@@ -1,0 +1,3 @@
+"""Esper Tamiyo policies: heuristic, random, noop, PPO and IQL controllers, and the Architect."""
+
+__version__ = "0.1.0"
