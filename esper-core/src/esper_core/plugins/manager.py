@@ -16,7 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
-import structlog
 from attrs import field, frozen
 
 from esper_core import hookspecs
@@ -27,8 +26,6 @@ if sys.version_info >= (3, 12):  # pragma: no cover
     from importlib import metadata as importlib_metadata
 else:  # pragma: no cover
     import importlib_metadata
-
-logger = structlog.get_logger(__name__)
 
 CORE_DISTRIBUTION = "esper-core"
 BUILTIN_PLUGIN_NAME = "core"
@@ -113,9 +110,8 @@ class LoadedPlugins:
         if plugin is not None and self.pm.is_registered(plugin):
             self.pm.unregister(plugin)
             self.plugins = [p for p in self.plugins if p.plugin is not plugin]
+        # Not logged here: loading happens before the CLI configures logging; callers report.
         self.failures.append(failure)
-        logger.warning("plugin_failed", plugin=failure.name, distribution=failure.distribution,
-                       version=failure.version, stage=failure.stage, error=failure.error)
         if self.settings.strict:
             raise PluginError(failure.describe())
 
@@ -182,9 +178,6 @@ def load_plugins(
 
     settings = settings or PluginSettings.from_env()
     loaded = LoadedPlugins(new_plugin_manager(), settings)
-    if settings.trace:
-        loaded.pm.trace.root.setwriter(lambda text: sys.stderr.write(f"[esper hooks] {text}"))
-        loaded.pm.enable_tracing()
     loaded.register(builtin_plugin, name=BUILTIN_PLUGIN_NAME, distribution=CORE_DISTRIBUTION,
                     version=__version__)
 
@@ -205,3 +198,46 @@ def load_plugins(
     for name, plugin in extra:
         loaded.register(plugin, name=name, distribution=name, version="local")
     return loaded
+
+
+_FAILED = object()
+
+
+def call_plugin_hook(loaded: LoadedPlugins, info: PluginInfo, hook_name: str, **kwargs: Any) -> Any:
+    """Call one plugin's implementation of ``hook_name`` on its own.
+
+    Returns the hook's result, ``None`` when the plugin does not implement it, or
+    :data:`_FAILED` after recording the failure (the plugin is dropped). Calls are traced to
+    stderr with ``ESPER_TRACE_HOOKS=1``.
+    """
+    function = getattr(info.plugin, hook_name, None)
+    if function is None or not loaded.pm.parse_hookimpl_opts(info.plugin, hook_name):
+        return None
+    if loaded.settings.trace:
+        sys.stderr.write(f"[esper hooks] {info.distribution}:{info.name}.{hook_name}()\n")
+    try:
+        return function(**kwargs)
+    except Exception as exc:
+        loaded.fail(PluginFailure(name=info.name, distribution=info.distribution,
+                                  version=info.version, stage=hook_name, error=_one_line(exc)),
+                    info.plugin)
+        return _FAILED
+
+
+def add_plugin_commands(loaded: LoadedPlugins, cli: Any) -> None:
+    """Let each plugin add its sub-commands; a raising plugin is a recorded failure."""
+    for info in list(loaded.plugins):
+        call_plugin_hook(loaded, info, "esper_add_commands", cli=cli)
+
+
+def installed_versions() -> list[tuple[str, str]]:
+    """(distribution, version) of esper-core and every distribution with an ``esper`` entry point."""
+    found: dict[str, str] = {}
+    for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        name, version = _distribution_of(ep)
+        found[name] = version
+    try:
+        found.setdefault(CORE_DISTRIBUTION, importlib_metadata.version(CORE_DISTRIBUTION))
+    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        pass
+    return sorted(found.items())

@@ -20,7 +20,7 @@ from esper_core.contracts.specs import (
     TaskSpec,
 )
 from esper_core.errors import PluginError, UnknownNameError
-from esper_core.plugins.manager import LoadedPlugins, PluginFailure, PluginInfo, _one_line
+from esper_core.plugins.manager import _FAILED, LoadedPlugins, PluginFailure, PluginInfo, call_plugin_hook
 
 T = TypeVar("T")
 
@@ -133,15 +133,10 @@ def _collect(loaded: LoadedPlugins, info: PluginInfo) -> dict[str, list[Any]] | 
     """Call each register hook of one plugin; None (after recording why) if any is bad."""
     out: dict[str, list[Any]] = {}
     for hook_name, attribute, spec_type in _HOOKS:
-        function = getattr(info.plugin, hook_name, None)
-        if function is None or not loaded.pm.parse_hookimpl_opts(info.plugin, hook_name):
+        result = call_plugin_hook(loaded, info, hook_name)
+        if result is None:
             continue
-        try:
-            result = function()
-        except Exception as exc:
-            loaded.fail(PluginFailure(name=info.name, distribution=info.distribution,
-                                      version=info.version, stage=hook_name,
-                                      error=_one_line(exc)), info.plugin)
+        if result is _FAILED:
             return None
         if not isinstance(result, list | tuple) or not all(isinstance(r, spec_type) for r in result):
             loaded.fail(PluginFailure(

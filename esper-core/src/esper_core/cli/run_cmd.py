@@ -1,0 +1,51 @@
+"""``esper run``: train hosts while a controller grows them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from esper_core.cli.app import AppState
+from esper_core.config import RunConfig
+
+
+@click.command("run")
+@click.option("--task", default=None, help="Task name (default: shapes, the embedded image task).")
+@click.option("--policy", default=None, help="Controller: heuristic (default), random, noop, or a plugin's.")
+@click.option("--epochs", type=int, default=None, help="Epochs per episode (default: the task's).")
+@click.option("--episodes", type=int, default=None, help="Episodes to run (default 1).")
+@click.option("--slots", default=None, help="Comma-separated injection points to give slots.")
+@click.option("--blueprints", default=None, help="Comma-separated blueprints the controller may use.")
+@click.option("--max-seeds", type=int, default=None, help="Most live seeds at once (default 1).")
+@click.option("--param-budget", type=int, default=None, help="Most seed parameters in total.")
+@click.option("--seed", type=int, default=None, help="Random seed (default 0).")
+@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--reward-preset", default=None, help="shaped (default), sparse or minimal.")
+@click.option("--telemetry", default=None, help="Comma-separated telemetry sinks (default: jsonl).")
+@click.option("--deterministic/--no-deterministic", default=None, help="Force deterministic kernels.")
+@click.option("--compare-baseline/--no-compare-baseline", default=None,
+              help="Also train the same host with the noop policy and compare (default: on).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="TOML config file; command-line options override it.")
+@click.option("--out", default=None, help="Run directory (default runs/<timestamp>-<task>-<policy>/).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+@click.pass_obj
+def run_command(state: AppState, config_path: Path | None, as_json: bool, **options: object) -> None:
+    """Run episodes: train a host for E epochs while the controller grows it."""
+    from esper_core.tolaria.job import execute_run
+    from esper_core.tolaria.report import format_summary
+    from esper_core.tolaria.resolve import resolve_run
+    from esper_core.tolaria.rundir import create_run_dir, default_run_dir
+
+    config = RunConfig.from_sources(config_path, options)
+    resolved = resolve_run(config, state.catalog)
+    out = Path(config.out) if config.out else default_run_dir(resolved.task.name, resolved.policy.name)
+    run_dir = create_run_dir(out)
+    summary = execute_run(resolved, state.catalog, run_dir)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(format_summary(summary))
+        click.echo(f"\nrun directory: {run_dir}")

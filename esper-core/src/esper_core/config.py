@@ -1,0 +1,245 @@
+"""Run configuration: a TOML file plus command-line overrides, validated into attrs classes.
+
+Every error names the key, the value and what is allowed, as a :class:`ConfigError`; the CLI
+turns that into a one-line message and exit code 2. The resolved configuration (with task
+defaults filled in) is written back to the run directory with :func:`dump_toml`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from esper_core.errors import ConfigError
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def _check(pred: Callable[[Any], bool], allowed: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def validator(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not pred(value):
+            raise ConfigError(f"{attribute.name} = {value!r} is invalid; expected {allowed}")
+
+    return validator
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def int_at_least(n: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    return _check(lambda v: _is_int(v) and v >= n, f"an integer ≥ {n}")
+
+
+def optional_int_at_least(n: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    return _check(lambda v: v is None or (_is_int(v) and v >= n), f"an integer ≥ {n}")
+
+
+def positive_number(optional: bool = False) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    return _check(lambda v: (optional and v is None) or (_is_num(v) and v > 0), "a finite number > 0")
+
+
+def non_negative_number() -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    return _check(lambda v: v is None or (_is_num(v) and v >= 0), "a finite number ≥ 0")
+
+
+def one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    return _check(lambda v: v in choices, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def _name_list(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"expected a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+@frozen(kw_only=True)
+class TrainingConfig:
+    """Optimiser settings; ``None`` takes the task's default."""
+
+    batch_size: int | None = field(default=None, validator=optional_int_at_least(1))
+    lr: float | None = field(default=None, validator=positive_number(optional=True))
+    seed_lr: float | None = field(default=None, validator=positive_number(optional=True))
+    weight_decay: float | None = field(default=None, validator=non_negative_number())
+    optimizer: str | None = field(default=None, validator=_check(lambda v: v is None or v in OPTIMIZERS,
+                                                                 "one of 'adamw', 'sgd'"))
+
+
+@frozen(kw_only=True)
+class RunConfig:
+    """Everything ``esper run`` needs, before task defaults are applied (``None`` = default)."""
+
+    task: str = field(default="shapes", validator=_check(lambda v: isinstance(v, str) and v, "a task name"))
+    policy: str = field(default="heuristic", validator=_check(lambda v: isinstance(v, str) and v, "a policy name"))
+    epochs: int | None = field(default=None, validator=optional_int_at_least(1))
+    episodes: int = field(default=1, validator=int_at_least(1))
+    seed: int = field(default=0, validator=int_at_least(0))
+    device: str = field(default="auto", validator=_check(
+        lambda v: isinstance(v, str) and bool(DEVICE_PATTERN.match(v)), "'auto', 'cpu', 'cuda' or 'cuda:N'"))
+    slots: tuple[str, ...] | None = field(default=None, converter=_name_list)
+    blueprints: tuple[str, ...] | None = field(default=None, converter=_name_list)
+    max_seeds: int = field(default=1, validator=int_at_least(1))
+    param_budget: int | None = field(default=None, validator=optional_int_at_least(0))
+    compare_baseline: bool = field(default=True, validator=_check(_is_bool, "true or false"))
+    deterministic: bool = field(default=False, validator=_check(_is_bool, "true or false"))
+    reward_preset: str = field(default="shaped", validator=_check(lambda v: isinstance(v, str) and v, "a preset name"))
+    telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_name_list)
+    out: str | None = field(default=None, validator=_check(lambda v: v is None or (isinstance(v, str) and v), "a path"))
+    training: TrainingConfig = field(factory=TrainingConfig)
+    task_options: Mapping[str, Any] = field(factory=dict)
+    policy_options: Mapping[str, Any] = field(factory=dict)
+    kasmina: Mapping[str, Any] = field(factory=dict)
+    gates: Mapping[str, Any] = field(factory=dict)
+    reward_weights: Mapping[str, float] = field(factory=dict)
+
+    @classmethod
+    def from_sources(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+        """Read ``path`` (if given), then apply the non-None ``overrides`` of ``[run]`` keys."""
+        data = read_toml(path) if path is not None else {}
+        return cls.from_dict(data, overrides or {})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> RunConfig:
+        unknown = set(data) - set(_SECTIONS)
+        if unknown:
+            raise ConfigError(
+                f"unknown config table [{sorted(unknown)[0]}]; allowed tables: {', '.join(_SECTIONS)}"
+            )
+        run = dict(_table(data, "run"))
+        run.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        scalar_fields = [a.name for a in attrs.fields(cls) if a.name not in _NESTED]
+        _reject_unknown("run", run, scalar_fields)
+        training = _build(TrainingConfig, _table(data, "training"), "training")
+        weights = dict(_table(data, "rewards"))
+        for key, value in weights.items():
+            if not _is_num(value):
+                raise ConfigError(f"[rewards] {key} = {value!r} is invalid; expected a finite number (a weight)")
+        return _build(
+            cls,
+            {
+                **run,
+                "training": training,
+                "task_options": dict(_table(data, "task")),
+                "policy_options": dict(_table(data, "policy")),
+                "kasmina": dict(_table(data, "kasmina")),
+                "gates": dict(_table(data, "gates")),
+                "reward_weights": weights,
+            },
+            "run",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML-shaped form (tables as in the input file)."""
+        run = {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name not in _NESTED}
+        return {
+            "run": {k: list(v) if isinstance(v, tuple) else v for k, v in run.items() if v is not None},
+            "training": {k: v for k, v in attrs.asdict(self.training).items() if v is not None},
+            "task": dict(self.task_options),
+            "policy": dict(self.policy_options),
+            "kasmina": dict(self.kasmina),
+            "gates": dict(self.gates),
+            "rewards": dict(self.reward_weights),
+        }
+
+
+_SECTIONS = ("run", "training", "task", "policy", "kasmina", "gates", "rewards")
+_NESTED = {"training", "task_options", "policy_options", "kasmina", "gates", "reward_weights"}
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key {name!r} must be a table ([{name}]), got {value!r}")
+    return value
+
+
+def _reject_unknown(section: str, data: Mapping[str, Any], allowed: list[str]) -> None:
+    import difflib
+
+    for key in data:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(
+                f"unknown key [{section}] {key!r}{suggestion}; allowed keys: {', '.join(sorted(allowed))}"
+            )
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], section: str) -> Any:
+    """Construct attrs class ``cls`` from ``data``, turning every failure into a ConfigError."""
+    allowed = [a.name for a in attrs.fields(cls)]
+    _reject_unknown(section, data, allowed)
+    try:
+        return cls(**data)
+    except ConfigError as exc:
+        raise ConfigError(f"[{section}] {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{section}] {exc}") from None
+
+
+def build_section(cls: type[Any], data: Mapping[str, Any], section: str, base: Any | None = None) -> Any:
+    """Apply ``data`` overrides onto ``base`` (an instance of ``cls``) with full validation."""
+    merged = attrs.asdict(base, recurse=False) if base is not None else {}
+    allowed = [a.name for a in attrs.fields(cls)]
+    _reject_unknown(section, data, allowed)
+    merged.update(data)
+    return _build(cls, merged, section)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a ConfigError naming it."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{text}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def dump_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
+    """Write a two-level mapping (tables of scalars and lists) as TOML."""
+    lines: list[str] = []
+    for table, values in data.items():
+        lines.append(f"[{table}]")
+        for key, value in values.items():
+            if value is None:
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)

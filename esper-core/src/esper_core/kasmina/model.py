@@ -1,0 +1,438 @@
+"""MorphogeneticModel: a segmented host with seed slots and the seed lifecycle (DESIGN §4).
+
+The model owns the slots and every stage change. Each transition is checked against the
+contract's transition table and emitted as a ``SeedLifecycle`` event; each gate evaluation is
+emitted as a ``GateEvaluated`` event (``run_id``/``episode`` are left for the engine to fill).
+In a data-parallel run every gate result and lifecycle command is agreed across ranks
+(:mod:`esper_core.kasmina.distributed`), so all ranks keep the same architecture.
+
+Fossilized seeds stay in place as ordinary submodules (``slots.<name>.seed``), so the state dict
+holds them and an exporter can fold them into the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import structlog
+import torch
+from attrs import field, frozen
+from torch import Tensor, nn
+
+from esper_core.contracts.events import GateEvaluated, SeedLifecycle, TelemetryEvent
+from esper_core.contracts.protocols import AlphaSchedule, SegmentedHost
+from esper_core.contracts.reports import SlotReport
+from esper_core.contracts.settings import GateThresholds, LifecycleSettings
+from esper_core.contracts.specs import BlueprintSpec, GateResult
+from esper_core.contracts.stages import (
+    BLENDED_STAGES,
+    LIVE_STAGES,
+    NEXT_STAGE,
+    SeedStage,
+    check_transition,
+)
+from esper_core.errors import ConfigError, EsperError, PluginError
+from esper_core.kasmina.distributed import agree, agree_min_many
+from esper_core.kasmina.gates import GateContext, GateSuite
+from esper_core.kasmina.slot import SeedSlot, SlotState
+
+logger = structlog.get_logger(__name__)
+
+Transition = tuple[str, SeedStage, SeedStage]
+
+_AUTO_ADVANCE = (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.SHADOWING)
+_COMMANDS = {"germinate": 1, "advance": 2, "fossilize": 3, "cull": 4}
+
+
+@frozen(kw_only=True)
+class ParamCounts:
+    """Parameter counts: the host's own, each live seed's, and all fossilized seeds'."""
+
+    host: int
+    seeds: Mapping[str, int] = field(factory=dict)
+    fossilized: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.host + sum(self.seeds.values()) + self.fossilized
+
+
+def _numel(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+class MorphogeneticModel(nn.Module):
+    """A :class:`SegmentedHost` with a :class:`SeedSlot` at each chosen injection point."""
+
+    def __init__(
+        self,
+        host: nn.Module,
+        *,
+        slots: Sequence[str] | None,
+        topology: str,
+        lifecycle: LifecycleSettings,
+        thresholds: GateThresholds,
+        gates: GateSuite,
+        alpha_schedules: Mapping[str, Callable[..., AlphaSchedule]],
+        param_budget: int | None = None,
+        emit: Callable[[TelemetryEvent], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(host, SegmentedHost):
+            raise ConfigError(
+                f"{type(host).__name__} is not a segmented host: it needs `injection_points` "
+                "and `segments` (see esper_core.contracts.SegmentedHost)"
+            )
+        points = tuple(host.injection_points)
+        if len(host.segments) != len(points) + 1:
+            raise ConfigError(
+                f"{type(host).__name__} has {len(points)} injection points but "
+                f"{len(host.segments)} segments; it needs {len(points) + 1}"
+            )
+        known = [p.name for p in points]
+        chosen = list(known if slots is None else slots)
+        unknown = [s for s in chosen if s not in known]
+        if unknown:
+            raise ConfigError(
+                f"unknown slot(s) {', '.join(map(repr, unknown))}; "
+                f"{type(host).__name__} has injection points: {', '.join(known)}"
+            )
+        if len(set(chosen)) != len(chosen):
+            raise ConfigError(f"slot names repeat: {', '.join(chosen)}")
+        if lifecycle.alpha_schedule not in alpha_schedules:
+            raise ConfigError(
+                f"unknown alpha schedule {lifecycle.alpha_schedule!r}; "
+                f"known: {', '.join(sorted(alpha_schedules)) or 'none'}"
+            )
+        if param_budget is not None and param_budget < 0:
+            raise ConfigError(f"param_budget must be ≥ 0 or None, got {param_budget!r}")
+
+        self.host = host
+        self.topology = topology
+        self.lifecycle = lifecycle
+        self.thresholds = thresholds
+        self.gates = gates
+        self.param_budget = param_budget
+        self.schedule: AlphaSchedule = alpha_schedules[lifecycle.alpha_schedule](
+            total_epochs=lifecycle.blending_epochs, temperature=lifecycle.alpha_temperature
+        )
+        self._emit = emit
+        # Slots in the user's order (their index is the controller's slot index) ...
+        ordered = sorted(chosen, key=known.index)
+        self.slots = nn.ModuleDict(
+            {
+                name: SeedSlot(
+                    name,
+                    points[known.index(name)],
+                    index=i,
+                    detach_host_in_blending=lifecycle.detach_host_in_blending,
+                )
+                for i, name in enumerate(ordered)
+            }
+        )
+        # ... and by injection point for the forward. Plain tuples (not registered twice);
+        # indexing a tuple is much cheaper than an nn.ModuleList in the hot loop.
+        by_point: list[SeedSlot | None] = [None] * len(points)
+        for slot in self.slots.values():
+            by_point[known.index(slot.name)] = slot  # type: ignore[union-attr]
+        self._by_point: tuple[SeedSlot | None, ...] = tuple(by_point)
+        self._segments: tuple[nn.Module, ...] = tuple(host.segments)
+
+    # ------------------------------------------------------------------ forward
+    @property
+    def n_points(self) -> int:
+        return len(self._by_point)
+
+    def run_from(self, h: Tensor, start: int, cache: list[Tensor] | None = None) -> Tensor:
+        """Continue the forward from the activation ``h`` entering injection point ``start``.
+
+        With ``cache`` the activation entering every point from ``start`` on (before its slot)
+        is appended, which lets the counterfactual pass re-run only a suffix.
+        """
+        segments = self._segments
+        by_point = self._by_point
+        for i in range(start, len(by_point)):
+            if cache is not None:
+                cache.append(h)
+            slot = by_point[i]
+            if slot is not None:
+                h = slot(h)
+            h = segments[i + 1](h)
+        return h
+
+    def stem(self, x: Tensor) -> Tensor:
+        """The first segment: the activation entering injection point 0."""
+        return self._segments[0](x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.run_from(self._segments[0](x), 0)
+
+    # ------------------------------------------------------------------ access
+    @property
+    def slot_names(self) -> tuple[str, ...]:
+        return tuple(self.slots.keys())
+
+    def slot(self, name: str) -> SeedSlot:
+        try:
+            return self.slots[name]  # type: ignore[return-value]
+        except KeyError:
+            raise ConfigError(
+                f"unknown slot {name!r}; slots: {', '.join(self.slot_names) or 'none'}"
+            ) from None
+
+    def all_slots(self) -> tuple[SeedSlot, ...]:
+        return tuple(self.slots.values())  # type: ignore[arg-type]
+
+    def point_index(self, slot: SeedSlot) -> int:
+        return self._by_point.index(slot)
+
+    def emit(self, event: TelemetryEvent) -> None:
+        if self._emit is not None:
+            self._emit(event)
+
+    def device_and_dtype(self) -> tuple[torch.device, torch.dtype]:
+        for p in self.host.parameters():
+            if p.is_floating_point():
+                return p.device, p.dtype
+        return torch.device("cpu"), torch.float32
+
+    def host_parameters(self) -> list[nn.Parameter]:
+        """The host's parameters plus those of fossilized seeds (they are part of the host)."""
+        params = list(self.host.parameters())
+        for slot in self.all_slots():
+            if slot.stage is SeedStage.FOSSILIZED and slot.seed is not None:
+                params.extend(slot.seed.parameters())
+        return params
+
+    def seed_parameters(self, slot: str) -> list[nn.Parameter]:
+        """The parameters of the live seed in ``slot`` (empty when there is none)."""
+        s = self.slot(slot)
+        if s.stage not in LIVE_STAGES or s.seed is None:
+            return []
+        return list(s.seed.parameters())
+
+    def param_counts(self) -> ParamCounts:
+        seeds = {s.name: _numel(s.seed) for s in self.all_slots() if s.stage in LIVE_STAGES}
+        fossil = sum(_numel(s.seed) for s in self.all_slots() if s.stage is SeedStage.FOSSILIZED)
+        return ParamCounts(host=_numel(self.host), seeds=seeds, fossilized=fossil)
+
+    @contextlib.contextmanager
+    def force_alpha(self, slot: str, alpha: float) -> Iterator[None]:
+        """Run the slot at ``alpha`` inside the block (0 = seed removed), e.g. counterfactuals."""
+        s = self.slot(slot)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+        previous = s.forced_alpha
+        s.forced_alpha = float(alpha)
+        try:
+            yield
+        finally:
+            s.forced_alpha = previous
+
+    def slot_reports(self) -> tuple[SlotReport, ...]:
+        reports = []
+        for slot in self.all_slots():
+            st = slot.state
+            reports.append(
+                SlotReport(
+                    slot=slot.name,
+                    index=slot.index,
+                    width=slot.point.width,
+                    stage=slot.stage,
+                    blueprint=slot.blueprint.key if slot.blueprint is not None else None,
+                    epochs_in_stage=st.epochs_in_stage,
+                    alpha=self.effective_alpha(slot),
+                    contribution=st.contribution,
+                    seed_gain=st.seed_gain,
+                    gradient_ratio=st.gradient.value,
+                    seed_params=_numel(slot.seed),
+                    germinated_epoch=st.germinated_epoch,
+                    accuracy_at_germination=st.accuracy_at_germination,
+                )
+            )
+        return tuple(reports)
+
+    @staticmethod
+    def effective_alpha(slot: SeedSlot) -> float:
+        """The α the forward uses: 1 when fossilized, the schedule's α when blended, else 0."""
+        if slot.stage is SeedStage.FOSSILIZED:
+            return 1.0
+        return slot.alpha if slot.stage in BLENDED_STAGES else 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def _context(self, slot: SeedSlot, epoch: int, blueprint: BlueprintSpec | None) -> GateContext:
+        return GateContext(model=self, slot=slot, thresholds=self.thresholds, blueprint=blueprint,
+                           param_budget=self.param_budget, topology=self.topology, epoch=epoch)
+
+    def _agree_command(self, command: str, slot: SeedSlot) -> None:
+        # Every rank must issue the same command on the same slot; MIN of (x, −x) gives min and
+        # −max in one collective, and they differ exactly when the ranks disagree.
+        code = _COMMANDS[command]
+        got = agree_min_many([code, -code, slot.index, -slot.index])
+        if got[0] != -got[1] or got[2] != -got[3]:
+            raise EsperError(f"ranks disagree on lifecycle command {command} for slot {slot.name}")
+
+    def _finish_gate(self, slot: SeedSlot, result: GateResult, epoch: int) -> GateResult:
+        passed = agree(result.passed)
+        if passed != result.passed:
+            result = GateResult(gate=result.gate, target=result.target, passed=False,
+                                reason=f"{result.reason}; refused on another rank",
+                                measurements=result.measurements)
+        self.emit(GateEvaluated(epoch=epoch, slot=slot.name, gate=result.gate,
+                                target=result.target.name, passed=result.passed,
+                                reason=result.reason, measurements=dict(result.measurements)))
+        logger.debug("gate evaluated", slot=slot.name, gate=result.gate,
+                     target=result.target.name, passed=result.passed, reason=result.reason)
+        return result
+
+    def _refusal(self, slot: SeedSlot, target: SeedStage, reason: str, epoch: int) -> GateResult:
+        result = GateResult(gate="lifecycle", target=target, passed=False, reason=reason)
+        return self._finish_gate(slot, result, epoch)
+
+    def _transition(self, slot: SeedSlot, dst: SeedStage, *, epoch: int, reason: str) -> Transition:
+        src = slot.stage
+        check_transition(src, dst)
+        slot.stage = dst
+        st = slot.state
+        st.stage_epoch = epoch
+        st.epochs_in_stage = 0
+        st.last_counted_epoch = epoch
+        if dst is SeedStage.BLENDING:
+            # α is the weight for the epoch about to be trained: blending epoch k (1-based)
+            # runs at schedule(k), so no blending epoch is wasted at α = 0.
+            st.blend_epochs = 0
+            slot.alpha = self.schedule(1)
+        elif dst is SeedStage.FOSSILIZED:
+            slot.alpha = 1.0
+            st.last_seed_output = None
+        elif dst is SeedStage.CULLED:
+            slot.seed = None
+            slot.alpha = 0.0
+            slot.forced_alpha = None
+            st.last_seed_output = None
+        elif dst is SeedStage.DORMANT:
+            slot.blueprint = None
+            slot.state = SlotState(stage_epoch=epoch, last_counted_epoch=epoch,
+                                   last_shape=st.last_shape)
+        key = slot.blueprint.key if slot.blueprint is not None else None
+        self.emit(SeedLifecycle(epoch=epoch, slot=slot.name, blueprint=key,
+                                from_stage=src.name, to_stage=dst.name, reason=reason))
+        logger.info("seed transition", slot=slot.name, blueprint=key, from_stage=src.name,
+                    to_stage=dst.name, epoch=epoch, reason=reason)
+        return (slot.name, src, dst)
+
+    def _try_gate(self, slot: SeedSlot, target: SeedStage, epoch: int) -> GateResult:
+        result = self.gates.evaluate(target, self._context(slot, epoch, slot.blueprint))
+        result = self._finish_gate(slot, result, epoch)
+        if result.passed:
+            self._transition(slot, target, epoch=epoch, reason=result.reason)
+        return result
+
+    def germinate(self, slot: str, blueprint: BlueprintSpec, *, epoch: int,
+                  accuracy: float | None = None) -> GateResult:
+        """Plant ``blueprint`` in a DORMANT slot if G0 passes; a refusal changes nothing.
+
+        ``accuracy`` is the validation accuracy now, kept for "improvement since germination".
+        """
+        s = self.slot(slot)
+        self._agree_command("germinate", s)
+        if s.stage is not SeedStage.DORMANT:
+            return self._refusal(s, SeedStage.GERMINATED,
+                                 f"slot {s.name} is {s.stage.name}, not DORMANT", epoch)
+        result = self.gates.evaluate(SeedStage.GERMINATED, self._context(s, epoch, blueprint))
+        result = self._finish_gate(s, result, epoch)
+        if not result.passed:
+            return result
+        module = blueprint.factory(width=s.point.width)
+        if not isinstance(module, nn.Module):
+            raise PluginError(f"blueprint {blueprint.key} built {type(module).__name__}, not an nn.Module")
+        device, dtype = self.device_and_dtype()
+        s.seed = module.to(device=device, dtype=dtype)
+        s.blueprint = blueprint
+        self._transition(s, SeedStage.GERMINATED, epoch=epoch, reason=result.reason)
+        s.state.germinated_epoch = epoch
+        s.state.accuracy_at_germination = accuracy
+        return result
+
+    def advance(self, slot: str, *, epoch: int) -> GateResult:
+        """Try the gate into the next stage; PROBATIONARY → FOSSILIZED is :meth:`fossilize`."""
+        s = self.slot(slot)
+        if s.stage is SeedStage.PROBATIONARY:
+            return self.fossilize(slot, epoch=epoch)
+        self._agree_command("advance", s)
+        target = NEXT_STAGE.get(s.stage)
+        if target is None:
+            hint = "; germinate it first" if s.stage is SeedStage.DORMANT else ""
+            return self._refusal(s, SeedStage.UNKNOWN,
+                                 f"slot {s.name} is {s.stage.name}: nothing to advance{hint}", epoch)
+        return self._try_gate(s, target, epoch)
+
+    def fossilize(self, slot: str, *, epoch: int) -> GateResult:
+        """G5: make a PROBATIONARY seed a permanent part of the host."""
+        s = self.slot(slot)
+        self._agree_command("fossilize", s)
+        if s.stage is not SeedStage.PROBATIONARY:
+            return self._refusal(s, SeedStage.FOSSILIZED,
+                                 f"slot {s.name} is {s.stage.name}, not PROBATIONARY", epoch)
+        return self._try_gate(s, SeedStage.FOSSILIZED, epoch)
+
+    def cull(self, slot: str, *, epoch: int, reason: str) -> None:
+        """Remove a live seed: → CULLED, module dropped; raises InvalidTransitionError otherwise."""
+        s = self.slot(slot)
+        self._agree_command("cull", s)
+        self._transition(s, SeedStage.CULLED, epoch=epoch, reason=reason)
+
+    def step_lifecycle(self, *, epoch: int) -> list[Transition]:
+        """Once per epoch, after validation: dwell counters, α, auto-advance, timeouts, cooldown."""
+        lc = self.lifecycle
+        transitions: list[Transition] = []
+        for slot in self.all_slots():
+            st = slot.state
+            if epoch > st.last_counted_epoch:
+                st.epochs_in_stage += 1
+                st.last_counted_epoch = epoch
+                if slot.stage in BLENDED_STAGES:
+                    st.blend_epochs += 1
+                    slot.alpha = self.schedule(st.blend_epochs + 1)
+            stage = slot.stage
+            if stage is SeedStage.PROBATIONARY and st.epochs_in_stage >= lc.probation_epochs:
+                transitions.append(self._transition(
+                    slot, SeedStage.CULLED, epoch=epoch,
+                    reason=f"probation timeout: not fossilized after {st.epochs_in_stage} epochs"))
+            elif lc.auto_advance and stage in _AUTO_ADVANCE:
+                if self._try_gate(slot, NEXT_STAGE[stage], epoch).passed:
+                    transitions.append((slot.name, stage, slot.stage))
+            transitions.extend(self._cooldown(slot, epoch))
+        return transitions
+
+    def _cooldown(self, slot: SeedSlot, epoch: int) -> list[Transition]:
+        # CULLED → EMBARGOED → RESETTING → DORMANT; a zero dwell passes straight through.
+        lc = self.lifecycle
+        out: list[Transition] = []
+        while True:
+            stage, dwell = slot.stage, slot.state.epochs_in_stage
+            if stage is SeedStage.CULLED:
+                out.append(self._transition(slot, SeedStage.EMBARGOED, epoch=epoch, reason="embargo"))
+            elif stage is SeedStage.EMBARGOED and dwell >= lc.embargo_epochs:
+                out.append(self._transition(slot, SeedStage.RESETTING, epoch=epoch,
+                                            reason=f"embargo over after {dwell} epochs"))
+            elif stage is SeedStage.RESETTING and dwell >= lc.resetting_epochs:
+                out.append(self._transition(slot, SeedStage.DORMANT, epoch=epoch, reason="reset"))
+            else:
+                return out
+
+    # ------------------------------------------------------------------ measurements
+    def record_validation(self, *, contributions: Mapping[str, float],
+                          seed_gains: Mapping[str, float], epoch: int) -> None:
+        """Store a validation pass's counterfactual results in the slots (G2, G4, G5 read them)."""
+        for name, value in contributions.items():
+            s = self.slot(name)
+            s.state.contribution = value
+            s.state.contributions.append((epoch, s.stage, value))
+        for name, value in seed_gains.items():
+            self.slot(name).state.seed_gain = value
+
+    def sync_gradient_ratios(self) -> dict[str, float]:
+        """Read every tracked gradient ratio out of the device (once per epoch)."""
+        return {s.name: s.state.gradient.sync() for s in self.all_slots() if s.state.gradient.steps}

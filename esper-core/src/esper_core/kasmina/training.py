@@ -1,0 +1,173 @@
+"""Training one epoch of a morphogenetic model: host and seeds, each with its own optimizer.
+
+The host (plus fossilized seeds) has one optimizer; every live seed has its own, created when
+the seed appears and dropped when it is culled; a fossilized seed's parameters join the host
+optimizer as a new parameter group, keeping their optimizer state. Only seeds in the forward
+(TRAINING and the blended stages) are stepped; a GERMINATED seed waits for G1.
+
+The hot loop never calls ``.item()`` (the loss is summed as a tensor, the gradient ratios are
+EMA tensors); with a :class:`SafetyGovernor` there is exactly one sync per step, its finiteness
+check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import structlog
+import torch
+from attrs import field, frozen
+from torch import Tensor, nn
+
+from esper_core.contracts.events import GovernorRollback
+from esper_core.contracts.stages import LIVE_STAGES, SeedStage
+from esper_core.errors import ConfigError
+from esper_core.kasmina.governor import SafetyGovernor
+from esper_core.kasmina.gradients import group_grad_norms
+from esper_core.kasmina.model import MorphogeneticModel
+from esper_core.kasmina.slot import TRAINED_STAGES, SeedSlot
+
+logger = structlog.get_logger(__name__)
+
+OPTIMIZERS = ("adamw", "sgd")
+SGD_MOMENTUM = 0.9
+
+
+@frozen(kw_only=True)
+class TrainStats:
+    """One training epoch: mean loss over the steps taken, steps taken, rollbacks."""
+
+    loss: float
+    steps: int
+    rollbacks: tuple[GovernorRollback, ...] = field(factory=tuple, converter=tuple)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.rollbacks)
+
+
+class SeedTrainer:
+    """Per-seed optimizers, a separate host optimizer, and an optional safety governor."""
+
+    def __init__(
+        self,
+        model: MorphogeneticModel,
+        *,
+        host_lr: float,
+        seed_lr: float,
+        weight_decay: float = 0.0,
+        optimizer: str = "adamw",
+        governor: SafetyGovernor | None = None,
+    ) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        for name, value in (("host_lr", host_lr), ("seed_lr", seed_lr), ("weight_decay", weight_decay)):
+            if not value >= 0:
+                raise ConfigError(f"{name} must be ≥ 0, got {value!r}")
+        self.model = model
+        self.host_lr = host_lr
+        self.seed_lr = seed_lr
+        self.weight_decay = weight_decay
+        self.optimizer_name = optimizer
+        self.governor = governor
+        self.host_optimizer = self._make(model.host_parameters(), host_lr)
+        self.seed_optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._seed_modules: dict[str, nn.Module] = {}
+        self.sync()
+
+    def _make(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        if self.optimizer_name == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.host_optimizer, *self.seed_optimizers.values()]
+
+    def sync(self) -> None:
+        """Match the optimizers to the slots: new seeds get one, culled seeds lose theirs,
+        fossilized seeds move into the host optimizer."""
+        in_host = {id(p) for g in self.host_optimizer.param_groups for p in g["params"]}
+        for slot in self.model.all_slots():
+            name, seed = slot.name, slot.seed
+            current = self.seed_optimizers.get(name)
+            if seed is not None and slot.stage in LIVE_STAGES:
+                if current is None or self._seed_modules.get(name) is not seed:
+                    self.seed_optimizers[name] = self._make(list(seed.parameters()), self.seed_lr)
+                    self._seed_modules[name] = seed
+                continue
+            if seed is not None and slot.stage is SeedStage.FOSSILIZED:
+                params = [p for p in seed.parameters() if id(p) not in in_host]
+                if params:
+                    self.host_optimizer.add_param_group({"params": params, "lr": self.host_lr})
+                    if current is not None and self._seed_modules.get(name) is seed:
+                        for p in params:  # the moments are lr-independent: carry them over
+                            if p in current.state:
+                                self.host_optimizer.state[p] = current.state[p]
+            self.seed_optimizers.pop(name, None)
+            self._seed_modules.pop(name, None)
+
+    def _trained(self) -> list[SeedSlot]:
+        return [s for s in self.model.all_slots() if s.stage in TRAINED_STAGES and s.seed is not None]
+
+    def train_epoch(
+        self,
+        batches: Iterable[tuple[Tensor, Tensor]],
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        *,
+        epoch: int,
+    ) -> TrainStats:
+        """Train one epoch; returns the mean loss of the steps taken and any rollbacks."""
+        model, governor = self.model, self.governor
+        self.sync()
+        model.train()
+        if governor is not None:
+            governor.snapshot(self.optimizers())
+        host_params = model.host_parameters()
+        n_host = sum(p.numel() for p in host_params)
+        trained = self._trained()
+        device, _ = model.device_and_dtype()
+        loss_sum = torch.zeros((), device=device)
+        steps = 0
+        rollbacks: list[GovernorRollback] = []
+        for index, (x, y) in enumerate(batches):
+            for opt in self.optimizers():
+                opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            tracked = [s for s in trained if s.stage is SeedStage.TRAINING]
+            norms = {}
+            if governor is not None or tracked:
+                groups: dict[str | None, list[nn.Parameter]] = {None: host_params}
+                groups.update({s.name: model.seed_parameters(s.name) for s in trained})
+                norms = group_grad_norms(groups)
+            if governor is not None and not governor.check(loss.detach(), norms):
+                rollbacks.append(governor.rollback(epoch=epoch, step=index,
+                                                   cause="non-finite loss, gradient or parameter"))
+                for opt in self.optimizers():
+                    opt.zero_grad(set_to_none=True)
+                self.sync()
+                trained = self._trained()
+                governor.snapshot(self.optimizers())
+                continue
+            self.host_optimizer.step()
+            for s in trained:
+                self.seed_optimizers[s.name].step()
+            if governor is not None:
+                governor.after_step([*host_params, *(p for s in trained for p in s.seed.parameters())])  # type: ignore[union-attr]
+            for s in tracked:
+                s.state.gradient.update(norms[s.name], norms[None],
+                                        sum(p.numel() for p in s.seed.parameters()), n_host)  # type: ignore[union-attr]
+            loss_sum += loss.detach()
+            steps += 1
+        if governor is not None and not governor.finish_epoch():
+            rollbacks.append(governor.rollback(epoch=epoch, step=steps,
+                                               cause="non-finite parameter after the last step"))
+            self.sync()
+            # The epoch's steps were undone with the snapshot; report the epoch as lost.
+            steps = 0
+            loss_sum.zero_()
+        for opt in self.optimizers():
+            opt.zero_grad(set_to_none=True)
+        model.sync_gradient_ratios()
+        mean = float(loss_sum.item()) / steps if steps else float("nan")
+        return TrainStats(loss=mean, steps=steps, rollbacks=rollbacks)

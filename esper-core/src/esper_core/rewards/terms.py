@@ -1,0 +1,116 @@
+"""The built-in reward terms. Each returns an *unweighted* value for one controller step.
+
+Units: accuracy points (0–100) unless said otherwise. Presets weight them (see
+:func:`builtin_reward_terms`): ``shaped`` (default) uses every term, ``sparse`` only the
+terminal accuracy and the rollback penalty, ``minimal`` adds parameter rent to those.
+"""
+
+from __future__ import annotations
+
+from esper_core.contracts.decisions import Op
+from esper_core.contracts.protocols import RewardContext
+from esper_core.contracts.specs import RewardTermSpec
+from esper_core.contracts.stages import BLENDED_STAGES, SeedStage
+
+#: Discount used by the potential-based shaping term; matches the PPO default γ.
+SHAPING_GAMMA = 0.99
+
+#: Stage potentials Φ for shaping: progress along the happy path is worth more.
+STAGE_POTENTIAL: dict[SeedStage, float] = {
+    SeedStage.UNKNOWN: 0.0,
+    SeedStage.DORMANT: 0.0,
+    SeedStage.GERMINATED: 1.0,
+    SeedStage.TRAINING: 2.0,
+    SeedStage.BLENDING: 3.0,
+    SeedStage.SHADOWING: 4.0,
+    SeedStage.PROBATIONARY: 5.0,
+    SeedStage.FOSSILIZED: 6.0,
+    SeedStage.CULLED: 0.0,
+    SeedStage.EMBARGOED: 0.0,
+    SeedStage.RESETTING: 0.0,
+}
+
+ACTION_COSTS: dict[Op, float] = {
+    Op.WAIT: 0.0,
+    Op.GERMINATE: 1.0,
+    Op.ADVANCE: 0.1,
+    Op.CULL: 0.5,
+    Op.FOSSILIZE: 0.1,
+}
+
+
+def counterfactual_attribution(ctx: RewardContext) -> float:
+    """Sum of blended seeds' counterfactual contributions, metric(α) − metric(α=0).
+
+    Guard against "ransomware" seeds — seeds that make the host depend on them (removing them
+    hurts, so contribution is high) while the network as a whole got worse: when total
+    improvement since the episode start is negative, positive contributions earn nothing.
+    """
+    total_improvement = ctx.report.val_accuracy - ctx.start_accuracy
+    value = 0.0
+    for slot in ctx.report.slots:
+        if slot.stage in BLENDED_STAGES and slot.contribution is not None:
+            contribution = slot.contribution
+            if contribution > 0 and total_improvement < 0:
+                contribution = 0.0
+            value += contribution
+    return value
+
+
+def stage_shaping(ctx: RewardContext) -> float:
+    """Potential-based shaping F = γΦ(s′) − Φ(s) summed over slots (Ng, Harada & Russell 1999).
+
+    Potential-based shaping leaves the optimal policy unchanged while rewarding progress
+    through the lifecycle; a cull returns the potential to 0, so it is paid back.
+    """
+    if ctx.previous is None:
+        return 0.0
+    before = {s.slot: s.stage for s in ctx.previous.slots}
+    value = 0.0
+    for slot in ctx.report.slots:
+        prev = before.get(slot.slot, SeedStage.DORMANT)
+        value += SHAPING_GAMMA * STAGE_POTENTIAL[slot.stage] - STAGE_POTENTIAL[prev]
+    return value
+
+
+def parameter_rent(ctx: RewardContext) -> float:
+    """−(seed parameters / host parameters): growth must pay for itself."""
+    return -ctx.report.seed_params / max(1, ctx.report.host_params)
+
+
+def action_cost(ctx: RewardContext) -> float:
+    """−cost of the action taken (germinating is the most expensive), if it was applied."""
+    return -ACTION_COSTS[ctx.decision.op] if ctx.decision_applied else 0.0
+
+
+def terminal_accuracy(ctx: RewardContext) -> float:
+    """Validation accuracy (points) at the last step of the episode, 0 before."""
+    return ctx.report.val_accuracy if ctx.terminal else 0.0
+
+
+def rollback_penalty(ctx: RewardContext) -> float:
+    """−1 per safety-governor rollback during the step."""
+    return -float(ctx.rollbacks)
+
+
+def builtin_reward_terms() -> list[RewardTermSpec]:
+    return [
+        RewardTermSpec(name="counterfactual", compute=counterfactual_attribution,
+                       description="blended seeds' counterfactual contribution (ransomware-guarded)",
+                       presets={"shaped": 0.1}),
+        RewardTermSpec(name="stage_shaping", compute=stage_shaping,
+                       description="potential-based shaping over lifecycle stages",
+                       presets={"shaped": 0.1}),
+        RewardTermSpec(name="param_rent", compute=parameter_rent,
+                       description="-(seed params / host params) each step",
+                       presets={"shaped": 1.0, "minimal": 1.0}),
+        RewardTermSpec(name="action_cost", compute=action_cost,
+                       description="cost of each applied action (germinate 1, cull 0.5, others 0.1)",
+                       presets={"shaped": 0.1}),
+        RewardTermSpec(name="terminal_accuracy", compute=terminal_accuracy,
+                       description="final validation accuracy at the episode's last step",
+                       presets={"shaped": 0.1, "sparse": 0.1, "minimal": 0.1}),
+        RewardTermSpec(name="rollback_penalty", compute=rollback_penalty,
+                       description="-1 per safety-governor rollback",
+                       presets={"shaped": 1.0, "sparse": 1.0, "minimal": 1.0}),
+    ]

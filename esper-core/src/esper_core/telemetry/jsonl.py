@@ -1,0 +1,80 @@
+"""The ``jsonl`` sink: one event record per line in ``events.jsonl``.
+
+Each line is written whole (``write`` of a complete line, then ``flush`` at least per epoch),
+so a run killed at any point leaves a file whose every complete line parses; a torn last line
+can only be a line still being written, which :func:`read_events` skips.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
+from esper_core.errors import ConfigError
+
+logger = structlog.get_logger(__name__)
+
+EVENTS_FILE = "events.jsonl"
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+
+class JsonlSink:
+    """Append events to a JSONL file; stops (with one warning) at ``max_bytes``."""
+
+    def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._written = path.stat().st_size if path.exists() else 0
+        self._handle: IO[str] | None = open(path, "a", encoding="utf-8")
+        self._capped = False
+
+    @classmethod
+    def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> JsonlSink:
+        unknown = set(options) - {"path", "max_bytes"}
+        if unknown:
+            raise ConfigError(f"unknown jsonl sink option {sorted(unknown)[0]!r}; allowed: max_bytes, path")
+        path = options.get("path")
+        if path is None:
+            if run_dir is None:
+                raise ConfigError("the jsonl sink needs a run directory or a 'path' option")
+            path = run_dir / EVENTS_FILE
+        max_bytes = options.get("max_bytes", DEFAULT_MAX_BYTES)
+        if not isinstance(max_bytes, int) or max_bytes <= 0:
+            raise ConfigError(f"jsonl sink max_bytes must be a positive integer, got {max_bytes!r}")
+        return cls(Path(path), max_bytes=max_bytes)
+
+    def emit(self, event: TelemetryEvent) -> None:
+        if self._handle is None or self._capped:
+            return
+        line = json.dumps(event.to_record(), default=str, allow_nan=True) + "\n"
+        if self._written + len(line) > self.max_bytes:
+            self._capped = True
+            logger.warning("jsonl_cap_reached", path=str(self.path), max_bytes=self.max_bytes)
+            return
+        self._handle.write(line)
+        self._written += len(line)
+        if isinstance(event, EpochEnded | RunEnded):
+            self._handle.flush()
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete record in a JSONL file (a torn final line is skipped)."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break
+            yield json.loads(line)

@@ -1,0 +1,135 @@
+"""A whole ``esper run`` job: run directory, telemetry, episodes, baseline and summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from esper_core.config import dump_toml
+from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
+from esper_core.contracts.protocols import PolicyContext, Sink, Task
+from esper_core.errors import ConfigError, PluginError
+from esper_core.plugins.registry import Catalog
+from esper_core.telemetry.hub import TelemetryHub
+from esper_core.tolaria.episode import EpisodeResult, run_episode, save_model
+from esper_core.tolaria.resolve import ResolvedRun
+from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, write_atomic, write_json
+from esper_core.tolaria.seeding import resolve_device, seed_everything
+
+logger = structlog.get_logger(__name__)
+
+BASELINE_POLICY = "noop"
+
+
+def _build_task(resolved: ResolvedRun, device: str) -> Task:
+    return resolved.task.factory(seed=resolved.config.seed, device=device, options=resolved.task_options)
+
+
+def _make_policy(resolved: ResolvedRun, name: str, catalog: Catalog, slot_names: tuple[str, ...],
+                 options: dict[str, Any]) -> Any:
+    spec = catalog.policies.get(name)
+    context = PolicyContext(
+        slot_names=slot_names,
+        blueprint_keys=resolved.blueprint_keys,
+        topology=resolved.task.topology,
+        max_epochs=resolved.epochs,
+        seed=resolved.config.seed,
+        options=options,
+    )
+    return spec.factory(context=context)
+
+
+def _open_sinks(resolved: ResolvedRun, run_dir: Path) -> TelemetryHub:
+    sinks: list[tuple[str, Sink]] = []
+    for spec in resolved.sinks:
+        try:
+            sinks.append((spec.name, spec.factory(run_dir=run_dir, options={})))
+        except (ConfigError, PluginError):
+            for _, sink in sinks:
+                sink.close()
+            raise
+    return TelemetryHub(sinks)
+
+
+def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path) -> dict[str, Any]:
+    """Run every episode (and the baseline), write the run directory and return the summary."""
+    started = time.perf_counter()
+    config = resolved.config
+    device = resolve_device(config.device)
+    run_id = run_dir.name
+    write_atomic(run_dir / CONFIG_FILE, dump_toml(resolved.to_toml_dict()))
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    seed_everything(config.seed, deterministic=config.deterministic)
+    task = _build_task(resolved, device)
+    slot_names = resolved.slots or tuple(p.name for p in task.build_host().injection_points)
+    policy = _make_policy(resolved, resolved.policy.name, catalog, slot_names, dict(config.policy_options))
+
+    hub = _open_sinks(resolved, run_dir)
+    current_episode = 0
+
+    def emit(event: TelemetryEvent) -> None:
+        hub.emit(attrs.evolve(event, run_id=run_id, episode=current_episode))
+
+    try:
+        emit(RunStarted(task=resolved.task.name, policy=resolved.policy.name, seed=config.seed,
+                        config=resolved.to_toml_dict()))
+        results: list[EpisodeResult] = []
+        for episode in range(config.episodes):
+            current_episode = episode
+            seed_everything(config.seed + episode, deterministic=config.deterministic)
+            results.append(run_episode(resolved, task, policy, episode=episode, emit=emit,
+                                       policy_name=resolved.policy.name))
+            hub.flush()
+        last = results[-1]
+        save_model(last, run_dir / MODEL_FILE, task=resolved.task.name,
+                   blueprint_keys=resolved.blueprint_keys)
+        summary = _summary(resolved, run_id, device, results)
+        if config.compare_baseline:
+            summary["baseline"] = _baseline(resolved, catalog, task, slot_names)
+        summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+        write_json(run_dir / SUMMARY_FILE, summary)
+        emit(RunEnded(epoch=resolved.epochs, summary=summary))
+    finally:
+        hub.close()
+        structlog.contextvars.unbind_contextvars("run_id")
+    return summary
+
+
+def _baseline(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: tuple[str, ...]) -> dict[str, Any]:
+    """The same task, seed and epochs with the no-seed policy, without telemetry."""
+    if BASELINE_POLICY not in catalog.policies:
+        raise ConfigError("the baseline comparison needs the 'noop' policy (install esper-policies) "
+                          "or run with --no-compare-baseline")
+    seed_everything(resolved.config.seed, deterministic=resolved.config.deterministic)
+    policy = _make_policy(resolved, BASELINE_POLICY, catalog, slot_names, {})
+    result = run_episode(resolved, task, policy, episode=0, emit=lambda event: None,
+                         policy_name=BASELINE_POLICY)
+    return {
+        "policy": BASELINE_POLICY,
+        "final_accuracy": result.final_accuracy,
+        "best_accuracy": result.best_accuracy,
+        "host_params": result.host_params,
+        "seed_params": result.fossilized_params,
+        "wall_seconds": round(result.seconds, 3),
+    }
+
+
+def _summary(resolved: ResolvedRun, run_id: str, device: str, results: list[EpisodeResult]) -> dict[str, Any]:
+    last = results[-1]
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "task": resolved.task.name,
+        "policy": resolved.policy.name,
+        "seed": resolved.config.seed,
+        "device": device,
+        "epochs": resolved.epochs,
+        "episodes": len(results),
+        **{k: v for k, v in last.to_dict().items() if k not in {"episode", "policy", "epochs", "wall_seconds"}},
+    }
+    if len(results) > 1:
+        summary["per_episode"] = [r.to_dict() for r in results]
+    return summary

@@ -1,0 +1,48 @@
+"""The action mask: which decisions the lifecycle would accept this epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from esper_core.contracts.decisions import ActionMask, Op
+from esper_core.contracts.reports import SlotReport
+from esper_core.contracts.specs import BlueprintSpec
+from esper_core.contracts.stages import LIVE_STAGES, SeedStage
+
+_ADVANCEABLE = {SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.SHADOWING}
+
+
+def build_action_mask(
+    slots: Sequence[SlotReport],
+    blueprints: Sequence[BlueprintSpec],
+    *,
+    max_seeds: int,
+    param_budget: int | None,
+    seed_params_in_use: int,
+) -> ActionMask:
+    """Mask for ``slots`` given the seed cap and the remaining parameter budget.
+
+    A blueprint is allowed when it fits the remaining budget in at least one free slot (the G0
+    gate re-checks the exact slot at germination).
+    """
+    live = sum(1 for s in slots if s.stage in LIVE_STAGES)
+    rows: dict[Op, list[bool]] = {op: [False] * len(slots) for op in Op}
+    for i, s in enumerate(slots):
+        rows[Op.WAIT][i] = False
+        rows[Op.GERMINATE][i] = s.stage is SeedStage.DORMANT and live < max_seeds
+        rows[Op.ADVANCE][i] = s.stage in _ADVANCEABLE
+        rows[Op.CULL][i] = s.stage in LIVE_STAGES
+        rows[Op.FOSSILIZE][i] = s.stage is SeedStage.PROBATIONARY
+    free_widths = [s.width for s, ok in zip(slots, rows[Op.GERMINATE], strict=True) if ok]
+    remaining = None if param_budget is None else param_budget - seed_params_in_use
+    allowed = [
+        bool(free_widths) and (remaining is None or any(b.param_estimate(w) <= remaining for w in free_widths))
+        for b in blueprints
+    ]
+    if not any(allowed):
+        rows[Op.GERMINATE] = [False] * len(slots)
+    return ActionMask(
+        slots=[rows[op] for op in Op],
+        blueprints=allowed,
+        blueprint_keys=[b.key for b in blueprints],
+    )

@@ -1,0 +1,137 @@
+"""Resolving a :class:`RunConfig` against the installed catalog and the task's defaults.
+
+Everything a run needs is looked up here, before any training starts, so that every unknown
+name or bad value fails fast with a message naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from esper_core.config import OPTIMIZERS, RunConfig, build_section
+from esper_core.contracts.settings import GateThresholds, LifecycleSettings
+from esper_core.contracts.specs import BlueprintSpec, GateSpec, PolicySpec, SinkSpec, TaskSpec
+from esper_core.errors import ConfigError
+from esper_core.plugins.registry import Catalog
+from esper_core.rewards.function import RewardFunction
+
+_TRAINING_FALLBACKS: dict[str, Any] = {
+    "batch_size": 128,
+    "lr": 1e-3,
+    "seed_lr": 1e-3,
+    "weight_decay": 0.0,
+    "optimizer": "adamw",
+}
+DEFAULT_EPOCHS = 25
+
+
+@frozen(kw_only=True)
+class TrainingSettings:
+    batch_size: int
+    lr: float
+    seed_lr: float
+    weight_decay: float
+    optimizer: str
+
+
+@frozen(kw_only=True)
+class ResolvedRun:
+    """A fully resolved run: specs looked up, defaults applied, values validated."""
+
+    config: RunConfig
+    task: TaskSpec
+    policy: PolicySpec
+    epochs: int
+    slots: tuple[str, ...] | None
+    blueprints: tuple[BlueprintSpec, ...]
+    training: TrainingSettings
+    lifecycle: LifecycleSettings
+    thresholds: GateThresholds
+    gate_specs: tuple[GateSpec, ...]
+    alpha_schedules: Mapping[str, Callable[..., Any]]
+    reward: RewardFunction
+    sinks: tuple[SinkSpec, ...]
+    task_options: Mapping[str, Any]
+
+    @property
+    def blueprint_keys(self) -> tuple[str, ...]:
+        return tuple(b.key for b in self.blueprints)
+
+    def to_toml_dict(self) -> dict[str, dict[str, Any]]:
+        """The fully resolved configuration, in the same tables as a config file."""
+        data = self.config.to_dict()
+        data["run"].update({
+            "task": self.task.name,
+            "policy": self.policy.name,
+            "epochs": self.epochs,
+            "blueprints": [b.name for b in self.blueprints],
+        })
+        if self.slots is not None:
+            data["run"]["slots"] = list(self.slots)
+        data["training"] = attrs.asdict(self.training)
+        data["task"] = dict(self.task_options)
+        data["kasmina"] = attrs.asdict(self.lifecycle)
+        data["gates"] = attrs.asdict(self.thresholds)
+        data["rewards"] = dict(self.reward.weights)
+        return data
+
+
+def _training(config: RunConfig, task: TaskSpec) -> TrainingSettings:
+    values: dict[str, Any] = {}
+    for key, fallback in _TRAINING_FALLBACKS.items():
+        chosen = getattr(config.training, key)
+        values[key] = chosen if chosen is not None else task.defaults.get(key, fallback)
+    if values["optimizer"] not in OPTIMIZERS:
+        raise ConfigError(f"task {task.name!r} default optimizer {values['optimizer']!r} is not one of {OPTIMIZERS}")
+    return TrainingSettings(**values)
+
+
+def _blueprints(config: RunConfig, task: TaskSpec, catalog: Catalog) -> tuple[BlueprintSpec, ...]:
+    names = config.blueprints
+    if names is None:
+        names = tuple(task.defaults.get("blueprints", ()))
+    if not names:
+        specs = [s for s in catalog.blueprints.for_topology(task.topology) if not s.is_antipattern]
+    else:
+        specs = [catalog.blueprints.resolve(n, task.topology) for n in names]
+    if not specs:
+        raise ConfigError(f"no blueprints are available for topology {task.topology!r}")
+    seen: set[str] = set()
+    unique = [s for s in specs if not (s.key in seen or seen.add(s.key))]  # type: ignore[func-returns-value]
+    return tuple(unique)
+
+
+def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
+    """Look up every name in ``config`` and apply the task's defaults."""
+    task = catalog.tasks.get(config.task)
+    policy = catalog.policies.get(config.policy)
+    epochs = config.epochs if config.epochs is not None else int(task.defaults.get("epochs", DEFAULT_EPOCHS))
+    slots = config.slots if config.slots is not None else task.defaults.get("slots")
+    training = _training(config, task)
+    lifecycle = build_section(LifecycleSettings, config.kasmina, "kasmina", base=task.kasmina.lifecycle)
+    thresholds = build_section(GateThresholds, config.gates, "gates", base=task.kasmina.gates)
+    schedules = {s.name: s.factory for s in catalog.alpha_schedules}
+    catalog.alpha_schedules.get(lifecycle.alpha_schedule)  # unknown schedule → error listing known
+    reward = RewardFunction(catalog.reward_terms, preset=config.reward_preset, weights=config.reward_weights)
+    sinks = tuple(catalog.sinks.get(name) for name in config.telemetry)
+    task_options = {"batch_size": training.batch_size, **config.task_options}
+    return ResolvedRun(
+        config=config,
+        task=task,
+        policy=policy,
+        epochs=epochs,
+        slots=tuple(slots) if slots is not None else None,
+        blueprints=_blueprints(config, task, catalog),
+        training=training,
+        lifecycle=lifecycle,
+        thresholds=thresholds,
+        gate_specs=tuple(catalog.gates),
+        alpha_schedules=schedules,
+        reward=reward,
+        sinks=sinks,
+        task_options=task_options,
+    )

@@ -1,0 +1,21 @@
+"""Shared fixtures for esper-core tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from esper_core.testing.distributions import make_distribution
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
+    """Factory writing throw-away distributions into one temp dir (returned)."""
+    root = tmp_path / "site"
+
+    def factory(**kwargs: str) -> Path:
+        return make_distribution(root, **kwargs)
+
+    return factory
