@@ -1,0 +1,75 @@
+"""CLI behaviour that needs no training: help, versions, import weight, catalogs, errors."""
+
+import json
+import subprocess
+import sys
+import time
+
+from esper_core.testing.distributions import run_esper
+
+NO_TORCH = (
+    "import sys\n"
+    "from esper_core.cli.main import build_cli\n"
+    "cli = build_cli()\n"
+    "try:\n"
+    "    cli(prog_name='esper', args=sys.argv[1:])\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _no_torch(args):
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True,
+                            timeout=60)
+    return result
+
+
+def test_import_esper_core_does_not_import_torch():
+    code = "import sys, esper_core, esper_core.contracts, esper_core.hookspecs; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False"
+
+
+def test_help_and_plugins_do_not_import_torch():
+    for args in (["--help"], ["plugins"], ["plugins", "--json"], ["--version"]):
+        result = _no_torch(args)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip().endswith("NO-TORCH"), (args, result.stderr[-300:])
+
+
+def test_help_is_fast():
+    start = time.perf_counter()
+    result = run_esper(["--help"])
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0
+    assert "plugins" in result.stdout and "run" in result.stdout
+    assert elapsed < 5.0  # generous: the benchmark suite measures the real figure
+
+
+def test_version_lists_distributions():
+    result = run_esper(["--version"])
+    assert result.returncode == 0
+    assert "esper-core 0.1.0" in result.stdout
+
+
+def test_plugins_json_has_core_hooks_and_components():
+    result = run_esper(["plugins", "--json"])
+    data = json.loads(result.stdout)
+    core = next(p for p in data["plugins"] if p["distribution"] == "esper-core")
+    assert "esper_register_gates" in core["hooks"]
+    assert len(core["components"]["gates"]) == 6
+    assert core["components"]["alpha_schedules"] == ["tanh", "linear", "cosine"]
+
+
+def test_unknown_topology_is_a_clean_error():
+    result = run_esper(["blueprints", "--topology", "graphs"])
+    assert result.returncode == 2
+    assert "unknown topology 'graphs'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_log_format_json_writes_json_lines_to_stderr(tmp_path):
+    result = run_esper(["--log-format", "json", "run", "--task", "nope", "--out", str(tmp_path / "r")])
+    assert result.returncode == 2
+    assert "unknown task 'nope'" in result.stderr

@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from esper_core.config import RunConfig, build_section, dump_toml, read_toml
+from esper_core.contracts import GateThresholds, LifecycleSettings
+from esper_core.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults():
+    config = RunConfig()
+    assert (config.task, config.policy, config.episodes, config.seed) == ("shapes", "heuristic", 1, 0)
+    assert config.compare_baseline is True and config.telemetry == ("jsonl",)
+
+
+def test_file_and_overrides(tmp_path):
+    path = write(tmp_path, """
+[run]
+task = "cifar10"
+epochs = 7
+blueprints = ["conv_light", "norm"]
+[training]
+lr = 0.01
+[task]
+data_dir = "/data"
+[rewards]
+param_rent = 2.0
+""")
+    config = RunConfig.from_sources(path, {"epochs": 3, "seed": None, "slots": "block1,block2"})
+    assert config.task == "cifar10" and config.epochs == 3
+    assert config.slots == ("block1", "block2")
+    assert config.blueprints == ("conv_light", "norm")
+    assert config.training.lr == 0.01 and config.task_options == {"data_dir": "/data"}
+    assert config.reward_weights == {"param_rent": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[run]\nepochz = 3\n', "unknown key [run] 'epochz' (did you mean 'epochs'?)"),
+        ('[runn]\n', "unknown config table [runn]"),
+        ('[run]\nepochs = 0\n', "epochs = 0 is invalid; expected an integer ≥ 1"),
+        ('[run]\nepochs = "ten"\n', "epochs = 'ten' is invalid"),
+        ('[run]\ndevice = "tpu"\n', "device = 'tpu' is invalid; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ('[run]\nparam_budget = -5\n', "param_budget = -5 is invalid"),
+        ('[run]\ncompare_baseline = "yes"\n', "compare_baseline = 'yes' is invalid; expected true or false"),
+        ('[training]\nlr = -1.0\n', "[training] lr = -1.0 is invalid"),
+        ('[training]\noptimizer = "rmsprop"\n', "one of 'adamw', 'sgd'"),
+        ('[training]\nmomentum = 0.9\n', "unknown key [training] 'momentum'"),
+        ('[rewards]\nparam_rent = "high"\n', "[rewards] param_rent = 'high' is invalid"),
+        ('run = 3\n', "config key 'run' must be a table"),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(tmp_path, text, needle):
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_sources(write(tmp_path, text))
+    assert needle in str(info.value)
+
+
+def test_malformed_and_missing_files(tmp_path):
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        read_toml(write(tmp_path, "[run\nepochs = 3"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_toml(tmp_path / "nope.toml")
+
+
+def test_sections_override_contract_defaults():
+    base = LifecycleSettings(detach_host_in_blending=False)
+    merged = build_section(LifecycleSettings, {"blending_epochs": 3}, "kasmina", base=base)
+    assert merged.blending_epochs == 3 and merged.detach_host_in_blending is False
+    with pytest.raises(ConfigError, match=r"\[kasmina\] unknown key|unknown key \[kasmina\] 'blend'"):
+        build_section(LifecycleSettings, {"blend": 3}, "kasmina", base=base)
+    with pytest.raises(ConfigError, match=r"\[kasmina\].*probation_epochs"):
+        build_section(LifecycleSettings, {"probation_epochs": 2}, "kasmina", base=base)
+    with pytest.raises(ConfigError, match=r"\[gates\].*g2_min_epochs"):
+        build_section(GateThresholds, {"g2_min_epochs": "two"}, "gates", base=GateThresholds())
+
+
+def test_round_trip_through_toml(tmp_path):
+    config = RunConfig.from_dict({"run": {"epochs": 4, "blueprints": ["a", "b"]}, "task": {"train_size": 64}})
+    path = write(tmp_path, dump_toml(config.to_dict()))
+    assert RunConfig.from_sources(path) == config
+
+
+@given(epochs=st.one_of(st.integers(-5, 50), st.floats(allow_nan=True), st.text(max_size=3), st.booleans()))
+def test_epochs_property(epochs):
+    valid = isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1
+    if valid:
+        assert RunConfig.from_dict({"run": {"epochs": epochs}}).epochs == epochs
+    else:
+        with pytest.raises(ConfigError, match="epochs"):
+            RunConfig.from_dict({"run": {"epochs": epochs}})

@@ -1,0 +1,105 @@
+import pytest
+
+from esper_core.builtin.plugin import esper_register_reward_terms
+from esper_core.contracts import Decision, EpochReport, Op, RewardContext, SeedStage, SlotReport
+from esper_core.errors import ConfigError, PluginError, UnknownNameError
+from esper_core.rewards import RewardFunction
+from esper_core.rewards import terms as t
+from esper_core.testing import RewardTermConformance
+
+SPECS = {s.name: s for s in esper_register_reward_terms()}
+
+
+def report(acc, stages=(), contributions=(), seed_params=0, epoch=3):
+    slots = [
+        SlotReport(slot=f"s{i}", index=i, width=8, stage=stage, contribution=c)
+        for i, (stage, c) in enumerate(zip(stages, contributions, strict=True))
+    ]
+    return EpochReport(episode=0, epoch=epoch, max_epochs=10, train_loss=1.0, val_loss=1.0, val_accuracy=acc,
+                       host_params=1000, seed_params=seed_params, slots=slots)
+
+
+def ctx(rep, previous=None, decision=None, applied=True, **kw):
+    return RewardContext(report=rep, previous=previous, decision=decision or Decision.wait("w"),
+                         decision_applied=applied, **kw)
+
+
+def test_counterfactual_sums_blended_contributions_only():
+    rep = report(60.0, [SeedStage.BLENDING, SeedStage.TRAINING, SeedStage.PROBATIONARY], [2.0, 9.0, -0.5])
+    assert t.counterfactual_attribution(ctx(rep, start_accuracy=50.0)) == pytest.approx(1.5)
+
+
+def test_ransomware_guard_zeroes_positive_credit_when_total_got_worse():
+    rep = report(40.0, [SeedStage.BLENDING, SeedStage.SHADOWING], [5.0, -1.0])
+    assert t.counterfactual_attribution(ctx(rep, start_accuracy=50.0)) == pytest.approx(-1.0)
+
+
+def test_stage_shaping_is_potential_based():
+    before = report(50, [SeedStage.TRAINING, SeedStage.DORMANT], [None, None])
+    after = report(50, [SeedStage.BLENDING, SeedStage.GERMINATED], [None, None])
+    expected = (0.99 * 3 - 2) + (0.99 * 1 - 0)
+    assert t.stage_shaping(ctx(after, previous=before)) == pytest.approx(expected)
+    assert t.stage_shaping(ctx(after)) == 0.0
+    culled = report(50, [SeedStage.CULLED, SeedStage.GERMINATED], [None, None])
+    assert t.stage_shaping(ctx(culled, previous=after)) == pytest.approx(-3 + (0.99 - 1))
+
+
+def test_rent_costs_terminal_and_rollbacks():
+    rep = report(70.0, seed_params=250)
+    assert t.parameter_rent(ctx(rep)) == pytest.approx(-0.25)
+    germ = Decision(op=Op.GERMINATE, slot=0, blueprint="cnn:norm", reason="r")
+    assert t.action_cost(ctx(rep, decision=germ)) == -1.0
+    assert t.action_cost(ctx(rep, decision=germ, applied=False)) == 0.0
+    assert t.terminal_accuracy(ctx(rep, terminal=True)) == 70.0
+    assert t.terminal_accuracy(ctx(rep)) == 0.0
+    assert t.rollback_penalty(ctx(rep, rollbacks=2)) == -2.0
+
+
+def test_reward_function_weights_presets_and_overrides():
+    rep = report(70.0, seed_params=100)
+    shaped = RewardFunction(SPECS.values())
+    result = shaped(ctx(rep, terminal=True, rollbacks=1))
+    assert result.terms["terminal_accuracy"] == pytest.approx(7.0)
+    assert result.terms["param_rent"] == pytest.approx(-0.1)
+    assert result.terms["rollback_penalty"] == pytest.approx(-1.0)
+    assert result.total == pytest.approx(sum(result.terms.values()))
+    sparse = RewardFunction(SPECS.values(), preset="sparse", weights={"param_rent": 10.0})
+    assert set(sparse.weights) == {"terminal_accuracy", "rollback_penalty", "param_rent"}
+    assert sparse(ctx(rep)).terms["param_rent"] == pytest.approx(-1.0)
+
+
+def test_reward_function_errors():
+    with pytest.raises(UnknownNameError, match="known reward presets: minimal, shaped, sparse"):
+        RewardFunction(SPECS.values(), preset="dense")
+    with pytest.raises(UnknownNameError, match="reward term"):
+        RewardFunction(SPECS.values(), weights={"bonus": 1.0})
+    with pytest.raises(ConfigError, match="finite"):
+        RewardFunction(SPECS.values(), weights={"param_rent": float("inf")})
+    bad = SPECS["param_rent"].__class__(name="bad", compute=lambda c: float("nan"), description="d",
+                                        presets={"shaped": 1.0})
+    with pytest.raises(PluginError, match="non-finite"):
+        RewardFunction([*SPECS.values(), bad])(ctx(report(1.0)))
+
+
+class TestCounterfactualConformance(RewardTermConformance):
+    spec = SPECS["counterfactual"]
+
+
+class TestShapingConformance(RewardTermConformance):
+    spec = SPECS["stage_shaping"]
+
+
+class TestRentConformance(RewardTermConformance):
+    spec = SPECS["param_rent"]
+
+
+class TestActionCostConformance(RewardTermConformance):
+    spec = SPECS["action_cost"]
+
+
+class TestTerminalConformance(RewardTermConformance):
+    spec = SPECS["terminal_accuracy"]
+
+
+class TestRollbackConformance(RewardTermConformance):
+    spec = SPECS["rollback_penalty"]
