@@ -1,0 +1,294 @@
+"""HeuristicPolicy: the hand-written Tamiyo baseline (DESIGN §6).
+
+Each epoch the policy updates its :class:`~esper_policies.tracker.SignalTracker`, applies the
+blueprint-penalty bookkeeping once for the epoch, and then considers, in priority order:
+
+1. **Cull** a live seed (every slot is checked, worst first):
+   a. val accuracy fell by more than ``cull_if_accuracy_drops_by`` (2) points since the seed
+      germinated (any live stage); or
+   b. ``cull_after_epochs_without_improvement`` (5) consecutive epochs in its current stage
+      without improvement (GERMINATED … SHADOWING). "Improvement" is the stage's own measure
+      exceeding ``min_seed_improvement`` (0): ``seed_gain`` before blending (the seed's output
+      is not mixed in yet, so only its would-be gain means anything), the counterfactual
+      ``contribution`` from BLENDING on. PROBATIONARY is left to the lifecycle's probation
+      timeout, which culls a seed that never earns fossilization.
+2. **Fossilize** a PROBATIONARY seed whose contribution ≥ ``fossilize_min_contribution`` (0.5);
+   below that it keeps waiting.
+3. **Advance** a live seed (GERMINATED … SHADOWING) that has no cull reason, when the mask
+   offers ADVANCE for its slot (lifecycles run with ``auto_advance`` off) and
+   ``advance_when_allowed`` is on. PROBATIONARY is never advanced: that would fossilize
+   without the contribution check.
+4. **Germinate** when epoch ≥ ``min_epochs_before_germinate`` (5), the smoothed plateau has
+   lasted ≥ ``plateau_epochs_to_germinate`` (3) epochs, no cull was seen in the last
+   ``embargo_epochs_after_cull`` (5) epochs, and the mask allows GERMINATE in a DORMANT slot
+   (the deepest one by default, or rotating) with at least one allowed blueprint (chosen by
+   :class:`~esper_policies.rotation.BlueprintRotation`). The mask encodes the live-seed limit.
+5. Otherwise **wait**, saying what blocks germination and how each live seed is doing.
+
+A candidate the mask refuses is passed over (and named in the reason of what is chosen); if
+no candidate is allowed the policy waits and says which action was masked. Every decision
+carries a specific reason and a confidence in [0, 1]: 0.5 when a rule is only just met, rising
+linearly (:func:`_ramp`) to 1 as the evidence grows (drop beyond the threshold, extra stale or
+plateau epochs, contribution above the bar); WAIT is 1.0 when a hard rule or the mask blocks
+germination and ``1 − ½·plateau/needed`` while a plateau is building.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import attrs
+import structlog
+from attrs import frozen
+
+from esper_core.contracts.decisions import ActionMask, Decision, Op
+from esper_core.contracts.protocols import PolicyContext
+from esper_core.contracts.reports import EpochReport, TrainingSignals
+from esper_core.contracts.stages import NEXT_STAGE, SeedStage
+
+from esper_policies.heuristic_config import HeuristicConfig
+from esper_policies.rotation import BlueprintRotation
+from esper_policies.tracker import SignalTracker, SlotSignals
+
+logger = structlog.get_logger(__name__)
+
+__all__ = ["DecisionRecord", "HeuristicConfig", "HeuristicPolicy"]
+
+_ADVANCEABLE = frozenset(NEXT_STAGE) - {SeedStage.PROBATIONARY}
+
+
+@frozen(kw_only=True)
+class DecisionRecord:
+    """One entry of the policy's bounded decision history."""
+
+    episode: int
+    epoch: int
+    decision: Decision
+
+
+def _ramp(excess: float, scale: float) -> float:
+    """Confidence that grows from 0.5 (rule just met) to 1.0 (met by ``scale`` or more)."""
+    return 0.5 + 0.5 * min(1.0, max(0.0, excess / scale))
+
+
+def _noting_masked(decision: Decision, masked: list[str]) -> Decision:
+    """``decision`` with the higher-priority actions the mask refused appended to its reason."""
+    if not masked:
+        return decision
+    return attrs.evolve(decision, reason=f"{decision.reason} (masked first: {'; '.join(masked)})")
+
+
+def _label(s: SlotSignals) -> str:
+    return f"{s.blueprint or 'seed'} in slot {s.index} ({s.name})"
+
+
+def _measure(s: SlotSignals) -> str:
+    if s.improvement is None:
+        return f"{s.improvement_source} not measured"
+    return f"{s.improvement_source} {s.improvement:+.2f}"
+
+
+class HeuristicPolicy:
+    """Rule-based controller: plateau-triggered germination, stage-aware culling."""
+
+    name = "heuristic"
+
+    def __init__(
+        self,
+        config: HeuristicConfig | None = None,
+        *,
+        blueprint_keys: Sequence[str] = (),
+    ) -> None:
+        self.config = config or HeuristicConfig()
+        self.tracker = SignalTracker(self.config.tracker_config())
+        self.rotation = BlueprintRotation(
+            blueprint_keys,
+            penalty_on_cull=self.config.blueprint_penalty_on_cull,
+            decay=self.config.blueprint_penalty_decay,
+            threshold=self.config.blueprint_penalty_threshold,
+        )
+        # An audit log, not episode state: kept across episodes, bounded.
+        self._history: deque[DecisionRecord] = deque(maxlen=self.config.decision_history)
+        self.reset(episode=0)
+
+    @classmethod
+    def from_context(cls, *, context: PolicyContext) -> HeuristicPolicy:
+        """The registered factory: options validated, rotation over the catalog order."""
+        config = HeuristicConfig.from_options(context.options)
+        return cls(config, blueprint_keys=context.blueprint_keys)
+
+    def reset(self, *, episode: int) -> None:
+        self._episode = episode
+        self.tracker.reset()
+        self.rotation.reset()
+        self._bookkept_epoch: int | None = None
+        self._next_slot = 0
+
+    @property
+    def history(self) -> tuple[DecisionRecord, ...]:
+        return tuple(self._history)
+
+    def decide(self, *, report: EpochReport, mask: ActionMask) -> Decision:
+        if report.episode != self._episode:
+            self.reset(episode=report.episode)
+        signals = self.tracker.update(report)
+        self._bookkeep(report.epoch)
+        decision = self._choose(signals, mask)
+        if not mask.allows(decision):  # pragma: no cover - every proposal is checked first
+            decision = Decision.wait(f"{decision.describe()} is not allowed by the mask")
+        self._history.append(
+            DecisionRecord(episode=report.episode, epoch=report.epoch, decision=decision)
+        )
+        logger.debug("heuristic_decision", episode=report.episode, epoch=report.epoch,
+                     op=decision.op.name, slot=decision.slot, blueprint=decision.blueprint,
+                     reason=decision.reason, confidence=decision.confidence)
+        return decision
+
+    # -- per-epoch bookkeeping -------------------------------------------------------------
+
+    def _bookkeep(self, epoch: int) -> None:
+        """Decay penalties and charge culls exactly once per epoch, however often we decide."""
+        if self._bookkept_epoch == epoch:
+            return
+        self._bookkept_epoch = epoch
+        self.rotation.advance_to(epoch)
+        for cull in self.tracker.new_culls:
+            if cull.blueprint is None:
+                continue
+            penalty = self.rotation.penalise(cull.blueprint)
+            logger.debug("heuristic_blueprint_penalised", blueprint=cull.blueprint,
+                         penalty=penalty, slot=cull.slot_name, epoch=epoch)
+
+    # -- choosing --------------------------------------------------------------------------
+
+    def _choose(self, signals: TrainingSignals, mask: ActionMask) -> Decision:
+        ranked: list[tuple[tuple[int, float], Decision]] = []
+        notes: list[str] = []
+        for s in self.tracker.slots:
+            if not s.live:
+                continue
+            proposal = self._seed_proposal(s, signals, mask)
+            if isinstance(proposal, str):
+                notes.append(proposal)
+            else:
+                ranked.append(proposal)
+        ranked.sort(key=lambda item: item[0])
+
+        masked: list[str] = []
+        for _, candidate in ranked:
+            if mask.allows(candidate):
+                return _noting_masked(candidate, masked)
+            masked.append(f"{candidate.describe()} [{candidate.reason}]")
+
+        # Germination is considered only now: picking a blueprint or a rotating slot moves
+        # the rotation, which must happen only when the germination is actually issued.
+        germination = self._germination(signals, mask)
+        if isinstance(germination, Decision):
+            return _noting_masked(germination, masked)
+        germ_note, hard_block, wait_confidence = germination
+
+        parts = [f"wanted {m} but the mask forbids it" for m in masked]
+        parts.append(germ_note)
+        parts.extend(notes)
+        reason = f"wait after epoch {signals.report.epoch}: " + "; ".join(parts)
+        confidence = 1.0 if masked or hard_block else wait_confidence
+        return Decision.wait(reason, confidence=confidence)
+
+    def _seed_proposal(
+        self, s: SlotSignals, signals: TrainingSignals, mask: ActionMask
+    ) -> tuple[tuple[int, float], Decision] | str:
+        """A ranked CULL/FOSSILIZE/ADVANCE proposal for one live seed, or a status note."""
+        cfg = self.config
+        epoch = signals.report.epoch
+        change = s.accuracy_change_since_germination
+        if change is not None and -change > cfg.cull_if_accuracy_drops_by:
+            drop = -change
+            reason = (f"val accuracy {signals.report.val_accuracy:.2f} is {drop:.2f} points below "
+                      f"{s.accuracy_at_germination:.2f} at germination (> "
+                      f"{cfg.cull_if_accuracy_drops_by:g}) after epoch {epoch}: cull {_label(s)}")
+            confidence = _ramp(drop - cfg.cull_if_accuracy_drops_by, cfg.cull_if_accuracy_drops_by)
+            return (0, -drop), Decision(
+                op=Op.CULL, slot=s.index, reason=reason, confidence=confidence
+            )
+
+        limit = cfg.cull_after_epochs_without_improvement
+        if s.stage is not SeedStage.PROBATIONARY and s.epochs_without_improvement >= limit:
+            reason = (f"no improvement for {s.epochs_without_improvement} epochs in {s.stage.name} "
+                      f"(≥ {limit}; {_measure(s)}, needs > {cfg.min_seed_improvement:g}) "
+                      f"after epoch {epoch}: cull {_label(s)}")
+            confidence = _ramp(s.epochs_without_improvement - limit + 1, limit)
+            return (1, -s.epochs_without_improvement), Decision(
+                op=Op.CULL, slot=s.index, reason=reason, confidence=confidence
+            )
+
+        if s.stage is SeedStage.PROBATIONARY:
+            threshold = cfg.fossilize_min_contribution
+            if s.improvement is not None and s.improvement >= threshold:
+                reason = (f"contribution {s.improvement:+.2f} ≥ {threshold:g} in PROBATIONARY "
+                          f"after epoch {epoch}: fossilize {_label(s)}")
+                confidence = _ramp(s.improvement - threshold, max(abs(threshold), 0.5))
+                return (2, -s.improvement), Decision(
+                    op=Op.FOSSILIZE, slot=s.index, reason=reason, confidence=confidence
+                )
+            return f"{_label(s)} on probation: {_measure(s)} < {threshold:g} to fossilize"
+
+        if cfg.advance_when_allowed and s.stage in _ADVANCEABLE and mask.slots[Op.ADVANCE][s.index]:
+            reason = (f"{s.stage.name} for {s.epochs_in_stage} epochs, {_measure(s)}, "
+                      f"no cull reason after epoch {epoch}: "
+                      f"advance {_label(s)} to {NEXT_STAGE[s.stage].name}")
+            gain = s.improvement if s.improvement is not None else 0.0
+            # Deeper stages first: finishing a seed frees capacity sooner.
+            return (3, -int(s.stage)), Decision(
+                op=Op.ADVANCE, slot=s.index, reason=reason, confidence=_ramp(gain, 1.0)
+            )
+        return (f"{_label(s)} {s.stage.name} ({_measure(s)}, "
+                f"{s.epochs_without_improvement}/{limit} epochs without improvement)")
+
+    def _germination(
+        self, signals: TrainingSignals, mask: ActionMask
+    ) -> Decision | tuple[str, bool, float]:
+        """A GERMINATE decision, or (why not, whether a hard rule blocks it, WAIT confidence)."""
+        cfg = self.config
+        report = signals.report
+        if report.epoch < cfg.min_epochs_before_germinate:
+            return (f"epoch {report.epoch} < {cfg.min_epochs_before_germinate} before germinating",
+                    True, 1.0)
+        last_cull = self.tracker.last_cull_epoch
+        if last_cull is not None and signals.epochs_since_cull < cfg.embargo_epochs_after_cull:
+            return (f"embargo: last cull {signals.epochs_since_cull} epochs ago "
+                    f"(epoch {last_cull}) < {cfg.embargo_epochs_after_cull}", True, 1.0)
+        needed = cfg.plateau_epochs_to_germinate
+        if signals.plateau_epochs < needed:
+            progress = signals.plateau_epochs / needed
+            return (f"plateau {signals.plateau_epochs} epochs < {needed} (smoothed Δ "
+                    f"{signals.smoothed_delta:+.2f} vs {cfg.plateau_threshold:g})",
+                    False, 1.0 - 0.5 * progress)
+        plateau = f"plateau {signals.plateau_epochs} epochs ≥ {needed}"
+
+        open_slots = [s for s in self.tracker.slots
+                      if s.stage is SeedStage.DORMANT and mask.slots[Op.GERMINATE][s.index]]
+        if not open_slots:
+            return (f"{plateau} but the mask allows GERMINATE in no DORMANT slot (live seeds "
+                    f"{report.live_seeds}/{report.max_seeds})", True, 1.0)
+        allowed = [k for k, ok in zip(mask.blueprint_keys, mask.blueprints, strict=True) if ok]
+        if not allowed:
+            return f"{plateau} but the mask allows no blueprint", True, 1.0
+
+        slot = self._pick_slot(open_slots)
+        pick = self.rotation.pick(allowed)
+        reason = (f"{plateau} after epoch {report.epoch}: germinate {pick.key} "
+                  f"in slot {slot.index} ({slot.name}); {pick.describe(self.rotation.threshold)}")
+        confidence = _ramp(signals.plateau_epochs - needed + 1, needed)
+        return Decision(op=Op.GERMINATE, slot=slot.index, blueprint=pick.key, reason=reason,
+                        confidence=confidence)
+
+    def _pick_slot(self, open_slots: list[SlotSignals]) -> SlotSignals:
+        if self.config.slot_choice == "deepest":
+            # The deepest slot sits closest to the head, where a new module changes the
+            # logits most directly; ties cannot occur (indices are unique).
+            return max(open_slots, key=lambda s: s.index)
+        ordered = sorted(open_slots, key=lambda s: s.index)
+        chosen = next((s for s in ordered if s.index >= self._next_slot), ordered[0])
+        self._next_slot = chosen.index + 1
+        return chosen

@@ -1,0 +1,33 @@
+"""The ``esper`` entry point of esper-policies: registers the heuristic, random and noop policies.
+
+Factories are lazy references, so building the catalog (``esper plugins``, ``esper --help``)
+imports nothing beyond this module and the contracts, and never torch.
+"""
+
+from __future__ import annotations
+
+from esper_core.contracts.specs import PolicySpec
+from esper_core.lazy import lazy
+from esper_core.markers import hookimpl
+
+
+@hookimpl
+def esper_register_policies() -> list[PolicySpec]:
+    return [
+        PolicySpec(
+            name="heuristic",
+            factory=lazy("esper_policies.heuristic:HeuristicPolicy.from_context"),
+            description="germinate on a smoothed plateau, cull stale or harmful seeds, "
+                        "fossilize contributing ones, rotate blueprints with cull penalties",
+        ),
+        PolicySpec(
+            name="random",
+            factory=lazy("esper_policies.random_policy:RandomPolicy.from_context"),
+            description="uniformly random over the actions the mask allows (seeded)",
+        ),
+        PolicySpec(
+            name="noop",
+            factory=lazy("esper_policies.noop:NoopPolicy.from_context"),
+            description="always wait: the static host baseline",
+        ),
+    ]

@@ -1,0 +1,61 @@
+import math
+
+import pytest
+from policy_testkit import context
+
+from esper_core.errors import ConfigError
+from esper_policies.heuristic import HeuristicPolicy
+from esper_policies.heuristic_config import HeuristicConfig
+
+
+def test_defaults_are_the_design_defaults():
+    c = HeuristicConfig()
+    assert c.min_epochs_before_germinate == 5
+    assert (c.plateau_epochs_to_germinate, c.plateau_threshold) == (3, 0.5)
+    assert (c.cull_after_epochs_without_improvement, c.cull_if_accuracy_drops_by) == (5, 2.0)
+    assert (c.fossilize_min_contribution, c.embargo_epochs_after_cull) == (0.5, 5)
+    assert c.blueprint_penalty_on_cull == 2.0
+    assert (c.blueprint_penalty_decay, c.blueprint_penalty_threshold) == (0.5, 3.0)
+    assert c.advance_when_allowed is True and c.history_window == 10
+
+
+def test_unknown_option_names_it_and_lists_the_allowed_ones():
+    with pytest.raises(ConfigError) as info:
+        HeuristicConfig.from_options({"plateau_epochs": 2})
+    message = str(info.value)
+    assert "unknown heuristic option 'plateau_epochs'" in message
+    assert "plateau_epochs_to_germinate" in message and "advance_when_allowed" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("min_epochs_before_germinate", -1),
+        ("plateau_epochs_to_germinate", True),
+        ("plateau_epochs_to_germinate", 2.5),
+        ("plateau_threshold", "0.5"),
+        ("plateau_threshold", math.nan),
+        ("smoothing", 0.0),
+        ("blueprint_penalty_decay", 1.5),
+        ("cull_if_accuracy_drops_by", 0),
+        ("slot_choice", "middle"),
+        ("advance_when_allowed", 1),
+        ("fossilize_min_contribution", math.inf),
+        ("decision_history", 0),
+    ],
+)
+def test_bad_values_are_config_errors_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"invalid heuristic option: {key} must"):
+        HeuristicConfig.from_options({key: value})
+
+
+def test_options_reach_the_policy_and_its_tracker():
+    options = {"plateau_threshold": 1.0, "history_window": 4, "smoothing": 1.0,
+               "min_seed_improvement": 0.2, "fossilize_min_contribution": -1}
+    p = HeuristicPolicy.from_context(context=context(options))
+    assert p.config.fossilize_min_contribution == -1
+    t = p.tracker.config
+    assert (t.plateau_threshold, t.history_window, t.smoothing) == (1.0, 4, 1.0)
+    assert t.min_seed_improvement == 0.2
+    with pytest.raises(ConfigError, match="'typo'"):
+        HeuristicPolicy.from_context(context=context({"typo": 1}))

@@ -1,0 +1,61 @@
+import subprocess
+import sys
+import textwrap
+
+from policy_testkit import context, mask, report
+
+from esper_core.contracts import Policy, PolicySpec
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_policies import plugin
+
+
+def test_hook_returns_valid_specs_whose_factories_build_policies():
+    specs = plugin.esper_register_policies()
+    assert [s.name for s in specs] == ["heuristic", "random", "noop"]
+    for spec in specs:
+        assert isinstance(spec, PolicySpec) and not spec.learned and spec.description
+        policy = spec.factory(context=context(seed=1))
+        assert isinstance(policy, Policy) and policy.name == spec.name
+        policy.reset(episode=0)
+        m = mask(germinate=[0])
+        assert m.allows(policy.decide(report=report(1, 50.0), mask=m))
+
+
+def test_entry_point_registers_the_policies_in_the_catalog():
+    catalog = build_catalog(load_plugins(PluginSettings(allow=("policies",))))
+    assert {"heuristic", "random", "noop"} <= set(catalog.policies.names())
+    assert catalog.policies.provider("heuristic").distribution == "esper-policies"
+    assert not [f for f in catalog.failures if f.distribution == "esper-policies"]
+
+
+def test_plugin_and_policies_do_not_import_torch():
+    code = textwrap.dedent("""
+        import sys
+        import esper_policies.plugin as plugin
+        from esper_core.contracts import PolicyContext
+        assert "torch" not in sys.modules, "plugin import pulled in torch"
+        assert "esper_policies.heuristic" not in sys.modules, "plugin import is not lazy"
+        ctx = PolicyContext(slot_names=["a"], blueprint_keys=["cnn:x"], topology="cnn",
+                            max_epochs=5, seed=0)
+        for spec in plugin.esper_register_policies():
+            spec.factory(context=ctx)
+        assert "torch" not in sys.modules, "building a policy pulled in torch"
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_package_exports_load_lazily():
+    import esper_policies
+
+    assert esper_policies.HeuristicPolicy.name == "heuristic"
+    assert "SignalTracker" in dir(esper_policies)
+    try:
+        esper_policies.Nope  # noqa: B018
+    except AttributeError as exc:
+        assert "Nope" in str(exc)
+    else:
+        raise AssertionError("unknown attribute did not raise")
