@@ -157,7 +157,7 @@ def test_unknown_name_lists_known_and_suggests(isolated_path, plugin_dir, monkey
     catalog = build_catalog(_load(isolated_path, plugin_dir, monkeypatch, toyplug=GOOD_PLUGIN))
     with pytest.raises(UnknownNameError) as info:
         catalog.blueprints.resolve("toy_blok", "toy")
-    assert "did you mean 'toy:toy_block'" in str(info.value)
+    assert "unknown toy blueprint 'toy_blok' (did you mean 'toy_block'?)" in str(info.value)
     with pytest.raises(UnknownNameError, match="known alpha schedules: cosine, linear, tanh"):
         catalog.alpha_schedules.get("sigmoid")
 

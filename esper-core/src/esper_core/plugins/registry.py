@@ -88,11 +88,10 @@ class BlueprintRegistry(Registry[BlueprintSpec]):
     def resolve(self, name: str, topology: str) -> BlueprintSpec:
         """Look up ``name`` or ``topology:name`` for ``topology``."""
         key = name if ":" in name else f"{topology}:{name}"
-        spec = self.get(key)
-        if spec.topology != topology:
+        if key not in self or self.get(key).topology != topology:
             known = [s.name for s in self.for_topology(topology)]
             raise UnknownNameError(f"{topology} blueprint", name, known)
-        return spec
+        return self.get(key)
 
 
 _HOOKS: list[tuple[str, str, type]] = [

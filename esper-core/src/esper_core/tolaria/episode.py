@@ -188,6 +188,7 @@ def run_episode(
         mask = build_action_mask(
             slots, resolved.blueprints, max_seeds=resolved.config.max_seeds,
             param_budget=resolved.config.param_budget, seed_params_in_use=report.seed_params,
+            auto_advance=resolved.lifecycle.auto_advance,
         )
         decision = policy.decide(report=report, mask=mask)
         if mask.allows(decision):

@@ -19,18 +19,18 @@ def build_action_mask(
     max_seeds: int,
     param_budget: int | None,
     seed_params_in_use: int,
+    auto_advance: bool,
 ) -> ActionMask:
     """Mask for ``slots`` given the seed cap and the remaining parameter budget.
 
-    A blueprint is allowed when it fits the remaining budget in at least one free slot (the G0
+    ADVANCE is offered only when the lifecycle does not advance by itself. A blueprint is allowed when it fits the remaining budget in at least one free slot (the G0
     gate re-checks the exact slot at germination).
     """
     live = sum(1 for s in slots if s.stage in LIVE_STAGES)
     rows: dict[Op, list[bool]] = {op: [False] * len(slots) for op in Op}
     for i, s in enumerate(slots):
-        rows[Op.WAIT][i] = False
         rows[Op.GERMINATE][i] = s.stage is SeedStage.DORMANT and live < max_seeds
-        rows[Op.ADVANCE][i] = s.stage in _ADVANCEABLE
+        rows[Op.ADVANCE][i] = not auto_advance and s.stage in _ADVANCEABLE
         rows[Op.CULL][i] = s.stage in LIVE_STAGES
         rows[Op.FOSSILIZE][i] = s.stage is SeedStage.PROBATIONARY
     free_widths = [s.width for s, ok in zip(slots, rows[Op.GERMINATE], strict=True) if ok]

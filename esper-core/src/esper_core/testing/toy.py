@@ -1,0 +1,138 @@
+"""A tiny "toy" topology for fast tests of the engine and of plugins: an MLP host cut into
+segments, a Gaussian-clusters classification task, and two residual blueprints.
+
+Register it in-process with ``load_plugins(extra=[("toy", esper_core.testing.toy)])``; it is
+not an installed plugin, so it never appears in a user's catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from esper_core.contracts.protocols import InjectionPoint
+from esper_core.contracts.settings import GateThresholds, LifecycleSettings, TopologyDefaults
+from esper_core.contracts.specs import BlueprintSpec, TaskSpec
+from esper_core.errors import ConfigError
+from esper_core.markers import hookimpl
+
+TOPOLOGY = "toy"
+TOY_DEFAULTS = TopologyDefaults(
+    gates=GateThresholds(g2_min_epochs=1, g2_gradient_ratio=0.0, g2_min_improvement=-100.0, g3_min_epochs=1),
+    lifecycle=LifecycleSettings(blending_epochs=2),
+)
+
+
+class ToyHost(nn.Module):
+    """``features → width`` MLP with injection points after each hidden layer."""
+
+    def __init__(self, *, features: int = 8, width: int = 16, classes: int = 4, depth: int = 2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Sequential(nn.Linear(features, width), nn.ReLU())]
+        layers += [nn.Sequential(nn.Linear(width, width), nn.ReLU()) for _ in range(depth - 1)]
+        layers.append(nn.Linear(width, classes))
+        self.segments = nn.ModuleList(layers)
+        self.injection_points = tuple(InjectionPoint(f"hidden{i + 1}", width) for i in range(depth))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for segment in self.segments:
+            x = segment(x)
+        return x
+
+
+class ResidualLinear(nn.Module):
+    """x + W x with W zero-initialised: identity at germination."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.linear(x)
+
+
+def residual_linear(*, width: int) -> nn.Module:
+    return ResidualLinear(width)
+
+
+def identity(*, width: int) -> nn.Module:
+    return nn.Identity()
+
+
+_OPTIONS = {"batch_size", "train_size", "val_size", "features", "classes", "width"}
+
+
+class ToyTask:
+    """Gaussian clusters: ``classes`` centres in ``features`` dimensions, noisy samples."""
+
+    name = "toy"
+    topology = TOPOLOGY
+
+    def __init__(self, *, seed: int, device: str, options: Mapping[str, Any]) -> None:
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise ConfigError(f"unknown toy task option {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_OPTIONS))}")
+        self.batch_size = int(options.get("batch_size", 32))
+        self.features = int(options.get("features", 8))
+        self.classes = int(options.get("classes", 4))
+        self.width = int(options.get("width", 16))
+        self.device = torch.device(device)
+        self.seed = seed
+        g = torch.Generator().manual_seed(seed)
+        centres = torch.randn(self.classes, self.features, generator=g) * 1.5
+
+        def sample(n: int) -> tuple[Tensor, Tensor]:
+            y = torch.randint(0, self.classes, (n,), generator=g)
+            x = centres[y] + torch.randn(n, self.features, generator=g)
+            return x.to(self.device), y.to(self.device)
+
+        self.train = sample(int(options.get("train_size", 256)))
+        self.val = sample(int(options.get("val_size", 128)))
+
+    def build_host(self) -> nn.Module:
+        return ToyHost(features=self.features, width=self.width, classes=self.classes).to(self.device)
+
+    def _batches(self, data: tuple[Tensor, Tensor], order: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        x, y = data
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield x[idx], y[idx]
+
+    def train_batches(self, *, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return self._batches(self.train, torch.randperm(len(self.train[1]), generator=g).to(self.device))
+
+    def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self._batches(self.val, torch.arange(len(self.val[1]), device=self.device))
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return nn.functional.cross_entropy(output, target)
+
+    def correct(self, output: Tensor, target: Tensor) -> tuple[Tensor, int]:
+        return (output.argmax(dim=-1) == target).sum(), int(target.numel())
+
+
+@hookimpl
+def esper_register_blueprints() -> list[BlueprintSpec]:
+    return [
+        BlueprintSpec(name="noop", topology=TOPOLOGY, factory=identity, param_estimate=lambda w: 0,
+                      description="identity", identity_at_init=True),
+        BlueprintSpec(name="residual_linear", topology=TOPOLOGY, factory=residual_linear,
+                      param_estimate=lambda w: w * w + w, description="zero-initialised residual linear",
+                      identity_at_init=True),
+    ]
+
+
+@hookimpl
+def esper_register_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(name="toy", topology=TOPOLOGY, factory=ToyTask, description="Gaussian clusters (tests)",
+                 defaults={"epochs": 6, "batch_size": 32, "lr": 1e-2, "seed_lr": 1e-2,
+                           "blueprints": ("residual_linear",)},
+                 kasmina=TOY_DEFAULTS),
+    ]

@@ -1,0 +1,213 @@
+"""The run engine on the toy topology, with scripted policies (no other distribution needed)."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+import torch
+
+from esper_core import hookimpl
+from esper_core.config import RunConfig
+from esper_core.contracts import Decision, Op, PolicySpec, SeedStage, SlotReport
+from esper_core.errors import ConfigError, UnknownNameError
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.testing import toy
+from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.ledger import SeedLedger
+from esper_core.tolaria.masks import build_action_mask
+from esper_core.tolaria.report import format_summary
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import create_run_dir, default_run_dir, write_json
+
+
+class Scripted:
+    """Germinate in the last slot at epoch 1, fossilize whenever allowed."""
+
+    name = "scripted"
+
+    def __init__(self, context):
+        self.context = context
+
+    def reset(self, *, episode):
+        self.episode = episode
+
+    def decide(self, *, report, mask):
+        for i, ok in enumerate(mask.slots[Op.FOSSILIZE]):
+            if ok:
+                return Decision(op=Op.FOSSILIZE, slot=i, reason="probation reached")
+        last = mask.n_slots - 1
+        if report.epoch == 1 and mask.slots[Op.GERMINATE][last]:
+            return Decision(op=Op.GERMINATE, slot=last, blueprint=self.context.blueprint_keys[0], reason="script")
+        return Decision.wait("script")
+
+
+class Waiting(Scripted):
+    name = "noop"
+
+    def decide(self, *, report, mask):
+        return Decision.wait("never grows")
+
+
+class Rogue(Scripted):
+    name = "rogue"
+
+    def decide(self, *, report, mask):
+        return Decision(op=Op.FOSSILIZE, slot=0, reason="ignores the mask")
+
+
+def _policies_plugin():
+    module = types.ModuleType("scripted_policies")
+
+    @hookimpl
+    def esper_register_policies():
+        return [
+            PolicySpec(name="scripted", factory=lambda context: Scripted(context), description="test"),
+            PolicySpec(name="noop", factory=lambda context: Waiting(context), description="test"),
+            PolicySpec(name="rogue", factory=lambda context: Rogue(context), description="test"),
+        ]
+
+    module.esper_register_policies = esper_register_policies
+    return module
+
+
+@pytest.fixture
+def catalog():
+    loaded = load_plugins(PluginSettings(autoload=False),
+                          extra=[("toy", toy), ("scripted", _policies_plugin())])
+    return build_catalog(loaded)
+
+
+def _run(catalog, tmp_path, **run):
+    config = RunConfig.from_dict({
+        "run": {"task": "toy", "policy": "scripted", "epochs": 12, **run},
+        "gates": {"g5_min_contribution": -100.0},
+    })
+    out = create_run_dir(tmp_path / "run")
+    return execute_run(resolve_run(config, catalog), catalog, out), out
+
+
+def test_scripted_seed_goes_through_the_whole_lifecycle(catalog, tmp_path):
+    summary, out = _run(catalog, tmp_path)
+    assert [s["outcome"] for s in summary["seeds"]] == ["fossilized"]
+    seed = summary["seeds"][0]
+    assert seed["slot"] == "hidden2" and seed["blueprint"] == "toy:residual_linear"
+    assert seed["germinated_epoch"] == 1 and seed["ended_epoch"] > 1
+    assert summary["seed_params"] == 16 * 16 + 16
+    assert summary["baseline"]["seed_params"] == 0
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    path = [(e["from_stage"], e["to_stage"]) for e in events if e["kind"] == "seed_lifecycle"]
+    assert path == [("DORMANT", "GERMINATED"), ("GERMINATED", "TRAINING"), ("TRAINING", "BLENDING"),
+                    ("BLENDING", "SHADOWING"), ("SHADOWING", "PROBATIONARY"), ("PROBATIONARY", "FOSSILIZED")]
+    rewards = [e for e in events if e["kind"] == "reward"]
+    assert len(rewards) == 12 and all(set(r["terms"]) >= {"param_rent", "stage_shaping"} for r in rewards)
+    assert all(e["run_id"] == "run" for e in events)
+    saved = torch.load(out / "model.pt", weights_only=False)
+    assert saved["task"] == "toy"
+    assert {"slot": "hidden2", "stage": "FOSSILIZED", "blueprint": "toy:residual_linear"} in saved["architecture"]
+    text = format_summary(summary)
+    assert "fossilized" in text and "noop (baseline)" in text
+
+
+def test_masked_decisions_are_refused_and_recorded(catalog, tmp_path):
+    summary, out = _run(catalog, tmp_path, policy="rogue", compare_baseline=False, epochs=2)
+    decisions = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()
+                 if '"kind": "decision"' in line]
+    assert all(not d["applied"] and d["outcome"].startswith("refused") for d in decisions)
+    assert summary["seeds"] == [] and "baseline" not in summary
+
+
+def test_several_episodes(catalog, tmp_path):
+    summary, _ = _run(catalog, tmp_path, episodes=2, epochs=3, compare_baseline=False)
+    assert summary["episodes"] == 2 and len(summary["per_episode"]) == 2
+
+
+def test_resolution_errors(catalog):
+    with pytest.raises(UnknownNameError, match="unknown task 'toys'"):
+        resolve_run(RunConfig.from_dict({"run": {"task": "toys"}}), catalog)
+    with pytest.raises(UnknownNameError, match="unknown toy blueprint 'cnn:conv'"):
+        resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "blueprints": ["cnn:conv"]}}), catalog)
+    with pytest.raises(UnknownNameError, match="alpha schedule"):
+        resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}, "kasmina": {"alpha_schedule": "step"}}), catalog)
+    with pytest.raises(ConfigError, match="unknown toy task option 'colour'"):
+        resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}, "task": {"colour": 1}}), catalog)
+        resolved.task.factory(seed=0, device="cpu", options=resolved.task_options)
+
+
+def test_resolved_config_fills_task_defaults(catalog):
+    resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}}), catalog)
+    assert resolved.epochs == 6 and resolved.training.lr == 1e-2
+    assert resolved.blueprint_keys == ("toy:residual_linear",)
+    assert resolved.lifecycle.blending_epochs == 2
+    table = resolved.to_toml_dict()
+    assert table["run"]["blueprints"] == ["residual_linear"] and table["kasmina"]["blending_epochs"] == 2
+
+
+def _slot(stage, width=8):
+    return SlotReport(slot="s", index=0, width=width, stage=stage)
+
+
+def test_action_mask_rules(catalog):
+    bps = catalog.blueprints.for_topology("toy")
+    slots = [_slot(SeedStage.DORMANT), _slot(SeedStage.TRAINING), _slot(SeedStage.PROBATIONARY)]
+    mask = build_action_mask(slots, bps, max_seeds=3, param_budget=None, seed_params_in_use=0, auto_advance=True)
+    assert mask.slots[Op.GERMINATE] == (True, False, False)
+    assert mask.slots[Op.CULL] == (False, True, True)
+    assert mask.slots[Op.FOSSILIZE] == (False, False, True)
+    assert mask.slots[Op.ADVANCE] == (False, False, False)
+    manual = build_action_mask(slots, bps, max_seeds=3, param_budget=None, seed_params_in_use=0, auto_advance=False)
+    assert manual.slots[Op.ADVANCE] == (False, True, False)
+    capped = build_action_mask(slots, bps, max_seeds=2, param_budget=None, seed_params_in_use=0, auto_advance=True)
+    assert not any(capped.slots[Op.GERMINATE])
+    budget = build_action_mask(slots, bps, max_seeds=3, param_budget=50, seed_params_in_use=0, auto_advance=True)
+    assert budget.blueprints == (True, False)  # noop (0 params) fits, 8*8+8 = 72 does not
+    broke = build_action_mask(slots, bps[1:], max_seeds=3, param_budget=50, seed_params_in_use=0, auto_advance=True)
+    assert not any(broke.slots[Op.GERMINATE])
+
+
+def test_ledger_tracks_outcomes():
+    from esper_core.contracts import SeedLifecycle
+
+    ledger = SeedLedger()
+    ledger.on_transition(SeedLifecycle(epoch=2, slot="a", blueprint="b", from_stage="DORMANT", to_stage="GERMINATED"))
+    ledger.on_epoch((SlotReport(slot="a", index=0, width=4, stage=SeedStage.BLENDING, contribution=1.5, seed_params=9),))
+    ledger.on_transition(SeedLifecycle(epoch=5, slot="a", blueprint="b", from_stage="BLENDING", to_stage="CULLED"))
+    assert ledger.records[0].to_dict() == {"slot": "a", "blueprint": "b", "germinated_epoch": 2, "outcome": "culled",
+                                           "ended_epoch": 5, "contribution": 1.5, "params": 9}
+
+
+def test_run_dir_rules(tmp_path):
+    first = default_run_dir("toy", "scripted", root=tmp_path)
+    first.mkdir(parents=True)
+    assert default_run_dir("toy", "scripted", root=tmp_path) != first
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ConfigError, match="not empty"):
+        create_run_dir(tmp_path / "full")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        create_run_dir(tmp_path / "afile")
+    write_json(tmp_path / "s.json", {"a": 1})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"a": 1}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_missing_baseline_policy_is_a_clear_error(tmp_path):
+    loaded = load_plugins(PluginSettings(autoload=False), extra=[("toy", toy)])
+    module = types.ModuleType("only_scripted")
+
+    @hookimpl
+    def esper_register_policies():
+        return [PolicySpec(name="scripted", factory=lambda context: Scripted(context), description="t")]
+
+    module.esper_register_policies = esper_register_policies
+    loaded.register(module, name="only", distribution="only", version="1")
+    cat = build_catalog(loaded)
+    with pytest.raises(ConfigError, match="needs the 'noop' policy"):
+        _run(cat, tmp_path, epochs=1)
+
+
+def test_toy_task_is_not_installed_as_a_plugin():
+    names = [p.name for p in load_plugins(PluginSettings(autoload=False)).plugins]
+    assert names == ["core"]
