@@ -1,0 +1,1 @@
+"""The ten anti-pattern seed modules (torch). Import the family modules directly."""

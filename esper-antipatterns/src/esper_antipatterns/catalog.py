@@ -1,0 +1,130 @@
+"""The ten anti-patterns as data: index, category, severity, lesson and expected signature.
+
+Torch-free, so the plugin, the curriculum and the CLI can list the catalog without building a
+module. Indices, names, categories, severities and lessons follow seed 000's summary table;
+``expected_signature`` follows its "telemetry hooks" task (which detector should fire).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from attrs import field, frozen, validators
+
+from esper_antipatterns.signatures import Signature
+
+TOPOLOGY = "cnn"
+
+
+class Category(enum.StrEnum):
+    """Seed 000's four anti-pattern families, listed in curriculum order (clearest signal first)."""
+
+    CATASTROPHIC = "catastrophic"
+    GRADIENT_KILLER = "gradient_killer"
+    DECEPTIVE = "deceptive"
+    SUBTLE = "subtle"
+
+    @property
+    def stage(self) -> int:
+        """1-based curriculum stage at which this family is introduced."""
+        return list(Category).index(self) + 1
+
+
+class Severity(enum.StrEnum):
+    MILD = "mild"
+    MILD_MODERATE = "mild-moderate"
+    MODERATE = "moderate"
+    SEVERE = "severe"
+    CATASTROPHIC = "catastrophic"
+
+
+@frozen(kw_only=True)
+class Antipattern:
+    """One anti-pattern blueprint's catalog entry; ``factory`` is a ``module:attr`` path."""
+
+    name: str = field(validator=validators.instance_of(str))
+    index: int = field(validator=[validators.instance_of(int), validators.ge(24), validators.le(33)])
+    category: Category = field(converter=Category)
+    severity: Severity = field(converter=Severity)
+    lesson: str = field(validator=validators.min_len(1))
+    expected_signature: Signature = field(converter=Signature)
+    description: str = field(validator=validators.min_len(1))
+    factory: str = field(validator=validators.min_len(1))
+
+    @property
+    def key(self) -> str:
+        return f"{TOPOLOGY}:{self.name}"
+
+    def metadata(self) -> dict[str, str]:
+        """The ``BlueprintSpec.metadata`` mapping the plugin registers."""
+        return {
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "lesson": self.lesson,
+            "expected_signature": self.expected_signature.value,
+        }
+
+
+_MOD = "esper_antipatterns.blueprints"
+
+#: The ten, in action-index order (24–33).
+ANTIPATTERNS: tuple[Antipattern, ...] = (
+    Antipattern(name="correlated_noise", index=24, category=Category.SUBTLE,
+                severity=Severity.MODERATE, lesson="Batch independence matters",
+                expected_signature=Signature.PLATEAU, factory=f"{_MOD}.subtle:CorrelatedNoise",
+                description="anti-pattern: one noise vector shared by the whole batch"),
+    Antipattern(name="asymmetric_bottleneck", index=25, category=Category.SUBTLE,
+                severity=Severity.MILD_MODERATE, lesson="Bottlenecks need skips",
+                expected_signature=Signature.PLATEAU, factory=f"{_MOD}.subtle:AsymmetricBottleneck",
+                description="anti-pattern: 8x 1x1 bottleneck without a skip connection"),
+    Antipattern(name="momentum_dampener", index=26, category=Category.SUBTLE,
+                severity=Severity.MODERATE, lesson="Avoid stateful high-momentum",
+                expected_signature=Signature.GRADIENT_COLLAPSE,
+                factory=f"{_MOD}.subtle:MomentumDampener",
+                description="anti-pattern: 0.99-momentum EMA of activations across batches"),
+    Antipattern(name="sigmoid_sandwich", index=27, category=Category.GRADIENT_KILLER,
+                severity=Severity.SEVERE, lesson="Never chain saturating activations",
+                expected_signature=Signature.GRADIENT_COLLAPSE,
+                factory=f"{_MOD}.gradient_killers:SigmoidSandwich",
+                description="anti-pattern: sigmoid -> 1x1 conv -> sigmoid"),
+    Antipattern(name="gain_amplifier", index=28, category=Category.GRADIENT_KILLER,
+                severity=Severity.CATASTROPHIC, lesson="Constrain multiplicative params",
+                expected_signature=Signature.GRADIENT_EXPLOSION,
+                factory=f"{_MOD}.gradient_killers:GainAmplifier",
+                description="anti-pattern: unconstrained learnable scalar gain"),
+    Antipattern(name="deep_linear_stack", index=29, category=Category.GRADIENT_KILLER,
+                severity=Severity.SEVERE, lesson="Depth requires nonlinearity",
+                expected_signature=Signature.GRADIENT_EXPLOSION,
+                factory=f"{_MOD}.gradient_killers:DeepLinearStack",
+                description="anti-pattern: eight 1x1 convs with no nonlinearity between them"),
+    Antipattern(name="expensive_identity", index=30, category=Category.DECEPTIVE,
+                severity=Severity.MILD, lesson="Compute should match benefit",
+                expected_signature=Signature.COST_WITHOUT_BENEFIT,
+                factory=f"{_MOD}.deceptive:ExpensiveIdentity",
+                description="anti-pattern: residual block without its residual connection"),
+    Antipattern(name="redundant_ensemble", index=31, category=Category.DECEPTIVE,
+                severity=Severity.MILD, lesson="Naive ensembling is wasteful",
+                expected_signature=Signature.COST_WITHOUT_BENEFIT,
+                factory=f"{_MOD}.deceptive:RedundantEnsemble",
+                description="anti-pattern: mean of four identical 1x1 conv branches"),
+    Antipattern(name="kaiming_mismatch", index=32, category=Category.CATASTROPHIC,
+                severity=Severity.CATASTROPHIC, lesson="Match init to activation",
+                expected_signature=Signature.NAN_INF,
+                factory=f"{_MOD}.catastrophic:KaimingMismatch",
+                description="anti-pattern: ReLU Kaiming init on a conv with no activation"),
+    Antipattern(name="division_by_feature", index=33, category=Category.CATASTROPHIC,
+                severity=Severity.CATASTROPHIC, lesson="Division by data is dangerous",
+                expected_signature=Signature.NAN_INF,
+                factory=f"{_MOD}.catastrophic:DivisionByFeature",
+                description="anti-pattern: divide activations by their channel mean, no epsilon"),
+)
+
+BY_NAME: dict[str, Antipattern] = {a.name: a for a in ANTIPATTERNS}
+
+
+def get(name: str) -> Antipattern:
+    """The entry called ``name`` (``cnn:`` prefix allowed); a clear error names the ten."""
+    bare = name.removeprefix(f"{TOPOLOGY}:")
+    if bare not in BY_NAME:
+        raise KeyError(f"unknown anti-pattern {name!r}; known: {', '.join(a.name for a in ANTIPATTERNS)}")
+    return BY_NAME[bare]

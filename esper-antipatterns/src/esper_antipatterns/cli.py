@@ -1,0 +1,47 @@
+"""``esper antipatterns``: list the anti-patterns in curriculum order."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from esper_antipatterns.curriculum import N_STAGES, curriculum, members
+from esper_antipatterns.catalog import BY_NAME, Category
+from esper_antipatterns.signatures import PENALTIES
+
+
+@click.command("antipatterns")
+@click.option("--category", "-c", type=click.Choice([c.value for c in Category]), default=None,
+              help="Only this family.")
+@click.option("--stage", "-s", type=click.IntRange(1, N_STAGES), default=None,
+              help="Every family introduced up to this curriculum stage (cumulative).")
+@click.option("--names", is_flag=True,
+              help="Print only a comma-separated name list, for `esper run --blueprints`.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def antipatterns_command(category: str | None, stage: int | None, names: bool, as_json: bool) -> None:
+    """List the anti-pattern blueprints in curriculum order (catastrophic → gradient killers →
+    deceptive → subtle), with severity, expected failure signature, penalty and lesson."""
+    if category is not None and stage is not None:
+        raise click.UsageError("give --category or --stage, not both")
+    selected = (members(category) if category is not None
+                else curriculum(stage))
+    if names:
+        click.echo(",".join(selected))
+        return
+    rows = []
+    for name in selected:
+        entry = BY_NAME[name]
+        rows.append({"stage": entry.category.stage, "index": entry.index, "name": name,
+                     "category": entry.category.value, "severity": entry.severity.value,
+                     "signature": entry.expected_signature.value,
+                     "penalty": PENALTIES[entry.expected_signature], "lesson": entry.lesson})
+    if as_json:
+        click.echo(json.dumps({"antipatterns": rows}, indent=2))
+        return
+    headers = ["stage", "index", "name", "category", "severity", "signature", "penalty", "lesson"]
+    cells = [[str(r[h]) for h in headers] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for c in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())

@@ -1,0 +1,244 @@
+"""Failure-signature detectors: turn per-epoch observations of a seed into typed anomalies.
+
+The engine feeds one :class:`SeedObservation` per live seed per epoch — everything in it comes
+from the epoch's :class:`~esper_core.contracts.reports.EpochReport` / ``SlotReport`` plus the
+seed's gradient norm and a finite flag — and the :class:`FailureDetector` returns
+:class:`~esper_core.contracts.events.Anomaly` events naming the slot and the signature. The
+``(slot, signature)`` pairs then go into ``RewardContext.anomalies``, where the reward terms
+in :mod:`esper_antipatterns.rewards` price them. Torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import attrs
+from attrs import define, field, frozen, validators
+
+from esper_antipatterns.signatures import Signature
+from esper_core.contracts.events import Anomaly
+from esper_core.contracts.reports import EpochReport, SlotReport
+
+
+def _optional_number(instance: object, attribute: attrs.Attribute[object], value: float | None) -> None:
+    # NaN and Inf are allowed: they are what the detector looks for.
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise TypeError(f"{attribute.name} must be a number or None, got {value!r}")
+
+
+def _non_negative_or_non_finite(instance: object, attribute: attrs.Attribute[object],
+                                value: float | None) -> None:
+    _optional_number(instance, attribute, value)
+    if value is not None and math.isfinite(value) and value < 0:
+        raise ValueError(f"{attribute.name} is a norm and cannot be negative, got {value!r}")
+
+
+_count = [validators.instance_of(int), validators.ge(0)]
+_optional_count = validators.optional(_count)
+
+
+@frozen(kw_only=True)
+class SeedObservation:
+    """What the engine knows about one live seed at the end of one epoch.
+
+    ``grad_norm`` is the L2 norm of the seed's parameter gradients (over the epoch's last step
+    or averaged over the epoch); ``None`` when the seed had no gradient this epoch (not
+    training, or parameter-free). ``finite`` is False when the seed's output, loss, gradients
+    or parameters held a NaN/Inf (e.g. the safety governor rolled back because of it).
+    ``contribution`` is the counterfactual accuracy contribution in points (``None`` before
+    BLENDING). FLOPs are optional and, when given, priced like parameters.
+    """
+
+    slot: str = field(validator=validators.min_len(1))
+    blueprint: str = field(validator=validators.min_len(1))
+    epoch: int = field(validator=[validators.instance_of(int), validators.ge(1)])
+    val_accuracy: float = field(validator=_optional_number)
+    grad_norm: float | None = field(default=None, validator=_non_negative_or_non_finite)
+    finite: bool = field(default=True, validator=validators.instance_of(bool))
+    contribution: float | None = field(default=None, validator=_optional_number)
+    seed_params: int = field(default=0, validator=_count)
+    host_params: int = field(default=0, validator=_count)
+    seed_flops: int | None = field(default=None, validator=_optional_count)
+    host_flops: int | None = field(default=None, validator=_optional_count)
+    germinated_epoch: int | None = field(default=None, validator=_optional_count)
+    episode: int = field(default=0, validator=_count)
+    stage: str = ""
+
+    @classmethod
+    def from_reports(cls, report: EpochReport, slot: SlotReport, *, grad_norm: float | None,
+                     finite: bool = True, seed_flops: int | None = None,
+                     host_flops: int | None = None) -> SeedObservation:
+        """Build an observation from the engine's reports plus the seed's gradient norm."""
+        if slot.blueprint is None:
+            raise ValueError(f"slot {slot.slot!r} holds no seed (stage {slot.stage.name})")
+        return cls(slot=slot.slot, blueprint=slot.blueprint, epoch=report.epoch,
+                   episode=report.episode, val_accuracy=report.val_accuracy,
+                   grad_norm=grad_norm, finite=finite, contribution=slot.contribution,
+                   seed_params=slot.seed_params, host_params=report.host_params,
+                   seed_flops=seed_flops, host_flops=host_flops,
+                   germinated_epoch=slot.germinated_epoch, stage=slot.stage.name)
+
+
+@frozen(kw_only=True)
+class DetectorConfig:
+    """Thresholds of the five signatures (defaults from seed 000 and DESIGN §6)."""
+
+    #: Seed gradient norm below which gradients have collapsed (seed 000: 1e-7).
+    collapse_below: float = field(default=1e-7, validator=validators.gt(0))
+    #: Seed gradient norm above which gradients have exploded (seed 000: 1e4).
+    explode_above: float = field(default=1e4, validator=validators.gt(0))
+    #: Epochs of accuracy history, while the seed is live, that define a plateau.
+    plateau_window: int = field(default=5, validator=[validators.instance_of(int), validators.ge(1)])
+    #: A plateau is a window whose best accuracy beats the best before it by less than this (points).
+    plateau_min_delta: float = field(default=0.5, validator=validators.ge(0))
+    #: Largest acceptable growth of the model (percent of host params or FLOPs) per accuracy
+    #: point of counterfactual contribution; a seed that costs more is "cost without benefit".
+    max_growth_per_point: float = field(default=10.0, validator=validators.gt(0))
+    #: Epochs with a measured contribution before cost is judged (blending needs time to act).
+    cost_min_epochs: int = field(default=2, validator=[validators.instance_of(int), validators.ge(1)])
+
+    def __attrs_post_init__(self) -> None:
+        if self.collapse_below >= self.explode_above:
+            raise ValueError(f"collapse_below ({self.collapse_below}) must be below "
+                             f"explode_above ({self.explode_above})")
+
+
+def growth_per_point(obs: SeedObservation) -> float | None:
+    """Model growth (percent, the larger of params and FLOPs) per point of contribution.
+
+    ``None`` before the contribution is measured or when the seed costs nothing; ``inf``
+    when a costly seed contributes nothing or hurts.
+    """
+    if obs.contribution is None:
+        return None
+    growths = []
+    if obs.seed_params > 0:
+        growths.append(100.0 * obs.seed_params / max(1, obs.host_params))
+    if obs.seed_flops and obs.seed_flops > 0:
+        growths.append(100.0 * obs.seed_flops / max(1, obs.host_flops or 0))
+    if not growths:
+        return None
+    if not math.isfinite(obs.contribution) or obs.contribution <= 0:
+        return math.inf
+    return max(growths) / obs.contribution
+
+
+@frozen
+class _SeedIdentity:
+    blueprint: str
+    germinated_epoch: int | None
+
+
+@define
+class _SeedHistory:
+    identity: _SeedIdentity
+    accuracies: list[float] = field(factory=list)
+    measured_epochs: int = 0
+    cost_flagged: bool = False
+
+
+@define
+class FailureDetector:
+    """Watches every slot's seed across epochs and reports failure signatures.
+
+    Per-occurrence signatures (non-finite values, gradient collapse, gradient explosion) fire
+    every epoch they are observed; a plateau fires every epoch it lasts (seed 000: "−5
+    cumulative"); cost without benefit fires once per seed ("−1 per wasteful selection").
+    A slot's history restarts when a different seed (blueprint or germination epoch) appears.
+    """
+
+    config: DetectorConfig = field(factory=DetectorConfig)
+    run_id: str = ""
+    _histories: dict[str, _SeedHistory] = field(factory=dict, init=False)
+
+    def observe(self, obs: SeedObservation) -> list[Anomaly]:
+        """Record one epoch of one seed; return the anomalies it shows (possibly none)."""
+        history = self._history_for(obs)
+        history.accuracies.append(obs.val_accuracy)
+        found: list[tuple[Signature, str, float | None]] = []
+
+        grad = obs.grad_norm
+        if not obs.finite or (grad is not None and not math.isfinite(grad)):
+            # A non-finite seed says nothing trustworthy about its gradient size or accuracy.
+            found.append((Signature.NAN_INF, "non-finite values in the seed's computation", grad))
+        else:
+            if grad is not None and obs.seed_params > 0 and grad < self.config.collapse_below:
+                found.append((Signature.GRADIENT_COLLAPSE,
+                              f"seed gradient norm {grad:.3g} < {self.config.collapse_below:g}", grad))
+            if grad is not None and grad > self.config.explode_above:
+                found.append((Signature.GRADIENT_EXPLOSION,
+                              f"seed gradient norm {grad:.3g} > {self.config.explode_above:g}", grad))
+            plateau = self._plateau_gain(history.accuracies)
+            if plateau is not None:
+                found.append((Signature.PLATEAU,
+                              f"accuracy improved {plateau:.2f} points in the last "
+                              f"{self.config.plateau_window} epochs with the seed live", plateau))
+            cost = self._cost(history, obs)
+            if cost is not None:
+                found.append((Signature.COST_WITHOUT_BENEFIT,
+                              f"{cost:.3g}% model growth per accuracy point of contribution "
+                              f"(limit {self.config.max_growth_per_point:g})", cost))
+
+        return [Anomaly(run_id=self.run_id, episode=obs.episode, epoch=obs.epoch, slot=obs.slot,
+                        signature=sig.value, detail=f"{obs.blueprint}: {detail}", value=value)
+                for sig, detail, value in found]
+
+    def observe_all(self, observations: Sequence[SeedObservation]) -> list[Anomaly]:
+        """Observe several seeds of one epoch; anomalies in the order given."""
+        return [a for obs in observations for a in self.observe(obs)]
+
+    def observe_report(self, report: EpochReport, *, grad_norms: Mapping[str, float | None],
+                       finite: Mapping[str, bool] | None = None) -> list[Anomaly]:
+        """Observe every live seed of ``report``; slots without a seed are forgotten.
+
+        ``grad_norms`` and ``finite`` are keyed by slot name (missing: no gradient / finite).
+        """
+        finite = finite or {}
+        observations = []
+        for slot in report.slots:
+            if slot.live and slot.blueprint is not None:
+                observations.append(SeedObservation.from_reports(
+                    report, slot, grad_norm=grad_norms.get(slot.slot),
+                    finite=finite.get(slot.slot, True)))
+            else:
+                self.forget(slot.slot)
+        return self.observe_all(observations)
+
+    def forget(self, slot: str) -> None:
+        """Drop a slot's history (its seed was culled or fossilized)."""
+        self._histories.pop(slot, None)
+
+    def reset(self) -> None:
+        """Forget every slot, e.g. at the start of an episode."""
+        self._histories.clear()
+
+    def _history_for(self, obs: SeedObservation) -> _SeedHistory:
+        identity = _SeedIdentity(obs.blueprint, obs.germinated_epoch)
+        history = self._histories.get(obs.slot)
+        if history is None or history.identity != identity:
+            history = self._histories[obs.slot] = _SeedHistory(identity)
+        return history
+
+    def _plateau_gain(self, accuracies: list[float]) -> float | None:
+        """The window's improvement over the best before it, if that is a plateau, else None."""
+        window = self.config.plateau_window
+        if len(accuracies) <= window:
+            return None
+        before, recent = accuracies[:-window], accuracies[-window:]
+        if not all(math.isfinite(a) for a in recent + before):
+            return None
+        gain = max(recent) - max(before)
+        return gain if gain < self.config.plateau_min_delta else None
+
+    def _cost(self, history: _SeedHistory, obs: SeedObservation) -> float | None:
+        if obs.contribution is None:
+            return None
+        history.measured_epochs += 1
+        if history.cost_flagged or history.measured_epochs < self.config.cost_min_epochs:
+            return None
+        cost = growth_per_point(obs)
+        if cost is None or cost <= self.config.max_growth_per_point:
+            return None
+        history.cost_flagged = True
+        return cost

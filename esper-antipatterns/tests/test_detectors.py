@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import math
+
+import attrs
+import pytest
+
+from esper_antipatterns.detectors import DetectorConfig, FailureDetector, SeedObservation, growth_per_point
+from esper_core.contracts.events import Anomaly
+from esper_core.contracts.reports import EpochReport, SlotReport
+from esper_core.contracts.stages import SeedStage
+
+
+def obs(epoch: int = 1, **fields) -> SeedObservation:
+    base = {"slot": "s0", "blueprint": "conv_light", "epoch": epoch, "val_accuracy": 50.0 + epoch,
+            "grad_norm": 0.1, "seed_params": 100, "host_params": 10_000}
+    return SeedObservation(**{**base, **fields})
+
+
+def run(observations) -> list[list[str]]:
+    detector = FailureDetector()
+    return [[a.signature for a in detector.observe(o)] for o in observations]
+
+
+def test_healthy_seed_raises_nothing() -> None:
+    # improving accuracy, sane gradients, contribution worth its cost
+    seq = [obs(e, contribution=2.0 if e > 3 else None) for e in range(1, 15)]
+    assert run(seq) == [[]] * 14
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"finite": False}, ["nan_inf"]),
+    ({"grad_norm": math.nan}, ["nan_inf"]),
+    ({"grad_norm": math.inf}, ["nan_inf"]),
+    ({"grad_norm": 1e-9}, ["gradient_collapse"]),
+    ({"grad_norm": 0.0}, ["gradient_collapse"]),
+    ({"grad_norm": 2e4}, ["gradient_explosion"]),
+    ({"grad_norm": 1e-7}, []),
+    ({"grad_norm": 1e4}, []),
+    ({"grad_norm": None}, []),
+    ({"grad_norm": 0.0, "seed_params": 0}, []),  # a parameter-free seed has no gradient to lose
+])
+def test_per_occurrence_signatures(fields, expected) -> None:
+    assert run([obs(**fields)]) == [expected]
+
+
+def test_anomalies_name_the_seed_and_signature() -> None:
+    detector = FailureDetector(run_id="r1")
+    [anomaly] = detector.observe(obs(3, slot="block2", grad_norm=5e5, episode=4))
+    assert isinstance(anomaly, Anomaly)
+    assert (anomaly.slot, anomaly.signature, anomaly.epoch, anomaly.episode, anomaly.run_id) == (
+        "block2", "gradient_explosion", 3, 4, "r1")
+    assert anomaly.detail.startswith("conv_light:") and anomaly.value == 5e5
+    assert anomaly.to_record()["kind"] == "anomaly"
+
+
+def test_plateau_fires_every_stagnant_epoch_and_not_before_the_window() -> None:
+    accs = [50, 55, 60, 60.1, 60.2, 60.0, 60.3, 60.2, 60.1, 61.0]
+    result = run([obs(e + 1, val_accuracy=a) for e, a in enumerate(accs)])
+    assert result[:7] == [[]] * 7  # window 5 needs 6 epochs; epochs 6-7 still beat 1-2 by ≥ 0.5
+    # epochs 8-9 stagnate; at epoch 10 the 61.0 beats the best before the window by 0.8
+    assert result[7:] == [["plateau"], ["plateau"], []]
+
+
+def test_plateau_needs_a_finite_history() -> None:
+    seq = [obs(e, val_accuracy=math.nan if e == 2 else 50.0) for e in range(1, 8)]
+    assert ["plateau"] not in run(seq)[:7]
+
+
+def test_cost_without_benefit_fires_once_per_seed() -> None:
+    # 30 % growth for 0.5 points = 60 %/point > 10
+    seq = [obs(e, contribution=0.5, seed_params=3000) for e in range(1, 6)]
+    assert [("cost_without_benefit" in r) for r in run(seq)] == [False, True, False, False, False]
+
+
+def test_cost_uses_flops_when_given() -> None:
+    cheap = obs(contribution=1.0, seed_params=100, seed_flops=50_000, host_flops=100_000)
+    assert growth_per_point(cheap) == pytest.approx(50.0)
+    assert growth_per_point(obs(contribution=-1.0)) == math.inf
+    assert growth_per_point(obs(contribution=None)) is None
+    assert growth_per_point(obs(contribution=1.0, seed_params=0)) is None
+
+
+def test_history_restarts_for_a_new_seed_in_the_same_slot() -> None:
+    detector = FailureDetector()
+    for e in range(1, 7):
+        detector.observe(obs(e, val_accuracy=50.0, germinated_epoch=0))
+    # a new seed: its first epoch cannot be a plateau yet
+    assert detector.observe(obs(7, val_accuracy=50.0, germinated_epoch=7)) == []
+    detector.forget("s0")
+    detector.reset()
+
+
+def _report(epoch: int, stage: SeedStage, grad_norm_slot: str = "a") -> EpochReport:
+    slots = (SlotReport(slot="a", index=0, width=8, stage=stage, blueprint="cnn:gain_amplifier",
+                        seed_params=9, germinated_epoch=1, contribution=None),
+             SlotReport(slot="b", index=1, width=8, stage=SeedStage.DORMANT))
+    return EpochReport(episode=0, epoch=epoch, max_epochs=10, train_loss=1.0, val_loss=1.0,
+                       val_accuracy=40.0, host_params=1000, seed_params=9, slots=slots)
+
+
+def test_observe_report_covers_live_seeds_only() -> None:
+    detector = FailureDetector()
+    found = detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={"a": 1e6, "b": 1e9})
+    assert [(a.slot, a.signature) for a in found] == [("a", "gradient_explosion")]
+    found = detector.observe_report(_report(3, SeedStage.TRAINING), grad_norms={}, finite={"a": False})
+    assert [(a.slot, a.signature) for a in found] == [("a", "nan_inf")]
+    assert detector.observe_report(_report(4, SeedStage.CULLED), grad_norms={"a": 1e9}) == []
+
+
+def test_from_reports_needs_a_seed() -> None:
+    report = _report(2, SeedStage.TRAINING)
+    with pytest.raises(ValueError, match="holds no seed"):
+        SeedObservation.from_reports(report, report.slots[1], grad_norm=None)
+    built = SeedObservation.from_reports(report, report.slots[0], grad_norm=0.5)
+    assert (built.blueprint, built.host_params, built.stage) == ("cnn:gain_amplifier", 1000, "TRAINING")
+
+
+@pytest.mark.parametrize("bad", [
+    {"grad_norm": -1.0}, {"grad_norm": "big"}, {"epoch": 0}, {"seed_params": -1}, {"slot": ""},
+    {"finite": 1}, {"contribution": True},
+])
+def test_observation_validation(bad) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        obs(**bad)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="collapse_below"):
+        DetectorConfig(collapse_below=1.0, explode_above=0.5)
+    with pytest.raises(ValueError):
+        DetectorConfig(plateau_window=0)
+    strict = FailureDetector(DetectorConfig(explode_above=10.0))
+    assert [a.signature for a in strict.observe(obs(grad_norm=11.0))] == ["gradient_explosion"]
+    assert attrs.evolve(DetectorConfig(), plateau_window=3).plateau_window == 3

@@ -1,0 +1,78 @@
+"""Installing is extending: the plugin is torch-free at import and shows up in the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from esper_antipatterns.cli import antipatterns_command
+from esper_antipatterns.curriculum import curriculum
+
+ESPER = Path(sys.executable).with_name("esper")
+NAMES = {"correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich",
+         "gain_amplifier", "deep_linear_stack", "expensive_identity", "redundant_ensemble",
+         "kaiming_mismatch", "division_by_feature"}
+
+
+def test_plugin_import_and_registration_do_not_import_torch() -> None:
+    code = ("import sys, esper_antipatterns.plugin as p, esper_antipatterns.detectors, "
+            "esper_antipatterns.curriculum, esper_antipatterns.cli\n"
+            "specs = p.esper_register_blueprints(); terms = p.esper_register_reward_terms()\n"
+            "assert [s.param_estimate(16) for s in specs]\n"
+            "print(len(specs), len(terms), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["10", "5", "False"]
+
+
+def _esper(*args: str, plugins: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESPER_")}
+    if plugins is not None:
+        env["ESPER_PLUGINS"] = plugins
+    return subprocess.run([str(ESPER), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _cnn_rows(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
+    assert result.returncode == 0, result.stderr
+    return {r["name"]: r for r in json.loads(result.stdout)["blueprints"] if r["topology"] == "cnn"}
+
+
+@pytest.mark.skipif(not ESPER.exists(), reason="the esper console script is not installed")
+def test_installed_antipatterns_appear_in_the_catalog_and_vanish_without_the_plugin() -> None:
+    rows = _cnn_rows(_esper("blueprints", "--json", "--width", "16"))
+    assert NAMES <= set(rows)
+    for name in NAMES:
+        assert rows[name]["antipattern"] is True
+        assert rows[name]["distribution"] == "esper-antipatterns"
+    assert rows["gain_amplifier"]["index"] == 28 and rows["gain_amplifier"]["params"] == 17
+    without = _esper("blueprints", "--json", plugins="cnn,policies")
+    assert without.returncode == 0, without.stderr
+    assert not NAMES & {r["name"] for r in json.loads(without.stdout)["blueprints"]}
+
+
+@pytest.mark.skipif(not ESPER.exists(), reason="the esper console script is not installed")
+def test_esper_antipatterns_subcommand() -> None:
+    result = _esper("antipatterns", "--stage", "1", "--names")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "division_by_feature,kaiming_mismatch"
+
+
+def test_cli_listing_json_and_errors() -> None:
+    runner = CliRunner()
+    table = runner.invoke(antipatterns_command, [])
+    assert table.exit_code == 0
+    lines = table.output.splitlines()
+    assert lines[0].split()[:3] == ["stage", "index", "name"]
+    assert [line.split()[2] for line in lines[1:]] == curriculum()
+    data = json.loads(runner.invoke(antipatterns_command, ["--category", "deceptive", "--json"]).output)
+    assert [(r["name"], r["signature"], r["penalty"]) for r in data["antipatterns"]] == [
+        ("expensive_identity", "cost_without_benefit", -1.0),
+        ("redundant_ensemble", "cost_without_benefit", -1.0)]
+    both = runner.invoke(antipatterns_command, ["--category", "subtle", "--stage", "2"])
+    assert both.exit_code == 2 and "not both" in both.output
+    assert runner.invoke(antipatterns_command, ["--stage", "7"]).exit_code == 2
