@@ -19,3 +19,11 @@ def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
         return make_distribution(root, **kwargs)
 
     return factory
+
+
+@pytest.fixture
+def recorded_events():
+    """One of every telemetry event type, as a sink would receive them."""
+    from esper_core.testing import sample_event_stream
+
+    return sample_event_stream()

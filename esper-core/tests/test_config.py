@@ -57,6 +57,7 @@ param_rent = 2.0
         ('[training]\nmomentum = 0.9\n', "unknown key [training] 'momentum'"),
         ('[rewards]\nparam_rent = "high"\n', "[rewards] param_rent = 'high' is invalid"),
         ('run = 3\n', "config key 'run' must be a table"),
+        ('[telemetry]\nsqlite = 3\n', "expected a table [telemetry.sqlite]"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(tmp_path, text, needle):
@@ -85,7 +86,8 @@ def test_sections_override_contract_defaults():
 
 
 def test_round_trip_through_toml(tmp_path):
-    config = RunConfig.from_dict({"run": {"epochs": 4, "blueprints": ["a", "b"]}, "task": {"train_size": 64}})
+    config = RunConfig.from_dict({"run": {"epochs": 4, "blueprints": ["a", "b"]}, "task": {"train_size": 64},
+                                  "telemetry": {"sqlite": {"path": "runs.sqlite"}}})
     path = write(tmp_path, dump_toml(config.to_dict()))
     assert RunConfig.from_sources(path) == config
 

@@ -4,7 +4,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from esper_core.errors import ConfigError
-from esper_core.telemetry.hub import TelemetryHub
 from esper_core.telemetry.jsonl import JsonlSink, read_events
 from esper_core.testing import SinkConformance, sample_event_stream
 
@@ -46,35 +45,3 @@ def test_options_are_validated(tmp_path):
         JsonlSink.from_options(run_dir=tmp_path, options={"max_bytes": 0})
     with pytest.raises(ConfigError, match="run directory"):
         JsonlSink.from_options(run_dir=None, options={})
-
-
-class Recording:
-    def __init__(self):
-        self.events = []
-        self.closed = False
-
-    def emit(self, event):
-        self.events.append(event)
-
-    def flush(self):
-        pass
-
-    def close(self):
-        self.closed = True
-
-
-class Exploding(Recording):
-    def emit(self, event):
-        raise OSError("disk full")
-
-
-def test_hub_disables_a_raising_sink_and_keeps_the_others():
-    good, bad = Recording(), Exploding()
-    hub = TelemetryHub([("bad", bad), ("good", good)])
-    with capture_logs() as logs:
-        for event in sample_event_stream():
-            hub.emit(event)
-    hub.close()
-    assert len(good.events) == len(sample_event_stream()) and good.closed
-    assert hub.disabled == ["bad"]
-    assert [entry["sink"] for entry in logs if entry["event"] == "telemetry_sink_disabled"] == ["bad"]

@@ -111,6 +111,8 @@ class RunConfig:
     kasmina: Mapping[str, Any] = field(factory=dict)
     gates: Mapping[str, Any] = field(factory=dict)
     reward_weights: Mapping[str, float] = field(factory=dict)
+    #: per-sink options, from ``[telemetry.<sink>]`` tables
+    telemetry_options: Mapping[str, Mapping[str, Any]] = field(factory=dict)
 
     @classmethod
     def from_sources(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
@@ -130,6 +132,12 @@ class RunConfig:
         scalar_fields = [a.name for a in attrs.fields(cls) if a.name not in _NESTED]
         _reject_unknown("run", run, scalar_fields)
         training = _build(TrainingConfig, _table(data, "training"), "training")
+        sink_options = {}
+        for sink, options in _table(data, "telemetry").items():
+            if not isinstance(options, Mapping):
+                raise ConfigError(f"[telemetry] {sink} = {options!r} is invalid; expected a table "
+                                  f"[telemetry.{sink}] of that sink's options")
+            sink_options[sink] = dict(options)
         weights = dict(_table(data, "rewards"))
         for key, value in weights.items():
             if not _is_num(value):
@@ -144,6 +152,7 @@ class RunConfig:
                 "kasmina": dict(_table(data, "kasmina")),
                 "gates": dict(_table(data, "gates")),
                 "reward_weights": weights,
+                "telemetry_options": sink_options,
             },
             "run",
         )
@@ -159,11 +168,13 @@ class RunConfig:
             "kasmina": dict(self.kasmina),
             "gates": dict(self.gates),
             "rewards": dict(self.reward_weights),
+            "telemetry": {k: dict(v) for k, v in self.telemetry_options.items()},
         }
 
 
-_SECTIONS = ("run", "training", "task", "policy", "kasmina", "gates", "rewards")
-_NESTED = {"training", "task_options", "policy_options", "kasmina", "gates", "reward_weights"}
+_SECTIONS = ("run", "training", "task", "policy", "kasmina", "gates", "rewards", "telemetry")
+_NESTED = {"training", "task_options", "policy_options", "kasmina", "gates", "reward_weights",
+           "telemetry_options"}
 
 
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -232,14 +243,21 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def dump_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
-    """Write a two-level mapping (tables of scalars and lists) as TOML."""
+def dump_toml(data: Mapping[str, Mapping[str, Any]], prefix: str = "") -> str:
+    """Write nested tables of scalars and lists as TOML (sub-tables as ``[a.b]``)."""
     lines: list[str] = []
     for table, values in data.items():
-        lines.append(f"[{table}]")
+        name = f"{prefix}{table}"
+        lines.append(f"[{name}]")
+        subtables = {}
         for key, value in values.items():
             if value is None:
                 continue
-            lines.append(f"{key} = {_toml_value(value)}")
+            if isinstance(value, Mapping):
+                subtables[key] = value
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
+        if subtables:
+            lines.append(dump_toml(subtables, prefix=f"{name}."))
     return "\n".join(lines)

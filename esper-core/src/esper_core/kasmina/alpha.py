@@ -19,7 +19,9 @@ MIN_TEMPERATURE = 1e-6
 
 def _check(total_epochs: int, temperature: float) -> None:
     if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
-        raise ConfigError(f"alpha schedule total_epochs must be an integer ≥ 1, got {total_epochs!r}")
+        raise ConfigError(
+            f"alpha schedule total_epochs must be an integer ≥ 1, got {total_epochs!r}"
+        )
     if not isinstance(temperature, int | float) or not temperature >= 0:
         raise ConfigError(f"alpha schedule temperature must be a number ≥ 0, got {temperature!r}")
 

@@ -120,13 +120,15 @@ def evaluate(
                 for s in training:
                     p = point[s.name]
                     with model.force_alpha(s.name, 1.0):
-                        gain_correct[s.name] = gain_correct[s.name] + correct_fn(model.run_from(cache[p], p), y)[0]
+                        on = model.run_from(cache[p], p)
+                    gain_correct[s.name] = gain_correct[s.name] + correct_fn(on, y)[0]
                 if not shapley:
                     for s in blended:
                         p = point[s.name]
                         with model.force_alpha(s.name, 0.0):
-                            removed_correct[s.name] = removed_correct[s.name] + correct_fn(
-                                model.run_from(cache[p], p), y)[0]
+                            off_out = model.run_from(cache[p], p)
+                        n_off = correct_fn(off_out, y)[0]
+                        removed_correct[s.name] = removed_correct[s.name] + n_off
                     continue
                 # Shapley: an "all blended seeds off" pass, then each coalition's suffix.
                 off = {s.name: 0.0 for s in blended}

@@ -71,7 +71,8 @@ def g0_blueprint_fits(context: GateContext) -> GateResult:
     m: dict[str, float] = {"param_estimate": estimate, "seed_params_used": used, "width": width}
     if bp.topology != context.topology:
         return _result(gate, target, False,
-                       f"blueprint {bp.key} is for topology {bp.topology!r}, not {context.topology!r}",
+                       f"blueprint {bp.key} is for topology {bp.topology!r}, "
+                       f"not {context.topology!r}",
                        topology_match=0, **m)
     if context.param_budget is not None:
         left = context.param_budget - used
@@ -111,7 +112,8 @@ def g1_shape_and_finite(context: GateContext) -> GateResult:
         with torch.no_grad():
             out = seed(probe)
     except (RuntimeError, ValueError, TypeError) as exc:
-        return _result(gate, target, False, f"seed failed on a probe of shape {tuple(probe.shape)}: {exc}")
+        return _result(gate, target, False,
+                       f"seed failed on a probe of shape {tuple(probe.shape)}: {exc}")
     finally:
         seed.train(was_training)
     if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
@@ -194,7 +196,8 @@ def g4_stability(context: GateContext) -> GateResult:
     if problems:
         return _result(gate, target, False, "; ".join(problems), **m)
     return _result(gate, target, True,
-                   f"stable: contribution ≥ {min(window):.3f} points over {len(window)} epochs", **m)
+                   f"stable: contribution ≥ {min(window):.3f} points over {len(window)} epochs",
+                   **m)
 
 
 def g5_contribution(context: GateContext) -> GateResult:
@@ -210,7 +213,8 @@ def g5_contribution(context: GateContext) -> GateResult:
     else:
         m["contribution"] = contribution
         if contribution < th.g5_min_contribution:
-            problems.append(f"contribution {contribution:.3f} < {th.g5_min_contribution:.3f} points")
+            problems.append(
+                f"contribution {contribution:.3f} < {th.g5_min_contribution:.3f} points")
     if not finite:
         problems.append("seed parameters are not finite")
     if problems:
@@ -253,6 +257,7 @@ class GateSuite:
         for spec in self.gates.get(target, ()):
             result = spec.check(context)
             if not isinstance(result, GateResult):
-                raise PluginError(f"gate {spec.name!r} returned {type(result).__name__}, not GateResult")
+                raise PluginError(
+                    f"gate {spec.name!r} returned {type(result).__name__}, not GateResult")
             results.append(result)
         return GateResult.combine(target, results)

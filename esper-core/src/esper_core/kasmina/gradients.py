@@ -64,7 +64,9 @@ class GradientRatioTracker:
         return self.value
 
 
-def group_grad_norms(groups: dict[str | None, list[torch.nn.Parameter]]) -> dict[str | None, Tensor]:
+def group_grad_norms(
+    groups: dict[str | None, list[torch.nn.Parameter]],
+) -> dict[str | None, Tensor]:
     """Gradient L2 norm of each parameter group, from one fused ``_foreach_norm`` (no sync).
 
     A group without gradients gets a zero norm. The trainer uses these both for the gradient

@@ -346,7 +346,8 @@ class MorphogeneticModel(nn.Module):
             return result
         module = blueprint.factory(width=s.point.width)
         if not isinstance(module, nn.Module):
-            raise PluginError(f"blueprint {blueprint.key} built {type(module).__name__}, not an nn.Module")
+            raise PluginError(
+                f"blueprint {blueprint.key} built {type(module).__name__}, not an nn.Module")
         device, dtype = self.device_and_dtype()
         s.seed = module.to(device=device, dtype=dtype)
         s.blueprint = blueprint
@@ -364,8 +365,8 @@ class MorphogeneticModel(nn.Module):
         target = NEXT_STAGE.get(s.stage)
         if target is None:
             hint = "; germinate it first" if s.stage is SeedStage.DORMANT else ""
-            return self._refusal(s, SeedStage.UNKNOWN,
-                                 f"slot {s.name} is {s.stage.name}: nothing to advance{hint}", epoch)
+            reason = f"slot {s.name} is {s.stage.name}: nothing to advance{hint}"
+            return self._refusal(s, SeedStage.UNKNOWN, reason, epoch)
         return self._try_gate(s, target, epoch)
 
     def fossilize(self, slot: str, *, epoch: int) -> GateResult:
@@ -413,7 +414,8 @@ class MorphogeneticModel(nn.Module):
         while True:
             stage, dwell = slot.stage, slot.state.epochs_in_stage
             if stage is SeedStage.CULLED:
-                out.append(self._transition(slot, SeedStage.EMBARGOED, epoch=epoch, reason="embargo"))
+                out.append(self._transition(slot, SeedStage.EMBARGOED, epoch=epoch,
+                                            reason="embargo"))
             elif stage is SeedStage.EMBARGOED and dwell >= lc.embargo_epochs:
                 out.append(self._transition(slot, SeedStage.RESETTING, epoch=epoch,
                                             reason=f"embargo over after {dwell} epochs"))

@@ -18,8 +18,8 @@ Forward by stage (``h`` is the host activation at the injection point, ``s`` the
 
 from __future__ import annotations
 
-from attrs import define, field
 import torch
+from attrs import define, field
 from torch import Tensor, nn
 
 from esper_core.contracts.protocols import InjectionPoint
@@ -117,4 +117,5 @@ class SeedSlot(nn.Module):
 
     def extra_repr(self) -> str:
         bp = self.blueprint.key if self.blueprint is not None else None
-        return f"name={self.name!r}, width={self.point.width}, stage={self.stage.name}, blueprint={bp}"
+        return (f"name={self.name!r}, width={self.point.width}, stage={self.stage.name}, "
+                f"blueprint={bp}")

@@ -60,8 +60,10 @@ class SeedTrainer:
         governor: SafetyGovernor | None = None,
     ) -> None:
         if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
-        for name, value in (("host_lr", host_lr), ("seed_lr", seed_lr), ("weight_decay", weight_decay)):
+            raise ConfigError(
+                f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        options = (("host_lr", host_lr), ("seed_lr", seed_lr), ("weight_decay", weight_decay))
+        for name, value in options:
             if not value >= 0:
                 raise ConfigError(f"{name} must be ≥ 0, got {value!r}")
         self.model = model
@@ -77,7 +79,8 @@ class SeedTrainer:
 
     def _make(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         if self.optimizer_name == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM, weight_decay=self.weight_decay)
+            return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM,
+                                   weight_decay=self.weight_decay)
         return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
@@ -106,8 +109,11 @@ class SeedTrainer:
             self.seed_optimizers.pop(name, None)
             self._seed_modules.pop(name, None)
 
-    def _trained(self) -> list[SeedSlot]:
-        return [s for s in self.model.all_slots() if s.stage in TRAINED_STAGES and s.seed is not None]
+    def _trained_params(self) -> tuple[list[SeedSlot], dict[str | None, list[nn.Parameter]]]:
+        trained = [s for s in self.model.all_slots()
+                   if s.stage in TRAINED_STAGES and s.seed is not None]
+        params = {s.name: list(s.seed.parameters()) for s in trained}  # type: ignore[union-attr]
+        return trained, params
 
     def train_epoch(
         self,
@@ -124,7 +130,7 @@ class SeedTrainer:
             governor.snapshot(self.optimizers())
         host_params = model.host_parameters()
         n_host = sum(p.numel() for p in host_params)
-        trained = self._trained()
+        trained, seed_params = self._trained_params()
         device, _ = model.device_and_dtype()
         loss_sum = torch.zeros((), device=device)
         steps = 0
@@ -135,28 +141,26 @@ class SeedTrainer:
             loss = loss_fn(model(x), y)
             loss.backward()
             tracked = [s for s in trained if s.stage is SeedStage.TRAINING]
-            norms = {}
+            norms: dict[str | None, Tensor] = {}
             if governor is not None or tracked:
-                groups: dict[str | None, list[nn.Parameter]] = {None: host_params}
-                groups.update({s.name: model.seed_parameters(s.name) for s in trained})
-                norms = group_grad_norms(groups)
+                norms = group_grad_norms({None: host_params, **seed_params})
             if governor is not None and not governor.check(loss.detach(), norms):
                 rollbacks.append(governor.rollback(epoch=epoch, step=index,
                                                    cause="non-finite loss, gradient or parameter"))
                 for opt in self.optimizers():
                     opt.zero_grad(set_to_none=True)
                 self.sync()
-                trained = self._trained()
+                trained, seed_params = self._trained_params()
                 governor.snapshot(self.optimizers())
                 continue
             self.host_optimizer.step()
             for s in trained:
                 self.seed_optimizers[s.name].step()
             if governor is not None:
-                governor.after_step([*host_params, *(p for s in trained for p in s.seed.parameters())])  # type: ignore[union-attr]
+                governor.after_step([*host_params, *(p for ps in seed_params.values() for p in ps)])
             for s in tracked:
-                s.state.gradient.update(norms[s.name], norms[None],
-                                        sum(p.numel() for p in s.seed.parameters()), n_host)  # type: ignore[union-attr]
+                n_seed = sum(p.numel() for p in seed_params[s.name])
+                s.state.gradient.update(norms[s.name], norms[None], n_seed, n_host)
             loss_sum += loss.detach()
             steps += 1
         if governor is not None and not governor.finish_epoch():

@@ -1,43 +1,95 @@
-"""Fan-out of events to several sinks, each isolated from the others' failures."""
+"""Fan telemetry out to several sinks, isolating each sink's failures from training.
+
+Telemetry must never stop a run: a sink that raises (disk full, locked database, a bug in a
+third-party plugin) is disabled after its first failure, with one structlog warning naming it,
+and every other sink keeps receiving events. The hub depends only on the core contracts so that
+the run engine can use it without this distribution's heavier parts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import structlog
-
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.protocols import Sink
 
 logger = structlog.get_logger(__name__)
 
 
+def sink_name(sink: Sink) -> str:
+    """A readable name for log messages: the sink's ``name`` attribute or its class name."""
+    name = getattr(sink, "name", None)
+    return name if isinstance(name, str) and name else type(sink).__name__
+
+
 class TelemetryHub:
-    """Send every event to every sink; a sink that raises is disabled with one warning.
+    """A :class:`Sink` that forwards every call to many sinks, disabling any that raise."""
 
-    Telemetry must never stop training: a failing sink loses its own output only.
-    """
+    name = "hub"
 
-    def __init__(self, sinks: Sequence[tuple[str, Sink]]) -> None:
-        self._sinks = list(sinks)
-        self.disabled: list[str] = []
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self._sinks: list[Sink] = list(sinks)
+        self._disabled: list[str] = []
+        self._closed = False
 
-    def _call(self, method: str, *args: object) -> None:
-        for name, sink in list(self._sinks):
-            try:
-                getattr(sink, method)(*args)
-            except Exception as exc:
-                self._sinks = [(n, s) for n, s in self._sinks if s is not sink]
-                self.disabled.append(name)
-                logger.warning("telemetry_sink_disabled", sink=name, method=method,
-                               error=f"{type(exc).__name__}: {exc}")
+    @property
+    def disabled(self) -> list[str]:
+        """Names of the sinks disabled after an error, in the order they failed."""
+        return list(self._disabled)
+
+    @property
+    def active(self) -> list[Sink]:
+        return list(self._sinks)
 
     def emit(self, event: TelemetryEvent) -> None:
-        self._call("emit", event)
+        for sink in list(self._sinks):
+            try:
+                sink.emit(event)
+            except Exception as exc:  # isolation is the point: any sink error is contained
+                self._disable(sink, "emit", exc)
 
     def flush(self) -> None:
-        self._call("flush")
+        for sink in list(self._sinks):
+            try:
+                sink.flush()
+            except Exception as exc:
+                self._disable(sink, "flush", exc)
 
     def close(self) -> None:
-        self._call("close")
-        self._sinks = []
+        """Close every sink once; later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        sinks, self._sinks = self._sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                self._record_failure(sink, "close", exc)
+
+    def __enter__(self) -> TelemetryHub:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _disable(self, sink: Sink, operation: str, exc: BaseException) -> None:
+        self._sinks.remove(sink)
+        self._record_failure(sink, operation, exc)
+        # Give the broken sink a chance to release its file or connection; a second failure
+        # here is expected for a broken sink and is not worth another warning.
+        try:
+            sink.close()
+        except Exception:
+            logger.debug("disabled telemetry sink also failed to close", sink=sink_name(sink))
+
+    def _record_failure(self, sink: Sink, operation: str, exc: BaseException) -> None:
+        name = sink_name(sink)
+        self._disabled.append(name)
+        logger.warning(
+            "telemetry sink failed and was disabled; training continues",
+            sink=name,
+            operation=operation,
+            error=f"{type(exc).__name__}: {exc}",
+        )

@@ -26,6 +26,8 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 class JsonlSink:
     """Append events to a JSONL file; stops (with one warning) at ``max_bytes``."""
 
+    name = "jsonl"
+
     def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes

@@ -79,7 +79,8 @@ def build_model(resolved: ResolvedRun, task: Task, emit: Callable[[TelemetryEven
     )
 
 
-def _apply(model: MorphogeneticModel, decision: Decision, resolved: ResolvedRun, epoch: int) -> tuple[bool, str]:
+def _apply(model: MorphogeneticModel, decision: Decision, resolved: ResolvedRun, epoch: int,
+           accuracy: float) -> tuple[bool, str]:
     """Carry out ``decision``; return whether it took effect and what happened."""
     if decision.op is Op.WAIT:
         return True, "waited"
@@ -87,7 +88,7 @@ def _apply(model: MorphogeneticModel, decision: Decision, resolved: ResolvedRun,
     slot = model.slot_names[decision.slot]
     if decision.op is Op.GERMINATE:
         spec = next(b for b in resolved.blueprints if b.key == decision.blueprint)
-        result = model.germinate(slot, spec, epoch=epoch)
+        result = model.germinate(slot, spec, epoch=epoch, accuracy=accuracy)
     elif decision.op is Op.ADVANCE:
         result = model.advance(slot, epoch=epoch)
     elif decision.op is Op.FOSSILIZE:
@@ -192,7 +193,7 @@ def run_episode(
         )
         decision = policy.decide(report=report, mask=mask)
         if mask.allows(decision):
-            applied, outcome = _apply(model, decision, resolved, epoch)
+            applied, outcome = _apply(model, decision, resolved, epoch, val.accuracy)
         else:
             applied, outcome = False, f"refused: {decision.describe()} is not allowed by the action mask"
             logger.warning("decision_masked", policy=policy_name, decision=decision.describe())

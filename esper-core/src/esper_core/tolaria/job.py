@@ -44,12 +44,13 @@ def _make_policy(resolved: ResolvedRun, name: str, catalog: Catalog, slot_names:
 
 
 def _open_sinks(resolved: ResolvedRun, run_dir: Path) -> TelemetryHub:
-    sinks: list[tuple[str, Sink]] = []
+    sinks: list[Sink] = []
     for spec in resolved.sinks:
         try:
-            sinks.append((spec.name, spec.factory(run_dir=run_dir, options={})))
+            options = resolved.config.telemetry_options.get(spec.name, {})
+            sinks.append(spec.factory(run_dir=run_dir, options=options))
         except (ConfigError, PluginError):
-            for _, sink in sinks:
+            for sink in sinks:
                 sink.close()
             raise
     return TelemetryHub(sinks)

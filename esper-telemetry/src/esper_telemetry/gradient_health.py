@@ -1,0 +1,368 @@
+"""Gradient health of a module: norms, spread, vanishing/exploding fractions and a score.
+
+Cost matters (the design notes flagged the old tracker's overhead as unmeasured), so:
+
+* every statistic of a step is computed with a handful of batched tensor ops and added into
+  small on-device accumulators — nothing is copied to the host until :meth:`epoch_summary`,
+  which performs the tracker's only device sync of the epoch;
+* the *profile* decides how much is computed: ``minimal`` (one global norm per step),
+  ``standard`` (plus per-layer norms every ``every_n_steps`` steps) or ``diagnostic`` (every
+  statistic for every layer on every step). ``benchmarks/bench_telemetry.py`` measures them.
+
+The tracker inspects gradients after backward. Call :meth:`GradientHealthTracker.step` after
+``loss.backward()``, or pass the optimizer and the tracker hooks ``optimizer.step`` itself
+(a step pre-hook, so it sees the gradients that are about to be applied). Use it as a context
+manager: the hook is removed when the block exits, on error too.
+
+Health score: each sampled step scores every layer ``(1 − vanishing − exploding)`` (0 for a
+non-finite gradient), where the fractions are element fractions in ``diagnostic`` and, in the
+norm-only profiles, 0/1 verdicts on the layer's RMS gradient ``‖g‖/√n``. The epoch's score is
+the mean over layers (the global gradient in ``minimal``), in [0, 1]; 1 is healthy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from attrs import field, frozen
+from esper_core.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+PROFILES = ("minimal", "standard", "diagnostic")
+_DEFAULT_INTERVAL = {"minimal": 1, "standard": 10, "diagnostic": 1}
+
+
+def _positive_int_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{attribute.name} must be a positive integer or None, got {value!r}")
+
+
+def _positive_float(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or (
+        not math.isfinite(value)
+    ):
+        raise ValueError(f"{attribute.name} must be a positive finite number, got {value!r}")
+
+
+@frozen(kw_only=True)
+class GradientHealthConfig:
+    """What the tracker measures. Build it with :meth:`from_profile` or :meth:`from_options`."""
+
+    #: minimal | standard | diagnostic (see the module docstring).
+    profile: str = field(default="standard", validator=attrs.validators.in_(PROFILES))
+    #: Per-layer statistics every N optimizer steps; None = the profile's default
+    #: (standard: 10, diagnostic: 1). The global norm is measured every step in all profiles.
+    every_n_steps: int | None = field(default=None, validator=_positive_int_or_none)
+    #: |g| below this counts as vanishing.
+    vanishing_threshold: float = field(default=1e-7, validator=_positive_float)
+    #: |g| above this counts as exploding.
+    exploding_threshold: float = field(default=1e3, validator=_positive_float)
+
+    def __attrs_post_init__(self) -> None:
+        if self.vanishing_threshold >= self.exploding_threshold:
+            raise ValueError("vanishing_threshold must be below exploding_threshold")
+
+    @property
+    def interval(self) -> int:
+        return self.every_n_steps or _DEFAULT_INTERVAL[self.profile]
+
+    @property
+    def per_layer(self) -> bool:
+        return self.profile != "minimal"
+
+    @classmethod
+    def from_profile(cls, profile: str, **overrides: Any) -> GradientHealthConfig:
+        return cls.from_options({"profile": profile, **overrides})
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> GradientHealthConfig:
+        """Validate a config mapping; unknown keys and bad values raise ConfigError."""
+        allowed = sorted(a.name for a in attrs.fields(cls))
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ConfigError(f"unknown gradient-health option {unknown[0]!r}; allowed: "
+                              f"{', '.join(allowed)}")
+        try:
+            return cls(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid gradient-health option: {exc}") from exc
+
+
+@frozen(kw_only=True)
+class LayerHealth:
+    """One layer (a module owning parameters) over the sampled steps of an epoch."""
+
+    name: str
+    samples: int
+    norm_mean: float
+    norm_max: float
+    #: Element standard deviation of the gradient; measured in ``diagnostic`` only.
+    std: float | None
+    vanishing_fraction: float
+    exploding_fraction: float
+    nonfinite_steps: int
+    score: float
+
+
+@frozen(kw_only=True)
+class GradientHealthReport:
+    profile: str
+    steps: int
+    sampled_steps: int
+    global_norm_mean: float | None
+    global_norm_max: float | None
+    nonfinite_steps: int
+    score: float | None
+    layers: tuple[LayerHealth, ...] = ()
+
+    def to_metrics(self) -> dict[str, float]:
+        """Flat ``grad/...`` scalars for a telemetry sink or logger."""
+        metrics: dict[str, float] = {"grad/steps": float(self.steps),
+                                     "grad/nonfinite_steps": float(self.nonfinite_steps)}
+        if self.global_norm_mean is not None:
+            metrics["grad/global_norm_mean"] = self.global_norm_mean
+        if self.global_norm_max is not None:
+            metrics["grad/global_norm_max"] = self.global_norm_max
+        if self.score is not None:
+            metrics["grad/score"] = self.score
+        for layer in self.layers:
+            metrics[f"grad/{layer.name}/norm"] = layer.norm_mean
+            metrics[f"grad/{layer.name}/score"] = layer.score
+        return metrics
+
+
+# Column layout of the per-layer sum accumulator (sums over sampled steps).
+_NORM, _VANISH, _EXPLODE, _STD, _NONFINITE, _SCORE, _SAMPLES = range(7)
+_LAYER_COLUMNS = 7
+# Column layout of the global accumulator.
+_G_NORM, _G_VANISH, _G_EXPLODE, _G_NONFINITE, _G_SCORE = range(5)
+
+
+class GradientHealthTracker:
+    """Accumulates gradient statistics of ``module`` step by step; summarises per epoch."""
+
+    def __init__(self, module: nn.Module, config: GradientHealthConfig | None = None, *,
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.config = config or GradientHealthConfig()
+        names: dict[str, int] = {}
+        self._params: list[Any] = []
+        self._param_layer: list[int] = []
+        for qualified, param in module.named_parameters():
+            if not param.requires_grad:
+                continue
+            # A layer is the module owning the parameter; the root module's own parameters
+            # (a bare nn.Linear) form the layer "(root)".
+            layer = qualified.rpartition(".")[0] or "(root)"
+            self._param_layer.append(names.setdefault(layer, len(names)))
+            self._params.append(param)
+        self.layer_names: tuple[str, ...] = tuple(names)
+        self._handles: list[Any] = []
+        self._closed = False
+        self._steps = 0
+        self._sampled = 0
+        self._measured = 0  # steps that had at least one gradient
+        self._buffers: dict[str, Any] | None = None
+        self._index_cache: dict[tuple[int, ...], Any] = {}
+        if optimizer is not None:
+            self._handles.append(optimizer.register_step_pre_hook(self._pre_step_hook))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def hook_count(self) -> int:
+        """Hooks this tracker holds (0 after :meth:`close`)."""
+        return len(self._handles)
+
+    def __enter__(self) -> GradientHealthTracker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove every hook; idempotent. Accumulated statistics stay readable."""
+        handles, self._handles = self._handles, []
+        for handle in handles:
+            handle.remove()
+        self._closed = True
+
+    def _pre_step_hook(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.step()
+
+    def _allocate(self, device: Any) -> dict[str, Any]:
+        import torch
+
+        n_layers = len(self.layer_names)
+        return {
+            "layer_sum": torch.zeros(n_layers, _LAYER_COLUMNS, device=device, dtype=torch.float32),
+            "layer_max": torch.zeros(n_layers, device=device, dtype=torch.float32),
+            "global_sum": torch.zeros(5, device=device, dtype=torch.float32),
+            "global_max": torch.zeros((), device=device, dtype=torch.float32),
+            "numel": torch.tensor([float(p.numel()) for p in self._params], device=device),
+            "layer_of": torch.tensor(self._param_layer, device=device, dtype=torch.long),
+        }
+
+    def step(self) -> None:
+        """Measure the gradients now on the module's parameters (after backward)."""
+        if self._closed:
+            raise RuntimeError("step() on a closed GradientHealthTracker")
+        import torch
+
+        present = tuple(i for i, p in enumerate(self._params) if p.grad is not None)
+        self._steps += 1
+        if not present:
+            return
+        self._measured += 1
+        grads = [self._params[i].grad for i in present]
+        if self._buffers is None:
+            self._buffers = self._allocate(grads[0].device)
+        buffers = self._buffers
+        index = self._index_cache.get(present)
+        if index is None:
+            index = torch.tensor(present, device=grads[0].device, dtype=torch.long)
+            self._index_cache[present] = index
+        # One fused kernel per dtype/device group for all parameter norms (what
+        # clip_grad_norm_ uses); float32 so half-precision grads do not overflow when squared.
+        norms = torch.stack(torch._foreach_norm(grads)).float()
+        numel = buffers["numel"].index_select(0, index)
+        self._accumulate_global(norms, numel)
+        cfg = self.config
+        if cfg.per_layer and (self._steps - 1) % cfg.interval == 0:
+            self._sampled += 1
+            self._accumulate_layers(grads, norms, numel, buffers["layer_of"].index_select(0, index))
+
+    def _accumulate_global(self, norms: torch.Tensor, numel: torch.Tensor) -> None:
+        import torch
+
+        assert self._buffers is not None
+        cfg = self.config
+        total = torch.linalg.vector_norm(norms)
+        finite = torch.isfinite(total)
+        rms = total / numel.sum().sqrt()
+        vanish = (rms < cfg.vanishing_threshold).float()
+        explode = (rms > cfg.exploding_threshold).float()
+        safe = torch.where(finite, total, torch.zeros_like(total))
+        score = (1.0 - vanish - explode).clamp(min=0.0) * finite.float()
+        self._buffers["global_sum"].add_(
+            torch.stack([safe, vanish * finite, explode * finite, (~finite).float(), score]))
+        torch.maximum(self._buffers["global_max"], safe, out=self._buffers["global_max"])
+
+    def _accumulate_layers(self, grads: list[torch.Tensor], norms: torch.Tensor,
+                           numel: torch.Tensor, layer_of: torch.Tensor) -> None:
+        import torch
+
+        assert self._buffers is not None
+        cfg = self.config
+        n_layers = len(self.layer_names)
+        columns = torch.zeros(len(grads), 5, device=norms.device, dtype=torch.float32)
+        columns[:, 0] = norms.square()
+        columns[:, 1] = numel
+        if cfg.profile == "diagnostic":
+            # Element statistics, one small reduction per parameter, stacked so the whole
+            # step still adds into the accumulator with a single index_add_.
+            stats = torch.stack([
+                torch.stack([(g.abs() < cfg.vanishing_threshold).sum().float(),
+                             (g.abs() > cfg.exploding_threshold).sum().float(),
+                             g.sum(dtype=torch.float32)])
+                for g in grads
+            ])
+            columns[:, 2:5] = stats
+        per_layer = torch.zeros(n_layers, 5, device=norms.device, dtype=torch.float32)
+        per_layer.index_add_(0, layer_of, columns)
+        sumsq, count = per_layer[:, 0], per_layer[:, 1]
+        seen = count > 0
+        safe_count = count.clamp(min=1.0)
+        norm = sumsq.sqrt()
+        finite = torch.isfinite(norm)
+        if cfg.profile == "diagnostic":
+            vanish = per_layer[:, 2] / safe_count
+            explode = per_layer[:, 3] / safe_count
+            mean = per_layer[:, 4] / safe_count
+            std = (sumsq / safe_count - mean.square()).clamp(min=0.0).sqrt()
+        else:
+            rms = norm / safe_count.sqrt()
+            vanish = (rms < cfg.vanishing_threshold).float()
+            explode = (rms > cfg.exploding_threshold).float()
+            std = torch.zeros_like(norm)
+        ok = (finite & seen).float()
+        score = (1.0 - vanish - explode).clamp(min=0.0) * ok
+        zero = torch.zeros_like(norm)
+        update = torch.stack([  # columns in _NORM … _SAMPLES order
+            torch.where(finite, norm, zero), torch.where(finite, vanish, zero) * ok,
+            torch.where(finite, explode, zero) * ok, torch.where(finite, std, zero) * ok,
+            (~finite & seen).float(), score, seen.float(),
+        ], dim=1)
+        self._buffers["layer_sum"].add_(update)
+        torch.maximum(self._buffers["layer_max"], torch.where(finite, norm, zero),
+                      out=self._buffers["layer_max"])
+
+    def epoch_summary(self, *, reset: bool = True) -> GradientHealthReport:
+        """Statistics since the last summary (one device→host copy), then start afresh."""
+        steps, sampled = self._steps, self._sampled
+        if self._buffers is None:
+            report = GradientHealthReport(profile=self.config.profile, steps=steps,
+                                          sampled_steps=0, global_norm_mean=None,
+                                          global_norm_max=None, nonfinite_steps=0, score=None)
+        else:
+            import torch
+
+            b = self._buffers
+            host = torch.cat([b["global_sum"], b["global_max"].reshape(1),
+                              b["layer_max"], b["layer_sum"].reshape(-1)]).tolist()
+            report = self._report(steps, sampled, host)
+        if reset:
+            self._steps = self._sampled = self._measured = 0
+            if self._buffers is not None:
+                for key in ("layer_sum", "layer_max", "global_sum", "global_max"):
+                    self._buffers[key].zero_()
+        return report
+
+    def _report(self, steps: int, sampled: int, host: list[float]) -> GradientHealthReport:
+        n_layers = len(self.layer_names)
+        g_sum, g_max = host[:5], host[5]
+        layer_max = host[6:6 + n_layers]
+        width = _LAYER_COLUMNS
+        rows = [host[6 + n_layers + width * i: 6 + n_layers + width * (i + 1)]
+                for i in range(n_layers)]
+        measured = self._measured - int(g_sum[_G_NONFINITE])
+        layers = []
+        for name, row, peak in zip(self.layer_names, rows, layer_max):
+            samples = int(row[_SAMPLES])
+            if samples == 0:
+                continue
+            finite_samples = max(samples - int(row[_NONFINITE]), 1)
+            layers.append(LayerHealth(
+                name=name,
+                samples=samples,
+                norm_mean=row[_NORM] / finite_samples,
+                norm_max=peak,
+                std=row[_STD] / finite_samples if self.config.profile == "diagnostic" else None,
+                vanishing_fraction=row[_VANISH] / finite_samples,
+                exploding_fraction=row[_EXPLODE] / finite_samples,
+                nonfinite_steps=int(row[_NONFINITE]),
+                score=row[_SCORE] / samples,
+            ))
+        if layers:
+            score: float | None = sum(layer.score for layer in layers) / len(layers)
+        elif self._measured:
+            score = g_sum[_G_SCORE] / self._measured
+        else:
+            score = None
+        return GradientHealthReport(
+            profile=self.config.profile,
+            steps=steps,
+            sampled_steps=sampled,
+            global_norm_mean=g_sum[_G_NORM] / measured if measured > 0 else None,
+            global_norm_max=g_max if self._measured else None,
+            nonfinite_steps=int(g_sum[_G_NONFINITE]),
+            score=score,
+            layers=tuple(layers),
+        )

@@ -1,0 +1,266 @@
+"""Read runs back from run databases and run directories for ``esper runs``.
+
+A *source* is one SQLite connection: a shared ``runs.sqlite``, a run directory's
+``run.sqlite``, or an in-memory database rebuilt from a run directory's ``events.jsonl`` and
+``summary.json`` when it has no database. Files are opened read-only, so querying a database
+that a run is writing to is safe.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from attrs import field, frozen
+from esper_core.errors import EsperError
+
+from esper_telemetry.database import RunDatabase
+from esper_telemetry.records import (
+    DATABASE_FILE,
+    EVENTS_FILE,
+    SUMMARY_FILE,
+    iter_event_records,
+    read_summary,
+)
+
+SHARED_DATABASE_FILE = "runs.sqlite"
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+class UnknownRunError(EsperError):
+    """A run id that no source holds; the message lists the ids that exist."""
+
+    def __init__(self, run_id: str, known: Sequence[str]) -> None:
+        more = f" … and {len(known) - 20} more" if len(known) > 20 else ""
+        shown = ", ".join(known[:20]) + more
+        super().__init__(f"unknown run {run_id!r}; known runs: {shown or 'none'}")
+        self.run_id = run_id
+        self.known = list(known)
+
+
+@frozen
+class RunSource:
+    label: str
+    connection: sqlite3.Connection = field(eq=False)
+
+
+@frozen(kw_only=True)
+class SeedRecord:
+    slot: str
+    blueprint: str | None
+    episode: int
+    germinated_epoch: int | None
+    ended_epoch: int | None
+    outcome: str
+    contribution: float | None
+
+
+@frozen(kw_only=True)
+class EpochRecord:
+    episode: int
+    epoch: int
+    train_loss: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    host_params: int | None
+    seed_params: int | None
+    seconds: float | None
+
+
+@frozen(kw_only=True)
+class RunRecord:
+    run_id: str
+    source: str
+    task: str | None = None
+    policy: str | None = None
+    seed: int | None = None
+    status: str = "running"
+    started_at: float | None = None
+    epochs: int = 0
+    final_accuracy: float | None = None
+    best_accuracy: float | None = None
+    host_params: int | None = None
+    seed_params: int | None = None
+    wall_seconds: float | None = None
+    rollbacks: int = 0
+    baseline_accuracy: float | None = None
+    truncated: bool = False
+    seeds: tuple[SeedRecord, ...] = ()
+
+    @property
+    def total_params(self) -> int | None:
+        if self.host_params is None:
+            return None
+        return self.host_params + (self.seed_params or 0)
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        """Seed count per outcome (fossilized, culled, live)."""
+        return Counter(s.outcome for s in self.seeds)
+
+    @property
+    def by_blueprint(self) -> dict[str, Counter[str]]:
+        """Seed outcomes per blueprint, blueprints in name order."""
+        result: dict[str, Counter[str]] = {}
+        for seed in self.seeds:
+            result.setdefault(seed.blueprint or "?", Counter())[seed.outcome] += 1
+        return dict(sorted(result.items()))
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise EsperError(f"{path} is not an esper run database ({exc})") from exc
+    return connection
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any(
+        (path / name).is_file() for name in (DATABASE_FILE, EVENTS_FILE, SUMMARY_FILE)
+    )
+
+
+def load_run_dir(path: Path) -> RunSource:
+    """A source for one run directory: its database, else its recorded events and summary."""
+    if not path.is_dir():
+        raise EsperError(f"run directory {path} does not exist")
+    if (path / DATABASE_FILE).is_file():
+        return RunSource(str(path / DATABASE_FILE), _open_readonly(path / DATABASE_FILE))
+    events, summary = path / EVENTS_FILE, read_summary(path)
+    if not events.is_file() and summary is None:
+        raise EsperError(f"{path} is not a run directory: it has none of {DATABASE_FILE}, "
+                         f"{EVENTS_FILE}, {SUMMARY_FILE}")
+    connection = sqlite3.connect(":memory:")
+    database = RunDatabase(connection)
+    database.create_schema()
+    if events.is_file():
+        database.apply_all(iter_event_records(events))
+    if summary is not None:
+        run_id = str(summary.get("run_id") or path.name)
+        database.apply_summary(run_id, summary)
+    connection.commit()
+    return RunSource(str(path), connection)
+
+
+def open_sources(db: Path | None = None) -> list[RunSource]:
+    """Sources for ``--db``: a database file, a run directory, or a directory of runs.
+
+    Without ``db``, ``./runs`` is used: its shared ``runs.sqlite`` (if any) and every run
+    directory inside it.
+    """
+    target = DEFAULT_RUNS_DIR if db is None else db
+    if target.is_file():
+        return [RunSource(str(target), _open_readonly(target))]
+    if not target.is_dir():
+        hint = "" if db is not None else "; pass --db PATH (a run database or runs directory)"
+        raise EsperError(f"no run database or runs directory at {target}{hint}")
+    if is_run_dir(target):
+        return [load_run_dir(target)]
+    sources: list[RunSource] = []
+    if (target / SHARED_DATABASE_FILE).is_file():
+        sources.append(RunSource(str(target / SHARED_DATABASE_FILE),
+                                 _open_readonly(target / SHARED_DATABASE_FILE)))
+    for child in sorted(target.iterdir()):
+        if is_run_dir(child):
+            sources.append(load_run_dir(child))
+    return sources
+
+
+def close_sources(sources: Sequence[RunSource]) -> None:
+    for source in sources:
+        source.connection.close()
+
+
+_RUN_COLUMNS = ("run_id", "task", "policy", "seed", "status", "started_at", "epochs",
+                "final_accuracy", "best_accuracy", "host_params", "seed_params", "wall_seconds",
+                "rollbacks", "baseline_accuracy", "truncated")
+
+
+def _seeds(connection: sqlite3.Connection, run_id: str) -> tuple[SeedRecord, ...]:
+    rows = connection.execute(
+        "SELECT slot, blueprint, episode, germinated_epoch, ended_epoch, outcome, contribution "
+        "FROM seeds WHERE run_id = ? ORDER BY episode, germinated_epoch, seed_id", (run_id,)
+    ).fetchall()
+    return tuple(
+        SeedRecord(slot=r[0], blueprint=r[1], episode=r[2], germinated_epoch=r[3],
+                   ended_epoch=r[4], outcome=r[5], contribution=r[6])
+        for r in rows
+    )
+
+
+def _records(source: RunSource, run_id: str | None = None) -> list[RunRecord]:
+    query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
+    params: tuple[Any, ...] = ()
+    if run_id is not None:
+        query += " WHERE run_id = ?"
+        params = (run_id,)
+    records = []
+    for row in source.connection.execute(query, params).fetchall():
+        values = dict(zip(_RUN_COLUMNS, row))
+        values["truncated"] = bool(values["truncated"])
+        values["epochs"] = values["epochs"] or 0
+        values["rollbacks"] = values["rollbacks"] or 0
+        records.append(RunRecord(source=source.label, seeds=_seeds(source.connection,
+                                                                     values["run_id"]), **values))
+    return records
+
+
+def list_runs(sources: Sequence[RunSource]) -> list[RunRecord]:
+    """Every run, oldest first; a run found in several sources is listed once (first wins)."""
+    seen: dict[str, RunRecord] = {}
+    for source in sources:
+        for record in _records(source):
+            seen.setdefault(record.run_id, record)
+    return sorted(seen.values(), key=lambda r: (r.started_at is None, r.started_at or 0.0,
+                                                 r.run_id))
+
+
+def find_run(sources: Sequence[RunSource], run_id: str) -> tuple[RunRecord, RunSource]:
+    for source in sources:
+        records = _records(source, run_id)
+        if records:
+            return records[0], source
+    raise UnknownRunError(run_id, [r.run_id for r in list_runs(sources)])
+
+
+def run_epochs(source: RunSource, run_id: str) -> list[EpochRecord]:
+    """The epochs of the run's last episode (a learned-policy run has many episodes)."""
+    rows = source.connection.execute(
+        "SELECT episode, epoch, train_loss, val_loss, val_accuracy, host_params, seed_params, "
+        "seconds FROM epochs WHERE run_id = ? AND episode = "
+        "(SELECT MAX(episode) FROM epochs WHERE run_id = ?) ORDER BY epoch",
+        (run_id, run_id),
+    ).fetchall()
+    return [EpochRecord(episode=r[0], epoch=r[1], train_loss=r[2], val_loss=r[3],
+                        val_accuracy=r[4], host_params=r[5], seed_params=r[6], seconds=r[7])
+            for r in rows]
+
+
+def resolve_run(ref: str, db: Path | None) -> tuple[RunRecord, RunSource, list[RunSource]]:
+    """A run named by id (looked up in ``db``) or by the path of its run directory.
+
+    Returns the record, the source holding it, and every opened source (close them after).
+    """
+    path = Path(ref)
+    if path.is_dir():
+        sources = [load_run_dir(path)]
+        records = list_runs(sources)
+        if not records:
+            close_sources(sources)
+            raise EsperError(f"run directory {path} holds no run")
+        # A shared database may hold several runs; prefer the one named like the directory.
+        chosen = next((r for r in records if r.run_id == path.name), records[-1])
+        return chosen, sources[0], sources
+    sources = open_sources(db)
+    try:
+        record, source = find_run(sources, ref)
+    except EsperError:
+        close_sources(sources)
+        raise
+    return record, source, sources

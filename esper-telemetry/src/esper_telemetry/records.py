@@ -1,0 +1,54 @@
+"""Read a run directory's recorded telemetry back as typed events.
+
+``events.jsonl`` is appended line by line while a run trains, so a run killed mid-write can
+leave a truncated last line; readers skip unreadable lines (with one warning saying how many)
+instead of refusing the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from esper_core.contracts.events import TelemetryEvent, event_from_record
+
+logger = structlog.get_logger(__name__)
+
+EVENTS_FILE = "events.jsonl"
+SUMMARY_FILE = "summary.json"
+DATABASE_FILE = "run.sqlite"
+
+
+def iter_event_records(path: Path) -> Iterator[TelemetryEvent]:
+    """Yield the events of a JSONL file, skipping lines that do not parse."""
+    skipped = 0
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                yield event_from_record(json.loads(line))
+            except (ValueError, TypeError):
+                skipped += 1
+    if skipped:
+        logger.warning("skipped unreadable telemetry lines", path=str(path), lines=skipped)
+
+
+def read_events(path: Path) -> list[TelemetryEvent]:
+    return list(iter_event_records(path))
+
+
+def read_summary(run_dir: Path) -> Mapping[str, Any] | None:
+    """The run's ``summary.json``, or None when it is missing or not a JSON object."""
+    path = run_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("unreadable run summary", path=str(path))
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,58 @@
+"""Render a run directory's report: PNG figures plus ``report.html`` embedding them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+from attrs import frozen
+
+from esper_telemetry.report import figures
+from esper_telemetry.report.history import RunHistory, load_history
+from esper_telemetry.report.page import FigureFile, render_page
+
+#: (file stem, title, caption, drawing function) in page order.
+_FIGURES = (
+    ("overview", "Accuracy, loss and lifecycle",
+     "Validation accuracy and losses per epoch; below, each slot's stage per epoch with "
+     "germinate (▲), fossilize (★) and cull (✕) marks. Dotted red lines are governor "
+     "rollbacks.",
+     figures.overview),
+    ("alpha", "Blending weight α", "α of every seed over its life (0: host only, 1: seed fully "
+     "blended).", figures.alpha),
+    ("contributions", "Counterfactual contributions",
+     "Validation accuracy with the seed minus accuracy with the seed forced to α = 0, in points.",
+     figures.contributions),
+    ("parameters", "Parameters", "Host and seed parameter counts per epoch.", figures.parameters),
+    ("rewards", "Reward terms", "Weighted reward terms per controller step; the line is the "
+     "total.", figures.rewards),
+    ("episodes", "Accuracy per episode", "Final validation accuracy of every episode.",
+     figures.episodes),
+    ("ppo", "PPO updates", "Returns, entropy per action head, approximate KL and value loss "
+     "per PPO update.", figures.ppo),
+)
+
+
+@frozen(kw_only=True)
+class Report:
+    history: RunHistory
+    html: Path
+    figures: tuple[FigureFile, ...] = attrs.field(converter=tuple)
+
+
+def build_report(run_dir: Path, out_dir: Path | None = None, *,
+                 episode: int | None = None) -> Report:
+    history = load_history(run_dir, episode=episode)
+    out = out_dir if out_dir is not None else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[FigureFile] = []
+    for name, title, caption, draw in _FIGURES:
+        figure = draw(history)
+        if figure is None:
+            continue
+        path = out / f"{name}.png"
+        figure.savefig(path, format="png")
+        written.append(FigureFile(name=name, title=title, caption=caption, path=path))
+    page = out / "report.html"
+    page.write_text(render_page(history, written), encoding="utf-8")
+    return Report(history=history, html=page, figures=written)

@@ -1,0 +1,269 @@
+"""The report's figures, drawn with matplotlib's object API on the Agg canvas.
+
+Using :class:`matplotlib.figure.Figure` directly (no pyplot) keeps the report free of global
+backend state, so it works on headless machines and inside other programs. Each function
+returns None when the run has nothing for that figure (e.g. no PPO updates).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from esper_telemetry.report.history import RunHistory
+
+STAGE_COLOURS = {
+    "DORMANT": "#e6e6e6",
+    "GERMINATED": "#9ad0ec",
+    "TRAINING": "#1f77b4",
+    "BLENDING": "#ff7f0e",
+    "SHADOWING": "#f2c14e",
+    "PROBATIONARY": "#9467bd",
+    "FOSSILIZED": "#2ca02c",
+    "CULLED": "#d62728",
+    "EMBARGOED": "#7f7f7f",
+    "RESETTING": "#bcbcbc",
+    "UNKNOWN": "#ffffff",
+}
+#: Lifecycle transitions marked on the timeline: target stage → (marker, colour, legend label).
+MARKERS = {
+    "GERMINATED": ("^", "#1f77b4", "germinate"),
+    "FOSSILIZED": ("*", "#2ca02c", "fossilize"),
+    "CULLED": ("X", "#d62728", "cull"),
+}
+_DPI = 110
+
+
+def _figure(rows: int, cols: int = 1, *, width: float = 10.0, height: float = 3.0,
+            **gridspec: Any) -> tuple[Figure, Any]:
+    figure = Figure(figsize=(width, height * rows), dpi=_DPI, layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False, **gridspec)
+    return figure, axes
+
+
+def _style(axis: Axes, *, ylabel: str, title: str | None = None) -> None:
+    axis.set_ylabel(ylabel)
+    # Epochs, episodes and updates are whole numbers; never label 2.5.
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        axis.set_title(title, loc="left", fontsize=11)
+    axis.grid(True, alpha=0.3)
+
+
+def _mark_rollbacks(axis: Axes, history: RunHistory) -> None:
+    for event in history.rollbacks:
+        axis.axvline(event.epoch, color="#d62728", linestyle=":", linewidth=1.2)
+
+
+def overview(history: RunHistory) -> Figure:
+    """Accuracy and losses over epochs above a lifecycle timeline per slot."""
+    slots = history.slot_names
+    figure, axes = _figure(3, sharex=True, height=2.6,
+                           gridspec_kw={"height_ratios": [3, 2, max(1.0, 0.55 * len(slots))]})
+    acc_ax, loss_ax, time_ax = axes[:, 0]
+    x = [e.epoch for e in history.epochs]
+
+    acc_ax.plot(x, [e.val_accuracy for e in history.epochs], marker="o", markersize=3,
+                color="#1f77b4", label="validation accuracy")
+    baseline = (history.summary.get("baseline") or {}).get("final_accuracy")
+    if isinstance(baseline, int | float):
+        acc_ax.axhline(baseline, color="#555555", linestyle="--", linewidth=1,
+                       label=f"no-seed baseline ({baseline:.1f}%)")
+    for event in history.lifecycle:
+        marker = MARKERS.get(event.to_stage.upper())
+        if marker is not None and event.to_stage.upper() != "GERMINATED":
+            acc_ax.axvline(event.epoch, color=marker[1], alpha=0.5, linewidth=1)
+    _mark_rollbacks(acc_ax, history)
+    if history.rollbacks:
+        acc_ax.plot([], [], color="#d62728", linestyle=":", label="governor rollback")
+    _style(acc_ax, ylabel="accuracy (%)",
+           title=f"Run {history.run_id} · episode {history.episode}")
+    acc_ax.legend(loc="lower right", fontsize=8)
+
+    loss_ax.plot(x, [e.train_loss for e in history.epochs], label="train", color="#1f77b4")
+    loss_ax.plot(x, [e.val_loss for e in history.epochs], label="validation", color="#ff7f0e")
+    _mark_rollbacks(loss_ax, history)
+    _style(loss_ax, ylabel="loss")
+    loss_ax.legend(loc="upper right", fontsize=8)
+
+    _timeline(time_ax, history, slots)
+    time_ax.set_xlabel("epoch")
+    return figure
+
+
+def _timeline(axis: Axes, history: RunHistory, slots: Sequence[str]) -> None:
+    """One row per slot: the stage in each epoch as a coloured bar, transitions marked."""
+    seen_stages: dict[str, None] = {}
+    for row, slot in enumerate(slots):
+        for point in history.slot_points(slot):
+            colour = STAGE_COLOURS.get(point.stage, "#ffffff")
+            axis.barh(row, 1.0, left=point.epoch - 1, height=0.6, color=colour,
+                      edgecolor="white", linewidth=0.5)
+            seen_stages.setdefault(point.stage, None)
+    used_markers: dict[str, tuple[str, str, str]] = {}
+    for event in history.lifecycle:
+        spec = MARKERS.get(event.to_stage.upper())
+        if spec is None or event.slot not in slots:
+            continue
+        axis.scatter([event.epoch], [slots.index(event.slot)], marker=spec[0], color=spec[1],
+                     s=90, zorder=3, edgecolors="black", linewidths=0.6)
+        used_markers[event.to_stage.upper()] = spec
+    axis.set_yticks(range(len(slots)), labels=list(slots))
+    axis.set_ylim(len(slots) - 0.4, -0.6)
+    axis.set_ylabel("slot")
+    axis.set_title("lifecycle (bar: stage during the epoch; marks: transitions)", loc="left",
+                   fontsize=9)
+    handles: list[Any] = [Patch(color=STAGE_COLOURS.get(s, "#ffffff"), label=s.lower())
+                          for s in seen_stages if s not in ("UNKNOWN",)]
+    handles += [Line2D([], [], marker=m, color=c, linestyle="", markeredgecolor="black",
+                       markersize=8, label=label) for m, c, label in used_markers.values()]
+    if handles:
+        axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+                    frameon=False)
+
+
+def _seed_lines(history: RunHistory, value: Callable[[Any], float | None], *, ylabel: str,
+                title: str, zero_line: bool) -> Figure | None:
+    traces = [t for t in history.seed_traces()
+              if any(value(p) is not None for p in t.points)]
+    if not traces:
+        return None
+    figure, axes = _figure(1, height=3.4)
+    axis = axes[0, 0]
+    for trace in traces:
+        xs = [p.epoch for p in trace.points if value(p) is not None]
+        ys = [value(p) for p in trace.points if value(p) is not None]
+        axis.plot(xs, ys, marker="o", markersize=3, label=trace.label)
+    if zero_line:
+        axis.axhline(0.0, color="black", linewidth=0.8)
+    _mark_rollbacks(axis, history)
+    _style(axis, ylabel=ylabel, title=title)
+    axis.set_xlabel("epoch")
+    axis.set_xlim(0.5, max(e.epoch for e in history.epochs) + 0.5)
+    axis.legend(fontsize=8, loc="best")
+    return figure
+
+
+def alpha(history: RunHistory) -> Figure | None:
+    """Blending weight α of every seed over its life."""
+    return _seed_lines(history, lambda p: p.alpha, ylabel="α", zero_line=False,
+                       title="Blending weight α per seed")
+
+
+def contributions(history: RunHistory) -> Figure | None:
+    """Counterfactual contribution acc(α) − acc(α=0) of every seed, from blending on."""
+    return _seed_lines(history, lambda p: p.contribution, ylabel="contribution (points)",
+                       zero_line=True,
+                       title="Counterfactual contribution: accuracy with − without the seed")
+
+
+def parameters(history: RunHistory) -> Figure:
+    """Host and seed parameters over epochs, stacked."""
+    figure, axes = _figure(1, height=3.0)
+    axis = axes[0, 0]
+    x = [e.epoch for e in history.epochs]
+    host = [e.host_params for e in history.epochs]
+    seeds = [e.seed_params for e in history.epochs]
+    axis.stackplot(x, host, seeds, labels=["host", "seeds"], colors=["#9ecae1", "#fdae6b"],
+                   step="mid")
+    total_max = max(h + s for h, s in zip(host, seeds))
+    # Host parameters dwarf seed parameters; zoom on the range where seeds show.
+    low = min(host) * 0.98 if total_max > 0 else 0
+    axis.set_ylim(low, total_max * 1.01 + 1)
+    _style(axis, ylabel="parameters", title="Parameter count (host + seeds)")
+    axis.ticklabel_format(axis="y", style="plain", useOffset=False)
+    axis.set_xlabel("epoch")
+    axis.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def rewards(history: RunHistory) -> Figure | None:
+    """Reward terms per controller step as stacked bars, with the total as a line."""
+    if not history.rewards:
+        return None
+    figure, axes = _figure(1, height=3.6)
+    axis = axes[0, 0]
+    x = [e.epoch for e in history.rewards]
+    positive = [0.0] * len(x)
+    negative = [0.0] * len(x)
+    colours = _palette(len(history.reward_terms))
+    for term, colour in zip(history.reward_terms, colours):
+        values = [float(e.terms.get(term, 0.0)) for e in history.rewards]
+        bottoms = [p if v >= 0 else n for v, p, n in zip(values, positive, negative)]
+        axis.bar(x, values, bottom=bottoms, width=0.7, label=term, color=colour)
+        positive = [p + max(v, 0.0) for p, v in zip(positive, values)]
+        negative = [n + min(v, 0.0) for n, v in zip(negative, values)]
+    axis.plot(x, [e.total for e in history.rewards], color="black", marker="o", markersize=3,
+              label="total")
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    _style(axis, ylabel="reward", title="Reward terms per step (weighted)")
+    axis.set_xlabel("epoch")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return figure
+
+
+def _palette(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+#: PPO panels: (title, predicate on a metric name). Metric names follow CleanRL's habit of
+#: namespacing (``losses/value_loss``); matching is on the part after the last ``/``.
+PPO_PANELS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("returns", lambda k: "return" in k),
+    ("entropy per head", lambda k: "entropy" in k),
+    ("approximate KL", lambda k: "kl" in k.split("/")[-1]),
+    ("value loss", lambda k: "value_loss" in k or k.split("/")[-1] in ("v_loss", "vf_loss")),
+)
+
+
+def ppo(history: RunHistory) -> Figure | None:
+    """Returns, entropy per head, approximate KL and value loss per PPO update."""
+    if not history.ppo:
+        return None
+    names: dict[str, None] = {}
+    for event in history.ppo:
+        for key in event.metrics:
+            names.setdefault(key, None)
+    figure, axes = _figure(2, 2, height=3.0, width=11.0)
+    for axis, (title, matches) in zip(axes.flat, PPO_PANELS):
+        keys = [k for k in names if matches(k.lower())]
+        for key in keys:
+            points = [(e.update, e.metrics[key]) for e in history.ppo
+                      if key in e.metrics and _finite(e.metrics[key])]
+            if points:
+                axis.plot(*zip(*points), marker="o", markersize=2, label=key)
+        _style(axis, ylabel=title, title=title)
+        axis.set_xlabel("PPO update")
+        if keys:
+            axis.legend(fontsize=7)
+        else:
+            axis.text(0.5, 0.5, "not recorded", ha="center", va="center",
+                      transform=axis.transAxes, color="#888888")
+    return figure
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def episodes(history: RunHistory) -> Figure | None:
+    """Final validation accuracy of every episode (runs with more than one)."""
+    if len(history.episode_accuracy) < 2:
+        return None
+    figure, axes = _figure(1, height=3.0)
+    axis = axes[0, 0]
+    xs, ys = zip(*history.episode_accuracy)
+    axis.plot(xs, ys, marker="o", markersize=3)
+    _style(axis, ylabel="final accuracy (%)", title="Final accuracy per episode")
+    axis.set_xlabel("episode")
+    return figure

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from esper_telemetry import queries
+from esper_telemetry.commands import runs
+from esper_telemetry.sinks.sqlite import SqliteSink
+
+
+@pytest.fixture
+def shared_db(tmp_path, run_factory):
+    path = tmp_path / "runs.sqlite"
+    for run_id, policy, offset, start in (("run-a", "heuristic", 0.0, 1_700_000_000.0),
+                                           ("run-b", "random", -3.1, 1_700_100_000.0)):
+        sink = SqliteSink(path)
+        for event in run_factory(run_id, policy=policy, accuracy_offset=offset, start=start):
+            sink.emit(event)
+        sink.close()
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(runs, list(args))
+
+
+def _row(output: str, first_cell: str) -> list[str]:
+    return next(line.split() for line in output.splitlines() if line.startswith(first_cell))
+
+
+def test_list(shared_db):
+    result = invoke("list", "--db", str(shared_db))
+    assert result.exit_code == 0, result.output
+    header, rule, *rows = result.output.splitlines()
+    assert header.split()[:3] == ["run", "task", "policy"]
+    assert [r.split()[0] for r in rows] == ["run-a", "run-b"]
+    cells = _row(result.output, "run-b")
+    assert cells[1:7] == ["procedural", "random", "7", "finished", "10", "51.30"]
+    assert "24,650" in cells and "1/1/0" in cells
+    # Numeric columns are right-aligned under their header.
+    end = header.index("final %") + len("final %")
+    assert rows[1].index("51.30") + len("51.30") == end
+    assert set(rule) == {"-", " "}
+
+
+def test_show_prints_results_seeds_and_epochs(shared_db):
+    result = invoke("show", "run-a", "--db", str(shared_db))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert _row(out, "final accuracy") == ["final", "accuracy", "54.40"]
+    assert _row(out, "baseline accuracy")[-1] == "50.00"
+    assert _row(out, "rollbacks") == ["rollbacks", "1"]
+    assert "0  r0    cnn:conv_light           3     10  fossilized         +2.60" in out
+    assert _row(out, "cnn:attention") == ["cnn:attention", "0", "1", "0"]
+    assert _row(out, "   10")[:4] == ["10", "1.1000", "1.2000", "54.40"]
+
+
+def test_compare_aligns_runs_side_by_side(shared_db):
+    result = invoke("compare", "run-a", "run-b", "--db", str(shared_db))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].split() == ["run-a", "run-b"]
+    assert _row(result.output, "final accuracy %")[-2:] == ["54.40", "51.30"]
+    assert _row(result.output, "Δ final vs first")[-2:] == ["+0.00", "-3.10"]
+    assert _row(result.output, "cnn:conv_light F/C/L")[-2:] == ["1/0/0", "1/0/0"]
+    assert _row(result.output, "policy")[-2:] == ["heuristic", "random"]
+
+
+def test_unknown_run_lists_known_ids_and_exits_2(shared_db):
+    for args in (("show", "run-z"), ("compare", "run-a", "run-z")):
+        result = invoke(*args, "--db", str(shared_db))
+        assert result.exit_code == 2
+        assert "unknown run 'run-z'; known runs: run-a, run-b" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_compare_needs_two_runs(shared_db):
+    assert invoke("compare", "run-a", "--db", str(shared_db)).exit_code == 2
+
+
+def test_run_directory_without_database_is_read_from_events(run_dir, tmp_path):
+    result = invoke("show", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert _row(result.output, "run") == ["run", "run-a"]
+    assert _row(result.output, "final accuracy")[-1] == "54.40"
+    assert "fossilized" in result.output and "culled" in result.output
+    compare = invoke("compare", str(run_dir), str(run_dir))
+    assert compare.exit_code == 0
+
+
+def test_run_directory_with_only_a_summary(tmp_path, run_dir):
+    (run_dir / "events.jsonl").unlink()
+    result = invoke("show", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert _row(result.output, "final accuracy")[-1] == "54.40"
+    assert "cnn:attention" in result.output
+
+
+def test_runs_directory_merges_run_dirs_and_shared_database(tmp_path, run_dir_factory,
+                                                            run_factory):
+    root = tmp_path / "runs"
+    run_dir_factory(root, "run-a")
+    with_db = run_dir_factory(root, "run-c")
+    sink = SqliteSink.from_options(run_dir=with_db, options={})
+    for event in run_factory("run-c"):
+        sink.emit(event)
+    sink.close()
+    shared = SqliteSink(root / "runs.sqlite")
+    for event in run_factory("run-d"):
+        shared.emit(event)
+    shared.close()
+    result = invoke("list", "--db", str(root))
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.splitlines()[2:]] == [
+        "run-a", "run-c", "run-d"]
+
+
+def test_default_db_is_runs_in_cwd(tmp_path, run_dir_factory, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = invoke("list")
+    assert missing.exit_code == 2 and "pass --db" in missing.output
+    run_dir_factory(tmp_path / "runs", "run-a")
+    assert "run-a" in invoke("list").output
+
+
+def test_bad_inputs_exit_2(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    bad_db = invoke("list", "--db", str(tmp_path / "notes.txt"))
+    assert bad_db.exit_code == 2 and "not an esper run database" in bad_db.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert invoke("list", "--db", str(empty)).output.strip() == "no runs recorded"
+    assert invoke("show", str(empty)).exit_code == 2
+    assert invoke("list", "--db", str(tmp_path / "nowhere")).exit_code == 2
+
+
+def test_killed_run_shows_as_running(tmp_path, run_factory):
+    events = run_factory("run-k")
+    sink = SqliteSink(tmp_path / "run.sqlite")
+    for event in events[:30]:
+        sink.emit(event)
+    # Simulated crash: the sink is never closed.
+    record, source, sources = queries.resolve_run("run-k", tmp_path / "run.sqlite")
+    epochs = queries.run_epochs(source, "run-k")
+    queries.close_sources(sources)
+    assert record.status == "running"
+    assert record.epochs == epochs[-1].epoch >= 3
+    assert record.final_accuracy == epochs[-1].val_accuracy
+    sink.close()
+
+
+def test_queries_read_summary_seeds_into_existing_rows(tmp_path, run_dir):
+    source = queries.load_run_dir(run_dir)
+    rows = source.connection.execute(
+        "SELECT slot, outcome, contribution FROM seeds ORDER BY seed_id").fetchall()
+    source.connection.close()
+    assert rows == [("r0", "fossilized", 2.6), ("r1", "culled", None)]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["seeds"][0]["outcome"] == "fossilized"
+
+
+def test_readonly_source_does_not_create_files(tmp_path):
+    with pytest.raises(Exception):
+        queries.open_sources(tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+    assert sqlite3.sqlite_version  # the stdlib module is all the queries need

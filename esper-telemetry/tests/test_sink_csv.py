@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import csv
+
+import pytest
+from esper_core.contracts.events import EpochEnded
+from esper_core.errors import ConfigError
+from structlog.testing import capture_logs
+
+from esper_telemetry.sinks.csv_metrics import METRIC_COLUMNS, CsvSink
+
+
+def _rows(path):
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_round_trip_one_row_per_epoch(tmp_path, recorded_events):
+    sink = CsvSink.from_options(run_dir=tmp_path, options={})
+    for event in recorded_events:
+        sink.emit(event)
+    sink.close()
+    rows = _rows(tmp_path / "metrics.csv")
+    epochs = [e for e in recorded_events if isinstance(e, EpochEnded)]
+    assert len(rows) == len(epochs)
+    for row, event in zip(rows, epochs):
+        assert int(row["epoch"]) == event.epoch
+        assert float(row["val_accuracy"]) == event.val_accuracy
+        assert float(row["train_loss"]) == event.train_loss
+        assert int(row["seed_params"]) == event.seed_params
+        for slot in event.slots:
+            assert row[f"{slot['slot']}.stage"] == slot["stage"]
+            assert float(row[f"{slot['slot']}.alpha"]) == slot["alpha"]
+            expected = "" if slot["contribution"] is None else str(slot["contribution"])
+            assert row[f"{slot['slot']}.contribution"] == expected
+    assert list(rows[0])[: len(METRIC_COLUMNS)] == list(METRIC_COLUMNS)
+
+
+def test_rows_are_readable_before_close_and_resume_appends(tmp_path, recorded_events):
+    epochs = [e for e in recorded_events if isinstance(e, EpochEnded)]
+    first = CsvSink(tmp_path / "metrics.csv")
+    for event in epochs[:4]:
+        first.emit(event)
+    # "Killed": no close(); every emitted epoch is already on disk.
+    assert [int(r["epoch"]) for r in _rows(tmp_path / "metrics.csv")] == [1, 2, 3, 4]
+    first.close()
+    resumed = CsvSink(tmp_path / "metrics.csv")
+    for event in epochs[4:]:
+        resumed.emit(event)
+    resumed.flush()
+    resumed.close()
+    rows = _rows(tmp_path / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 11))  # one header only
+
+
+def test_row_cap_warns_once_and_stops(tmp_path, recorded_events):
+    sink = CsvSink.from_options(run_dir=tmp_path, options={"max_rows": 3})
+    with capture_logs() as logs:
+        for event in recorded_events:
+            sink.emit(event)
+    sink.close()
+    assert [int(r["epoch"]) for r in _rows(tmp_path / "metrics.csv")] == [1, 2, 3]
+    assert sum("cap" in log["event"] for log in logs) == 1
+
+
+def test_byte_cap_keeps_the_file_under_the_limit(tmp_path, recorded_events):
+    sink = CsvSink.from_options(run_dir=tmp_path, options={"max_bytes": 900, "max_rows": None})
+    for event in recorded_events:
+        sink.emit(event)
+    sink.close()
+    size = (tmp_path / "metrics.csv").stat().st_size
+    assert 0 < size <= 900
+    assert 1 <= len(_rows(tmp_path / "metrics.csv")) < 10
+
+
+def test_a_slot_missing_from_the_header_is_warned_about(tmp_path, recorded_events):
+    epochs = [e for e in recorded_events if isinstance(e, EpochEnded)]
+    sink = CsvSink(tmp_path / "m.csv")
+    sink.emit(EpochEnded(**{**_fields(epochs[0]), "slots": epochs[0].slots[:1]}))
+    with capture_logs() as logs:
+        sink.emit(epochs[1])
+        sink.emit(epochs[2])
+    sink.close()
+    assert [log["slot"] for log in logs] == ["r1"]
+    assert "r1.stage" not in _rows(tmp_path / "m.csv")[0]
+
+
+def _fields(event):
+    return {k: getattr(event, k) for k in ("run_id", "episode", "epoch", "timestamp",
+                                           "train_loss", "val_loss", "val_accuracy",
+                                           "host_params", "seed_params", "seconds")}
+
+
+def test_paths_and_options(tmp_path):
+    absolute = tmp_path / "elsewhere" / "x.csv"
+    sink = CsvSink.from_options(run_dir=None, options={"path": str(absolute)})
+    sink.close()
+    assert absolute.exists()
+    with pytest.raises(ConfigError, match="run directory"):
+        CsvSink.from_options(run_dir=None, options={})
+    with pytest.raises(ConfigError, match="unknown option 'rows'.*max_bytes, max_rows, path"):
+        CsvSink.from_options(run_dir=tmp_path, options={"rows": 3})
+    with pytest.raises(ConfigError, match="max_bytes"):
+        CsvSink.from_options(run_dir=tmp_path, options={"max_bytes": -1})
