@@ -211,3 +211,22 @@ def test_missing_baseline_policy_is_a_clear_error(tmp_path):
 def test_toy_task_is_not_installed_as_a_plugin():
     names = [p.name for p in load_plugins(PluginSettings(autoload=False)).plugins]
     assert names == ["core"]
+
+
+def test_thread_choice():
+    from esper_core.tolaria.seeding import choose_threads
+
+    assert choose_threads(3, "cpu", 10) == 3
+    assert choose_threads(0, "cpu", 10_000) == 1
+    assert choose_threads(0, "cpu", 50_000_000) is None
+    assert choose_threads(0, "cuda", 10_000) is None
+
+
+def test_device_resolution():
+    from esper_core.tolaria.seeding import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -24,6 +24,7 @@ from esper_core.config import RunConfig
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--reward-preset", default=None, help="shaped (default), sparse or minimal.")
 @click.option("--telemetry", default=None, help="Comma-separated telemetry sinks (default: jsonl).")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (default 0: automatic).")
 @click.option("--deterministic/--no-deterministic", default=None, help="Force deterministic kernels.")
 @click.option("--compare-baseline/--no-compare-baseline", default=None,
               help="Also train the same host with the noop policy and compare (default: on).")

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import structlog
+import torch
 
 from esper_core.config import dump_toml
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
@@ -18,7 +19,7 @@ from esper_core.telemetry.hub import TelemetryHub
 from esper_core.tolaria.episode import EpisodeResult, run_episode, save_model
 from esper_core.tolaria.resolve import ResolvedRun
 from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, write_atomic, write_json
-from esper_core.tolaria.seeding import resolve_device, seed_everything
+from esper_core.tolaria.seeding import choose_threads, resolve_device, seed_everything
 
 logger = structlog.get_logger(__name__)
 
@@ -66,7 +67,12 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path) -> dict[
     structlog.contextvars.bind_contextvars(run_id=run_id)
     seed_everything(config.seed, deterministic=config.deterministic)
     task = _build_task(resolved, device)
-    slot_names = resolved.slots or tuple(p.name for p in task.build_host().injection_points)
+    probe_host = task.build_host()
+    slot_names = resolved.slots or tuple(p.name for p in probe_host.injection_points)
+    threads = choose_threads(config.threads, device, sum(p.numel() for p in probe_host.parameters()))
+    if threads is not None:
+        torch.set_num_threads(threads)
+    del probe_host
     policy = _make_policy(resolved, resolved.policy.name, catalog, slot_names, dict(config.policy_options))
 
     hub = _open_sinks(resolved, run_dir)

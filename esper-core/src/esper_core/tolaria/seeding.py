@@ -32,3 +32,18 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     return device
+
+
+#: Hosts below this many parameters train on one CPU thread by default: their kernels are too
+#: small to split, and a second OpenMP thread that has to wait for a busy core slowed an epoch of
+#: the default CNN host 4× in our measurements (docs/benchmarks.md).
+SMALL_HOST_PARAMS = 1_000_000
+
+
+def choose_threads(requested: int, device: str, host_params: int) -> int | None:
+    """Threads to give torch: ``requested`` if set, 1 for small hosts on CPU, else leave as is."""
+    if requested > 0:
+        return requested
+    if device == "cpu" and host_params < SMALL_HOST_PARAMS:
+        return 1
+    return None
