@@ -1,0 +1,56 @@
+"""Shape and regularisation of the GPT host (torch-free, validated)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from esper_core.errors import ConfigError
+
+
+def _int_at_least(n: int) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < n:
+            raise ConfigError(f"{attribute.name} = {value!r} is invalid; expected an integer ≥ {n}")
+
+    return check
+
+
+def _probability(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"{attribute.name} = {value!r} is invalid; expected a number in [0, 1)")
+
+
+@frozen(kw_only=True)
+class GPTConfig:
+    """A pre-norm GPT (Radford et al. 2019): ``n_layers`` blocks of width ``d_model``.
+
+    A seed slot sits after every ``layers_per_point`` blocks, so the host has
+    ``n_layers // layers_per_point`` injection points named ``layer1``, ``layer2`` ...
+    """
+
+    vocab_size: int = field(default=256, validator=_int_at_least(2))
+    context: int = field(default=64, validator=_int_at_least(1))
+    n_layers: int = field(default=2, validator=_int_at_least(1))
+    d_model: int = field(default=64, validator=_int_at_least(1))
+    n_heads: int = field(default=4, validator=_int_at_least(1))
+    dropout: float = field(default=0.0, validator=_probability)
+    layers_per_point: int = field(default=1, validator=_int_at_least(1))
+
+    def __attrs_post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"d_model = {self.d_model} is not divisible by n_heads = {self.n_heads}; "
+                "choose n_heads among the divisors of d_model"
+            )
+        if self.n_layers % self.layers_per_point:
+            raise ConfigError(
+                f"n_layers = {self.n_layers} is not a multiple of layers_per_point = "
+                f"{self.layers_per_point}"
+            )
+
+    @property
+    def point_names(self) -> tuple[str, ...]:
+        return tuple(f"layer{i + 1}" for i in range(self.n_layers // self.layers_per_point))

@@ -1,0 +1,93 @@
+"""Where the text comes from: the Python standard library's own sources, or a user's file.
+
+Both return bytes; the tasks model them at byte level (vocabulary 256), so any UTF-8 text works
+without a tokenizer and without a download.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+from esper_core.errors import DataError
+
+#: Standard-library sources of the ``pytext`` corpus: prose-heavy modules present since Python
+#: 3.8, read in this (sorted) order. Packages are named by their ``__init__.py``.
+STDLIB_SOURCES: tuple[str, ...] = tuple(
+    sorted(
+        (
+            "abc.py", "argparse.py", "bisect.py", "calendar.py", "collections/__init__.py",
+            "contextlib.py", "copy.py", "csv.py", "dataclasses.py", "datetime.py", "difflib.py",
+            "enum.py", "fnmatch.py", "fractions.py", "functools.py", "getopt.py", "gettext.py",
+            "heapq.py", "inspect.py", "json/__init__.py", "json/decoder.py", "json/encoder.py",
+            "numbers.py", "operator.py", "optparse.py", "pprint.py", "queue.py", "random.py",
+            "sched.py", "shlex.py", "shutil.py", "statistics.py", "string.py", "textwrap.py",
+            "threading.py", "tokenize.py", "typing.py", "weakref.py", "zipfile.py",
+        )
+    )
+)
+
+
+def stdlib_corpus(chars: int, *, root: Path | None = None) -> bytes:
+    """The first ``chars`` characters of :data:`STDLIB_SOURCES` concatenated, UTF-8 encoded.
+
+    ``root`` defaults to this interpreter's ``sysconfig`` stdlib directory. Modules missing from
+    it are skipped (so the text depends on the Python version, never on chance); if none is
+    there, e.g. an install that ships only bytecode, a :class:`DataError` says so.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"]) if root is None else root
+    parts: list[str] = []
+    size = 0
+    for name in STDLIB_SOURCES:
+        path = root / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        parts.append(text)
+        size += len(text)
+        if size >= chars:
+            break
+    if not parts:
+        raise DataError(
+            f"no Python standard-library sources found under {root} (this install may ship only "
+            "bytecode); use the 'textfile' task with a text file of your own instead"
+        )
+    return "\n".join(parts)[:chars].encode("utf-8")
+
+
+def read_text_file(path: str | Path, *, chars: int | None = None) -> bytes:
+    """The UTF-8 bytes of ``path`` (its first ``chars`` characters when given).
+
+    Missing, unreadable, empty and binary files raise :class:`DataError`: a file counts as
+    binary when it holds a NUL byte or is not valid UTF-8.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"text file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise DataError(f"text file {str(path)!r} is not a regular file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"text file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise DataError(f"text file {str(path)!r} is empty; it needs some text to learn from")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"text file {str(path)!r} looks binary (NUL byte at offset {nul}); give a UTF-8 text file"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"text file {str(path)!r} is not valid UTF-8 (bad byte at offset {exc.start}); "
+            "give a UTF-8 text file"
+        ) from exc
+    return data if chars is None else text[:chars].encode("utf-8")
+
+
+def split(data: bytes, val_fraction: float) -> tuple[bytes, bytes]:
+    """The first ``1 − val_fraction`` of ``data`` for training, the rest for validation."""
+    cut = len(data) - int(len(data) * val_fraction)
+    return data[:cut], data[cut:]
