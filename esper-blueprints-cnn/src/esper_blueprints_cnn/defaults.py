@@ -1,0 +1,81 @@
+"""CNN seed-mechanics defaults and task run defaults (torch-free).
+
+Why these values (see the README for the measurements):
+
+* ``detach_host_in_blending=True``: a CNN seed sits between conv blocks whose BatchNorm
+  statistics and early filters the whole host depends on; letting the seed's gradient flow into
+  the host while α ramps lets a half-trained seed drag those filters around. Detached, the host
+  keeps training on its own loss and the seed adapts to it.
+* ``g2_gradient_ratio=0.05``: the seeds start at identity with a zero-initialised last layer
+  or scale, so right after germination only that layer receives gradient and the
+  parameter-normalised ratio starts small; 0.05 passes a seed that has begun learning within
+  its two TRAINING epochs while still refusing one whose gradient has collapsed.
+* ``blending_epochs=5`` and ``g3_min_epochs=5``: with the tanh schedule α reaches ≥ 0.95 only
+  at the end of the ramp, so G3 is stated as what the schedule implies; five epochs let BatchNorm
+  statistics downstream of the slot follow the shifting activation distribution.
+* ``g5_min_contribution=1.0`` accuracy point: on the 2,000-image ``shapes`` validation split one
+  point is 20 images, about one standard error of the accuracy, so smaller gains are noise.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from esper_core.contracts.settings import GateThresholds, LifecycleSettings, TopologyDefaults
+
+CNN_DEFAULTS = TopologyDefaults(
+    gates=GateThresholds(
+        g2_min_epochs=2,
+        g2_min_improvement=-0.5,
+        g2_gradient_ratio=0.05,
+        g3_min_alpha=0.95,
+        g3_min_epochs=5,
+        g4_window=1,
+        g5_min_contribution=1.0,
+    ),
+    lifecycle=LifecycleSettings(
+        alpha_schedule="tanh",
+        blending_epochs=5,
+        alpha_temperature=1.0,
+        detach_host_in_blending=True,
+        auto_advance=True,
+        probation_epochs=5,
+        embargo_epochs=5,
+        resetting_epochs=1,
+    ),
+)
+
+#: Blueprints offered by default: the original CNN set (catalog 1–7).
+DEFAULT_BLUEPRINTS = (
+    "conv_light",
+    "attention",
+    "norm",
+    "depthwise",
+    "bottleneck",
+    "conv_small",
+    "conv_heavy",
+)
+DEFAULT_SLOTS = ("block2", "block3")
+
+
+def _run_defaults(**overrides: Any) -> MappingProxyType[str, Any]:
+    base: dict[str, Any] = {
+        "epochs": 25,
+        "batch_size": 128,
+        "lr": 3e-3,
+        "seed_lr": 3e-3,
+        "weight_decay": 5e-4,
+        "optimizer": "adamw",
+        "slots": DEFAULT_SLOTS,
+        "blueprints": DEFAULT_BLUEPRINTS,
+    }
+    base.update(overrides)
+    return MappingProxyType(base)
+
+
+#: ``shapes``: 25 epochs fit the whole lifecycle (≥ 5 epochs + 3 plateau epochs, germinate,
+#: 2 TRAINING, 5 BLENDING, 1 SHADOWING, up to 5 PROBATIONARY) in about half a minute on 2 cores.
+SHAPES_DEFAULTS = _run_defaults()
+CIFAR10_DEFAULTS = _run_defaults(epochs=30, lr=2e-3, seed_lr=2e-3)
+CIFAR100_DEFAULTS = _run_defaults(epochs=40, lr=2e-3, seed_lr=2e-3)

@@ -1,0 +1,188 @@
+"""The one image-task implementation behind every CNN task (the Task protocol, DESIGN §5).
+
+Images stay uint8 on the task's device in NHWC order. A training batch is one gather: the
+random 4-pixel-padded crop and horizontal flip (the standard CIFAR augmentation of He et al.
+2016) become per-sample row/column index grids into the pre-padded images, so there is no
+per-image Python or PIL work. Gathering NHWC and viewing it as NCHW yields a channels-last
+tensor for free; it is made contiguous only when the host runs in the default format.
+Normalisation is one fused subtract-multiply on the float batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from attrs import field, frozen
+
+from esper_blueprints_cnn.host import CNNHost, HostConfig
+
+#: Zero padding of the random crop (pixels on each side).
+CROP_PADDING = 4
+_MASK64 = (1 << 64) - 1
+
+
+def stream_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (SplitMix64 finaliser), e.g. ``(seed, epoch)``."""
+    x = 0x9E3779B97F4A7C15
+    for part in parts:
+        x = (x ^ (part & _MASK64)) * 0xBF58476D1CE4E5B9 & _MASK64
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
+        x ^= x >> 31
+    return x >> 1
+
+
+@frozen(kw_only=True, eq=False)
+class ImageData:
+    """uint8 images ``(N, H, W, C)`` with int64 labels, for training and validation."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    num_classes: int = field()
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("train", "val"):
+            images = getattr(self, f"{name}_images")
+            labels = getattr(self, f"{name}_labels")
+            if images.dtype != torch.uint8 or images.dim() != 4:
+                raise ValueError(
+                    f"{name} images must be uint8 (N, H, W, C), "
+                    f"got {images.dtype} {tuple(images.shape)}"
+                )
+            if labels.shape != (images.shape[0],):
+                raise ValueError(
+                    f"{name} labels must have shape ({images.shape[0]},), "
+                    f"got {tuple(labels.shape)}"
+                )
+
+
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 NHWC images, in 0–255 units, shaped ``(1, C, 1, 1)``."""
+    flat = images.reshape(-1, images.shape[-1]).to(torch.float64)
+    mean, std = flat.mean(0), flat.std(0).clamp_min(1.0)
+    return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
+
+
+def prefers_channels_last(device: torch.device, widths: tuple[int, ...]) -> bool:
+    """Whether the host should run channels-last. Measured with ``benchmarks/bench_cnn.py``
+    (2 CPU threads, oneDNN): 1.05× faster per training step for the default 8/16/32 host and
+    1.33× for 32/64/128; cuDNN prefers NHWC too. It also spares the pipeline a copy, since the
+    NHWC gather already is a channels-last batch. Hosts narrower than 4 channels stay NCHW,
+    where the NHWC kernels bring nothing."""
+    return min(widths) >= 4
+
+
+class ImageTask:
+    """A classification task over :class:`ImageData` (implements the Task protocol)."""
+
+    topology = "cnn"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        data: ImageData,
+        seed: int,
+        device: str | torch.device,
+        batch_size: int,
+        widths: tuple[int, ...],
+        augment: bool,
+    ) -> None:
+        self.name = name
+        self.seed = seed
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.augment = augment
+        self.num_classes = data.num_classes
+        self.host_config = HostConfig(
+            widths=widths, num_classes=data.num_classes, in_channels=data.train_images.shape[-1]
+        )
+        self.channels_last = prefers_channels_last(self.device, self.host_config.widths)
+        mean, std = channel_stats(data.train_images)
+        self._mean = mean.to(self.device)
+        self._inv_std = std.reciprocal().to(self.device)
+        train = data.train_images.to(self.device)
+        p = CROP_PADDING
+        # Pad once here rather than per batch; the crop is then a plain gather.
+        self._train = F.pad(train, (0, 0, p, p, p, p)) if augment else train
+        self._train_labels = data.train_labels.to(self.device, torch.int64)
+        self._val = data.val_images.to(self.device)
+        self._val_labels = data.val_labels.to(self.device, torch.int64)
+        self.image_size = (data.train_images.shape[1], data.train_images.shape[2])
+
+    # --- sizes -------------------------------------------------------------------------------
+
+    @property
+    def train_size(self) -> int:
+        return int(self._train_labels.shape[0])
+
+    @property
+    def val_size(self) -> int:
+        return int(self._val_labels.shape[0])
+
+    # --- Task protocol -----------------------------------------------------------------------
+
+    def build_host(self) -> CNNHost:
+        """A fresh host on the task's device, initialised from the task seed (without touching
+        the global RNG), so a run and its no-seed baseline start from the same weights."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(self.seed, 0x4057))
+            host = CNNHost(self.host_config)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return host.to(device=self.device, memory_format=fmt)
+
+    def train_batches(self, *, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled (and, if enabled, augmented) batches; the order and the augmentation are a
+        pure function of ``(seed, epoch)``. A trailing batch of one is dropped (BatchNorm needs
+        two samples to train)."""
+        n, b = self.train_size, self.batch_size
+        gen = torch.Generator().manual_seed(stream_seed(self.seed, epoch))
+        order = torch.randperm(n, generator=gen).to(self.device, non_blocking=True)
+        if self.augment:
+            h, w = self.image_size
+            span = 2 * CROP_PADDING + 1
+            top = torch.randint(0, span, (n,), generator=gen).to(self.device, non_blocking=True)
+            left = torch.randint(0, span, (n,), generator=gen).to(self.device, non_blocking=True)
+            flip = torch.rand(n, generator=gen).lt(0.5).to(self.device, non_blocking=True)
+            rows = torch.arange(h, device=self.device)
+            cols = torch.arange(w, device=self.device)
+        for start in range(0, n, b):
+            stop = min(start + b, n)
+            if stop - start < 2:
+                break
+            idx = order[start:stop]
+            if self.augment:
+                r = top[start:stop, None] + rows  # (B, H) source rows
+                c = torch.where(flip[start:stop, None], cols.flip(0), cols) + left[start:stop, None]
+                images = self._train[idx[:, None, None], r[:, :, None], c[:, None, :]]
+            else:
+                images = self._train[idx]
+            yield self._to_input(images), self._train_labels[idx]
+
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The validation set in fixed order, un-augmented."""
+        for start in range(0, self.val_size, self.batch_size):
+            stop = start + self.batch_size
+            yield self._to_input(self._val[start:stop]), self._val_labels[start:stop]
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, target)
+
+    def correct(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return (output.argmax(dim=1) == target).sum(), int(target.numel())
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _to_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC → normalised float NCHW (a channels-last view unless the host wants NCHW)."""
+        x = images.permute(0, 3, 1, 2).float().sub_(self._mean).mul_(self._inv_std)
+        return x if self.channels_last else x.contiguous()
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageTask(name={self.name!r}, train={self.train_size}, val={self.val_size}, "
+            f"batch_size={self.batch_size}, widths={self.host_config.widths}, device={self.device})"
+        )

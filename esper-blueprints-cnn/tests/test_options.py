@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from esper_blueprints_cnn.tasks.cifar import ALLOWED_OPTIONS as CIFAR_ALLOWED
+from esper_blueprints_cnn.tasks.cifar import DEFAULT_OPTIONS as CIFAR_DEFAULTS
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions, parse_options
+from esper_blueprints_cnn.tasks.procedural import ALLOWED_OPTIONS, DEFAULT_OPTIONS, make_shapes_task
+from esper_core.errors import ConfigError
+
+
+def parse(options: Any) -> ImageTaskOptions:
+    return parse_options("shapes", options, allowed=ALLOWED_OPTIONS, defaults=DEFAULT_OPTIONS)
+
+
+def test_defaults_pass_through() -> None:
+    assert parse({}) == DEFAULT_OPTIONS
+    assert DEFAULT_OPTIONS.widths == (8, 16, 32) and DEFAULT_OPTIONS.augment is True
+
+
+def test_typed_and_string_values_are_accepted() -> None:
+    opts = parse({"train_size": "64", "batch_size": 32, "widths": "4,8", "augment": "false",
+                  "data_seed": 3})
+    assert (opts.train_size, opts.batch_size, opts.widths, opts.augment, opts.data_seed) == (
+        64, 32, (4, 8), False, 3
+    )
+    assert parse({"widths": [4, 8, 16]}).widths == (4, 8, 16)
+    assert parse({"augment": 1}).augment is True
+
+
+def test_unknown_key_names_key_and_allowed() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse({"data_dir": "/tmp"})
+    message = str(err.value)
+    assert "'data_dir'" in message and "shapes" in message
+    for key in sorted(ALLOWED_OPTIONS):
+        assert key in message
+
+
+def test_cifar_refuses_the_procedural_only_key() -> None:
+    with pytest.raises(ConfigError, match="'data_seed'"):
+        parse_options("cifar10", {"data_seed": 1}, allowed=CIFAR_ALLOWED, defaults=CIFAR_DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("train_size", 0),
+        ("train_size", "many"),
+        ("val_size", -1),
+        ("batch_size", True),
+        ("batch_size", 12.5),
+        ("widths", []),
+        ("widths", [8, -1]),
+        ("widths", {"a": 1}),
+        ("widths", 8),
+        ("augment", "maybe"),
+        ("augment", 2),
+        ("data_seed", -1),
+    ],
+)
+def test_bad_values_name_the_key(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"option '{key}'"):
+        parse({key: value})
+
+
+def test_bad_cifar_values() -> None:
+    for key, value in [("data_dir", ""), ("data_dir", 3), ("download", "perhaps")]:
+        with pytest.raises(ConfigError, match=f"option '{key}'"):
+            parse_options("cifar10", {key: value}, allowed=CIFAR_ALLOWED, defaults=CIFAR_DEFAULTS)
+
+
+def test_options_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="table"):
+        parse([("train_size", 3)])
+
+
+def test_factory_validates_before_generating() -> None:
+    with pytest.raises(ConfigError, match="'epochs'"):
+        make_shapes_task(seed=0, device="cpu", options={"epochs": 3})

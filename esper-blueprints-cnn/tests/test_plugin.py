@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import esper_blueprints_cnn
+from esper_blueprints_cnn import CNN_DEFAULTS, plugin
+from esper_blueprints_cnn.host import CNNHost, HostConfig
+from esper_core.contracts.specs import BlueprintSpec, TaskSpec
+from esper_core.lazy import LazyCallable
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+
+CATALOG_INDICES = set(range(0, 8)) | set(range(13, 24))
+RUN_DEFAULT_KEYS = {"epochs", "batch_size", "lr", "seed_lr", "weight_decay", "optimizer",
+                    "slots", "blueprints"}
+
+
+def test_blueprint_hook_returns_the_catalog() -> None:
+    specs = plugin.esper_register_blueprints()
+    assert all(isinstance(s, BlueprintSpec) for s in specs)
+    assert {s.action_index for s in specs} == CATALOG_INDICES
+    assert len({s.name for s in specs}) == len(specs) == 19
+    for s in specs:
+        assert s.topology == "cnn" and not s.is_antipattern and s.tokens is None
+        assert isinstance(s.factory, LazyCallable)
+        assert callable(s.factory.resolve())
+        assert isinstance(s.param_estimate(32), int)
+
+
+def test_task_hook_returns_valid_tasks() -> None:
+    tasks = {t.name: t for t in plugin.esper_register_tasks()}
+    assert set(tasks) == {"shapes", "cifar10", "cifar100"}
+    blueprint_names = {s.name for s in plugin.esper_register_blueprints()}
+    slot_names = {p.name for p in CNNHost().injection_points}
+    for t in tasks.values():
+        assert isinstance(t, TaskSpec) and t.topology == "cnn"
+        assert t.kasmina is CNN_DEFAULTS
+        assert RUN_DEFAULT_KEYS <= set(t.defaults)
+        assert set(t.defaults["blueprints"]) <= blueprint_names
+        assert set(t.defaults["slots"]) <= slot_names
+        assert t.defaults["optimizer"] == "adamw"
+        assert callable(t.factory.resolve())
+
+
+def test_shapes_epochs_fit_the_whole_lifecycle() -> None:
+    shapes = next(t for t in plugin.esper_register_tasks() if t.name == "shapes")
+    life, gates = CNN_DEFAULTS.lifecycle, CNN_DEFAULTS.gates
+    # ≥5 epochs + 3 plateau epochs, GERMINATED, TRAINING, BLENDING, SHADOWING, PROBATIONARY.
+    needed = 5 + 3 + 1 + gates.g2_min_epochs + life.blending_epochs + gates.g4_window + life.probation_epochs
+    assert needed <= shapes.defaults["epochs"] <= 30
+
+
+def test_cnn_defaults_keep_the_host_detached() -> None:
+    assert CNN_DEFAULTS.lifecycle.detach_host_in_blending is True
+    assert CNN_DEFAULTS.gates.g3_min_epochs == CNN_DEFAULTS.lifecycle.blending_epochs
+
+
+def test_plugin_loads_through_the_entry_point() -> None:
+    loaded = load_plugins(PluginSettings(allow=("cnn",), strict=True))
+    catalog = build_catalog(loaded)
+    assert not catalog.failures
+    assert catalog.blueprints.resolve("conv_light", "cnn").action_index == 1
+    assert "shapes" in catalog.tasks
+
+
+def test_importing_the_plugin_does_not_import_torch() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import esper_blueprints_cnn
+        from esper_blueprints_cnn import plugin, CNN_DEFAULTS
+        specs = plugin.esper_register_blueprints() + plugin.esper_register_tasks()
+        print(sum(s.param_estimate(32) for s in specs if hasattr(s, "param_estimate")))
+        print("torch" in sys.modules, "torchvision" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    total, torch_loaded = out.stdout.strip().splitlines()
+    assert int(total) > 0
+    assert torch_loaded == "False False"
+
+
+def test_package_exports_host_lazily() -> None:
+    assert esper_blueprints_cnn.CNNHost is CNNHost
+    assert esper_blueprints_cnn.HostConfig is HostConfig
+    with pytest.raises(AttributeError, match="nothing"):
+        esper_blueprints_cnn.nothing  # noqa: B018

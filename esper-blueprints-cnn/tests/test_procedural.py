@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from esper_blueprints_cnn.tasks.procedural import (
+    CLASSES,
+    DEFAULT_TRAIN_SIZE,
+    DEFAULT_VAL_SIZE,
+    generate_shapes,
+    make_shapes_task,
+)
+
+
+def test_same_seed_same_tensors_different_seed_different() -> None:
+    x1, y1 = generate_shapes(200, seed=5)
+    x2, y2 = generate_shapes(200, seed=5)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x3, y3 = generate_shapes(200, seed=6)
+    assert not torch.equal(x1, x3)
+    assert not torch.equal(y1, y3)
+
+
+def test_layout_balance_and_range() -> None:
+    x, y = generate_shapes(500, seed=0)
+    assert x.shape == (500, 32, 32, 3) and x.dtype == torch.uint8
+    assert y.dtype == torch.int64
+    assert torch.bincount(y, minlength=len(CLASSES)).tolist() == [50] * 10
+    assert x.min() < 20 and x.max() > 235  # uses the whole range
+    # Not degenerate: images differ from each other well beyond the noise.
+    assert (x[0].float() - x[1].float()).abs().mean() > 10
+
+
+def test_classes_differ_in_mean_image_statistics() -> None:
+    """Striped shapes put less foreground on the canvas than solid ones: a crude check that the
+    texture factor is really rendered."""
+    x, y = generate_shapes(2000, seed=1)
+    bg_corner = x[:, :2, :2].float().mean(dim=(1, 2))  # mostly background
+    diff = (x.float() - bg_corner[:, None, None]).abs().mean(dim=(1, 2, 3))
+    solid, striped = diff[y % 2 == 0].mean(), diff[y % 2 == 1].mean()
+    assert solid > 1.2 * striped
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="n >= 1"):
+        generate_shapes(0, seed=0)
+
+
+def test_task_splits_use_separate_streams() -> None:
+    a = make_shapes_task(seed=0, device="cpu", options={"train_size": 64, "val_size": 32})
+    b = make_shapes_task(seed=0, device="cpu", options={"train_size": 96, "val_size": 32})
+    assert torch.equal(a._val, b._val)  # a bigger training split leaves validation alone
+    c = make_shapes_task(seed=0, device="cpu",
+                         options={"train_size": 64, "val_size": 32, "data_seed": 1})
+    assert not torch.equal(a._val, c._val)
+    d = make_shapes_task(seed=1, device="cpu", options={"train_size": 64, "val_size": 32})
+    assert torch.equal(a._val, d._val)  # the run seed does not change the dataset
+
+
+def test_short_training_beats_chance_by_a_wide_margin() -> None:
+    torch.manual_seed(0)
+    task = make_shapes_task(
+        seed=0, device="cpu", options={"train_size": 2000, "val_size": 500, "augment": False}
+    )
+    host = task.build_host()
+    opt = torch.optim.AdamW(host.parameters(), lr=5e-3)
+    for epoch in range(5):
+        host.train()
+        for x, y in task.train_batches(epoch=epoch):
+            opt.zero_grad()
+            task.loss(host(x), y).backward()
+            opt.step()
+    host.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in task.val_batches():
+            c, n = task.correct(host(x), y)
+            correct += int(c)
+            total += n
+    assert correct / total > 0.25  # chance is 0.10
+
+
+@pytest.mark.slow
+def test_default_generation_is_fast() -> None:
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    generate_shapes(DEFAULT_TRAIN_SIZE, seed=1)
+    generate_shapes(DEFAULT_VAL_SIZE, seed=2)
+    assert time.perf_counter() - start < 10.0
