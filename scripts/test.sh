@@ -11,6 +11,8 @@ if [ ! -x "$PY" ]; then
 fi
 marker=(-m "not slow")
 for arg in "$@"; do [ "$arg" = "-m" ] && marker=(); done
+# Small test tensors run fastest on one thread, and stay fast when the machine is busy.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 rm -f .coverage .coverage.*
 "$PY" -m pytest "${marker[@]}" --cov --cov-report= -p no:cacheprovider "$@"
 rc=$?

@@ -230,3 +230,43 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_host_learning_rate_schedules(catalog):
+    base = {"run": {"task": "toy", "policy": "noop", "epochs": 10}}
+
+    def settings(**training):
+        return resolve_run(RunConfig.from_dict({**base, "training": training}), catalog).training
+
+    assert [settings().host_lr(e, 10) for e in (1, 10)] == [1e-2, 1e-2]
+    step = settings(lr_schedule="step", lr_step_epoch=4, lr_step_factor=0.5, lr=0.2)
+    assert [step.host_lr(e, 10) for e in (1, 3, 4, 10)] == [0.2, 0.2, 0.1, 0.1]
+    cosine = settings(lr_schedule="cosine", lr=1.0)
+    assert cosine.host_lr(1, 10) == 1.0 and cosine.host_lr(6, 10) == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="lr_schedule = 'warmup' is invalid"):
+        settings(lr_schedule="warmup")
+
+
+def test_step_schedule_is_applied_to_the_host_only(catalog, tmp_path):
+    config = RunConfig.from_dict({
+        "run": {"task": "toy", "policy": "scripted", "epochs": 3, "compare_baseline": False},
+        "training": {"lr_schedule": "step", "lr_step_epoch": 2, "lr_step_factor": 0.25},
+    })
+    from esper_core.tolaria import episode as episode_module
+
+    seen = []
+    original = episode_module.SeedTrainer.train_epoch
+
+    def spy(self, batches, loss_fn, *, epoch):
+        seen.append((epoch, self.host_optimizer.param_groups[0]["lr"],
+                     [o.param_groups[0]["lr"] for o in self.seed_optimizers.values()]))
+        return original(self, batches, loss_fn, epoch=epoch)
+
+    episode_module.SeedTrainer.train_epoch = spy
+    try:
+        execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "r"))
+    finally:
+        episode_module.SeedTrainer.train_epoch = original
+    assert [round(lr, 6) for _, lr, _ in seen] == [0.01, 0.0025, 0.0025]
+    seed_lrs = [lr for _, _, lrs in seen for lr in lrs]
+    assert seed_lrs and all(lr == 0.01 for lr in seed_lrs)  # the seed germinated at epoch 1 keeps seed_lr

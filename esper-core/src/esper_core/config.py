@@ -21,6 +21,7 @@ from esper_core.errors import ConfigError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 OPTIMIZERS = ("adamw", "sgd")
+LR_SCHEDULES = ("constant", "step", "cosine")
 
 
 def _check(pred: Callable[[Any], bool], allowed: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -83,6 +84,12 @@ class TrainingConfig:
     weight_decay: float | None = field(default=None, validator=non_negative_number())
     optimizer: str | None = field(default=None, validator=_check(lambda v: v is None or v in OPTIMIZERS,
                                                                  "one of 'adamw', 'sgd'"))
+    #: host learning-rate schedule over an episode (seeds keep ``seed_lr``)
+    lr_schedule: str | None = field(default=None, validator=_check(
+        lambda v: v is None or v in LR_SCHEDULES, "one of 'constant', 'step', 'cosine'"))
+    #: ``step``: the epoch from which the host lr is multiplied by ``lr_step_factor``
+    lr_step_epoch: int | None = field(default=None, validator=optional_int_at_least(1))
+    lr_step_factor: float | None = field(default=None, validator=positive_number(optional=True))
 
 
 @frozen(kw_only=True)

@@ -32,7 +32,7 @@ CLASSES = tuple(f"{s}_{t}" for s in SHAPES for t in TEXTURES)
 IMAGE_SIZE = 32
 CLUTTER = 3
 
-DEFAULT_TRAIN_SIZE = 5000
+DEFAULT_TRAIN_SIZE = 3500
 DEFAULT_VAL_SIZE = 2000
 ALLOWED_OPTIONS = frozenset(
     {"train_size", "val_size", "batch_size", "widths", "augment", "data_seed"}

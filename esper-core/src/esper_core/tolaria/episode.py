@@ -160,6 +160,8 @@ def run_episode(
         epoch_started = time.perf_counter()
         rollbacks_this_epoch = 0
         step_transitions.clear()
+        for group in trainer.host_optimizer.param_groups:
+            group["lr"] = resolved.training.host_lr(epoch, resolved.epochs)
         model.train()
         stats = trainer.train_epoch(task.train_batches(epoch=epoch), task.loss, epoch=epoch)
         val = evaluate(model, task.val_batches(), task.loss, task.correct)

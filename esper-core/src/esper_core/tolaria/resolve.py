@@ -6,13 +6,14 @@ name or bad value fails fast with a message naming it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 from attrs import frozen
 
-from esper_core.config import OPTIMIZERS, RunConfig, build_section
+from esper_core.config import RunConfig, TrainingConfig, build_section
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings
 from esper_core.contracts.specs import BlueprintSpec, GateSpec, PolicySpec, SinkSpec, TaskSpec
 from esper_core.errors import ConfigError
@@ -25,6 +26,9 @@ _TRAINING_FALLBACKS: dict[str, Any] = {
     "seed_lr": 1e-3,
     "weight_decay": 0.0,
     "optimizer": "adamw",
+    "lr_schedule": "constant",
+    "lr_step_epoch": 10,
+    "lr_step_factor": 0.1,
 }
 DEFAULT_EPOCHS = 25
 
@@ -36,6 +40,21 @@ class TrainingSettings:
     seed_lr: float
     weight_decay: float
     optimizer: str
+    lr_schedule: str
+    lr_step_epoch: int
+    lr_step_factor: float
+
+    def host_lr(self, epoch: int, epochs: int) -> float:
+        """Host learning rate for 1-based ``epoch`` of ``epochs``.
+
+        Seeds keep ``seed_lr``: a step or cosine decay makes the host settle on a plateau —
+        the situation growth is for — while a freshly germinated seed still learns at full rate.
+        """
+        if self.lr_schedule == "step":
+            return self.lr * (self.lr_step_factor if epoch >= self.lr_step_epoch else 1.0)
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, epochs)))
+        return self.lr
 
 
 @frozen(kw_only=True)
@@ -85,9 +104,11 @@ def _training(config: RunConfig, task: TaskSpec) -> TrainingSettings:
     for key, fallback in _TRAINING_FALLBACKS.items():
         chosen = getattr(config.training, key)
         values[key] = chosen if chosen is not None else task.defaults.get(key, fallback)
-    if values["optimizer"] not in OPTIMIZERS:
-        raise ConfigError(f"task {task.name!r} default optimizer {values['optimizer']!r} is not one of {OPTIMIZERS}")
-    return TrainingSettings(**values)
+    try:
+        resolved = build_section(TrainingConfig, values, "training")
+    except ConfigError as exc:
+        raise ConfigError(f"task {task.name!r} defaults: {exc}") from None
+    return TrainingSettings(**attrs.asdict(resolved))
 
 
 def _blueprints(config: RunConfig, task: TaskSpec, catalog: Catalog) -> tuple[BlueprintSpec, ...]:
