@@ -152,3 +152,30 @@ def test_malformed_config_file(tmp_path):
     bad.write_text("[run\n")
     code, _, stderr = run(["run", "--config", str(bad)], tmp_path)
     assert code == 2 and "is not valid TOML" in stderr
+
+
+def test_text_task_through_the_cli(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 400)
+    out = tmp_path / "text"
+    code, stdout, stderr = run(["run", "--task", "textfile", "--data", str(corpus), "--epochs", "2",
+                                "--task-option", "steps_per_epoch=4", "--task-option", "max_val_batches=2",
+                                "--out", str(out), "--no-compare-baseline"], tmp_path)
+    assert code == 0, stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "textfile" and summary["epochs"] == 2
+    assert 0 <= summary["final_accuracy"] <= 100
+
+
+def test_text_task_refuses_a_binary_file(tmp_path):
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x00\x01\x02" * 100)
+    code, _, stderr = run(["run", "--task", "textfile", "--data", str(blob), "--out", str(tmp_path / "o")],
+                          tmp_path)
+    assert code == 2 and "blob.bin" in stderr and "Traceback" not in stderr
+
+
+def test_missing_cifar_says_where_it_looked(tmp_path):
+    code, _, stderr = run(["run", "--task", "cifar10", "--data-dir", str(tmp_path / "nothing"),
+                           "--out", str(tmp_path / "o")], tmp_path)
+    assert code == 2 and str(tmp_path / "nothing") in stderr and "Traceback" not in stderr

@@ -124,9 +124,13 @@ class RunConfig:
     telemetry_options: Mapping[str, Mapping[str, Any]] = field(factory=dict)
 
     @classmethod
-    def from_sources(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-        """Read ``path`` (if given), then apply the non-None ``overrides`` of ``[run]`` keys."""
-        data = read_toml(path) if path is not None else {}
+    def from_sources(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None,
+                     *, task_options: Mapping[str, Any] | None = None) -> RunConfig:
+        """Read ``path`` (if given), then apply the non-None ``overrides`` of ``[run]`` keys and
+        ``task_options`` over its ``[task]`` table."""
+        data = dict(read_toml(path)) if path is not None else {}
+        if task_options:
+            data["task"] = {**_table(data, "task"), **task_options}
         return cls.from_dict(data, overrides or {})
 
     @classmethod
@@ -270,3 +274,18 @@ def dump_toml(data: Mapping[str, Mapping[str, Any]], prefix: str = "") -> str:
         if subtables:
             lines.append(dump_toml(subtables, prefix=f"{name}."))
     return "\n".join(lines)
+
+
+def parse_task_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; values are read as TOML, falling back to plain strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--task-option {pair!r} is invalid; expected KEY=VALUE")
+        try:
+            out[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw
+    return out

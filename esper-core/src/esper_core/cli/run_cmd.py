@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from esper_core.cli.app import AppState
-from esper_core.config import RunConfig
+from esper_core.config import RunConfig, parse_task_options
 
 
 @click.command("run")
@@ -28,19 +28,32 @@ from esper_core.config import RunConfig
 @click.option("--deterministic/--no-deterministic", default=None, help="Force deterministic kernels.")
 @click.option("--compare-baseline/--no-compare-baseline", default=None,
               help="Also train the same host with the noop policy and compare (default: on).")
+@click.option("--data", "data_path", default=None,
+              help="Data file for tasks that read one (task option 'path', e.g. --task textfile).")
+@click.option("--data-dir", default=None, help="Dataset folder (task option 'data_dir', e.g. CIFAR).")
+@click.option("--download", is_flag=True, default=None,
+              help="Let the task download its dataset (task option 'download'); never implicit.")
+@click.option("--task-option", "task_option", multiple=True, metavar="KEY=VALUE",
+              help="Any task option; repeatable. Values are parsed as TOML (numbers, true/false).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="TOML config file; command-line options override it.")
 @click.option("--out", default=None, help="Run directory (default runs/<timestamp>-<task>-<policy>/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.pass_obj
-def run_command(state: AppState, config_path: Path | None, as_json: bool, **options: object) -> None:
+def run_command(state: AppState, config_path: Path | None, as_json: bool, data_path: str | None,
+                data_dir: str | None, download: bool | None, task_option: tuple[str, ...],
+                **options: object) -> None:
     """Run episodes: train a host for E epochs while the controller grows it."""
     from esper_core.tolaria.job import execute_run
     from esper_core.tolaria.report import format_summary
     from esper_core.tolaria.resolve import resolve_run
     from esper_core.tolaria.rundir import create_run_dir, default_run_dir
 
-    config = RunConfig.from_sources(config_path, options)
+    task_options = parse_task_options(task_option)
+    for key, value in (("path", data_path), ("data_dir", data_dir), ("download", download)):
+        if value is not None:
+            task_options[key] = value
+    config = RunConfig.from_sources(config_path, options, task_options=task_options)
     resolved = resolve_run(config, state.catalog)
     out = Path(config.out) if config.out else default_run_dir(resolved.task.name, resolved.policy.name)
     run_dir = create_run_dir(out)
