@@ -41,6 +41,35 @@ def run_one(path: Path) -> dict[str, Any]:
     return result
 
 
+#: (label, section, dotted key, goal, True when lower is better)
+GOALS = [
+    ("`esper --help` (s)", "cli", "esper_help.median_s", 0.3, True),
+    ("default `esper run` wall time incl. baseline (s)", "cli", "default_run.wall_s", 90, True),
+    ("dormant slots / plain host", "kasmina", "dormant_vs_plain.median", 1.02, True),
+    ("TRAINING + BLENDING seed / static model", "kasmina", "training_blending_vs_static.median", 1.05, True),
+    ("counterfactual of a seed at block 1 / validation pass", "kasmina",
+     "counterfactual_extra_vs_validation.b1.median", 0.5, True),
+    ("counterfactual of a seed after the stem / validation pass", "kasmina",
+     "counterfactual_extra_vs_validation.stem.median", 0.5, True),
+    ("governor snapshot / training step", "kasmina", "snapshot_vs_step.median", None, True),
+    ("CNN data pipeline / pre-made tensors", "cnn", "pipeline.ratio", 1.10, True),
+    ("CNN host via segments / nn.Sequential", "cnn", "host.ratio", 1.05, True),
+    ("GPT host via segments / plain GPT (slowdown)", "transformer", "slowdown_segmented_over_plain.median",
+     1.05, True),
+    ("gradient health `minimal` overhead", "telemetry", "overhead.minimal.median", 0.02, True),
+    ("gradient health `standard` overhead", "telemetry", "overhead.standard.median", 0.10, True),
+]
+
+
+def _lookup(results: dict[str, Any], section: str, key: str) -> Any:
+    value: Any = results.get(section, {})
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def render(results: dict[str, dict[str, Any]]) -> str:
     import torch
 
@@ -56,6 +85,14 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         f"written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
     ]
+    lines += ["## Against the goals", "", "| figure | measured | goal | met |", "|---|---|---|---|"]
+    for label, section, key, goal, lower in GOALS:
+        value = _lookup(results, section, key)
+        if value is None:
+            continue
+        met = "" if goal is None else ("yes" if (value <= goal if lower else value >= goal) else "**no**")
+        lines.append(f"| {label} | {value:.4g} | {'-' if goal is None else goal} | {met} |")
+    lines.append("")
     for name, result in results.items():
         lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
         for key, value in flatten(result):
@@ -72,7 +109,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else None
-    results: dict[str, dict[str, Any]] = {}
+    # With --only, refresh those sections and keep the others from the last full run.
+    results: dict[str, dict[str, Any]] = (
+        json.loads(args.json.read_text()) if wanted and args.json.exists() else {}
+    )
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem.removeprefix("bench_")
         if wanted and name not in wanted:
@@ -80,6 +120,7 @@ def main() -> None:
         print(f"running {path.name} ...", file=sys.stderr, flush=True)
         results[name] = run_one(path)
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    results = dict(sorted(results.items()))
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(render(results) + "\n")

@@ -270,3 +270,25 @@ def test_step_schedule_is_applied_to_the_host_only(catalog, tmp_path):
     assert [round(lr, 6) for _, lr, _ in seen] == [0.01, 0.0025, 0.0025]
     seed_lrs = [lr for _, _, lrs in seen for lr in lrs]
     assert seed_lrs and all(lr == 0.01 for lr in seed_lrs)  # the seed germinated at epoch 1 keeps seed_lr
+
+
+def test_a_sink_that_cannot_start_is_a_named_error(catalog, tmp_path):
+    from esper_core.contracts import SinkSpec
+    from esper_core.errors import PluginError
+
+    def broken(*, run_dir, options):
+        raise OSError("read-only file system")
+
+    module = types.ModuleType("broken_sink")
+    module.esper_register_telemetry_sinks = hookimpl(lambda: [SinkSpec(name="broken", factory=broken,
+                                                                         description="t")])
+    loaded = load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("scripted", _policies_plugin()),
+                                                                 ("broken", module)])
+    cat = build_catalog(loaded)
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "telemetry": ["jsonl", "broken"]}})
+    with pytest.raises(PluginError, match="telemetry sink 'broken' failed to start: OSError: read-only"):
+        execute_run(resolve_run(config, cat), cat, create_run_dir(tmp_path / "r"))
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"},
+                                  "telemetry": {"jsonl": {"max_bytes": -1}}})
+    with pytest.raises(ConfigError, match="max_bytes"):
+        execute_run(resolve_run(config, cat), cat, create_run_dir(tmp_path / "r2"))

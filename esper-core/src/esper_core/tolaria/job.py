@@ -13,7 +13,7 @@ import torch
 from esper_core.config import dump_toml
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
 from esper_core.contracts.protocols import PolicyContext, Sink, Task
-from esper_core.errors import ConfigError, PluginError
+from esper_core.errors import ConfigError, EsperError, PluginError
 from esper_core.plugins.registry import Catalog
 from esper_core.telemetry.hub import TelemetryHub
 from esper_core.tolaria.episode import EpisodeResult, run_episode, save_model
@@ -50,10 +50,13 @@ def _open_sinks(resolved: ResolvedRun, run_dir: Path) -> TelemetryHub:
         try:
             options = resolved.config.telemetry_options.get(spec.name, {})
             sinks.append(spec.factory(run_dir=run_dir, options=options))
-        except (ConfigError, PluginError):
+        except Exception as exc:
             for sink in sinks:
                 sink.close()
-            raise
+            if isinstance(exc, EsperError):
+                raise
+            raise PluginError(f"telemetry sink {spec.name!r} failed to start: "
+                              f"{type(exc).__name__}: {exc}") from exc
     return TelemetryHub(sinks)
 
 

@@ -34,9 +34,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
-#: Hosts below this many parameters train on one CPU thread by default: their kernels are too
-#: small to split, and a second OpenMP thread that has to wait for a busy core slowed an epoch of
-#: the default CNN host 4× in our measurements (docs/benchmarks.md).
+#: Hosts below this many parameters train on one CPU thread by default. On an idle 2-core machine
+#: a second thread makes the default CNN host's step only ~9 % faster (benchmarks/bench_threads.py,
+#: docs/benchmarks.md), but when the other core is busy, OpenMP threads waiting on each other made
+#: the same step over 4× slower on that machine; one thread costs little and never collapses.
 SMALL_HOST_PARAMS = 1_000_000
 
 
