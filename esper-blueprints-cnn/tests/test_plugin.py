@@ -38,7 +38,7 @@ def test_task_hook_returns_valid_tasks() -> None:
     for t in tasks.values():
         assert isinstance(t, TaskSpec) and t.topology == "cnn"
         assert t.kasmina is CNN_DEFAULTS
-        assert RUN_DEFAULT_KEYS <= set(t.defaults)
+        assert set(t.defaults) >= RUN_DEFAULT_KEYS
         assert set(t.defaults["blueprints"]) <= blueprint_names
         assert set(t.defaults["slots"]) <= slot_names
         assert t.defaults["optimizer"] == "adamw"

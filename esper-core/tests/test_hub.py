@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from esper_core.contracts.events import TelemetryEvent
 from structlog.testing import capture_logs
 
+from esper_core.contracts.events import TelemetryEvent
 from esper_core.telemetry.hub import TelemetryHub
 
 

@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
-from esper_core.errors import ConfigError
 from torch import nn
 
+from esper_core.errors import ConfigError
 from esper_telemetry.gradient_health import GradientHealthConfig, GradientHealthTracker
 
 

@@ -5,9 +5,9 @@ import sys
 
 import click
 import pytest
+
 from esper_core.contracts.protocols import Sink
 from esper_core.errors import ConfigError
-
 from esper_telemetry import plugin
 
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from esper_core.contracts.events import EpochEnded
 
+from esper_core.contracts.events import EpochEnded
 from esper_telemetry.commands import report
 from esper_telemetry.report.build import build_report
 from esper_telemetry.report.history import build_history

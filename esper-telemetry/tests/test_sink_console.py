@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from esper_core.contracts.events import (
     DecisionMade,
     EpochEnded,
@@ -9,7 +10,6 @@ from esper_core.contracts.events import (
     TelemetryEvent,
 )
 from esper_core.errors import ConfigError
-
 from esper_telemetry.sinks.console import ConsoleSink
 
 

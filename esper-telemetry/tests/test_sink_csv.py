@@ -3,10 +3,10 @@ from __future__ import annotations
 import csv
 
 import pytest
-from esper_core.contracts.events import EpochEnded
-from esper_core.errors import ConfigError
 from structlog.testing import capture_logs
 
+from esper_core.contracts.events import EpochEnded
+from esper_core.errors import ConfigError
 from esper_telemetry.sinks.csv_metrics import METRIC_COLUMNS, CsvSink
 
 

@@ -5,6 +5,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
+
 from esper_core.contracts.events import (
     DecisionMade,
     EpochEnded,
@@ -12,8 +14,6 @@ from esper_core.contracts.events import (
     event_from_record,
 )
 from esper_core.errors import ConfigError, EsperError
-from structlog.testing import capture_logs
-
 from esper_telemetry.database import RunDatabase
 from esper_telemetry.sinks.sqlite import SqliteSink
 

@@ -4,9 +4,9 @@ import sys
 import types
 
 import pytest
+
 from esper_core.contracts.events import EpochEnded, RewardComputed
 from esper_core.errors import ConfigError, EsperError
-
 from esper_telemetry.sinks import tensorboard as tb
 
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from esper_antipatterns.curriculum import N_STAGES, curriculum, members
 from esper_antipatterns.catalog import BY_NAME, Category
+from esper_antipatterns.curriculum import N_STAGES, curriculum, members
 from esper_antipatterns.signatures import PENALTIES
 
 

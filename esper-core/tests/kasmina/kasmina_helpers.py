@@ -10,11 +10,11 @@ from torch import nn
 
 from esper_core.builtin.plugin import esper_register_alpha_schedules, esper_register_gates
 from esper_core.contracts import (
+    NEXT_STAGE,
     BlueprintSpec,
     GateThresholds,
     InjectionPoint,
     LifecycleSettings,
-    NEXT_STAGE,
     SeedStage,
 )
 from esper_core.kasmina import GateSuite, MorphogeneticModel

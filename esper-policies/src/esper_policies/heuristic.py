@@ -46,7 +46,6 @@ from esper_core.contracts.decisions import ActionMask, Decision, Op
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport, TrainingSignals
 from esper_core.contracts.stages import NEXT_STAGE, SeedStage
-
 from esper_policies.heuristic_config import HeuristicConfig
 from esper_policies.rotation import BlueprintRotation
 from esper_policies.tracker import SignalTracker, SlotSignals

@@ -5,7 +5,6 @@ from __future__ import annotations
 from esper_core.contracts.decisions import ActionMask, Decision
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
-
 from esper_policies._options import reject_options
 
 REASON = "noop policy never germinates"

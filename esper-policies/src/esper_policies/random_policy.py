@@ -15,7 +15,6 @@ import random
 from esper_core.contracts.decisions import ActionMask, Decision, Op
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
-
 from esper_policies._options import reject_options
 
 

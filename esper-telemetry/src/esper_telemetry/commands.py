@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from esper_core.errors import EsperError
 
+from esper_core.errors import EsperError
 from esper_telemetry import queries
 from esper_telemetry.queries import RunRecord
 from esper_telemetry.tables import fmt, format_table

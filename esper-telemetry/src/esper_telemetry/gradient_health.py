@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import field, frozen
+
 from esper_core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import attrs
+
 from esper_core.errors import ConfigError
 
 T = TypeVar("T")

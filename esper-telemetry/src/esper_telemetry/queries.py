@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from attrs import field, frozen
-from esper_core.errors import EsperError
 
+from esper_core.errors import EsperError
 from esper_telemetry.database import RunDatabase
 from esper_telemetry.records import (
     DATABASE_FILE,

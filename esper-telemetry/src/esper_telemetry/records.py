@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from esper_core.contracts.events import TelemetryEvent, event_from_record
 
 logger = structlog.get_logger(__name__)

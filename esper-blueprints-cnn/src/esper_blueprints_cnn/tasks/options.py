@@ -23,6 +23,7 @@ from esper_blueprints_cnn.converters import (
 )
 from esper_core.errors import ConfigError
 
+
 @frozen(kw_only=True)
 class ImageTaskOptions:
     """Every option an image task understands; each task allows a subset (see ``ALLOWED``)."""

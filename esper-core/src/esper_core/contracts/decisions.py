@@ -12,8 +12,6 @@ from collections.abc import Iterator
 
 from attrs import field, frozen, validators
 
-from esper_core.contracts.validators import non_empty_str
-
 
 class Op(enum.IntEnum):
     WAIT = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import structlog
+
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.protocols import Sink
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from attrs import field, frozen
+
 from esper_core.contracts.events import (
     EpochEnded,
     GovernorRollback,
@@ -24,7 +25,6 @@ from esper_core.contracts.events import (
     event_from_record,
 )
 from esper_core.errors import EsperError
-
 from esper_telemetry.records import (
     DATABASE_FILE,
     EVENTS_FILE,
@@ -104,8 +104,8 @@ class RunHistory:
             current: list[SlotPoint] = []
             for point in self.slot_points(slot):
                 starts_new = current and (
-                    point.blueprint != current[-1].blueprint or point.stage == "GERMINATED"
-                    and current[-1].stage != "GERMINATED"
+                    point.blueprint != current[-1].blueprint or (point.stage == "GERMINATED"
+                    and current[-1].stage != "GERMINATED")
                 )
                 if point.blueprint is None or point.stage in _NO_SEED or starts_new:
                     if current:

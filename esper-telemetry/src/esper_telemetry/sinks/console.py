@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import click
 from attrs import field, frozen
+
 from esper_core.contracts.events import (
     Anomaly,
     DecisionMade,
@@ -28,7 +29,6 @@ from esper_core.contracts.events import (
     SeedLifecycle,
     TelemetryEvent,
 )
-
 from esper_telemetry.options import parse_options
 
 

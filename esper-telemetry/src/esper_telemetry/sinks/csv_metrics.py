@@ -17,9 +17,9 @@ from typing import Any
 import attrs
 import structlog
 from attrs import field, frozen
+
 from esper_core.contracts.events import EpochEnded, TelemetryEvent
 from esper_core.errors import ConfigError
-
 from esper_telemetry.limits import OutputCap
 from esper_telemetry.options import parse_options, positive_or_none
 

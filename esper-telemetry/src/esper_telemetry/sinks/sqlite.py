@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 from attrs import field, frozen
+
 from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
 from esper_core.errors import ConfigError
-
 from esper_telemetry.database import RunDatabase
 from esper_telemetry.limits import OutputCap
 from esper_telemetry.options import parse_options, positive_or_none

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 from attrs import field, frozen
+
 from esper_core.contracts.events import (
     EpochEnded,
     GovernorRollback,
@@ -24,7 +25,6 @@ from esper_core.contracts.events import (
     TelemetryEvent,
 )
 from esper_core.errors import ConfigError, EsperError
-
 from esper_telemetry.limits import OutputCap
 from esper_telemetry.options import parse_options, positive_or_none
 
