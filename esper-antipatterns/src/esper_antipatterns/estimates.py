@@ -8,6 +8,8 @@ Normalisation layers are ``GroupNorm`` with an affine weight and bias: ``2·C`` 
 
 from __future__ import annotations
 
+from esper_blueprints_cnn.estimates import check_width
+
 #: EMA momentum of the momentum dampener (seed 000: "high momentum (0.99)").
 MOMENTUM = 0.99
 #: Initial value of the correlated-noise injector's learnable noise scale.
@@ -18,13 +20,6 @@ BOTTLENECK_REDUCTION = 8
 DEEP_LINEAR_DEPTH = 8
 #: Number of identical branches of the redundant ensemble.
 ENSEMBLE_BRANCHES = 4
-
-
-def check_width(width: int) -> int:
-    """Reject widths no blueprint can build (bools, non-integers, < 1)."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be an integer >= 1, got {width!r}")
-    return width
 
 
 def bottleneck_hidden(width: int) -> int:

@@ -20,7 +20,8 @@ MIXDW_KERNELS: tuple[int, ...] = (3, 5, 7)
 SPATIAL_ATTENTION_KERNEL = 7
 
 
-def _check(width: int) -> int:
+def check_width(width: int) -> int:
+    """Reject widths no blueprint can build (bools, non-integers, < 1); shared with plugins."""
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be an integer >= 1, got {width!r}")
     return width
@@ -71,44 +72,44 @@ def shift_group(width: int) -> int:
 
 
 def noop(width: int) -> int:
-    _check(width)
+    check_width(width)
     return 0
 
 
 def conv_light(width: int) -> int:
     # 3×3 conv (no bias: a norm follows) + GroupNorm + per-channel output scale.
-    c = _check(width)
+    c = check_width(width)
     return 9 * c * c + 2 * c + c
 
 
 def attention(width: int) -> int:
     # Linear C→h and h→C, both with bias.
-    c = _check(width)
+    c = check_width(width)
     h = se_hidden(c)
     return c * h + h + h * c + c
 
 
 def norm(width: int) -> int:
     # GroupNorm (affine) + per-channel output scale.
-    c = _check(width)
+    c = check_width(width)
     return 2 * c + c
 
 
 def depthwise(width: int) -> int:
     # depthwise 3×3 (no bias) + GroupNorm + pointwise 1×1 with bias.
-    c = _check(width)
+    c = check_width(width)
     return 9 * c + 2 * c + c * c + c
 
 
 def bottleneck(width: int) -> int:
     # 1×1 down (no bias) + GN + 3×3 (no bias) + GN + 1×1 up with bias.
-    c = _check(width)
+    c = check_width(width)
     h = bottleneck_hidden(c)
     return c * h + 2 * h + 9 * h * h + 2 * h + h * c + c
 
 
 def conv_small(width: int) -> int:
-    c = _check(width)
+    c = check_width(width)
     return c * c + c
 
 
@@ -122,60 +123,60 @@ def dilated(width: int) -> int:
 
 def asymmetric(width: int) -> int:
     # 3×1 and 1×3 convs (no bias) + GN + per-channel output scale.
-    c = _check(width)
+    c = check_width(width)
     return 3 * c * c + 3 * c * c + 2 * c + c
 
 
 def coord(width: int) -> int:
     # 3×3 conv over C + 2 coordinate channels (no bias) + GN + per-channel output scale.
-    c = _check(width)
+    c = check_width(width)
     return 9 * (c + 2) * c + 2 * c + c
 
 
 def gated(width: int) -> int:
     # one 3×3 conv C→2C with bias (feature and gate halves) + per-channel output scale.
-    c = _check(width)
+    c = check_width(width)
     return 9 * c * 2 * c + 2 * c + c
 
 
 def eca(width: int) -> int:
     # one bias-free 1-D conv over channels.
-    return eca_kernel(_check(width))
+    return eca_kernel(check_width(width))
 
 
 def spatial_attention(width: int) -> int:
     # k×k conv over [mean, max] → one map, with bias; independent of C.
-    _check(width)
+    check_width(width)
     k = SPATIAL_ATTENTION_KERNEL
     return 2 * k * k + 1
 
 
 def shift(width: int) -> int:
     # 1×1 conv (no bias) + GN + per-channel output scale.
-    c = _check(width)
+    c = check_width(width)
     return c * c + 2 * c + c
 
 
 def shuffle(width: int) -> int:
     # grouped 1×1 (no bias) + GN + depthwise 3×3 (no bias) + GN + grouped 1×1 with bias.
-    c = _check(width)
+    c = check_width(width)
     g = shuffle_groups(c)
     return c * c // g + 2 * c + 9 * c + 2 * c + c * c // g + c
 
 
 def reparam(width: int) -> int:
     # 3×3 and 1×1 convs with bias + per-channel output scale.
-    c = _check(width)
+    c = check_width(width)
     return 9 * c * c + c + c * c + c + c
 
 
 def mixdw(width: int) -> int:
     # depthwise k×k per split (no bias) + GN + pointwise 1×1 with bias.
-    c = _check(width)
+    c = check_width(width)
     return sum(k * k * n for k, n in mixdw_splits(c)) + 2 * c + c * c + c
 
 
 def laplacian(width: int) -> int:
     # the Laplacian kernel is a buffer; only the 1×1 projection (with bias) learns.
-    c = _check(width)
+    c = check_width(width)
     return c * c + c
