@@ -175,7 +175,17 @@ def test_text_task_refuses_a_binary_file(tmp_path):
     assert code == 2 and "blob.bin" in stderr and "Traceback" not in stderr
 
 
+def test_bad_policy_option_leaves_out_reusable(tmp_path):
+    config = tmp_path / "p.toml"
+    config.write_text("[policy]\nplateau_epochs = 3\n")
+    out = tmp_path / "o"
+    code, _, stderr = run(["run", "--config", str(config), "--out", str(out)], tmp_path)
+    assert code == 2 and "plateau_epochs" in stderr and "Traceback" not in stderr
+    assert list(out.iterdir()) == []
+
+
 def test_missing_cifar_says_where_it_looked(tmp_path):
     code, _, stderr = run(["run", "--task", "cifar10", "--data-dir", str(tmp_path / "nothing"),
                            "--out", str(tmp_path / "o")], tmp_path)
     assert code == 2 and str(tmp_path / "nothing") in stderr and "Traceback" not in stderr
+    assert list((tmp_path / "o").iterdir()) == []  # nothing half-written: the same --out works again

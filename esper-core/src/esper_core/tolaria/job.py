@@ -66,7 +66,6 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path) -> dict[
     config = resolved.config
     device = resolve_device(config.device)
     run_id = run_dir.name
-    write_atomic(run_dir / CONFIG_FILE, dump_toml(resolved.to_toml_dict()))
     structlog.contextvars.bind_contextvars(run_id=run_id)
     seed_everything(config.seed, deterministic=config.deterministic)
     task = _build_task(resolved, device)
@@ -77,6 +76,8 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path) -> dict[
         torch.set_num_threads(threads)
     del probe_host
     policy = _make_policy(resolved, resolved.policy.name, catalog, slot_names, dict(config.policy_options))
+    # Written only once the task and policy exist, so a bad option leaves --out empty for a retry.
+    write_atomic(run_dir / CONFIG_FILE, dump_toml(resolved.to_toml_dict()))
 
     hub = _open_sinks(resolved, run_dir)
     current_episode = 0
