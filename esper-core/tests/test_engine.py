@@ -292,3 +292,61 @@ def test_a_sink_that_cannot_start_is_a_named_error(catalog, tmp_path):
                                   "telemetry": {"jsonl": {"max_bytes": -1}}})
     with pytest.raises(ConfigError, match="max_bytes"):
         execute_run(resolve_run(config, cat), cat, create_run_dir(tmp_path / "r2"))
+
+
+class _Flagger:
+    """Reports one anomaly per epoch for every live seed."""
+
+    closed = 0
+
+    def __init__(self, model, options):
+        self.signature = options.get("signature", "odd")
+
+    def after_epoch(self, *, report):
+        from esper_core.contracts import Anomaly
+
+        return [Anomaly(slot=s.slot, signature=self.signature) for s in report.slots if s.live]
+
+    def close(self):
+        _Flagger.closed += 1
+
+
+def _observer_catalog():
+    from esper_core.contracts import ObserverSpec, RewardTermSpec
+
+    module = types.ModuleType("flagger")
+    module.esper_register_observers = hookimpl(lambda: [ObserverSpec(
+        name="flagger", factory=lambda model, options: _Flagger(model, options), description="t")])
+    module.esper_register_reward_terms = hookimpl(lambda: [RewardTermSpec(
+        name="anomaly_count", compute=lambda ctx: -float(len(ctx.anomalies)), description="t",
+        presets={"shaped": 1.0})])
+    loaded = load_plugins(PluginSettings(autoload=False),
+                          extra=[("toy", toy), ("scripted", _policies_plugin()), ("flagger", module)])
+    return build_catalog(loaded)
+
+
+def test_observers_emit_events_and_feed_the_reward_terms(tmp_path):
+    cat = _observer_catalog()
+    _Flagger.closed = 0
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "scripted", "epochs": 3,
+                                          "compare_baseline": False},
+                                  "observers": {"flagger": {"signature": "weird"}}})
+    out = create_run_dir(tmp_path / "r")
+    execute_run(resolve_run(config, cat), cat, out)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    anomalies = [e for e in events if e["kind"] == "anomaly"]
+    assert [(a["epoch"], a["slot"], a["signature"]) for a in anomalies] == [(2, "hidden2", "weird"),
+                                                                           (3, "hidden2", "weird")]
+    rewards = [e["terms"]["anomaly_count"] for e in events if e["kind"] == "reward"]
+    assert rewards == [0.0, -1.0, -1.0]
+    assert _Flagger.closed == 1
+
+
+def test_observers_can_be_switched_off(tmp_path):
+    cat = _observer_catalog()
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "scripted", "epochs": 2, "observers": "",
+                                          "compare_baseline": False}})
+    resolved = resolve_run(config, cat)
+    assert resolved.observers == ()
+    with pytest.raises(UnknownNameError, match="unknown observer 'flager'"):
+        resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "observers": ["flager"]}}), cat)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from esper_antipatterns import estimates
 from esper_antipatterns.catalog import ANTIPATTERNS, TOPOLOGY
-from esper_core.contracts.specs import BlueprintSpec, RewardTermSpec
+from esper_core.contracts.specs import BlueprintSpec, ObserverSpec, RewardTermSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
 
@@ -43,6 +43,17 @@ def esper_register_reward_terms() -> list[RewardTermSpec]:
     from esper_antipatterns.rewards import antipattern_reward_terms
 
     return antipattern_reward_terms()
+
+
+@hookimpl
+def esper_register_observers() -> list[ObserverSpec]:
+    return [
+        ObserverSpec(
+            name="failure_signatures",
+            factory=lazy("esper_antipatterns.observer:FailureSignatureObserver.from_options"),
+            description="detects NaN/Inf, gradient collapse/explosion, plateau and cost without benefit per seed",
+        )
+    ]
 
 
 @hookimpl

@@ -113,6 +113,8 @@ class RunConfig:
     threads: int = field(default=0, validator=int_at_least(0))
     reward_preset: str = field(default="shaped", validator=_check(lambda v: isinstance(v, str) and v, "a preset name"))
     telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_name_list)
+    #: training observers to run; None = every installed one, [] = none
+    observers: tuple[str, ...] | None = field(default=None, converter=_name_list)
     out: str | None = field(default=None, validator=_check(lambda v: v is None or (isinstance(v, str) and v), "a path"))
     training: TrainingConfig = field(factory=TrainingConfig)
     task_options: Mapping[str, Any] = field(factory=dict)
@@ -122,6 +124,8 @@ class RunConfig:
     reward_weights: Mapping[str, float] = field(factory=dict)
     #: per-sink options, from ``[telemetry.<sink>]`` tables
     telemetry_options: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    #: per-observer options, from ``[observers.<name>]`` tables
+    observer_options: Mapping[str, Mapping[str, Any]] = field(factory=dict)
 
     @classmethod
     def from_sources(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None,
@@ -145,12 +149,8 @@ class RunConfig:
         scalar_fields = [a.name for a in attrs.fields(cls) if a.name not in _NESTED]
         _reject_unknown("run", run, scalar_fields)
         training = _build(TrainingConfig, _table(data, "training"), "training")
-        sink_options = {}
-        for sink, options in _table(data, "telemetry").items():
-            if not isinstance(options, Mapping):
-                raise ConfigError(f"[telemetry] {sink} = {options!r} is invalid; expected a table "
-                                  f"[telemetry.{sink}] of that sink's options")
-            sink_options[sink] = dict(options)
+        sink_options = _options_tables(data, "telemetry")
+        observer_options = _options_tables(data, "observers")
         weights = dict(_table(data, "rewards"))
         for key, value in weights.items():
             if not _is_num(value):
@@ -166,6 +166,7 @@ class RunConfig:
                 "gates": dict(_table(data, "gates")),
                 "reward_weights": weights,
                 "telemetry_options": sink_options,
+                "observer_options": observer_options,
             },
             "run",
         )
@@ -182,12 +183,13 @@ class RunConfig:
             "gates": dict(self.gates),
             "rewards": dict(self.reward_weights),
             "telemetry": {k: dict(v) for k, v in self.telemetry_options.items()},
+            "observers": {k: dict(v) for k, v in self.observer_options.items()},
         }
 
 
-_SECTIONS = ("run", "training", "task", "policy", "kasmina", "gates", "rewards", "telemetry")
+_SECTIONS = ("run", "training", "task", "policy", "kasmina", "gates", "rewards", "telemetry", "observers")
 _NESTED = {"training", "task_options", "policy_options", "kasmina", "gates", "reward_weights",
-           "telemetry_options"}
+           "telemetry_options", "observer_options"}
 
 
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -195,6 +197,17 @@ def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"config key {name!r} must be a table ([{name}]), got {value!r}")
     return value
+
+
+def _options_tables(data: Mapping[str, Any], section: str) -> dict[str, dict[str, Any]]:
+    """``[section.<name>]`` sub-tables: each component's own options."""
+    out = {}
+    for name, options in _table(data, section).items():
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"[{section}] {name} = {options!r} is invalid; expected a table "
+                              f"[{section}.{name}] of that component's options")
+        out[name] = dict(options)
+    return out
 
 
 def _reject_unknown(section: str, data: Mapping[str, Any], allowed: list[str]) -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
         AlphaScheduleSpec,
         BlueprintSpec,
         GateSpec,
+        ObserverSpec,
         PolicySpec,
         RewardTermSpec,
         SinkSpec,
@@ -82,6 +83,16 @@ def esper_register_alpha_schedules() -> list[AlphaScheduleSpec]:
     """Called once at start-up to build the blending-schedule registry.
 
     Return α schedules selectable with the ``kasmina.alpha_schedule`` config key.
+    """
+
+
+@hookspec
+def esper_register_observers() -> list[ObserverSpec]:
+    """Called once at start-up to build the training-observer registry.
+
+    Return observers that watch each episode's model and add events after every epoch (for
+    instance failure-signature anomalies, which also feed the reward terms). All registered
+    observers run unless the run names a subset with ``--observers``.
     """
 
 

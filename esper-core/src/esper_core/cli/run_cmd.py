@@ -24,6 +24,8 @@ from esper_core.config import RunConfig, parse_task_options
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--reward-preset", default=None, help="shaped (default), sparse or minimal.")
 @click.option("--telemetry", default=None, help="Comma-separated telemetry sinks (default: jsonl).")
+@click.option("--observers", default=None,
+              help="Comma-separated training observers (default: every installed one; '' for none).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default 0: automatic).")
 @click.option("--deterministic/--no-deterministic", default=None, help="Force deterministic kernels.")
 @click.option("--compare-baseline/--no-compare-baseline", default=None,

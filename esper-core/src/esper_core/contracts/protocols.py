@@ -108,6 +108,18 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class Observer(Protocol):
+    """Watches one episode's model; built per episode by an :class:`ObserverSpec` factory."""
+
+    def after_epoch(self, *, report: EpochReport) -> Sequence[TelemetryEvent]:
+        """Called after validation each epoch; returns events to emit. :class:`Anomaly` events
+        also reach the reward terms (``RewardContext.anomalies``)."""
+
+    def close(self) -> None:
+        """Called when the episode ends, normally or not; release hooks and buffers."""
+
+
+@runtime_checkable
 class AlphaSchedule(Protocol):
     """Blending weight as a function of epochs spent blending."""
 

@@ -18,7 +18,7 @@ from esper_core.contracts.stages import SeedStage
 from esper_core.contracts.validators import component_name, is_callable, non_empty_str
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from esper_core.contracts.protocols import AlphaSchedule, Policy, Sink, Task
+    from esper_core.contracts.protocols import AlphaSchedule, Observer, Policy, Sink, Task
 
 #: Action indices 0..33 are reserved for the built-in catalog (DESIGN §8).
 RESERVED_ACTION_INDICES = range(0, 34)
@@ -162,4 +162,14 @@ class AlphaScheduleSpec:
 
     name: str = field(validator=component_name)
     factory: Callable[..., AlphaSchedule] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)
+
+
+@frozen(kw_only=True)
+class ObserverSpec:
+    """A training observer. ``factory(model=..., options=Mapping)`` returns an Observer that
+    watches one episode's model and adds telemetry events (e.g. anomalies) after each epoch."""
+
+    name: str = field(validator=component_name)
+    factory: Callable[..., Observer] = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)

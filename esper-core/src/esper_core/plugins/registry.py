@@ -14,6 +14,7 @@ from esper_core.contracts.specs import (
     AlphaScheduleSpec,
     BlueprintSpec,
     GateSpec,
+    ObserverSpec,
     PolicySpec,
     RewardTermSpec,
     SinkSpec,
@@ -102,6 +103,7 @@ _HOOKS: list[tuple[str, str, type]] = [
     ("esper_register_reward_terms", "reward_terms", RewardTermSpec),
     ("esper_register_telemetry_sinks", "sinks", SinkSpec),
     ("esper_register_alpha_schedules", "alpha_schedules", AlphaScheduleSpec),
+    ("esper_register_observers", "observers", ObserverSpec),
 ]
 
 
@@ -117,6 +119,7 @@ class Catalog:
         self.reward_terms: Registry[RewardTermSpec] = Registry("reward term", lambda s: s.name)
         self.sinks: Registry[SinkSpec] = Registry("telemetry sink", lambda s: s.name)
         self.alpha_schedules: Registry[AlphaScheduleSpec] = Registry("alpha schedule", lambda s: s.name)
+        self.observers: Registry[ObserverSpec] = Registry("observer", lambda s: s.name)
         #: plugin name -> {registry attribute -> [component keys]}
         self.contributions: dict[str, dict[str, list[str]]] = {}
 

@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import structlog
 import torch
 from attrs import define, field
 
 from esper_core.contracts.decisions import Decision, Op
 from esper_core.contracts.events import (
+    Anomaly,
     DecisionMade,
     EpochEnded,
     GovernorRollback,
@@ -150,101 +152,113 @@ def run_episode(
         optimizer=resolved.training.optimizer,
         governor=SafetyGovernor(model),
     )
-    policy.reset(episode=episode)
-    previous: EpochReport | None = None
-    start_accuracy = 0.0
-    best = float("-inf")
-    total_reward = 0.0
-    curve: list[float] = []
-    for epoch in range(1, resolved.epochs + 1):
-        epoch_started = time.perf_counter()
-        rollbacks_this_epoch = 0
-        step_transitions.clear()
-        for group in trainer.host_optimizer.param_groups:
-            group["lr"] = resolved.training.host_lr(epoch, resolved.epochs)
-        model.train()
-        stats = trainer.train_epoch(task.train_batches(epoch=epoch), task.loss, epoch=epoch)
-        val = evaluate(model, task.val_batches(), task.loss, task.correct)
-        report = _report(model, resolved, episode=episode, epoch=epoch, train_loss=stats.loss,
-                         val_loss=val.loss, val_accuracy=val.accuracy, rollbacks=rollbacks_this_epoch)
-        slots = report.slots
-        ledger.on_epoch(slots)
-        if epoch == 1:
-            start_accuracy = val.accuracy
-        best = max(best, val.accuracy)
-        curve.append(val.accuracy)
-        emit(EpochEnded(
-            epoch=epoch,
-            train_loss=stats.loss,
-            val_loss=val.loss,
-            val_accuracy=val.accuracy,
-            host_params=report.host_params,
-            seed_params=report.seed_params,
-            seconds=time.perf_counter() - epoch_started,
-            slots=[
-                {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha,
-                 "contribution": s.contribution, "seed_gain": s.seed_gain,
-                 "gradient_ratio": s.gradient_ratio, "seed_params": s.seed_params}
-                for s in slots
-            ],
-        ))
-        mask = build_action_mask(
-            slots, resolved.blueprints, max_seeds=resolved.config.max_seeds,
-            param_budget=resolved.config.param_budget, seed_params_in_use=report.seed_params,
-            auto_advance=resolved.lifecycle.auto_advance,
-        )
-        decision = policy.decide(report=report, mask=mask)
-        if mask.allows(decision):
-            applied, outcome = _apply(model, decision, resolved, epoch, val.accuracy)
-        else:
-            applied, outcome = False, f"refused: {decision.describe()} is not allowed by the action mask"
-            logger.warning("decision_masked", policy=policy_name, decision=decision.describe())
-        emit(DecisionMade(
-            epoch=epoch, policy=policy_name, op=decision.op.name,
-            slot=None if decision.slot is None else model.slot_names[decision.slot]
-            if 0 <= decision.slot < len(model.slot_names) else str(decision.slot),
-            blueprint=decision.blueprint, reason=decision.reason, confidence=decision.confidence,
-            applied=applied, outcome=outcome,
-        ))
-        model.step_lifecycle(epoch=epoch)
-        after_report = _report(model, resolved, episode=episode, epoch=epoch, train_loss=stats.loss,
-                               val_loss=val.loss, val_accuracy=val.accuracy,
-                               rollbacks=rollbacks_this_epoch)
-        reward = resolved.reward(RewardContext(
-            report=after_report, previous=previous, decision=decision, decision_applied=applied,
-            transitions=tuple(step_transitions), rollbacks=rollbacks_this_epoch,
-            terminal=epoch == resolved.epochs, start_accuracy=start_accuracy,
-        ))
-        total_reward += reward.total
-        emit(RewardComputed(epoch=epoch, total=reward.total, terms=dict(reward.terms)))
-        previous = after_report
-        logger.info(
-            "epoch",
+    observers = [spec.factory(model=model, options=resolved.config.observer_options.get(spec.name, {}))
+                 for spec in resolved.observers]
+    try:
+        policy.reset(episode=episode)
+        previous: EpochReport | None = None
+        start_accuracy = 0.0
+        best = float("-inf")
+        total_reward = 0.0
+        curve: list[float] = []
+        for epoch in range(1, resolved.epochs + 1):
+            epoch_started = time.perf_counter()
+            rollbacks_this_epoch = 0
+            step_transitions.clear()
+            for group in trainer.host_optimizer.param_groups:
+                group["lr"] = resolved.training.host_lr(epoch, resolved.epochs)
+            model.train()
+            stats = trainer.train_epoch(task.train_batches(epoch=epoch), task.loss, epoch=epoch)
+            val = evaluate(model, task.val_batches(), task.loss, task.correct)
+            report = _report(model, resolved, episode=episode, epoch=epoch, train_loss=stats.loss,
+                             val_loss=val.loss, val_accuracy=val.accuracy, rollbacks=rollbacks_this_epoch)
+            slots = report.slots
+            ledger.on_epoch(slots)
+            anomalies: list[tuple[str | None, str]] = []
+            for observer in observers:
+                for event in observer.after_epoch(report=report):
+                    if isinstance(event, Anomaly):
+                        anomalies.append((event.slot, event.signature))
+                    emit(attrs.evolve(event, epoch=epoch))
+            if epoch == 1:
+                start_accuracy = val.accuracy
+            best = max(best, val.accuracy)
+            curve.append(val.accuracy)
+            emit(EpochEnded(
+                epoch=epoch,
+                train_loss=stats.loss,
+                val_loss=val.loss,
+                val_accuracy=val.accuracy,
+                host_params=report.host_params,
+                seed_params=report.seed_params,
+                seconds=time.perf_counter() - epoch_started,
+                slots=[
+                    {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha,
+                     "contribution": s.contribution, "seed_gain": s.seed_gain,
+                     "gradient_ratio": s.gradient_ratio, "seed_params": s.seed_params}
+                    for s in slots
+                ],
+            ))
+            mask = build_action_mask(
+                slots, resolved.blueprints, max_seeds=resolved.config.max_seeds,
+                param_budget=resolved.config.param_budget, seed_params_in_use=report.seed_params,
+                auto_advance=resolved.lifecycle.auto_advance,
+            )
+            decision = policy.decide(report=report, mask=mask)
+            if mask.allows(decision):
+                applied, outcome = _apply(model, decision, resolved, epoch, val.accuracy)
+            else:
+                applied, outcome = False, f"refused: {decision.describe()} is not allowed by the action mask"
+                logger.warning("decision_masked", policy=policy_name, decision=decision.describe())
+            emit(DecisionMade(
+                epoch=epoch, policy=policy_name, op=decision.op.name,
+                slot=None if decision.slot is None else model.slot_names[decision.slot]
+                if 0 <= decision.slot < len(model.slot_names) else str(decision.slot),
+                blueprint=decision.blueprint, reason=decision.reason, confidence=decision.confidence,
+                applied=applied, outcome=outcome,
+            ))
+            model.step_lifecycle(epoch=epoch)
+            after_report = _report(model, resolved, episode=episode, epoch=epoch, train_loss=stats.loss,
+                                   val_loss=val.loss, val_accuracy=val.accuracy,
+                                   rollbacks=rollbacks_this_epoch)
+            reward = resolved.reward(RewardContext(
+                report=after_report, previous=previous, decision=decision, decision_applied=applied,
+                transitions=tuple(step_transitions), rollbacks=rollbacks_this_epoch, anomalies=anomalies,
+                terminal=epoch == resolved.epochs, start_accuracy=start_accuracy,
+            ))
+            total_reward += reward.total
+            emit(RewardComputed(epoch=epoch, total=reward.total, terms=dict(reward.terms)))
+            previous = after_report
+            logger.info(
+                "epoch",
+                episode=episode,
+                epoch=f"{epoch}/{resolved.epochs}",
+                policy=policy_name,
+                val_accuracy=round(val.accuracy, 2),
+                train_loss=round(stats.loss, 4),
+                decision=decision.describe(),
+                applied=applied,
+                slots=" ".join(f"{s.slot}={s.stage.name}" for s in after_report.slots),
+            )
+        counts = model.param_counts()
+        ledger.on_epoch(model.slot_reports())
+        return EpisodeResult(
             episode=episode,
-            epoch=f"{epoch}/{resolved.epochs}",
             policy=policy_name,
-            val_accuracy=round(val.accuracy, 2),
-            train_loss=round(stats.loss, 4),
-            decision=decision.describe(),
-            applied=applied,
-            slots=" ".join(f"{s.slot}={s.stage.name}" for s in after_report.slots),
+            epochs=resolved.epochs,
+            final_accuracy=curve[-1],
+            best_accuracy=best,
+            host_params=counts.host,
+            fossilized_params=counts.fossilized,
+            seeds=list(ledger.records),
+            total_reward=total_reward,
+            seconds=time.perf_counter() - started,
+            model=model,
+            accuracy_curve=curve,
         )
-    counts = model.param_counts()
-    ledger.on_epoch(model.slot_reports())
-    return EpisodeResult(
-        episode=episode,
-        policy=policy_name,
-        epochs=resolved.epochs,
-        final_accuracy=curve[-1],
-        best_accuracy=best,
-        host_params=counts.host,
-        fossilized_params=counts.fossilized,
-        seeds=list(ledger.records),
-        total_reward=total_reward,
-        seconds=time.perf_counter() - started,
-        model=model,
-        accuracy_curve=curve,
-    )
+    finally:
+        for observer in observers:
+            observer.close()
 
 
 def save_model(result: EpisodeResult, path: Any, *, task: str, blueprint_keys: tuple[str, ...]) -> None:

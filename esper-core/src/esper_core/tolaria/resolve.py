@@ -15,7 +15,7 @@ from attrs import frozen
 
 from esper_core.config import RunConfig, TrainingConfig, build_section
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings
-from esper_core.contracts.specs import BlueprintSpec, GateSpec, PolicySpec, SinkSpec, TaskSpec
+from esper_core.contracts.specs import BlueprintSpec, GateSpec, ObserverSpec, PolicySpec, SinkSpec, TaskSpec
 from esper_core.errors import ConfigError
 from esper_core.plugins.registry import Catalog
 from esper_core.rewards.function import RewardFunction
@@ -74,6 +74,7 @@ class ResolvedRun:
     alpha_schedules: Mapping[str, Callable[..., Any]]
     reward: RewardFunction
     sinks: tuple[SinkSpec, ...]
+    observers: tuple[ObserverSpec, ...]
     task_options: Mapping[str, Any]
 
     @property
@@ -96,6 +97,7 @@ class ResolvedRun:
         data["kasmina"] = attrs.asdict(self.lifecycle)
         data["gates"] = attrs.asdict(self.thresholds)
         data["rewards"] = dict(self.reward.weights)
+        data["run"]["observers"] = [o.name for o in self.observers]
         return data
 
 
@@ -139,6 +141,8 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     catalog.alpha_schedules.get(lifecycle.alpha_schedule)  # unknown schedule → error listing known
     reward = RewardFunction(catalog.reward_terms, preset=config.reward_preset, weights=config.reward_weights)
     sinks = tuple(catalog.sinks.get(name) for name in config.telemetry)
+    observers = (tuple(catalog.observers) if config.observers is None
+                 else tuple(catalog.observers.get(name) for name in config.observers))
     task_options = {"batch_size": training.batch_size, **config.task_options}
     return ResolvedRun(
         config=config,
@@ -154,5 +158,6 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
         alpha_schedules=schedules,
         reward=reward,
         sinks=sinks,
+        observers=observers,
         task_options=task_options,
     )
