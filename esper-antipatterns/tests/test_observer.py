@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 
@@ -12,17 +14,21 @@ from esper_core.errors import ConfigError
 
 
 class FakeModel:
+    """Just what the observer reads from a MorphogeneticModel."""
+
     def __init__(self, params):
-        self.params = params
+        self.params = {k: [p for p, _ in v] for k, v in params.items()}
+        self.norms = {k: v[0][1] if v else None for k, v in params.items()}
 
     def seed_parameters(self, slot):
         return self.params.get(slot, [])
 
+    def slot(self, name):
+        return types.SimpleNamespace(state=types.SimpleNamespace(last_grad_norm=self.norms.get(name)))
 
-def _param(value, grad):
-    p = torch.nn.Parameter(torch.full((3,), value))
-    p.grad = torch.full((3,), grad)
-    return p
+
+def _param(value, grad_norm):
+    return torch.nn.Parameter(torch.full((3,), value)), grad_norm
 
 
 def _report(stage=SeedStage.TRAINING):
@@ -47,6 +53,7 @@ def test_healthy_seed_raises_nothing():
 def test_collapsed_exploding_and_non_finite_seeds():
     assert "gradient_collapse" in _signatures([_param(1.0, 1e-12)])
     assert "gradient_explosion" in _signatures([_param(1.0, 1e5)])
+    assert "nan_inf" in _signatures([_param(1.0, float("inf"))])
     assert "nan_inf" in _signatures([_param(float("nan"), 0.1)])
 
 

@@ -1,13 +1,14 @@
 """The ``failure_signatures`` training observer: runs the :class:`FailureDetector` on every live
 seed after each epoch, so anomalies reach telemetry and the anti-pattern penalty terms.
 
-The seed's gradient norm is read from the gradients its parameters hold after the epoch's last
-training step (one sample per epoch, taken without adding work to the training loop).
+The seed's gradient norm is the one Kasmina's trainer measured at the epoch's last training step
+(``SlotState.last_grad_norm``; one sample per epoch, no extra work in the training loop).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import math
 from typing import Any
 
 import torch
@@ -36,13 +37,11 @@ class FailureSignatureObserver:
         return cls(model, config)
 
     def _seed_state(self, slot: str) -> tuple[float | None, bool]:
-        params = list(self.model.seed_parameters(slot))
-        finite = all(bool(torch.isfinite(p).all()) for p in params)
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.seed_parameters(slot))
+        norm = self.model.slot(slot).state.last_grad_norm
+        if norm is None:
             return None, finite
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
-        return norm, finite and norm == norm and norm != float("inf")
+        return norm, finite and math.isfinite(norm)
 
     def after_epoch(self, *, report: EpochReport) -> Sequence[TelemetryEvent]:
         grad_norms: dict[str, float | None] = {}

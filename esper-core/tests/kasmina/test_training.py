@@ -173,3 +173,15 @@ def test_governor_rollback_without_seed_culls_nothing():
     stats = trainer.train_epoch([(x * float("nan"), y)], loss_fn, epoch=1)
     assert stats.steps == 0 and stats.rollbacks[0].slot is None
     assert math.isnan(stats.loss)
+
+
+def test_last_seed_gradient_norm_is_kept_after_the_epoch():
+    torch.manual_seed(0)
+    model = build_model()
+    set_stage(model, "p0", S.TRAINING)
+    trainer = SeedTrainer(model, host_lr=1e-2, seed_lr=1e-2, governor=SafetyGovernor(model))
+    assert model.slot("p0").state.last_grad_norm is None
+    trainer.train_epoch(toy_data(3), loss_fn, epoch=1)
+    norm = model.slot("p0").state.last_grad_norm
+    assert norm is not None and norm > 0 and math.isfinite(norm)
+    assert all(p.grad is None for p in model.seed_parameters("p0"))  # gradients were released

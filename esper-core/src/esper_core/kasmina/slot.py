@@ -51,6 +51,9 @@ class SlotState:
     #: (epoch, stage, contribution) of every validation measurement from BLENDING on.
     contributions: list[tuple[int, SeedStage, float]] = field(factory=list)
     gradient: GradientRatioTracker = field(factory=GradientRatioTracker)
+    #: Norm of the seed's gradient at the last training step of the last epoch (for failure
+    #: detectors, which run after the trainer has released the gradients).
+    last_grad_norm: float | None = None
     #: Shape of the last activation seen in forward (G1 builds its probe from it).
     last_shape: torch.Size | None = None
     #: The seed's last output, kept by reference so the governor can find a non-finite seed.

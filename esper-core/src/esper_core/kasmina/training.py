@@ -133,6 +133,7 @@ class SeedTrainer:
         trained, seed_params = self._trained_params()
         device, _ = model.device_and_dtype()
         loss_sum = torch.zeros((), device=device)
+        norms: dict[str | None, Tensor] = {}
         steps = 0
         rollbacks: list[GovernorRollback] = []
         for index, (x, y) in enumerate(batches):
@@ -141,7 +142,6 @@ class SeedTrainer:
             loss = loss_fn(model(x), y)
             loss.backward()
             tracked = [s for s in trained if s.stage is SeedStage.TRAINING]
-            norms: dict[str | None, Tensor] = {}
             if governor is not None or tracked:
                 norms = group_grad_norms({None: host_params, **seed_params})
             if governor is not None and not governor.check(loss.detach(), norms):
@@ -170,6 +170,8 @@ class SeedTrainer:
             # The epoch's steps were undone with the snapshot; report the epoch as lost.
             steps = 0
             loss_sum.zero_()
+        for s in trained:  # one sync per epoch: the last step's seed gradient norm
+            s.state.last_grad_norm = float(norms[s.name]) if s.name in norms else None
         for opt in self.optimizers():
             opt.zero_grad(set_to_none=True)
         model.sync_gradient_ratios()
