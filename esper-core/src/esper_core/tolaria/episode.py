@@ -167,7 +167,6 @@ def run_episode(
             step_transitions.clear()
             for group in trainer.host_optimizer.param_groups:
                 group["lr"] = resolved.training.host_lr(epoch, resolved.epochs)
-            model.train()
             stats = trainer.train_epoch(task.train_batches(epoch=epoch), task.loss, epoch=epoch)
             val = evaluate(model, task.val_batches(), task.loss, task.correct)
             report = _report(model, resolved, episode=episode, epoch=epoch, train_loss=stats.loss,
