@@ -11,7 +11,8 @@ the median ratio with its min/max spread, so drift in machine load hits both sid
   plain validation) / plain validation, per slot position (goal ≤ 0.5).
 * ``snapshot_vs_step``: one governor snapshot / one training step.
 
-Run: ``python benchmarks/bench_kasmina.py`` (prints one JSON object).
+Run: ``python benchmarks/bench_kasmina.py`` (prints one JSON object; 15 interleaved repeats, about a
+minute, because each measurement is only a few batches long).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from esper_core.kasmina import GateSuite, MorphogeneticModel, SafetyGovernor, Se
 
 BATCH = 128
 BATCHES = 3
-REPEATS = 5
+REPEATS = 15
 THREADS = 2
 
 
