@@ -50,7 +50,3 @@ class InvalidTransitionError(EsperError):
 
 class DataError(EsperError):
     """A dataset is missing, corrupt or unreadable."""
-
-
-class CheckpointError(EsperError):
-    """A checkpoint is missing, corrupt or incompatible with the installed catalog/schema."""

@@ -6,7 +6,7 @@ torch types appear only for type checkers, keeping this module torch-free at imp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
@@ -144,6 +144,3 @@ class RewardContext:
     #: accuracy at the start of the episode (after epoch 1), for "total improvement" guards.
     start_accuracy: float = 0.0
 
-
-EmitFn = Callable[[TelemetryEvent], None]
-SlotNames = Sequence[str]

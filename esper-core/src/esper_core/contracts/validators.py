@@ -27,11 +27,3 @@ def non_empty_str(instance: Any, attribute: attrs.Attribute[Any], value: str) ->
 def is_callable(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not callable(value):
         raise TypeError(f"{type(instance).__name__}.{attribute.name} must be callable, got {value!r}")
-
-
-def finite_number(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value in (
-        float("inf"),
-        float("-inf"),
-    ):
-        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be a finite number, got {value!r}")

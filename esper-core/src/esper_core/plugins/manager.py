@@ -92,12 +92,6 @@ class LoadedPlugins:
         self.plugins: list[PluginInfo] = []
         self.failures: list[PluginFailure] = []
 
-    def info_for(self, plugin: object) -> PluginInfo:
-        for info in self.plugins:
-            if info.plugin is plugin:
-                return info
-        raise LookupError(f"plugin {plugin!r} is not registered")
-
     def hooks_of(self, info: PluginInfo) -> list[str]:
         return sorted(
             impl_name

@@ -49,7 +49,6 @@ class EpisodeResult:
     total_reward: float
     seconds: float
     model: MorphogeneticModel = field(repr=False)
-    accuracy_curve: list[float] = field(factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -253,7 +252,6 @@ def run_episode(
             total_reward=total_reward,
             seconds=time.perf_counter() - started,
             model=model,
-            accuracy_curve=curve,
         )
     finally:
         for observer in observers:
