@@ -5,6 +5,9 @@ Times one AdamW training step of the default 8/16/32 host at batch 128 for 1 and
 threads, contiguous and channels-last, interleaved and repeated. Prints one JSON object.
 
     python benchmarks/bench_threads.py [--repeats 7] [--steps 10]
+
+It measures twice: on the machine as it is ("idle"), and with one other process spinning on a
+core ("busy": a laptop doing something else, or two runs side by side).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -49,6 +54,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
+    result: dict[str, object] = {"repeats": args.repeats, "steps": args.steps, "torch": torch.__version__}
+    result["idle"] = measure(args)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        result["busy"] = measure(args)
+    finally:
+        spinner.kill()
+    print(json.dumps(result, indent=2))
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
     variants = [(t, cl) for t in (1, 2) for cl in (False, True)]
     times: dict[tuple[int, bool], list[float]] = {v: [] for v in variants}
     for r in range(args.repeats):
@@ -58,8 +74,7 @@ def main() -> None:
               for (t, cl), ts in times.items()}
     best_one = min(statistics.median(times[(1, False)]), statistics.median(times[(1, True)]))
     best_two = min(statistics.median(times[(2, False)]), statistics.median(times[(2, True)]))
-    print(json.dumps({"step_ms_median": median, "best_2_threads_over_best_1_thread": round(best_two / best_one, 3),
-                      "repeats": args.repeats, "steps": args.steps, "torch": torch.__version__}, indent=2))
+    return {"step_ms_median": median, "best_2_threads_over_best_1_thread": round(best_two / best_one, 3)}
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ GOALS = [
      1.05, True),
     ("gradient health `minimal` overhead", "telemetry", "overhead.minimal.median", 0.02, True),
     ("gradient health `standard` overhead", "telemetry", "overhead.standard.median", 0.10, True),
+    ("2 threads / 1 thread, default CNN step, idle machine", "threads",
+     "idle.best_2_threads_over_best_1_thread", None, True),
+    ("2 threads / 1 thread, default CNN step, one other core busy", "threads",
+     "busy.best_2_threads_over_best_1_thread", None, True),
 ]
 
 
