@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from esper_core.testing.distributions import make_distribution
+
+sys.path.insert(0, str(Path(__file__).parent))  # engine_helpers.py
 
 
 @pytest.fixture

@@ -103,12 +103,12 @@ def test_epochs_property(epochs):
 
 
 def test_task_options_from_the_command_line(tmp_path):
-    from esper_core.config import parse_task_options
+    from esper_core.config import parse_key_values
 
-    assert parse_task_options(["train_size=64", "download=true", "path=/tmp/a b.txt", "ratio=0.5"]) == {
+    assert parse_key_values(["train_size=64", "download=true", "path=/tmp/a b.txt", "ratio=0.5"]) == {
         "train_size": 64, "download": True, "path": "/tmp/a b.txt", "ratio": 0.5}
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
-        parse_task_options(["oops"])
+        parse_key_values(["oops"])
     path = write(tmp_path, "[task]\ntrain_size = 32\nval_size = 16\n")
     config = RunConfig.from_sources(path, {}, task_options={"train_size": 64})
     assert config.task_options == {"train_size": 64, "val_size": 16}

@@ -7,10 +7,11 @@ import types
 
 import pytest
 import torch
+from engine_helpers import Scripted, _policies_plugin
 
 from esper_core import hookimpl
 from esper_core.config import RunConfig
-from esper_core.contracts import Decision, Op, PolicySpec, SeedStage, SlotReport
+from esper_core.contracts import Op, PolicySpec, SeedStage, SlotReport
 from esper_core.errors import ConfigError, UnknownNameError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.testing import toy
@@ -20,56 +21,6 @@ from esper_core.tolaria.masks import build_action_mask
 from esper_core.tolaria.report import format_summary
 from esper_core.tolaria.resolve import resolve_run
 from esper_core.tolaria.rundir import create_run_dir, default_run_dir, write_json
-
-
-class Scripted:
-    """Germinate in the last slot at epoch 1, fossilize whenever allowed."""
-
-    name = "scripted"
-
-    def __init__(self, context):
-        self.context = context
-
-    def reset(self, *, episode):
-        self.episode = episode
-
-    def decide(self, *, report, mask):
-        for i, ok in enumerate(mask.slots[Op.FOSSILIZE]):
-            if ok:
-                return Decision(op=Op.FOSSILIZE, slot=i, reason="probation reached")
-        last = mask.n_slots - 1
-        if report.epoch == 1 and mask.slots[Op.GERMINATE][last]:
-            return Decision(op=Op.GERMINATE, slot=last, blueprint=self.context.blueprint_keys[0], reason="script")
-        return Decision.wait("script")
-
-
-class Waiting(Scripted):
-    name = "noop"
-
-    def decide(self, *, report, mask):
-        return Decision.wait("never grows")
-
-
-class Rogue(Scripted):
-    name = "rogue"
-
-    def decide(self, *, report, mask):
-        return Decision(op=Op.FOSSILIZE, slot=0, reason="ignores the mask")
-
-
-def _policies_plugin():
-    module = types.ModuleType("scripted_policies")
-
-    @hookimpl
-    def esper_register_policies():
-        return [
-            PolicySpec(name="scripted", factory=lambda context: Scripted(context), description="test"),
-            PolicySpec(name="noop", factory=lambda context: Waiting(context), description="test"),
-            PolicySpec(name="rogue", factory=lambda context: Rogue(context), description="test"),
-        ]
-
-    module.esper_register_policies = esper_register_policies
-    return module
 
 
 @pytest.fixture

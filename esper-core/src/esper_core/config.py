@@ -129,12 +129,15 @@ class RunConfig:
 
     @classmethod
     def from_sources(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None,
-                     *, task_options: Mapping[str, Any] | None = None) -> RunConfig:
-        """Read ``path`` (if given), then apply the non-None ``overrides`` of ``[run]`` keys and
-        ``task_options`` over its ``[task]`` table."""
+                     *, task_options: Mapping[str, Any] | None = None,
+                     policy_options: Mapping[str, Any] | None = None) -> RunConfig:
+        """Read ``path`` (if given), then apply the non-None ``overrides`` of ``[run]`` keys,
+        ``task_options`` over its ``[task]`` table and ``policy_options`` over ``[policy]``."""
         data = dict(read_toml(path)) if path is not None else {}
         if task_options:
             data["task"] = {**_table(data, "task"), **task_options}
+        if policy_options:
+            data["policy"] = {**_table(data, "policy"), **policy_options}
         return cls.from_dict(data, overrides or {})
 
     @classmethod
@@ -289,14 +292,15 @@ def dump_toml(data: Mapping[str, Mapping[str, Any]], prefix: str = "") -> str:
     return "\n".join(lines)
 
 
-def parse_task_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to a dict; values are read as TOML, falling back to plain strings."""
+def parse_key_values(pairs: tuple[str, ...] | list[str], *, flag: str = "--task-option") -> dict[str, Any]:
+    """``KEY=VALUE`` strings (from ``flag``) to a dict; values are read as TOML, falling back to
+    plain strings."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--task-option {pair!r} is invalid; expected KEY=VALUE")
+            raise ConfigError(f"{flag} {pair!r} is invalid; expected KEY=VALUE")
         try:
             out[key] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:

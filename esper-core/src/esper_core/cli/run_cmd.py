@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from esper_core.cli.app import AppState
-from esper_core.config import RunConfig, parse_task_options
+from esper_core.config import RunConfig, parse_key_values
+from esper_core.errors import ConfigError
 
 
 @click.command("run")
@@ -37,6 +38,18 @@ from esper_core.config import RunConfig, parse_task_options
               help="Let the task download its dataset (task option 'download'); never implicit.")
 @click.option("--task-option", "task_option", multiple=True, metavar="KEY=VALUE",
               help="Any task option; repeatable. Values are parsed as TOML (numbers, true/false).")
+@click.option("--policy-option", "policy_option", multiple=True, metavar="KEY=VALUE",
+              help="Any policy option ([policy] table); repeatable. Values are parsed as TOML.")
+@click.option("--rounds", type=int, default=None, help="Learned policies: training rounds (PPO updates).")
+@click.option("--envs", type=int, default=None, help="Learned policies: environments trained side by side.")
+@click.option("--episode-length", type=int, default=None,
+              help="Learned policies: epochs per training episode (default: --epochs).")
+@click.option("--workers/--no-workers", default=None,
+              help="Learned policies: one worker process per environment (CPU).")
+@click.option("--policy-checkpoint", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Run a trained policy from this checkpoint instead of training one.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Continue training in RUN_DIR from its latest checkpoint (config from RUN_DIR).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="TOML config file; command-line options override it.")
 @click.option("--out", default=None, help="Run directory (default runs/<timestamp>-<task>-<policy>/).")
@@ -44,24 +57,58 @@ from esper_core.config import RunConfig, parse_task_options
 @click.pass_obj
 def run_command(state: AppState, config_path: Path | None, as_json: bool, data_path: str | None,
                 data_dir: str | None, download: bool | None, task_option: tuple[str, ...],
-                **options: object) -> None:
+                policy_option: tuple[str, ...], rounds: int | None, envs: int | None,
+                episode_length: int | None, workers: bool | None, policy_checkpoint: Path | None,
+                resume_dir: Path | None, **options: object) -> None:
     """Run episodes: train a host for E epochs while the controller grows it."""
     from esper_core.tolaria.job import execute_run
     from esper_core.tolaria.report import format_summary
     from esper_core.tolaria.resolve import resolve_run
     from esper_core.tolaria.rundir import create_run_dir, default_run_dir
 
-    task_options = parse_task_options(task_option)
+    task_options = parse_key_values(task_option)
     for key, value in (("path", data_path), ("data_dir", data_dir), ("download", download)):
         if value is not None:
             task_options[key] = value
-    config = RunConfig.from_sources(config_path, options, task_options=task_options)
+    policy_options = parse_key_values(policy_option, flag="--policy-option")
+    for key, value in (("rounds", rounds), ("envs", envs), ("episode_length", episode_length),
+                       ("workers", workers)):
+        if value is not None:
+            policy_options[key] = value
+    if policy_checkpoint is not None:
+        policy_options["checkpoint"] = str(policy_checkpoint)
+        if options.get("policy") is None:
+            from esper_core.tolaria.policy_checkpoint import load_policy_checkpoint
+
+            options["policy"] = load_policy_checkpoint(policy_checkpoint)["policy"]
+    if resume_dir is not None:
+        config_path = _resume_config(resume_dir, config_path, options)
+    config = RunConfig.from_sources(config_path, options, task_options=task_options,
+                                    policy_options=policy_options)
     resolved = resolve_run(config, state.catalog)
-    out = Path(config.out) if config.out else default_run_dir(resolved.task.name, resolved.policy.name)
-    run_dir = create_run_dir(out)
-    summary = execute_run(resolved, state.catalog, run_dir)
+    if resume_dir is not None:
+        run_dir = resume_dir
+    else:
+        out = Path(config.out) if config.out else default_run_dir(resolved.task.name, resolved.policy.name)
+        run_dir = create_run_dir(out)
+    summary = execute_run(resolved, state.catalog, run_dir, resume=resume_dir is not None)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(format_summary(summary))
         click.echo(f"\nrun directory: {run_dir}")
+
+
+def _resume_config(resume_dir: Path, config_path: Path | None, options: dict[str, object]) -> Path:
+    """The config a resumed run starts from: the run directory's own, unless --config is given."""
+    from esper_core.tolaria.rundir import CONFIG_FILE
+
+    saved = resume_dir / CONFIG_FILE
+    if not saved.is_file():
+        raise ConfigError(f"--resume {str(resume_dir)!r} is not a run directory (no {CONFIG_FILE})")
+    out = options.get("out")
+    if out is not None and Path(str(out)).resolve() != resume_dir.resolve():
+        raise ConfigError(f"--resume {str(resume_dir)!r} continues that run in place; --out {out!r} "
+                          "names another directory")
+    options["out"] = str(resume_dir)
+    return config_path or saved

@@ -93,6 +93,30 @@ class Policy(Protocol):
         """Called after each epoch; returns one decision that ``mask`` allows."""
 
 
+@frozen(kw_only=True)
+class PolicyTrainingContext:
+    """What a learned policy's trainer factory knows before anything runs.
+
+    ``policy.options`` holds the ``[policy]`` table (``--rounds``, ``--envs``, … land there);
+    ``resolved`` is the fully resolved run (``esper_core.tolaria.resolve.ResolvedRun``).
+    """
+
+    policy: PolicyContext
+    device: str
+    resolved: Any
+
+
+@runtime_checkable
+class PolicyTrainer(Protocol):
+    """Trains a learned controller inside ``esper run``; built by ``PolicySpec.trainer``."""
+
+    def train(self, *, session: Any) -> Mapping[str, Any]:
+        """Called once, after the run directory and telemetry are open. ``session`` is an
+        ``esper_core.tolaria.policy_training.TrainingSession`` (run directory, ``emit``,
+        environments, whether to resume). Saves checkpoints under the run directory and returns
+        the run summary (JSON-able)."""
+
+
 @runtime_checkable
 class Sink(Protocol):
     """A telemetry sink (the OpenTelemetry exporter contract, simplified)."""

@@ -18,7 +18,7 @@ from esper_core.contracts.stages import SeedStage
 from esper_core.contracts.validators import component_name, is_callable, non_empty_str
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from esper_core.contracts.protocols import AlphaSchedule, Observer, Policy, Sink, Task
+    from esper_core.contracts.protocols import AlphaSchedule, Observer, Policy, PolicyTrainer, Sink, Task
 
 #: Action indices 0..33 are reserved for the built-in catalog (DESIGN §8).
 RESERVED_ACTION_INDICES = range(0, 34)
@@ -80,12 +80,23 @@ class TaskSpec:
 
 @frozen(kw_only=True)
 class PolicySpec:
-    """A Tamiyo controller. ``factory(context=PolicyContext)`` returns a :class:`Policy`."""
+    """A Tamiyo controller. ``factory(context=PolicyContext)`` returns a :class:`Policy`.
+
+    A learned controller also gives a ``trainer``: ``trainer(context=PolicyTrainingContext)``
+    validates the training options and returns a :class:`PolicyTrainer`. ``esper run`` then
+    trains it (unless ``--policy-checkpoint`` names a trained one, which ``factory`` loads from
+    ``context.options["checkpoint"]``).
+    """
 
     name: str = field(validator=component_name)
     factory: Callable[..., Policy] = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
-    learned: bool = field(default=False, validator=validators.instance_of(bool))
+    trainer: Callable[..., PolicyTrainer] | None = field(
+        default=None, validator=validators.optional(is_callable), eq=False)
+
+    @property
+    def learned(self) -> bool:
+        return self.trainer is not None
 
 
 @frozen(kw_only=True)

@@ -8,15 +8,15 @@ reward terms; emit telemetry (DESIGN §5).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import structlog
 import torch
-from attrs import define, field
+from attrs import define, field, frozen
 
-from esper_core.contracts.decisions import Decision, Op
+from esper_core.contracts.decisions import ActionMask, Decision, Op
 from esper_core.contracts.events import (
     Anomaly,
     DecisionMade,
@@ -32,6 +32,7 @@ from esper_core.kasmina import GateSuite, MorphogeneticModel, SafetyGovernor, Se
 from esper_core.tolaria.ledger import SeedLedger, SeedRecord
 from esper_core.tolaria.masks import build_action_mask
 from esper_core.tolaria.resolve import ResolvedRun
+from esper_core.tolaria.seeding import RngStream
 
 logger = structlog.get_logger(__name__)
 
@@ -100,22 +101,258 @@ def _apply(model: MorphogeneticModel, decision: Decision, resolved: ResolvedRun,
     return result.passed, result.reason
 
 
-def _report(model: MorphogeneticModel, resolved: ResolvedRun, *, episode: int, epoch: int,
-            train_loss: float, val_loss: float, val_accuracy: float, rollbacks: int) -> EpochReport:
-    counts = model.param_counts()
-    return EpochReport(
-        episode=episode,
-        epoch=epoch,
-        max_epochs=resolved.epochs,
-        train_loss=train_loss,
-        val_loss=val_loss,
-        val_accuracy=val_accuracy,
-        host_params=counts.host,
-        seed_params=counts.fossilized + sum(counts.seeds.values()),
-        slots=model.slot_reports(),
-        rollbacks=rollbacks,
-        max_seeds=resolved.config.max_seeds,
-    )
+@frozen(kw_only=True)
+class EpisodeStep:
+    """What an episode hands its controller: the report and mask to decide on, and the reward
+    of the previous decision.
+
+    After :meth:`HostEpisode.start`, ``reward`` is 0 and ``done`` False. After the last
+    decision ``done`` is True and ``report`` is the report after that decision's lifecycle step
+    (what a learned policy bootstraps its value from when the episode was cut short);
+    ``truncated`` says the episode stopped at its length cap before the run's last epoch, so
+    the end is a time limit, not a terminal state.
+    """
+
+    report: EpochReport
+    mask: ActionMask
+    reward: float = 0.0
+    reward_terms: Mapping[str, float] = field(factory=dict)
+    done: bool = False
+    truncated: bool = False
+
+
+class HostEpisode:
+    """One episode as a stepwise environment: :meth:`start` trains epoch 1 and returns the first
+    report; each :meth:`step` applies a decision, steps the lifecycle, computes the reward and
+    (unless the episode is over) trains the next epoch.
+
+    ``length`` caps the epochs actually trained (default: all of ``resolved.epochs``); the
+    observation still measures time against ``resolved.epochs``. Every step runs on the
+    episode's own :class:`RngStream` seeded with ``seed``, so episodes stepped side by side
+    in one process do not share random numbers. Use as a context manager, or call
+    :meth:`close` (observers hold hooks on the model).
+    """
+
+    def __init__(self, resolved: ResolvedRun, task: Task, *, episode: int, seed: int,
+                 emit: Callable[[TelemetryEvent], None], policy_name: str,
+                 length: int | None = None) -> None:
+        if length is not None and not 1 <= length <= resolved.epochs:
+            raise ValueError(f"episode length must be in 1..{resolved.epochs}, got {length}")
+        self.resolved = resolved
+        self.task = task
+        self.episode = episode
+        self.seed = seed
+        self.policy_name = policy_name
+        self.length = length or resolved.epochs
+        self._emit_outer = emit
+        self._rng = RngStream(seed, deterministic=resolved.config.deterministic,
+                              cuda=str(getattr(task, "device", "cpu")).startswith("cuda"))
+        self._ledger = SeedLedger()
+        self._transitions: list[tuple[str, str, str]] = []
+        self._rollbacks = 0
+        self._started = time.perf_counter()
+        self._epoch = 0
+        self._previous: EpochReport | None = None
+        self._current: EpochReport | None = None
+        self._current_mask: ActionMask | None = None
+        self._anomalies: list[tuple[str | None, str]] = []
+        self._start_accuracy = 0.0
+        self._best = float("-inf")
+        self._curve: list[float] = []
+        self._total_reward = 0.0
+        self._done = False
+        self._observers: list[Any] = []
+        with self._rng.active():
+            self.model = build_model(resolved, task, self._emit)
+            self.trainer = SeedTrainer(
+                self.model,
+                host_lr=resolved.training.lr,
+                seed_lr=resolved.training.seed_lr,
+                weight_decay=resolved.training.weight_decay,
+                optimizer=resolved.training.optimizer,
+                governor=SafetyGovernor(self.model),
+            )
+            try:
+                for spec in resolved.observers:
+                    options = resolved.config.observer_options.get(spec.name, {})
+                    self._observers.append(spec.factory(model=self.model, options=options))
+            except BaseException:
+                self.close()
+                raise
+
+    def __enter__(self) -> HostEpisode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _emit(self, event: TelemetryEvent) -> None:
+        if isinstance(event, SeedLifecycle):
+            self._ledger.on_transition(event)
+            self._transitions.append((event.slot, event.from_stage, event.to_stage))
+        elif isinstance(event, GovernorRollback):
+            self._rollbacks += 1
+        self._emit_outer(attrs.evolve(event, episode=self.episode))
+
+    def _report(self, *, train_loss: float, val_loss: float, val_accuracy: float) -> EpochReport:
+        counts = self.model.param_counts()
+        return EpochReport(
+            episode=self.episode,
+            epoch=self._epoch,
+            max_epochs=self.resolved.epochs,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            host_params=counts.host,
+            seed_params=counts.fossilized + sum(counts.seeds.values()),
+            slots=self.model.slot_reports(),
+            rollbacks=self._rollbacks,
+            max_seeds=self.resolved.config.max_seeds,
+        )
+
+    def _mask(self, report: EpochReport) -> ActionMask:
+        return build_action_mask(
+            report.slots, self.resolved.blueprints, max_seeds=self.resolved.config.max_seeds,
+            param_budget=self.resolved.config.param_budget, seed_params_in_use=report.seed_params,
+            auto_advance=self.resolved.lifecycle.auto_advance,
+        )
+
+    def _train_epoch(self) -> EpochReport:
+        """Train and validate the next epoch; run the observers; emit the epoch's event."""
+        self._epoch += 1
+        epoch = self._epoch
+        epoch_started = time.perf_counter()
+        self._rollbacks = 0
+        self._transitions.clear()
+        for group in self.trainer.host_optimizer.param_groups:
+            group["lr"] = self.resolved.training.host_lr(epoch, self.resolved.epochs)
+        stats = self.trainer.train_epoch(self.task.train_batches(epoch=epoch), self.task.loss, epoch=epoch)
+        val = evaluate(self.model, self.task.val_batches(), self.task.loss, self.task.correct)
+        report = self._report(train_loss=stats.loss, val_loss=val.loss, val_accuracy=val.accuracy)
+        self._ledger.on_epoch(report.slots)
+        self._anomalies = []
+        for observer in self._observers:
+            for event in observer.after_epoch(report=report):
+                if isinstance(event, Anomaly):
+                    self._anomalies.append((event.slot, event.signature))
+                self._emit(attrs.evolve(event, epoch=epoch))
+        if epoch == 1:
+            self._start_accuracy = val.accuracy
+        self._best = max(self._best, val.accuracy)
+        self._curve.append(val.accuracy)
+        self._emit(EpochEnded(
+            epoch=epoch,
+            train_loss=stats.loss,
+            val_loss=val.loss,
+            val_accuracy=val.accuracy,
+            host_params=report.host_params,
+            seed_params=report.seed_params,
+            seconds=time.perf_counter() - epoch_started,
+            slots=[
+                {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha,
+                 "contribution": s.contribution, "seed_gain": s.seed_gain,
+                 "gradient_ratio": s.gradient_ratio, "seed_params": s.seed_params}
+                for s in report.slots
+            ],
+        ))
+        self._current = report
+        self._current_mask = self._mask(report)
+        return report
+
+    def start(self) -> EpisodeStep:
+        """Train epoch 1 and return its report and mask."""
+        if self._epoch:
+            raise RuntimeError("HostEpisode.start() was already called")
+        with self._rng.active():
+            report = self._train_epoch()
+        assert self._current_mask is not None
+        return EpisodeStep(report=report, mask=self._current_mask)
+
+    def step(self, decision: Decision) -> EpisodeStep:
+        """Apply ``decision`` to the epoch just reported; return its reward and the next report."""
+        if self._done or self._current is None:
+            raise RuntimeError("HostEpisode.step() needs start() first and an episode not yet over")
+        with self._rng.active():
+            return self._step(decision)
+
+    def _step(self, decision: Decision) -> EpisodeStep:
+        assert self._current is not None and self._current_mask is not None
+        report, mask, epoch, resolved = self._current, self._current_mask, self._epoch, self.resolved
+        if mask.allows(decision):
+            applied, outcome = _apply(self.model, decision, resolved, epoch, report.val_accuracy)
+        else:
+            applied, outcome = False, f"refused: {decision.describe()} is not allowed by the action mask"
+            logger.warning("decision_masked", policy=self.policy_name, decision=decision.describe())
+        names = self.model.slot_names
+        self._emit(DecisionMade(
+            epoch=epoch, policy=self.policy_name, op=decision.op.name,
+            slot=None if decision.slot is None else names[decision.slot]
+            if 0 <= decision.slot < len(names) else str(decision.slot),
+            blueprint=decision.blueprint, reason=decision.reason, confidence=decision.confidence,
+            applied=applied, outcome=outcome,
+        ))
+        self.model.step_lifecycle(epoch=epoch)
+        after = self._report(train_loss=report.train_loss, val_loss=report.val_loss,
+                             val_accuracy=report.val_accuracy)
+        last = epoch == self.length
+        reward = resolved.reward(RewardContext(
+            report=after, previous=self._previous, decision=decision, decision_applied=applied,
+            transitions=tuple(self._transitions), rollbacks=self._rollbacks, anomalies=self._anomalies,
+            terminal=epoch == resolved.epochs, start_accuracy=self._start_accuracy,
+        ))
+        self._total_reward += reward.total
+        self._emit(RewardComputed(epoch=epoch, total=reward.total, terms=dict(reward.terms)))
+        self._previous = after
+        logger.info(
+            "epoch",
+            episode=self.episode,
+            epoch=f"{epoch}/{self.length}",
+            policy=self.policy_name,
+            val_accuracy=round(report.val_accuracy, 2),
+            train_loss=round(report.train_loss, 4),
+            decision=decision.describe(),
+            applied=applied,
+            slots=" ".join(f"{s.slot}={s.stage.name}" for s in after.slots),
+        )
+        if last:
+            self._done = True
+            self._ledger.on_epoch(self.model.slot_reports())
+            return EpisodeStep(report=after, mask=self._mask(after), reward=reward.total,
+                               reward_terms=dict(reward.terms), done=True,
+                               truncated=epoch < resolved.epochs)
+        next_report = self._train_epoch()
+        assert self._current_mask is not None
+        return EpisodeStep(report=next_report, mask=self._current_mask, reward=reward.total,
+                           reward_terms=dict(reward.terms))
+
+    def result(self) -> EpisodeResult:
+        """The finished episode's outcome."""
+        if not self._done:
+            raise RuntimeError("HostEpisode.result() is only available once the episode is over")
+        counts = self.model.param_counts()
+        return EpisodeResult(
+            episode=self.episode,
+            policy=self.policy_name,
+            epochs=self.length,
+            final_accuracy=self._curve[-1],
+            best_accuracy=self._best,
+            host_params=counts.host,
+            fossilized_params=counts.fossilized,
+            seeds=list(self._ledger.records),
+            total_reward=self._total_reward,
+            seconds=time.perf_counter() - self._started,
+            model=self.model,
+        )
+
+    def close(self) -> None:
+        """Release the observers (idempotent)."""
+        observers, self._observers = self._observers, []
+        for observer in observers:
+            observer.close()
 
 
 def run_episode(
@@ -126,136 +363,16 @@ def run_episode(
     episode: int,
     emit: Callable[[TelemetryEvent], None],
     policy_name: str,
+    seed: int | None = None,
 ) -> EpisodeResult:
-    """Train one host for ``resolved.epochs`` epochs under ``policy``."""
-    started = time.perf_counter()
-    ledger = SeedLedger()
-    step_transitions: list[tuple[str, str, str]] = []
-    rollbacks_this_epoch = 0
-
-    def episode_emit(event: TelemetryEvent) -> None:
-        nonlocal rollbacks_this_epoch
-        if isinstance(event, SeedLifecycle):
-            ledger.on_transition(event)
-            step_transitions.append((event.slot, event.from_stage, event.to_stage))
-        elif isinstance(event, GovernorRollback):
-            rollbacks_this_epoch += 1
-        emit(event)
-
-    model = build_model(resolved, task, episode_emit)
-    trainer = SeedTrainer(
-        model,
-        host_lr=resolved.training.lr,
-        seed_lr=resolved.training.seed_lr,
-        weight_decay=resolved.training.weight_decay,
-        optimizer=resolved.training.optimizer,
-        governor=SafetyGovernor(model),
-    )
-    observers = [spec.factory(model=model, options=resolved.config.observer_options.get(spec.name, {}))
-                 for spec in resolved.observers]
-    try:
+    """Train one host for ``resolved.epochs`` epochs under ``policy`` (seed: run seed + episode)."""
+    seed = resolved.config.seed + episode if seed is None else seed
+    with HostEpisode(resolved, task, episode=episode, seed=seed, emit=emit, policy_name=policy_name) as env:
         policy.reset(episode=episode)
-        previous: EpochReport | None = None
-        start_accuracy = 0.0
-        best = float("-inf")
-        total_reward = 0.0
-        curve: list[float] = []
-        for epoch in range(1, resolved.epochs + 1):
-            epoch_started = time.perf_counter()
-            rollbacks_this_epoch = 0
-            step_transitions.clear()
-            for group in trainer.host_optimizer.param_groups:
-                group["lr"] = resolved.training.host_lr(epoch, resolved.epochs)
-            stats = trainer.train_epoch(task.train_batches(epoch=epoch), task.loss, epoch=epoch)
-            val = evaluate(model, task.val_batches(), task.loss, task.correct)
-            report = _report(model, resolved, episode=episode, epoch=epoch, train_loss=stats.loss,
-                             val_loss=val.loss, val_accuracy=val.accuracy, rollbacks=rollbacks_this_epoch)
-            slots = report.slots
-            ledger.on_epoch(slots)
-            anomalies: list[tuple[str | None, str]] = []
-            for observer in observers:
-                for event in observer.after_epoch(report=report):
-                    if isinstance(event, Anomaly):
-                        anomalies.append((event.slot, event.signature))
-                    emit(attrs.evolve(event, epoch=epoch))
-            if epoch == 1:
-                start_accuracy = val.accuracy
-            best = max(best, val.accuracy)
-            curve.append(val.accuracy)
-            emit(EpochEnded(
-                epoch=epoch,
-                train_loss=stats.loss,
-                val_loss=val.loss,
-                val_accuracy=val.accuracy,
-                host_params=report.host_params,
-                seed_params=report.seed_params,
-                seconds=time.perf_counter() - epoch_started,
-                slots=[
-                    {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha,
-                     "contribution": s.contribution, "seed_gain": s.seed_gain,
-                     "gradient_ratio": s.gradient_ratio, "seed_params": s.seed_params}
-                    for s in slots
-                ],
-            ))
-            mask = build_action_mask(
-                slots, resolved.blueprints, max_seeds=resolved.config.max_seeds,
-                param_budget=resolved.config.param_budget, seed_params_in_use=report.seed_params,
-                auto_advance=resolved.lifecycle.auto_advance,
-            )
-            decision = policy.decide(report=report, mask=mask)
-            if mask.allows(decision):
-                applied, outcome = _apply(model, decision, resolved, epoch, val.accuracy)
-            else:
-                applied, outcome = False, f"refused: {decision.describe()} is not allowed by the action mask"
-                logger.warning("decision_masked", policy=policy_name, decision=decision.describe())
-            emit(DecisionMade(
-                epoch=epoch, policy=policy_name, op=decision.op.name,
-                slot=None if decision.slot is None else model.slot_names[decision.slot]
-                if 0 <= decision.slot < len(model.slot_names) else str(decision.slot),
-                blueprint=decision.blueprint, reason=decision.reason, confidence=decision.confidence,
-                applied=applied, outcome=outcome,
-            ))
-            model.step_lifecycle(epoch=epoch)
-            after_report = _report(model, resolved, episode=episode, epoch=epoch, train_loss=stats.loss,
-                                   val_loss=val.loss, val_accuracy=val.accuracy,
-                                   rollbacks=rollbacks_this_epoch)
-            reward = resolved.reward(RewardContext(
-                report=after_report, previous=previous, decision=decision, decision_applied=applied,
-                transitions=tuple(step_transitions), rollbacks=rollbacks_this_epoch, anomalies=anomalies,
-                terminal=epoch == resolved.epochs, start_accuracy=start_accuracy,
-            ))
-            total_reward += reward.total
-            emit(RewardComputed(epoch=epoch, total=reward.total, terms=dict(reward.terms)))
-            previous = after_report
-            logger.info(
-                "epoch",
-                episode=episode,
-                epoch=f"{epoch}/{resolved.epochs}",
-                policy=policy_name,
-                val_accuracy=round(val.accuracy, 2),
-                train_loss=round(stats.loss, 4),
-                decision=decision.describe(),
-                applied=applied,
-                slots=" ".join(f"{s.slot}={s.stage.name}" for s in after_report.slots),
-            )
-        counts = model.param_counts()
-        ledger.on_epoch(model.slot_reports())
-        return EpisodeResult(
-            episode=episode,
-            policy=policy_name,
-            epochs=resolved.epochs,
-            final_accuracy=curve[-1],
-            best_accuracy=best,
-            host_params=counts.host,
-            fossilized_params=counts.fossilized,
-            seeds=list(ledger.records),
-            total_reward=total_reward,
-            seconds=time.perf_counter() - started,
-            model=model,
-        )
-    finally:
-        for observer in observers:
-            observer.close()
+        step = env.start()
+        while not step.done:
+            step = env.step(policy.decide(report=step.report, mask=step.mask))
+        return env.result()
 
 
 def save_model(result: EpisodeResult, path: Any, *, task: str, blueprint_keys: tuple[str, ...]) -> None:

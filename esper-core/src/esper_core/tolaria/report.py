@@ -11,7 +11,33 @@ def _acc(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_training_summary(summary: dict[str, Any]) -> str:
+    """The end-of-training table of a learned policy: one row per round."""
+    lines = [
+        f"run {summary['run_id']}: trained {summary['policy']} on task {summary['task']}, seed {summary['seed']}: "
+        f"{summary['rounds']} rounds × {summary['envs']} environments × {summary['episode_length']} epochs, "
+        f"{summary['wall_seconds']:.1f} s",
+        "",
+    ]
+    rows = [[h["round"] + 1, _num(h["mean_return"], 3), _num(h["mean_final_accuracy"]), h["germinations"],
+             h["fossilized"], h["culled"], _num(h.get("antipattern_share")), _num(h.get("entropy"), 3),
+             _num(h.get("approx_kl"), 4)] for h in summary["history"]]
+    lines.append(format_table(["round", "mean return", "mean final acc %", "germinated", "fossilized", "culled",
+                               "anti-pattern share", "entropy", "approx KL"], rows))
+    overhead = summary.get("policy_overhead")
+    lines += ["", f"policy inference + updates: {summary['policy_seconds']:.1f} s, environments: "
+              f"{summary['env_seconds']:.1f} s ({_num(None if overhead is None else 100 * overhead, 1)} % policy)",
+              f"policy checkpoint: {summary['policy_checkpoint']}"]
+    return "\n".join(lines)
+
+
 def format_summary(summary: dict[str, Any]) -> str:
+    if summary.get("training"):
+        return format_training_summary(summary)
     lines = [
         f"run {summary['run_id']}: task {summary['task']}, policy {summary['policy']}, "
         f"seed {summary['seed']}, {summary['epochs']} epochs, {summary['wall_seconds']:.1f} s",

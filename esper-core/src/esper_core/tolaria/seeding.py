@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -23,6 +26,57 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+
+
+class RngStream:
+    """A private random stream: Python, NumPy and torch generator states kept apart from others.
+
+    Environments trained side by side in one process would otherwise draw from one global
+    generator, so each one's randomness would depend on how many others run and in what order.
+    Each environment seeds its own stream once and runs every step inside :meth:`active`, which
+    swaps its states in and back out (a few kilobytes; microseconds per epoch). One environment
+    alone draws exactly the numbers ``seed_everything(seed)`` would have given it.
+    """
+
+    def __init__(self, seed: int, *, deterministic: bool = False, cuda: bool = False) -> None:
+        self._cuda = cuda and torch.cuda.is_available()
+        outer = self._capture()
+        seed_everything(seed, deterministic=deterministic)
+        self._state = self._capture()
+        self._restore(outer)
+
+    def _capture(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+        try:
+            import numpy as np
+
+            state["numpy"] = np.random.get_state()
+        except ImportError:  # pragma: no cover - numpy ships with torch wheels
+            pass
+        if self._cuda:
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        random.setstate(state["python"])
+        torch.set_rng_state(state["torch"])
+        if "numpy" in state:
+            import numpy as np
+
+            np.random.set_state(state["numpy"])
+        if "cuda" in state:
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Run the block on this stream; the surrounding state is restored afterwards."""
+        outer = self._capture()
+        self._restore(self._state)
+        try:
+            yield
+        finally:
+            self._state = self._capture()
+            self._restore(outer)
 
 
 def resolve_device(device: str) -> str:

@@ -1,0 +1,37 @@
+"""``esper evaluate``: compare a trained policy with baseline controllers on held-out seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from esper_core.cli.app import AppState
+
+
+@click.command("evaluate")
+@click.option("--policy-checkpoint", "checkpoint", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="A trained policy (e.g. RUN_DIR/policy.pt from `esper run --policy ppo`).")
+@click.option("--episodes", type=int, default=3, show_default=True, help="Held-out episodes per policy.")
+@click.option("--against", default="heuristic,random,noop", show_default=True,
+              help="Comma-separated policies to compare with.")
+@click.option("--seed", type=int, default=None, help="Seed of the held-out episodes (default: the run's).")
+@click.option("--epochs", type=int, default=None, help="Epochs per episode (default: the training run's).")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the training run's).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the results to this JSON file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@click.pass_obj
+def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: str, seed: int | None,
+                     epochs: int | None, device: str | None, out: Path | None, as_json: bool) -> None:
+    """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
+    from esper_core.tolaria.evaluation import evaluate_checkpoint, format_evaluation
+    from esper_core.tolaria.rundir import write_json
+
+    names = tuple(n.strip() for n in against.split(",") if n.strip())
+    evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
+                                     epochs=epochs, device=device)
+    if out is not None:
+        write_json(out, evaluation)
+    click.echo(json.dumps(evaluation, indent=2) if as_json else format_evaluation(evaluation))

@@ -1,0 +1,98 @@
+"""``esper evaluate``: a trained policy against baseline controllers on held-out seeds.
+
+Every policy runs the same K episodes — the same task, the same held-out episode seeds (odd
+seeds from :func:`~esper_core.tolaria.vector.episode_seed`, which training never uses), the
+checkpoint's run configuration — so the comparison is paired: differences come from the
+decisions, not from the draw of hosts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from esper_core.config import RunConfig
+from esper_core.errors import ConfigError
+from esper_core.plugins.registry import Catalog
+from esper_core.tolaria.episode import run_episode
+from esper_core.tolaria.job import make_policy, prepare_task
+from esper_core.tolaria.policy_checkpoint import load_policy_checkpoint
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.vector import episode_seed
+
+DEFAULT_BASELINES = ("heuristic", "random", "noop")
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, against: Sequence[str],
+                        seed: int | None = None, epochs: int | None = None,
+                        device: str | None = None) -> dict[str, Any]:
+    """Run the checkpoint's policy and each of ``against`` for ``episodes`` held-out episodes."""
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+    data = load_policy_checkpoint(checkpoint)
+    trained = data["policy"]
+    for name in against:
+        catalog.policies.get(name)  # unknown names fail before any training starts
+    config = RunConfig.from_dict(data["run_config"])
+    changes: dict[str, Any] = {"policy": trained, "policy_options": {}, "telemetry": (), "out": None}
+    if seed is not None:
+        changes["seed"] = seed
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if device is not None:
+        changes["device"] = device
+    resolved = resolve_run(attrs.evolve(config, **changes), catalog)
+    _, task, slot_names = prepare_task(resolved)
+    seeds = [episode_seed(resolved.config.seed, env=0, episode=k, held_out=True) for k in range(episodes)]
+    rows = []
+    for name in (trained, *[a for a in against if a != trained]):
+        options = {"checkpoint": str(checkpoint)} if name == trained else {}
+        policy = make_policy(resolved, name, catalog, slot_names, options)
+        results = [run_episode(resolved, task, policy, episode=k, emit=lambda event: None, policy_name=name,
+                               seed=s) for k, s in enumerate(seeds)]
+        accuracy = _mean_std([r.final_accuracy for r in results])
+        params = _mean_std([float(r.fossilized_params) for r in results])
+        outcomes: dict[str, Counter[str]] = {}
+        for r in results:
+            for record in r.seeds:
+                outcomes.setdefault(record.blueprint, Counter())[record.outcome] += 1
+        rows.append({
+            "policy": name,
+            "episodes": episodes,
+            "final_accuracy_mean": accuracy[0],
+            "final_accuracy_std": accuracy[1],
+            "params_added_mean": params[0],
+            "params_added_std": params[1],
+            "fossilized": sum(c.get("fossilized", 0) for c in outcomes.values()),
+            "culled": sum(c.get("culled", 0) for c in outcomes.values()),
+            "per_blueprint": {bp: dict(c) for bp, c in sorted(outcomes.items())},
+            "final_accuracies": [r.final_accuracy for r in results],
+        })
+    return {"checkpoint": str(checkpoint), "task": resolved.task.name, "epochs": resolved.epochs,
+            "seed": resolved.config.seed, "held_out_seeds": seeds, "policies": rows}
+
+
+def format_evaluation(evaluation: dict[str, Any]) -> str:
+    from esper_core.cli.table import format_table
+
+    lines = [f"evaluation of {evaluation['checkpoint']} on task {evaluation['task']}: "
+             f"{len(evaluation['held_out_seeds'])} held-out episodes of {evaluation['epochs']} epochs each", ""]
+    rows = []
+    for p in evaluation["policies"]:
+        per_bp = ", ".join(f"{bp} {c.get('fossilized', 0)}F/{c.get('culled', 0)}C"
+                           for bp, c in p["per_blueprint"].items()) or "-"
+        rows.append([p["policy"], f"{p['final_accuracy_mean']:.2f} ± {p['final_accuracy_std']:.2f}",
+                     f"{p['params_added_mean']:.0f} ± {p['params_added_std']:.0f}", p["fossilized"], p["culled"],
+                     per_bp])
+    lines.append(format_table(["policy", "final acc %", "params added", "fossilized", "culled",
+                               "per blueprint (F fossilized / C culled)"], rows))
+    return "\n".join(lines)

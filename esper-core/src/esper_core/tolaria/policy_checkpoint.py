@@ -1,0 +1,89 @@
+"""Learned-policy checkpoints: one file format every learned policy shares.
+
+A checkpoint is a ``torch.save`` dictionary with a header the engine reads without knowing the
+policy — which policy wrote it, the run configuration it was trained under, the blueprint
+catalog (the action space) and the observation schema — plus the policy's own ``payload``.
+Loading checks the header against the run it is used in and refuses, naming the difference,
+rather than silently mapping action indices onto other blueprints.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from esper_core.errors import ConfigError
+
+FORMAT = "esper-policy-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_policy_checkpoint(path: Path, *, policy: str, run_config: Mapping[str, Any],
+                           blueprint_keys: Sequence[str], slot_names: Sequence[str],
+                           observation_version: int, payload: Mapping[str, Any]) -> None:
+    """Write atomically (a kill mid-write leaves the previous checkpoint intact)."""
+    data = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "policy": policy,
+        "run_config": dict(run_config),
+        "blueprint_catalog": list(blueprint_keys),
+        "slot_names": list(slot_names),
+        "observation_version": observation_version,
+        "payload": dict(payload),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_policy_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Read a checkpoint; anything that is not one is a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"policy checkpoint {str(path)!r} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"policy checkpoint {str(path)!r} cannot be read: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f"{str(path)!r} is not an Esper policy checkpoint")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(f"policy checkpoint {str(path)!r} has format version "
+                          f"{data.get('format_version')!r}; this Esper reads version {FORMAT_VERSION}")
+    return data
+
+
+def check_compatible(data: Mapping[str, Any], *, path: Path | str, blueprint_keys: Sequence[str],
+                     slot_names: Sequence[str], observation_version: int) -> None:
+    """Refuse a checkpoint trained on another action space or observation schema."""
+    where = f"policy checkpoint {str(path)!r}"
+    if data["observation_version"] != observation_version:
+        raise ConfigError(f"{where} was trained on observation schema v{data['observation_version']}; "
+                          f"this Esper builds v{observation_version}")
+    trained, now = list(data["blueprint_catalog"]), list(blueprint_keys)
+    if trained != now:
+        missing = [k for k in trained if k not in now]
+        extra = [k for k in now if k not in trained]
+        detail = "; ".join(part for part in (
+            f"missing here: {', '.join(missing)}" if missing else "",
+            f"not in the checkpoint: {', '.join(extra)}" if extra else "",
+        ) if part) or "same blueprints in another order"
+        raise ConfigError(f"{where} was trained on another blueprint catalog ({detail}); run with "
+                          f"--blueprints {','.join(trained)} and the plugins that provide them")
+    if len(data["slot_names"]) != len(slot_names):
+        raise ConfigError(f"{where} was trained with {len(data['slot_names'])} slots "
+                          f"({', '.join(data['slot_names'])}); this run has {len(slot_names)} "
+                          f"({', '.join(slot_names)})")

@@ -1,0 +1,246 @@
+"""Several episodes stepped side by side, for controllers that decide for many hosts at once.
+
+A learned controller (PPO) trains on N environments in lock-step: every environment trains one
+epoch, the policy decides for all N in one batched forward pass, every environment applies its
+decision. :class:`InProcessEnvironments` steps them one after another in this process;
+:class:`WorkerEnvironments` gives each its own worker process (``--workers``), so N hosts train
+in parallel on N cores. Both return the same steps for the same seeds: every episode runs on its
+own random stream (:class:`~esper_core.tolaria.seeding.RngStream`).
+
+Each environment keeps its own task (built once, with its own task seed: same data, its own
+shuffling) and runs a fresh host every episode. Seeds come from :func:`episode_seed`: training
+seeds are even and held-out evaluation seeds odd, so an evaluation never replays a training
+episode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import traceback
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from esper_core.contracts.decisions import Decision
+from esper_core.contracts.events import TelemetryEvent
+from esper_core.contracts.protocols import Task
+from esper_core.errors import ConfigError, EsperError
+from esper_core.tolaria.episode import EpisodeStep, HostEpisode
+from esper_core.tolaria.resolve import ResolvedRun
+
+Emit = Callable[[TelemetryEvent], None]
+
+
+def episode_seed(base: int, *, env: int, episode: int, held_out: bool = False) -> int:
+    """A 31-bit seed for episode ``episode`` of environment ``env`` under run seed ``base``.
+
+    Hashing (not ``base + k``) keeps neighbouring runs from sharing episodes; the low bit
+    separates training (0) from held-out evaluation (1) seeds.
+    """
+    digest = hashlib.sha256(f"esper-episode:{base}:{env}:{episode}".encode()).digest()
+    value = int.from_bytes(digest[:4], "little") & 0x7FFF_FFFE
+    return value | 1 if held_out else value
+
+
+def build_task(resolved: ResolvedRun, *, seed: int, device: str) -> Task:
+    """The run's task, built with ``seed`` (host init, shuffling, augmentation) on ``device``."""
+    return resolved.task.factory(seed=seed, device=device, options=resolved.task_options)
+
+
+class InProcessEnvironments:
+    """N environments stepped one after another in this process."""
+
+    def __init__(self, resolved: ResolvedRun, *, n_envs: int, device: str, emit: Emit,
+                 policy_name: str, length: int | None = None, task_seed: int | None = None) -> None:
+        if n_envs < 1:
+            raise ConfigError(f"the number of environments must be at least 1, got {n_envs}")
+        self.resolved = resolved
+        self.n_envs = n_envs
+        self.length = length
+        self.policy_name = policy_name
+        self._emit = emit
+        base = resolved.config.seed if task_seed is None else task_seed
+        self._tasks = [build_task(resolved, seed=base + i, device=device) for i in range(n_envs)]
+        self._envs: list[HostEpisode | None] = [None] * n_envs
+        self._results: list[dict[str, Any] | None] = [None] * n_envs
+
+    def start(self, episodes: Sequence[int], seeds: Sequence[int]) -> list[EpisodeStep]:
+        """Begin a fresh episode in every environment; returns each first report."""
+        self._check(episodes, "episodes")
+        self._check(seeds, "seeds")
+        self._close_envs()
+        self._results = [None] * self.n_envs
+        steps = []
+        for i, (episode, seed) in enumerate(zip(episodes, seeds, strict=True)):
+            env = HostEpisode(self.resolved, self._tasks[i], episode=episode, seed=seed, emit=self._emit,
+                              policy_name=self.policy_name, length=self.length)
+            self._envs[i] = env
+            steps.append(env.start())
+        return steps
+
+    def step(self, decisions: Sequence[Decision]) -> list[EpisodeStep]:
+        """Apply one decision per environment (ignored for environments already done)."""
+        self._check(decisions, "decisions")
+        steps = []
+        for i, decision in enumerate(decisions):
+            env = self._envs[i]
+            if env is None:
+                raise RuntimeError("InProcessEnvironments.step() needs start() first")
+            step = env.step(decision)
+            if step.done:
+                self._results[i] = env.result().to_dict()
+                env.close()
+            steps.append(step)
+        return steps
+
+    def results(self) -> list[dict[str, Any] | None]:
+        """Each environment's finished-episode summary (None while its episode runs)."""
+        return list(self._results)
+
+    def _check(self, values: Sequence[Any], what: str) -> None:
+        if len(values) != self.n_envs:
+            raise ValueError(f"expected {self.n_envs} {what}, one per environment, got {len(values)}")
+
+    def _close_envs(self) -> None:
+        for env in self._envs:
+            if env is not None:
+                env.close()
+        self._envs = [None] * self.n_envs
+
+    def close(self) -> None:
+        self._close_envs()
+
+
+def _worker_main(conn: Connection, resolved: ResolvedRun, task_seed: int, policy_name: str,
+                 length: int | None) -> None:
+    """A worker process: one environment, driven by commands from the pipe."""
+    torch.set_num_threads(1)
+    env: HostEpisode | None = None
+    events: list[TelemetryEvent] = []
+    try:
+        task = build_task(resolved, seed=task_seed, device="cpu")
+        while True:
+            command, argument = conn.recv()
+            if command == "close":
+                break
+            try:
+                result = None
+                if command == "start":
+                    if env is not None:
+                        env.close()
+                    episode, seed = argument
+                    env = HostEpisode(resolved, task, episode=episode, seed=seed, emit=events.append,
+                                      policy_name=policy_name, length=length)
+                    step = env.start()
+                else:
+                    if env is None:
+                        raise RuntimeError("an environment worker was asked to step before start()")
+                    step = env.step(argument)
+                    if step.done:
+                        result = env.result().to_dict()
+                        env.close()
+                conn.send(("ok", step, result, events[:]))
+            except Exception as exc:  # reported to the parent, which raises it there
+                conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), events[:]))
+            events.clear()
+    except (EOFError, KeyboardInterrupt):  # the parent went away
+        pass
+    finally:
+        if env is not None:
+            env.close()
+        conn.close()
+
+
+class WorkerEnvironments:
+    """N environments, each in its own worker process (forked: CPU only)."""
+
+    def __init__(self, resolved: ResolvedRun, *, n_envs: int, device: str, emit: Emit,
+                 policy_name: str, length: int | None = None, task_seed: int | None = None) -> None:
+        if n_envs < 1:
+            raise ConfigError(f"the number of environments must be at least 1, got {n_envs}")
+        if device != "cpu":
+            raise ConfigError(f"environment worker processes run on the CPU only (got device {device!r}); "
+                              "use --device cpu, or run the environments in-process (no --workers)")
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise ConfigError("environment worker processes need the 'fork' start method, which this "
+                              "platform lacks; run the environments in-process (no --workers)")
+        self.n_envs = n_envs
+        self._emit = emit
+        self._results: list[dict[str, Any] | None] = [None] * n_envs
+        context = multiprocessing.get_context("fork")
+        base = resolved.config.seed if task_seed is None else task_seed
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for i in range(n_envs):
+            parent, child = context.Pipe()
+            proc = context.Process(target=_worker_main, args=(child, resolved, base + i, policy_name, length),
+                                   name=f"esper-env-{i}", daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def _exchange(self, messages: Sequence[tuple[str, Any]]) -> list[EpisodeStep]:
+        for conn, message in zip(self._conns, messages, strict=True):
+            conn.send(message)
+        replies = []
+        for i, conn in enumerate(self._conns):
+            try:
+                replies.append(conn.recv())
+            except EOFError:
+                code = self._procs[i].exitcode
+                raise EsperError(f"environment worker {i} died (exit code {code})") from None
+        steps = []
+        failure = None
+        for i, reply in enumerate(replies):
+            for event in reply[-1]:
+                self._emit(event)
+            if reply[0] == "error":
+                failure = failure or (i, reply[1], reply[2])
+                continue
+            _, step, result, _ = reply
+            if result is not None:
+                self._results[i] = result
+            steps.append(step)
+        if failure is not None:
+            i, message, trace = failure
+            raise EsperError(f"environment worker {i} failed: {message}\n{trace}")
+        return steps
+
+    def start(self, episodes: Sequence[int], seeds: Sequence[int]) -> list[EpisodeStep]:
+        self._results = [None] * self.n_envs
+        return self._exchange([("start", (e, s)) for e, s in zip(episodes, seeds, strict=True)])
+
+    def step(self, decisions: Sequence[Decision]) -> list[EpisodeStep]:
+        if len(decisions) != self.n_envs:
+            raise ValueError(f"expected {self.n_envs} decisions, one per environment, got {len(decisions)}")
+        return self._exchange([("step", d) for d in decisions])
+
+    def results(self) -> list[dict[str, Any] | None]:
+        return list(self._results)
+
+    def close(self) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(BrokenPipeError, OSError):  # the worker already exited
+                conn.send(("close", None))
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():  # pragma: no cover - a wedged worker
+                proc.kill()
+                proc.join()
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+
+
+def make_environments(resolved: ResolvedRun, *, n_envs: int, workers: bool, device: str, emit: Emit,
+                      policy_name: str, length: int | None = None,
+                      task_seed: int | None = None) -> InProcessEnvironments | WorkerEnvironments:
+    """N environments for ``resolved``: in worker processes when ``workers``, else in-process."""
+    cls = WorkerEnvironments if workers else InProcessEnvironments
+    return cls(resolved, n_envs=n_envs, device=device, emit=emit, policy_name=policy_name,
+               length=length, task_seed=task_seed)

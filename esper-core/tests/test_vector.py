@@ -1,0 +1,197 @@
+"""Stepwise episodes, environments side by side (in-process and in workers), policy checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from engine_helpers import Scripted, _policies_plugin
+
+from esper_core.config import RunConfig
+from esper_core.contracts import Decision, Op
+from esper_core.errors import ConfigError, EsperError
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.testing import toy
+from esper_core.tolaria.episode import HostEpisode, run_episode
+from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.policy_checkpoint import check_compatible, load_policy_checkpoint, save_policy_checkpoint
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import create_run_dir
+from esper_core.tolaria.seeding import RngStream
+from esper_core.tolaria.vector import (
+    InProcessEnvironments,
+    WorkerEnvironments,
+    build_task,
+    episode_seed,
+    make_environments,
+)
+
+
+@pytest.fixture
+def catalog():
+    return build_catalog(load_plugins(PluginSettings(autoload=False),
+                                      extra=[("toy", toy), ("scripted", _policies_plugin())]))
+
+
+def _resolved(catalog, **run):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "scripted", "epochs": 6,
+                                          "compare_baseline": False, **run},
+                                  "gates": {"g5_min_contribution": -100.0}})
+    return resolve_run(config, catalog)
+
+
+class _Context:
+    blueprint_keys = ("toy:residual_linear", "toy:identity")
+
+
+def _script(report, mask):
+    return Scripted(_Context()).decide(report=report, mask=mask)
+
+
+def test_stepping_an_episode_matches_run_episode(catalog):
+    resolved = _resolved(catalog)
+    task = build_task(resolved, seed=0, device="cpu")
+    whole = run_episode(resolved, task, Scripted(_Context()), episode=0, emit=lambda e: None, policy_name="s", seed=11)
+    events = []
+    with HostEpisode(resolved, task, episode=3, seed=11, emit=events.append, policy_name="s") as env:
+        step = env.start()
+        rewards = []
+        while not step.done:
+            step = env.step(_script(step.report, step.mask))
+            rewards.append(step.reward)
+        result = env.result()
+        with pytest.raises(RuntimeError, match="not yet over"):
+            env.step(Decision.wait("late"))
+        with pytest.raises(RuntimeError, match="already called"):
+            env.start()
+    assert result.final_accuracy == whole.final_accuracy
+    assert sum(rewards) == pytest.approx(whole.total_reward)
+    assert not step.truncated and len(rewards) == 6
+    assert {e.episode for e in events} == {3}
+
+
+def test_a_length_cap_truncates_the_episode(catalog):
+    resolved = _resolved(catalog)
+    task = build_task(resolved, seed=0, device="cpu")
+    with HostEpisode(resolved, task, episode=0, seed=1, emit=lambda e: None, policy_name="s", length=2) as env:
+        assert env.start().report.max_epochs == 6
+        assert not env.step(Decision.wait("w")).done
+        last = env.step(Decision.wait("w"))
+        assert last.done and last.truncated and env.done and env.result().epochs == 2
+        with pytest.raises(RuntimeError, match="start\\(\\) first"):
+            env.step(Decision.wait("w"))
+    with pytest.raises(ValueError, match="episode length must be in 1..6"):
+        HostEpisode(resolved, task, episode=0, seed=1, emit=lambda e: None, policy_name="s", length=7)
+    with pytest.raises(RuntimeError, match="only available once"):
+        HostEpisode(resolved, task, episode=0, seed=1, emit=lambda e: None, policy_name="s").result()
+
+
+def test_rng_streams_are_private_and_replayable():
+    torch.manual_seed(123)
+    outer = torch.rand(1)
+    a, b = RngStream(5), RngStream(5)
+    torch.manual_seed(123)
+    with a.active():
+        first = torch.rand(3)
+    with b.active():
+        assert torch.equal(torch.rand(3), first)  # same seed, same numbers, whatever ran before
+    assert torch.equal(torch.rand(1), outer)  # the surrounding stream is untouched
+    with a.active():
+        assert not torch.equal(torch.rand(3), first)  # a stream continues where it stopped
+
+
+def test_episode_seeds_are_stable_and_split_training_from_held_out():
+    train = {episode_seed(0, env=e, episode=k) for e in range(4) for k in range(50)}
+    held = {episode_seed(0, env=0, episode=k, held_out=True) for k in range(50)}
+    assert len(train) == 200 and all(s % 2 == 0 for s in train) and all(s % 2 == 1 for s in held)
+    assert episode_seed(0, env=1, episode=2) == episode_seed(0, env=1, episode=2) != episode_seed(1, env=1, episode=2)
+
+
+def _drive(envs, n):
+    steps = envs.start([10, 11][:n], [episode_seed(0, env=i, episode=0) for i in range(n)])
+    trace = [[round(s.report.val_accuracy, 6) for s in steps]]
+    while not steps[0].done:
+        steps = envs.step([_script(s.report, s.mask) for s in steps])
+        trace.append([(round(s.report.val_accuracy, 6), s.reward) for s in steps])
+    return trace, envs.results()
+
+
+def test_worker_processes_give_the_same_episodes_as_in_process(catalog):
+    resolved = _resolved(catalog)
+    events_a, events_b = [], []
+    local = InProcessEnvironments(resolved, n_envs=2, device="cpu", emit=events_a.append, policy_name="s", length=4)
+    workers = make_environments(resolved, n_envs=2, workers=True, device="cpu", emit=events_b.append,
+                                policy_name="s", length=4)
+    try:
+        a, results_a = _drive(local, 2)
+        b, results_b = _drive(workers, 2)
+    finally:
+        local.close()
+        workers.close()
+    assert a == b and len(a) == 5
+    assert [r["final_accuracy"] for r in results_a] == [r["final_accuracy"] for r in results_b]
+    assert [e.kind for e in events_a] == [e.kind for e in events_b]
+    assert {e.episode for e in events_b} == {10, 11}
+    assert a[0][0] != a[0][1]  # each environment has its own seed
+
+
+def test_environment_errors(catalog):
+    resolved = _resolved(catalog)
+    with pytest.raises(ConfigError, match="at least 1"):
+        InProcessEnvironments(resolved, n_envs=0, device="cpu", emit=print, policy_name="s")
+    with pytest.raises(ConfigError, match="CPU only"):
+        WorkerEnvironments(resolved, n_envs=1, device="cuda", emit=print, policy_name="s")
+    local = InProcessEnvironments(resolved, n_envs=2, device="cpu", emit=lambda e: None, policy_name="s")
+    with pytest.raises(ValueError, match="expected 2 seeds"):
+        local.start([0, 1], [1])
+    with pytest.raises(RuntimeError, match="start\\(\\) first"):
+        local.step([Decision.wait("w")] * 2)
+    workers = WorkerEnvironments(resolved, n_envs=1, device="cpu", emit=lambda e: None, policy_name="s", length=2)
+    try:
+        with pytest.raises(EsperError, match="environment worker 0 failed: RuntimeError"):
+            workers.step([Decision.wait("before start")])
+        with pytest.raises(ValueError, match="expected 1 decisions"):
+            workers.step([])
+        workers.start([0], [2])
+        step = workers.step([Decision(op=Op.CULL, slot=0, reason="masked")])  # refused, not an error
+        assert not step[0].done
+    finally:
+        workers.close()
+
+
+def test_policy_checkpoints_round_trip_and_refuse_other_runs(tmp_path):
+    path = tmp_path / "p.pt"
+    save_policy_checkpoint(path, policy="x", run_config={"run": {"task": "toy"}}, blueprint_keys=["a", "b"],
+                           slot_names=["s0"], observation_version=1, payload={"w": torch.ones(2)})
+    data = load_policy_checkpoint(path)
+    assert data["policy"] == "x" and torch.equal(data["payload"]["w"], torch.ones(2))
+    check_compatible(data, path=path, blueprint_keys=["a", "b"], slot_names=["other"], observation_version=1)
+    with pytest.raises(ConfigError, match="missing here: b; not in the checkpoint: c"):
+        check_compatible(data, path=path, blueprint_keys=["a", "c"], slot_names=["s0"], observation_version=1)
+    with pytest.raises(ConfigError, match="another order"):
+        check_compatible(data, path=path, blueprint_keys=["b", "a"], slot_names=["s0"], observation_version=1)
+    with pytest.raises(ConfigError, match="trained with 1 slots"):
+        check_compatible(data, path=path, blueprint_keys=["a", "b"], slot_names=["s0", "s1"], observation_version=1)
+    with pytest.raises(ConfigError, match="observation schema v1"):
+        check_compatible(data, path=path, blueprint_keys=["a", "b"], slot_names=["s0"], observation_version=2)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_policy_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_policy_checkpoint(tmp_path / "junk.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="not an Esper policy checkpoint"):
+        load_policy_checkpoint(tmp_path / "other.pt")
+    torch.save({"format": "esper-policy-checkpoint", "format_version": 99}, tmp_path / "new.pt")
+    with pytest.raises(ConfigError, match="format version 99"):
+        load_policy_checkpoint(tmp_path / "new.pt")
+
+
+def test_training_options_need_a_learned_policy(catalog, tmp_path):
+    resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "scripted", "epochs": 2},
+                                                "policy": {"rounds": 3}}), catalog)
+    with pytest.raises(ConfigError, match=r"rounds \(--rounds\) only applies when training a learned policy"):
+        execute_run(resolved, catalog, create_run_dir(tmp_path / "a"))
+    resolved = _resolved(catalog)
+    with pytest.raises(ConfigError, match="--resume continues training"):
+        execute_run(resolved, catalog, create_run_dir(tmp_path / "b"), resume=True)
+    assert not any((tmp_path / "a").iterdir()) and not any((tmp_path / "b").iterdir())
