@@ -90,3 +90,13 @@ def one_of(*choices: str) -> Validator:
             )
 
     return check
+
+
+def optional(check: Validator) -> Validator:
+    """``check``, or ``None`` (meaning "use the default behaviour")."""
+
+    def optional_check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            check(instance, attribute, value)
+
+    return optional_check

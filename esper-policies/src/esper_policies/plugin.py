@@ -1,4 +1,4 @@
-"""The ``esper`` entry point of esper-policies: registers the heuristic, random and noop policies.
+"""The ``esper`` entry point of esper-policies: registers the heuristic, random, noop and PPO policies.
 
 Factories are lazy references, so building the catalog (``esper plugins``, ``esper --help``)
 imports nothing beyond this module and the contracts, and never torch.
@@ -29,5 +29,12 @@ def esper_register_policies() -> list[PolicySpec]:
             name="noop",
             factory=lazy("esper_policies.noop:NoopPolicy.from_context"),
             description="always wait: the static host baseline",
+        ),
+        PolicySpec(
+            name="ppo",
+            factory=lazy("esper_policies.ppo.policy:PPOPolicy.from_context"),
+            trainer=lazy("esper_policies.ppo.trainer:PPOTrainer.from_context"),
+            description="learned actor-critic (masked factored heads, MLP or LSTM) trained with PPO on "
+                        "vectorised environments; acts from --policy-checkpoint",
         ),
     ]

@@ -1,0 +1,65 @@
+"""PPO options, from the ``[policy]`` table (``--rounds``, ``--envs``, … set some of them).
+
+Defaults follow the PPO paper (Schulman et al. 2017, arXiv:1707.06347) and CleanRL's ``ppo.py``
+(Huang et al. 2022, "The 37 implementation details of PPO"), scaled to this problem: an episode
+is a few dozen controller steps, so a round collects ``envs × episode_length`` transitions
+(100 by default, against CleanRL's 512 for classic control) and the update runs more epochs
+over them.
+"""
+
+from __future__ import annotations
+
+from attrs import field, frozen
+
+from esper_policies._options import int_at_least, is_bool, number_in, one_of, optional
+
+
+@frozen(kw_only=True)
+class PPOConfig:
+    """Everything ``esper run --policy ppo`` trains with."""
+
+    rounds: int = field(default=20, validator=int_at_least(1))
+    envs: int = field(default=4, validator=int_at_least(1))
+    #: epochs per training episode; None = the run's epochs. Shorter episodes are cut at a time
+    #: limit (truncated, not terminal) and their last value is bootstrapped.
+    episode_length: int | None = field(default=None, validator=optional(int_at_least(1)))
+    workers: bool = field(default=False, validator=is_bool)
+    #: ``mlp``: two tanh layers; ``lstm``: one tanh layer, then an LSTM over the episode.
+    trunk: str = field(default="mlp", validator=one_of("mlp", "lstm"))
+    hidden: int = field(default=64, validator=int_at_least(4))
+    lr: float = field(default=3e-4, validator=number_in(0.0, 1.0, low_open=True))
+    #: linear learning-rate annealing to 0 over the rounds (CleanRL ``anneal_lr``).
+    anneal_lr: bool = field(default=True, validator=is_bool)
+    gamma: float = field(default=0.99, validator=number_in(0.0, 1.0))
+    gae_lambda: float = field(default=0.95, validator=number_in(0.0, 1.0))
+    clip: float = field(default=0.2, validator=number_in(0.0, 1.0, low_open=True))
+    #: clip the value update like the policy's (PPO2 / CleanRL ``clip_vloss``).
+    clip_value: bool = field(default=True, validator=is_bool)
+    value_coef: float = field(default=0.5, validator=number_in(0.0))
+    #: entropy bonus, linearly scheduled from ``entropy_coef`` to ``entropy_coef_final``.
+    entropy_coef: float = field(default=0.05, validator=number_in(0.0))
+    entropy_coef_final: float = field(default=0.01, validator=number_in(0.0))
+    update_epochs: int = field(default=8, validator=int_at_least(1))
+    minibatches: int = field(default=4, validator=int_at_least(1))
+    max_grad_norm: float = field(default=0.5, validator=number_in(0.0, low_open=True))
+    #: stop the round's update epochs once the approximate KL exceeds this (None: never).
+    target_kl: float | None = field(default=0.03, validator=optional(number_in(0.0, 10.0, low_open=True)))
+    normalize_observations: bool = field(default=True, validator=is_bool)
+    #: divide rewards by the running std of the discounted return (Engstrom et al. 2020).
+    normalize_rewards: bool = field(default=True, validator=is_bool)
+
+    def entropy_coef_at(self, round_index: int) -> float:
+        frac = round_index / max(1, self.rounds - 1)
+        return self.entropy_coef + (self.entropy_coef_final - self.entropy_coef) * frac
+
+    def lr_at(self, round_index: int) -> float:
+        return self.lr * (1.0 - round_index / self.rounds) if self.anneal_lr else self.lr
+
+
+@frozen(kw_only=True)
+class InferenceOptions:
+    """Options of a trained PPO policy run from ``--policy-checkpoint``."""
+
+    checkpoint: str = field()
+    #: sample actions from the policy instead of taking the most probable one.
+    sample: bool = field(default=False, validator=is_bool)

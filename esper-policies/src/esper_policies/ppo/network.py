@@ -1,0 +1,135 @@
+"""The actor-critic: a shared trunk, three masked categorical heads and a value head.
+
+The action ``(op, slot, blueprint)`` is sampled autoregressively from one set of features:
+``op ~ π(op | s)``; the slot head gives logits for every (op, slot) pair and the row of the
+drawn op is used, so *which* slot depends on *what* is done; the blueprint head gives logits for
+every (slot, blueprint) pair and the drawn slot's row is used. Heads that do not apply (the slot
+of WAIT, the blueprint of anything but GERMINATE) add nothing to the log-probability or the
+entropy. Disallowed actions get a logit of ``finfo.min``: probability exactly 0, yet no
+``-inf`` arithmetic, so a fully masked row (never sampled from) cannot produce NaN.
+
+Initialisation follows CleanRL / the "37 implementation details": orthogonal weights, gain √2
+in the trunk, 0.01 for the policy heads (near-uniform initial policy), 1 for the value head;
+zero biases.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from attrs import frozen
+from torch import Tensor, nn
+
+from esper_core.contracts.decisions import Op
+from esper_policies.ppo.encoding import N_OPS, MaskBatch
+
+_HAS_SLOT = [op is not Op.WAIT for op in Op]
+
+
+def _init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _masked_log_softmax(logits: Tensor, mask: Tensor) -> Tensor:
+    return torch.log_softmax(logits.masked_fill(~mask, torch.finfo(logits.dtype).min), dim=-1)
+
+
+def _entropy(logp: Tensor) -> Tensor:
+    return -(logp.exp() * logp).sum(-1)
+
+
+@frozen
+class ActionOutput:
+    """One forward pass over a batch: chosen actions and their statistics."""
+
+    actions: Tensor  # long (N, 3): op, slot, blueprint
+    log_prob: Tensor  # (N,) joint log-probability of the actions
+    entropy: Tensor  # (N, 3): op, slot and blueprint head entropies (0 where a head does not apply)
+    value: Tensor  # (N,)
+
+
+class ActorCritic(nn.Module):
+    """``trunk`` is ``mlp`` (features of one observation) or ``lstm`` (features of the episode so far)."""
+
+    def __init__(self, obs_size: int, n_slots: int, n_blueprints: int, *, trunk: str = "mlp",
+                 hidden: int = 64) -> None:
+        super().__init__()
+        if trunk not in ("mlp", "lstm"):
+            raise ValueError(f"trunk must be 'mlp' or 'lstm', got {trunk!r}")
+        self.trunk_kind = trunk
+        self.n_slots, self.n_blueprints, self.hidden = n_slots, n_blueprints, hidden
+        gain = math.sqrt(2)
+        if trunk == "mlp":
+            self.trunk = nn.Sequential(_init(nn.Linear(obs_size, hidden), gain), nn.Tanh(),
+                                       _init(nn.Linear(hidden, hidden), gain), nn.Tanh())
+            self.lstm = None
+        else:
+            self.trunk = nn.Sequential(_init(nn.Linear(obs_size, hidden), gain), nn.Tanh())
+            self.lstm = nn.LSTM(hidden, hidden)
+            for name, param in self.lstm.named_parameters():
+                if "weight" in name:
+                    nn.init.orthogonal_(param, 1.0)
+                else:
+                    nn.init.zeros_(param)
+        self.op_head = _init(nn.Linear(hidden, N_OPS), 0.01)
+        self.slot_head = _init(nn.Linear(hidden, N_OPS * n_slots), 0.01)
+        self.blueprint_head = _init(nn.Linear(hidden, n_slots * n_blueprints), 0.01)
+        self.value_head = _init(nn.Linear(hidden, 1), 1.0)
+
+    def initial_state(self, batch: int) -> tuple[Tensor, Tensor] | None:
+        """The recurrent state at the start of an episode (None for the MLP trunk)."""
+        if self.lstm is None:
+            return None
+        zeros = torch.zeros(1, batch, self.hidden)
+        return zeros, zeros.clone()
+
+    def features(self, obs: Tensor, state: tuple[Tensor, Tensor] | None = None
+                 ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """Trunk features of ``obs``: ``(N, D)`` for the MLP; ``(T, B, D)`` sequences (or one step
+        ``(B, D)``) for the LSTM, continuing from ``state``."""
+        x = self.trunk(obs)
+        if self.lstm is None:
+            return x, None
+        one_step = x.dim() == 2
+        if one_step:
+            x = x.unsqueeze(0)
+        if state is None:
+            state = self.initial_state(x.shape[1])
+        out, new_state = self.lstm(x, state)
+        return (out.squeeze(0) if one_step else out), new_state
+
+    def heads(self, features: Tensor, masks: MaskBatch, actions: Tensor | None = None, *,
+              greedy: bool = False, generator: torch.Generator | None = None) -> ActionOutput:
+        """Choose actions (or score the given ``actions``) from ``(N, hidden)`` features."""
+        n = features.shape[0]
+        rows = torch.arange(n)
+        op_logp = _masked_log_softmax(self.op_head(features), masks.ops)
+        op = actions[:, 0] if actions is not None else _choose(op_logp, greedy, generator)
+        slot_logits = self.slot_head(features).view(n, N_OPS, self.n_slots)[rows, op]
+        slot_logp = _masked_log_softmax(slot_logits, masks.slots[rows, op])
+        slot = actions[:, 1] if actions is not None else _choose(slot_logp, greedy, generator)
+        bp_logits = self.blueprint_head(features).view(n, self.n_slots, self.n_blueprints)[rows, slot]
+        bp_logp = _masked_log_softmax(bp_logits, masks.blueprints)
+        bp = actions[:, 2] if actions is not None else _choose(bp_logp, greedy, generator)
+        has_slot = torch.tensor(_HAS_SLOT)[op]
+        has_bp = op == Op.GERMINATE
+        zero = torch.zeros(n)
+        log_prob = (op_logp[rows, op]
+                    + torch.where(has_slot, slot_logp[rows, slot], zero)
+                    + torch.where(has_bp, bp_logp[rows, bp], zero))
+        entropy = torch.stack([_entropy(op_logp), torch.where(has_slot, _entropy(slot_logp), zero),
+                               torch.where(has_bp, _entropy(bp_logp), zero)], dim=1)
+        return ActionOutput(actions=torch.stack([op, slot, bp], dim=1), log_prob=log_prob, entropy=entropy,
+                            value=self.value_head(features).squeeze(-1))
+
+    def value(self, features: Tensor) -> Tensor:
+        return self.value_head(features).squeeze(-1)
+
+
+def _choose(logp: Tensor, greedy: bool, generator: torch.Generator | None) -> Tensor:
+    if greedy:
+        return logp.argmax(dim=-1)
+    return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)

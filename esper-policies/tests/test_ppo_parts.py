@@ -1,0 +1,192 @@
+"""PPO's pieces: GAE, masks, the network, normalisers and the update."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from esper_core.contracts.decisions import ActionMask, Op
+from esper_policies.ppo.config import PPOConfig
+from esper_policies.ppo.encoding import MaskBatch, encode_masks, to_decisions
+from esper_policies.ppo.gae import compute_gae
+from esper_policies.ppo.network import ActorCritic
+from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
+from esper_policies.ppo.update import Rollout, explained_variance, ppo_update
+
+KEYS = ("a", "b", "c")
+
+
+def test_gae_matches_a_hand_computed_example():
+    # One environment, three steps, γ = 0.9, λ = 0.8, ending in a terminal state.
+    rewards = torch.tensor([[1.0], [0.0], [2.0]])
+    values = torch.tensor([[0.5], [1.0], [1.5]])
+    next_values = torch.tensor([[1.0], [1.5], [9.0]])  # 9.0 must be ignored: terminal
+    terminated = torch.tensor([[False], [False], [True]])
+    truncated = torch.zeros(3, 1, dtype=torch.bool)
+    adv, ret = compute_gae(rewards, values, next_values, terminated, truncated, gamma=0.9, lam=0.8)
+    d2 = 2.0 - 1.5                      # 0.5
+    d1 = 0.0 + 0.9 * 1.5 - 1.0          # 0.35
+    d0 = 1.0 + 0.9 * 1.0 - 0.5          # 1.4
+    a2 = d2
+    a1 = d1 + 0.72 * a2                 # 0.71
+    a0 = d0 + 0.72 * a1                 # 1.9112
+    assert adv.squeeze(1).tolist() == pytest.approx([a0, a1, a2])
+    assert ret.squeeze(1).tolist() == pytest.approx([a0 + 0.5, a1 + 1.0, a2 + 1.5])
+
+
+def test_gae_bootstraps_truncation_but_does_not_carry_across_episodes():
+    rewards = torch.tensor([[1.0], [1.0]])
+    values = torch.tensor([[0.0], [0.0]])
+    next_values = torch.tensor([[0.0], [10.0]])
+    truncated = torch.tensor([[True], [True]])  # two one-step episodes, both cut at a time limit
+    terminated = torch.zeros(2, 1, dtype=torch.bool)
+    adv, _ = compute_gae(rewards, values, next_values, terminated, truncated, gamma=0.5, lam=1.0)
+    assert adv.squeeze(1).tolist() == pytest.approx([1.0, 1.0 + 0.5 * 10.0])
+    adv_terminal, _ = compute_gae(rewards, values, next_values, truncated, torch.zeros_like(truncated),
+                                  gamma=0.5, lam=1.0)
+    assert adv_terminal.squeeze(1).tolist() == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="share one"):
+        compute_gae(rewards, values[:1], next_values, terminated, truncated, gamma=0.5, lam=1.0)
+
+
+masks_strategy = st.integers(1, 3).flatmap(lambda n_slots: st.builds(
+    lambda rows, bps: ActionMask(slots=rows, blueprints=bps, blueprint_keys=KEYS),
+    st.lists(st.lists(st.booleans(), min_size=n_slots, max_size=n_slots), min_size=len(Op), max_size=len(Op)),
+    st.lists(st.booleans(), min_size=3, max_size=3),
+))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(masks_strategy, min_size=1, max_size=4).filter(lambda ms: len({m.n_slots for m in ms}) == 1),
+       st.integers(0, 2**16), st.sampled_from(["mlp", "lstm"]), st.booleans())
+def test_sampled_and_greedy_actions_are_always_allowed(masks, seed, trunk, greedy):
+    torch.manual_seed(seed)
+    n_slots = masks[0].n_slots
+    net = ActorCritic(7, n_slots, len(KEYS), trunk=trunk, hidden=8)
+    with torch.no_grad():  # large random weights: a peaked policy that would pick masked actions
+        for p in net.parameters():
+            p.normal_(0, 3)
+    features, _ = net.features(torch.randn(len(masks), 7))
+    out = net.heads(features, encode_masks(masks), greedy=greedy, generator=torch.Generator().manual_seed(seed))
+    decisions = to_decisions(out.actions, out.log_prob.exp(), out.value, KEYS, how="test")
+    for mask, decision in zip(masks, decisions, strict=True):
+        assert mask.allows(decision), (mask, decision)
+    assert torch.isfinite(out.log_prob).all() and torch.isfinite(out.entropy).all()
+    rescored = net.heads(features, encode_masks(masks), out.actions)
+    assert torch.allclose(rescored.log_prob, out.log_prob)
+
+
+def test_encode_masks_counts_germinate_only_with_an_allowed_blueprint():
+    rows = [[False, False]] * len(Op)
+    rows[Op.GERMINATE] = [True, False]
+    batch = encode_masks([ActionMask(slots=rows, blueprints=[False] * 3, blueprint_keys=KEYS)])
+    assert batch.ops.tolist() == [[True, False, False, False, False]]
+
+
+def test_lstm_sequences_match_step_by_step_features():
+    torch.manual_seed(0)
+    net = ActorCritic(5, 2, 3, trunk="lstm", hidden=8)
+    obs = torch.randn(4, 3, 5)
+    seq, _ = net.features(obs)
+    state = net.initial_state(3)
+    steps = []
+    for t in range(4):
+        f, state = net.features(obs[t], state)
+        steps.append(f)
+    assert torch.allclose(seq, torch.stack(steps), atol=1e-6)
+    assert ActorCritic(5, 2, 3).initial_state(3) is None
+    with pytest.raises(ValueError, match="trunk"):
+        ActorCritic(5, 2, 3, trunk="gru")
+
+
+def test_running_mean_std_merges_batches_exactly():
+    data = torch.randn(50, 3) * 4 + 2
+    stats = RunningMeanStd((3,))
+    for chunk in data.split([7, 20, 23]):
+        stats.update(chunk)
+    stats.update(torch.empty(0, 3))
+    assert torch.allclose(stats.mean.float(), data.mean(0), atol=1e-3)
+    assert torch.allclose(stats.var.float(), data.var(0, unbiased=False), atol=1e-2)
+    normalized = stats.normalize(data)
+    assert normalized.abs().max() <= 10 and abs(float(normalized.mean())) < 1e-2
+    copy = RunningMeanStd((3,))
+    copy.load_state_dict(stats.state_dict())
+    assert torch.equal(copy.normalize(data), normalized)
+
+
+def test_return_scaler_divides_by_the_std_of_discounted_returns():
+    scaler = ReturnScaler(2, gamma=0.5)
+    for _ in range(200):
+        out = scaler.scale(torch.tensor([10.0, 10.0]))
+    # the discounted return converges to 20, its variance to ~0; scaled rewards are clipped at 10
+    assert out.tolist() == [10.0, 10.0]
+    scaler.reset()
+    assert scaler.returns.tolist() == [0.0, 0.0]
+    other = ReturnScaler(2, gamma=0.5)
+    other.load_state_dict(scaler.state_dict())
+    assert other.stats.count == scaler.stats.count
+
+
+def _rollout(net, t=6, n=4):
+    torch.manual_seed(1)
+    rows = [[True, True]] * len(Op)
+    masks = MaskBatch.stack([encode_masks([ActionMask(slots=rows, blueprints=[True] * 3, blueprint_keys=KEYS)] * n)
+                             for _ in range(t)])
+    obs = torch.randn(t, n, 5)
+    with torch.no_grad():
+        features, _ = net.features(obs if net.lstm is not None else obs.flatten(0, 1))
+        out = net.heads(features.flatten(0, 1) if net.lstm is not None else features, masks.flatten())
+    advantages = torch.randn(t, n)
+    values = out.value.view(t, n)
+    return Rollout(obs=obs, masks=masks, actions=out.actions.view(t, n, 3), log_probs=out.log_prob.view(t, n),
+                   values=values, advantages=advantages, returns=advantages + values)
+
+
+@pytest.mark.parametrize("trunk", ["mlp", "lstm"])
+def test_an_update_raises_the_probability_of_advantaged_actions(trunk):
+    torch.manual_seed(0)
+    net = ActorCritic(5, 2, 3, trunk=trunk, hidden=16)
+    rollout = _rollout(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    config = PPOConfig(update_epochs=4, minibatches=2, target_kl=None)
+    metrics = ppo_update(net, optimizer, rollout, config=config, entropy_coef=0.0, generator=torch.Generator())
+    assert metrics["update_epochs_run"] == 4
+    assert {"policy_loss", "value_loss", "entropy_op", "entropy_slot", "entropy_blueprint", "approx_kl",
+            "clip_fraction", "explained_variance", "grad_norm"} <= set(metrics)
+    with torch.no_grad():
+        flat = rollout.obs if net.lstm is not None else rollout.obs.flatten(0, 1)
+        features, _ = net.features(flat)
+        new = net.heads(features.flatten(0, 1) if net.lstm is not None else features, rollout.masks.flatten(),
+                        rollout.actions.flatten(0, 1))
+    change = new.log_prob - rollout.log_probs.flatten()
+    assert float((change * rollout.advantages.flatten()).sum()) > 0
+
+
+def test_the_update_stops_early_on_a_large_kl():
+    torch.manual_seed(0)
+    net = ActorCritic(5, 2, 3, hidden=16)
+    rollout = _rollout(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.5)
+    config = PPOConfig(update_epochs=10, minibatches=2, target_kl=1e-6)
+    metrics = ppo_update(net, optimizer, rollout, config=config, entropy_coef=0.01, generator=torch.Generator())
+    assert metrics["update_epochs_run"] == 1
+
+
+def test_explained_variance():
+    target = torch.tensor([1.0, 2.0, 3.0])
+    assert explained_variance(target, target) == 1.0
+    assert explained_variance(torch.full((3,), 2.0), target) == pytest.approx(0.0)
+    assert explained_variance(target, torch.ones(3)) != explained_variance(target, torch.ones(3))  # NaN
+
+
+def test_config_schedules_and_validation():
+    cfg = PPOConfig(rounds=5, lr=1e-3, entropy_coef=0.1, entropy_coef_final=0.0)
+    assert cfg.lr_at(0) == 1e-3 and cfg.lr_at(4) == pytest.approx(2e-4)
+    assert cfg.entropy_coef_at(0) == 0.1 and cfg.entropy_coef_at(4) == 0.0
+    assert PPOConfig(anneal_lr=False).lr_at(10) == 3e-4
+    with pytest.raises(ValueError, match="trunk"):
+        PPOConfig(trunk="gru")
+    with pytest.raises(ValueError, match="episode_length"):
+        PPOConfig(episode_length=0)

@@ -1,0 +1,132 @@
+"""PPO inside the run engine, on the in-process toy topology: training, checkpoints, resume,
+worker processes, acting from a checkpoint, evaluation, and option errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from esper_core.config import RunConfig
+from esper_core.contracts import PolicyContext
+from esper_core.errors import ConfigError
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.testing import toy
+from esper_core.tolaria.evaluation import evaluate_checkpoint, format_evaluation
+from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.report import format_summary
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import create_run_dir
+from esper_policies import plugin
+from esper_policies.ppo.policy import PPOPolicy
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("policies", plugin)]))
+
+
+def _train(catalog, out, *, resume=False, **policy):
+    config = RunConfig.from_dict({
+        "run": {"task": "toy", "policy": "ppo", "epochs": 5, "seed": 3},
+        "policy": {"rounds": 2, "envs": 2, "update_epochs": 2, "hidden": 16, **policy},
+        "gates": {"g5_min_contribution": -100.0},
+    })
+    run_dir = out if resume else create_run_dir(out)
+    return execute_run(resolve_run(config, catalog), catalog, run_dir, resume=resume)
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["payload"]["state_dict"]
+
+
+def test_training_writes_checkpoints_events_and_a_summary(catalog, tmp_path):
+    summary = _train(catalog, tmp_path / "run")
+    run = tmp_path / "run"
+    assert summary["training"] and summary["rounds"] == 2 and summary["episodes"] == 4
+    assert (run / "policy.pt").is_file() and (run / "checkpoints" / "latest.pt").is_file()
+    assert json.loads((run / "summary.json").read_text())["policy_checkpoint"] == str(run / "policy.pt")
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    updates = [e for e in events if e["kind"] == "ppo_update"]
+    assert [u["update"] for u in updates] == [0, 1]
+    assert {"policy_loss", "value_loss", "entropy_op", "approx_kl", "clip_fraction", "explained_variance",
+            "op_share_wait", "mean_return"} <= set(updates[0]["metrics"])
+    assert {e["episode"] for e in events if e["kind"] == "decision"} == {0, 1, 2, 3}
+    assert sum(1 for e in events if e["kind"] == "decision") == 4 * 5
+    text = format_summary(summary)
+    assert "2 rounds × 2 environments × 5 epochs" in text and "policy checkpoint" in text
+    assert 0 < summary["policy_overhead"] < 1
+
+
+@pytest.mark.parametrize("trunk", ["mlp", "lstm"])
+def test_a_resumed_run_continues_exactly_where_it_stopped(catalog, tmp_path, trunk):
+    _train(catalog, tmp_path / "whole", trunk=trunk)
+    _train(catalog, tmp_path / "split", trunk=trunk, rounds=1)
+    resumed = _train(catalog, tmp_path / "split", resume=True, trunk=trunk)
+    assert resumed["rounds"] == 2 and len(resumed["history"]) == 2
+    whole, split = _weights(tmp_path / "whole" / "policy.pt"), _weights(tmp_path / "split" / "policy.pt")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+
+
+def test_worker_processes_train_the_same_policy(catalog, tmp_path):
+    local = _train(catalog, tmp_path / "local", rounds=1)
+    workers = _train(catalog, tmp_path / "workers", rounds=1, workers=True)
+    assert local["history"][0]["mean_return"] == workers["history"][0]["mean_return"]
+    a, b = _weights(tmp_path / "local" / "policy.pt"), _weights(tmp_path / "workers" / "policy.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_truncated_episodes_and_option_errors(catalog, tmp_path):
+    summary = _train(catalog, tmp_path / "short", rounds=1, episode_length=3)
+    assert summary["episode_length"] == 3 and summary["history"][0]["mean_final_accuracy"] > 0
+    with pytest.raises(ConfigError, match="episode_length = 9 is longer than the run's 5 epochs"):
+        _train(catalog, tmp_path / "long", episode_length=9)
+    with pytest.raises(ConfigError, match="unknown ppo option 'roundz'"):
+        _train(catalog, tmp_path / "typo", roundz=3)
+    with pytest.raises(ConfigError, match="invalid ppo option: clip"):
+        _train(catalog, tmp_path / "clip", clip=2.0)
+    with pytest.raises(ConfigError, match="latest.pt' does not exist"):
+        _train(catalog, create_run_dir(tmp_path / "empty"), resume=True)
+    _train(catalog, tmp_path / "mlp", rounds=1)
+    with pytest.raises(ConfigError, match="differs from the options"):
+        _train(catalog, tmp_path / "mlp", resume=True, trunk="lstm")
+
+
+def test_a_trained_policy_runs_from_its_checkpoint_and_refuses_another_catalog(catalog, tmp_path):
+    _train(catalog, tmp_path / "train", rounds=1)
+    checkpoint = tmp_path / "train" / "policy.pt"
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "ppo", "epochs": 4, "seed": 3,
+                                          "compare_baseline": False},
+                                  "policy": {"checkpoint": str(checkpoint), "sample": True}})
+    summary = execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "act"))
+    assert summary["policy"] == "ppo" and summary["epochs"] == 4 and "training" not in summary
+    keys = ("toy:noop", "toy:residual_linear")
+    context = PolicyContext(slot_names=("hidden1", "hidden2"), blueprint_keys=keys[:1], topology="toy",
+                            max_epochs=4, seed=0, options={"checkpoint": str(checkpoint)})
+    with pytest.raises(ConfigError, match="another blueprint catalog .missing here: toy:residual_linear"):
+        PPOPolicy.from_context(context=context)
+    with pytest.raises(ConfigError, match="acts from a trained checkpoint"):
+        PPOPolicy.from_context(context=PolicyContext(slot_names=("h",), blueprint_keys=keys, topology="toy",
+                                                     max_epochs=4, seed=0))
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "ppo", "epochs": 4},
+                                  "policy": {"checkpoint": str(checkpoint), "rounds": 3}})
+    with pytest.raises(ConfigError, match="--policy-checkpoint runs a trained policy without training"):
+        execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "both"))
+
+
+def test_evaluate_runs_every_policy_on_the_same_held_out_episodes(catalog, tmp_path):
+    _train(catalog, tmp_path / "train", rounds=1)
+    evaluation = evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=2,
+                                     against=("heuristic", "random", "noop"), epochs=4)
+    rows = {p["policy"]: p for p in evaluation["policies"]}
+    assert list(rows) == ["ppo", "heuristic", "random", "noop"]
+    assert all(len(p["final_accuracies"]) == 2 for p in rows.values())
+    assert rows["noop"]["fossilized"] == rows["noop"]["culled"] == 0 and rows["noop"]["params_added_mean"] == 0
+    assert all(s % 2 == 1 for s in evaluation["held_out_seeds"])
+    text = format_evaluation(evaluation)
+    assert "± " in text and "heuristic" in text and "2 held-out episodes of 4 epochs" in text
+    with pytest.raises(Exception, match="unknown policy 'heuristik'"):
+        evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=("heuristik",))
+    with pytest.raises(ConfigError, match="--episodes must be at least 1"):
+        evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=0, against=())
