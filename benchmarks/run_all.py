@@ -56,6 +56,7 @@ GOALS = [
     ("CNN host via segments / nn.Sequential", "cnn", "host.ratio", 1.05, True),
     ("GPT host via segments / plain GPT (slowdown)", "transformer", "slowdown_segmented_over_plain.median",
      1.05, True),
+    ("PPO inference + update / environment time (default config)", "ppo", "overhead.ratio", 0.05, True),
     ("gradient health `minimal` overhead", "telemetry", "overhead.minimal.median", 0.02, True),
     ("gradient health `standard` overhead", "telemetry", "overhead.standard.median", 0.10, True),
     ("2 threads / 1 thread, default CNN step, idle machine", "threads",

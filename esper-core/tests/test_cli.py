@@ -73,3 +73,19 @@ def test_log_format_json_writes_json_lines_to_stderr(tmp_path):
     result = run_esper(["--log-format", "json", "run", "--task", "nope", "--out", str(tmp_path / "r")])
     assert result.returncode == 2
     assert "unknown task 'nope'" in result.stderr
+
+
+def test_learned_policy_options_are_checked_before_anything_runs(tmp_path):
+    cases = [
+        (["evaluate", "--policy-checkpoint", str(tmp_path / "missing.pt")], "does not exist"),
+        (["run", "--resume", str(tmp_path)], "is not a run directory (no config.toml)"),
+        (["run", "--policy-option", "sample"], "--policy-option 'sample' is invalid; expected KEY=VALUE"),
+        (["run", "--policy", "noop", "--rounds", "3", "--out", str(tmp_path / "r"), "--task-option",
+          "train_size=16"], "--rounds) only applies when training a learned policy"),
+        (["run", "--policy-checkpoint", str(tmp_path / "missing.pt")], "does not exist"),
+    ]
+    for args, message in cases:
+        result = run_esper(args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())

@@ -144,3 +144,28 @@ class Anomaly(TelemetryEvent):
 class RunEnded(TelemetryEvent):
     kind: ClassVar[str] = "run_ended"
     summary: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class GradientHealth(TelemetryEvent):
+    """One epoch's gradient health (the ``gradient_health`` observer of esper-telemetry).
+
+    ``score`` is in [0, 1] (1 healthy; None when no gradient was measured). The fractions are
+    of measured steps whose global RMS gradient vanished/exploded (profile ``minimal``) or the
+    mean over layers of the layers' fractions (richer profiles). ``layers`` (richer profiles
+    only) holds at most the observer's ``max_layers`` entries — name, norm_mean, norm_max,
+    score, vanishing_fraction, exploding_fraction, nonfinite_steps and, in ``diagnostic``, std —
+    the lowest-scoring ones, in model order; ``layers_omitted`` counts the rest.
+    """
+
+    kind: ClassVar[str] = "gradient_health"
+    profile: str
+    steps: int
+    score: float | None
+    global_norm_mean: float | None = None
+    global_norm_max: float | None = None
+    vanishing_fraction: float | None = None
+    exploding_fraction: float | None = None
+    nonfinite_steps: int = 0
+    layers: list[dict[str, Any]] = field(factory=list)
+    layers_omitted: int = 0

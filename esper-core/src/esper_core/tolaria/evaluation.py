@@ -61,6 +61,7 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
                                seed=s) for k, s in enumerate(seeds)]
         accuracy = _mean_std([r.final_accuracy for r in results])
         params = _mean_std([float(r.fossilized_params) for r in results])
+        returns = _mean_std([r.total_reward for r in results])
         outcomes: dict[str, Counter[str]] = {}
         for r in results:
             for record in r.seeds:
@@ -72,10 +73,13 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
             "final_accuracy_std": accuracy[1],
             "params_added_mean": params[0],
             "params_added_std": params[1],
+            "return_mean": returns[0],
+            "return_std": returns[1],
             "fossilized": sum(c.get("fossilized", 0) for c in outcomes.values()),
             "culled": sum(c.get("culled", 0) for c in outcomes.values()),
             "per_blueprint": {bp: dict(c) for bp, c in sorted(outcomes.items())},
             "final_accuracies": [r.final_accuracy for r in results],
+            "returns": [r.total_reward for r in results],
         })
     return {"checkpoint": str(checkpoint), "task": resolved.task.name, "epochs": resolved.epochs,
             "seed": resolved.config.seed, "held_out_seeds": seeds, "policies": rows}
@@ -91,8 +95,8 @@ def format_evaluation(evaluation: dict[str, Any]) -> str:
         per_bp = ", ".join(f"{bp} {c.get('fossilized', 0)}F/{c.get('culled', 0)}C"
                            for bp, c in p["per_blueprint"].items()) or "-"
         rows.append([p["policy"], f"{p['final_accuracy_mean']:.2f} ± {p['final_accuracy_std']:.2f}",
-                     f"{p['params_added_mean']:.0f} ± {p['params_added_std']:.0f}", p["fossilized"], p["culled"],
-                     per_bp])
-    lines.append(format_table(["policy", "final acc %", "params added", "fossilized", "culled",
+                     f"{p['params_added_mean']:.0f} ± {p['params_added_std']:.0f}",
+                     f"{p['return_mean']:+.2f} ± {p['return_std']:.2f}", p["fossilized"], p["culled"], per_bp])
+    lines.append(format_table(["policy", "final acc %", "params added", "return", "fossilized", "culled",
                                "per blueprint (F fossilized / C culled)"], rows))
     return "\n".join(lines)
