@@ -22,7 +22,7 @@ from attrs import frozen
 from torch import Tensor, nn
 
 from esper_core.contracts.decisions import Op
-from esper_policies.ppo.encoding import N_OPS, MaskBatch
+from esper_policies.encoding import N_OPS, MaskBatch
 
 _HAS_SLOT = [op is not Op.WAIT for op in Op]
 

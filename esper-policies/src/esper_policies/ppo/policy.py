@@ -11,7 +11,7 @@ from esper_core.errors import ConfigError
 from esper_policies._options import config_from_options
 from esper_policies.ppo import checkpoint
 from esper_policies.ppo.config import InferenceOptions
-from esper_policies.ppo.encoding import ObservationBuilder, encode_masks, to_decisions
+from esper_policies.encoding import ObservationBuilder, encode_masks, to_decisions
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 

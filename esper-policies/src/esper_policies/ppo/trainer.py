@@ -31,7 +31,7 @@ from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments,
 from esper_policies._options import config_from_options
 from esper_policies.ppo import checkpoint
 from esper_policies.ppo.config import PPOConfig
-from esper_policies.ppo.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions
+from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions
 from esper_policies.ppo.gae import compute_gae
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
@@ -244,6 +244,7 @@ class _Training:
             "fossilized": outcomes.get("fossilized", 0),
             "culled": outcomes.get("culled", 0),
             **{f"op_share_{op.name.lower()}": ops.get(op.name, 0) / total for op in Op},
+            **{f"germinated.{key}": count for key, count in sorted(Counter(germinated).items())},
         }
         if self.antipatterns:
             bad = sum(1 for key in germinated if key in self.antipatterns)
