@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esper_core.contracts.decisions import ActionMask, Op
-from esper_policies.ppo.config import PPOConfig
 from esper_policies.encoding import MaskBatch, encode_masks, to_decisions
+from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.gae import compute_gae
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd

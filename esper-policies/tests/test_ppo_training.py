@@ -19,7 +19,7 @@ from esper_core.tolaria.report import format_summary
 from esper_core.tolaria.resolve import resolve_run
 from esper_core.tolaria.rundir import create_run_dir
 from esper_policies import plugin
-from esper_policies.ppo.policy import PPOPolicy
+from esper_policies.checkpoint_policy import ppo_from_context
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +105,9 @@ def test_a_trained_policy_runs_from_its_checkpoint_and_refuses_another_catalog(c
     context = PolicyContext(slot_names=("hidden1", "hidden2"), blueprint_keys=keys[:1], topology="toy",
                             max_epochs=4, seed=0, options={"checkpoint": str(checkpoint)})
     with pytest.raises(ConfigError, match="another blueprint catalog .missing here: toy:residual_linear"):
-        PPOPolicy.from_context(context=context)
+        ppo_from_context(context=context)
     with pytest.raises(ConfigError, match="acts from a trained checkpoint"):
-        PPOPolicy.from_context(context=PolicyContext(slot_names=("h",), blueprint_keys=keys, topology="toy",
+        ppo_from_context(context=PolicyContext(slot_names=("h",), blueprint_keys=keys, topology="toy",
                                                      max_epochs=4, seed=0))
     config = RunConfig.from_dict({"run": {"task": "toy", "policy": "ppo", "epochs": 4},
                                   "policy": {"checkpoint": str(checkpoint), "rounds": 3}})

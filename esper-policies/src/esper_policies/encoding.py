@@ -88,12 +88,12 @@ class ObservationBuilder:
 
 
 def to_decisions(actions: torch.Tensor, probabilities: torch.Tensor, values: torch.Tensor,
-                 blueprint_keys: Sequence[str], *, how: str) -> list[Decision]:
+                 blueprint_keys: Sequence[str], *, how: str, policy: str = "ppo") -> list[Decision]:
     """Decisions from ``(B, 3)`` action indices, with the action's probability as confidence."""
     decisions = []
     for (op_i, slot_i, bp_i), p, v in zip(actions.tolist(), probabilities.tolist(), values.tolist(), strict=True):
         op = Op(op_i)
-        reason = f"ppo ({how}): p={p:.3f}, value={v:+.2f}"
+        reason = f"{policy} ({how}): p={p:.3f}, value={v:+.2f}"
         confidence = min(1.0, max(0.0, p))
         if op is Op.WAIT:
             decisions.append(Decision.wait(reason, confidence=confidence))

@@ -32,7 +32,7 @@ def esper_register_policies() -> list[PolicySpec]:
         ),
         PolicySpec(
             name="ppo",
-            factory=lazy("esper_policies.ppo.policy:PPOPolicy.from_context"),
+            factory=lazy("esper_policies.checkpoint_policy:ppo_from_context"),
             trainer=lazy("esper_policies.ppo.trainer:PPOTrainer.from_context"),
             description="learned actor-critic (masked factored heads, MLP or LSTM) trained with PPO on "
                         "vectorised environments; acts from --policy-checkpoint",

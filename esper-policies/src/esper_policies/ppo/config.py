@@ -54,12 +54,3 @@ class PPOConfig:
 
     def lr_at(self, round_index: int) -> float:
         return self.lr * (1.0 - round_index / self.rounds) if self.anneal_lr else self.lr
-
-
-@frozen(kw_only=True)
-class InferenceOptions:
-    """Options of a trained PPO policy run from ``--policy-checkpoint``."""
-
-    checkpoint: str = field()
-    #: sample actions from the policy instead of taking the most probable one.
-    sample: bool = field(default=False, validator=is_bool)

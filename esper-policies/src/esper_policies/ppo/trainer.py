@@ -28,10 +28,10 @@ from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.errors import ConfigError
 from esper_core.tolaria.policy_training import TrainingSession
 from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments, episode_seed
+from esper_policies import checkpoint
 from esper_policies._options import config_from_options
-from esper_policies.ppo import checkpoint
-from esper_policies.ppo.config import PPOConfig
 from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions
+from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.gae import compute_gae
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
@@ -105,7 +105,7 @@ class _Training:
         }
 
     def _save(self, path: Path) -> None:
-        checkpoint.save(path, run_config=self.session.resolved.to_toml_dict(), blueprint_keys=self.keys,
+        checkpoint.save(path, policy="ppo", run_config=self.session.resolved.to_toml_dict(), blueprint_keys=self.keys,
                         slot_names=self.slot_names, network=self.network, obs_size=self.builder.size,
                         obs_norm=self.obs_norm, training=self._training_state())
 
@@ -114,7 +114,8 @@ class _Training:
         if not path.is_file():
             raise ConfigError(f"--resume: {str(path)!r} does not exist; was {str(self.session.run_dir)!r} "
                               "a PPO training run that finished at least one round?")
-        network, obs_norm, state = checkpoint.load(path, blueprint_keys=self.keys, slot_names=self.slot_names)
+        network, obs_norm, state = checkpoint.load(path, policy="ppo", blueprint_keys=self.keys,
+                                                   slot_names=self.slot_names)
         saved = checkpoint.architecture(network, self.builder.size)
         wanted = checkpoint.architecture(self.network, self.builder.size)
         if saved != wanted or (obs_norm is None) != (self.obs_norm is None):

@@ -27,8 +27,8 @@ import torch
 from attrs import frozen
 from torch import Tensor
 
-from esper_policies.ppo.config import PPOConfig
 from esper_policies.encoding import MaskBatch
+from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.network import ActorCritic
 
 HEADS = ("op", "slot", "blueprint")

@@ -1,8 +1,9 @@
-"""PPO's payload inside the shared policy-checkpoint format (``esper_core.tolaria.policy_checkpoint``).
+"""The payload of a learned actor-critic inside the shared policy-checkpoint format
+(``esper_core.tolaria.policy_checkpoint``), written by PPO and IQL alike.
 
 The payload holds everything needed to act (network shape and weights, observation statistics)
-and everything needed to continue training exactly where it stopped (optimizer, reward scaler,
-sampling generator, rounds done, per-round history).
+and, under ``training``, whatever the learner needs to continue exactly where it stopped (for
+PPO: optimizer, reward scaler, sampling generator, rounds done, per-round history).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from esper_core.tolaria.policy_checkpoint import check_compatible, load_policy_c
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
-POLICY_NAME = "ppo"
 PAYLOAD_VERSION = 1
 
 
@@ -31,10 +31,11 @@ def build_network(arch: Mapping[str, Any]) -> ActorCritic:
                        hidden=arch["hidden"])
 
 
-def save(path: Path, *, run_config: Mapping[str, Any], blueprint_keys: Sequence[str], slot_names: Sequence[str],
-         network: ActorCritic, obs_size: int, obs_norm: RunningMeanStd | None, training: Mapping[str, Any]) -> None:
+def save(path: Path, *, policy: str, run_config: Mapping[str, Any], blueprint_keys: Sequence[str],
+         slot_names: Sequence[str], network: ActorCritic, obs_size: int, obs_norm: RunningMeanStd | None,
+         training: Mapping[str, Any]) -> None:
     save_policy_checkpoint(
-        path, policy=POLICY_NAME, run_config=run_config, blueprint_keys=blueprint_keys, slot_names=slot_names,
+        path, policy=policy, run_config=run_config, blueprint_keys=blueprint_keys, slot_names=slot_names,
         observation_version=OBSERVATION_SCHEMA_VERSION,
         payload={
             "payload_version": PAYLOAD_VERSION,
@@ -46,17 +47,19 @@ def save(path: Path, *, run_config: Mapping[str, Any], blueprint_keys: Sequence[
     )
 
 
-def load(path: Path | str, *, blueprint_keys: Sequence[str], slot_names: Sequence[str]
+def load(path: Path | str, *, policy: str, blueprint_keys: Sequence[str], slot_names: Sequence[str]
          ) -> tuple[ActorCritic, RunningMeanStd | None, dict[str, Any]]:
-    """The network (in eval mode), observation statistics and training state of a PPO checkpoint."""
+    """The network (in eval mode), observation statistics and training state of a checkpoint
+    written by ``policy``."""
     data = load_policy_checkpoint(path)
-    if data["policy"] != POLICY_NAME:
-        raise ConfigError(f"policy checkpoint {str(path)!r} was written by policy {data['policy']!r}, not 'ppo'")
+    if data["policy"] != policy:
+        raise ConfigError(f"policy checkpoint {str(path)!r} was written by policy {data['policy']!r}, "
+                          f"not {policy!r}")
     check_compatible(data, path=path, blueprint_keys=blueprint_keys, slot_names=slot_names,
                      observation_version=OBSERVATION_SCHEMA_VERSION)
     payload = data["payload"]
     if payload.get("payload_version") != PAYLOAD_VERSION:
-        raise ConfigError(f"policy checkpoint {str(path)!r} has PPO payload version "
+        raise ConfigError(f"policy checkpoint {str(path)!r} has payload version "
                           f"{payload.get('payload_version')!r}; this version reads {PAYLOAD_VERSION}")
     network = build_network(payload["architecture"])
     network.load_state_dict(payload["state_dict"])
