@@ -71,3 +71,7 @@ class CheckpointPolicy:
 
 def ppo_from_context(*, context: PolicyContext) -> CheckpointPolicy:
     return CheckpointPolicy.load("ppo", context)
+
+
+def iql_from_context(*, context: PolicyContext) -> CheckpointPolicy:
+    return CheckpointPolicy.load("iql", context)

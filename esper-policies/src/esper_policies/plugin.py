@@ -6,6 +6,8 @@ imports nothing beyond this module and the contracts, and never torch.
 
 from __future__ import annotations
 
+import click
+
 from esper_core.contracts.specs import PolicySpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
@@ -37,4 +39,18 @@ def esper_register_policies() -> list[PolicySpec]:
             description="learned actor-critic (masked factored heads, MLP or LSTM) trained with PPO on "
                         "vectorised environments; acts from --policy-checkpoint",
         ),
+        PolicySpec(
+            name="iql",
+            factory=lazy("esper_policies.checkpoint_policy:iql_from_context"),
+            trainer=lazy("esper_policies.iql.trainer:IQLTrainer.from_context"),
+            description="actor-critic learned offline with implicit Q-learning from `esper collect` "
+                        "datasets (--dataset DIR); acts from --policy-checkpoint",
+        ),
     ]
+
+
+@hookimpl
+def esper_add_commands(cli: click.Group) -> None:
+    from esper_policies.offline.commands import collect_command
+
+    cli.add_command(collect_command)

@@ -46,6 +46,8 @@ from esper_core.errors import ConfigError
               help="Learned policies: epochs per training episode (default: --epochs).")
 @click.option("--workers/--no-workers", default=None,
               help="Learned policies: one worker process per environment (CPU).")
+@click.option("--dataset", default=None,
+              help="Offline learners (iql): episode dataset directory from `esper collect` (comma-separate several).")
 @click.option("--policy-checkpoint", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Run a trained policy from this checkpoint instead of training one.")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -58,7 +60,8 @@ from esper_core.errors import ConfigError
 def run_command(state: AppState, config_path: Path | None, as_json: bool, data_path: str | None,
                 data_dir: str | None, download: bool | None, task_option: tuple[str, ...],
                 policy_option: tuple[str, ...], rounds: int | None, envs: int | None,
-                episode_length: int | None, workers: bool | None, policy_checkpoint: Path | None,
+                episode_length: int | None, workers: bool | None, dataset: str | None,
+                policy_checkpoint: Path | None,
                 resume_dir: Path | None, **options: object) -> None:
     """Run episodes: train a host for E epochs while the controller grows it."""
     from esper_core.tolaria.job import execute_run
@@ -72,7 +75,7 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
             task_options[key] = value
     policy_options = parse_key_values(policy_option, flag="--policy-option")
     for key, value in (("rounds", rounds), ("envs", envs), ("episode_length", episode_length),
-                       ("workers", workers)):
+                       ("workers", workers), ("dataset", dataset)):
         if value is not None:
             policy_options[key] = value
     if policy_checkpoint is not None:

@@ -67,11 +67,13 @@ def load_policy_checkpoint(path: Path | str) -> dict[str, Any]:
 
 
 def check_compatible(data: Mapping[str, Any], *, path: Path | str, blueprint_keys: Sequence[str],
-                     slot_names: Sequence[str], observation_version: int) -> None:
-    """Refuse a checkpoint trained on another action space or observation schema."""
-    where = f"policy checkpoint {str(path)!r}"
+                     slot_names: Sequence[str], observation_version: int, what: str = "policy checkpoint",
+                     verb: str = "was trained") -> None:
+    """Refuse a checkpoint (or an episode dataset: ``what``, ``verb``) made with another action
+    space or observation schema."""
+    where = f"{what} {str(path)!r}"
     if data["observation_version"] != observation_version:
-        raise ConfigError(f"{where} was trained on observation schema v{data['observation_version']}; "
+        raise ConfigError(f"{where} {verb} on observation schema v{data['observation_version']}; "
                           f"this Esper builds v{observation_version}")
     trained, now = list(data["blueprint_catalog"]), list(blueprint_keys)
     if trained != now:
@@ -81,9 +83,9 @@ def check_compatible(data: Mapping[str, Any], *, path: Path | str, blueprint_key
             f"missing here: {', '.join(missing)}" if missing else "",
             f"not in the checkpoint: {', '.join(extra)}" if extra else "",
         ) if part) or "same blueprints in another order"
-        raise ConfigError(f"{where} was trained on another blueprint catalog ({detail}); run with "
+        raise ConfigError(f"{where} {verb} on another blueprint catalog ({detail}); run with "
                           f"--blueprints {','.join(trained)} and the plugins that provide them")
     if len(data["slot_names"]) != len(slot_names):
-        raise ConfigError(f"{where} was trained with {len(data['slot_names'])} slots "
+        raise ConfigError(f"{where} {verb} with {len(data['slot_names'])} slots "
                           f"({', '.join(data['slot_names'])}); this run has {len(slot_names)} "
                           f"({', '.join(slot_names)})")

@@ -13,8 +13,8 @@ from esper_core.tolaria.resolve import ResolvedRun
 from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments, make_environments
 
 #: ``[policy]`` options that only a learned policy's trainer understands (set by the CLI flags
-#: ``--rounds``, ``--envs``, ``--episode-length`` and ``--workers``).
-TRAINING_OPTIONS = ("rounds", "envs", "episode_length", "workers")
+#: ``--rounds``, ``--envs``, ``--episode-length``, ``--workers`` and ``--dataset``).
+TRAINING_OPTIONS = ("rounds", "envs", "episode_length", "workers", "dataset")
 
 
 @frozen(kw_only=True)

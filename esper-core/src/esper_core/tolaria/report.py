@@ -15,23 +15,34 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+_PPO_COLUMNS = (("round", "round"), ("mean return", "mean_return"), ("mean final acc %", "mean_final_accuracy"),
+                ("germinated", "germinations"), ("fossilized", "fossilized"), ("culled", "culled"),
+                ("anti-pattern share", "antipattern_share"), ("entropy", "entropy"), ("approx KL", "approx_kl"))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
 def format_training_summary(summary: dict[str, Any]) -> str:
-    """The end-of-training table of a learned policy: one row per round."""
-    lines = [
-        f"run {summary['run_id']}: trained {summary['policy']} on task {summary['task']}, seed {summary['seed']}: "
-        f"{summary['rounds']} rounds × {summary['envs']} environments × {summary['episode_length']} epochs, "
-        f"{summary['wall_seconds']:.1f} s",
-        "",
-    ]
-    rows = [[h["round"] + 1, _num(h["mean_return"], 3), _num(h["mean_final_accuracy"]), h["germinations"],
-             h["fossilized"], h["culled"], _num(h.get("antipattern_share")), _num(h.get("entropy"), 3),
-             _num(h.get("approx_kl"), 4)] for h in summary["history"]]
-    lines.append(format_table(["round", "mean return", "mean final acc %", "germinated", "fossilized", "culled",
-                               "anti-pattern share", "entropy", "approx KL"], rows))
-    overhead = summary.get("policy_overhead")
-    lines += ["", f"policy inference + updates: {summary['policy_seconds']:.1f} s, environments: "
-              f"{summary['env_seconds']:.1f} s ({_num(None if overhead is None else 100 * overhead, 1)} % policy)",
-              f"policy checkpoint: {summary['policy_checkpoint']}"]
+    """The end-of-training table of a learned policy: one row per round (PPO) or per logged
+    stretch of steps (offline learners), with the columns the trainer recorded."""
+    shape = (f": {summary['rounds']} rounds × {summary['envs']} environments × {summary['episode_length']} epochs"
+             if "rounds" in summary else "")
+    lines = [f"run {summary['run_id']}: trained {summary['policy']} on task {summary['task']}, seed "
+             f"{summary['seed']}{shape}, {summary['wall_seconds']:.1f} s", ""]
+    history = summary.get("history") or []
+    columns = list(_PPO_COLUMNS) if "rounds" in summary else [(k, k) for k in (history[0] if history else {})]
+    rows = [[_cell(h.get(key) + 1 if key == "round" else h.get(key)) for _, key in columns] for h in history]
+    if rows:
+        lines.append(format_table([title for title, _ in columns], rows))
+    if "policy_seconds" in summary:
+        overhead = summary.get("policy_overhead")
+        lines += ["", f"policy inference + updates: {summary['policy_seconds']:.1f} s, environments: "
+                  f"{summary['env_seconds']:.1f} s ({_num(None if overhead is None else 100 * overhead, 1)} % policy)"]
+    lines.append(f"policy checkpoint: {summary['policy_checkpoint']}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,41 @@
+"""IQL options, from the ``[policy]`` table (``--dataset`` sets ``dataset``).
+
+Defaults from Kostrikov, Nair and Levine 2021 ("Offline Reinforcement Learning with Implicit
+Q-Learning", arXiv:2110.06169): expectile τ = 0.7, inverse temperature β = 3.0, γ = 0.99,
+Polyak rate 0.005, advantage weights clipped at 100, learning rate 3e-4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import field, frozen
+
+from esper_policies._options import int_at_least, is_bool, number_in
+
+
+def _dataset_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"dataset must be a directory or a list of directories, got {value!r}")
+    return tuple(value)
+
+
+@frozen(kw_only=True)
+class IQLConfig:
+    #: one or more dataset directories from `esper collect` (comma-separated on the command line)
+    dataset: tuple[str, ...] = field(converter=_dataset_list)
+    #: gradient steps (each one minibatch of each loss)
+    steps: int = field(default=3000, validator=int_at_least(1))
+    batch_size: int = field(default=256, validator=int_at_least(1))
+    lr: float = field(default=3e-4, validator=number_in(0.0, 1.0, low_open=True))
+    gamma: float = field(default=0.99, validator=number_in(0.0, 1.0))
+    expectile: float = field(default=0.7, validator=number_in(0.5, 1.0, low_open=False))
+    beta: float = field(default=3.0, validator=number_in(0.0))
+    polyak: float = field(default=0.005, validator=number_in(0.0, 1.0, low_open=True))
+    max_weight: float = field(default=100.0, validator=number_in(0.0, low_open=True))
+    hidden: int = field(default=64, validator=int_at_least(4))
+    normalize_observations: bool = field(default=True, validator=is_bool)
+    #: log and record the losses every this many steps
+    log_every: int = field(default=250, validator=int_at_least(1))

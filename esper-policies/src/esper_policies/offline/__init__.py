@@ -1,0 +1,2 @@
+"""Offline learning: recorded episode datasets (:mod:`.dataset`) and ``esper collect``
+(:mod:`.collect`, :mod:`.commands`)."""

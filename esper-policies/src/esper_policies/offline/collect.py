@@ -1,0 +1,122 @@
+"""``esper collect``: record a behaviour policy's episodes as an offline dataset.
+
+Episode ``k`` runs on seed ``episode_seed(run seed, env=0, episode=k)`` — the seeds PPO trains
+on, never the held-out ones ``esper evaluate`` uses. Each finished episode becomes one shard;
+running the same command again continues after the last complete shard, and refuses a
+directory recorded with another task, behaviour policy or action space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+
+from esper_core.contracts.decisions import Op
+from esper_core.errors import ConfigError
+from esper_core.plugins.registry import Catalog
+from esper_core.tolaria.episode import HostEpisode
+from esper_core.tolaria.job import make_policy, prepare_task
+from esper_core.tolaria.resolve import ResolvedRun
+from esper_core.tolaria.vector import episode_seed
+from esper_policies.encoding import ObservationBuilder, encode_masks
+from esper_policies.offline.dataset import METADATA, EpisodeDataset
+
+logger = structlog.get_logger(__name__)
+
+#: metadata that must match for a collection to continue in an existing directory
+_SAME = ("task", "policy", "seed", "epochs", "blueprint_catalog", "slot_names")
+
+
+def _action(decision: Any, keys: tuple[str, ...]) -> list[int]:
+    slot = decision.slot if decision.slot is not None else 0
+    blueprint = keys.index(decision.blueprint) if decision.op is Op.GERMINATE else 0
+    return [int(decision.op), slot, blueprint]
+
+
+def record_episode(resolved: ResolvedRun, task: Any, policy: Any, *, episode: int, seed: int,
+                   keys: tuple[str, ...], n_slots: int, policy_name: str) -> dict[str, Any]:
+    """Run one episode under ``policy``; return its shard (see :mod:`.dataset`)."""
+    builder = ObservationBuilder(1, n_slots)
+    obs, masks, actions, rewards, terms = [], [], [], [], []
+    policy.reset(episode=episode)
+    with HostEpisode(resolved, task, episode=episode, seed=seed, emit=lambda event: None,
+                     policy_name=policy_name) as env:
+        step = env.start()
+        while True:
+            obs.append(builder.build([step.report])[0])
+            masks.append(step.mask)
+            decision = policy.decide(report=step.report, mask=step.mask)
+            actions.append(_action(decision, keys))
+            step = env.step(decision)
+            rewards.append(step.reward)
+            terms.append(dict(step.reward_terms))
+            if step.done:
+                break
+        final = builder.peek_next([step.report])[0]
+        result = env.result()
+    encoded = encode_masks(masks)
+    n = len(obs)
+    names = sorted({name for t in terms for name in t})
+    return {
+        "obs": torch.stack(obs),
+        "next_obs": torch.stack([*obs[1:], final]),
+        "mask_ops": encoded.ops,
+        "mask_slots": encoded.slots,
+        "mask_blueprints": encoded.blueprints,
+        "actions": torch.tensor(actions, dtype=torch.int64),
+        "rewards": torch.tensor(rewards, dtype=torch.float32),
+        "reward_terms": {name: torch.tensor([t.get(name, 0.0) for t in terms], dtype=torch.float32)
+                         for name in names},
+        "terminated": torch.tensor([False] * (n - 1) + [not step.truncated]),
+        "truncated": torch.tensor([False] * (n - 1) + [step.truncated]),
+        "episode": episode,
+        "seed": seed,
+        "final_accuracy": result.final_accuracy,
+        "total_reward": result.total_reward,
+    }
+
+
+def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int) -> dict[str, Any]:
+    """Record episodes ``0..episodes-1`` of ``resolved.policy`` into ``out`` (resuming)."""
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+    _, task, slot_names = prepare_task(resolved)
+    keys = resolved.blueprint_keys
+    metadata = {
+        "task": resolved.task.name,
+        "topology": resolved.task.topology,
+        "policy": resolved.policy.name,
+        "seed": resolved.config.seed,
+        "epochs": resolved.epochs,
+        "slot_names": list(slot_names),
+        "blueprint_catalog": list(keys),
+        "observation_size": ObservationBuilder(1, len(slot_names)).size,
+        "run_config": resolved.to_toml_dict(),
+    }
+    policy = make_policy(resolved, resolved.policy.name, catalog, slot_names, dict(resolved.config.policy_options))
+    if (out / METADATA).is_file():
+        dataset = EpisodeDataset(out)
+        different = [k for k in _SAME if dataset.metadata.get(k) != metadata[k]]
+        if different:
+            raise ConfigError(f"{str(out)!r} already holds episodes recorded with another {different[0]} "
+                              f"({dataset.metadata.get(different[0])!r}, now {metadata[different[0]]!r}); "
+                              "choose another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {str(out)!r} exists, is not empty and is not an episode dataset")
+    else:
+        dataset = EpisodeDataset.create(out, metadata)
+    done = len(dataset)
+    if done:
+        logger.info("collect_resumed", dataset=str(out), complete_episodes=done)
+    for k in range(done, episodes):
+        shard = record_episode(resolved, task, policy, episode=k, seed=episode_seed(resolved.config.seed, env=0,
+                                                                                    episode=k),
+                               keys=keys, n_slots=len(slot_names), policy_name=resolved.policy.name)
+        dataset.write_episode(k, shard)
+        logger.info("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
+                    final_accuracy=round(shard["final_accuracy"], 2), total_reward=round(shard["total_reward"], 3))
+    return {"dataset": str(out), "episodes": len(dataset), "recorded_now": max(0, episodes - done),
+            "policy": resolved.policy.name, "task": resolved.task.name}

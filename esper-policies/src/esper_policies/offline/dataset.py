@@ -1,0 +1,165 @@
+"""Recorded episodes for offline learning: a versioned, sharded on-disk format.
+
+Layout of a dataset directory (format ``esper-episodes``, version 1)::
+
+    dataset.json          metadata: format, version, observation schema version and size, slot
+                          names, blueprint catalog (the action space), task, topology, epochs,
+                          the behaviour policy, base seed, the run configuration, reward terms
+    episodes/000000.pt    one shard per finished episode (torch.save of plain tensors):
+        obs (T, D) float32        observation before each decision (unnormalised layout values)
+        next_obs (T, D) float32   observation after it (for the last step: the state it ended in)
+        mask_ops (T, 5) bool, mask_slots (T, 5, S) bool, mask_blueprints (T, P) bool
+        actions (T, 3) int64      op, slot, blueprint indices (slot/blueprint 0 when unused)
+        rewards (T,) float32      total reward; reward_terms: {term name: (T,) float32}
+        terminated (T,) bool, truncated (T,) bool
+        episode, seed, final_accuracy, total_reward   (scalars)
+
+Every shard is written to a temporary file and renamed into place, so a crash loses at most the
+episode in progress and collection resumes after the last complete shard. Reading never loads
+the whole dataset: minibatches stream from a few shards at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from attrs import frozen
+
+from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
+from esper_core.errors import ConfigError, DataError
+from esper_core.tolaria.policy_checkpoint import check_compatible
+from esper_core.tolaria.rundir import write_json
+from esper_policies.encoding import MaskBatch
+
+FORMAT = "esper-episodes"
+FORMAT_VERSION = 1
+METADATA = "dataset.json"
+EPISODES = "episodes"
+_TENSORS = ("obs", "next_obs", "mask_ops", "mask_slots", "mask_blueprints", "actions", "rewards", "terminated",
+            "truncated")
+
+
+@frozen
+class Batch:
+    """A minibatch of transitions."""
+
+    obs: torch.Tensor
+    next_obs: torch.Tensor
+    masks: MaskBatch
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+
+def shard_name(index: int) -> str:
+    return f"{index:06d}.pt"
+
+
+class EpisodeDataset:
+    """A dataset directory: metadata plus the complete episode shards found in it."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        meta_path = self.path / METADATA
+        if not meta_path.is_file():
+            raise DataError(f"{str(self.path)!r} is not an episode dataset (no {METADATA}); "
+                            "record one with `esper collect`")
+        try:
+            self.metadata: dict[str, Any] = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"episode dataset metadata {str(meta_path)!r} is unreadable: {exc}") from None
+        if self.metadata.get("format") != FORMAT:
+            raise DataError(f"{str(meta_path)!r} does not describe an Esper episode dataset")
+        if self.metadata.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"episode dataset {str(self.path)!r} has format version "
+                            f"{self.metadata.get('format_version')!r}; this Esper reads version {FORMAT_VERSION}")
+
+    @staticmethod
+    def create(path: Path, metadata: Mapping[str, Any]) -> EpisodeDataset:
+        """Start a dataset at ``path`` (which must not hold one), or return the existing one."""
+        path.mkdir(parents=True, exist_ok=True)
+        (path / EPISODES).mkdir(exist_ok=True)
+        write_json(path / METADATA, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                     "observation_version": OBSERVATION_SCHEMA_VERSION, **metadata})
+        return EpisodeDataset(path)
+
+    @property
+    def shards(self) -> list[Path]:
+        """Complete shards in episode order (temporary files of an interrupted write are ignored)."""
+        folder = self.path / EPISODES
+        return sorted(p for p in folder.glob("*.pt") if not p.name.startswith(".")) if folder.is_dir() else []
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def check(self, *, blueprint_keys: Sequence[str], slot_names: Sequence[str]) -> None:
+        """Refuse a dataset recorded with another action space or observation schema."""
+        check_compatible(self.metadata, path=self.path, blueprint_keys=blueprint_keys, slot_names=slot_names,
+                         observation_version=OBSERVATION_SCHEMA_VERSION, what="episode dataset",
+                         verb="was recorded")
+
+    def write_episode(self, index: int, episode: Mapping[str, Any]) -> Path:
+        """Write one episode's shard atomically."""
+        target = self.path / EPISODES / shard_name(index)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(dict(episode), tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def read_episode(self, shard: Path) -> dict[str, Any]:
+        """One shard; a corrupt or incomplete one is a DataError naming it."""
+        try:
+            data = torch.load(shard, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DataError(f"episode shard {str(shard)!r} is corrupt ({type(exc).__name__}); delete it "
+                            "and run `esper collect` again to re-record that episode") from None
+        missing = [k for k in _TENSORS if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise DataError(f"episode shard {str(shard)!r} is incomplete: missing {', '.join(missing)}")
+        size = self.metadata["observation_size"]
+        if data["obs"].dim() != 2 or data["obs"].shape[1] != size:
+            raise DataError(f"episode shard {str(shard)!r} has observations of shape {tuple(data['obs'].shape)}; "
+                            f"the dataset's observation size is {size}")
+        return data
+
+    def transitions(self) -> int:
+        return sum(self.read_episode(s)["obs"].shape[0] for s in self.shards)
+
+    def minibatches(self, batch_size: int, *, generator: torch.Generator, shards_per_chunk: int = 32
+                    ) -> Iterator[Batch]:
+        """One pass over the data in shuffled minibatches, holding ``shards_per_chunk`` episodes
+        in memory at a time (shards are shuffled, then transitions within each chunk)."""
+        shards = self.shards
+        if not shards:
+            raise DataError(f"episode dataset {str(self.path)!r} has no complete episodes")
+        order = torch.randperm(len(shards), generator=generator).tolist()
+        for start in range(0, len(order), shards_per_chunk):
+            episodes = [self.read_episode(shards[i]) for i in order[start:start + shards_per_chunk]]
+            chunk = {k: torch.cat([e[k] for e in episodes]) for k in _TENSORS}
+            perm = torch.randperm(chunk["obs"].shape[0], generator=generator)
+            for idx in perm.split(batch_size):
+                yield Batch(obs=chunk["obs"][idx], next_obs=chunk["next_obs"][idx],
+                            masks=MaskBatch(chunk["mask_ops"][idx], chunk["mask_slots"][idx],
+                                            chunk["mask_blueprints"][idx]),
+                            actions=chunk["actions"][idx], rewards=chunk["rewards"][idx],
+                            terminated=chunk["terminated"][idx])
+
+
+def require_dataset(path: Path | str | None) -> EpisodeDataset:
+    if path is None:
+        raise ConfigError("offline training needs a dataset: --dataset DIR (record one with `esper collect`)")
+    return EpisodeDataset(path)
