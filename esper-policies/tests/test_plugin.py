@@ -11,8 +11,8 @@ from esper_policies import plugin
 
 def test_hook_returns_valid_specs_whose_factories_build_policies():
     specs = plugin.esper_register_policies()
-    assert [s.name for s in specs] == ["heuristic", "random", "noop", "ppo"]
-    assert [s.learned for s in specs] == [False, False, False, True]
+    assert [s.name for s in specs] == ["heuristic", "random", "noop", "ppo", "iql"]
+    assert [s.learned for s in specs] == [False, False, False, True, True]
     for spec in specs[:3]:
         assert isinstance(spec, PolicySpec) and spec.description
         policy = spec.factory(context=context(seed=1))

@@ -105,6 +105,6 @@ class IQLLearner:
         with torch.no_grad():
             for target_p, p in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
                 target_p.lerp_(p, self.polyak)
-        return {"v_loss": float(v_loss), "q_loss": float(q_loss), "pi_loss": float(pi_loss.detach()),
+        return {"v_loss": float(v_loss.detach()), "q_loss": float(q_loss.detach()), "pi_loss": float(pi_loss.detach()),
                 "mean_v": float(v.detach().mean()), "mean_advantage": float(advantage.mean()),
                 "mean_weight": float(awr.mean())}

@@ -1,0 +1,169 @@
+"""Episode datasets, `esper collect` and IQL, on the in-process toy topology."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from esper_core.config import RunConfig
+from esper_core.contracts.decisions import Op
+from esper_core.errors import ConfigError, DataError
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.testing import toy
+from esper_core.tolaria.evaluation import evaluate_checkpoint
+from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import create_run_dir
+from esper_policies import plugin
+from esper_policies.encoding import MaskBatch
+from esper_policies.iql.config import IQLConfig
+from esper_policies.iql.update import IQLLearner, TwinQ, action_code
+from esper_policies.offline.collect import collect
+from esper_policies.offline.dataset import Batch, EpisodeDataset, require_dataset
+from esper_policies.ppo.network import ActorCritic
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("policies", plugin)]))
+
+
+def _resolved(catalog, policy="random", **run):
+    return resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": policy, "epochs": 4, **run},
+                                            "gates": {"g5_min_contribution": -100.0}}), catalog)
+
+
+@pytest.fixture(scope="module")
+def datasets(catalog, tmp_path_factory):
+    root = tmp_path_factory.mktemp("datasets")
+    collect(_resolved(catalog, "random"), catalog, root / "random", episodes=3)
+    collect(_resolved(catalog, "heuristic"), catalog, root / "heuristic", episodes=2)
+    return root
+
+
+def test_collected_episodes_round_trip(datasets):
+    dataset = EpisodeDataset(datasets / "random")
+    meta = json.loads((datasets / "random" / "dataset.json").read_text())
+    assert meta["format"] == "esper-episodes" and meta["policy"] == "random" and meta["epochs"] == 4
+    assert len(dataset) == 3 and dataset.transitions() == 12
+    episode = dataset.read_episode(dataset.shards[0])
+    assert episode["obs"].shape == (4, meta["observation_size"]) and episode["actions"].shape == (4, 3)
+    assert torch.equal(episode["next_obs"][:-1], episode["obs"][1:])
+    assert episode["terminated"].tolist() == [False, False, False, True] and not episode["truncated"].any()
+    terms = sum(episode["reward_terms"].values())
+    assert torch.allclose(terms, episode["rewards"], atol=1e-5)
+    assert float(episode["rewards"].sum()) == pytest.approx(episode["total_reward"], abs=1e-4)
+    for t in range(4):  # every recorded action was allowed by its recorded mask
+        op, slot, bp = episode["actions"][t].tolist()
+        assert episode["mask_ops"][t, op]
+        if op != Op.WAIT:
+            assert episode["mask_slots"][t, op, slot]
+        if op == Op.GERMINATE:
+            assert episode["mask_blueprints"][t, bp]
+    batches = list(dataset.minibatches(5, generator=torch.Generator().manual_seed(0), shards_per_chunk=2))
+    assert sum(len(b) for b in batches) == 12 and max(len(b) for b in batches) == 5
+
+
+def test_collection_resumes_and_refuses_other_recordings(catalog, datasets, tmp_path):
+    out = tmp_path / "ds"
+    collect(_resolved(catalog, "random"), catalog, out, episodes=1)
+    summary = collect(_resolved(catalog, "random"), catalog, out, episodes=2)
+    assert summary["episodes"] == 2 and summary["recorded_now"] == 1
+    first = EpisodeDataset(out).read_episode(EpisodeDataset(out).shards[0])
+    again = EpisodeDataset(datasets / "random").read_episode(EpisodeDataset(datasets / "random").shards[0])
+    assert torch.equal(first["obs"], again["obs"])  # episode k always has the same seed
+    with pytest.raises(ConfigError, match="recorded with another policy"):
+        collect(_resolved(catalog, "noop"), catalog, out, episodes=3)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not an episode dataset"):
+        collect(_resolved(catalog, "noop"), catalog, tmp_path / "junk", episodes=1)
+    with pytest.raises(ConfigError, match="--episodes must be at least 1"):
+        collect(_resolved(catalog, "noop"), catalog, tmp_path / "z", episodes=0)
+
+
+def test_bad_datasets_are_errors_that_name_the_file(datasets, tmp_path):
+    with pytest.raises(DataError, match="is not an episode dataset"):
+        EpisodeDataset(tmp_path)
+    with pytest.raises(ConfigError, match="needs a dataset"):
+        require_dataset(None)
+    copy = tmp_path / "copy"
+    (copy / "episodes").mkdir(parents=True)
+    meta = json.loads((datasets / "random" / "dataset.json").read_text())
+    (copy / "dataset.json").write_text(json.dumps({**meta, "format_version": 7}))
+    with pytest.raises(DataError, match="format version 7"):
+        EpisodeDataset(copy)
+    (copy / "dataset.json").write_text("{not json")
+    with pytest.raises(DataError, match="unreadable"):
+        EpisodeDataset(copy)
+    (copy / "dataset.json").write_text(json.dumps(meta))
+    dataset = EpisodeDataset(copy)
+    with pytest.raises(DataError, match="no complete episodes"):
+        next(dataset.minibatches(4, generator=torch.Generator()))
+    (copy / "episodes" / "000000.pt").write_bytes(b"truncated")
+    with pytest.raises(DataError, match=r"episodes/000000.pt' is corrupt"):
+        dataset.read_episode(dataset.shards[0])
+    torch.save({"obs": torch.zeros(1, 3)}, copy / "episodes" / "000000.pt")
+    with pytest.raises(DataError, match="incomplete: missing next_obs"):
+        dataset.read_episode(dataset.shards[0])
+    with pytest.raises(ConfigError, match="was recorded on another blueprint catalog"):
+        dataset.check(blueprint_keys=["toy:noop"], slot_names=meta["slot_names"])
+
+
+def test_iql_trains_from_datasets_and_its_policy_is_evaluated(catalog, datasets, tmp_path):
+    both = f"{datasets / 'random'},{datasets / 'heuristic'}"
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": both, "steps": 40, "batch_size": 8, "log_every": 20}})
+    summary = execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "iql"))
+    assert summary["training"] and summary["episodes_in_datasets"] == 5 and len(summary["history"]) == 2
+    assert {"v_loss", "q_loss", "pi_loss"} <= set(summary["history"][0])
+    evaluation = evaluate_checkpoint(catalog, tmp_path / "iql" / "policy.pt", episodes=1, against=("noop",))
+    assert [p["policy"] for p in evaluation["policies"]] == ["iql", "noop"]
+
+
+def test_iql_option_errors(catalog, datasets, tmp_path):
+    def run(policy_options, out, **kw):
+        config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4}, "policy": policy_options})
+        return execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / out), **kw)
+
+    with pytest.raises(ConfigError, match="needs a dataset"):
+        run({}, "a")
+    with pytest.raises(DataError, match="is not an episode dataset"):
+        run({"dataset": str(tmp_path)}, "b")
+    with pytest.raises(ConfigError, match="invalid iql option: expectile"):
+        run({"dataset": str(datasets / "random"), "expectile": 0.2}, "c")
+    with pytest.raises(ConfigError, match="--resume applies to PPO"):
+        run({"dataset": str(datasets / "random")}, "d", resume=True)
+    with pytest.raises(ValueError, match="dataset must be"):
+        IQLConfig(dataset=[])
+
+
+def test_action_codes_mark_only_the_factors_an_op_uses():
+    codes = action_code(torch.tensor([[0, 1, 2], [1, 1, 2], [3, 0, 2]]), n_slots=2, n_blueprints=3)
+    assert codes.tolist() == [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                              [0, 1, 0, 0, 0, 0, 1, 0, 0, 1],
+                              [0, 0, 0, 1, 0, 1, 0, 0, 0, 0]]
+
+
+def test_expectile_value_sits_above_the_mean_of_dataset_q():
+    # One state, two recorded actions with returns 0 and 1: V should settle near the 0.9-expectile.
+    torch.manual_seed(0)
+    actor, q = ActorCritic(3, 1, 1, hidden=8), TwinQ(3, 1, 1, 8)
+    learner = IQLLearner(actor, q, lr=1e-2, gamma=0.0, expectile=0.9, beta=1.0, polyak=1.0, max_weight=100.0)
+    obs = torch.zeros(8, 3)
+    actions = torch.tensor([[0, 0, 0], [3, 0, 0]] * 4)
+    rewards = torch.tensor([0.0, 1.0] * 4)
+    masks = MaskBatch(torch.ones(8, 5, dtype=torch.bool), torch.ones(8, 5, 1, dtype=torch.bool),
+                      torch.ones(8, 1, dtype=torch.bool))
+    batch = Batch(obs=obs, next_obs=obs, masks=masks, actions=actions, rewards=rewards,
+                  terminated=torch.ones(8, dtype=torch.bool))
+    for _ in range(600):
+        stats = learner.step(batch)
+    assert 0.75 < stats["mean_v"] < 1.0
+    # the advantage-weighted policy prefers the better recorded action (op 3 = CULL over WAIT)
+    with torch.no_grad():
+        features, _ = actor.features(obs[:1])
+        out = actor.heads(features, masks.index(slice(0, 1)), greedy=True)
+    assert out.actions[0, 0].item() == 3
