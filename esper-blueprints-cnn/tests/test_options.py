@@ -27,6 +27,7 @@ def test_typed_and_string_values_are_accepted() -> None:
         64, 32, (4, 8), False, 3
     )
     assert parse({"widths": [4, 8, 16]}).widths == (4, 8, 16)
+    assert (parse({"image_size": "20"}).image_size, parse({"epoch_size": "50"}).epoch_size) == (20, 50)
     assert parse({"augment": 1}).augment is True
 
 
@@ -59,6 +60,8 @@ def test_cifar_refuses_the_procedural_only_key() -> None:
         ("augment", "maybe"),
         ("augment", 2),
         ("data_seed", -1),
+        ("image_size", 3),
+        ("epoch_size", 0),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: Any) -> None:

@@ -9,6 +9,7 @@ import pytest
 import esper_blueprints_cnn
 from esper_blueprints_cnn import CNN_DEFAULTS, plugin
 from esper_blueprints_cnn.host import CNNHost, HostConfig
+from esper_blueprints_cnn.micro import MICRO_KASMINA
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import LazyCallable
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
@@ -32,12 +33,12 @@ def test_blueprint_hook_returns_the_catalog() -> None:
 
 def test_task_hook_returns_valid_tasks() -> None:
     tasks = {t.name: t for t in plugin.esper_register_tasks()}
-    assert set(tasks) == {"shapes", "cifar10", "cifar100"}
+    assert set(tasks) == {"shapes", "micro", "cifar10", "cifar100"}
     blueprint_names = {s.name for s in plugin.esper_register_blueprints()}
     slot_names = {p.name for p in CNNHost().injection_points}
     for t in tasks.values():
         assert isinstance(t, TaskSpec) and t.topology == "cnn"
-        assert t.kasmina is CNN_DEFAULTS
+        assert t.kasmina is (MICRO_KASMINA if t.name == "micro" else CNN_DEFAULTS)
         assert set(t.defaults) >= RUN_DEFAULT_KEYS
         assert set(t.defaults["blueprints"]) <= blueprint_names
         assert set(t.defaults["slots"]) <= slot_names

@@ -17,6 +17,7 @@ from esper_blueprints_cnn.defaults import (
     CNN_DEFAULTS,
     SHAPES_DEFAULTS,
 )
+from esper_blueprints_cnn.micro import MICRO_DEFAULTS, MICRO_KASMINA
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
 
@@ -103,6 +104,17 @@ def task_specs() -> list[TaskSpec]:
             description="procedural 32×32 shapes × textures, 10 classes (embedded, no download)",
             defaults=SHAPES_DEFAULTS,
             kasmina=CNN_DEFAULTS,
+        ),
+        TaskSpec(
+            name="micro",
+            topology=TOPOLOGY,
+            factory=lazy(f"{_PKG}.tasks.procedural:make_micro_task"),
+            description=(
+                "tiny 16×16 shapes for developing controllers (PPO) in CI: ~0.1 s/epoch on one "
+                "CPU thread, a quick plateau and a short lifecycle"
+            ),
+            defaults=MICRO_DEFAULTS,
+            kasmina=MICRO_KASMINA,
         ),
         TaskSpec(
             name="cifar10",

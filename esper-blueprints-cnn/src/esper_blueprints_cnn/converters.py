@@ -45,6 +45,11 @@ def to_seed(value: Any) -> int:
     return _to_int(value, minimum=0)
 
 
+def to_image_size(value: Any) -> int:
+    """Side of a square procedural image in pixels (the renderer needs at least 4)."""
+    return _to_int(value, minimum=4)
+
+
 def to_widths(value: Any) -> tuple[int, ...]:
     """A non-empty sequence of positive ints; ``"8,16,32"`` is accepted from the command line."""
     if isinstance(value, str):

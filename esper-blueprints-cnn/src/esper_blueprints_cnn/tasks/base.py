@@ -90,7 +90,13 @@ class ImageTask:
         batch_size: int,
         widths: tuple[int, ...],
         augment: bool,
+        epoch_size: int | None = None,
     ) -> None:
+        n_train = int(data.train_labels.shape[0])
+        if epoch_size is not None and not 1 <= epoch_size <= n_train:
+            raise ValueError(
+                f"epoch_size must be between 1 and the {n_train} training images, got {epoch_size}"
+            )
         self.name = name
         self.seed = seed
         self.device = torch.device(device)
@@ -112,6 +118,9 @@ class ImageTask:
         self._val = data.val_images.to(self.device)
         self._val_labels = data.val_labels.to(self.device, torch.int64)
         self.image_size = (data.train_images.shape[1], data.train_images.shape[2])
+        #: Training images per epoch: ``None`` is one pass over the training set; fewer draws
+        #: each epoch a fresh subset (the head of that epoch's permutation) from the set as a pool.
+        self.epoch_size = epoch_size
 
     # --- sizes -------------------------------------------------------------------------------
 
@@ -135,12 +144,17 @@ class ImageTask:
         return host.to(device=self.device, memory_format=fmt)
 
     def train_batches(self, *, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled (and, if enabled, augmented) batches; the order and the augmentation are a
-        pure function of ``(seed, epoch)``. A trailing batch of one is dropped (BatchNorm needs
-        two samples to train)."""
-        n, b = self.train_size, self.batch_size
+        """Shuffled (and, if enabled, augmented) batches; the order, the subset of the training
+        set used (with ``epoch_size``) and the augmentation are a pure function of
+        ``(seed, epoch)``. A trailing batch of one is dropped (BatchNorm needs two samples to
+        train)."""
+        b = self.batch_size
         gen = torch.Generator().manual_seed(stream_seed(self.seed, epoch))
-        order = torch.randperm(n, generator=gen).to(self.device, non_blocking=True)
+        order = torch.randperm(self.train_size, generator=gen)
+        if self.epoch_size is not None:
+            order = order[: self.epoch_size]
+        n = int(order.shape[0])
+        order = order.to(self.device, non_blocking=True)
         if self.augment:
             h, w = self.image_size
             span = 2 * CROP_PADDING + 1
@@ -183,6 +197,8 @@ class ImageTask:
 
     def __repr__(self) -> str:
         return (
-            f"ImageTask(name={self.name!r}, train={self.train_size}, val={self.val_size}, "
+            f"ImageTask(name={self.name!r}, train={self.train_size}"
+            + (f" ({self.epoch_size} per epoch)" if self.epoch_size is not None else "")
+            + f", val={self.val_size}, "
             f"batch_size={self.batch_size}, widths={self.host_config.widths}, device={self.device})"
         )

@@ -15,6 +15,7 @@ from attrs import field, frozen
 
 from esper_blueprints_cnn.converters import (
     to_bool,
+    to_image_size,
     to_optional_path,
     to_optional_size,
     to_positive_int,
@@ -43,6 +44,10 @@ class ImageTaskOptions:
     augment: bool = field(default=True, converter=to_bool)
     #: Seed of the procedural dataset itself (the run seed drives init and shuffling).
     data_seed: int = field(default=0, converter=to_seed)
+    #: Training images per epoch, drawn afresh each epoch from the training set (``None``: all).
+    epoch_size: int | None = field(default=None, converter=to_optional_size)
+    #: Side of the square procedural images in pixels (``shapes``: 32, ``micro``: 16).
+    image_size: int = field(default=32, converter=to_image_size)
 
 
 def parse_options(

@@ -1,4 +1,4 @@
-"""``shapes``: the embedded procedural image task (no files, no network).
+"""``shapes`` and ``micro``: the embedded procedural image tasks (no files, no network).
 
 Ten classes = five shapes (disc, square, triangle, cross, ring) × two textures (solid,
 striped). Each 32×32 RGB image has a random background colour with a linear gradient, a few
@@ -7,8 +7,11 @@ background), position, scale and rotation; stripes follow the shape's rotation, 
 pixel noise is added last. Everything is generated at once with batched tensor ops from a
 seeded ``torch.Generator``, so the same seed always gives the same images.
 
-The default sizes are set so that an epoch of the default host takes about a second on two CPU
-cores and the small default host plateaus clearly below a 4× wider one (see the README).
+The ``shapes`` default sizes are set so that an epoch of the default host takes about a second
+on two CPU cores and the small default host plateaus clearly below a 4× wider one (see the
+README). ``micro`` renders the same images at 16×16 and trains on 1,000 of them per epoch, drawn
+afresh each epoch from a pool of 8,000, so that an epoch takes about 0.1 s on one CPU thread (see
+:mod:`esper_blueprints_cnn.micro` for why each of its defaults).
 """
 
 from __future__ import annotations
@@ -21,8 +24,17 @@ from typing import Any
 import structlog
 import torch
 
+from esper_blueprints_cnn.micro import (
+    MICRO_AUGMENT,
+    MICRO_EPOCH_SIZE,
+    MICRO_IMAGE_SIZE,
+    MICRO_TRAIN_SIZE,
+    MICRO_VAL_SIZE,
+    MICRO_WIDTHS,
+)
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
 from esper_blueprints_cnn.tasks.options import ImageTaskOptions, parse_options
+from esper_core.errors import ConfigError
 
 logger = structlog.get_logger(__name__)
 
@@ -34,11 +46,18 @@ CLUTTER = 3
 
 DEFAULT_TRAIN_SIZE = 3500
 DEFAULT_VAL_SIZE = 2000
+#: Options of both procedural tasks (``shapes`` and ``micro``).
 ALLOWED_OPTIONS = frozenset(
-    {"train_size", "val_size", "batch_size", "widths", "augment", "data_seed"}
+    {"train_size", "val_size", "epoch_size", "batch_size", "widths", "augment", "data_seed",
+     "image_size"}
 )
 DEFAULT_OPTIONS = ImageTaskOptions(
     train_size=DEFAULT_TRAIN_SIZE, val_size=DEFAULT_VAL_SIZE, widths=(8, 16, 32)
+)
+#: ``micro``: see :mod:`esper_blueprints_cnn.micro` for the measurements behind each value.
+MICRO_OPTIONS = ImageTaskOptions(
+    train_size=MICRO_TRAIN_SIZE, val_size=MICRO_VAL_SIZE, epoch_size=MICRO_EPOCH_SIZE,
+    widths=MICRO_WIDTHS, augment=MICRO_AUGMENT, image_size=MICRO_IMAGE_SIZE,
 )
 
 
@@ -135,19 +154,30 @@ def generate_shapes(n: int, *, seed: int, size: int = IMAGE_SIZE) -> tuple[torch
     return img.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8), labels
 
 
-def make_shapes_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
-    """TaskSpec factory of ``shapes``. Train and validation images come from separate streams
-    of ``data_seed`` (default 0), so changing one size never changes the other split and every
-    run seed sees the same dataset; ``seed`` drives host init, shuffling and augmentation."""
-    opts = parse_options("shapes", options, allowed=ALLOWED_OPTIONS, defaults=DEFAULT_OPTIONS)
+def _make_procedural_task(
+    name: str, *, seed: int, device: str, options: Mapping[str, Any], defaults: ImageTaskOptions
+) -> ImageTask:
+    """An :class:`ImageTask` over :func:`generate_shapes` images. Train and validation images
+    come from separate streams of ``data_seed``, so changing one size never changes the other
+    split and every run seed sees the same dataset; ``seed`` drives host init, shuffling and
+    augmentation."""
+    opts = parse_options(name, options, allowed=ALLOWED_OPTIONS, defaults=defaults)
     assert opts.train_size is not None and opts.val_size is not None
+    if opts.epoch_size is not None and opts.epoch_size > opts.train_size:
+        raise ConfigError(
+            f"task {name!r}: option 'epoch_size' ({opts.epoch_size}) must not exceed "
+            f"train_size ({opts.train_size})"
+        )
     start = time.perf_counter()
-    train_x, train_y = generate_shapes(opts.train_size, seed=stream_seed(opts.data_seed, 1))
-    val_x, val_y = generate_shapes(opts.val_size, seed=stream_seed(opts.data_seed, 2))
+    size = opts.image_size
+    train_x, train_y = generate_shapes(opts.train_size, seed=stream_seed(opts.data_seed, 1), size=size)
+    val_x, val_y = generate_shapes(opts.val_size, seed=stream_seed(opts.data_seed, 2), size=size)
     logger.debug(
         "shapes generated",
+        task=name,
         train=opts.train_size,
         val=opts.val_size,
+        size=size,
         seconds=round(time.perf_counter() - start, 3),
     )
     data = ImageData(
@@ -155,6 +185,19 @@ def make_shapes_task(*, seed: int, device: str, options: Mapping[str, Any]) -> I
         num_classes=len(CLASSES),
     )
     return ImageTask(
-        name="shapes", data=data, seed=seed, device=device, batch_size=opts.batch_size,
-        widths=opts.widths, augment=opts.augment,
+        name=name, data=data, seed=seed, device=device, batch_size=opts.batch_size,
+        widths=opts.widths, augment=opts.augment, epoch_size=opts.epoch_size,
     )
+
+
+def make_shapes_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
+    """TaskSpec factory of ``shapes`` (``data_seed`` default 0)."""
+    return _make_procedural_task("shapes", seed=seed, device=device, options=options,
+                                 defaults=DEFAULT_OPTIONS)
+
+
+def make_micro_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
+    """TaskSpec factory of ``micro``: the same images at 16×16, 1,000 per epoch drawn from a
+    pool of 8,000, 500 for validation (see :mod:`esper_blueprints_cnn.micro` for why)."""
+    return _make_procedural_task("micro", seed=seed, device=device, options=options,
+                                 defaults=MICRO_OPTIONS)
