@@ -3,7 +3,8 @@
 Ten epochs, two slots: ``r0`` germinates a conv_light seed at epoch 3 that trains, blends,
 shadows, goes on probation and is fossilized at epoch 10; ``r1`` germinates an attention seed
 at epoch 4, causes a governor rollback at epoch 6 and is culled, then sits in embargo.
-Every epoch has a reward; the run also has an anomaly and three PPO updates.
+Every epoch has a reward and a gradient-health report (standard profile; unhealthy, with a
+non-finite step, at the rollback epoch 6); the run also has an anomaly and three PPO updates.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from esper_core.contracts.events import (
     EpochEnded,
     GateEvaluated,
     GovernorRollback,
+    GradientHealth,
     PPOUpdate,
     RewardComputed,
     RunEnded,
@@ -91,6 +93,7 @@ def make_run(run_id: str = "run-a", *, policy: str = "heuristic", accuracy_offse
     for (epoch, s0, a0, c0, s1), acc in zip(_SLOT_PLAN, _ACCURACY):
         slots = _slots(epoch, s0, a0, c0, s1)
         seed_params = sum(s["seed_params"] for s in slots)
+        events.append(make_gradient_health(at(epoch=epoch), unhealthy=epoch == 6))
         events.append(EpochEnded(
             **at(epoch=epoch), train_loss=2.3 - 0.12 * epoch, val_loss=2.2 - 0.1 * epoch,
             val_accuracy=acc + accuracy_offset, host_params=HOST_PARAMS, seed_params=seed_params,
@@ -141,6 +144,26 @@ def make_run(run_id: str = "run-a", *, policy: str = "heuristic", accuracy_offse
             "losses/value_loss": 2.0 / update}))
     events.append(RunEnded(**at(epoch=10), summary=make_summary(run_id, policy, accuracy_offset)))
     return events
+
+
+def make_gradient_health(at: dict[str, Any], *, unhealthy: bool = False) -> GradientHealth:
+    """One epoch's report of the gradient_health observer (standard profile, two layers)."""
+    epoch = at["epoch"]
+    seed_score = 0.2 if unhealthy else 1.0
+    return GradientHealth(
+        **at, profile="standard", steps=110, score=(1.0 + seed_score) / 2,
+        global_norm_mean=1.5 / epoch, global_norm_max=3.0 / epoch,
+        vanishing_fraction=0.4 if unhealthy else 0.0, exploding_fraction=0.0,
+        nonfinite_steps=1 if unhealthy else 0,
+        layers=[
+            {"name": "host.segments.0", "score": 1.0, "norm_mean": 1.2 / epoch,
+             "norm_max": 2.0 / epoch, "vanishing_fraction": 0.0, "exploding_fraction": 0.0,
+             "nonfinite_steps": 0},
+            {"name": "slots.r1.seed", "score": seed_score, "norm_mean": 1e-9,
+             "norm_max": 1e-8, "vanishing_fraction": 0.8 if unhealthy else 0.0,
+             "exploding_fraction": 0.0, "nonfinite_steps": 1 if unhealthy else 0},
+        ],
+    )
 
 
 def make_summary(run_id: str, policy: str = "heuristic",

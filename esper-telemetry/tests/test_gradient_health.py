@@ -145,3 +145,44 @@ def test_config_validation():
         GradientHealthConfig.from_options({"vanishing_threshold": float("nan")})
     assert GradientHealthConfig().interval == 10
     assert GradientHealthConfig.from_profile("diagnostic").interval == 1
+
+
+def test_backward_hooks_measure_once_per_backward_and_are_removed():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match="not both"):
+        GradientHealthTracker(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                              hook_backward=True)
+    with GradientHealthTracker(model, GradientHealthConfig.from_profile("minimal"),
+                               hook_backward=True) as tracker:
+        assert tracker.hook_count == 4
+        expected = []
+        for _ in range(3):
+            model.zero_grad(set_to_none=True)
+            model(torch.randn(5, 4)).square().mean().backward()
+            expected.append(math.sqrt(sum(float(p.grad.square().sum())
+                                          for p in model.parameters())))
+        model(torch.randn(5, 4)).sum()  # a forward without backward measures nothing
+        report = tracker.epoch_summary()
+    assert report.steps == 3 and report.sampled_steps == 0
+    assert report.global_norm_mean == pytest.approx(sum(expected) / 3, rel=1e-5)
+    assert report.vanishing_fraction == 0.0 and report.exploding_fraction == 0.0
+    assert tracker.hook_count == 0
+    assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
+    model(torch.randn(5, 4)).sum().backward()  # after close: nothing queued, nothing counted
+    assert tracker.epoch_summary().steps == 0
+
+
+def test_long_epochs_fold_and_half_precision_norms_do_not_overflow(monkeypatch):
+    from esper_telemetry import gradient_health
+
+    monkeypatch.setattr(gradient_health, "_FOLD_NORMS", 64)
+    module = nn.Linear(10, 10, bias=False).half()
+    module.weight.grad = torch.full((10, 10), 1e4, dtype=torch.float16)  # ‖g‖ = 1e5 > fp16 max
+    tracker = GradientHealthTracker(module, GradientHealthConfig.from_profile("minimal"))
+    for _ in range(300):  # several folds of the per-step norms
+        tracker.step()
+    assert tracker._pending_count == 300 % 64
+    report = tracker.epoch_summary()
+    assert report.steps == 300 and report.nonfinite_steps == 0
+    assert report.global_norm_mean == pytest.approx(1e5, rel=1e-3)
+    assert report.exploding_fraction == 1.0 and report.score == 0.0  # RMS 1e4 > 1e3

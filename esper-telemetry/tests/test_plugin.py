@@ -16,6 +16,7 @@ def test_plugin_module_imports_neither_torch_nor_matplotlib():
         "import sys\n"
         "import esper_telemetry.plugin as p\n"
         "specs = p.esper_register_telemetry_sinks()\n"
+        "observers = p.esper_register_observers()\n"
         "import click\n"
         "g = click.Group('esper')\n"
         "p.esper_add_commands(cli=g)\n"

@@ -21,7 +21,7 @@ def test_report_writes_pngs_and_an_html_page_embedding_them(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.glob("*.png")}
     assert names == {"overview.png", "alpha.png", "contributions.png", "parameters.png",
-                     "rewards.png", "ppo.png"}
+                     "rewards.png", "ppo.png", "gradients.png"}
     for path in out.glob("*.png"):
         data = path.read_bytes()
         assert data.startswith(PNG) and len(data) > 5_000

@@ -56,6 +56,9 @@ def test_show_prints_results_seeds_and_epochs(shared_db):
     assert "0  r0    cnn:conv_light           3     10  fossilized         +2.60" in out
     assert _row(out, "cnn:attention") == ["cnn:attention", "0", "1", "0"]
     assert _row(out, "   10")[:4] == ["10", "1.1000", "1.2000", "54.40"]
+    # The gradient_health observer's score per epoch (unhealthy at the rollback epoch 6).
+    assert "grad health" in out
+    assert _row(out, "    6")[-1] == "0.60" and _row(out, "   10")[-1] == "1.00"
 
 
 def test_compare_aligns_runs_side_by_side(shared_db):

@@ -6,6 +6,7 @@ from esper_core.contracts.events import (
     DecisionMade,
     EpochEnded,
     GateEvaluated,
+    GradientHealth,
     SeedLifecycle,
     TelemetryEvent,
 )
@@ -67,3 +68,23 @@ def test_bad_options():
         ConsoleSink.from_options(run_dir=None, options={"colour": True})
     with pytest.raises(ConfigError, match="stream"):
         ConsoleSink.from_options(run_dir=None, options={"stream": "file"})
+
+
+def test_gradient_health_lines_only_when_unhealthy_by_default(recorded_events):
+    reports = [e for e in recorded_events if isinstance(e, GradientHealth)]
+    default = ConsoleSink.from_options(run_dir=None, options={})
+    lines = [line for line in map(default.format, reports) if line is not None]
+    assert len(lines) == 1  # epoch 6: a non-finite step and a vanishing seed
+    (line,) = lines
+    assert "e  6  gradients UNHEALTHY: score 0.60" in line
+    assert "vanishing 40%" in line and "1 non-finite step(s)" in line
+    assert "worst: slots.r1.seed 0.20, host.segments.0 1.00" in line
+    every = ConsoleSink.from_options(run_dir=None, options={"gradients": "all"})
+    assert sum(every.format(e) is not None for e in reports) == len(reports)
+    assert "gradients: score 1.00  norm 1.5 (max 3)" in every.format(reports[0])
+    silent = ConsoleSink.from_options(run_dir=None, options={"gradients": "none"})
+    assert all(silent.format(e) is None for e in reports)
+    exploding = GradientHealth(epoch=2, profile="minimal", steps=10, score=0.5,
+                               global_norm_mean=5e4, global_norm_max=None,
+                               vanishing_fraction=0.0, exploding_fraction=0.5)
+    assert "exploding 50%" in default.format(exploding) and "(max -)" in default.format(exploding)

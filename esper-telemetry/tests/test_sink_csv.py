@@ -5,7 +5,7 @@ import csv
 import pytest
 from structlog.testing import capture_logs
 
-from esper_core.contracts.events import EpochEnded
+from esper_core.contracts.events import EpochEnded, GradientHealth
 from esper_core.errors import ConfigError
 from esper_telemetry.sinks.csv_metrics import METRIC_COLUMNS, CsvSink
 
@@ -34,6 +34,21 @@ def test_round_trip_one_row_per_epoch(tmp_path, recorded_events):
             expected = "" if slot["contribution"] is None else str(slot["contribution"])
             assert row[f"{slot['slot']}.contribution"] == expected
     assert list(rows[0])[: len(METRIC_COLUMNS)] == list(METRIC_COLUMNS)
+    # The epoch's gradient-health report fills grad_score / grad_norm.
+    assert [float(row["grad_score"]) for row in rows] == [0.6 if i == 6 else 1.0 for i in range(1, 11)]
+    assert float(rows[1]["grad_norm"]) == 0.75
+
+
+def test_gradient_columns_stay_empty_without_a_matching_report(tmp_path, recorded_events):
+    sink = CsvSink(tmp_path / "metrics.csv")
+    stale = next(e for e in recorded_events if isinstance(e, GradientHealth))  # epoch 1's
+    epochs = [e for e in recorded_events if isinstance(e, EpochEnded)]
+    sink.emit(stale)
+    sink.emit(epochs[1])  # epoch 2: the report is not its own
+    sink.emit(epochs[2])
+    sink.close()
+    rows = _rows(tmp_path / "metrics.csv")
+    assert [(row["grad_score"], row["grad_norm"]) for row in rows] == [("", ""), ("", "")]
 
 
 def test_rows_are_readable_before_close_and_resume_appends(tmp_path, recorded_events):

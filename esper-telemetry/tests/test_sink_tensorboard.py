@@ -68,6 +68,12 @@ def test_round_trip_scalars(fake_tensorboard, tmp_path, recorded_events):
     assert series["reward/rollback_penalty"] == [(6, -1.0)]
     assert series["ppo/losses/approx_kl"] == [(1, 0.01), (2, 0.02), (3, 0.03)]
     assert series["events/rollbacks"] == [(6, 1.0)]
+    # Gradient health lands on its epoch's step (it is reported before the epoch's row).
+    assert series["grad/score"] == [(i, 0.6 if i == 6 else 1.0) for i in range(1, 11)]
+    assert series["grad/global_norm_mean"][1] == (2, 0.75)
+    assert series["grad/nonfinite_steps"][5] == (6, 1.0)
+    assert series["grad_layer/slots.r1.seed/score"][5] == (6, 0.2)
+    assert series["grad_layer/host.segments.0/norm"][0] == (1, 1.2)
 
 
 def test_point_cap(fake_tensorboard, tmp_path, recorded_events):

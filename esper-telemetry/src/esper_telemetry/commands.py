@@ -120,12 +120,15 @@ def show_command(run: str, db: Path | None) -> None:
         click.echo("(none germinated)")
     if epochs:
         click.echo(f"\nepochs (episode {epochs[0].episode})")
+        # The gradient-health column appears for runs recorded with the gradient_health observer.
+        grad = any(e.grad_score is not None for e in epochs)
         click.echo(format_table(
             ["epoch", "train loss", "val loss", "val acc %", "host params", "seed params",
-             "seconds"],
+             "seconds", *(["grad health"] if grad else [])],
             [[e.epoch, fmt(e.train_loss, ".4f"), fmt(e.val_loss, ".4f"),
               fmt(e.val_accuracy, ".2f"), fmt(e.host_params, ",d"), fmt(e.seed_params, ",d"),
-              fmt(e.seconds, ".2f")] for e in epochs]))
+              fmt(e.seconds, ".2f"), *([fmt(e.grad_score, ".2f")] if grad else [])]
+             for e in epochs]))
 
 
 _COMPARE_ROWS: tuple[tuple[str, Callable[[RunRecord], Any]], ...] = (

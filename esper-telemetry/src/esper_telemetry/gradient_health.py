@@ -2,17 +2,27 @@
 
 Cost matters (the design notes flagged the old tracker's overhead as unmeasured), so:
 
-* every statistic of a step is computed with a handful of batched tensor ops and added into
-  small on-device accumulators — nothing is copied to the host until :meth:`epoch_summary`,
-  which performs the tracker's only device sync of the epoch;
-* the *profile* decides how much is computed: ``minimal`` (one global norm per step),
+* every statistic of a step is computed with a handful of batched tensor ops and kept on the
+  device — nothing is copied to the host until :meth:`epoch_summary`, which performs the
+  tracker's only device sync of the epoch;
+* the *profile* decides how much is computed: ``minimal`` (the global norm of every step: one
+  fused ``_foreach_norm`` per step, combined and judged in bulk every few hundred steps),
   ``standard`` (plus per-layer norms every ``every_n_steps`` steps) or ``diagnostic`` (every
   statistic for every layer on every step). ``benchmarks/bench_telemetry.py`` measures them.
 
-The tracker inspects gradients after backward. Call :meth:`GradientHealthTracker.step` after
-``loss.backward()``, or pass the optimizer and the tracker hooks ``optimizer.step`` itself
-(a step pre-hook, so it sees the gradients that are about to be applied). Use it as a context
-manager: the hook is removed when the block exits, on error too.
+The tracker inspects gradients after backward, in one of three ways:
+
+* call :meth:`GradientHealthTracker.step` after ``loss.backward()``;
+* pass the optimizer: the tracker hooks ``optimizer.step`` (a step pre-hook, so it sees the
+  gradients that are about to be applied);
+* pass ``hook_backward=True``: every parameter gets a post-accumulate-grad hook (it only notes
+  that the parameter received a gradient) and the first one of each backward queues one
+  end-of-backward callback on the autograd engine, which measures the gradients that backward
+  produced — exactly once per backward, without touching the training code or the optimizer.
+  The run's ``gradient_health`` observer (:mod:`esper_telemetry.observer`) works this way.
+
+No hook changes a gradient. Use the tracker as a context manager: the hooks are removed when
+the block exits, on error too.
 
 Health score: each sampled step scores every layer ``(1 − vanishing − exploding)`` (0 for a
 non-finite gradient), where the fractions are element fractions in ``diagnostic`` and, in the
@@ -22,6 +32,7 @@ the mean over layers (the global gradient in ``minimal``), in [0, 1]; 1 is healt
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -37,6 +48,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PROFILES = ("minimal", "standard", "diagnostic")
 _DEFAULT_INTERVAL = {"minimal": 1, "standard": 10, "diagnostic": 1}
+#: Per-step, per-parameter norms wait on the device in a list and are folded into the epoch's
+#: accumulators once this many are waiting (bounded memory, amortised cost).
+_FOLD_NORMS = 4096
+
+
+def _profile(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {value!r}")
 
 
 def _positive_int_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -56,7 +75,7 @@ class GradientHealthConfig:
     """What the tracker measures. Build it with :meth:`from_profile` or :meth:`from_options`."""
 
     #: minimal | standard | diagnostic (see the module docstring).
-    profile: str = field(default="standard", validator=attrs.validators.in_(PROFILES))
+    profile: str = field(default="standard", validator=_profile)
     #: Per-layer statistics every N optimizer steps; None = the profile's default
     #: (standard: 10, diagnostic: 1). The global norm is measured every step in all profiles.
     every_n_steps: int | None = field(default=None, validator=_positive_int_or_none)
@@ -121,17 +140,21 @@ class GradientHealthReport:
     nonfinite_steps: int
     score: float | None
     layers: tuple[LayerHealth, ...] = ()
+    #: Mean over layers of the layers' vanishing fractions; without layers (``minimal``), the
+    #: fraction of measured steps whose global RMS gradient vanished. None: nothing measured.
+    vanishing_fraction: float | None = None
+    #: Like :attr:`vanishing_fraction`, for exploding gradients.
+    exploding_fraction: float | None = None
 
     def to_metrics(self) -> dict[str, float]:
         """Flat ``grad/...`` scalars for a telemetry sink or logger."""
         metrics: dict[str, float] = {"grad/steps": float(self.steps),
                                      "grad/nonfinite_steps": float(self.nonfinite_steps)}
-        if self.global_norm_mean is not None:
-            metrics["grad/global_norm_mean"] = self.global_norm_mean
-        if self.global_norm_max is not None:
-            metrics["grad/global_norm_max"] = self.global_norm_max
-        if self.score is not None:
-            metrics["grad/score"] = self.score
+        for name in ("global_norm_mean", "global_norm_max", "score", "vanishing_fraction",
+                     "exploding_fraction"):
+            value = getattr(self, name)
+            if value is not None:
+                metrics[f"grad/{name}"] = value
         for layer in self.layers:
             metrics[f"grad/{layer.name}/norm"] = layer.norm_mean
             metrics[f"grad/{layer.name}/score"] = layer.score
@@ -145,11 +168,27 @@ _LAYER_COLUMNS = 7
 _G_NORM, _G_VANISH, _G_EXPLODE, _G_NONFINITE, _G_SCORE = range(5)
 
 
+def _queue_engine_callback(callback: Any) -> None:
+    """Run ``callback`` once the current backward pass has finished (all grads accumulated).
+
+    This is the autograd engine's final-callback queue, the mechanism DDP, FSDP and
+    ``torch.utils.module_tracker`` use for end-of-backward work.
+    """
+    from torch.autograd import Variable
+
+    Variable._execution_engine.queue_callback(callback)  # type: ignore[attr-defined]
+
+
 class GradientHealthTracker:
     """Accumulates gradient statistics of ``module`` step by step; summarises per epoch."""
 
     def __init__(self, module: nn.Module, config: GradientHealthConfig | None = None, *,
-                 optimizer: torch.optim.Optimizer | None = None) -> None:
+                 optimizer: torch.optim.Optimizer | None = None,
+                 hook_backward: bool = False) -> None:
+        import torch
+
+        if optimizer is not None and hook_backward:
+            raise ValueError("measure either on optimizer.step or after backward, not both")
         self.config = config or GradientHealthConfig()
         names: dict[str, int] = {}
         self._params: list[Any] = []
@@ -163,6 +202,10 @@ class GradientHealthTracker:
             self._param_layer.append(names.setdefault(layer, len(names)))
             self._params.append(param)
         self.layer_names: tuple[str, ...] = tuple(names)
+        self._numel = [p.numel() for p in self._params]
+        # Half-precision norms can overflow; ask the fused kernel for float32 results then.
+        self._norm_dtype = (None if all(p.dtype == torch.float32 for p in self._params)
+                            else torch.float32)
         self._handles: list[Any] = []
         self._closed = False
         self._steps = 0
@@ -170,8 +213,23 @@ class GradientHealthTracker:
         self._measured = 0  # steps that had at least one gradient
         self._buffers: dict[str, Any] | None = None
         self._index_cache: dict[tuple[int, ...], Any] = {}
+        self._numel_cache: dict[tuple[int, ...], float] = {}
+        # Per-parameter norms of recent steps, by the parameters that had gradients.
+        self._pending: dict[tuple[int, ...], list[Any]] = {}
+        self._pending_count = 0
+        # Backward-hook mode: parameters that received a gradient in the running backward.
+        self._arrived: list[int] = []
+        self._queued = False
         if optimizer is not None:
             self._handles.append(optimizer.register_step_pre_hook(self._pre_step_hook))
+        if hook_backward:
+            try:
+                for index, param in enumerate(self._params):
+                    self._handles.append(param.register_post_accumulate_grad_hook(
+                        functools.partial(self._on_grad, index)))
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def closed(self) -> bool:
@@ -181,6 +239,11 @@ class GradientHealthTracker:
     def hook_count(self) -> int:
         """Hooks this tracker holds (0 after :meth:`close`)."""
         return len(self._handles)
+
+    @property
+    def parameters(self) -> tuple[Any, ...]:
+        """The parameters this tracker watches, in module order."""
+        return tuple(self._params)
 
     def __enter__(self) -> GradientHealthTracker:
         return self
@@ -194,9 +257,23 @@ class GradientHealthTracker:
         for handle in handles:
             handle.remove()
         self._closed = True
+        self._arrived = []
 
     def _pre_step_hook(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.step()
+
+    def _on_grad(self, index: int, param: Any) -> None:
+        # Called by autograd after param.grad was accumulated; it must stay cheap.
+        self._arrived.append(index)
+        if not self._queued:
+            self._queued = True
+            _queue_engine_callback(self._after_backward)
+
+    def _after_backward(self) -> None:
+        self._queued = False
+        present, self._arrived = tuple(self._arrived), []
+        if not self._closed:
+            self._measure(present)
 
     def _allocate(self, device: Any) -> dict[str, Any]:
         import torch
@@ -207,7 +284,7 @@ class GradientHealthTracker:
             "layer_max": torch.zeros(n_layers, device=device, dtype=torch.float32),
             "global_sum": torch.zeros(5, device=device, dtype=torch.float32),
             "global_max": torch.zeros((), device=device, dtype=torch.float32),
-            "numel": torch.tensor([float(p.numel()) for p in self._params], device=device),
+            "numel": torch.tensor([float(n) for n in self._numel], device=device),
             "layer_of": torch.tensor(self._param_layer, device=device, dtype=torch.long),
         }
 
@@ -215,46 +292,68 @@ class GradientHealthTracker:
         """Measure the gradients now on the module's parameters (after backward)."""
         if self._closed:
             raise RuntimeError("step() on a closed GradientHealthTracker")
+        self._measure(tuple(i for i, p in enumerate(self._params) if p.grad is not None))
+
+    def _measure(self, present: tuple[int, ...]) -> None:
         import torch
 
-        present = tuple(i for i, p in enumerate(self._params) if p.grad is not None)
         self._steps += 1
         if not present:
             return
         self._measured += 1
         grads = [self._params[i].grad for i in present]
-        if self._buffers is None:
-            self._buffers = self._allocate(grads[0].device)
-        buffers = self._buffers
-        index = self._index_cache.get(present)
-        if index is None:
-            index = torch.tensor(present, device=grads[0].device, dtype=torch.long)
-            self._index_cache[present] = index
         # One fused kernel per dtype/device group for all parameter norms (what
-        # clip_grad_norm_ uses); float32 so half-precision grads do not overflow when squared.
-        norms = torch.stack(torch._foreach_norm(grads)).float()
-        numel = buffers["numel"].index_select(0, index)
-        self._accumulate_global(norms, numel)
+        # clip_grad_norm_ uses). That is all a step costs in ``minimal``: the per-parameter
+        # norms wait on the device and are combined in bulk every few hundred steps.
+        if self._norm_dtype is None:
+            norms = torch._foreach_norm(grads)
+        else:
+            norms = torch._foreach_norm(grads, 2, dtype=self._norm_dtype)
+        pending = self._pending.get(present)
+        if pending is None:
+            pending = self._pending[present] = []
+            if present not in self._numel_cache:
+                self._numel_cache[present] = float(sum(self._numel[i] for i in present))
+        pending.extend(norms)
+        self._pending_count += len(norms)
+        if self._buffers is None:
+            self._buffers = self._allocate(norms[0].device)
+        if self._pending_count >= _FOLD_NORMS:
+            self._fold()
         cfg = self.config
         if cfg.per_layer and (self._steps - 1) % cfg.interval == 0:
             self._sampled += 1
-            self._accumulate_layers(grads, norms, numel, buffers["layer_of"].index_select(0, index))
+            index = self._index_cache.get(present)
+            if index is None:
+                index = torch.tensor(present, device=norms[0].device, dtype=torch.long)
+                self._index_cache[present] = index
+            self._accumulate_layers(grads, torch.stack(norms),
+                                    self._buffers["numel"].index_select(0, index),
+                                    self._buffers["layer_of"].index_select(0, index))
 
-    def _accumulate_global(self, norms: torch.Tensor, numel: torch.Tensor) -> None:
+    def _fold(self) -> None:
+        """Add the waiting per-step norms into the accumulators (no device sync)."""
         import torch
 
+        pending, self._pending, self._pending_count = self._pending, {}, 0
+        if not pending:
+            return
         assert self._buffers is not None
         cfg = self.config
-        total = torch.linalg.vector_norm(norms)
-        finite = torch.isfinite(total)
-        rms = total / numel.sum().sqrt()
-        vanish = (rms < cfg.vanishing_threshold).float()
-        explode = (rms > cfg.exploding_threshold).float()
-        safe = torch.where(finite, total, torch.zeros_like(total))
-        score = (1.0 - vanish - explode).clamp(min=0.0) * finite.float()
-        self._buffers["global_sum"].add_(
-            torch.stack([safe, vanish * finite, explode * finite, (~finite).float(), score]))
-        torch.maximum(self._buffers["global_max"], safe, out=self._buffers["global_max"])
+        for present, flat in pending.items():
+            # One row per step: that step's per-parameter norms, combined into its global norm.
+            total = torch.linalg.vector_norm(torch.stack(flat).view(-1, len(present)), dim=1)
+            finite = torch.isfinite(total)
+            rms = total / math.sqrt(self._numel_cache[present])
+            vanish = (rms < cfg.vanishing_threshold) & finite
+            explode = (rms > cfg.exploding_threshold) & finite
+            safe = torch.where(finite, total, torch.zeros_like(total))
+            healthy = finite & ~vanish & ~explode
+            self._buffers["global_sum"].add_(torch.stack([
+                safe.sum(), vanish.sum(), explode.sum(), (~finite).sum(), healthy.sum(),
+            ]).float())
+            torch.maximum(self._buffers["global_max"], safe.max(),
+                          out=self._buffers["global_max"])
 
     def _accumulate_layers(self, grads: list[torch.Tensor], norms: torch.Tensor,
                            numel: torch.Tensor, layer_of: torch.Tensor) -> None:
@@ -264,7 +363,7 @@ class GradientHealthTracker:
         cfg = self.config
         n_layers = len(self.layer_names)
         columns = torch.zeros(len(grads), 5, device=norms.device, dtype=torch.float32)
-        columns[:, 0] = norms.square()
+        columns[:, 0] = norms.float().square()
         columns[:, 1] = numel
         if cfg.profile == "diagnostic":
             # Element statistics, one small reduction per parameter, stacked so the whole
@@ -315,12 +414,15 @@ class GradientHealthTracker:
         else:
             import torch
 
+            self._fold()
             b = self._buffers
             host = torch.cat([b["global_sum"], b["global_max"].reshape(1),
                               b["layer_max"], b["layer_sum"].reshape(-1)]).tolist()
             report = self._report(steps, sampled, host)
         if reset:
             self._steps = self._sampled = self._measured = 0
+            # A backward that died half-way never ran its end-of-backward callback.
+            self._arrived, self._queued = [], False
             if self._buffers is not None:
                 for key in ("layer_sum", "layer_max", "global_sum", "global_max"):
                     self._buffers[key].zero_()
@@ -335,7 +437,7 @@ class GradientHealthTracker:
                 for i in range(n_layers)]
         measured = self._measured - int(g_sum[_G_NONFINITE])
         layers = []
-        for name, row, peak in zip(self.layer_names, rows, layer_max):
+        for name, row, peak in zip(self.layer_names, rows, layer_max, strict=True):
             samples = int(row[_SAMPLES])
             if samples == 0:
                 continue
@@ -351,10 +453,16 @@ class GradientHealthTracker:
                 nonfinite_steps=int(row[_NONFINITE]),
                 score=row[_SCORE] / samples,
             ))
+        vanishing: float | None = None
+        exploding: float | None = None
         if layers:
             score: float | None = sum(layer.score for layer in layers) / len(layers)
+            vanishing = sum(layer.vanishing_fraction for layer in layers) / len(layers)
+            exploding = sum(layer.exploding_fraction for layer in layers) / len(layers)
         elif self._measured:
             score = g_sum[_G_SCORE] / self._measured
+            vanishing = g_sum[_G_VANISH] / self._measured
+            exploding = g_sum[_G_EXPLODE] / self._measured
         else:
             score = None
         return GradientHealthReport(
@@ -362,8 +470,10 @@ class GradientHealthTracker:
             steps=steps,
             sampled_steps=sampled,
             global_norm_mean=g_sum[_G_NORM] / measured if measured > 0 else None,
-            global_norm_max=g_max if self._measured else None,
+            global_norm_max=g_max if measured > 0 else None,
             nonfinite_steps=int(g_sum[_G_NONFINITE]),
             score=score,
             layers=tuple(layers),
+            vanishing_fraction=vanishing,
+            exploding_fraction=exploding,
         )

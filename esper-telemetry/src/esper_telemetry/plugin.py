@@ -1,4 +1,5 @@
-"""esper-telemetry's plugin module: sinks and the ``runs`` / ``report`` commands.
+"""esper-telemetry's plugin module: sinks, the ``gradient_health`` observer and the ``runs`` /
+``report`` commands.
 
 Imported whenever the ``esper`` command starts (including ``esper --help``), so it imports
 neither torch nor matplotlib: sink factories are lazy references and the command module is
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from esper_core.contracts.specs import SinkSpec
+from esper_core.contracts.specs import ObserverSpec, SinkSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
 
@@ -34,6 +35,19 @@ def esper_register_telemetry_sinks() -> list[SinkSpec]:
         SinkSpec(name="tensorboard",
                  factory=lazy(f"{_SINKS}.tensorboard:TensorBoardSink.from_options"),
                  description="TensorBoard scalars (needs esper-telemetry[tensorboard])"),
+    ]
+
+
+@hookimpl
+def esper_register_observers() -> list[ObserverSpec]:
+    return [
+        ObserverSpec(
+            name="gradient_health",
+            factory=lazy("esper_telemetry.observer:GradientHealthObserver.from_options"),
+            description="gradient norm, vanishing/exploding fractions and a health score per "
+                        "epoch ([observers.gradient_health] profile = minimal | standard | "
+                        "diagnostic; default minimal)",
+        )
     ]
 
 

@@ -68,6 +68,8 @@ class EpochRecord:
     host_params: int | None
     seed_params: int | None
     seconds: float | None
+    #: The epoch's gradient-health score (``gradient_health`` observer), if recorded.
+    grad_score: float | None = None
 
 
 @frozen(kw_only=True)
@@ -232,13 +234,17 @@ def find_run(sources: Sequence[RunSource], run_id: str) -> tuple[RunRecord, RunS
 def run_epochs(source: RunSource, run_id: str) -> list[EpochRecord]:
     """The epochs of the run's last episode (a learned-policy run has many episodes)."""
     rows = source.connection.execute(
-        "SELECT episode, epoch, train_loss, val_loss, val_accuracy, host_params, seed_params, "
-        "seconds FROM epochs WHERE run_id = ? AND episode = "
-        "(SELECT MAX(episode) FROM epochs WHERE run_id = ?) ORDER BY epoch",
+        "SELECT e.episode, e.epoch, e.train_loss, e.val_loss, e.val_accuracy, e.host_params, "
+        "e.seed_params, e.seconds, (SELECT json_extract(g.record_json, '$.score') FROM events g "
+        "WHERE g.run_id = e.run_id AND g.kind = 'gradient_health' AND g.episode = e.episode "
+        "AND g.epoch = e.epoch ORDER BY g.event_id DESC LIMIT 1) "
+        "FROM epochs e WHERE e.run_id = ? AND e.episode = "
+        "(SELECT MAX(episode) FROM epochs WHERE run_id = ?) ORDER BY e.epoch",
         (run_id, run_id),
     ).fetchall()
     return [EpochRecord(episode=r[0], epoch=r[1], train_loss=r[2], val_loss=r[3],
-                        val_accuracy=r[4], host_params=r[5], seed_params=r[6], seconds=r[7])
+                        val_accuracy=r[4], host_params=r[5], seed_params=r[6], seconds=r[7],
+                        grad_score=r[8])
             for r in rows]
 
 

@@ -24,6 +24,10 @@ _FIGURES = (
      "Validation accuracy with the seed minus accuracy with the seed forced to α = 0, in points.",
      figures.contributions),
     ("parameters", "Parameters", "Host and seed parameter counts per epoch.", figures.parameters),
+    ("gradients", "Gradient health",
+     "Health score per epoch (mean over layers, or over steps in the minimal profile, of "
+     "1 − vanishing − exploding; 0 for a non-finite gradient) and the global gradient norm "
+     "per training step, mean and max over the epoch.", figures.gradients),
     ("rewards", "Reward terms", "Weighted reward terms per controller step; the line is the "
      "total.", figures.rewards),
     ("episodes", "Accuracy per episode", "Final validation accuracy of every episode.",

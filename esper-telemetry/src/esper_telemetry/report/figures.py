@@ -256,6 +256,38 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def gradients(history: RunHistory) -> Figure | None:
+    """Gradient-health score and global gradient norm per epoch (runs with the observer)."""
+    points = [e for e in history.gradients if e.score is not None]
+    if not points:
+        return None
+    figure, axes = _figure(2, height=2.4, sharex=True)
+    score_ax, norm_ax = axes[0, 0], axes[1, 0]
+    x = [e.epoch for e in points]
+    score_ax.plot(x, [e.score for e in points], marker="o", markersize=3, color="#2ca02c")
+    score_ax.set_ylim(-0.05, 1.05)
+    bad = [e for e in points if e.nonfinite_steps]
+    if bad:
+        score_ax.scatter([e.epoch for e in bad], [e.score for e in bad], marker="X",
+                         color="#d62728", zorder=3, label="non-finite steps")
+        score_ax.legend(fontsize=8, loc="lower left")
+    _style(score_ax, ylabel="health score",
+           title=f"Gradient health ({points[0].profile} profile; 1 = healthy)")
+    _mark_rollbacks(score_ax, history)
+    normed = [(e.epoch, e.global_norm_mean, e.global_norm_max) for e in points
+              if e.global_norm_mean is not None and e.global_norm_mean > 0]
+    if normed:
+        epochs, means, peaks = zip(*normed, strict=True)
+        norm_ax.plot(epochs, means, marker="o", markersize=3, label="mean", color="#1f77b4")
+        norm_ax.plot(epochs, [p if p else m for p, m in zip(peaks, means, strict=True)], linestyle="--",
+                     label="max", color="#1f77b4", alpha=0.6)
+        norm_ax.set_yscale("log")
+        norm_ax.legend(fontsize=8, loc="best")
+    _style(norm_ax, ylabel="‖g‖ (global)")
+    norm_ax.set_xlabel("epoch")
+    return figure
+
+
 def episodes(history: RunHistory) -> Figure | None:
     """Final validation accuracy of every episode (runs with more than one)."""
     if len(history.episode_accuracy) < 2:

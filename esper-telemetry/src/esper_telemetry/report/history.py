@@ -17,6 +17,7 @@ from attrs import field, frozen
 from esper_core.contracts.events import (
     EpochEnded,
     GovernorRollback,
+    GradientHealth,
     PPOUpdate,
     RewardComputed,
     RunStarted,
@@ -71,6 +72,8 @@ class RunHistory:
     #: (episode, final validation accuracy) for every episode of the run.
     episode_accuracy: tuple[tuple[int, float], ...]
     summary: Mapping[str, Any] = field(factory=dict)
+    #: The episode's gradient-health reports (``gradient_health`` observer), by epoch.
+    gradients: tuple[GradientHealth, ...] = ()
 
     @property
     def slot_names(self) -> list[str]:
@@ -193,6 +196,7 @@ def build_history(events: Sequence[TelemetryEvent], *, summary: Mapping[str, Any
                          key=lambda e: e.update)),
         episode_accuracy=tuple(sorted(last_accuracy.items())),
         summary=dict(summary or {}),
+        gradients=tuple(sorted(of_episode(GradientHealth), key=lambda e: e.epoch)),
     )
 
 

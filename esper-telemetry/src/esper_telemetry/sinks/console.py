@@ -3,7 +3,9 @@
 Lines go through :func:`click.echo` to stderr by default (stdout stays free for a command's
 real output); click strips the colours when the stream is not a terminal. One line per epoch,
 per lifecycle transition, gate result, decision, governor rollback, anomaly, PPO update and the
-run's start and end. WAIT decisions are hidden by default because they arrive every epoch.
+run's start and end. WAIT decisions are hidden by default because they arrive every epoch, and
+so are gradient-health reports unless the gradients look unhealthy (score below
+:data:`UNHEALTHY_BELOW` or a non-finite step).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from esper_core.contracts.events import (
     EpochEnded,
     GateEvaluated,
     GovernorRollback,
+    GradientHealth,
     PPOUpdate,
     RewardComputed,
     RunEnded,
@@ -30,6 +33,9 @@ from esper_core.contracts.events import (
     TelemetryEvent,
 )
 from esper_telemetry.options import parse_options
+
+#: A gradient-health score below this (or any non-finite step) is worth a console line.
+UNHEALTHY_BELOW = 0.9
 
 
 @frozen(kw_only=True)
@@ -44,6 +50,10 @@ class ConsoleOptions:
                        validator=attrs.validators.in_(("all", "passed", "failed", "none")))
     #: Print the reward of every controller step.
     rewards: bool = field(default=False, validator=attrs.validators.instance_of(bool))
+    #: Which gradient-health reports to print: "unhealthy" (score < 0.9 or a non-finite
+    #: step), "all" or "none".
+    gradients: str = field(default="unhealthy",
+                           validator=attrs.validators.in_(("unhealthy", "all", "none")))
 
 
 def _count(n: int | float | None) -> str:
@@ -82,6 +92,7 @@ class ConsoleSink:
             RewardComputed: self._reward,
             GovernorRollback: self._rollback,
             Anomaly: self._anomaly,
+            GradientHealth: self._gradients,
             PPOUpdate: self._ppo,
             RunEnded: self._run_ended,
         }
@@ -168,6 +179,28 @@ class ConsoleSink:
         value = f" = {event.value:.4g}" if event.value is not None else ""
         return click.style(f"{self._where(event)}  anomaly {event.signature} "
                            f"{event.slot or ''}{value} {event.detail}".rstrip(), fg="yellow")
+
+    def _gradients(self, event: GradientHealth) -> str | None:
+        show = self.options.gradients
+        unhealthy = event.nonfinite_steps > 0 or (
+            event.score is not None and event.score < UNHEALTHY_BELOW)
+        if show == "none" or (show == "unhealthy" and not unhealthy):
+            return None
+        parts = [f"score {_num(event.score, '.2f')}",
+                 f"norm {_num(event.global_norm_mean, '.3g')} (max {_num(event.global_norm_max, '.3g')})"]
+        if event.vanishing_fraction:
+            parts.append(f"vanishing {event.vanishing_fraction:.0%}")
+        if event.exploding_fraction:
+            parts.append(f"exploding {event.exploding_fraction:.0%}")
+        if event.nonfinite_steps:
+            parts.append(f"{event.nonfinite_steps} non-finite step(s)")
+        worst = sorted((layer for layer in event.layers if layer.get("score") is not None),
+                       key=lambda layer: layer["score"])[:3]
+        if unhealthy and worst:
+            parts.append("worst: " + ", ".join(f"{layer.get('name')} {layer['score']:.2f}"
+                                               for layer in worst))
+        text = f"{self._where(event)}  gradients{' UNHEALTHY' if unhealthy else ''}: " + "  ".join(parts)
+        return click.style(text, fg="yellow") if unhealthy else text
 
     def _ppo(self, event: PPOUpdate) -> str:
         metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(event.metrics.items())[:6])

@@ -1,6 +1,8 @@
 """The ``csv`` sink: one row of metrics per epoch in ``<run_dir>/metrics.csv``.
 
-Columns are the epoch's scalar metrics followed by ``<slot>.stage``, ``<slot>.blueprint``,
+Columns are the epoch's scalar metrics (with ``grad_score`` and ``grad_norm``, the epoch's
+gradient-health score and mean global gradient norm, empty when the ``gradient_health``
+observer is off) followed by ``<slot>.stage``, ``<slot>.blueprint``,
 ``<slot>.alpha``, ``<slot>.contribution`` and ``<slot>.seed_params`` for every slot reported in
 the first epoch (a run's slots are fixed when it starts). An existing file is appended to with
 its own header's columns, so a resumed run keeps one consistent table.
@@ -18,7 +20,7 @@ import attrs
 import structlog
 from attrs import field, frozen
 
-from esper_core.contracts.events import EpochEnded, TelemetryEvent
+from esper_core.contracts.events import EpochEnded, GradientHealth, TelemetryEvent
 from esper_core.errors import ConfigError
 from esper_telemetry.limits import OutputCap
 from esper_telemetry.options import parse_options, positive_or_none
@@ -36,7 +38,11 @@ METRIC_COLUMNS = (
     "seed_params",
     "seconds",
     "timestamp",
+    "grad_score",
+    "grad_norm",
 )
+#: Columns filled from the epoch's GradientHealth event (it arrives before the epoch's row).
+GRADIENT_COLUMNS = {"grad_score": "score", "grad_norm": "global_norm_mean"}
 SLOT_FIELDS = ("stage", "blueprint", "alpha", "contribution", "seed_params")
 
 
@@ -72,6 +78,7 @@ class CsvSink:
                               max_bytes=max_bytes, bytes=existing)
         self._handle = path.open("a", encoding="utf-8", newline="")
         self._warned_slots: set[str] = set()
+        self._gradients: GradientHealth | None = None  # the latest, until its epoch's row
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> CsvSink:
@@ -90,6 +97,9 @@ class CsvSink:
             return next(csv.reader(handle), None)
 
     def emit(self, event: TelemetryEvent) -> None:
+        if isinstance(event, GradientHealth):
+            self._gradients = event
+            return
         if not isinstance(event, EpochEnded):
             return
         text = ""
@@ -106,7 +116,13 @@ class CsvSink:
 
     def _row(self, event: EpochEnded) -> list[Any]:
         assert self._columns is not None
-        values: dict[str, Any] = {name: getattr(event, name) for name in METRIC_COLUMNS}
+        values: dict[str, Any] = {name: getattr(event, name) for name in METRIC_COLUMNS
+                                  if name not in GRADIENT_COLUMNS}
+        gradients, self._gradients = self._gradients, None
+        if gradients is not None and (gradients.run_id, gradients.episode, gradients.epoch) == (
+                event.run_id, event.episode, event.epoch):
+            for column, name in GRADIENT_COLUMNS.items():
+                values[column] = getattr(gradients, name)
         for slot in event.slots:
             slot_name = str(slot.get("slot"))
             for name in SLOT_FIELDS:

@@ -1,9 +1,13 @@
 """The ``tensorboard`` sink: scalars for TensorBoard.
 
 Tags: ``loss/train``, ``loss/val``, ``accuracy/val``, ``params/host``, ``params/seed``,
-``alpha/<slot>``, ``contribution/<slot>``, ``reward/total``, ``reward/<term>``, ``ppo/<metric>``
-and ``events/rollbacks``. The x axis is the number of epochs this sink has seen (so episodes
-follow each other instead of overwriting epoch 1..E); PPO metrics use the update number.
+``alpha/<slot>``, ``contribution/<slot>``, ``reward/total``, ``reward/<term>``, ``ppo/<metric>``,
+``events/rollbacks`` and, from the ``gradient_health`` observer, ``grad/score``,
+``grad/global_norm_mean``, ``grad/global_norm_max``, ``grad/vanishing_fraction``,
+``grad/exploding_fraction``, ``grad/nonfinite_steps`` and ``grad_layer/<layer>/norm`` and
+``.../score`` (richer profiles; the event's layers only). The x axis is the number of epochs
+this sink has seen (so episodes follow each other instead of overwriting epoch 1..E); PPO
+metrics use the update number.
 Needs the optional ``tensorboard`` package (``pip install 'esper-telemetry[tensorboard]'``);
 torch's writer is imported only when the sink is created.
 """
@@ -20,6 +24,7 @@ from attrs import field, frozen
 from esper_core.contracts.events import (
     EpochEnded,
     GovernorRollback,
+    GradientHealth,
     PPOUpdate,
     RewardComputed,
     TelemetryEvent,
@@ -101,6 +106,15 @@ class TensorBoardSink:
         elif isinstance(event, PPOUpdate):
             for metric, value in event.metrics.items():
                 self._scalar(f"ppo/{metric}", value, event.update)
+        elif isinstance(event, GradientHealth):
+            # Observers report before the epoch's EpochEnded: plot on that epoch's step.
+            step = self._step + 1
+            for name in ("score", "global_norm_mean", "global_norm_max", "vanishing_fraction",
+                         "exploding_fraction", "nonfinite_steps"):
+                self._scalar(f"grad/{name}", getattr(event, name), step)
+            for layer in event.layers:
+                self._scalar(f"grad_layer/{layer.get('name')}/norm", layer.get("norm_mean"), step)
+                self._scalar(f"grad_layer/{layer.get('name')}/score", layer.get("score"), step)
         elif isinstance(event, GovernorRollback):
             self._rollbacks += 1
             self._scalar("events/rollbacks", self._rollbacks, self._step)
