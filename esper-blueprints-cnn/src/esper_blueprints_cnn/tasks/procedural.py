@@ -16,6 +16,7 @@ afresh each epoch from a pool of 8,000, so that an epoch takes about 0.1 s on on
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Mapping
@@ -154,6 +155,14 @@ def generate_shapes(n: int, *, seed: int, size: int = IMAGE_SIZE) -> tuple[torch
     return img.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8), labels
 
 
+@functools.lru_cache(maxsize=4)
+def _shared_shapes(n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`generate_shapes`, generated once per process: a learned controller builds a task
+    for every episode (each episode's host and data order come from its own task seed) while
+    the images depend only on ``data_seed``. Tasks never modify these tensors in place."""
+    return generate_shapes(n, seed=seed, size=size)
+
+
 def _make_procedural_task(
     name: str, *, seed: int, device: str, options: Mapping[str, Any], defaults: ImageTaskOptions
 ) -> ImageTask:
@@ -170,8 +179,8 @@ def _make_procedural_task(
         )
     start = time.perf_counter()
     size = opts.image_size
-    train_x, train_y = generate_shapes(opts.train_size, seed=stream_seed(opts.data_seed, 1), size=size)
-    val_x, val_y = generate_shapes(opts.val_size, seed=stream_seed(opts.data_seed, 2), size=size)
+    train_x, train_y = _shared_shapes(opts.train_size, stream_seed(opts.data_seed, 1), size)
+    val_x, val_y = _shared_shapes(opts.val_size, stream_seed(opts.data_seed, 2), size)
     logger.debug(
         "shapes generated",
         task=name,

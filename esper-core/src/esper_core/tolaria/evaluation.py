@@ -1,9 +1,10 @@
 """``esper evaluate``: a trained policy against baseline controllers on held-out seeds.
 
-Every policy runs the same K episodes — the same task, the same held-out episode seeds (odd
-seeds from :func:`~esper_core.tolaria.vector.episode_seed`, which training never uses), the
-checkpoint's run configuration — so the comparison is paired: differences come from the
-decisions, not from the draw of hosts.
+Every policy runs the same K episodes — the same held-out episode seeds (odd seeds from
+:func:`~esper_core.tolaria.vector.episode_seed`, which training never uses; each episode's task,
+and so its host's initial weights and data order, is built from its seed), the checkpoint's run
+configuration — so the comparison is paired: differences come from the decisions, not from the
+draw of hosts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from esper_core.tolaria.episode import run_episode
 from esper_core.tolaria.job import make_policy, prepare_task
 from esper_core.tolaria.policy_checkpoint import load_policy_checkpoint
 from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.vector import episode_seed
+from esper_core.tolaria.vector import build_task, episode_seed
 
 DEFAULT_BASELINES = ("heuristic", "random", "noop")
 
@@ -51,14 +52,14 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
     if device is not None:
         changes["device"] = device
     resolved = resolve_run(attrs.evolve(config, **changes), catalog)
-    _, task, slot_names = prepare_task(resolved)
+    device, _, slot_names = prepare_task(resolved)
     seeds = [episode_seed(resolved.config.seed, env=0, episode=k, held_out=True) for k in range(episodes)]
     rows = []
     for name in (trained, *[a for a in against if a != trained]):
         options = {"checkpoint": str(checkpoint)} if name == trained else {}
         policy = make_policy(resolved, name, catalog, slot_names, options)
-        results = [run_episode(resolved, task, policy, episode=k, emit=lambda event: None, policy_name=name,
-                               seed=s) for k, s in enumerate(seeds)]
+        results = [run_episode(resolved, build_task(resolved, seed=s, device=device), policy, episode=k,
+                               emit=lambda event: None, policy_name=name, seed=s) for k, s in enumerate(seeds)]
         accuracy = _mean_std([r.final_accuracy for r in results])
         params = _mean_std([float(r.fossilized_params) for r in results])
         returns = _mean_std([r.total_reward for r in results])

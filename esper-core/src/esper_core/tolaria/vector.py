@@ -7,10 +7,12 @@ decision. :class:`InProcessEnvironments` steps them one after another in this pr
 in parallel on N cores. Both return the same steps for the same seeds: every episode runs on its
 own random stream (:class:`~esper_core.tolaria.seeding.RngStream`).
 
-Each environment keeps its own task (built once, with its own task seed: same data, its own
-shuffling) and runs a fresh host every episode. Seeds come from :func:`episode_seed`: training
-seeds are even and held-out evaluation seeds odd, so an evaluation never replays a training
-episode.
+Every episode gets a fresh task built with the episode's seed — tasks derive the host's
+initial weights and the data order from their seed (so a run and its no-seed baseline start
+alike), and a learned controller must see many hosts, not one. Seeds come from
+:func:`episode_seed`: training seeds are even and held-out evaluation seeds odd, so an
+evaluation never replays a training episode. (Tasks that generate their data cache it per
+process, so a task per episode is cheap.)
 """
 
 from __future__ import annotations
@@ -55,16 +57,15 @@ class InProcessEnvironments:
     """N environments stepped one after another in this process."""
 
     def __init__(self, resolved: ResolvedRun, *, n_envs: int, device: str, emit: Emit,
-                 policy_name: str, length: int | None = None, task_seed: int | None = None) -> None:
+                 policy_name: str, length: int | None = None) -> None:
         if n_envs < 1:
             raise ConfigError(f"the number of environments must be at least 1, got {n_envs}")
         self.resolved = resolved
         self.n_envs = n_envs
         self.length = length
         self.policy_name = policy_name
+        self.device = device
         self._emit = emit
-        base = resolved.config.seed if task_seed is None else task_seed
-        self._tasks = [build_task(resolved, seed=base + i, device=device) for i in range(n_envs)]
         self._envs: list[HostEpisode | None] = [None] * n_envs
         self._results: list[dict[str, Any] | None] = [None] * n_envs
 
@@ -76,7 +77,8 @@ class InProcessEnvironments:
         self._results = [None] * self.n_envs
         steps = []
         for i, (episode, seed) in enumerate(zip(episodes, seeds, strict=True)):
-            env = HostEpisode(self.resolved, self._tasks[i], episode=episode, seed=seed, emit=self._emit,
+            task = build_task(self.resolved, seed=seed, device=self.device)
+            env = HostEpisode(self.resolved, task, episode=episode, seed=seed, emit=self._emit,
                               policy_name=self.policy_name, length=self.length)
             self._envs[i] = env
             steps.append(env.start())
@@ -115,14 +117,12 @@ class InProcessEnvironments:
         self._close_envs()
 
 
-def _worker_main(conn: Connection, resolved: ResolvedRun, task_seed: int, policy_name: str,
-                 length: int | None) -> None:
+def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, length: int | None) -> None:
     """A worker process: one environment, driven by commands from the pipe."""
     torch.set_num_threads(1)
     env: HostEpisode | None = None
     events: list[TelemetryEvent] = []
     try:
-        task = build_task(resolved, seed=task_seed, device="cpu")
         while True:
             command, argument = conn.recv()
             if command == "close":
@@ -133,6 +133,7 @@ def _worker_main(conn: Connection, resolved: ResolvedRun, task_seed: int, policy
                     if env is not None:
                         env.close()
                     episode, seed = argument
+                    task = build_task(resolved, seed=seed, device="cpu")
                     env = HostEpisode(resolved, task, episode=episode, seed=seed, emit=events.append,
                                       policy_name=policy_name, length=length)
                     step = env.start()
@@ -159,7 +160,7 @@ class WorkerEnvironments:
     """N environments, each in its own worker process (forked: CPU only)."""
 
     def __init__(self, resolved: ResolvedRun, *, n_envs: int, device: str, emit: Emit,
-                 policy_name: str, length: int | None = None, task_seed: int | None = None) -> None:
+                 policy_name: str, length: int | None = None) -> None:
         if n_envs < 1:
             raise ConfigError(f"the number of environments must be at least 1, got {n_envs}")
         if device != "cpu":
@@ -172,12 +173,11 @@ class WorkerEnvironments:
         self._emit = emit
         self._results: list[dict[str, Any] | None] = [None] * n_envs
         context = multiprocessing.get_context("fork")
-        base = resolved.config.seed if task_seed is None else task_seed
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         for i in range(n_envs):
             parent, child = context.Pipe()
-            proc = context.Process(target=_worker_main, args=(child, resolved, base + i, policy_name, length),
+            proc = context.Process(target=_worker_main, args=(child, resolved, policy_name, length),
                                    name=f"esper-env-{i}", daemon=True)
             proc.start()
             child.close()
@@ -238,9 +238,7 @@ class WorkerEnvironments:
 
 
 def make_environments(resolved: ResolvedRun, *, n_envs: int, workers: bool, device: str, emit: Emit,
-                      policy_name: str, length: int | None = None,
-                      task_seed: int | None = None) -> InProcessEnvironments | WorkerEnvironments:
+                      policy_name: str, length: int | None = None) -> InProcessEnvironments | WorkerEnvironments:
     """N environments for ``resolved``: in worker processes when ``workers``, else in-process."""
     cls = WorkerEnvironments if workers else InProcessEnvironments
-    return cls(resolved, n_envs=n_envs, device=device, emit=emit, policy_name=policy_name,
-               length=length, task_seed=task_seed)
+    return cls(resolved, n_envs=n_envs, device=device, emit=emit, policy_name=policy_name, length=length)

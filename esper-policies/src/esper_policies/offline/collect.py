@@ -1,7 +1,8 @@
 """``esper collect``: record a behaviour policy's episodes as an offline dataset.
 
-Episode ``k`` runs on seed ``episode_seed(run seed, env=0, episode=k)`` — the seeds PPO trains
-on, never the held-out ones ``esper evaluate`` uses. Each finished episode becomes one shard;
+Episode ``k`` runs on seed ``episode_seed(run seed, env=0, episode=k)`` (its task — host
+initial weights, data order — built from that seed) — the seeds PPO trains on, never the
+held-out ones ``esper evaluate`` uses. Each finished episode becomes one shard;
 running the same command again continues after the last complete shard, and refuses a
 directory recorded with another task, behaviour policy or action space.
 """
@@ -20,7 +21,7 @@ from esper_core.plugins.registry import Catalog
 from esper_core.tolaria.episode import HostEpisode
 from esper_core.tolaria.job import make_policy, prepare_task
 from esper_core.tolaria.resolve import ResolvedRun
-from esper_core.tolaria.vector import episode_seed
+from esper_core.tolaria.vector import build_task, episode_seed
 from esper_policies.encoding import ObservationBuilder, encode_masks
 from esper_policies.offline.dataset import METADATA, EpisodeDataset
 
@@ -83,7 +84,7 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
     """Record episodes ``0..episodes-1`` of ``resolved.policy`` into ``out`` (resuming)."""
     if episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {episodes}")
-    _, task, slot_names = prepare_task(resolved)
+    device, _, slot_names = prepare_task(resolved)
     keys = resolved.blueprint_keys
     metadata = {
         "task": resolved.task.name,
@@ -112,9 +113,9 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
     if done:
         logger.info("collect_resumed", dataset=str(out), complete_episodes=done)
     for k in range(done, episodes):
-        shard = record_episode(resolved, task, policy, episode=k, seed=episode_seed(resolved.config.seed, env=0,
-                                                                                    episode=k),
-                               keys=keys, n_slots=len(slot_names), policy_name=resolved.policy.name)
+        seed = episode_seed(resolved.config.seed, env=0, episode=k)
+        shard = record_episode(resolved, build_task(resolved, seed=seed, device=device), policy, episode=k,
+                               seed=seed, keys=keys, n_slots=len(slot_names), policy_name=resolved.policy.name)
         dataset.write_episode(k, shard)
         logger.info("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
                     final_accuracy=round(shard["final_accuracy"], 2), total_reward=round(shard["total_reward"], 3))
