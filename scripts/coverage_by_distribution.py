@@ -15,6 +15,7 @@ DISTRIBUTIONS = {
     "esper-antipatterns": "esper-antipatterns/src/*",
     "esper-policies": "esper-policies/src/*",
     "esper-telemetry": "esper-telemetry/src/*",
+    "esper-example-plugin": "examples/esper-example-plugin/src/*",
 }
 
 

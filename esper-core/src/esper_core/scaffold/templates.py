@@ -1,0 +1,423 @@
+'''File templates of a scaffolded plugin (:class:`string.Template`, ``$name`` placeholders).
+
+One constant per generated file, or per piece of a file that depends on the chosen component
+kinds (a hook, a conformance test). The placeholders are the attributes of
+:class:`~esper_core.scaffold.names.PluginNames` plus ``Stem`` (the class-name prefix).
+'''
+
+from __future__ import annotations
+
+from string import Template
+
+PYPROJECT = Template('''\
+[build-system]
+requires = ["setuptools>=77"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "$distribution"
+version = "0.1.0"
+description = "An Esper plugin contributing $kinds_text"
+readme = "README.md"
+requires-python = ">=3.11"
+dependencies = [$dependencies]
+
+[project.optional-dependencies]
+test = ["pytest>=8"]
+
+# The one line that makes this distribution an Esper plugin: Esper loads every entry point of
+# the "esper" group. The name on the left is the plugin's name in `esper plugins` and in the
+# ESPER_PLUGINS allow-list.
+[project.entry-points.esper]
+$short = "$package.plugin"
+
+[tool.setuptools.packages.find]
+where = ["src"]
+
+[tool.setuptools.package-data]
+"*" = ["py.typed"]
+
+[tool.pytest.ini_options]
+addopts = "--import-mode=importlib"
+testpaths = ["tests"]
+pythonpath = ["src"]  # the tests also run before `pip install -e .`
+''')
+
+PACKAGE_INIT = Template('''\
+"""$distribution: an Esper plugin. Esper loads :mod:`$package.plugin` through its entry point."""
+''')
+
+PLUGIN_HEADER = Template('''\
+"""The ``$short`` Esper plugin: the hooks Esper calls, found through the ``esper`` entry point.
+
+Esper imports this module whenever it builds its catalog, including for ``esper plugins`` and
+``esper --help``, so it must stay cheap and never import torch: factories are lazy references
+(``esper_core.lazy.lazy``) that import their module on first call. Every hook, when it is
+called and what its return means: Esper's ``docs/writing-plugins.md``.
+"""
+
+from __future__ import annotations
+
+from esper_core.contracts.specs import $spec_classes
+from esper_core.lazy import lazy
+from esper_core.markers import hookimpl
+''')
+
+BLUEPRINT_HOOK = Template('''\
+
+
+def residual_params(width: int) -> int:
+    """Exact parameters of ``$blueprint`` in a slot of ``width`` channels: 1×1 kernel and bias.
+
+    Pure Python, so ``esper blueprints`` lists estimates without importing torch.
+    """
+    return width * width + width
+
+
+@hookimpl
+def esper_register_blueprints() -> list[BlueprintSpec]:
+    return [
+        BlueprintSpec(
+            name="$blueprint",
+            topology="cnn",
+            factory=lazy("$package.blueprints:residual_pointwise"),
+            param_estimate=residual_params,
+            description="residual 1×1 convolution, zero-initialised: the identity when germinated",
+            identity_at_init=True,
+        )
+    ]
+''')
+
+POLICY_HOOK = Template('''\
+
+
+@hookimpl
+def esper_register_policies() -> list[PolicySpec]:
+    return [
+        PolicySpec(
+            name="$policy",
+            factory=lazy("$package.policy:${Stem}Policy.from_context"),
+            description="germinate once from epoch germinate_at (option, default 3); fossilize seeds that help",
+        )
+    ]
+''')
+
+SINK_HOOK = Template('''\
+
+
+@hookimpl
+def esper_register_telemetry_sinks() -> list[SinkSpec]:
+    return [
+        SinkSpec(
+            name="$sink",
+            factory=lazy("$package.sinks:${Stem}Sink.from_options"),
+            description="every event as one JSON line in $events_file in the run directory",
+        )
+    ]
+''')
+
+REWARD_TERM_HOOK = Template('''\
+
+
+@hookimpl
+def esper_register_reward_terms() -> list[RewardTermSpec]:
+    return [
+        RewardTermSpec(
+            name="$reward_term",
+            compute=lazy("$package.rewards:accuracy_delta"),
+            description="validation accuracy gained since the previous epoch (points)",
+            presets={"shaped": 0.1},
+        )
+    ]
+''')
+
+BLUEPRINT_MODULE = Template('''\
+"""The ``cnn:$blueprint`` blueprint.
+
+A seed in a slot of width ``C`` receives the host's ``(batch, C, H, W)`` activations and must
+return a tensor of the same shape. Its last layer starts at zero, so the seed is the identity
+when it is germinated and grafting it never disturbs the host.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class ResidualPointwise(nn.Module):
+    """``x + conv1x1(x)``, with the convolution zero-initialised."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(width, width, kernel_size=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv(x)
+
+
+def residual_pointwise(*, width: int) -> nn.Module:
+    """Build the seed for a slot of ``width`` channels."""
+    return ResidualPointwise(width)
+''')
+
+POLICY_MODULE = Template('''\
+"""The ``$policy`` policy: germinate one seed from a fixed epoch, keep it if it helps.
+
+After every epoch Esper calls :meth:`${Stem}Policy.decide` with that epoch's report and the
+action mask, and applies the decision it returns; the decision must be one the mask allows.
+"""
+
+from __future__ import annotations
+
+from esper_core.contracts.decisions import ActionMask, Decision, Op
+from esper_core.contracts.protocols import PolicyContext
+from esper_core.contracts.reports import EpochReport
+from esper_core.errors import ConfigError
+
+OPTIONS = ("germinate_at",)
+
+
+class ${Stem}Policy:
+    """From epoch ``germinate_at``, germinate into the first free slot with the first allowed
+    blueprint; fossilize a probationary seed whose contribution is positive; otherwise wait."""
+
+    name = "$policy"
+
+    def __init__(self, *, germinate_at: int = 3) -> None:
+        self.germinate_at = germinate_at
+
+    @classmethod
+    def from_context(cls, *, context: PolicyContext) -> ${Stem}Policy:
+        """Build from ``esper run --policy $policy [--policy-option germinate_at=N]``."""
+        unknown = sorted(set(context.options) - set(OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown $policy policy option {unknown[0]!r}; allowed: {', '.join(OPTIONS)}")
+        germinate_at = context.options.get("germinate_at", 3)
+        if isinstance(germinate_at, bool) or not isinstance(germinate_at, int) or germinate_at < 1:
+            raise ConfigError(f"$policy policy option germinate_at must be an integer ≥ 1, got {germinate_at!r}")
+        return cls(germinate_at=germinate_at)
+
+    def reset(self, *, episode: int) -> None:
+        """Nothing to clear: every decision depends on the current report only."""
+
+    def decide(self, *, report: EpochReport, mask: ActionMask) -> Decision:
+        for slot in report.slots:
+            if mask.slots[Op.FOSSILIZE][slot.index] and (slot.contribution or 0.0) > 0.0:
+                return Decision(op=Op.FOSSILIZE, slot=slot.index,
+                                reason=f"{slot.slot} contributes {slot.contribution:+.2f} points")
+        if report.epoch < self.germinate_at:
+            return Decision.wait(f"epoch {report.epoch} is before germinate_at={self.germinate_at}")
+        blueprints = [key for key, ok in zip(mask.blueprint_keys, mask.blueprints, strict=True) if ok]
+        free = [i for i, ok in enumerate(mask.slots[Op.GERMINATE]) if ok]
+        if blueprints and free:
+            return Decision(op=Op.GERMINATE, slot=free[0], blueprint=blueprints[0],
+                            reason=f"epoch {report.epoch} ≥ germinate_at={self.germinate_at}")
+        return Decision.wait("no free slot or no allowed blueprint")
+''')
+
+SINK_MODULE = Template('''\
+"""The ``$sink`` telemetry sink: every event as one JSON line in ``$events_file``.
+
+Select it with ``esper run --telemetry jsonl,$sink``. Esper calls ``emit`` for every event,
+``flush`` at least once per epoch and ``close`` once at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from esper_core.contracts.events import TelemetryEvent
+from esper_core.errors import ConfigError
+
+EVENTS_FILE = "$events_file"
+
+
+class ${Stem}Sink:
+    """Append ``event.to_record()`` as JSON, one line per event."""
+
+    name = "$sink"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] | None = open(path, "a", encoding="utf-8")
+
+    @classmethod
+    def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> ${Stem}Sink:
+        """Build from a run; options come from the run config's ``[telemetry.$sink]`` table."""
+        if options:
+            raise ConfigError(f"the $sink sink takes no options, got {sorted(options)[0]!r}")
+        if run_dir is None:
+            raise ConfigError("the $sink sink writes into the run directory, and this run has none")
+        return cls(Path(run_dir) / EVENTS_FILE)
+
+    def emit(self, event: TelemetryEvent) -> None:
+        if self._handle is not None:
+            self._handle.write(json.dumps(event.to_record(), default=str) + "\\n")
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+''')
+
+REWARD_TERM_MODULE = Template('''\
+"""The ``$reward_term`` reward term (torch-free).
+
+A term returns an unweighted value for one controller step; the preset weights it (0.1 in
+``shaped``) and adds it to the other terms. It must be pure: the same context, the same value.
+"""
+
+from __future__ import annotations
+
+from esper_core.contracts.protocols import RewardContext
+
+
+def accuracy_delta(ctx: RewardContext) -> float:
+    """Validation accuracy gained since the previous epoch, in points (0 at the first step)."""
+    if ctx.previous is None:
+        return 0.0
+    return ctx.report.val_accuracy - ctx.previous.val_accuracy
+''')
+
+TEST_PLUGIN = Template('''\
+"""The plugin as Esper sees it: declared as an entry point, cheap to import, registrable."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from esper_core.plugins.manager import PluginSettings, load_plugins
+from esper_core.plugins.registry import build_catalog
+
+import $package.plugin as plugin
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_entry_point_names_the_plugin_module() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    target = project["entry-points"]["esper"]["$short"]
+    assert importlib.import_module(target) is plugin
+
+
+def test_importing_and_registering_does_not_import_torch() -> None:
+    code = ("import sys, $package.plugin as p\\n"
+            "specs = [getattr(p, h)() for h in dir(p) if h.startswith('esper_register_')]\\n"
+            "print(len(specs), 'torch' in sys.modules)")
+    # The package's src/ first, so this also runs before the distribution is installed.
+    path = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": path})
+    assert out.stdout.split() == ["$n_hooks", "False"]
+
+
+def test_registers_through_the_plugin_manager() -> None:
+    loaded = load_plugins(PluginSettings(autoload=False), extra=[("$short", plugin)])
+    catalog = build_catalog(loaded)
+    assert loaded.failures == []
+    assert catalog.contributions["$short"] == $contributions
+''')
+
+TEST_CONFORMANCE_HEADER = Template('''\
+"""Esper's conformance kit: the checks every component of each kind must pass."""
+
+from __future__ import annotations
+''')
+
+BLUEPRINT_TEST = Template('''\
+
+
+class TestResidualBlueprint(BlueprintConformance):
+    spec = esper_register_blueprints()[0]
+''')
+
+POLICY_TEST = Template('''\
+
+
+class TestPolicy(PolicyConformance):
+    spec = esper_register_policies()[0]
+
+
+class TestPolicyFromEpochOne(PolicyConformance):
+    def make_policy(self, context: PolicyContext) -> Policy:
+        return esper_register_policies()[0].factory(context=attrs.evolve(context, options={"germinate_at": 1}))
+
+
+def test_policy_rejects_bad_options() -> None:
+    context = PolicyConformance().context()
+    factory = esper_register_policies()[0].factory
+    with pytest.raises(ConfigError, match="unknown $policy policy option 'speed'"):
+        factory(context=attrs.evolve(context, options={"speed": 2}))
+    with pytest.raises(ConfigError, match="germinate_at must be an integer"):
+        factory(context=attrs.evolve(context, options={"germinate_at": 0}))
+''')
+
+SINK_TEST = Template('''\
+
+
+class TestSink(SinkConformance):
+    def make_sink(self, run_dir: Path) -> Sink:
+        return esper_register_telemetry_sinks()[0].factory(run_dir=run_dir, options={})
+
+    def read_back(self, run_dir: Path) -> list[dict[str, Any]]:
+        lines = (run_dir / EVENTS_FILE).read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+''')
+
+REWARD_TERM_TEST = Template('''\
+
+
+class TestRewardTerm(RewardTermConformance):
+    spec = esper_register_reward_terms()[0]
+''')
+
+README = Template('''\
+# $distribution
+
+An Esper plugin contributing $kinds_text.
+Generated by `esper new-plugin`; the hooks and their contracts are described in Esper's
+`docs/writing-plugins.md`.
+
+| kind | name | module |
+| --- | --- | --- |
+$component_rows
+
+## Install and check
+
+```bash
+pip install -e .          # registers the "$short" entry point of the "esper" group
+esper plugins             # lists $distribution and what it contributes
+pytest                    # the conformance tests of esper_core.testing
+```
+
+## Use
+
+```bash
+$usage
+```
+
+Esper loads every installed plugin. To run without this one, allow-list the others
+(`ESPER_PLUGINS=cnn,policies,telemetry esper run ...`) or disable autoloading
+(`ESPER_DISABLE_PLUGIN_AUTOLOAD=1`); `ESPER_TRACE_HOOKS=1` prints every hook call.
+
+## Publish
+
+```bash
+python -m build           # or: pip wheel --no-deps -w dist .
+twine upload dist/*
+```
+''')
