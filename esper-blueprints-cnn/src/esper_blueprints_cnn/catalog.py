@@ -34,6 +34,24 @@ class Entry:
     paper: str | None
 
 
+#: Token forms (esper_core.discovery grammar) of the blueprints the grammar can express; each
+#: compiles to a module with the same layers and parameter count as the hand-written one.
+TOKENS: dict[str, tuple[str, ...]] = {
+    "noop": ("IDENTITY",),
+    "conv_light": tuple("RES_START CONV KERNEL_3 OUT_IN NORM RELU SCALE RES_END".split()),
+    "attention": tuple("GATE_START POOL_GLOBAL LINEAR OUT_D4 RELU LINEAR OUT_IN ZERO_INIT GATE_END".split()),
+    "norm": tuple("RES_START NORM SCALE RES_END".split()),
+    "depthwise": tuple(("RES_START CONV KERNEL_3 DEPTHWISE OUT_IN NORM RELU "
+                        "CONV KERNEL_1 OUT_IN ZERO_INIT RES_END").split()),
+    "bottleneck": tuple(("RES_START CONV KERNEL_1 OUT_D4 NORM RELU CONV KERNEL_3 OUT_D4 NORM RELU "
+                         "CONV KERNEL_1 OUT_IN ZERO_INIT RES_END").split()),
+    "conv_small": tuple("RES_START CONV KERNEL_1 OUT_IN ZERO_INIT RES_END".split()),
+    "conv_heavy": tuple(("RES_START CONV KERNEL_3 OUT_IN NORM RELU SCALE RES_END "
+                         "RES_START CONV KERNEL_3 OUT_IN NORM RELU SCALE RES_END").split()),
+    "dilated": tuple("RES_START CONV KERNEL_3 DILATE_2 OUT_IN NORM RELU SCALE RES_END".split()),
+}
+
+
 #: Catalog indices 0–7 and 13–23 (DESIGN §8). Every one of them starts at identity.
 ENTRIES: tuple[Entry, ...] = (
     Entry(0, "noop", "basic", "identity: the control seed, no parameters", None),
@@ -90,6 +108,7 @@ def blueprint_specs() -> list[BlueprintSpec]:
                 identity_at_init=True,
                 paper=e.paper,
                 metadata={"family": e.module},
+                tokens=TOKENS.get(e.name),
             )
         )
     return specs

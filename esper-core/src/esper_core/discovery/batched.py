@@ -1,0 +1,188 @@
+"""Training many candidates of one structure as one computation (stacked parameters).
+
+The M models of a group are stacked with :func:`torch.func.stack_module_state` and run by a
+small interpreter over the module types the grammar and the scaffolds use. Activations are laid
+out ``(N, M, C, *spatial)``, so a convolution or GroupNorm over all M models is one call on the
+``(N, M·C, *spatial)`` view with ``groups × M`` (models never mix), and a linear layer is one
+batched matmul. The summed loss gives every model exactly its own gradient, and Adam is
+elementwise, so one ``torch.optim.Adam`` over the stacked tensors is M independent optimisers:
+:func:`train_batched` matches :func:`train_single` on each model up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from attrs import frozen
+from torch import Tensor, nn
+
+from esper_core.discovery.compile import ChannelScale, Gate, GlobalPool, Residual
+
+#: A model's loss above this (or non-finite) counts as an explosion.
+EXPLOSION_LOSS = 1e4
+
+_ELEMENTWISE = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Identity)
+_POOLS = {nn.AvgPool1d: F.avg_pool1d, nn.AvgPool2d: F.avg_pool2d,
+          nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d}
+
+
+class ToImage(nn.Module):
+    """``(N, C)`` → ``(N, C, 1, 1)``: lets a vector task feed an image-shaped slot."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, :, None, None]
+
+
+class Scaffold(nn.Module):
+    """The standard network a candidate is inserted into: ``head(blueprint(stem(x)))``."""
+
+    def __init__(self, stem: nn.Module, blueprint: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+        self.blueprint = blueprint
+        self.head = head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.blueprint(self.stem(x)))
+
+
+@frozen
+class TrainData:
+    """Full-batch training and evaluation tensors shared by every candidate of a task."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_eval: Tensor
+    y_eval: Tensor
+    x_probe: Tensor
+
+
+@frozen
+class TrainResult:
+    """Per-model outcomes, each a tensor with a leading model axis of size M."""
+
+    losses: Tensor  # (steps, M) training loss before each step
+    accuracy: Tensor  # (M,) evaluation accuracy in [0, 1]
+    stable: Tensor  # (M,) bool: every loss finite and below EXPLOSION_LOSS, parameters finite
+    probe: Tensor  # (M, P, D) blueprint outputs on the probe inputs, flattened per input
+
+
+# --------------------------------------------------------------------------------------------
+# The batched interpreter
+
+
+def _forward(module: nn.Module, params: Mapping[str, Tensor], prefix: str, x: Tensor, m: int) -> Tensor:
+    if isinstance(module, nn.Sequential):
+        for name, child in module.named_children():
+            x = _forward(child, params, f"{prefix}{name}.", x, m)
+        return x
+    if isinstance(module, Scaffold):
+        return _forward(module.head, params, f"{prefix}head.", _forward(
+            module.blueprint, params, f"{prefix}blueprint.", _forward(module.stem, params, f"{prefix}stem.", x, m), m), m)
+    if isinstance(module, Residual):
+        return x + _forward(module.body, params, f"{prefix}body.", x, m)
+    if isinstance(module, Gate):
+        g = _forward(module.body, params, f"{prefix}body.", x, m)
+        while g.dim() < x.dim():
+            g = g.unsqueeze(-1)
+        return x * (2.0 * torch.sigmoid(g))
+    if isinstance(module, nn.Linear):
+        w = params[f"{prefix}weight"]  # (M, out, in)
+        y = torch.einsum("nmi,moi->nmo", x, w)
+        bias = params.get(f"{prefix}bias")
+        return y if bias is None else y + bias
+    n = x.shape[0]
+    if isinstance(module, nn.Conv1d | nn.Conv2d):
+        w = params[f"{prefix}weight"]
+        bias = params.get(f"{prefix}bias")
+        conv = F.conv1d if isinstance(module, nn.Conv1d) else F.conv2d
+        flat = x.reshape(n, -1, *x.shape[3:])
+        y = conv(flat, w.reshape(-1, *w.shape[2:]), None if bias is None else bias.reshape(-1),
+                 padding=module.padding, dilation=module.dilation, groups=module.groups * m)
+        return y.reshape(n, m, -1, *y.shape[2:])
+    if isinstance(module, nn.GroupNorm):
+        flat = x.reshape(n, -1, *x.shape[3:])
+        y = F.group_norm(flat, module.num_groups * m, params[f"{prefix}weight"].reshape(-1),
+                         params[f"{prefix}bias"].reshape(-1), module.eps)
+        return y.reshape(x.shape)
+    if isinstance(module, ChannelScale):
+        return x * params[f"{prefix}weight"]
+    if isinstance(module, GlobalPool):
+        return torch.flatten(x, 3).mean(-1)
+    if isinstance(module, ToImage):
+        return x[..., None, None]
+    if type(module) in _POOLS:
+        flat = x.reshape(n, -1, *x.shape[3:])
+        y = _POOLS[type(module)](flat, 3, stride=1, padding=1)
+        return y.reshape(x.shape)
+    if isinstance(module, _ELEMENTWISE):
+        return module(x)
+    raise TypeError(f"the batched trainer cannot run {type(module).__name__}")
+
+
+def _broadcast(x: Tensor, m: int) -> Tensor:
+    return x.unsqueeze(1).expand(x.shape[0], m, *x.shape[1:])
+
+
+def _per_model_loss(logits: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy of each model: logits ``(N, M, K)``, labels ``(N,)`` → ``(M,)``."""
+    n, m, k = logits.shape
+    loss = F.cross_entropy(logits.reshape(n * m, k), y.repeat_interleave(m), reduction="none")
+    return loss.reshape(n, m).mean(0)
+
+
+def train_batched(models: Sequence[Scaffold], data: TrainData, *, steps: int, lr: float) -> TrainResult:
+    """Train ``models`` (one structure, any initial weights) side by side with Adam, full batch."""
+    from torch.func import stack_module_state
+
+    template = models[0]
+    m = len(models)
+    params, buffers = stack_module_state(list(models))
+    if buffers:
+        raise TypeError("the batched trainer supports modules without buffers only")
+    leaves = [p.detach().clone().requires_grad_(True) for p in params.values()]
+    # Stacked shapes (M, *shape) broadcast against (N, M, C, ...) activations as they are.
+    stacked = dict(zip(params, leaves, strict=True))
+    x_train = _broadcast(data.x_train, m)
+    optimizer = torch.optim.Adam(leaves, lr=lr) if leaves else None
+    losses = torch.empty(steps, m)
+    for step in range(steps):
+        loss = _per_model_loss(_forward(template, stacked, "", x_train, m), data.y_train)
+        losses[step] = loss.detach()
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            torch.nan_to_num(loss, nan=0.0, posinf=0.0).sum().backward()
+            optimizer.step()
+    with torch.no_grad():
+        live = stacked
+        logits = _forward(template, live, "", _broadcast(data.x_eval, m), m)
+        accuracy = (logits.argmax(-1) == data.y_eval[:, None]).float().mean(0)
+        features = _forward(template.blueprint, live, "blueprint.",
+                            _forward(template.stem, live, "stem.", _broadcast(data.x_probe, m), m), m)
+        probe = features.transpose(0, 1).flatten(2)
+        finite_params = torch.stack([torch.isfinite(v.reshape(m, -1)).all(1) for v in leaves]).all(0) \
+            if leaves else torch.ones(m, dtype=torch.bool)
+    stable = (torch.isfinite(losses) & (losses < EXPLOSION_LOSS)).all(0) & finite_params
+    return TrainResult(losses=losses, accuracy=accuracy, stable=stable, probe=probe)
+
+
+def train_single(model: Scaffold, data: TrainData, *, steps: int, lr: float) -> TrainResult:
+    """The plain per-model loop (the reference :func:`train_batched` must match)."""
+    params = [p for p in model.parameters()]
+    optimizer = torch.optim.Adam(params, lr=lr) if params else None
+    losses = torch.empty(steps, 1)
+    for step in range(steps):
+        loss = F.cross_entropy(model(data.x_train), data.y_train)
+        losses[step, 0] = loss.detach()
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            torch.nan_to_num(loss, nan=0.0, posinf=0.0).backward()
+            optimizer.step()
+    with torch.no_grad():
+        accuracy = (model(data.x_eval).argmax(-1) == data.y_eval).float().mean().reshape(1)
+        probe = model.blueprint(model.stem(data.x_probe)).flatten(1).unsqueeze(0)
+        finite = all(bool(torch.isfinite(p).all()) for p in params)
+    stable = (torch.isfinite(losses) & (losses < EXPLOSION_LOSS)).all(0) & torch.tensor([finite])
+    return TrainResult(losses=losses, accuracy=accuracy, stable=stable, probe=probe)

@@ -1,0 +1,254 @@
+"""The Crucible: score blueprint candidates on the micro-curriculum (DESIGN §9).
+
+For each task a candidate is compiled for the task's slot, put into the task's scaffold and
+trained for a fixed number of full-batch Adam steps. Candidates with the same tokens are
+trained together as one batched computation (:mod:`esper_core.discovery.batched`); a batch of
+mixed structures is grouped by structure first. The fitness of a valid candidate is
+
+    performance − param_weight · params / param_scale − latency_weight · latency_ms
+                + stability_bonus · stable − redundancy_weight · redundancy
+
+* performance: chance-corrected held-out accuracy ``(acc − 1/K) / (1 − 1/K)``, averaged over
+  the tasks (0 on a task where training was unstable);
+* params: the candidate's parameters, averaged over the tasks' slot widths;
+* latency_ms: measured forward time of the compiled candidate on the probe batch, summed over
+  the tasks (median of several runs, once per structure). It is the one measured term: set
+  ``latency_weight = 0`` for runs that are bit-for-bit reproducible;
+* stable: every training loss finite and below 10⁴ and every parameter finite, on every task;
+* redundancy: the largest linear CKA (Kornblith et al. 2019, "Similarity of Neural Network
+  Representations Revisited") between the candidate's outputs on the probe inputs and those of
+  a hall-of-fame member, averaged over tasks. The hall of fame keeps the best distinct
+  candidates seen so far; a candidate is compared with it as it stood before its own batch.
+
+An invalid candidate scores −1 and is not trained. Initial weights come from the crucible seed
+and the candidate's position in the evaluation stream, data from the crucible seed: the same
+seed and candidates give the same scores.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import structlog
+import torch
+from attrs import define, field, frozen
+from torch import Tensor
+
+from esper_core.config import int_at_least, non_negative_number
+from esper_core.discovery.batched import Scaffold, TrainData, train_batched
+from esper_core.discovery.compile import compile_program
+from esper_core.discovery.curriculum import CrucibleTask, get_tasks
+from esper_core.discovery.grammar import CheckedProgram, GrammarError, check, structure_key
+
+logger = structlog.get_logger(__name__)
+
+INVALID_FITNESS = -1.0
+
+
+@frozen(kw_only=True)
+class FitnessWeights:
+    param_weight: float = field(default=0.05, validator=non_negative_number())
+    param_scale: float = field(default=1000.0, validator=non_negative_number())
+    latency_weight: float = field(default=0.1, validator=non_negative_number())
+    stability_bonus: float = field(default=0.1, validator=non_negative_number())
+    redundancy_weight: float = field(default=0.1, validator=non_negative_number())
+
+
+@frozen(kw_only=True)
+class CrucibleConfig:
+    tasks: tuple[str, ...] = field(default=("xor", "temporal", "image"), converter=tuple)
+    weights: FitnessWeights = field(factory=FitnessWeights)
+    seed: int = field(default=0, validator=int_at_least(0))
+    hall_of_fame: int = field(default=16, validator=int_at_least(1))
+    #: most candidates trained in one batched computation
+    max_group: int = field(default=256, validator=int_at_least(1))
+    #: override every task's training steps (None: the task's own)
+    steps: int | None = None
+
+
+@frozen(kw_only=True)
+class Evaluation:
+    """The Crucible's verdict on one candidate."""
+
+    tokens: tuple[str, ...]
+    fitness: float
+    valid: bool
+    reason: str | None = None
+    performance: dict[str, float] = field(factory=dict)  # per task, chance-corrected
+    params: float = 0.0
+    latency_ms: float = 0.0
+    stable: bool = False
+    redundancy: float = 0.0
+
+    @property
+    def mean_performance(self) -> float:
+        return statistics.fmean(self.performance.values()) if self.performance else 0.0
+
+
+def linear_cka(a: Tensor, b: Tensor) -> Tensor:
+    """Linear CKA between every representation in ``a`` (M, P, D) and in ``b`` (H, P, E).
+
+    Uses centred Gram matrices over the P probe inputs, so feature widths may differ; a
+    constant representation has similarity 0 to everything. Returns (M, H)."""
+    def centred_gram(x: Tensor) -> Tensor:
+        x = x.double() - x.double().mean(1, keepdim=True)
+        g = x @ x.transpose(1, 2)
+        return g.flatten(1)
+
+    ga, gb = centred_gram(a), centred_gram(b)
+    na, nb = ga.norm(dim=1, keepdim=True), gb.norm(dim=1, keepdim=True)
+    ga = torch.where(na > 1e-12, ga / na.clamp_min(1e-12), torch.zeros_like(ga))
+    gb = torch.where(nb > 1e-12, gb / nb.clamp_min(1e-12), torch.zeros_like(gb))
+    return (ga @ gb.T).float()
+
+
+@define
+class HallOfFame:
+    """The ``size`` best distinct candidates so far, with their probe outputs per task."""
+
+    size: int
+    entries: list[tuple[Evaluation, dict[str, Tensor]]] = field(factory=list)
+
+    def redundancy(self, probes: dict[str, Tensor]) -> Tensor:
+        """Largest task-averaged CKA of each of M candidates (``probes[task]``: (M, P, D))."""
+        m = next(iter(probes.values())).shape[0]
+        if not self.entries:
+            return torch.zeros(m)
+        sims = torch.stack([
+            linear_cka(probes[task], torch.stack([e[1][task] for e in self.entries]))
+            for task in probes
+        ]).mean(0)
+        return sims.max(1).values
+
+    def add(self, evaluation: Evaluation, probes: dict[str, Tensor]) -> None:
+        for i, (other, _) in enumerate(self.entries):
+            if other.tokens == evaluation.tokens:
+                if evaluation.fitness <= other.fitness:
+                    return
+                del self.entries[i]
+                break
+        self.entries.append((evaluation, probes))
+        self.entries.sort(key=lambda e: -e[0].fitness)
+        del self.entries[self.size:]
+
+    @property
+    def evaluations(self) -> list[Evaluation]:
+        return [e for e, _ in self.entries]
+
+
+class Crucible:
+    """Evaluates batches of candidates; keeps the hall of fame across calls."""
+
+    def __init__(self, config: CrucibleConfig | None = None) -> None:
+        self.config = config or CrucibleConfig()
+        self.tasks: tuple[CrucibleTask, ...] = get_tasks(self.config.tasks)
+        self.data: dict[str, TrainData] = {t.name: t.make_data(self.config.seed) for t in self.tasks}
+        self.hall_of_fame = HallOfFame(self.config.hall_of_fame)
+        self.evaluated = 0  # candidates seen: each one's initial weights depend on its position
+        self._latency: dict[str, float] = {}
+
+    def check(self, tokens: Sequence[str]) -> dict[str, CheckedProgram]:
+        """The candidate checked for every task's slot; raises GrammarError naming the task."""
+        out = {}
+        for task in self.tasks:
+            try:
+                out[task.name] = check(tokens, task.slot_shape)
+            except GrammarError as exc:
+                raise GrammarError(f"{task.name} slot {task.slot_shape}: {exc}") from None
+        return out
+
+    def evaluate(self, candidates: Sequence[Sequence[str]]) -> list[Evaluation]:
+        """Score ``candidates`` (in order); every one counts against a search's budget."""
+        first = self.evaluated
+        self.evaluated += len(candidates)
+        results: list[Evaluation | None] = [None] * len(candidates)
+        groups: dict[str, list[int]] = {}
+        checked: dict[int, dict[str, CheckedProgram]] = {}
+        for i, tokens in enumerate(candidates):
+            try:
+                checked[i] = self.check(tokens)
+            except GrammarError as exc:
+                results[i] = Evaluation(tokens=tuple(tokens), fitness=INVALID_FITNESS, valid=False,
+                                        reason=str(exc))
+                continue
+            groups.setdefault(structure_key(tokens), []).append(i)
+        scored: list[tuple[int, Evaluation, dict[str, Tensor]]] = []
+        for key, members in groups.items():
+            for start in range(0, len(members), self.config.max_group):
+                chunk = members[start:start + self.config.max_group]
+                scored.extend(self._score_group(key, chunk, checked[chunk[0]], first))
+        redundancy = self._redundancy([p for _, _, p in scored])
+        w = self.config.weights
+        for (i, ev, probes), red in zip(scored, redundancy, strict=True):
+            fitness = ev.fitness - w.redundancy_weight * red
+            results[i] = Evaluation(tokens=ev.tokens, fitness=fitness, valid=True, performance=ev.performance,
+                                    params=ev.params, latency_ms=ev.latency_ms, stable=ev.stable,
+                                    redundancy=red)
+        for (i, _, probes) in scored:
+            final = results[i]
+            assert final is not None
+            self.hall_of_fame.add(final, probes)
+        return [r for r in results if r is not None]
+
+    def _redundancy(self, probes: list[dict[str, Tensor]]) -> list[float]:
+        if not probes:
+            return []
+        stacked = {task: torch.stack([p[task] for p in probes]) for task in probes[0]}
+        return [float(v) for v in self.hall_of_fame.redundancy(stacked)]
+
+    def _score_group(self, key: str, members: list[int], programs: dict[str, CheckedProgram],
+                     first: int) -> list[tuple[int, Evaluation, dict[str, Tensor]]]:
+        tokens = programs[self.tasks[0].name].tokens
+        performance: dict[str, Tensor] = {}
+        stable = torch.ones(len(members), dtype=torch.bool)
+        probes: dict[str, Tensor] = {}
+        for t_index, task in enumerate(self.tasks):
+            models = []
+            for i in members:
+                torch.manual_seed(_init_seed(self.config.seed, first + i, t_index))
+                models.append(Scaffold(task.make_stem(task.width), compile_program(programs[task.name]),
+                                       task.make_head()))
+            result = train_batched(models, self.data[task.name], steps=self.config.steps or task.steps,
+                                   lr=task.lr)
+            chance = 1.0 / task.n_classes
+            perf = (result.accuracy - chance) / (1.0 - chance)
+            performance[task.name] = torch.where(result.stable, perf, torch.zeros_like(perf))
+            stable &= result.stable
+            probes[task.name] = torch.nan_to_num(result.probe, nan=0.0, posinf=0.0, neginf=0.0)
+        params = statistics.fmean(p.params for p in programs.values())
+        latency = self._measure_latency(key, programs) if self.config.weights.latency_weight > 0 else 0.0
+        w = self.config.weights
+        out = []
+        for j, i in enumerate(members):
+            perf = {name: float(v[j]) for name, v in performance.items()}
+            is_stable = bool(stable[j])
+            base = (statistics.fmean(perf.values()) - w.param_weight * params / max(w.param_scale, 1e-12)
+                    - w.latency_weight * latency + w.stability_bonus * is_stable)
+            ev = Evaluation(tokens=tokens, fitness=base, valid=True, performance=perf, params=params,
+                            latency_ms=latency, stable=is_stable)
+            out.append((i, ev, {name: p[j] for name, p in probes.items()}))
+        return out
+
+    def _measure_latency(self, key: str, programs: dict[str, CheckedProgram]) -> float:
+        if key not in self._latency:
+            total = 0.0
+            for task in self.tasks:
+                module = compile_program(programs[task.name]).eval()
+                x = torch.randn(32, *task.slot_shape, generator=torch.Generator().manual_seed(0))
+                times = []
+                with torch.no_grad():
+                    module(x)
+                    for _ in range(5):
+                        start = time.perf_counter()
+                        module(x)
+                        times.append(time.perf_counter() - start)
+                total += statistics.median(times) * 1000.0
+            self._latency[key] = total
+        return self._latency[key]
+
+
+def _init_seed(seed: int, position: int, task_index: int) -> int:
+    # A fixed mix of the three integers: each candidate's initial weights are its own.
+    return (seed * 1_000_003 + position * 7_919 + task_index * 104_729) % (2**31 - 1)
