@@ -151,7 +151,8 @@ def test_the_scaffolded_policy_runs_with_its_option(venv: Venv) -> None:
     summary = json.loads(_ok(result))
     assert [(s["blueprint"], s["germinated_epoch"]) for s in summary["seeds"]] == [("cnn:authoring_check_residual", 2)]
     decisions = [e for e in _records(out / "events.jsonl") if e["kind"] == "decision"]
-    assert [(d["policy"], d["op"]) for d in decisions] == [("authoring_check", "WAIT"), ("authoring_check", "GERMINATE")]
+    assert [(d["policy"], d["op"]) for d in decisions] == [("authoring_check", "WAIT"),
+                                                           ("authoring_check", "GERMINATE")]
     assert decisions[0]["reason"] == "epoch 1 is before germinate_at=2"
 
 

@@ -124,12 +124,14 @@ def test_the_documentation_check_catches_a_missing_or_stale_section() -> None:
     text = GUIDE.read_text(encoding="utf-8")
     signatures = declared_signatures()
     without = text.replace("### `esper_register_gates`", "### gates")
-    assert undocumented(hook_names(), signatures, without) == ["esper_register_gates: no '### `esper_register_gates`' section"]
+    assert undocumented(hook_names(), signatures, without) == [
+        "esper_register_gates: no '### `esper_register_gates`' section"]
     stale = text.replace("`esper_add_commands(cli: click.Group) -> None`", "`esper_add_commands(cli) -> None`")
     assert undocumented(hook_names(), signatures, stale) == [
         "esper_add_commands: signature `esper_add_commands(cli: click.Group) -> None` missing"]
     no_returns = text.replace("- **Returns:** sinks.", "- sinks.")
-    assert undocumented(hook_names(), signatures, no_returns) == ["esper_register_telemetry_sinks: no **Returns:** entry"]
+    assert undocumented(hook_names(), signatures, no_returns) == [
+        "esper_register_telemetry_sinks: no **Returns:** entry"]
 
 
 def test_every_hook_has_a_test_that_calls_it() -> None:

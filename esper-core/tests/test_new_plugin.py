@@ -62,8 +62,13 @@ def test_each_kind_alone_renders_parseable_files_with_only_its_hook() -> None:
         assert defined == {hook}, kind
         project = tomllib.loads(files["pyproject.toml"])["project"]
         assert project["entry-points"]["esper"] == {"solo": "esper_solo.plugin"}
-        assert ("torch>=2.4" in project["dependencies"]) is (kind is Kind.BLUEPRINT)
-        assert project["dependencies"][0] == "esper-core~=0.1.0"
+        blueprint_needs = ["torch>=2.4", "esper-blueprints-cnn~=0.1.0"] if kind is Kind.BLUEPRINT else []
+        assert project["dependencies"] == ["esper-core~=0.1.0", *blueprint_needs]
+
+
+def test_rendering_needs_a_kind() -> None:
+    with pytest.raises(ConfigError, match="choose at least one component kind"):
+        render_plugin(PluginNames.from_distribution("esper-empty"), [], core_version="0.1.0")
 
 
 def test_cli_writes_the_chosen_kinds(tmp_path: Path) -> None:
@@ -80,8 +85,8 @@ def test_cli_writes_the_chosen_kinds(tmp_path: Path) -> None:
     assert "| sink | `tidy_sinks` |" in readme and "--telemetry jsonl,tidy_sinks" in readme
 
 
-def test_cli_defaults_to_every_kind_in_a_directory_named_after_the_distribution(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_defaults_to_every_kind_in_a_directory_named_after_the_distribution(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, output = new_plugin("esper-all-kinds")
     assert code == 0, output

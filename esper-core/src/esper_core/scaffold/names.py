@@ -39,9 +39,9 @@ class PluginNames:
             )
         distribution = re.sub(r"[-_.]+", "-", raw).lower()
         package = distribution.replace("-", "_")
-        short = distribution.removeprefix(PREFIX).replace("-", "_") if distribution != "esper" else ""
-        if distribution == "esper" or not short:
+        if distribution == "esper":
             raise ConfigError(f"{raw!r} names no plugin: add a name after 'esper-' (e.g. esper-my-blocks)")
+        short = distribution.removeprefix(PREFIX).replace("-", "_")
         if not package.isidentifier() or keyword.iskeyword(package):
             raise ConfigError(f"{raw!r} gives the import package {package!r}, which is not a Python identifier; "
                               "start the name with a letter")

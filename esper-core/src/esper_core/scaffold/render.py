@@ -139,9 +139,12 @@ def render_plugin(names: PluginNames, kinds: Collection[Kind], *, core_version: 
     chosen = _ordered(kinds)
     parts = [_PARTS[k] for k in chosen]
     major, minor = core_version.split(".")[:2]
-    dependencies = [f"esper-core~={major}.{minor}.0"] + (["torch>=2.4"] if Kind.BLUEPRINT in chosen else [])
+    dependencies = [f"esper-core~={major}.{minor}.0"]
+    if Kind.BLUEPRINT in chosen:  # a cnn blueprint needs torch, and the cnn host and tasks to grow in
+        dependencies += ["torch>=2.4", f"esper-blueprints-cnn~={major}.{minor}.0"]
     kinds_text = ", ".join(p.label for p in parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1].label
-    contributions = {p.registry: [component_names(names, k)] for k, p in zip(chosen, parts, strict=True)}
+    contributions = "".join(f'        "{p.registry}": ["{component_names(names, k)}"],\n'
+                            for k, p in zip(chosen, parts, strict=True))
     values: Mapping[str, object] = {
         "distribution": names.distribution,
         "package": names.package,
@@ -156,7 +159,7 @@ def render_plugin(names: PluginNames, kinds: Collection[Kind], *, core_version: 
         "dependencies": ", ".join(f'"{d}"' for d in dependencies),
         "spec_classes": ", ".join(sorted(p.spec_class for p in parts)),
         "n_hooks": len(parts),
-        "contributions": repr(contributions),
+        "contributions": "{\n" + contributions + "    }",
         "component_rows": "\n".join(
             f"| {k.value} | `{component_names(names, k)}` | `{names.package}.{p.module}` |"
             for k, p in zip(chosen, parts, strict=True)),

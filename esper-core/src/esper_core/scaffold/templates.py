@@ -410,9 +410,9 @@ pytest                    # the conformance tests of esper_core.testing
 $usage
 ```
 
-Esper loads every installed plugin. To run without this one, allow-list the others
-(`ESPER_PLUGINS=cnn,policies,telemetry esper run ...`) or disable autoloading
-(`ESPER_DISABLE_PLUGIN_AUTOLOAD=1`); `ESPER_TRACE_HOOKS=1` prints every hook call.
+Esper loads every installed plugin. `ESPER_PLUGINS=cnn,policies,$short` loads only the
+plugins named (by entry-point or distribution name), `ESPER_DISABLE_PLUGIN_AUTOLOAD=1` loads
+none, and `ESPER_TRACE_HOOKS=1` prints every hook call to stderr.
 
 ## Publish
 
