@@ -101,7 +101,7 @@ def hooks_with_tests(hooks: Iterable[str], root: Path, exclude: Path | None = No
 
 def test_every_hookspec_is_a_registered_hook_with_a_declared_signature() -> None:
     assert hook_names() == sorted(declared_signatures())
-    assert len(hook_names()) == 9
+    assert {"esper_register_blueprints", "esper_register_policies", "esper_add_commands"} <= set(hook_names())
     assert declared_signatures()["esper_add_commands"] == "esper_add_commands(cli: click.Group) -> None"
 
 
@@ -123,14 +123,16 @@ def test_the_guide_covers_entry_points_testing_and_plugin_switches() -> None:
 def test_the_documentation_check_catches_a_missing_or_stale_section() -> None:
     text = GUIDE.read_text(encoding="utf-8")
     signatures = declared_signatures()
+    hooks = ["esper_add_commands", "esper_register_gates", "esper_register_telemetry_sinks"]
+    assert undocumented(hooks, signatures, text) == []
     without = text.replace("### `esper_register_gates`", "### gates")
-    assert undocumented(hook_names(), signatures, without) == [
+    assert undocumented(hooks, signatures, without) == [
         "esper_register_gates: no '### `esper_register_gates`' section"]
     stale = text.replace("`esper_add_commands(cli: click.Group) -> None`", "`esper_add_commands(cli) -> None`")
-    assert undocumented(hook_names(), signatures, stale) == [
+    assert undocumented(hooks, signatures, stale) == [
         "esper_add_commands: signature `esper_add_commands(cli: click.Group) -> None` missing"]
     no_returns = text.replace("- **Returns:** sinks.", "- sinks.")
-    assert undocumented(hook_names(), signatures, no_returns) == [
+    assert undocumented(hooks, signatures, no_returns) == [
         "esper_register_telemetry_sinks: no **Returns:** entry"]
 
 
