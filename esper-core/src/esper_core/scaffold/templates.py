@@ -177,6 +177,7 @@ from esper_core.contracts.reports import EpochReport
 from esper_core.errors import ConfigError
 
 OPTIONS = ("germinate_at",)
+DEFAULT_GERMINATE_AT = 3
 
 
 class ${Stem}Policy:
@@ -185,7 +186,7 @@ class ${Stem}Policy:
 
     name = "$policy"
 
-    def __init__(self, *, germinate_at: int = 3) -> None:
+    def __init__(self, *, germinate_at: int = DEFAULT_GERMINATE_AT) -> None:
         self.germinate_at = germinate_at
 
     @classmethod
@@ -194,7 +195,7 @@ class ${Stem}Policy:
         unknown = sorted(set(context.options) - set(OPTIONS))
         if unknown:
             raise ConfigError(f"unknown $policy policy option {unknown[0]!r}; allowed: {', '.join(OPTIONS)}")
-        germinate_at = context.options.get("germinate_at", 3)
+        germinate_at = context.options.get("germinate_at", DEFAULT_GERMINATE_AT)
         if isinstance(germinate_at, bool) or not isinstance(germinate_at, int) or germinate_at < 1:
             raise ConfigError(f"$policy policy option germinate_at must be an integer ≥ 1, got {germinate_at!r}")
         return cls(germinate_at=germinate_at)
