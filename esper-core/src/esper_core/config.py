@@ -116,6 +116,9 @@ class RunConfig:
     #: training observers to run; None = every installed one, [] = none
     observers: tuple[str, ...] | None = field(default=None, converter=_name_list)
     out: str | None = field(default=None, validator=_check(lambda v: v is None or (isinstance(v, str) and v), "a path"))
+    #: a blueprint library file (from ``esper discover``): its blueprints join the task's catalog
+    blueprint_library: str | None = field(
+        default=None, validator=_check(lambda v: v is None or (isinstance(v, str) and v), "a path"))
     training: TrainingConfig = field(factory=TrainingConfig)
     task_options: Mapping[str, Any] = field(factory=dict)
     policy_options: Mapping[str, Any] = field(factory=dict)

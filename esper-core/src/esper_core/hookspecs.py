@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
         AlphaScheduleSpec,
         BlueprintSpec,
         GateSpec,
+        GeneratorSpec,
         ObserverSpec,
         PolicySpec,
         RewardTermSpec,
@@ -93,6 +94,15 @@ def esper_register_observers() -> list[ObserverSpec]:
     Return observers that watch each episode's model and add events after every epoch (for
     instance failure-signature anomalies, which also feed the reward terms). All registered
     observers run unless the run names a subset with ``--observers``.
+    """
+
+
+@hookspec
+def esper_register_generators() -> list[GeneratorSpec]:
+    """Called once at start-up to build the blueprint-generator registry.
+
+    Return generators selectable with ``esper discover --generator NAME`` (random search,
+    regularised evolution, the Architect ...).
     """
 
 

@@ -6,7 +6,7 @@ torch.
 
 from __future__ import annotations
 
-from esper_core.contracts.specs import AlphaScheduleSpec, GateSpec, RewardTermSpec, SinkSpec
+from esper_core.contracts.specs import AlphaScheduleSpec, GateSpec, GeneratorSpec, RewardTermSpec, SinkSpec
 from esper_core.contracts.stages import SeedStage
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
@@ -62,4 +62,16 @@ def esper_register_telemetry_sinks() -> list[SinkSpec]:
     return [
         SinkSpec(name="jsonl", factory=lazy("esper_core.telemetry.jsonl:JsonlSink.from_options"),
                  description="one JSON event per line in events.jsonl, flushed every epoch"),
+    ]
+
+
+@hookimpl
+def esper_register_generators() -> list[GeneratorSpec]:
+    search = "esper_core.discovery.search"
+    return [
+        GeneratorSpec(name="random", factory=lazy(f"{search}:random_search"),
+                      description="random search: independent programs drawn from the grammar"),
+        GeneratorSpec(name="evolution", factory=lazy(f"{search}:regularized_evolution"),
+                      description="regularised (aging) evolution, Real et al. 2019 (options: population, "
+                                  "sample)"),
     ]

@@ -19,6 +19,8 @@ from esper_core.errors import ConfigError
 @click.option("--episodes", type=int, default=None, help="Episodes to run (default 1).")
 @click.option("--slots", default=None, help="Comma-separated injection points to give slots.")
 @click.option("--blueprints", default=None, help="Comma-separated blueprints the controller may use.")
+@click.option("--blueprint-library", default=None,
+              help="Blueprint library file from `esper discover`: adds its blueprints to the catalog.")
 @click.option("--max-seeds", type=int, default=None, help="Most live seeds at once (default 1).")
 @click.option("--param-budget", type=int, default=None, help="Most seed parameters in total.")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")

@@ -184,3 +184,17 @@ class ObserverSpec:
     name: str = field(validator=component_name)
     factory: Callable[..., Observer] = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
+
+
+@frozen(kw_only=True)
+class GeneratorSpec:
+    """A blueprint generator for ``esper discover --generator NAME``.
+
+    ``factory(seed=int, options=Mapping)`` returns an object with ``propose(n) -> list of token
+    sequences`` and ``observe(candidates, evaluations) -> dict of metrics`` (see
+    :class:`esper_core.discovery.search.Generator`); ``options`` holds the command's settings
+    (``budget``, ``batch_size``, ``tasks`` ...), which a generator may use or ignore."""
+
+    name: str = field(validator=component_name)
+    factory: Callable[..., Any] = field(validator=is_callable, eq=False)
+    description: str = field(validator=non_empty_str)

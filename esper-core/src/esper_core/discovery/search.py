@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import random
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -29,6 +29,7 @@ from attrs import field, frozen
 from esper_core.discovery import tokens as T
 from esper_core.discovery.crucible import Crucible, Evaluation
 from esper_core.discovery.grammar import MAX_TOKENS, GrammarError, Group, Layer, Node, Op, Program, parse, to_tokens
+from esper_core.errors import ConfigError
 
 logger = structlog.get_logger(__name__)
 
@@ -193,6 +194,28 @@ class RegularizedEvolution:
             while len(self.population) > self.size:
                 self.population.popleft()  # the oldest dies, whatever its fitness
         return {"population_best": max(f for _, f in self.population)}
+
+
+def random_search(*, seed: int, options: Mapping[str, Any]) -> RandomSearch:
+    """The ``random`` generator's factory (no options of its own)."""
+    if options.get("generator_options"):
+        raise ConfigError(f"the random generator takes no options, got {sorted(options['generator_options'])}")
+    return RandomSearch(seed=seed)
+
+
+def regularized_evolution(*, seed: int, options: Mapping[str, Any]) -> RegularizedEvolution:
+    """The ``evolution`` generator's factory: ``population`` (default 32) and ``sample`` (8)
+    from ``options["generator_options"]``."""
+    own = dict(options.get("generator_options", {}))
+    unknown = set(own) - {"population", "sample"}
+    if unknown:
+        raise ConfigError(f"unknown evolution option {sorted(unknown)[0]!r}; allowed: population, sample")
+    population = own.get("population", 32)
+    sample = own.get("sample", 8)
+    if not (isinstance(population, int) and isinstance(sample, int) and population >= 2 and 1 <= sample <= population):
+        raise ConfigError(f"evolution needs integers population ≥ 2 and 1 ≤ sample ≤ population, got "
+                          f"population={population!r}, sample={sample!r}")
+    return RegularizedEvolution(seed=seed, population=population, sample=sample)
 
 
 # --------------------------------------------------------------------------------------------

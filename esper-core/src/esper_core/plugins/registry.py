@@ -14,6 +14,7 @@ from esper_core.contracts.specs import (
     AlphaScheduleSpec,
     BlueprintSpec,
     GateSpec,
+    GeneratorSpec,
     ObserverSpec,
     PolicySpec,
     RewardTermSpec,
@@ -104,6 +105,7 @@ _HOOKS: list[tuple[str, str, type]] = [
     ("esper_register_telemetry_sinks", "sinks", SinkSpec),
     ("esper_register_alpha_schedules", "alpha_schedules", AlphaScheduleSpec),
     ("esper_register_observers", "observers", ObserverSpec),
+    ("esper_register_generators", "generators", GeneratorSpec),
 ]
 
 
@@ -120,6 +122,7 @@ class Catalog:
         self.sinks: Registry[SinkSpec] = Registry("telemetry sink", lambda s: s.name)
         self.alpha_schedules: Registry[AlphaScheduleSpec] = Registry("alpha schedule", lambda s: s.name)
         self.observers: Registry[ObserverSpec] = Registry("observer", lambda s: s.name)
+        self.generators: Registry[GeneratorSpec] = Registry("blueprint generator", lambda s: s.name)
         #: plugin name -> {registry attribute -> [component keys]}
         self.contributions: dict[str, dict[str, list[str]]] = {}
 

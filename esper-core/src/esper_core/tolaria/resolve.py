@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -128,9 +129,33 @@ def _blueprints(config: RunConfig, task: TaskSpec, catalog: Catalog) -> tuple[Bl
     return tuple(unique)
 
 
+def register_library(path: str, topology: str, catalog: Catalog) -> None:
+    """Add the blueprints of library file ``path`` to ``catalog`` for ``topology``.
+
+    They carry no action index, so they follow the built-in catalog in key order. A name that
+    is already taken by another provider is an error naming both; registering the same file
+    twice (a resumed run, or several runs in one process) adds nothing."""
+    from esper_core.discovery.library import LibraryError, library_blueprints, read_library
+    from esper_core.plugins.manager import PluginInfo
+
+    library = read_library(Path(path))
+    if library.topology != topology:
+        raise LibraryError(f"blueprint library {path!r} holds {library.topology!r} blueprints; the task's "
+                           f"topology is {topology!r}")
+    provider = PluginInfo(name="blueprint-library", distribution=f"blueprint library {path}", version="v1",
+                          module="esper_core.discovery.library", plugin=None)
+    for spec in library_blueprints(library, source=path):
+        if spec.key in catalog.blueprints and catalog.blueprints.get(spec.key).tokens == spec.tokens \
+                and catalog.blueprints.provider(spec.key).distribution == provider.distribution:
+            continue
+        catalog.blueprints.add(spec, provider)
+
+
 def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     """Look up every name in ``config`` and apply the task's defaults."""
     task = catalog.tasks.get(config.task)
+    if config.blueprint_library is not None:
+        register_library(config.blueprint_library, task.topology, catalog)
     policy = catalog.policies.get(config.policy)
     epochs = config.epochs if config.epochs is not None else int(task.defaults.get("epochs", DEFAULT_EPOCHS))
     slots = config.slots if config.slots is not None else task.defaults.get("slots")

@@ -1,0 +1,111 @@
+"""``esper discover``: search for new blueprints and write a blueprint library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from esper_core.cli.app import AppState
+from esper_core.cli.table import format_table
+from esper_core.config import parse_key_values
+from esper_core.errors import ConfigError
+
+TOPOLOGY = "cnn"  # the Crucible's curriculum presents image-shaped slots
+
+
+@click.command("discover")
+@click.option("--generator", default="architect", show_default=True,
+              help="Blueprint generator: architect, random, evolution or a plugin's.")
+@click.option("--budget", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Candidates to evaluate in total (invalid ones count too).")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="Candidates proposed and evaluated per step.")
+@click.option("--tasks", default="xor,temporal,image", show_default=True,
+              help="Comma-separated Crucible tasks (the Architect's curriculum follows this order).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Training steps per candidate and task (default: each task's own, 100).")
+@click.option("--latency-weight", type=click.FloatRange(min=0), default=None,
+              help="Weight of the measured-latency penalty (0 makes runs bit-for-bit reproducible).")
+@click.option("--hall-of-fame", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--library-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Best hall-of-fame entries written to the library.")
+@click.option("--generator-option", "generator_option", multiple=True, metavar="KEY=VALUE",
+              help="A generator setting (e.g. population=64 for evolution); repeatable.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads for torch.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("blueprint-library.json"),
+              show_default=True, help="Blueprint library file to write.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def discover_command(state: AppState, generator: str, budget: int, batch_size: int, tasks: str, seed: int,
+                     steps: int | None, latency_weight: float | None, hall_of_fame: int, library_size: int,
+                     generator_option: tuple[str, ...], threads: int, out: Path, force: bool,
+                     as_json: bool) -> None:
+    """Search for blueprints with the Crucible; print best and mean fitness per step."""
+    if out.exists() and not force:
+        raise ConfigError(f"--out {str(out)!r} exists; choose another file or pass --force")
+    spec = state.catalog.generators.get(generator)
+    task_names = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    if not task_names:
+        raise ConfigError("--tasks names no task")
+
+    import torch
+
+    from esper_core.discovery.crucible import Crucible, CrucibleConfig, FitnessWeights
+    from esper_core.discovery.library import BlueprintLibrary, LibraryEntry, write_library
+    from esper_core.discovery.search import run_search
+
+    torch.set_num_threads(threads)
+    weights = FitnessWeights() if latency_weight is None else FitnessWeights(latency_weight=latency_weight)
+    crucible = Crucible(CrucibleConfig(tasks=task_names, weights=weights, seed=seed, hall_of_fame=hall_of_fame,
+                                       steps=steps))
+    catalog_tokens = [s.tokens for s in state.catalog.blueprints.for_topology(TOPOLOGY) if s.tokens]
+    options: dict[str, Any] = {"budget": budget, "batch_size": batch_size, "tasks": task_names,
+                               "catalog_tokens": catalog_tokens,
+                               "generator_options": parse_key_values(generator_option, flag="--generator-option")}
+    try:
+        gen = spec.factory(seed=seed, options=options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"generator {generator!r}: {exc}") from None
+
+    def show(step: Any) -> None:
+        if not as_json:
+            click.echo(f"step {step.step:>3}  evaluated {step.evaluated:>5}  best {step.best:+.4f}  "
+                       f"mean {step.mean:+.4f}  valid {step.valid:>4.0%}")
+
+    result = run_search(gen, crucible, budget=budget, batch_size=batch_size, on_step=show)
+    fame = list(result.hall_of_fame)[:library_size]
+    index = {e.tokens: i for i, e in enumerate(result.evaluations)}
+    provenance = {"generator": generator, "budget": budget, "batch_size": batch_size, "seed": seed,
+                  "tasks": list(task_names), "steps": steps, "weights": {
+                      k: getattr(weights, k) for k in ("param_weight", "param_scale", "latency_weight",
+                                                       "stability_bonus", "redundancy_weight")},
+                  "generator_options": options["generator_options"]}
+    library = BlueprintLibrary(topology=TOPOLOGY, provenance=provenance, entries=[
+        LibraryEntry(name=f"{generator}-s{seed}-{rank:02d}", tokens=e.tokens, fitness=e.fitness,
+                     performance=e.performance, params=e.params, evaluation=index[e.tokens])
+        for rank, e in enumerate(fame, start=1)
+    ])
+    write_library(out, library)
+    summary = {
+        "generator": generator, "budget": budget, "best_fitness": result.best.fitness,
+        "best_tokens": list(result.best.tokens), "library": str(out),
+        "steps": [{"step": s.step, "evaluated": s.evaluated, "best": s.best, "mean": s.mean, "valid": s.valid}
+                  for s in result.steps],
+        "hall_of_fame": [{"tokens": list(e.tokens), "fitness": e.fitness, "performance": e.performance}
+                         for e in fame],
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo("\nhall of fame")
+    click.echo(format_table(
+        ["rank", "fitness", *task_names, "params", "tokens"],
+        [[i, f"{e.fitness:+.4f}", *(f"{e.performance[t]:.2f}" for t in task_names), f"{e.params:.0f}",
+          " ".join(e.tokens)] for i, e in enumerate(fame, start=1)],
+    ))
+    click.echo(f"\nblueprint library: {out} ({len(fame)} blueprints; use with esper run --blueprint-library)")

@@ -1,0 +1,174 @@
+"""The blueprint library file: discovered blueprints any run can load (torch-free).
+
+A versioned JSON document::
+
+    {"format": "esper-blueprint-library", "version": 1, "topology": "cnn",
+     "provenance": {"generator": "evolution", "budget": 256, "seed": 0, "tasks": [...], ...},
+     "blueprints": [{"name": "disc-evolution-0-00", "tokens": [...], "fitness": 0.91,
+                     "performance": {"xor": 1.0, ...}, "params": 600.0, "evaluation": 117}, ...]}
+
+Reading checks everything (format, version, topology, names, and every token sequence against
+the grammar) and fails with a :class:`LibraryError` naming the file and the entry.
+:func:`library_blueprints` turns the entries into :class:`BlueprintSpec` s without importing
+torch: factories compile the tokens when called.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from attrs import field, frozen
+
+from esper_core.contracts.specs import BlueprintSpec
+from esper_core.discovery.grammar import GrammarError, check, identity_at_init, parse
+from esper_core.errors import ConfigError
+from esper_core.tolaria.rundir import write_atomic
+
+FORMAT = "esper-blueprint-library"
+VERSION = 1
+#: Slot layouts per topology: a blueprint is checked for ``(C, *spatial)`` of this rank.
+SLOT_SPATIAL: dict[str, tuple[int, ...]] = {"cnn": (1, 1)}
+_NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+class LibraryError(ConfigError):
+    """A blueprint library file is missing, corrupt or does not fit the run."""
+
+
+@frozen(kw_only=True)
+class LibraryEntry:
+    name: str
+    tokens: tuple[str, ...] = field(converter=tuple)
+    fitness: float
+    performance: Mapping[str, float] = field(factory=dict)
+    params: float = 0.0
+    evaluation: int = 0
+
+
+@frozen(kw_only=True)
+class BlueprintLibrary:
+    topology: str
+    entries: tuple[LibraryEntry, ...] = field(converter=tuple)
+    provenance: Mapping[str, Any] = field(factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "topology": self.topology,
+            "provenance": dict(self.provenance),
+            "blueprints": [
+                {"name": e.name, "tokens": list(e.tokens), "fitness": e.fitness, "performance": dict(e.performance),
+                 "params": e.params, "evaluation": e.evaluation}
+                for e in self.entries
+            ],
+        }
+
+
+def write_library(path: Path, library: BlueprintLibrary) -> None:
+    """Write ``library`` atomically (a kill mid-write leaves any previous file intact)."""
+    _validate(library, str(path))
+    write_atomic(path, json.dumps(library.to_dict(), indent=2) + "\n")
+
+
+def read_library(path: Path) -> BlueprintLibrary:
+    """Read and validate a library file; every problem is a LibraryError naming the file."""
+    where = str(path)
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise LibraryError(f"blueprint library {where!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LibraryError(f"cannot read blueprint library {where!r}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise LibraryError(f"blueprint library {where!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise LibraryError(f"{where!r} is not an Esper blueprint library (no \"format\": {FORMAT!r})")
+    if data.get("version") != VERSION:
+        raise LibraryError(f"blueprint library {where!r} has version {data.get('version')!r}; "
+                           f"this Esper reads version {VERSION}")
+    raw = data.get("blueprints")
+    if not isinstance(raw, list):
+        raise LibraryError(f"blueprint library {where!r}: \"blueprints\" must be a list")
+    entries = []
+    for i, item in enumerate(raw):
+        try:
+            entries.append(LibraryEntry(
+                name=item["name"], tokens=item["tokens"], fitness=float(item["fitness"]),
+                performance={str(k): float(v) for k, v in item.get("performance", {}).items()},
+                params=float(item.get("params", 0.0)), evaluation=int(item.get("evaluation", 0)),
+            ))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LibraryError(f"blueprint library {where!r}: entry {i} is malformed ({exc!r})") from None
+    provenance = data.get("provenance", {})
+    library = BlueprintLibrary(topology=str(data.get("topology")), entries=entries,
+                               provenance=provenance if isinstance(provenance, dict) else {})
+    _validate(library, where)
+    return library
+
+
+def _validate(library: BlueprintLibrary, where: str) -> None:
+    if library.topology not in SLOT_SPATIAL:
+        raise LibraryError(f"blueprint library {where!r}: topology {library.topology!r} is not supported; "
+                           f"supported: {', '.join(SLOT_SPATIAL)}")
+    seen: set[str] = set()
+    for entry in library.entries:
+        if not isinstance(entry.name, str) or not _NAME.match(entry.name):
+            raise LibraryError(f"blueprint library {where!r}: name {entry.name!r} must be a lower-case "
+                               "name (letters, digits, '_' or '-', starting with a letter)")
+        if entry.name in seen:
+            raise LibraryError(f"blueprint library {where!r}: duplicate blueprint name {entry.name!r}")
+        seen.add(entry.name)
+        if not all(isinstance(t, str) for t in entry.tokens):
+            raise LibraryError(f"blueprint library {where!r}: {entry.name}: tokens must be strings")
+        try:
+            check(entry.tokens, _slot(library.topology, 8))
+        except GrammarError as exc:
+            raise LibraryError(f"blueprint library {where!r}: {entry.name}: {exc}") from None
+
+
+def _slot(topology: str, width: int) -> tuple[int, ...]:
+    return (width, *SLOT_SPATIAL[topology])
+
+
+class LibraryFactory:
+    """``factory(width=C)``: compiles the tokens for a slot of width C (torch imported then)."""
+
+    def __init__(self, tokens: Sequence[str], topology: str) -> None:
+        self.tokens = tuple(tokens)
+        self.topology = topology
+
+    def __call__(self, *, width: int) -> Any:
+        from esper_core.discovery.compile import compile_program
+
+        return compile_program(self.tokens, _slot(self.topology, width))
+
+    def param_estimate(self, width: int) -> int:
+        return check(self.tokens, _slot(self.topology, width)).params
+
+    def __repr__(self) -> str:
+        return f"LibraryFactory({' '.join(self.tokens)!r})"
+
+
+def library_blueprints(library: BlueprintLibrary, source: str) -> list[BlueprintSpec]:
+    """The library's blueprints as specs (no action index: they are appended after the built-in
+    catalog, in key order). ``source`` (the file) is recorded in each spec's metadata."""
+    generator = library.provenance.get("generator", "unknown")
+    specs = []
+    for entry in library.entries:
+        factory = LibraryFactory(entry.tokens, library.topology)
+        specs.append(BlueprintSpec(
+            name=entry.name,
+            topology=library.topology,
+            factory=factory,
+            param_estimate=factory.param_estimate,
+            description=f"discovered ({generator}, fitness {entry.fitness:.3f}): {' '.join(entry.tokens)}",
+            identity_at_init=identity_at_init(parse(entry.tokens)),
+            tokens=entry.tokens,
+            metadata={"library": source, "fitness": entry.fitness, "provenance": dict(library.provenance)},
+        ))
+    return specs

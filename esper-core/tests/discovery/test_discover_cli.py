@@ -1,0 +1,73 @@
+"""``esper discover`` end to end with the built-in generators (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from esper_core.cli.main import build_cli
+from esper_core.discovery.library import read_library
+from esper_core.plugins.manager import PluginSettings
+
+FAST = ["--budget", "16", "--batch-size", "8", "--steps", "10", "--tasks", "xor,temporal", "--latency-weight", "0"]
+
+
+def _discover(args):
+    return CliRunner().invoke(build_cli(PluginSettings(autoload=False)), ["discover", *args])
+
+
+@pytest.mark.parametrize("generator", ["random", "evolution"])
+def test_discover_prints_steps_and_writes_a_library(tmp_path, generator):
+    out = tmp_path / "lib.json"
+    extra = ["--generator-option", "population=8", "--generator-option", "sample=4"] if generator == "evolution" else []
+    result = _discover(["--generator", generator, *FAST, *extra, "--out", str(out), "--library-size", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("step")]
+    assert len(lines) == 2 and "evaluated     8" in lines[0] and "evaluated    16" in lines[1]
+    assert "best" in lines[0] and "mean" in lines[0]
+    library = read_library(out)
+    assert library.provenance["generator"] == generator and library.provenance["budget"] == 16
+    assert 1 <= len(library.entries) <= 3
+    assert library.entries[0].name == f"{generator}-s0-01"
+    assert [e.fitness for e in library.entries] == sorted((e.fitness for e in library.entries), reverse=True)
+
+
+def test_discover_is_deterministic_and_json(tmp_path):
+    runs = [_discover(["--generator", "evolution", *FAST, "--out", str(tmp_path / f"{i}.json"), "--json",
+                       "--generator-option", "population=8"]) for i in range(2)]
+    assert all(r.exit_code == 0 for r in runs), runs[0].output
+    a, b = (json.loads(r.output) for r in runs)
+    assert a["steps"] == b["steps"] and a["best_tokens"] == b["best_tokens"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--generator", "genetic"], "unknown blueprint generator 'genetic'"),
+    (["--generator", "random", "--tasks", "xor,mnist"], "unknown crucible task 'mnist'"),
+    (["--generator", "evolution", "--generator-option", "size=3"], "unknown evolution option 'size'"),
+    (["--generator", "evolution", "--generator-option", "population=1"], "population ≥ 2"),
+    (["--generator", "random", "--generator-option", "x=1"], "takes no options"),
+    (["--generator", "random", "--batch-size", "2048"], "2048 is not in the range 1<=x<=1024"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = _discover([*args, "--budget", "1", "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    out = tmp_path / "lib.json"
+    out.write_text("{}")
+    result = _discover(["--generator", "random", "--out", str(out)])
+    assert result.exit_code == 2 and "exists; choose another file or pass --force" in result.output
+
+
+def test_builtin_generators_are_registered_through_the_hook():
+    from esper_core.builtin import plugin
+
+    specs = {s.name: s for s in plugin.esper_register_generators()}
+    assert set(specs) == {"random", "evolution"}
+    evolution = specs["evolution"].factory(seed=1, options={"generator_options": {"population": 4, "sample": 2}})
+    assert len(evolution.propose(3)) == 3 and evolution.size == 4

@@ -1,0 +1,113 @@
+"""The blueprint library file: round trip, clear errors, conformance, catalog registration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from esper_core.discovery.library import (
+    BlueprintLibrary,
+    LibraryEntry,
+    LibraryError,
+    library_blueprints,
+    read_library,
+    write_library,
+)
+from esper_core.plugins.manager import PluginSettings, load_plugins
+from esper_core.plugins.registry import build_catalog
+from esper_core.testing import BlueprintConformance, toy
+from esper_core.tolaria.resolve import register_library
+
+ENTRIES = [
+    LibraryEntry(name="found-a", tokens="RES_START CONV KERNEL_3 DILATE_2 OUT_IN GELU SCALE RES_END".split(),
+                 fitness=0.9, performance={"xor": 1.0}, params=600.0, evaluation=12),
+    LibraryEntry(name="found-b", tokens="GATE_START POOL_GLOBAL LINEAR OUT_D2 TANH LINEAR OUT_IN ZERO_INIT GATE_END "
+                                        "POOL_MAX3".split(), fitness=0.5),
+    LibraryEntry(name="found-c", tokens="CONV KERNEL_5 DEPTHWISE OUT_IN SILU NORM".split(), fitness=0.1),
+]
+LIBRARY = BlueprintLibrary(topology="cnn", entries=ENTRIES, provenance={"generator": "evolution", "seed": 0})
+
+
+@pytest.fixture
+def library_file(tmp_path):
+    path = tmp_path / "lib.json"
+    write_library(path, LIBRARY)
+    return path
+
+
+def test_round_trip(library_file):
+    assert read_library(library_file) == LIBRARY
+    data = json.loads(library_file.read_text())
+    assert data["format"] == "esper-blueprint-library" and data["version"] == 1
+
+
+def _corrupt(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"version": 2}, "has version 2; this Esper reads version 1"),
+    ({"format": "other"}, "is not an Esper blueprint library"),
+    ({"topology": "transformer"}, "topology 'transformer' is not supported"),
+    ({"blueprints": {}}, '"blueprints" must be a list'),
+    ({"blueprints": [{"name": "x"}]}, "entry 0 is malformed"),
+    ({"blueprints": [{"name": "x", "tokens": ["LINEAR", "KERNEL_3", "OUT_IN"], "fitness": 1}]},
+     "x: token 1: KERNEL_3: a kernel size applies to CONV, not LINEAR"),
+    ({"blueprints": [{"name": "Bad Name", "tokens": ["RELU"], "fitness": 1}]}, "name 'Bad Name' must be"),
+    ({"blueprints": [{"name": "a", "tokens": ["RELU"], "fitness": 1}] * 2}, "duplicate blueprint name 'a'"),
+])
+def test_corrupt_or_mismatched_files_are_clear_errors(library_file, change, message):
+    _corrupt(library_file, **change)
+    with pytest.raises(LibraryError) as info:
+        read_library(library_file)
+    assert message in str(info.value) and str(library_file) in str(info.value)
+
+
+def test_missing_and_non_json_files(tmp_path):
+    with pytest.raises(LibraryError, match="does not exist"):
+        read_library(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(LibraryError, match="is not valid JSON"):
+        read_library(tmp_path / "bad.json")
+
+
+def test_specs_are_priced_without_torch_and_claim_identity_only_when_true():
+    specs = library_blueprints(LIBRARY, source="lib.json")
+    assert [s.key for s in specs] == ["cnn:found-a", "cnn:found-b", "cnn:found-c"]
+    assert all(s.action_index is None for s in specs)
+    assert [s.identity_at_init for s in specs] == [True, False, False]
+    assert specs[0].param_estimate(8) == 9 * 64 + 8 + 8  # conv with bias + scale
+    assert specs[0].tokens == tuple(ENTRIES[0].tokens)
+
+
+_SPECS = library_blueprints(LIBRARY, source="lib.json")
+
+
+class TestLibraryBlueprintA(BlueprintConformance):
+    spec = _SPECS[0]
+
+
+class TestLibraryBlueprintB(BlueprintConformance):
+    spec = _SPECS[1]
+
+
+class TestLibraryBlueprintC(BlueprintConformance):
+    spec = _SPECS[2]
+
+
+def test_registering_a_library_appends_after_the_catalog(library_file):
+    catalog = build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy)]))
+    register_library(str(library_file), "cnn", catalog)
+    register_library(str(library_file), "cnn", catalog)  # the same file again adds nothing
+    assert [s.name for s in catalog.blueprints.for_topology("cnn")] == ["found-a", "found-b", "found-c"]
+    assert "blueprint library" in catalog.blueprints.provider("cnn:found-a").distribution
+    with pytest.raises(LibraryError, match="holds 'cnn' blueprints; the task's topology is 'toy'"):
+        register_library(str(library_file), "toy", catalog)
+    other = library_file.parent / "other.json"
+    write_library(other, BlueprintLibrary(topology="cnn", entries=[
+        LibraryEntry(name="found-a", tokens=["RELU"], fitness=0.0)]))
+    with pytest.raises(Exception, match="duplicate blueprint 'cnn:found-a'"):
+        register_library(str(other), "cnn", catalog)
