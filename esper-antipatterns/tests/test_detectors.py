@@ -68,9 +68,47 @@ def test_plateau_needs_a_finite_history() -> None:
 
 
 def test_cost_without_benefit_fires_once_per_seed() -> None:
-    # 30 % growth for 0.5 points = 60 %/point > 10
-    seq = [obs(e, contribution=0.5, seed_params=3000) for e in range(1, 6)]
-    assert [("cost_without_benefit" in r) for r in run(seq)] == [False, True, False, False, False]
+    # 30 % growth for 0.5 points = 60 %/point > 10, judged after 5 measured epochs
+    seq = [obs(e, contribution=0.5, seed_params=3000) for e in range(1, 9)]
+    assert [("cost_without_benefit" in r) for r in run(seq)] == [False] * 4 + [True] + [False] * 3
+
+
+def test_cost_of_a_training_seed_is_judged_on_its_seed_gain() -> None:
+    # never in the forward yet: its benefit is what switching it on would add
+    seq = [obs(e, seed_gain=-20.0, seed_params=3000) for e in range(1, 6)]
+    result = run(seq)
+    assert [("cost_without_benefit" in r) for r in result] == [False] * 4 + [True]
+    detector = FailureDetector()
+    for o in seq[:4]:
+        detector.observe(o)
+    [anomaly] = [a for a in detector.observe(seq[4]) if a.signature == "cost_without_benefit"]
+    assert anomaly.value == math.inf and "best benefit -20.00 over 5 epochs" in anomaly.detail
+
+
+def test_a_seed_that_shows_a_benefit_once_is_not_called_costly() -> None:
+    # conv_light's pattern: negative seed gain at first, then a real contribution
+    gains = [-19.0, -8.0, 4.0, None, None, None]
+    seq = [obs(e, seed_params=300, seed_gain=g, contribution=None if g is not None else 1.0)
+           for e, g in enumerate(gains, start=1)]
+    assert all("cost_without_benefit" not in r for r in run(seq))
+
+
+def test_benefit_and_accuracy_with_the_seed() -> None:
+    training = obs(seed_gain=-30.0, val_accuracy=60.0)
+    assert training.benefit == -30.0 and training.accuracy_with_seed == 30.0
+    blended = obs(seed_gain=-30.0, contribution=2.0, val_accuracy=60.0)
+    assert blended.benefit == 2.0 and blended.accuracy_with_seed == 60.0
+    assert obs().benefit is None
+
+
+def test_first_plateau_window_is_measured_from_the_planted_accuracy() -> None:
+    # a TRAINING seed that would cost 40 points if switched on: no improvement over 60 at planting
+    seq = [obs(e, val_accuracy=60.0 + 0.3 * e, seed_gain=-40.0, accuracy_at_germination=60.0)
+           for e in range(1, 6)]
+    assert [("plateau" in r) for r in run(seq)] == [False] * 4 + [True]
+    # the same host curve with a seed that helps is not a plateau
+    good = [attrs.evolve(o, seed_gain=1.0) for o in seq]
+    assert all("plateau" not in r for r in run(good))
 
 
 def test_cost_uses_flops_when_given() -> None:

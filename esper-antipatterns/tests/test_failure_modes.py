@@ -247,8 +247,10 @@ def test_expensive_identity_adds_cost_but_no_accuracy() -> None:
                           contribution=contribution, seed_params=extra_params,
                           host_params=host_params, seed_flops=macs_per_pixel("expensive_identity", width),
                           host_flops=27 * width + 2 * width)
-    detector.observe(obs)
-    found = detector.observe(SeedObservation(**{**_fields(obs), "epoch": 2}))
+    window = detector.config.cost_min_epochs
+    for epoch in range(1, window):
+        detector.observe(SeedObservation(**{**_fields(obs), "epoch": epoch}))
+    found = detector.observe(SeedObservation(**{**_fields(obs), "epoch": window}))
     assert [a.signature for a in found] == ["cost_without_benefit"]
 
 

@@ -47,7 +47,8 @@ class SeedObservation:
     training, or parameter-free). ``finite`` is False when the seed's output, loss, gradients
     or parameters held a NaN/Inf (e.g. the safety governor rolled back because of it).
     ``contribution`` is the counterfactual accuracy contribution in points (``None`` before
-    BLENDING). FLOPs are optional and, when given, priced like parameters.
+    BLENDING); ``seed_gain`` what switching a TRAINING seed fully on would add (points; its
+    forward is still the host's). FLOPs are optional and, when given, priced like parameters.
     """
 
     slot: str = field(validator=validators.min_len(1))
@@ -57,6 +58,8 @@ class SeedObservation:
     grad_norm: float | None = field(default=None, validator=_non_negative_or_non_finite)
     finite: bool = field(default=True, validator=validators.instance_of(bool))
     contribution: float | None = field(default=None, validator=_optional_number)
+    seed_gain: float | None = field(default=None, validator=_optional_number)
+    accuracy_at_germination: float | None = field(default=None, validator=_optional_number)
     seed_params: int = field(default=0, validator=_count)
     host_params: int = field(default=0, validator=_count)
     seed_flops: int | None = field(default=None, validator=_optional_count)
@@ -75,9 +78,25 @@ class SeedObservation:
         return cls(slot=slot.slot, blueprint=slot.blueprint, epoch=report.epoch,
                    episode=report.episode, val_accuracy=report.val_accuracy,
                    grad_norm=grad_norm, finite=finite, contribution=slot.contribution,
+                   seed_gain=slot.seed_gain, accuracy_at_germination=slot.accuracy_at_germination,
                    seed_params=slot.seed_params, host_params=report.host_params,
                    seed_flops=seed_flops, host_flops=host_flops,
                    germinated_epoch=slot.germinated_epoch, stage=slot.stage.name)
+
+
+    @property
+    def benefit(self) -> float | None:
+        """The seed's measured benefit (points): its counterfactual contribution once blended,
+        its seed gain while in TRAINING, None before either is measured."""
+        return self.contribution if self.contribution is not None else self.seed_gain
+
+    @property
+    def accuracy_with_seed(self) -> float:
+        """Validation accuracy of the model with this seed in it: a TRAINING seed is not in
+        the forward yet, so its accuracy is the measured one plus its seed gain."""
+        if self.contribution is None and self.seed_gain is not None:
+            return self.val_accuracy + self.seed_gain
+        return self.val_accuracy
 
 
 @frozen(kw_only=True)
@@ -90,13 +109,17 @@ class DetectorConfig:
     explode_above: float = field(default=1e4, validator=validators.gt(0))
     #: Epochs of accuracy history, while the seed is live, that define a plateau.
     plateau_window: int = field(default=5, validator=[validators.instance_of(int), validators.ge(1)])
-    #: A plateau is a window whose best accuracy beats the best before it by less than this (points).
+    #: A plateau is a window whose best accuracy (with the seed in the model) beats the best
+    #: before it — or, for the seed's first window, the accuracy when it was planted — by less
+    #: than this (points).
     plateau_min_delta: float = field(default=0.5, validator=validators.ge(0))
     #: Largest acceptable growth of the model (percent of host params or FLOPs) per accuracy
-    #: point of counterfactual contribution; a seed that costs more is "cost without benefit".
+    #: point of benefit; a seed that costs more is "cost without benefit".
     max_growth_per_point: float = field(default=10.0, validator=validators.gt(0))
-    #: Epochs with a measured contribution before cost is judged (blending needs time to act).
-    cost_min_epochs: int = field(default=2, validator=[validators.instance_of(int), validators.ge(1)])
+    #: Epochs with a measured benefit (seed gain in TRAINING, contribution once blended) before
+    #: cost is judged, on the best benefit seen: a good seed often starts with a negative seed
+    #: gain, so it gets as long as the heuristic's patience (5 epochs) to show one.
+    cost_min_epochs: int = field(default=5, validator=[validators.instance_of(int), validators.ge(1)])
 
     def __attrs_post_init__(self) -> None:
         if self.collapse_below >= self.explode_above:
@@ -104,13 +127,15 @@ class DetectorConfig:
                              f"explode_above ({self.explode_above})")
 
 
-def growth_per_point(obs: SeedObservation) -> float | None:
-    """Model growth (percent, the larger of params and FLOPs) per point of contribution.
+def growth_per_point(obs: SeedObservation, benefit: float | None = None) -> float | None:
+    """Model growth (percent, the larger of params and FLOPs) per point of ``benefit``
+    (default: the observation's own, :attr:`SeedObservation.benefit`).
 
-    ``None`` before the contribution is measured or when the seed costs nothing; ``inf``
-    when a costly seed contributes nothing or hurts.
+    ``None`` before a benefit is measured or when the seed costs nothing; ``inf`` when a
+    costly seed brings nothing or hurts.
     """
-    if obs.contribution is None:
+    benefit = obs.benefit if benefit is None else benefit
+    if benefit is None:
         return None
     growths = []
     if obs.seed_params > 0:
@@ -119,9 +144,9 @@ def growth_per_point(obs: SeedObservation) -> float | None:
         growths.append(100.0 * obs.seed_flops / max(1, obs.host_flops or 0))
     if not growths:
         return None
-    if not math.isfinite(obs.contribution) or obs.contribution <= 0:
+    if not math.isfinite(benefit) or benefit <= 0:
         return math.inf
-    return max(growths) / obs.contribution
+    return max(growths) / benefit
 
 
 @frozen
@@ -133,8 +158,12 @@ class _SeedIdentity:
 @define
 class _SeedHistory:
     identity: _SeedIdentity
+    #: Accuracy with the seed in the model, one per observed epoch.
     accuracies: list[float] = field(factory=list)
+    #: Accuracy when the seed was planted (the reference of its first plateau window).
+    planted_accuracy: float | None = None
     measured_epochs: int = 0
+    best_benefit: float = -math.inf
     cost_flagged: bool = False
 
 
@@ -155,7 +184,7 @@ class FailureDetector:
     def observe(self, obs: SeedObservation) -> list[Anomaly]:
         """Record one epoch of one seed; return the anomalies it shows (possibly none)."""
         history = self._history_for(obs)
-        history.accuracies.append(obs.val_accuracy)
+        history.accuracies.append(obs.accuracy_with_seed)
         found: list[tuple[Signature, str, float | None]] = []
 
         grad = obs.grad_norm
@@ -169,7 +198,7 @@ class FailureDetector:
             if grad is not None and grad > self.config.explode_above:
                 found.append((Signature.GRADIENT_EXPLOSION,
                               f"seed gradient norm {grad:.3g} > {self.config.explode_above:g}", grad))
-            plateau = self._plateau_gain(history.accuracies)
+            plateau = self._plateau_gain(history)
             if plateau is not None:
                 found.append((Signature.PLATEAU,
                               f"accuracy improved {plateau:.2f} points in the last "
@@ -177,7 +206,8 @@ class FailureDetector:
             cost = self._cost(history, obs)
             if cost is not None:
                 found.append((Signature.COST_WITHOUT_BENEFIT,
-                              f"{cost:.3g}% model growth per accuracy point of contribution "
+                              f"{cost:.3g}% model growth per accuracy point of its best benefit "
+                              f"{history.best_benefit:+.2f} over {history.measured_epochs} epochs "
                               f"(limit {self.config.max_growth_per_point:g})", cost))
 
         return [Anomaly(run_id=self.run_id, episode=obs.episode, epoch=obs.epoch, slot=obs.slot,
@@ -217,27 +247,36 @@ class FailureDetector:
         identity = _SeedIdentity(obs.blueprint, obs.germinated_epoch)
         history = self._histories.get(obs.slot)
         if history is None or history.identity != identity:
-            history = self._histories[obs.slot] = _SeedHistory(identity)
+            history = self._histories[obs.slot] = _SeedHistory(
+                identity, planted_accuracy=obs.accuracy_at_germination)
         return history
 
-    def _plateau_gain(self, accuracies: list[float]) -> float | None:
-        """The window's improvement over the best before it, if that is a plateau, else None."""
-        window = self.config.plateau_window
-        if len(accuracies) <= window:
+    def _plateau_gain(self, history: _SeedHistory) -> float | None:
+        """The window's improvement over its reference, if that is a plateau, else None.
+
+        The reference is the best accuracy before the window or, while the seed has only one
+        window of history, the accuracy when it was planted (None when unknown).
+        """
+        window, accuracies = self.config.plateau_window, history.accuracies
+        if len(accuracies) < window:
             return None
         before, recent = accuracies[:-window], accuracies[-window:]
-        if not all(math.isfinite(a) for a in recent + before):
+        if not before and history.planted_accuracy is not None:
+            before = [history.planted_accuracy]
+        if not before or not all(math.isfinite(a) for a in recent + before):
             return None
         gain = max(recent) - max(before)
         return gain if gain < self.config.plateau_min_delta else None
 
     def _cost(self, history: _SeedHistory, obs: SeedObservation) -> float | None:
-        if obs.contribution is None:
+        benefit = obs.benefit
+        if benefit is None or not math.isfinite(benefit):
             return None
         history.measured_epochs += 1
+        history.best_benefit = max(history.best_benefit, benefit)
         if history.cost_flagged or history.measured_epochs < self.config.cost_min_epochs:
             return None
-        cost = growth_per_point(obs)
+        cost = growth_per_point(obs, history.best_benefit)
         if cost is None or cost <= self.config.max_growth_per_point:
             return None
         history.cost_flagged = True
