@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from esper_core.contracts.specs import PolicySpec
+from esper_core.contracts.specs import GeneratorSpec, PolicySpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
 
@@ -45,6 +45,19 @@ def esper_register_policies() -> list[PolicySpec]:
             trainer=lazy("esper_policies.iql.trainer:IQLTrainer.from_context"),
             description="actor-critic learned offline with implicit Q-learning from `esper collect` "
                         "datasets (--dataset DIR); acts from --policy-checkpoint",
+        ),
+    ]
+
+
+@hookimpl
+def esper_register_generators() -> list[GeneratorSpec]:
+    return [
+        GeneratorSpec(
+            name="architect",
+            factory=lazy("esper_policies.architect.generator:architect"),
+            description="learned blueprint generator: GRU (or transformer) decoder pre-trained on the "
+                        "catalog's token forms, REINFORCE with a moving baseline, entropy bonus and a "
+                        "task curriculum",
         ),
     ]
 
