@@ -116,6 +116,8 @@ def _forward(module: nn.Module, params: Mapping[str, Tensor], prefix: str, x: Te
     if isinstance(module, ChannelScale):
         return x * params[f"{prefix}weight"]
     if isinstance(module, GlobalPool):
+        if x[0, 0, 0].numel() == 1:  # a 1×1 slot (XOR): pooling is a reshape
+            return x.reshape(x.shape[:3])
         return torch.flatten(x, 3).mean(-1)
     if isinstance(module, ToImage):
         return x[..., None, None]
@@ -133,10 +135,10 @@ def _broadcast(x: Tensor, m: int) -> Tensor:
 
 
 def _per_model_loss(logits: Tensor, y: Tensor) -> Tensor:
-    """Cross-entropy of each model: logits ``(N, M, K)``, labels ``(N,)`` → ``(M,)``."""
+    """Cross-entropy of each model: logits ``(N, M, K)``, labels repeated per model ``(N·M,)``
+    → ``(M,)``."""
     n, m, k = logits.shape
-    loss = F.cross_entropy(logits.reshape(n * m, k), y.repeat_interleave(m), reduction="none")
-    return loss.reshape(n, m).mean(0)
+    return F.cross_entropy(logits.reshape(n * m, k), y, reduction="none").reshape(n, m).mean(0)
 
 
 def train_batched(models: Sequence[Scaffold], data: TrainData, *, steps: int, lr: float) -> TrainResult:
@@ -152,10 +154,11 @@ def train_batched(models: Sequence[Scaffold], data: TrainData, *, steps: int, lr
     # Stacked shapes (M, *shape) broadcast against (N, M, C, ...) activations as they are.
     stacked = dict(zip(params, leaves, strict=True))
     x_train = _broadcast(data.x_train, m)
+    y_train = data.y_train.repeat_interleave(m)
     optimizer = _adam(leaves, lr) if leaves else None
-    losses = torch.empty(steps, m)
+    losses = torch.empty(steps, m, dtype=data.x_train.dtype)
     for step in range(steps):
-        loss = _per_model_loss(_forward(template, stacked, "", x_train, m), data.y_train)
+        loss = _per_model_loss(_forward(template, stacked, "", x_train, m), y_train)
         losses[step] = loss.detach()
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
@@ -186,7 +189,7 @@ def train_single(model: Scaffold, data: TrainData, *, steps: int, lr: float) -> 
     """The plain per-model loop (the reference :func:`train_batched` must match)."""
     params = [p for p in model.parameters()]
     optimizer = _adam(params, lr) if params else None
-    losses = torch.empty(steps, 1)
+    losses = torch.empty(steps, 1, dtype=data.x_train.dtype)
     for step in range(steps):
         loss = F.cross_entropy(model(data.x_train), data.y_train)
         losses[step, 0] = loss.detach()
