@@ -25,12 +25,14 @@ TOPOLOGY = "cnn"  # the Crucible's curriculum presents image-shaped slots
               help="Candidates proposed and evaluated per step.")
 @click.option("--tasks", default="xor,temporal,image", show_default=True,
               help="Comma-separated Crucible tasks (the Architect's curriculum follows this order).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the generator, the task data and every candidate's initial weights.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps per candidate and task (default: each task's own, 100).")
 @click.option("--latency-weight", type=click.FloatRange(min=0), default=None,
               help="Weight of the measured-latency penalty (0 makes runs bit-for-bit reproducible).")
-@click.option("--hall-of-fame", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--hall-of-fame", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Best distinct candidates kept (and compared against for redundancy).")
 @click.option("--library-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Best hall-of-fame entries written to the library.")
 @click.option("--generator-option", "generator_option", multiple=True, metavar="KEY=VALUE",
