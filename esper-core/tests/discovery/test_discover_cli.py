@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from esper_core.cli.main import build_cli
-from esper_core.discovery.library import read_library
+from esper_core.discovery.library import library_blueprints, read_library
 from esper_core.plugins.manager import PluginSettings
+from esper_core.testing import BlueprintConformance
 
 FAST = ["--budget", "16", "--batch-size", "8", "--steps", "10", "--tasks", "xor,temporal", "--latency-weight", "0"]
 
@@ -32,6 +33,19 @@ def test_discover_prints_steps_and_writes_a_library(tmp_path, generator):
     assert 1 <= len(library.entries) <= 3
     assert library.entries[0].name == f"{generator}-s0-01"
     assert [e.fitness for e in library.entries] == sorted((e.fitness for e in library.entries), reverse=True)
+    _passes_conformance(library_blueprints(library, source=str(out)))
+
+
+def _passes_conformance(specs):
+    """Run every conformance check of the kit on each discovered blueprint."""
+    checks = [name for name in dir(BlueprintConformance) if name.startswith("test_")]
+    for spec in specs:
+        kit = type("Kit", (BlueprintConformance,), {"spec": spec, "sizes": (1, 8)})()
+        for name in checks:
+            try:
+                getattr(kit, name)()
+            except pytest.skip.Exception:
+                assert name in ("test_identity_at_init_when_claimed",), (spec.key, name)
 
 
 def test_discover_is_deterministic_and_json(tmp_path):
