@@ -7,6 +7,7 @@ The seed's gradient norm is the one Kasmina's trainer measured at the epoch's la
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 import math
 from typing import Any
@@ -50,6 +51,13 @@ class FailureSignatureObserver:
             if slot.live and slot.blueprint is not None:
                 grad_norms[slot.slot], finite[slot.slot] = self._seed_state(slot.slot)
         return self.detector.observe_report(report, grad_norms=grad_norms, finite=finite)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The detector's per-seed histories (run checkpoints; see esper_core Stateful)."""
+        return {"detector": copy.deepcopy(self.detector)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.detector = copy.deepcopy(state["detector"])
 
     def close(self) -> None:
         self.detector.reset()

@@ -119,6 +119,8 @@ class RunConfig:
     #: a blueprint library file (from ``esper discover``): its blueprints join the task's catalog
     blueprint_library: str | None = field(
         default=None, validator=_check(lambda v: v is None or (isinstance(v, str) and v), "a path"))
+    #: run checkpoints kept in ``RUN_DIR/checkpoints/`` (one is written after every epoch)
+    checkpoint_keep: int = field(default=2, validator=int_at_least(1))
     training: TrainingConfig = field(factory=TrainingConfig)
     task_options: Mapping[str, Any] = field(factory=dict)
     policy_options: Mapping[str, Any] = field(factory=dict)

@@ -48,5 +48,9 @@ class InvalidTransitionError(EsperError):
     """A seed was asked to move between two lifecycle stages that are not connected."""
 
 
+class CheckpointError(EsperError):
+    """A run checkpoint cannot be written, read or used for this run."""
+
+
 class DataError(EsperError):
     """A dataset is missing, corrupt or unreadable."""

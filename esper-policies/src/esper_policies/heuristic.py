@@ -36,7 +36,8 @@ germination and ``1 − ½·plateau/needed`` while a plateau is building.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import structlog
@@ -123,6 +124,20 @@ class HeuristicPolicy:
         self.rotation.reset()
         self._bookkept_epoch: int | None = None
         self._next_slot = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tracker, rotation, per-epoch bookkeeping and decision history (run checkpoints)."""
+        return {"episode": self._episode, "tracker": self.tracker.state_dict(),
+                "rotation": self.rotation.state_dict(), "bookkept_epoch": self._bookkept_epoch,
+                "next_slot": self._next_slot, "history": list(self._history)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._episode = state["episode"]
+        self.tracker.load_state_dict(state["tracker"])
+        self.rotation.load_state_dict(state["rotation"])
+        self._bookkept_epoch = state["bookkept_epoch"]
+        self._next_slot = state["next_slot"]
+        self._history = deque(state["history"], maxlen=self.config.decision_history)
 
     @property
     def history(self) -> tuple[DecisionRecord, ...]:

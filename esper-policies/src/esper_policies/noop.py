@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from esper_core.contracts.decisions import ActionMask, Decision
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
@@ -22,6 +25,13 @@ class NoopPolicy:
 
     def reset(self, *, episode: int) -> None:
         """Nothing to forget: the policy has no state."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing to save: the policy has no state."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore."""
 
     def decide(self, *, report: EpochReport, mask: ActionMask) -> Decision:
         return Decision.wait(REASON)

@@ -11,6 +11,8 @@ same decisions, independent of other policies and of Python's hash randomisation
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from typing import Any
 
 from esper_core.contracts.decisions import ActionMask, Decision, Op
 from esper_core.contracts.protocols import PolicyContext
@@ -36,6 +38,13 @@ class RandomPolicy:
         # A string seed is hashed with SHA-512 by random.Random: stable across processes and
         # collision-free between (seed, episode) pairs, unlike seed * k + episode.
         self._rng = random.Random(f"esper-random:{self.seed}:{episode}")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator's state (run checkpoints)."""
+        return {"rng": self._rng.getstate()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._rng.setstate(state["rng"])
 
     def decide(self, *, report: EpochReport, mask: ActionMask) -> Decision:
         blueprints = [k for k, ok in zip(mask.blueprint_keys, mask.blueprints, strict=True) if ok]

@@ -12,7 +12,8 @@ germinations in quick succession wipe out a penalty that should have lasted seve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from attrs import frozen
 
@@ -59,6 +60,17 @@ class BlueprintRotation:
         self._penalties: dict[str, float] = {}
         self._next = 0
         self._epoch = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Keys seen, penalties and the round-robin position (for run checkpoints)."""
+        return {"keys": list(self._keys), "penalties": dict(self._penalties), "next": self._next,
+                "epoch": self._epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._keys = list(state["keys"])
+        self._penalties = dict(state["penalties"])
+        self._next = state["next"]
+        self._epoch = state["epoch"]
 
     @property
     def keys(self) -> tuple[str, ...]:

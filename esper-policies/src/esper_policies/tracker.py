@@ -32,7 +32,9 @@ seed with whatever the host learned meanwhile.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -169,6 +171,17 @@ class SignalTracker:
         self._new_culls: tuple[CullEvent, ...] = ()
         self._slot_states: dict[int, _SlotState] = {}
         self._slots: tuple[SlotSignals, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """A deep copy of everything :meth:`reset` clears (for run checkpoints)."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k != "config"})
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` of a tracker with the same config."""
+        expected = set(vars(self)) - {"config"}
+        if set(state) != expected:
+            raise ValueError(f"tracker state has keys {sorted(state)}, expected {sorted(expected)}")
+        vars(self).update(copy.deepcopy(dict(state)))
 
     # -- read-only views -------------------------------------------------------------------
 

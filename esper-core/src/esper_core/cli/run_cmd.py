@@ -53,7 +53,7 @@ from esper_core.errors import ConfigError
 @click.option("--policy-checkpoint", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Run a trained policy from this checkpoint instead of training one.")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Continue training in RUN_DIR from its latest checkpoint (config from RUN_DIR).")
+              help="Continue the run in RUN_DIR from its latest checkpoint, exactly (config from RUN_DIR).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="TOML config file; command-line options override it.")
 @click.option("--out", default=None, help="Run directory (default runs/<timestamp>-<task>-<policy>/).")
@@ -66,7 +66,7 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
                 policy_checkpoint: Path | None,
                 resume_dir: Path | None, **options: object) -> None:
     """Run episodes: train a host for E epochs while the controller grows it."""
-    from esper_core.tolaria.job import execute_run
+    from esper_core.tolaria.job import RunInterrupted, execute_run
     from esper_core.tolaria.report import format_summary
     from esper_core.tolaria.resolve import resolve_run
     from esper_core.tolaria.rundir import create_run_dir, default_run_dir
@@ -96,7 +96,11 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     else:
         out = Path(config.out) if config.out else default_run_dir(resolved.task.name, resolved.policy.name)
         run_dir = create_run_dir(out)
-    summary = execute_run(resolved, state.catalog, run_dir, resume=resume_dir is not None)
+    try:
+        summary = execute_run(resolved, state.catalog, run_dir, resume=resume_dir is not None)
+    except RunInterrupted as exc:
+        click.echo(f"Interrupted: {exc}", err=True)
+        raise SystemExit(130) from None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

@@ -29,6 +29,7 @@ from esper_core.contracts.protocols import (
     RewardContext,
     SegmentedHost,
     Sink,
+    Stateful,
     Task,
 )
 from esper_core.contracts.reports import EpochReport, SlotReport, TrainingSignals
@@ -100,6 +101,7 @@ __all__ = [
     "Sink",
     "SinkSpec",
     "SlotReport",
+    "Stateful",
     "Task",
     "TaskSpec",
     "TelemetryEvent",

@@ -93,6 +93,23 @@ class Policy(Protocol):
         """Called after each epoch; returns one decision that ``mask`` allows."""
 
 
+@runtime_checkable
+class Stateful(Protocol):
+    """Optional for a :class:`Policy` or an :class:`Observer` whose state outlives an epoch.
+
+    Run checkpoints call :meth:`state_dict` between epochs and pickle the result; a resumed run
+    builds the component afresh and calls :meth:`load_state_dict` with it, after which the
+    component must behave exactly as the original would have. A policy without these methods
+    cannot be resumed (observers without them are assumed to keep no cross-epoch state).
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Picklable state; must not alias live objects the component keeps mutating."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
 @frozen(kw_only=True)
 class PolicyTrainingContext:
     """What a learned policy's trainer factory knows before anything runs.

@@ -12,7 +12,8 @@ check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import structlog
 import torch
@@ -44,6 +45,20 @@ class TrainStats:
     @property
     def skipped(self) -> int:
         return len(self.rollbacks)
+
+
+_FUSED_DEVICES = frozenset({"cpu", "cuda"})
+
+
+def _fusable(params: list[nn.Parameter]) -> bool | None:
+    """True when torch's fused optimizer kernels take ``params`` (floating point, one device of
+    a supported type); None lets torch choose otherwise."""
+    if not params:
+        return None
+    devices = {p.device for p in params}
+    if len(devices) != 1 or next(iter(devices)).type not in _FUSED_DEVICES:
+        return None
+    return all(p.is_floating_point() for p in params) or None
 
 
 class SeedTrainer:
@@ -78,10 +93,14 @@ class SeedTrainer:
         self.sync()
 
     def _make(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        # The fused kernels update every tensor in one call: for the small hosts Esper grows the
+        # per-tensor loop of the default implementation costs more than the arithmetic (AdamW
+        # on the default CNN host's 11 tensors: 307 µs → 73 µs a step on one CPU thread).
+        fused = _fusable(params)
         if self.optimizer_name == "sgd":
             return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM,
-                                   weight_decay=self.weight_decay)
-        return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
+                                   weight_decay=self.weight_decay, fused=fused)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay, fused=fused)
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.host_optimizer, *self.seed_optimizers.values()]
@@ -108,6 +127,40 @@ class SeedTrainer:
                                 self.host_optimizer.state[p] = current.state[p]
             self.seed_optimizers.pop(name, None)
             self._seed_modules.pop(name, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every optimizer's state, plus the host optimizer's parameter groups by parameter name
+        (fossilized seeds join it as extra groups, in the order they fossilized)."""
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return {
+            "host": self.host_optimizer.state_dict(),
+            "host_groups": [[names[id(p)] for p in g["params"]] for g in self.host_optimizer.param_groups],
+            "seeds": {name: opt.state_dict() for name, opt in self.seed_optimizers.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` onto a model whose architecture and weights are already
+        restored: the host optimizer is rebuilt with the saved groups, seeds get theirs."""
+        params = dict(self.model.named_parameters())
+        groups = [[params[n] for n in names] for names in state["host_groups"]]
+        host = self._make(groups[0], self.host_lr)
+        for group in groups[1:]:
+            host.add_param_group({"params": group, "lr": self.host_lr})
+        host.load_state_dict(state["host"])
+        self.host_optimizer = host
+        self.seed_optimizers, self._seed_modules = {}, {}
+        # Saved between a decision and the next epoch's sync, a seed optimizer may belong to a
+        # seed fossilized (its moments move into the host optimizer) or culled since: restore
+        # every one whose seed still exists and leave the rest to the next epoch's sync(), as
+        # in the uninterrupted run (syncing here would, e.g., give a just-fossilized seed's
+        # group this epoch's scheduled lr, which the next epoch's lr update has already passed).
+        for name, saved in state["seeds"].items():
+            seed = self.model.slot(name).seed
+            if seed is None:
+                continue
+            optimizer = self._make(list(seed.parameters()), self.seed_lr)
+            optimizer.load_state_dict(saved)
+            self.seed_optimizers[name], self._seed_modules[name] = optimizer, seed
 
     def _trained_params(self) -> tuple[list[SeedSlot], dict[str | None, list[nn.Parameter]]]:
         trained = [s for s in self.model.all_slots()

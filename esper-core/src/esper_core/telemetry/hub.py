@@ -8,7 +8,8 @@ the run engine can use it without this distribution's heavier parts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 
@@ -56,6 +57,34 @@ class TelemetryHub:
                 sink.flush()
             except Exception as exc:
                 self._disable(sink, "flush", exc)
+
+    def positions(self) -> dict[str, Any]:
+        """Where each sink that can rewind stands now (flush first), by sink name."""
+        out: dict[str, Any] = {}
+        for sink in list(self._sinks):
+            position = getattr(sink, "position", None)
+            if callable(position):
+                try:
+                    out[sink_name(sink)] = position()
+                except Exception as exc:
+                    self._disable(sink, "position", exc)
+        return out
+
+    def rewind(self, positions: Mapping[str, Any] | None) -> None:
+        """Drop what each sink recorded after ``positions`` (from :meth:`positions`; None: from
+        the start), so a resumed run appends without duplicating events. A sink that cannot
+        rewind keeps its records, with one warning naming it."""
+        for sink in list(self._sinks):
+            name = sink_name(sink)
+            rewind = getattr(sink, "rewind", None)
+            if not callable(rewind):
+                logger.warning("telemetry sink cannot rewind; it may repeat events after the resume point",
+                               sink=name)
+                continue
+            try:
+                rewind(None if positions is None else positions.get(name))
+            except Exception as exc:
+                self._disable(sink, "rewind", exc)
 
     def close(self) -> None:
         """Close every sink once; later calls do nothing."""

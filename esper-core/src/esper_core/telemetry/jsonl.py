@@ -67,6 +67,21 @@ class JsonlSink:
         if self._handle is not None:
             self._handle.flush()
 
+    def position(self) -> int:
+        """Bytes written so far (flushed): where :meth:`rewind` returns to."""
+        self.flush()
+        return self._written
+
+    def rewind(self, position: int | None) -> None:
+        """Truncate the file to ``position`` bytes (None: empty) and append from there."""
+        if self._handle is None:
+            return
+        size = 0 if position is None else int(position)
+        self._handle.flush()
+        self._handle.truncate(size)
+        self._written = size
+        self._capped = False
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()

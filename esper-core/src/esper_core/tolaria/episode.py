@@ -26,7 +26,7 @@ from esper_core.contracts.events import (
     SeedLifecycle,
     TelemetryEvent,
 )
-from esper_core.contracts.protocols import Policy, RewardContext, Task
+from esper_core.contracts.protocols import Policy, RewardContext, Stateful, Task
 from esper_core.contracts.reports import EpochReport
 from esper_core.kasmina import GateSuite, MorphogeneticModel, SafetyGovernor, SeedTrainer, evaluate
 from esper_core.tolaria.ledger import SeedLedger, SeedRecord
@@ -135,7 +135,8 @@ class HostEpisode:
 
     def __init__(self, resolved: ResolvedRun, task: Task, *, episode: int, seed: int,
                  emit: Callable[[TelemetryEvent], None], policy_name: str,
-                 length: int | None = None) -> None:
+                 length: int | None = None,
+                 on_epoch_end: Callable[[HostEpisode], None] | None = None) -> None:
         if length is not None and not 1 <= length <= resolved.epochs:
             raise ValueError(f"episode length must be in 1..{resolved.epochs}, got {length}")
         self.resolved = resolved
@@ -145,6 +146,9 @@ class HostEpisode:
         self.policy_name = policy_name
         self.length = length or resolved.epochs
         self._emit_outer = emit
+        #: Called after each decision's lifecycle step and reward, before the next epoch
+        #: trains: the one point where the whole episode state can be checkpointed.
+        self._on_epoch_end = on_epoch_end
         self._rng = RngStream(seed, deterministic=resolved.config.deterministic,
                               cuda=str(getattr(task, "device", "cpu")).startswith("cuda"))
         self._ledger = SeedLedger()
@@ -172,13 +176,16 @@ class HostEpisode:
                 optimizer=resolved.training.optimizer,
                 governor=SafetyGovernor(self.model),
             )
-            try:
-                for spec in resolved.observers:
-                    options = resolved.config.observer_options.get(spec.name, {})
-                    self._observers.append(spec.factory(model=self.model, options=options))
-            except BaseException:
-                self.close()
-                raise
+            self._build_observers()
+
+    def _build_observers(self) -> None:
+        try:
+            for spec in self.resolved.observers:
+                options = self.resolved.config.observer_options.get(spec.name, {})
+                self._observers.append(spec.factory(model=self.model, options=options))
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> HostEpisode:
         return self
@@ -277,9 +284,27 @@ class HostEpisode:
         if self._done or self._current is None:
             raise RuntimeError("HostEpisode.step() needs start() first and an episode not yet over")
         with self._rng.active():
-            return self._step(decision)
+            reward, terms, final = self._step(decision)
+        if self._on_epoch_end is not None:
+            self._on_epoch_end(self)
+        if final is not None:
+            return final
+        with self._rng.active():
+            next_report = self._train_epoch()
+        assert self._current_mask is not None
+        return EpisodeStep(report=next_report, mask=self._current_mask, reward=reward, reward_terms=terms)
 
-    def _step(self, decision: Decision) -> EpisodeStep:
+    def resume(self) -> EpisodeStep:
+        """After :meth:`load_state_dict`: train the next epoch and return its report and mask."""
+        if self._done or not self._epoch:
+            raise RuntimeError("HostEpisode.resume() needs a restored episode that is not over")
+        with self._rng.active():
+            report = self._train_epoch()
+        assert self._current_mask is not None
+        return EpisodeStep(report=report, mask=self._current_mask)
+
+    def _step(self, decision: Decision) -> tuple[float, dict[str, float], EpisodeStep | None]:
+        """Apply ``decision``, step the lifecycle, compute the reward; the final step once over."""
         assert self._current is not None and self._current_mask is not None
         report, mask, epoch, resolved = self._current, self._current_mask, self._epoch, self.resolved
         if mask.allows(decision):
@@ -321,13 +346,69 @@ class HostEpisode:
         if last:
             self._done = True
             self._ledger.on_epoch(self.model.slot_reports())
-            return EpisodeStep(report=after, mask=self._mask(after), reward=reward.total,
-                               reward_terms=dict(reward.terms), done=True,
-                               truncated=epoch < resolved.epochs)
-        next_report = self._train_epoch()
-        assert self._current_mask is not None
-        return EpisodeStep(report=next_report, mask=self._current_mask, reward=reward.total,
-                           reward_terms=dict(reward.terms))
+            return reward.total, dict(reward.terms), EpisodeStep(
+                report=after, mask=self._mask(after), reward=reward.total,
+                reward_terms=dict(reward.terms), done=True, truncated=epoch < resolved.epochs)
+        return reward.total, dict(reward.terms), None
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this episode exactly, between two epochs (from
+        ``on_epoch_end``): weights, optimizer states and a ``python`` entry of picklable
+        bookkeeping (architecture, RNG streams, ledger, counters, observers' state)."""
+        from esper_core.tolaria.checkpoint import architecture_state
+
+        observers = [o.state_dict() if isinstance(o, Stateful) else None for o in self._observers]
+        return {
+            "model": self.model.state_dict(),
+            "optimizers": self.trainer.state_dict(),
+            "python": {
+                "episode": self.episode,
+                "epoch": self._epoch,
+                "done": self._done,
+                "architecture": architecture_state(self.model),
+                "rng": self._rng.state(),
+                "ledger": self._ledger,
+                "previous": self._previous,
+                "start_accuracy": self._start_accuracy,
+                "best": self._best,
+                "curve": list(self._curve),
+                "total_reward": self._total_reward,
+                "elapsed": time.perf_counter() - self._started,
+                "rollback_count": self.trainer.governor.rollback_count if self.trainer.governor else 0,
+                "observers": observers,
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` of the same run: the architecture is rebuilt
+        from the recorded lifecycle first, then weights and optimizer states are loaded."""
+        from esper_core.tolaria.checkpoint import rebuild_architecture
+
+        py = state["python"]
+        with self._rng.active():  # blueprint factories draw initial weights; they are overwritten
+            rebuild_architecture(self.model, py["architecture"], self.resolved.blueprints)
+        self.model.load_state_dict(state["model"])
+        self.trainer.load_state_dict(state["optimizers"])
+        if self.trainer.governor is not None:
+            self.trainer.governor.rollback_count = py["rollback_count"]
+        self._rng.set_state(py["rng"])
+        self._epoch = py["epoch"]
+        self._done = py["done"]
+        self._ledger = py["ledger"]
+        self._previous = py["previous"]
+        self._start_accuracy = py["start_accuracy"]
+        self._best = py["best"]
+        self._curve = list(py["curve"])
+        self._total_reward = py["total_reward"]
+        self._started = time.perf_counter() - py["elapsed"]
+        # Observers watch the model's parameters: rebuild them on the restored architecture
+        # (outside the stream, which is already at the checkpoint's state).
+        self.close()
+        self._build_observers()
+        for observer, saved in zip(self._observers, py["observers"], strict=True):
+            if saved is not None and isinstance(observer, Stateful):
+                observer.load_state_dict(saved)
 
     def result(self) -> EpisodeResult:
         """The finished episode's outcome."""

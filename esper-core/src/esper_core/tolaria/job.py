@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +16,12 @@ import torch
 
 from esper_core.config import dump_toml
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
-from esper_core.contracts.protocols import PolicyContext, PolicyTrainingContext, Sink, Task
+from esper_core.contracts.protocols import PolicyContext, PolicyTrainingContext, Sink, Stateful, Task
 from esper_core.errors import ConfigError, EsperError, PluginError
 from esper_core.plugins.registry import Catalog
 from esper_core.telemetry.hub import TelemetryHub
-from esper_core.tolaria.episode import EpisodeResult, run_episode, save_model
+from esper_core.tolaria.checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
+from esper_core.tolaria.episode import EpisodeResult, HostEpisode, run_episode, save_model
 from esper_core.tolaria.policy_training import TRAINING_OPTIONS, TrainingSession
 from esper_core.tolaria.resolve import ResolvedRun
 from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, write_atomic, write_json
@@ -91,9 +96,8 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                else "--policy-checkpoint runs a trained policy without training it")
         raise ConfigError(f"[policy] {given[0]} (--{given[0].replace('_', '-')}) only applies when "
                           f"training a learned policy; policy {resolved.policy.name!r}: {why}")
-    if resume and not training:
-        raise ConfigError(f"--resume continues training a learned policy; policy {resolved.policy.name!r} "
-                          "is not being trained in this run")
+    if resume and not training and (run_dir / SUMMARY_FILE).exists():
+        raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
     context = _policy_context(resolved, slot_names, options)
     if training:
         assert resolved.policy.trainer is not None
@@ -104,14 +108,29 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
     # Written only once the task and policy exist, so a bad option leaves --out empty for a retry.
     write_atomic(run_dir / CONFIG_FILE, dump_toml(resolved.to_toml_dict()))
 
+    restored = None
+    if resume and not training:
+        latest = list_checkpoints(run_dir)
+        if latest:
+            restored = load_run_checkpoint(latest[-1], resolved=resolved, slot_names=slot_names)
+            if not isinstance(policy, Stateful):
+                raise ConfigError(f"policy {resolved.policy.name!r} keeps no checkpointable state "
+                                  "(no state_dict/load_state_dict), so its run cannot be resumed")
+            logger.info("resuming", checkpoint=str(latest[-1]), episode=restored["episode"],
+                        epoch=restored["epoch"])
+
     hub = _open_sinks(resolved, run_dir)
 
     def emit(event: TelemetryEvent) -> None:
         hub.emit(attrs.evolve(event, run_id=run_id))
 
     try:
-        emit(RunStarted(task=resolved.task.name, policy=resolved.policy.name, seed=config.seed,
-                        config=resolved.to_toml_dict()))
+        if resume and not training:
+            # Drop what was recorded after the checkpoint (or everything, with none yet).
+            hub.rewind(restored["python"]["telemetry"] if restored is not None else None)
+        if restored is None:
+            emit(RunStarted(task=resolved.task.name, policy=resolved.policy.name, seed=config.seed,
+                            config=resolved.to_toml_dict()))
         if training:
             session = TrainingSession(resolved=resolved, run_dir=run_dir, device=device, emit=emit,
                                       resume=resume)
@@ -119,14 +138,12 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                        "seed": config.seed, "device": device, "epochs": resolved.epochs, "training": True,
                        **trainer.train(session=session)}
         else:
-            results: list[EpisodeResult] = []
-            for episode in range(config.episodes):
-                results.append(run_episode(resolved, task, policy, episode=episode, emit=emit,
-                                           policy_name=resolved.policy.name))
-                hub.flush()
-            save_model(results[-1], run_dir / MODEL_FILE, task=resolved.task.name,
+            with _stop_on_sigint() as stop:
+                finished, last = _run_episodes(resolved, task, policy, run_dir=run_dir, hub=hub, emit=emit,
+                                               slot_names=slot_names, restored=restored, stop=stop)
+            save_model(last, run_dir / MODEL_FILE, task=resolved.task.name,
                        blueprint_keys=resolved.blueprint_keys)
-            summary = _summary(resolved, run_id, device, results)
+            summary = _summary(resolved, run_id, device, [*finished, last.to_dict()])
             if config.compare_baseline:
                 summary["baseline"] = _baseline(resolved, catalog, task, slot_names)
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)
@@ -136,6 +153,75 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
         hub.close()
         structlog.contextvars.unbind_contextvars("run_id")
     return summary
+
+
+class RunInterrupted(Exception):
+    """SIGINT stopped the run after an epoch's checkpoint; the message says how to resume."""
+
+
+@contextlib.contextmanager
+def _stop_on_sigint() -> Iterator[list[bool]]:
+    """While the block runs, a first Ctrl-C only asks the run to stop after the current epoch's
+    checkpoint (``stop[0]``); a second one interrupts at once. Outside the main thread (where
+    no handler can be installed) Ctrl-C keeps its default behaviour."""
+    stop = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop[0]:
+            raise KeyboardInterrupt
+        stop[0] = True
+        logger.warning("interrupt received: stopping after this epoch's checkpoint (Ctrl-C again to abort)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Path, hub: TelemetryHub,
+                  emit: Callable[[TelemetryEvent], None], slot_names: tuple[str, ...],
+                  restored: dict[str, Any] | None, stop: list[bool]) -> tuple[list[dict[str, Any]], EpisodeResult]:
+    """Every episode of the run, checkpointed after each epoch (from ``restored`` on, if given);
+    returns the finished episodes' summaries before the last, and the last episode's result."""
+    config = resolved.config
+    finished: list[dict[str, Any]] = list(restored["python"]["finished"]) if restored else []
+    first = restored["episode"] if restored else 0
+    stateful = isinstance(policy, Stateful)
+
+    def checkpoint(env: HostEpisode) -> None:
+        state = env.state_dict()
+        epoch = state["python"]["epoch"]
+        save_run_checkpoint(run_dir, resolved=resolved, slot_names=slot_names, episode=env.episode,
+                            epoch=epoch, episode_state=state, keep=config.checkpoint_keep,
+                            extra={"policy": policy.state_dict() if stateful else None,
+                                   "finished": list(finished), "telemetry": hub.positions()})
+        if stop[0]:
+            raise RunInterrupted(f"interrupted after epoch {epoch} of episode {env.episode}; the checkpoint "
+                                 f"is written: continue with `esper run --resume {run_dir}`")
+
+    result: EpisodeResult | None = None
+    for episode in range(first, config.episodes):
+        with HostEpisode(resolved, task, episode=episode, seed=config.seed + episode, emit=emit,
+                         policy_name=resolved.policy.name, on_epoch_end=checkpoint) as env:
+            if restored is not None and episode == first:
+                env.load_state_dict(restored)
+                policy.load_state_dict(restored["python"]["policy"])
+                step = None if env.done else env.resume()
+            else:
+                policy.reset(episode=episode)
+                step = env.start()
+            while step is not None and not step.done:
+                step = env.step(policy.decide(report=step.report, mask=step.mask))
+            result = env.result()
+        hub.flush()
+        if episode < config.episodes - 1:
+            finished.append(result.to_dict())
+    assert result is not None
+    return finished, result
 
 
 def _baseline(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: tuple[str, ...]) -> dict[str, Any]:
@@ -156,7 +242,7 @@ def _baseline(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: t
     }
 
 
-def _summary(resolved: ResolvedRun, run_id: str, device: str, results: list[EpisodeResult]) -> dict[str, Any]:
+def _summary(resolved: ResolvedRun, run_id: str, device: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     last = results[-1]
     summary: dict[str, Any] = {
         "run_id": run_id,
@@ -166,8 +252,8 @@ def _summary(resolved: ResolvedRun, run_id: str, device: str, results: list[Epis
         "device": device,
         "epochs": resolved.epochs,
         "episodes": len(results),
-        **{k: v for k, v in last.to_dict().items() if k not in {"episode", "policy", "epochs", "wall_seconds"}},
+        **{k: v for k, v in last.items() if k not in {"episode", "policy", "epochs", "wall_seconds"}},
     }
     if len(results) > 1:
-        summary["per_episode"] = [r.to_dict() for r in results]
+        summary["per_episode"] = list(results)
     return summary

@@ -6,14 +6,17 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from esper_core.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
+CHECKPOINTS_DIR = "checkpoints"
 
 
 def default_run_dir(task: str, policy: str, root: Path = Path("runs")) -> Path:
@@ -46,18 +49,27 @@ def create_run_dir(path: Path) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename over it."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file beside ``path``, synced and renamed over ``path``
+    when the block ends; on any failure the temporary file is removed and ``path`` is untouched
+    (a kill mid-write leaves the previous version intact)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename over it."""
+    with atomic_file(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def write_json(path: Path, data: Any) -> None:

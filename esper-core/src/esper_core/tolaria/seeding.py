@@ -67,6 +67,14 @@ class RngStream:
         if "cuda" in state:
             torch.cuda.set_rng_state_all(state["cuda"])
 
+    def state(self) -> dict[str, Any]:
+        """The stream's saved states (for run checkpoints); only valid outside :meth:`active`."""
+        return dict(self._state)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (a :meth:`state` result) the next time the stream is active."""
+        self._state = dict(state)
+
     @contextmanager
     def active(self) -> Iterator[None]:
         """Run the block on this stream; the surrounding state is restored afterwards."""

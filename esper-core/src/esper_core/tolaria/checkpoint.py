@@ -1,0 +1,214 @@
+"""Run checkpoints: the whole state of an ``esper run`` after an epoch, for exact resume.
+
+One file per epoch under ``RUN_DIR/checkpoints/`` (``ep0000-epoch00007.pt``), written
+atomically (temporary file, fsync, rename: a kill mid-write leaves the previous one intact);
+only the last ``checkpoint_keep`` are kept. A file is a ``torch.save`` dictionary:
+
+* a header the loader checks before anything else — format and version, the run configuration,
+  the blueprint catalog, the slot names and the observation schema — refusing a checkpoint
+  written by another run (the checks are :func:`~esper_core.tolaria.policy_checkpoint.check_compatible`'s);
+* tensors: the model's weights (host, live and fossilized seeds) and every optimizer's state;
+* ``python``: a pickle of the bookkeeping no tensor format holds — each slot's lifecycle stage,
+  blueprint and counters, the episode's RNG streams (Python, NumPy, torch), its seed ledger and
+  counters, the policy's and observers' state (:class:`~esper_core.contracts.Stateful`), the
+  summaries of finished episodes and the telemetry sinks' positions.
+
+The header and tensors load with ``weights_only=True``; the pickle is opened only once the
+header matched, so a file of another kind is refused without unpickling it. Like any pickle,
+a run checkpoint is trusted input: resume only run directories you wrote.
+
+Resume rebuilds the model from the recorded lifecycle (a seed module from its blueprint for
+every slot that holds one), then loads weights and optimizer states, then the RNG streams: the
+continued run draws exactly the numbers the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+import torch
+from torch import nn
+
+from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
+from esper_core.contracts.specs import BlueprintSpec
+from esper_core.contracts.stages import SeedStage
+from esper_core.errors import CheckpointError, ConfigError
+from esper_core.kasmina.model import MorphogeneticModel
+from esper_core.kasmina.slot import SEEDED_STAGES
+from esper_core.tolaria.policy_checkpoint import check_compatible
+from esper_core.tolaria.rundir import CHECKPOINTS_DIR, atomic_file
+
+logger = structlog.get_logger(__name__)
+
+FORMAT = "esper-run-checkpoint"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^ep(\d{4,})-epoch(\d{5,})\.pt$")
+
+
+def checkpoint_name(episode: int, epoch: int) -> str:
+    return f"ep{episode:04d}-epoch{epoch:05d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first (by episode, then epoch)."""
+    folder = run_dir / CHECKPOINTS_DIR
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _NAME.match(path.name)
+        if match:
+            found.append(((int(match[1]), int(match[2])), path))
+    return [path for _, path in sorted(found)]
+
+
+# ---------------------------------------------------------------------- architecture
+def architecture_state(model: MorphogeneticModel) -> list[dict[str, Any]]:
+    """Every slot's lifecycle: stage, blueprint, α and counters (no tensors but the
+    gradient-ratio EMA; the seed's last output is dropped, the next forward sets it)."""
+    return [
+        {
+            "slot": slot.name,
+            "stage": slot.stage.name,
+            "blueprint": slot.blueprint.key if slot.blueprint is not None else None,
+            "alpha": slot.alpha,
+            "state": attrs.evolve(slot.state, last_seed_output=None,
+                                  contributions=list(slot.state.contributions)),
+        }
+        for slot in model.all_slots()
+    ]
+
+
+def rebuild_architecture(model: MorphogeneticModel, records: Sequence[Mapping[str, Any]],
+                         blueprints: Sequence[BlueprintSpec]) -> None:
+    """Give a freshly built model the recorded lifecycle: a new seed module (from its
+    blueprint, weights to be loaded next) in every slot that holds one."""
+    if [r["slot"] for r in records] != list(model.slot_names):
+        raise CheckpointError(f"the checkpoint's slots ({', '.join(r['slot'] for r in records)}) "
+                              f"are not this run's ({', '.join(model.slot_names)})")
+    by_key = {b.key: b for b in blueprints}
+    device, dtype = model.device_and_dtype()
+    for record in records:
+        slot = model.slot(record["slot"])
+        stage = SeedStage[record["stage"]]
+        spec = None
+        if record["blueprint"] is not None:
+            spec = by_key.get(record["blueprint"])
+            if spec is None:
+                raise CheckpointError(f"the checkpoint's slot {slot.name} holds blueprint "
+                                      f"{record['blueprint']!r}, which this run's catalog lacks")
+        seed = None
+        if stage in SEEDED_STAGES:
+            if spec is None:
+                raise CheckpointError(f"the checkpoint's slot {slot.name} is {stage.name} "
+                                      "without a blueprint")
+            module = spec.factory(width=slot.point.width)
+            if not isinstance(module, nn.Module):
+                raise CheckpointError(f"blueprint {spec.key} built {type(module).__name__}, "
+                                      "not an nn.Module")
+            seed = module.to(device=device, dtype=dtype)
+        slot.seed = seed
+        slot.blueprint = spec
+        slot.stage = stage
+        slot.alpha = record["alpha"]
+        slot.forced_alpha = None
+        slot.state = record["state"]
+
+
+# ---------------------------------------------------------------------- files
+def _header(resolved: Any, slot_names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "run_config": _comparable_config(resolved.to_toml_dict()),
+        "blueprint_catalog": list(resolved.blueprint_keys),
+        "slot_names": list(slot_names),
+        "observation_version": OBSERVATION_SCHEMA_VERSION,
+    }
+
+
+def _comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    # The run directory may be moved between the crash and the resume, and how many
+    # checkpoints are kept does not change the run.
+    run = {k: v for k, v in config.get("run", {}).items() if k not in {"out", "checkpoint_keep"}}
+    return {**config, "run": run}
+
+
+def save_run_checkpoint(run_dir: Path, *, resolved: Any, slot_names: Sequence[str], episode: int,
+                        epoch: int, episode_state: Mapping[str, Any], extra: Mapping[str, Any],
+                        keep: int) -> Path:
+    """Write the checkpoint after ``epoch`` of ``episode`` and delete all but the last ``keep``.
+
+    ``episode_state`` is :meth:`HostEpisode.state_dict`; ``extra`` (policy state, finished
+    episodes, telemetry positions) joins its ``python`` part.
+    """
+    folder = run_dir / CHECKPOINTS_DIR
+    path = folder / checkpoint_name(episode, epoch)
+    python = {**episode_state["python"], **extra}
+    data = {
+        **_header(resolved, slot_names),
+        "episode": episode,
+        "epoch": epoch,
+        "model": episode_state["model"],
+        "optimizers": episode_state["optimizers"],
+        "python": pickle.dumps(python, protocol=pickle.HIGHEST_PROTOCOL),
+    }
+    previous = list_checkpoints(run_dir)
+    try:
+        folder.mkdir(exist_ok=True)
+        with atomic_file(path) as handle:
+            torch.save(data, handle)
+    except OSError as exc:
+        kept = f"; the previous checkpoint {previous[-1].name} is intact" if previous else ""
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc.strerror or exc}{kept}") from None
+    older = [p for p in previous if p != path]
+    for old in older[: max(0, len(older) + 1 - keep)]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str]) -> dict[str, Any]:
+    """Read and check a run checkpoint for ``resolved``; every problem is a one-line error."""
+    hint = "; delete it to resume from the checkpoint before it, or start a new run"
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"run checkpoint {str(path)!r} is truncated or corrupt ({first}){hint}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an Esper run checkpoint{hint}")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"run checkpoint {str(path)!r} has format version "
+                              f"{data.get('format_version')!r}; this Esper reads version {FORMAT_VERSION}")
+    try:
+        check_compatible(data, path=path, blueprint_keys=resolved.blueprint_keys, slot_names=slot_names,
+                         observation_version=OBSERVATION_SCHEMA_VERSION, what="run checkpoint",
+                         verb="was written")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    now = _header(resolved, slot_names)["run_config"]
+    if data["run_config"] != now:
+        raise CheckpointError(f"run checkpoint {str(path)!r} was written under another configuration "
+                              f"({_first_difference(data['run_config'], now)}); resume with the run "
+                              "directory's own config.toml")
+    try:
+        data["python"] = pickle.loads(data["python"])
+    except Exception as exc:
+        raise CheckpointError(f"run checkpoint {str(path)!r} is corrupt (its state does not unpickle: "
+                              f"{type(exc).__name__}){hint}") from None
+    return data
+
+
+def _first_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    for table in sorted(set(saved) | set(now)):
+        a, b = saved.get(table, {}), now.get(table, {})
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return f"[{table}] {key}: {a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
+    return "unknown difference"

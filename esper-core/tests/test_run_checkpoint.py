@@ -1,0 +1,262 @@
+"""Run checkpoints on the toy topology: one per epoch, last K kept, exact resume from any of
+them (summary, weights and events), and clear errors for damaged or foreign checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import types
+
+import pytest
+import torch
+
+from esper_core import hookimpl
+from esper_core.config import RunConfig
+from esper_core.contracts import Decision, Op, PolicySpec
+from esper_core.errors import CheckpointError, ConfigError
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.telemetry.jsonl import read_events
+from esper_core.testing import toy
+from esper_core.tolaria import checkpoint as checkpoint_module
+from esper_core.tolaria.checkpoint import list_checkpoints, load_run_checkpoint
+from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import create_run_dir
+
+EPOCHS = 9
+
+
+class Wandering:
+    """Germinates early, then draws each decision from its own generator (state to save)."""
+
+    name = "wandering"
+
+    def __init__(self, context):
+        self.context = context
+        self.rng = random.Random(context.seed)
+
+    def reset(self, *, episode):
+        self.rng = random.Random(f"{self.context.seed}:{episode}")
+
+    def decide(self, *, report, mask):
+        last = mask.n_slots - 1
+        for i, ok in enumerate(mask.slots[Op.FOSSILIZE]):
+            if ok:
+                return Decision(op=Op.FOSSILIZE, slot=i, reason="allowed")
+        if report.epoch <= 2 and mask.slots[Op.GERMINATE][last]:
+            return Decision(op=Op.GERMINATE, slot=last, blueprint=self.context.blueprint_keys[0], reason="early")
+        return Decision.wait(f"draw {self.rng.random():.6f}")
+
+    def state_dict(self):
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state):
+        self.rng.setstate(state["rng"])
+
+
+class Forgetful(Wandering):
+    name = "forgetful"
+    state_dict = None  # type: ignore[assignment]
+    load_state_dict = None  # type: ignore[assignment]
+
+
+def _plugin():
+    module = types.ModuleType("checkpoint_policies")
+
+    @hookimpl
+    def esper_register_policies():
+        return [PolicySpec(name="wandering", factory=Wandering, description="test"),
+                PolicySpec(name="forgetful", factory=Forgetful, description="test"),
+                PolicySpec(name="noop", factory=Wandering, description="baseline stand-in")]
+
+    module.esper_register_policies = esper_register_policies
+    return module
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("p", _plugin())]))
+
+
+def _resolved(catalog, out, **run):
+    config = RunConfig.from_dict({
+        "run": {"task": "toy", "policy": "wandering", "epochs": EPOCHS, "episodes": 2, "seed": 3,
+                "compare_baseline": False, "deterministic": True, "out": str(out), **run},
+        "gates": {"g5_min_contribution": -100.0},
+    })
+    return resolve_run(config, catalog)
+
+
+def _run(catalog, out, *, resume=False, **run):
+    if not resume:
+        create_run_dir(out)
+    return execute_run(_resolved(catalog, out, **run), catalog, out, resume=resume)
+
+
+def _weights(out):
+    return torch.load(out / "model.pt", weights_only=True)["state_dict"]
+
+
+def _events(out):
+    drop = {"timestamp", "seconds", "summary", "config"}
+    return [{k: v for k, v in e.items() if k not in drop} for e in read_events(out / "events.jsonl")]
+
+
+def _strip(summary):
+    out = {k: v for k, v in summary.items() if k not in {"wall_seconds", "run_id"}}
+    out["per_episode"] = [{k: v for k, v in e.items() if k != "wall_seconds"} for e in out["per_episode"]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(catalog, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    summary = _run(catalog, out, checkpoint_keep=100)
+    return out, summary
+
+
+def test_a_checkpoint_after_every_epoch_of_every_episode(reference):
+    out, summary = reference
+    names = [p.name for p in list_checkpoints(out)]
+    assert names == [f"ep{e:04d}-epoch{k:05d}.pt" for e in range(2) for k in range(1, EPOCHS + 1)]
+    assert [s["outcome"] for s in summary["seeds"]] == ["fossilized"], "the architecture must change"
+    assert not [p for p in (out / "checkpoints").iterdir() if p.suffix != ".pt"], "no temporary files left"
+
+
+def test_only_the_last_k_are_kept(catalog, tmp_path):
+    _run(catalog, tmp_path / "r", checkpoint_keep=3, episodes=1)
+    assert [p.name for p in list_checkpoints(tmp_path / "r")] == [
+        f"ep0000-epoch{k:05d}.pt" for k in range(EPOCHS - 2, EPOCHS + 1)]
+
+
+@pytest.mark.parametrize("keep", [1, 4, 9, 10, 14, 18])
+def test_resume_from_any_checkpoint_is_exact(catalog, reference, tmp_path, keep):
+    """Everything after checkpoint ``keep`` is lost, as in a crash right after writing it."""
+    ref, summary = reference
+    out = tmp_path / "run"
+    shutil.copytree(ref, out)
+    for name in ("summary.json", "model.pt"):
+        (out / name).unlink()
+    for path in list_checkpoints(out)[keep:]:
+        path.unlink()
+    with open(out / "events.jsonl", "a") as handle:  # events written after the checkpoint
+        handle.write('{"kind": "epoch", "partial": true}\n{"torn')
+    resumed = _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert _strip(resumed) == _strip(summary)
+    expected = _weights(ref)
+    got = _weights(out)
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+    assert _events(out) == _events(ref)
+
+
+def test_resume_without_any_checkpoint_starts_over(catalog, reference, tmp_path):
+    ref, summary = reference
+    out = tmp_path / "run"
+    create_run_dir(out)
+    (out / "events.jsonl").write_text('{"kind": "run_started"}\n')
+    resumed = _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert _strip(resumed) == _strip(summary)
+    assert _events(out) == _events(ref)
+
+
+def test_a_finished_run_is_not_resumed(catalog, reference):
+    ref, _ = reference
+    with pytest.raises(ConfigError, match="already finished"):
+        _run(catalog, ref, resume=True, checkpoint_keep=100)
+
+
+def test_a_policy_without_state_cannot_be_resumed(catalog, tmp_path):
+    out = tmp_path / "run"
+    _run(catalog, out, policy="forgetful", episodes=1)
+    (out / "summary.json").unlink()
+    with pytest.raises(ConfigError, match="policy 'forgetful' keeps no checkpointable state"):
+        _run(catalog, out, resume=True, policy="forgetful", episodes=1)
+
+
+@pytest.fixture
+def one_checkpoint(catalog, reference, tmp_path):
+    ref, _ = reference
+    out = tmp_path / "run"
+    shutil.copytree(ref, out)
+    (out / "summary.json").unlink()
+    for path in list_checkpoints(out)[3:]:
+        path.unlink()
+    return out, list_checkpoints(out)[-1]
+
+
+def _load(catalog, out, path, **run):
+    resolved = _resolved(catalog, out, checkpoint_keep=100, **run)
+    return load_run_checkpoint(path, resolved=resolved, slot_names=("hidden1", "hidden2"))
+
+
+def test_the_checkpoint_loads(catalog, one_checkpoint):
+    out, path = one_checkpoint
+    data = _load(catalog, out, path)
+    assert (data["episode"], data["epoch"]) == (0, 3)
+    assert [r["stage"] for r in data["python"]["architecture"]][-1] != "DORMANT"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "flip"])
+def test_a_damaged_checkpoint_is_a_clear_error(catalog, one_checkpoint, damage):
+    out, path = one_checkpoint
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": os.urandom(4096), "empty": b"",
+                      "flip": data[:200] + bytes(b ^ 0xFF for b in data[200:400]) + data[400:]}[damage])
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as info:
+        _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert path.name in str(info.value) and "delete it" in str(info.value)
+
+
+def test_a_file_of_another_kind_is_refused(catalog, one_checkpoint):
+    out, path = one_checkpoint
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="is not an Esper run checkpoint"):
+        _load(catalog, out, path)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("format_version", 99, "format version 99"),
+    ("blueprint_catalog", ["toy:other"], "another blueprint catalog"),
+    ("observation_version", 0, "observation schema v0"),
+    ("slot_names", ["hidden2"], "with 1 slots"),
+])
+def test_a_foreign_checkpoint_is_refused(catalog, one_checkpoint, field, value, message):
+    out, path = one_checkpoint
+    data = torch.load(path, weights_only=True)
+    data[field] = value
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=message):
+        _load(catalog, out, path)
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(catalog, one_checkpoint):
+    out, path = one_checkpoint
+    with pytest.raises(CheckpointError, match=r"another configuration \(\[run\] seed: 3 in the checkpoint, 4 now\)"):
+        _load(catalog, out, path, seed=4)
+
+
+def test_a_write_failure_keeps_the_previous_checkpoint(catalog, tmp_path, monkeypatch):
+    real_atomic_file = checkpoint_module.atomic_file
+    calls = []
+
+    @contextlib.contextmanager
+    def failing_atomic_file(path):
+        calls.append(path)
+        with real_atomic_file(path) as handle:
+            if len(calls) == 4:  # the disk fills up half-way through checkpoint 4
+                handle.write(b"partial")
+                raise OSError(28, "No space left on device")
+            yield handle
+
+    monkeypatch.setattr(checkpoint_module, "atomic_file", failing_atomic_file)
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="No space left on device; the previous checkpoint "
+                                              "ep0000-epoch00003.pt is intact"):
+        _run(catalog, out, episodes=1)
+    # No temporary file is left, and the last good checkpoint still loads.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ep0000-epoch00002.pt", "ep0000-epoch00003.pt"]
+    data = _load(catalog, out, out / "checkpoints" / "ep0000-epoch00003.pt", episodes=1)
+    assert data["epoch"] == 3 and len(data["python"]["curve"]) == 3
