@@ -24,8 +24,11 @@ def test_blueprint_hook_returns_the_catalog() -> None:
     assert all(isinstance(s, BlueprintSpec) for s in specs)
     assert {s.action_index for s in specs} == CATALOG_INDICES
     assert len({s.name for s in specs}) == len(specs) == 19
+    # The blueprints the discovery grammar can express carry their token form.
+    assert {s.name for s in specs if s.tokens} == {"noop", "conv_light", "attention", "norm", "depthwise",
+                                                   "bottleneck", "conv_small", "conv_heavy", "dilated"}
     for s in specs:
-        assert s.topology == "cnn" and not s.is_antipattern and s.tokens is None
+        assert s.topology == "cnn" and not s.is_antipattern
         assert isinstance(s.factory, LazyCallable)
         assert callable(s.factory.resolve())
         assert isinstance(s.param_estimate(32), int)
