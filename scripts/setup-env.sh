@@ -12,7 +12,7 @@ $PIP install --quiet --upgrade pip >/dev/null
 # torch and torchvision are pinned to a matching pair (torchvision's C++ ops must match torch).
 $PIP install --quiet "torch==2.14.1" "torchvision==0.29.1"
 $PIP install --quiet \
-  -e ./esper-core \
+  -e "./esper-core[onnx]" \
   -e ./esper-blueprints-cnn \
   -e ./esper-blueprints-transformer \
   -e ./esper-antipatterns \

@@ -56,7 +56,7 @@ def test_scripted_seed_goes_through_the_whole_lifecycle(catalog, tmp_path):
     assert all(e["run_id"] == "run" for e in events)
     saved = torch.load(out / "model.pt", weights_only=False)
     assert saved["task"] == "toy"
-    assert {"slot": "hidden2", "stage": "FOSSILIZED", "blueprint": "toy:residual_linear"} in saved["architecture"]
+    assert {"slot": "hidden2", "stage": "FOSSILIZED", "blueprint": "toy:residual_linear", "alpha": 1.0} in saved["architecture"]
     text = format_summary(summary)
     assert "fossilized" in text and "noop (baseline)" in text
 

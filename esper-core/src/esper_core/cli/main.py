@@ -16,6 +16,7 @@ from esper_core.cli.blueprints_cmd import blueprints_command
 from esper_core.cli.discover_cmd import discover_command
 from esper_core.cli.errors import EsperGroup, UsageFailure
 from esper_core.cli.evaluate_cmd import evaluate_command
+from esper_core.cli.export_cmd import export_command
 from esper_core.cli.new_plugin_cmd import new_plugin_command
 from esper_core.cli.plugins_cmd import plugins_command
 from esper_core.cli.run_cmd import run_command
@@ -63,6 +64,7 @@ def build_cli(settings: PluginSettings | None = None) -> click.Group:
     cli.add_command(blueprints_command)
     cli.add_command(run_command)
     cli.add_command(evaluate_command)
+    cli.add_command(export_command)
     cli.add_command(discover_command)
     cli.add_command(new_plugin_command)
     add_plugin_commands(state.plugins, cli)

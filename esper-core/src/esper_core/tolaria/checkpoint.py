@@ -118,7 +118,8 @@ def rebuild_architecture(model: MorphogeneticModel, records: Sequence[Mapping[st
         slot.stage = stage
         slot.alpha = record["alpha"]
         slot.forced_alpha = None
-        slot.state = record["state"]
+        if record["state"] is not None:  # None (an exported model): fresh counters will do
+            slot.state = record["state"]
 
 
 # ---------------------------------------------------------------------- files

@@ -463,7 +463,7 @@ def save_model(result: EpisodeResult, path: Any, *, task: str, blueprint_keys: t
             "task": task,
             "blueprint_catalog": list(blueprint_keys),
             "architecture": [
-                {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint}
+                {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha}
                 for s in result.model.slot_reports()
             ],
             "state_dict": result.model.state_dict(),

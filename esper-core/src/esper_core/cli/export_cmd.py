@@ -1,0 +1,26 @@
+"""``esper export``: a finished run's model as a plain network (state dict, TorchScript, ONNX)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from esper_core.cli.app import AppState
+
+FORMATS = ("state-dict", "torchscript", "onnx")  # esper_core.tolaria.export.FORMATS (torch-free here)
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="torchscript", show_default=True,
+              help="onnx needs the optional extra: pip install 'esper-core[onnx]'.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="File to write (default RUN_DIR/model.<format suffix>).")
+@click.pass_obj
+def export_command(state: AppState, run_dir: Path, fmt: str, out: Path | None) -> None:
+    """Write RUN_DIR's final model with its fossilized seeds folded in and no slot machinery."""
+    from esper_core.tolaria.export import export_model
+
+    path = export_model(run_dir, state.catalog, fmt=fmt, out=out)
+    click.echo(f"wrote {path}")

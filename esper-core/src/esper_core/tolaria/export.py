@@ -1,0 +1,166 @@
+"""Export a finished run's model as a plain network: no slots, no lifecycle, no isolation.
+
+The grown architecture becomes one ``nn.Sequential``: the host's segments in order with, at
+each injection point, what the run's final model computed there — a fossilized seed's module
+itself (a fossil's forward is ``seed(h)``), a seed still blending at the end as
+:class:`BlendedSeed` at its final α, and nothing for an empty slot or a seed not yet mixed in
+(a TRAINING seed's forward value is exactly ``h``). The exported network therefore computes
+the live model's evaluation forward.
+
+Formats: ``state-dict`` (the ``Sequential``'s weights plus the layer list, for code that has the
+module classes), ``torchscript`` (``torch.jit.script``, falling back to ``torch.jit.trace``
+on the task's first validation batch; loads with plain ``torch.jit.load``) and ``onnx``
+(``torch.onnx.export``; needs the optional extra ``esper-core[onnx]``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+from torch import Tensor, nn
+
+from esper_core.config import RunConfig
+from esper_core.contracts.stages import BLENDED_STAGES, SeedStage
+from esper_core.errors import CheckpointError, ConfigError
+from esper_core.kasmina.model import MorphogeneticModel
+from esper_core.plugins.registry import Catalog
+from esper_core.tolaria.checkpoint import rebuild_architecture
+from esper_core.tolaria.episode import build_model
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, atomic_file
+from esper_core.tolaria.vector import build_task
+
+logger = structlog.get_logger(__name__)
+
+FORMATS = ("state-dict", "torchscript", "onnx")
+SUFFIXES = {"state-dict": ".state_dict.pt", "torchscript": ".ts", "onnx": ".onnx"}
+ONNX_PACKAGES = ("onnx", "onnxscript")
+
+
+class BlendedSeed(nn.Module):
+    """A seed caught mid-blend: ``lerp(h, seed(h), α)`` with α fixed at its final value."""
+
+    def __init__(self, seed: nn.Module, alpha: float) -> None:
+        super().__init__()
+        self.seed = seed
+        self.alpha = float(alpha)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.lerp(h, self.seed(h), self.alpha)
+
+
+def fold(model: MorphogeneticModel) -> nn.Sequential:
+    """The plain network ``model`` computes in evaluation (modules shared, not copied)."""
+    segments = list(model.host.segments)
+    layers: list[nn.Module] = [segments[0]]
+    by_point = {model.point_index(slot): slot for slot in model.all_slots()}
+    for i in range(model.n_points):
+        slot = by_point.get(i)
+        if slot is not None and slot.seed is not None:
+            if slot.stage is SeedStage.FOSSILIZED:
+                layers.append(slot.seed)
+            elif slot.stage in BLENDED_STAGES:
+                layers.append(BlendedSeed(slot.seed, slot.alpha))
+        layers.append(segments[i + 1])
+    return nn.Sequential(*layers).eval()
+
+
+def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel, Tensor, dict[str, Any]]:
+    """The final model of the run in ``run_dir`` (from ``model.pt``), an example input (the
+    task's first validation batch) and the architecture records."""
+    config_path, model_path = run_dir / CONFIG_FILE, run_dir / MODEL_FILE
+    if not config_path.is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a run directory (no {CONFIG_FILE})")
+    if not model_path.is_file():
+        raise ConfigError(f"run {str(run_dir)!r} has no {MODEL_FILE} yet: it has not finished "
+                          "(continue it with esper run --resume)")
+    try:
+        saved = torch.load(model_path, map_location="cpu", weights_only=True)
+        architecture, state_dict = saved["architecture"], saved["state_dict"]
+    except Exception as exc:
+        raise CheckpointError(f"{str(model_path)!r} cannot be read ({type(exc).__name__}); "
+                              "it is truncated, corrupt or not an Esper model") from None
+    resolved = resolve_run(RunConfig.from_sources(config_path, {"device": "cpu"}), catalog)
+    if list(saved.get("blueprint_catalog", [])) != list(resolved.blueprint_keys):
+        raise CheckpointError(f"{str(model_path)!r} was saved with blueprints "
+                              f"{saved.get('blueprint_catalog')}; this catalog resolves {list(resolved.blueprint_keys)}")
+    task = build_task(resolved, seed=resolved.config.seed, device="cpu")
+    model = build_model(resolved, task, emit=lambda event: None)
+    records = [{"state": None, "alpha": 1.0 if r["stage"] == "FOSSILIZED" else 0.0, **r} for r in architecture]
+    rebuild_architecture(model, records, resolved.blueprints)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{str(model_path)!r} does not match the rebuilt architecture: "
+                              f"{str(exc).splitlines()[0]}") from None
+    model.eval()
+    example = next(iter(task.val_batches()))[0][:4]
+    return model, example, {"task": resolved.task.name, "architecture": architecture}
+
+
+def export_model(run_dir: Path, catalog: Catalog, *, fmt: str, out: Path | None = None) -> Path:
+    """Write the run's final model as ``fmt``; returns the file written."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"ONNX export needs the {' and '.join(map(repr, missing))} package"
+                              f"{'s' if len(missing) > 1 else ''}: pip install 'esper-core[onnx]'")
+    model, example, info = load_run_model(run_dir, catalog)
+    plain = fold(model)
+    path = out or run_dir / f"model{SUFFIXES[fmt]}"
+    if path.resolve() == (run_dir / MODEL_FILE).resolve():
+        raise ConfigError(f"--out {str(path)!r} is the run's own {MODEL_FILE}; choose another file")
+    with torch.no_grad():
+        expected = model(example)
+        if fmt == "state-dict":
+            data = {"format": "esper-exported-state-dict", "layers": [type(m).__name__ for m in plain],
+                    "state_dict": plain.state_dict(), **info}
+            with atomic_file(path) as handle:
+                torch.save(data, handle)
+            return path
+        if fmt == "torchscript":
+            program = _script(plain, example)
+            with atomic_file(path) as handle, warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+                torch.jit.save(program, handle)
+            got = program(example)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(plain, (example,), str(path), input_names=["input"], output_names=["output"],
+                                  dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+            got = _run_onnx(path, example, fallback=plain)
+    if not torch.allclose(got, expected, atol=1e-5, rtol=0):
+        raise CheckpointError(f"the exported model differs from the run's model by "
+                              f"{float((got - expected).abs().max()):.2e} on the example batch")
+    return path
+
+
+def _run_onnx(path: Path, example: Tensor, *, fallback: nn.Module) -> Tensor:
+    """The ONNX file's output on ``example`` under onnxruntime, when installed (else the
+    exported module's: the file itself is then not checked)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        logger.info("onnxruntime is not installed; the ONNX file is not checked against the run's model")
+        return fallback(example)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {"input": example.numpy()})
+    return torch.from_numpy(output)
+
+
+def _script(plain: nn.Sequential, example: Tensor) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+        try:
+            return torch.jit.script(plain)
+        except Exception as exc:  # some blueprints use Python torch.jit.script cannot compile
+            logger.info("torch.jit.script failed; tracing instead", error=f"{type(exc).__name__}: {exc}"[:200])
+            return torch.jit.trace(plain, example)

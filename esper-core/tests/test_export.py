@@ -1,0 +1,155 @@
+"""``esper export``: the grown network as a plain module, loadable without Esper."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import site
+import subprocess
+import sys
+
+import pytest
+import torch
+from engine_helpers import _policies_plugin
+
+from esper_core.config import RunConfig
+from esper_core.errors import ConfigError
+from esper_core.kasmina import MorphogeneticModel
+from esper_core.kasmina.slot import SeedSlot
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.testing import toy
+from esper_core.tolaria import export as export_module
+from esper_core.tolaria.export import BlendedSeed, export_model, fold, load_run_model
+from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import create_run_dir
+from esper_core.testing.distributions import run_esper
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("s", _policies_plugin())]))
+
+
+def _finished_run(catalog, root, epochs):
+    out = create_run_dir(root / f"run{epochs}")
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "scripted", "epochs": epochs,
+                                          "compare_baseline": False, "out": str(out)},
+                                  "gates": {"g5_min_contribution": -100.0}})
+    summary = execute_run(resolve_run(config, catalog), catalog, out)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def fossil_run(catalog, tmp_path_factory):
+    out, summary = _finished_run(catalog, tmp_path_factory.mktemp("e"), 8)
+    assert [s["outcome"] for s in summary["seeds"]] == ["fossilized"]
+    return out
+
+
+def _without_esper(code: str, tmp_path) -> dict:
+    """Run ``code`` in an interpreter that has torch (and onnxruntime) but no Esper: ``-S``
+    skips the site-packages ``.pth`` files that put the editable Esper sources on the path."""
+    script = tmp_path / "plain.py"
+    script.write_text("import sys\nsys.path.extend(%r)\nimport importlib.util\n"
+                      "assert importlib.util.find_spec('esper_core') is None, 'esper is importable'\n"
+                      % site.getsitepackages() + code)
+    done = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_fold_has_no_slot_machinery_and_matches_the_live_model(catalog, fossil_run):
+    model, example, info = load_run_model(fossil_run, catalog)
+    plain = fold(model)
+    assert not any(isinstance(m, SeedSlot | MorphogeneticModel) for m in plain.modules())
+    assert [r["stage"] for r in info["architecture"]] == ["DORMANT", "FOSSILIZED"]
+    assert len(plain) == 4  # segment, segment, fossil, head
+    with torch.no_grad():
+        assert torch.allclose(plain(example), model(example), atol=1e-5, rtol=0)
+    counted = sum(p.numel() for p in plain.parameters())
+    assert counted == sum(p.numel() for p in model.parameters())
+
+
+def test_a_seed_still_blending_is_exported_at_its_alpha(catalog, tmp_path):
+    out, summary = _finished_run(catalog, tmp_path, 3)
+    model, example, info = load_run_model(out, catalog)
+    stages = [r["stage"] for r in info["architecture"]]
+    assert stages[-1] in {"BLENDING", "SHADOWING", "PROBATIONARY"}, stages
+    plain = fold(model)
+    assert any(isinstance(m, BlendedSeed) for m in plain)
+    with torch.no_grad():
+        assert torch.allclose(plain(example), model(example), atol=1e-5, rtol=0)
+
+
+def test_torchscript_runs_without_esper(catalog, fossil_run, tmp_path):
+    path = export_model(fossil_run, catalog, fmt="torchscript")
+    assert path == fossil_run / "model.ts"
+    model, example, _ = load_run_model(fossil_run, catalog)
+    torch.save({"x": example, "y": model(example).detach()}, tmp_path / "io.pt")
+    got = _without_esper(f"""
+import json, torch
+io = torch.load({str(tmp_path / 'io.pt')!r})
+m = torch.jit.load({str(path)!r})
+print(json.dumps({{"diff": float((m(io["x"]) - io["y"]).abs().max()), "batch": m(io["x"][:1]).shape[0]}}))
+""", tmp_path)
+    assert got["diff"] <= 1e-5 and got["batch"] == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+                    reason="the onnx extra is not installed")
+def test_onnx_runs_without_esper(catalog, fossil_run, tmp_path):
+    path = export_model(fossil_run, catalog, fmt="onnx", out=tmp_path / "m.onnx")
+    model, example, _ = load_run_model(fossil_run, catalog)
+    torch.save({"x": example, "y": model(example).detach()}, tmp_path / "io.pt")
+    got = _without_esper(f"""
+import json, torch, onnxruntime
+io = torch.load({str(tmp_path / 'io.pt')!r})
+s = onnxruntime.InferenceSession({str(path)!r}, providers=["CPUExecutionProvider"])
+(y,) = s.run(None, {{"input": io["x"].numpy()}})
+print(json.dumps({{"diff": float((torch.from_numpy(y) - io["y"]).abs().max())}}))
+""", tmp_path)
+    assert got["diff"] <= 1e-5
+
+
+def test_state_dict_loads_into_the_plain_structure(catalog, fossil_run, tmp_path):
+    path = export_model(fossil_run, catalog, fmt="state-dict", out=tmp_path / "sd.pt")
+    saved = torch.load(path, weights_only=True)
+    model, example, _ = load_run_model(fossil_run, catalog)
+    plain = fold(model)
+    assert saved["layers"] == [type(m).__name__ for m in plain]
+    fresh = fold(load_run_model(fossil_run, catalog)[0])
+    for p in fresh.parameters():
+        p.data.zero_()
+    fresh.load_state_dict(saved["state_dict"])
+    with torch.no_grad():
+        assert torch.equal(fresh(example), plain(example))
+
+
+def test_onnx_without_the_extra_names_the_missing_package(catalog, fossil_run, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(export_module.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"ONNX export needs the 'onnx' package: pip install 'esper-core\[onnx\]'"):
+        export_model(fossil_run, catalog, fmt="onnx")
+
+
+def test_export_errors(catalog, fossil_run, tmp_path):
+    with pytest.raises(ConfigError, match="is not a run directory"):
+        export_model(tmp_path, catalog, fmt="torchscript")
+    with pytest.raises(ConfigError, match="the run's own model.pt"):
+        export_model(fossil_run, catalog, fmt="state-dict", out=fossil_run / "model.pt")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.toml").write_text((fossil_run / "config.toml").read_text())
+    with pytest.raises(ConfigError, match="has no model.pt yet"):
+        export_model(unfinished, catalog, fmt="torchscript")
+    (unfinished / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(Exception, match="truncated, corrupt or not an Esper model"):
+        export_model(unfinished, catalog, fmt="torchscript")
+
+
+def test_cli_export_of_a_missing_run_is_a_clear_error(tmp_path):
+    done = run_esper(["export", str(tmp_path / "nope"), "--format", "state-dict"])
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is not a run directory" in done.stderr
