@@ -101,7 +101,8 @@ def test_val_batches_are_fixed_and_complete(task: ImageTask) -> None:
     x2, y2 = collect(task.val_batches())
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert torch.equal(y1, task._val_labels)
-    assert [len(y) for _, y in task.val_batches()] == [64, 64, 2]
+    # 130 images: one batch, since validation batches are at least MIN_VAL_BATCH (256) long
+    assert [len(y) for _, y in task.val_batches()] == [130]
 
 
 def test_build_host_is_seeded_and_leaves_global_rng_alone(task: ImageTask) -> None:

