@@ -15,6 +15,7 @@ import structlog
 import torch
 
 from esper_core.config import dump_toml
+from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
 from esper_core.contracts.protocols import PolicyContext, PolicyTrainingContext, Sink, Stateful, Task
 from esper_core.errors import ConfigError, EsperError, PluginError
@@ -215,13 +216,28 @@ def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Pa
                 policy.reset(episode=episode)
                 step = env.start()
             while step is not None and not step.done:
-                step = env.step(policy.decide(report=step.report, mask=step.mask))
+                step = env.step(_decide(policy, resolved.policy.name, step))
             result = env.result()
         hub.flush()
         if episode < config.episodes - 1:
             finished.append(result.to_dict())
     assert result is not None
     return finished, result
+
+
+def _decide(policy: Any, name: str, step: Any) -> Decision:
+    """The policy's decision; a policy that raises or returns something else is a PluginError
+    naming it (the mask check later refuses decisions that are well-formed but not allowed)."""
+    try:
+        decision = policy.decide(report=step.report, mask=step.mask)
+    except EsperError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"policy {name!r} raised in decide() after epoch {step.report.epoch}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(decision, Decision):
+        raise PluginError(f"policy {name!r} returned {type(decision).__name__} from decide(), not a Decision")
+    return decision
 
 
 def _baseline(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: tuple[str, ...]) -> dict[str, Any]:

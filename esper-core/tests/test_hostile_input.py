@@ -1,0 +1,211 @@
+"""Hostile input the other test files do not cover: plugins that misbehave during a run,
+blueprints that break the shape or emit NaN, and damaged or foreign run checkpoints through
+the CLI. Each is a named one-line error (exit 2 through the CLI, no traceback), or — for a
+blueprint the gates can judge — a refused germination the run survives.
+
+Covered elsewhere (not repeated here): malformed TOML, unknown tables and keys with
+suggestions, wrong types and out-of-range values (test_config.py, tests/test_run_end_to_end.py),
+unknown names with suggestions (test_plugins.py, tests/test_run_end_to_end.py), plugins that
+fail to import or whose registration hook raises or returns the wrong type (test_plugins.py),
+missing and corrupt datasets (tests/test_run_end_to_end.py, esper-blueprints-cnn test_cifar.py),
+damaged, foreign and unwritable checkpoints in process (test_run_checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from esper_core import hookimpl
+from esper_core.config import RunConfig
+from esper_core.contracts import BlueprintSpec, Decision, Op, PolicySpec
+from esper_core.errors import PluginError
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.testing import toy
+from esper_core.testing.distributions import run_esper
+from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import create_run_dir
+
+
+class Germinating:
+    """Germinates the run's first blueprint in the last slot whenever allowed."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def reset(self, *, episode):
+        pass
+
+    def decide(self, *, report, mask):
+        last = mask.n_slots - 1
+        if mask.slots[Op.GERMINATE][last]:
+            return Decision(op=Op.GERMINATE, slot=last, blueprint=self.context.blueprint_keys[0], reason="test")
+        return Decision.wait("test")
+
+
+class Raising(Germinating):
+    def decide(self, *, report, mask):
+        raise ZeroDivisionError("the policy divided by zero")
+
+
+class WrongType(Germinating):
+    def decide(self, *, report, mask):
+        return "GERMINATE please"
+
+
+class Widening(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.linear = nn.Linear(width, width + 1)
+
+    def forward(self, h):
+        return self.linear(h)
+
+
+class EmitsNaN(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(width))
+
+    def forward(self, h):
+        return h * self.scale * float("nan")
+
+
+def _plugin():
+    module = types.ModuleType("hostile")
+
+    @hookimpl
+    def esper_register_policies():
+        return [PolicySpec(name=n, factory=c, description="test")
+                for n, c in (("germinating", Germinating), ("raising", Raising), ("wrong_type", WrongType))]
+
+    @hookimpl
+    def esper_register_blueprints():
+        def spec(name, factory):
+            return BlueprintSpec(name=name, topology=toy.TOPOLOGY, factory=factory,
+                                 param_estimate=lambda w: 0, description="hostile")
+        return [spec("widening", Widening), spec("emits_nan", EmitsNaN),
+                spec("not_a_module", lambda width: "a string")]
+
+    module.esper_register_policies = esper_register_policies
+    module.esper_register_blueprints = esper_register_blueprints
+    return module
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("h", _plugin())]))
+
+
+def _run(catalog, tmp_path, policy, blueprint="toy:residual_linear"):
+    out = create_run_dir(tmp_path / "run")
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": policy, "epochs": 3, "compare_baseline": False,
+                                          "blueprints": [blueprint], "out": str(out)}})
+    return execute_run(resolve_run(config, catalog), catalog, out), out
+
+
+def test_a_policy_that_raises_is_named(catalog, tmp_path):
+    with pytest.raises(PluginError, match=r"policy 'raising' raised in decide\(\) after epoch 1: "
+                                          "ZeroDivisionError: the policy divided by zero"):
+        _run(catalog, tmp_path, "raising")
+
+
+def test_a_policy_returning_the_wrong_type_is_named(catalog, tmp_path):
+    with pytest.raises(PluginError, match=r"policy 'wrong_type' returned str from decide\(\), not a Decision"):
+        _run(catalog, tmp_path, "wrong_type")
+
+
+def test_a_blueprint_building_no_module_is_named(catalog, tmp_path):
+    with pytest.raises(PluginError, match="blueprint toy:not_a_module built str, not an nn.Module"):
+        _run(catalog, tmp_path, "germinating", "toy:not_a_module")
+
+
+@pytest.mark.parametrize(("blueprint", "reason"), [
+    ("toy:widening", "seed output (2, 17) does not match its input (2, 16)"),
+    ("toy:emits_nan", "seed output on the probe batch is not finite"),
+])
+def test_a_blueprint_that_breaks_shape_or_emits_nan_never_enters_the_forward(catalog, tmp_path, blueprint, reason):
+    summary, out = _run(catalog, tmp_path, "germinating", blueprint)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    g1 = [e for e in events if e["kind"] == "gate" and e["gate"] == "g1_shape_and_finite"]
+    assert g1 and not any(e["passed"] for e in g1), "G1 must refuse the seed"
+    assert reason in g1[0]["reason"]
+    stages = {e["to_stage"] for e in events if e["kind"] == "seed_lifecycle"}
+    assert "TRAINING" not in stages and "BLENDING" not in stages
+    assert summary["seed_params"] == 0
+    assert all(torch.isfinite(t).all() for t in torch.load(out / "model.pt", weights_only=True)["state_dict"].values()
+               if t.is_floating_point())
+
+
+# Through the CLI (one tiny shapes run, then several resumes of ~3 s each): slow lane.
+TINY = """
+[run]
+epochs = 3
+compare_baseline = false
+[task]
+train_size = 128
+val_size = 64
+"""
+
+
+@pytest.fixture(scope="module")
+def stopped_cli_run(tmp_path_factory):
+    """A finished tiny shapes run through the CLI, with its summary removed (as if killed after
+    its last checkpoint)."""
+    root = tmp_path_factory.mktemp("cli")
+    (root / "tiny.toml").write_text(TINY)
+    done = run_esper(["run", "--config", str(root / "tiny.toml"), "--out", str(root / "run")],
+                     env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root / "run"
+
+
+def _resume(run_dir, *extra):
+    done = run_esper(["run", "--resume", str(run_dir), *extra], env={"OMP_NUM_THREADS": "1"})
+    assert "Traceback" not in done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_cli_resume_of_a_finished_run_is_refused(stopped_cli_run):
+    done = _resume(stopped_cli_run)
+    assert done.returncode == 2 and "that run already finished" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_cli_resume_from_a_damaged_checkpoint(stopped_cli_run, tmp_path, damage):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_cli_run, run_dir)
+    (run_dir / "summary.json").unlink()
+    latest = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 3] if damage == "truncated" else data[:64] + b"\x00" * (len(data) - 64))
+    done = _resume(run_dir)
+    assert done.returncode == 2
+    assert f"run checkpoint '{latest}' is truncated or corrupt" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_cli_resume_with_another_configuration_is_refused(stopped_cli_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_cli_run, run_dir)
+    (run_dir / "summary.json").unlink()
+    done = _resume(run_dir, "--seed", "5")
+    assert done.returncode == 2
+    assert "was written under another configuration ([run] seed: 0 in the checkpoint, 5 now)" in done.stderr
+
+
+def test_cli_resume_of_a_directory_that_is_no_run(tmp_path):
+    done = _resume(tmp_path)
+    assert done.returncode == 2 and "is not a run directory (no config.toml)" in done.stderr
