@@ -154,7 +154,7 @@ def test_backward_hooks_measure_once_per_backward_and_are_removed():
                               hook_backward=True)
     with GradientHealthTracker(model, GradientHealthConfig.from_profile("minimal"),
                                hook_backward=True) as tracker:
-        assert tracker.hook_count == 4
+        assert tracker.hook_count == 1 and len(model._forward_hooks) == 1
         expected = []
         for _ in range(3):
             model.zero_grad(set_to_none=True)
@@ -166,10 +166,31 @@ def test_backward_hooks_measure_once_per_backward_and_are_removed():
     assert report.steps == 3 and report.sampled_steps == 0
     assert report.global_norm_mean == pytest.approx(sum(expected) / 3, rel=1e-5)
     assert report.vanishing_fraction == 0.0 and report.exploding_fraction == 0.0
-    assert tracker.hook_count == 0
-    assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
+    assert tracker.hook_count == 0 and not model._forward_hooks
     model(torch.randn(5, 4)).sum().backward()  # after close: nothing queued, nothing counted
     assert tracker.epoch_summary().steps == 0
+
+
+def test_backward_hooks_see_only_the_parameters_that_got_a_gradient():
+    model = nn.ModuleDict({"used": nn.Linear(3, 3), "frozen": nn.Linear(3, 3)})
+
+    class Partial(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x):
+            return {"out": (self.inner["used"](x),), "aux": x.sum()}
+
+    wrapper = Partial()
+    config = GradientHealthConfig.from_profile("standard", every_n_steps=1)
+    with GradientHealthTracker(wrapper, config, hook_backward=True) as tracker:
+        wrapper(torch.randn(4, 3))["out"][0].sum().backward()
+        with torch.no_grad():
+            wrapper(torch.randn(4, 3))  # no graph: nothing to hook
+        report = tracker.epoch_summary()
+    assert report.steps == 1
+    assert [layer.name for layer in report.layers] == ["inner.used"]
 
 
 def test_long_epochs_fold_and_half_precision_norms_do_not_overflow(monkeypatch):

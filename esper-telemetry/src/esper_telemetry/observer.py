@@ -6,18 +6,18 @@ The run engine builds one observer per episode with the episode's model and call
 :meth:`GradientHealthObserver.close` when the episode ends, normally or not.
 
 How gradients are seen: the observer gets the model, not the optimizers or the training loop,
-so the tracker hooks the model's parameters itself (``hook_backward=True``): each parameter's
-post-accumulate-grad hook notes that it received a gradient and the first one of a backward
-queues one end-of-backward callback that measures that backward's gradients. The hooks never
-change a gradient, take no random numbers and run no kernel on the parameters, so a run's
-results are identical with and without the observer.
+so the tracker hooks the model itself (``hook_backward=True``): a forward hook marks each
+grad-enabled forward's output, and when backward reaches it one end-of-backward callback is
+queued that measures the gradients the parameters then hold. The hooks never change a
+gradient, take no random numbers and run no kernel on the parameters, so a run's results are
+identical with and without the observer.
 
 Which parameters: every trainable parameter of the model — the host, fossilized seeds and
 every seed in a slot. Seeds appear and disappear between epochs (germinate, cull), so after
 each epoch's report the observer registers a forward pre-hook that, at the next training
 forward (train mode, grad enabled), removes itself and refreshes the parameter list: a changed
-parameter set gets a fresh tracker, hooked on the new parameters, and the old one's hooks are
-removed. (So no module hook slows validation or the training steps.)
+parameter set gets a fresh tracker, watching the new parameters, and the old one's hook is
+removed.
 
 Options (``[observers.gradient_health]`` in a run config): ``profile`` (``minimal`` — the
 default —, ``standard`` or ``diagnostic``), ``every_n_steps``, ``vanishing_threshold``,
