@@ -36,6 +36,13 @@ def catalog_tokens() -> list[tuple[str, ...]]:
     return [s.tokens for s in blueprint_specs() if s.tokens]
 
 
+def catalog_name(tokens: tuple[str, ...]) -> str | None:
+    """The catalog blueprint whose token form ``tokens`` is, if any."""
+    from esper_blueprints_cnn.catalog import blueprint_specs
+
+    return next((s.name for s in blueprint_specs() if s.tokens == tuple(tokens)), None)
+
+
 def make_generator(name: str, seed: int, budget: int) -> Any:
     if name == "random":
         return RandomSearch(seed=seed)
@@ -64,6 +71,7 @@ def run_one(name: str, seed: int, budget: int, batch_size: int) -> dict[str, Any
         "distinct": len({e.tokens for e in result.evaluations}),
         "best_at": best_at, "best_performance": best.performance, "best_params": best.params,
         "best_tokens": " ".join(best.tokens), "wall_s": wall,
+        "best_from_catalog": catalog_name(best.tokens),
     }
 
 
@@ -99,7 +107,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -
             f"| {r['generator']} | {r['seed']} | {r['best']:.3f} | "
             + " | ".join(f"{r['best_at'].get(c, float('nan')):.3f}" for c in CHECKPOINTS if c <= args.budget)
             + f" | {r['mean']:.3f} | {r['valid']:.0%} | {r['distinct']} | {r['wall_s']:.0f} | "
-            f"`{r['best_tokens']}` ({perf}) |")
+            f"`{r['best_tokens']}` ({perf})"
+            + (f" = catalog `{r['best_from_catalog']}`" if r["best_from_catalog"] else "") + " |")
     lines += ["", "Means over seeds (± standard deviation):", "",
               "| generator | best | mean fitness | valid |", "|---|---|---|---|"]
     for name in args.generators:
