@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import click
@@ -91,7 +94,10 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     config = RunConfig.from_sources(config_path, options, task_options=task_options,
                                     policy_options=policy_options)
     resolved = resolve_run(config, state.catalog)
-    if resume_dir is not None:
+    rank = int(os.environ.get("RANK", "0") or 0)  # torchrun: only rank 0 writes the run directory
+    if rank != 0:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"esper-rank{rank}-"))
+    elif resume_dir is not None:
         run_dir = resume_dir
     else:
         out = Path(config.out) if config.out else default_run_dir(resolved.task.name, resolved.policy.name)
@@ -101,6 +107,11 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     except RunInterrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
         raise SystemExit(130) from None
+    finally:
+        if rank != 0:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    if rank != 0:
+        return
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

@@ -456,17 +456,20 @@ def run_episode(
         return env.result()
 
 
-def save_model(result: EpisodeResult, path: Any, *, task: str, blueprint_keys: tuple[str, ...]) -> None:
-    """Save the final model: weights plus the architecture needed to rebuild it."""
+def save_model(result: EpisodeResult, path: Any, *, task: str,
+               blueprint_keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Save the final model: weights plus the architecture needed to rebuild it (returned)."""
+    architecture = [
+        {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha}
+        for s in result.model.slot_reports()
+    ]
     torch.save(
         {
             "task": task,
             "blueprint_catalog": list(blueprint_keys),
-            "architecture": [
-                {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha}
-                for s in result.model.slot_reports()
-            ],
+            "architecture": architecture,
             "state_dict": result.model.state_dict(),
         },
         path,
     )
+    return architecture

@@ -21,6 +21,7 @@ from esper_core.contracts.protocols import PolicyContext, PolicyTrainingContext,
 from esper_core.errors import ConfigError, EsperError, PluginError
 from esper_core.plugins.registry import Catalog
 from esper_core.telemetry.hub import TelemetryHub
+from esper_core.tolaria import distributed_run
 from esper_core.tolaria.checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
 from esper_core.tolaria.episode import EpisodeResult, HostEpisode, run_episode, save_model
 from esper_core.tolaria.policy_training import TRAINING_OPTIONS, TrainingSession
@@ -91,6 +92,13 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
     device, task, slot_names = prepare_task(resolved)
     options = dict(config.policy_options)
     training = resolved.policy.learned and "checkpoint" not in options
+    world = 1
+    if distributed_run.launched_with_several_processes():
+        if training or resume:
+            raise ConfigError("a multi-process (torchrun) run trains hosts under a fixed controller; "
+                              f"{'--resume' if resume else 'training a learned policy'} runs in one process")
+        rank, world = distributed_run.init_process_group(device)
+        task = distributed_run.ShardedTask(task, rank=rank, world_size=world)
     given = sorted(k for k in TRAINING_OPTIONS if k in options)
     if given and not training:
         why = ("it is not a learned policy" if not resolved.policy.learned
@@ -125,6 +133,7 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
     def emit(event: TelemetryEvent) -> None:
         hub.emit(attrs.evolve(event, run_id=run_id))
 
+    averaging = distributed_run.install_gradient_averaging() if world > 1 else None
     try:
         if resume and not training:
             # Drop what was recorded after the checkpoint (or everything, with none yet).
@@ -141,16 +150,22 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
         else:
             with _stop_on_sigint() as stop:
                 finished, last = _run_episodes(resolved, task, policy, run_dir=run_dir, hub=hub, emit=emit,
-                                               slot_names=slot_names, restored=restored, stop=stop)
-            save_model(last, run_dir / MODEL_FILE, task=resolved.task.name,
-                       blueprint_keys=resolved.blueprint_keys)
+                                               slot_names=slot_names, restored=restored, stop=stop, world=world)
+            architecture = save_model(last, run_dir / MODEL_FILE, task=resolved.task.name,
+                                      blueprint_keys=resolved.blueprint_keys)
             summary = _summary(resolved, run_id, device, [*finished, last.to_dict()])
+            if world > 1:
+                digest = distributed_run.model_digest(last.model, architecture)
+                summary["distributed"] = {"world_size": world,
+                                          "model_sha256": distributed_run.gather_digests(digest)}
             if config.compare_baseline:
                 summary["baseline"] = _baseline(resolved, catalog, task, slot_names)
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)
         write_json(run_dir / SUMMARY_FILE, summary)
         emit(RunEnded(episode=summary.get("episodes", 1) - 1, epoch=resolved.epochs, summary=summary))
     finally:
+        if averaging is not None:
+            averaging.remove()
         hub.close()
         structlog.contextvars.unbind_contextvars("run_id")
     return summary
@@ -185,7 +200,8 @@ def _stop_on_sigint() -> Iterator[list[bool]]:
 
 def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Path, hub: TelemetryHub,
                   emit: Callable[[TelemetryEvent], None], slot_names: tuple[str, ...],
-                  restored: dict[str, Any] | None, stop: list[bool]) -> tuple[list[dict[str, Any]], EpisodeResult]:
+                  restored: dict[str, Any] | None, stop: list[bool],
+                  world: int = 1) -> tuple[list[dict[str, Any]], EpisodeResult]:
     """Every episode of the run, checkpointed after each epoch (from ``restored`` on, if given);
     returns the finished episodes' summaries before the last, and the last episode's result."""
     config = resolved.config
@@ -194,6 +210,8 @@ def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Pa
     stateful = isinstance(policy, Stateful)
 
     def checkpoint(env: HostEpisode) -> None:
+        if world > 1:
+            distributed_run.average_buffers(env.model)
         state = env.state_dict()
         epoch = state["python"]["epoch"]
         save_run_checkpoint(run_dir, resolved=resolved, slot_names=slot_names, episode=env.episode,
@@ -216,7 +234,8 @@ def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Pa
                 policy.reset(episode=episode)
                 step = env.start()
             while step is not None and not step.done:
-                step = env.step(_decide(policy, resolved.policy.name, step))
+                decision = _decide(policy, resolved.policy.name, step)
+                step = env.step(distributed_run.broadcast_decision(decision) if world > 1 else decision)
             result = env.result()
         hub.flush()
         if episode < config.episodes - 1:
