@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from esper_core.cli.app import AppState
 from esper_core.errors import ConfigError
-from esper_core.scaffold.names import PluginNames
-from esper_core.scaffold.render import Kind, component_names, registry_of, render_plugin, write_plugin
+
+if TYPE_CHECKING:  # pragma: no cover - the scaffold is imported when the command runs
+    from esper_core.scaffold.names import PluginNames
+    from esper_core.scaffold.render import Kind
 
 
 def _check_free(names: PluginNames, kinds: list[Kind], state: AppState) -> None:
     """Refuse names that would clash with what is installed: the import package or a component
     (a duplicate component name makes Esper drop the catalog with an error naming both)."""
+    from esper_core.scaffold.render import component_names, registry_of
+
     if importlib.util.find_spec(names.package) is not None:
         raise ConfigError(f"a module named {names.package!r} is already importable; choose another plugin name")
     catalog = state.catalog
@@ -42,6 +47,8 @@ def new_plugin_command(state: AppState, name: str, blueprint: bool, policy: bool
     point, a sample component of each chosen kind (all four when none is chosen), README and
     conformance tests that pass as generated."""
     from esper_core import __version__
+    from esper_core.scaffold.names import PluginNames
+    from esper_core.scaffold.render import Kind, render_plugin, write_plugin
 
     names = PluginNames.from_distribution(name)
     flags = {Kind.BLUEPRINT: blueprint, Kind.POLICY: policy, Kind.SINK: sink, Kind.REWARD_TERM: reward_term}
