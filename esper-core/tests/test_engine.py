@@ -301,3 +301,21 @@ def test_observers_can_be_switched_off(tmp_path):
     assert resolved.observers == ()
     with pytest.raises(UnknownNameError, match="unknown observer 'flager'"):
         resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "observers": ["flager"]}}), cat)
+
+
+def test_deterministic_sets_the_torch_switches() -> None:
+    # In a subprocess: the switches are process-wide and would leak into later tests.
+    import subprocess
+    import sys
+
+    code = (
+        "import os, torch\n"
+        "from esper_core.tolaria.seeding import seed_everything\n"
+        "before = torch.are_deterministic_algorithms_enabled()\n"
+        "seed_everything(3, deterministic=True)\n"
+        "print(before, torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,\n"
+        "      torch.backends.cudnn.benchmark, os.environ['CUBLAS_WORKSPACE_CONFIG'], torch.initial_seed())\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["False", "True", "True", "False", ":4096:8", "3"]

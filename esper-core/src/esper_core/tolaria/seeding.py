@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         pass
     torch.manual_seed(seed)
     if deterministic:
+        # cuBLAS is only deterministic with a fixed workspace; torch raises on CUDA matmuls
+        # without it (see torch.use_deterministic_algorithms). Must be set before cuBLAS starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
