@@ -2,9 +2,10 @@
 
 * ``machinery_vs_plain``: epochs of a real default episode — ``HostEpisode`` with the
   heuristic policy, signal tracking, the safety governor, validation with counterfactuals,
-  every installed observer at its default profile, reward terms and a JSONL sink writing to
-  disk — against a plain loop (``zero_grad``/forward/backward/``AdamW.step`` over the task's
-  own augmented batches, then a ``no_grad`` validation pass) training an identical host. The
+  every installed observer at its default profile, reward terms and a JSONL sink
+  writing to disk — against a plain loop (``zero_grad``/forward/backward/``AdamW.step`` over
+  the task's own augmented batches, then a ``no_grad`` validation pass, reporting the same
+  training loss, validation loss and accuracy) training an identical host. The
   two alternate epoch by epoch (A B B A …) so load drift hits both; the figure is the median
   of the per-epoch ratios. Only epochs in which every slot of the episode is still DORMANT
   count, so both sides do the same arithmetic (a live seed is extra work, measured by
@@ -68,19 +69,29 @@ class PlainLoop:
         # Fused like the engine's trainer, so the figure measures the machinery, not the kernel.
         self.optimizer = torch.optim.AdamW(host.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
-    def epoch(self, epoch: int) -> float:
+    def epoch(self, epoch: int) -> tuple[float, float, float]:
+        """Train one epoch, then validate; the metrics any training loop reports (mean training
+        loss, validation loss and accuracy), as the engine reports them."""
         host, task = self.host, self.task
         host.train()
+        train_loss, steps = torch.zeros(()), 0
         for x, y in task.train_batches(epoch=epoch):
             self.optimizer.zero_grad(set_to_none=True)
-            task.loss(host(x), y).backward()
+            loss = task.loss(host(x), y)
+            loss.backward()
             self.optimizer.step()
+            train_loss += loss.detach()
+            steps += 1
         host.eval()
-        correct = torch.zeros(())
+        val_loss, correct, count = torch.zeros(()), torch.zeros(()), 0
         with torch.no_grad():
             for x, y in task.val_batches():
-                correct += task.correct(host(x), y)[0]
-        return float(correct)
+                out = host(x)
+                n_ok, n = task.correct(out, y)
+                val_loss += task.loss(out, y) * n
+                correct += n_ok
+                count += n
+        return float(train_loss) / steps, float(val_loss) / count, 100.0 * float(correct) / count
 
 
 def machinery_vs_plain(catalog: Any, epochs: int) -> dict[str, Any]:
