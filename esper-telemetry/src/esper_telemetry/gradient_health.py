@@ -178,9 +178,10 @@ def _first_tensor_with_grad(output: Any) -> Any:
 
     if isinstance(output, torch.Tensor):
         return output if output.requires_grad else None
-    values = output.values() if isinstance(output, Mapping) else output
-    if isinstance(values, (tuple, list)) or isinstance(output, Mapping):
-        for value in values:
+    if isinstance(output, Mapping):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        for value in output:
             found = _first_tensor_with_grad(value)
             if found is not None:
                 return found
