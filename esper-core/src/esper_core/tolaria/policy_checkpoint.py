@@ -9,8 +9,6 @@ rather than silently mapping action indices onto other blueprints.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import torch
 
 from esper_core.errors import ConfigError
+from esper_core.tolaria.rundir import atomic_file
 
 FORMAT = "esper-policy-checkpoint"
 FORMAT_VERSION = 1
@@ -38,14 +37,8 @@ def save_policy_checkpoint(path: Path, *, policy: str, run_config: Mapping[str, 
         "payload": dict(payload),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        torch.save(data, handle)
 
 
 def load_policy_checkpoint(path: Path | str) -> dict[str, Any]:
