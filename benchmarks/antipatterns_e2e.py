@@ -44,6 +44,36 @@ def run(out: Path, seed: int, *args: str) -> dict:
     }
 
 
+def render(results: dict, base: float, seed: int) -> str:
+    """docs/antipatterns.md from the per-blueprint results and the baseline's final accuracy."""
+    lines = [
+        "# Anti-pattern blueprints end to end",
+        "",
+        f"Written by `.venv/bin/python benchmarks/antipatterns_e2e.py --seed {seed}`: the default `shapes` task, "
+        "the heuristic restricted to one anti-pattern (`--blueprints NAME`), against the same run with the "
+        f"`noop` policy (final accuracy {base:.2f} %). \"epochs live\" counts from germination to the cull.",
+        "",
+        "| index | blueprint | germinated | outcome (epoch) | epochs live | signatures detected | rollbacks | "
+        "final acc % | vs baseline | host weights finite |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in ANTIPATTERNS:
+        r = results[entry.name]
+        seed_record = r["seeds"][0] if r["seeds"] else None
+        if seed_record is None:
+            germinated, outcome, live = "no", "-", "-"
+        else:
+            germinated, ended = seed_record["germinated_epoch"], seed_record["ended_epoch"]
+            outcome = f"{seed_record['outcome']} ({ended or '-'})"
+            live = "-" if ended is None else str(ended - germinated)
+        lines.append(
+            f"| {entry.index} | {entry.name} | {germinated} | {outcome} | {live} | "
+            f"{', '.join(r['signatures']) or '-'} | {r['rollbacks']} | {r['final_accuracy']:.2f} | "
+            f"{r['final_accuracy'] - base:+.2f} | {'yes' if r['host_finite'] else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
@@ -57,27 +87,7 @@ def main() -> None:
             futures = {name: pool.submit(run, root / name, args.seed, *argv) for name, argv in jobs.items()}
             results = {name: f.result() for name, f in futures.items()}
     base = results.pop("baseline")["final_accuracy"]
-    lines = [
-        "# Anti-pattern blueprints end to end",
-        "",
-        f"Written by `.venv/bin/python benchmarks/antipatterns_e2e.py --seed {args.seed}`: the default `shapes` task, "
-        "the heuristic restricted to one anti-pattern (`--blueprints NAME`), against the same run with the "
-        f"`noop` policy (final accuracy {base:.2f} %).",
-        "",
-        "| index | blueprint | germinated | outcome (epoch) | signatures detected | rollbacks | final acc % | vs baseline | "
-        "host weights finite |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for entry in ANTIPATTERNS:
-        r = results[entry.name]
-        seed = r["seeds"][0] if r["seeds"] else None
-        outcome = "-" if seed is None else f"{seed['outcome']} ({seed['ended_epoch'] or '-'})"
-        lines.append(
-            f"| {entry.index} | {entry.name} | {seed['germinated_epoch'] if seed else 'no'} | {outcome} | "
-            f"{', '.join(r['signatures']) or '-'} | {r['rollbacks']} | {r['final_accuracy']:.2f} | "
-            f"{r['final_accuracy'] - base:+.2f} | {'yes' if r['host_finite'] else '**no**'} |"
-        )
-    DOC.write_text("\n".join(lines) + "\n")
+    DOC.write_text(render(results, base, args.seed))
     print(json.dumps({"baseline": base, **results}, indent=2, default=str))
 
 
