@@ -154,3 +154,16 @@ def test_stream_seed_mixes_its_parts() -> None:
     assert len(seeds) == 400
     assert all(0 <= s < 2**63 for s in seeds)
     assert stream_seed(1, 2) != stream_seed(2, 1)
+
+
+def test_channel_stats_match_a_float64_copy_of_the_images() -> None:
+    from esper_blueprints_cnn.tasks.base import channel_stats
+
+    gen = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (50, 8, 8, 3), generator=gen, dtype=torch.uint8)
+    images[..., 2] = 9  # a constant channel: its std is floored at 1
+    mean, std = channel_stats(images)
+    flat = images.reshape(-1, 3).to(torch.float64)
+    assert torch.equal(mean, flat.mean(0).float().view(1, 3, 1, 1))
+    assert torch.equal(std, flat.std(0).clamp_min(1.0).float().view(1, 3, 1, 1))
+    assert std.flatten()[2] == 1.0

@@ -19,6 +19,17 @@ def test_same_seed_same_tensors_different_seed_different() -> None:
     assert not torch.equal(y1, y3)
 
 
+@pytest.mark.parametrize("size", [32, 16])
+def test_images_do_not_depend_on_the_render_chunk(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    # Chunked rendering bounds memory; it must not change a dataset that runs depend on.
+    from esper_blueprints_cnn.tasks import procedural
+
+    whole = generate_shapes(300, seed=7, size=size)
+    monkeypatch.setattr(procedural, "RENDER_CHUNK", 7)
+    chunked = generate_shapes(300, seed=7, size=size)
+    assert torch.equal(whole[0], chunked[0]) and torch.equal(whole[1], chunked[1])
+
+
 def test_layout_balance_and_range() -> None:
     x, y = generate_shapes(500, seed=0)
     assert x.shape == (500, 32, 32, 3) and x.dtype == torch.uint8

@@ -64,9 +64,22 @@ class ImageData:
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 NHWC images, in 0–255 units, shaped ``(1, C, 1, 1)``."""
-    flat = images.reshape(-1, images.shape[-1]).to(torch.float64)
-    mean, std = flat.mean(0), flat.std(0).clamp_min(1.0)
+    """Per-channel mean and (sample) std of uint8 NHWC images, in 0–255 units, shaped
+    ``(1, C, 1, 1)``.
+
+    From each channel's 256-bin histogram, in float64: the same float32 figures as a float64
+    copy of the images (checked on the procedural datasets), without the copy — 8 bytes per
+    pixel, 86 MB for the default training set, which set the run's peak memory.
+    """
+    values = torch.arange(256, dtype=torch.float64, device=images.device)
+    means, stds = [], []
+    for channel in images.unbind(-1):
+        counts = torch.bincount(channel.reshape(-1), minlength=256).to(torch.float64)
+        n = counts.sum()
+        mean = (counts * values).sum() / n
+        means.append(mean)
+        stds.append(((counts * (values - mean).square()).sum() / (n - 1)).sqrt())
+    mean, std = torch.stack(means), torch.stack(stds).clamp_min(1.0)
     return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
 
 
