@@ -60,6 +60,8 @@ GOALS = [
      "epoch_6400.batch_32.seconds_median", 1.5, True),
     ("6,400 train + 6,400 val images, default host, batch 128 (s)", "engine",
      "epoch_6400.batch_128.seconds_median", 1.5, True),
+    ("the same 6,400 + 6,400 epoch, plain PyTorch loop, batch 32 (s)", "engine",
+     "epoch_6400.batch_32.plain_seconds_median", None, True),
     ("dormant slots / plain host", "kasmina", "dormant_vs_plain.median", 1.02, True),
     ("TRAINING + BLENDING seed / static model", "kasmina", "training_blending_vs_static.median", 1.05, True),
     ("counterfactual of a seed at block 1 / validation pass", "kasmina",
