@@ -319,3 +319,21 @@ def test_deterministic_sets_the_torch_switches() -> None:
     env = {k: v for k, v in __import__("os").environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split() == ["False", "True", "True", "False", ":4096:8", "3"]
+
+
+def test_summary_says_what_seeds_still_live_at_the_end_hold():
+    def summary(*outcomes):
+        seeds = [{"slot": f"s{i}", "blueprint": "toy:residual_linear", "germinated_epoch": 2,
+                  "outcome": o, "ended_epoch": None if o == "live" else 5, "contribution": 1.0,
+                  "params": 100 * (i + 1)} for i, o in enumerate(outcomes)]
+        base = {"policy": "noop", "final_accuracy": 50.0, "best_accuracy": 50.0, "host_params": 10,
+                "seed_params": 0}
+        return {"run_id": "r", "task": "toy", "policy": "heuristic", "seed": 0, "epochs": 5,
+                "wall_seconds": 1.0, "final_accuracy": 52.5, "best_accuracy": 52.5, "host_params": 10,
+                "seed_params": 100 if outcomes[0] == "fossilized" else 0, "seeds": seeds, "baseline": base}
+
+    assert ("+2.50 points for 0 fossilized parameters (the 1 seed still live at the end holds 100 more)"
+            in format_summary(summary("live")))
+    text = format_summary(summary("fossilized", "live", "live"))
+    assert "for 100 fossilized parameters (the 2 seeds still live at the end hold 500 more)" in text
+    assert "still live" not in format_summary(summary("fossilized", "culled"))

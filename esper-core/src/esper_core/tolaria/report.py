@@ -61,11 +61,19 @@ def format_summary(summary: dict[str, Any]) -> str:
         rows.append([f"{baseline['policy']} (baseline)", _acc(baseline["final_accuracy"]),
                      _acc(baseline["best_accuracy"]), baseline["host_params"], baseline["seed_params"]])
     lines.append(format_table(["policy", "final acc %", "best acc %", "host params", "seed params"], rows))
+    seeds = summary.get("seeds", [])
     if baseline:
         delta = summary["final_accuracy"] - baseline["final_accuracy"]
-        lines.append(f"\nfinal accuracy vs baseline: {delta:+.2f} points "
-                     f"for {summary['seed_params']} added parameters")
-    seeds = summary.get("seeds", [])
+        line = (f"\nfinal accuracy vs baseline: {delta:+.2f} points "
+                f"for {summary['seed_params']} fossilized parameters")
+        # "seed params" counts what was kept for good; a seed still live when the episode ends
+        # is in the final model too (blended in, or waiting in TRAINING), so say what it holds.
+        live = [s for s in seeds if s["outcome"] == "live"]
+        if live:
+            held = sum(s.get("params") or 0 for s in live)
+            line += (f" (the {len(live)} seed{'s' if len(live) > 1 else ''} still live at the end "
+                     f"hold{'' if len(live) > 1 else 's'} {held} more)")
+        lines.append(line)
     lines.append("")
     if seeds:
         lines.append(format_table(
