@@ -103,7 +103,11 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         "",
         "Written by `.venv/bin/python benchmarks/run_all.py`; every figure below comes from that "
         "command. Ratios compare against a plain PyTorch reference run in the same process, "
-        "interleaved and repeated (median, with min/max where the script reports them).",
+        "interleaved and repeated (median, with min/max where the script reports them). Whole-process "
+        "figures (start-up, memory) come from separate processes: peak memory is each process's own "
+        "high-water mark, the default run's beside a plain PyTorch loop of the same work "
+        "(`benchmarks/plain_reference.py`), and under a CPU build of torch when `.venv-cpu` exists "
+        "(`scripts/setup-cpu-env.sh`).",
         "",
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} default threads; "
