@@ -5,7 +5,8 @@ no-seed baseline).
 
 Peak memory is each process's own high-water mark (``wait4``), against the plain PyTorch
 reference (``plain_reference.py``: the same host, data and epochs in a bare training loop)
-measured the same way. Most of a small run's memory is torch itself, and a CUDA build of torch
+measured the same way, as is the reference's time to the end of its first epoch. ``import
+torch`` alone, timed inside its process and with its peak memory, is the floor under both. Most of a small run's memory is torch itself, and a CUDA build of torch
 maps its CUDA libraries even on a machine without a GPU, so with ``--cpu-python`` (an
 interpreter whose torch is a CPU build, e.g. ``.venv-cpu/bin/python`` from
 ``scripts/setup-cpu-env.sh``) the run and the reference are measured under that build too.
@@ -34,21 +35,33 @@ def esper(python: str) -> list[str]:
     return [python, "-c", "from esper_core.cli.main import main; main()"]
 
 
-def measured(argv: list[str]) -> tuple[float, float]:
-    """Run ``argv`` (output discarded, must succeed); its wall time (s) and peak RSS (MB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    stderr = proc.stderr.read()
-    # wait4 gives this child's own high-water mark (RUSAGE_CHILDREN would be the largest of
-    # every child so far, and includes short-lived helpers the child forks).
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
+def measured(argv: list[str]) -> tuple[float, float, str]:
+    """Run ``argv`` (must succeed); its wall time (s), peak RSS (MB) and standard output."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        stderr = proc.stderr.read()
+        # wait4 gives this child's own high-water mark (RUSAGE_CHILDREN would be the largest
+        # of every child so far, and includes short-lived helpers the child forks).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        stdout = out.read().decode()
     if proc.returncode != 0:
         tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         raise SystemExit(f"{' '.join(argv[:4])} ... failed (exit {proc.returncode}): {tail[0]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, stdout
+
+
+def torch_import(python: str, repeats: int = 3) -> dict[str, float]:
+    """``import torch`` alone: seconds inside the process (without interpreter start-up and
+    teardown) and the process's peak RSS; medians of ``repeats``."""
+    code = "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)"
+    runs = [measured([python, "-c", code]) for _ in range(repeats)]
+    return {"seconds_median": round(statistics.median(float(out) for _, _, out in runs), 2),
+            "peak_rss_mb_median": round(statistics.median(peak for _, peak, _ in runs), 1)}
 
 
 def torch_build(python: str) -> str:
@@ -71,14 +84,16 @@ def default_run(seed: int, python: str) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         launched = time.time()
-        wall, peak = measured([*esper(python), "--log-level", "warning", "run", "--seed", str(seed),
+        wall, peak, _ = measured([*esper(python), "--log-level", "warning", "run", "--seed", str(seed),
                                "--out", str(out)])
         summary = json.loads((out / "summary.json").read_text())
         events = (json.loads(line) for line in (out / "events.jsonl").read_text().splitlines())
         first_epoch = next(e["timestamp"] for e in events if e["kind"] == "epoch")
     epochs = summary["epochs"]
-    _, plain_peak = measured([python, str(HERE / "plain_reference.py"), "--seed", str(seed),
-                              "--epochs", str(epochs)])
+    plain_launched = time.time()
+    _, plain_peak, plain_out = measured([python, str(HERE / "plain_reference.py"), "--seed",
+                                         str(seed), "--epochs", str(epochs)])
+    plain_first_epoch = json.loads(plain_out)["first_epoch_at"] - plain_launched
     return {
         "torch": torch_build(python),
         "seed": seed,
@@ -86,6 +101,8 @@ def default_run(seed: int, python: str) -> dict[str, object]:
         "goal_wall_s": 90,
         "first_epoch_s": round(first_epoch - launched, 2),
         "goal_first_epoch_s": 4,
+        "plain_reference_first_epoch_s": round(plain_first_epoch, 2),
+        "import_torch": torch_import(python),
         "peak_rss_mb": round(peak, 1),
         "plain_reference_peak_rss_mb": round(plain_peak, 1),
         "peak_rss_over_plain": round(peak / plain_peak, 3),

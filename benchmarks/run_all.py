@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -48,12 +49,23 @@ GOALS = [
     ("`esper --help` (s)", "cli", "esper_help.median_s", 0.3, True),
     ("default `esper run` wall time incl. baseline (s)", "cli", "default_run.wall_s", 90, True),
     ("default `esper run`: command to end of first epoch (s)", "cli", "default_run.first_epoch_s", 4, True),
+    ("the same, plain PyTorch loop of the same work (s)", "cli", "default_run.plain_reference_first_epoch_s",
+     None, True),
+    ("`import torch` alone, installed torch (s)", "cli", "default_run.import_torch.seconds_median", None, True),
+    ("default `esper run`: command to end of first epoch, CPU build of torch (s)", "cli",
+     "default_run_cpu_torch.first_epoch_s", 4, True),
+    ("the same, plain PyTorch loop, CPU build of torch (s)", "cli",
+     "default_run_cpu_torch.plain_reference_first_epoch_s", None, True),
     ("default `esper run` peak resident memory, CPU build of torch (MB)", "cli",
      "default_run_cpu_torch.peak_rss_mb", 600, True),
     ("default `esper run` peak resident memory, installed torch (MB)", "cli", "default_run.peak_rss_mb", None,
      True),
     ("default `esper run` / plain PyTorch loop, peak resident memory, installed torch", "cli",
      "default_run.peak_rss_over_plain", None, True),
+    ("`import torch` alone, installed torch: peak resident memory (MB)", "cli",
+     "default_run.import_torch.peak_rss_mb_median", None, True),
+    ("`import torch` alone, CPU build of torch: peak resident memory (MB)", "cli",
+     "default_run_cpu_torch.import_torch.peak_rss_mb_median", None, True),
     ("run machinery / plain training loop, same host and data", "engine", "machinery_vs_plain.median", 1.05,
      True),
     ("6,400 train + 6,400 val images, default host, batch 32 (s)", "engine",
@@ -95,6 +107,15 @@ def _lookup(results: dict[str, Any], section: str, key: str) -> Any:
     return value
 
 
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else "unknown CPU"
+
+
 def render(results: dict[str, dict[str, Any]]) -> str:
     import torch
 
@@ -109,7 +130,8 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         "(`benchmarks/plain_reference.py`), and under a CPU build of torch when `.venv-cpu` exists "
         "(`scripts/setup-cpu-env.sh`).",
         "",
-        f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
+        f"Machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, {platform.system()}, "
+        f"Python {platform.python_version()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} default threads; "
         f"written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",

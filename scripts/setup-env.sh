@@ -18,4 +18,4 @@ $PIP install --quiet \
   -e ./esper-antipatterns \
   -e ./esper-policies \
   -e ./esper-telemetry \
-  pytest pytest-cov hypothesis
+  pytest pytest-cov pytest-xdist hypothesis

@@ -21,8 +21,12 @@ for arg in "$@"; do
 done
 # Small test tensors run fastest on one thread, and stay fast when the machine is busy.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# One pytest worker per core (pytest-xdist; ESPER_TEST_WORKERS=0 runs in this process). Tests of
+# one module stay on one worker, so module fixtures are built once. On the 2-core machine the
+# whole suite took 12 min 39 s with two workers against 17 min 56 s in one process.
+workers=(-n "${ESPER_TEST_WORKERS:-auto}" --dist loadscope)
 rm -f .coverage .coverage.*
-"$PY" -m pytest "${marker[@]}" --cov --cov-report= -p no:cacheprovider "${args[@]}"
+"$PY" -m pytest "${marker[@]}" "${workers[@]}" --cov --cov-report= -p no:cacheprovider "${args[@]}"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests" >&2
