@@ -93,7 +93,7 @@ def default_run(seed: int, python: str) -> dict[str, object]:
     plain_launched = time.time()
     _, plain_peak, plain_out = measured([python, str(HERE / "plain_reference.py"), "--seed",
                                          str(seed), "--epochs", str(epochs)])
-    plain_first_epoch = json.loads(plain_out)["first_epoch_at"] - plain_launched
+    plain_first_epoch = json.loads(plain_out.strip().splitlines()[-1])["first_epoch_at"] - plain_launched
     return {
         "torch": torch_build(python),
         "seed": seed,
