@@ -9,7 +9,8 @@ measured the same way, as is the reference's time to the end of its first epoch.
 torch`` alone, timed inside its process and with its peak memory, is the floor under both.
 Most of a small run's memory is torch itself, and a CUDA build of torch maps its CUDA
 libraries even on a machine without a GPU, so with ``--cpu-python`` (an interpreter whose
-torch is a CPU build, e.g. ``.venv-cpu/bin/python`` from ``scripts/setup-cpu-env.sh``) the run and the reference are measured under that build too.
+torch is a CPU build, e.g. ``.venv-cpu/bin/python`` from ``scripts/setup-cpu-env.sh``) the run
+and the reference are measured under that build too.
 
     python benchmarks/bench_cli.py [--help-repeats 7] [--skip-run] [--seed 0] [--cpu-python PATH]
 
