@@ -13,7 +13,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from esper_core.kasmina import SeedTrainer
-from esper_core.kasmina.optimizers import FusedAdamW, FusedSGD
+from esper_core.kasmina.optimizers import FusedAdam, FusedAdamW, FusedSGD, adam, sgd
 
 
 def _trajectory(make, steps: int = 7):
@@ -45,6 +45,12 @@ def _same_state(a, b) -> bool:
 
 
 PAIRS = {
+    "adam": (lambda ps: FusedAdam(ps, lr=0.01, weight_decay=0.1, eps=1e-5),
+             lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1, eps=1e-5, fused=True)),
+    "adam-decoupled": (lambda ps: FusedAdam(ps, lr=0.01, weight_decay=0.1,
+                                            decoupled_weight_decay=True),
+                       lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1,
+                                                   decoupled_weight_decay=True, fused=True)),
     "adamw": (lambda ps: FusedAdamW(ps, lr=0.01, weight_decay=0.1),
               lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1, fused=True)),
     "sgd": (lambda ps: FusedSGD(ps, lr=0.01, momentum=0.9, weight_decay=0.1),
@@ -163,6 +169,21 @@ def test_trainer_uses_them_where_fused_kernels_apply():
     assert type(sgd.host_optimizer) is FusedSGD
     integer = nn.Parameter(torch.zeros(2, dtype=torch.int64), requires_grad=False)
     assert type(adamw._make([integer], 0.1)) is torch.optim.AdamW
+
+
+def test_factories_pick_the_fused_classes_only_where_the_kernels_apply():
+    weights = nn.Linear(3, 2)
+    assert type(adam(weights.parameters(), lr=0.1)) is FusedAdam
+    assert type(adam(weights.parameters(), lr=0.1, decoupled=True)) is FusedAdamW
+    assert type(sgd(weights.parameters(), lr=0.1, momentum=0.9)) is FusedSGD
+    on_meta = [nn.Parameter(torch.empty(2, device="meta"))]
+    assert type(adam(on_meta, lr=0.1)) is torch.optim.Adam
+    assert type(adam(on_meta, lr=0.1, decoupled=True)) is torch.optim.AdamW
+    assert type(sgd(on_meta, lr=0.1)) is torch.optim.SGD
+    # A generator of parameters is read once, whichever class takes it.
+    assert len(adam((p for p in weights.parameters()), lr=0.1).param_groups[0]["params"]) == 2
+    with pytest.raises(ValueError, match="empty parameter list"):
+        adam([], lr=0.1)
 
 
 def test_training_never_imports_torch_dynamo():

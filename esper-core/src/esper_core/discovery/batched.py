@@ -19,6 +19,7 @@ from attrs import frozen
 from torch import Tensor, nn
 
 from esper_core.discovery.compile import ChannelScale, Gate, GlobalPool, Residual
+from esper_core.kasmina.optimizers import adam
 
 #: A model's loss above this (or non-finite) counts as an explosion.
 EXPLOSION_LOSS = 1e4
@@ -182,7 +183,7 @@ def train_batched(models: Sequence[Scaffold], data: TrainData, *, steps: int, lr
 def _adam(params: list[Tensor], lr: float) -> torch.optim.Optimizer:
     # The fused kernel does the whole update in one pass per tensor: the same arithmetic for a
     # stacked tensor as for each model's own.
-    return torch.optim.Adam(params, lr=lr, fused=True)
+    return adam(params, lr=lr)
 
 
 def train_single(model: Scaffold, data: TrainData, *, steps: int, lr: float) -> TrainResult:

@@ -1,4 +1,4 @@
-"""torch's fused AdamW and SGD, stepped without importing ``torch._dynamo``.
+"""torch's fused Adam, AdamW and SGD, stepped without importing ``torch._dynamo``.
 
 Every ``torch.optim`` optimizer imports ``torch._dynamo`` on its first ``step`` (the step is
 wrapped to place compiler graph breaks), and on the first ``add_param_group``, ``zero_grad``,
@@ -7,14 +7,16 @@ build of torch that import pulls in sympy and triton: on the 2-core CPU machine 
 added 170 MB of resident memory to a run that never compiles anything, a third of the time to
 the default run's first epoch.
 
-The classes here are ``torch.optim.AdamW`` and ``torch.optim.SGD`` (so schedulers, step hooks,
+The classes here are ``torch.optim.Adam``, ``AdamW`` and ``SGD`` (so schedulers, step hooks,
 ``state_dict`` formats and ``isinstance`` checks all work) with those wrappers skipped: the four
 bookkeeping methods are torch's own functions, unwrapped, and the step gathers each parameter
-group's tensors and calls the same fused kernels (``torch._fused_adamw_``, ``torch._fused_sgd_``)
+group's tensors and calls the same fused kernels (``torch._fused_adam_``, ``_fused_adamw_``,
+``_fused_sgd_``)
 that ``fused=True`` calls, in the same order, so every update is bit-identical to torch's.
 Options the fused kernels do not cover here (amsgrad, maximize, capturable, differentiable, a
 tensor learning rate, sparse gradients) are refused with an error rather than stepped another
-way.
+way. :func:`adam` and :func:`sgd` pick these classes where the fused kernels take the
+parameters, and torch's own classes elsewhere; every optimizer Esper creates comes from them.
 """
 
 from __future__ import annotations
@@ -83,13 +85,11 @@ class _EagerStep:
             raise ValueError(f"{name} does not take sparse gradients")
 
 
-class FusedAdamW(_EagerStep, torch.optim.AdamW):
-    """AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization") with torch's
-    fused kernel; ``fused=True`` always."""
+class _AdamStep(_EagerStep):
+    """The step shared by Adam and AdamW: one fused kernel call per device and dtype."""
 
-    def __init__(self, params: Iterable[Any], **options: Any) -> None:
-        super().__init__(params, fused=True, **options)
-
+    #: Whether weight decay is decoupled (AdamW) when a group does not say.
+    _decoupled = False
     _refused = ("amsgrad", "maximize", "capturable", "differentiable")
 
     def _fused_group_step(self, group: dict[str, Any]) -> None:
@@ -98,7 +98,7 @@ class FusedAdamW(_EagerStep, torch.optim.AdamW):
             if p.grad is None:
                 continue
             state = self.state[p]
-            if not state:  # torch's lazy initialisation for fused AdamW
+            if not state:  # torch's lazy initialisation for fused Adam and AdamW
                 state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -109,13 +109,33 @@ class FusedAdamW(_EagerStep, torch.optim.AdamW):
             steps.append(state["step"])
         if not params:
             return
+        # Adam adds the L2 term to the gradient; AdamW (decoupled) shrinks the weights directly.
+        decoupled = group.get("decoupled_weight_decay", self._decoupled)
+        kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         beta1, beta2 = group["betas"]
         for run in _by_device_and_dtype([params, grads, exp_avgs, exp_avg_sqs, steps]):
             torch._foreach_add_(run[4], 1)
-            torch._fused_adamw_(run[0], run[1], run[2], run[3], [], run[4], amsgrad=False,
-                                lr=group["lr"], beta1=float(beta1), beta2=float(beta2),
-                                weight_decay=group["weight_decay"], eps=group["eps"],
-                                maximize=False, grad_scale=None, found_inf=None)
+            kernel(run[0], run[1], run[2], run[3], [], run[4], amsgrad=False, lr=group["lr"],
+                   beta1=float(beta1), beta2=float(beta2), weight_decay=group["weight_decay"],
+                   eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+
+
+class FusedAdam(_AdamStep, torch.optim.Adam):
+    """Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization") with torch's fused
+    kernel; ``fused=True`` always."""
+
+    def __init__(self, params: Iterable[Any], **options: Any) -> None:
+        super().__init__(params, fused=True, **options)
+
+
+class FusedAdamW(_AdamStep, torch.optim.AdamW):
+    """AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization") with torch's
+    fused kernel; ``fused=True`` always."""
+
+    _decoupled = True
+
+    def __init__(self, params: Iterable[Any], **options: Any) -> None:
+        super().__init__(params, fused=True, **options)
 
 
 class FusedSGD(_EagerStep, torch.optim.SGD):
@@ -159,3 +179,36 @@ class FusedSGD(_EagerStep, torch.optim.SGD):
         if first_step:
             for p, buffer in zip(params, buffers):
                 self.state[p]["momentum_buffer"] = buffer
+
+
+_FUSED_DEVICES = frozenset({"cpu", "cuda"})
+
+
+def fusable(params: list[Tensor]) -> bool:
+    """Whether torch's fused optimizer kernels take ``params``: floating point, on one device
+    of a supported type."""
+    if not params:
+        return False
+    devices = {p.device for p in params}
+    if len(devices) != 1 or next(iter(devices)).type not in _FUSED_DEVICES:
+        return False
+    return all(p.is_floating_point() for p in params)
+
+
+def adam(params: Iterable[Tensor], *, lr: float, decoupled: bool = False,
+         **options: Any) -> torch.optim.Optimizer:
+    """Adam (or AdamW with ``decoupled``) over ``params``: the fused class above where the fused
+    kernel takes them, torch's own otherwise. ``options`` are torch's (eps, betas, weight_decay)."""
+    params = list(params)
+    if fusable(params):
+        return (FusedAdamW if decoupled else FusedAdam)(params, lr=lr, **options)
+    return (torch.optim.AdamW if decoupled else torch.optim.Adam)(params, lr=lr, **options)
+
+
+def sgd(params: Iterable[Tensor], *, lr: float, **options: Any) -> torch.optim.Optimizer:
+    """SGD over ``params``: :class:`FusedSGD` where the fused kernel takes them, torch's own
+    otherwise. ``options`` are torch's (momentum, weight_decay, nesterov, dampening)."""
+    params = list(params)
+    if fusable(params):
+        return FusedSGD(params, lr=lr, **options)
+    return torch.optim.SGD(params, lr=lr, **options)

@@ -27,6 +27,7 @@ from attrs import field, frozen
 from esper_core.config import int_at_least, non_negative_number, one_of, positive_number
 from esper_core.discovery.crucible import Evaluation
 from esper_core.errors import ConfigError
+from esper_core.kasmina.optimizers import adam
 from esper_policies.architect.model import DECODERS, encode, sample
 
 logger = structlog.get_logger(__name__)
@@ -57,7 +58,7 @@ class Architect:
             torch.manual_seed(seed)
             self.model = DECODERS[config.decoder](hidden=config.hidden)
         self.generator = torch.Generator().manual_seed(seed)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = adam(self.model.parameters(), lr=config.lr)
         self.tasks = tuple(tasks)
         self.stage = 0
         self.stage_budget = max(1, budget // max(1, len(self.tasks)))

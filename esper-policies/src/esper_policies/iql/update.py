@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from esper_core.contracts.decisions import Op
+from esper_core.kasmina.optimizers import adam
 from esper_policies.encoding import N_OPS
 from esper_policies.offline.dataset import Batch
 from esper_policies.ppo.network import ActorCritic
@@ -66,9 +67,9 @@ class IQLLearner:
         value_ids = {id(p) for p in value_params}
         # V shares the actor's trunk: the value loss trains trunk and value head, the policy
         # loss trunk and policy heads, as in PPO's shared actor-critic.
-        self.v_opt = torch.optim.Adam(value_params + list(actor.trunk.parameters()), lr=lr)
-        self.pi_opt = torch.optim.Adam([p for p in actor.parameters() if id(p) not in value_ids], lr=lr)
-        self.q_opt = torch.optim.Adam(q.parameters(), lr=lr)
+        self.v_opt = adam(value_params + list(actor.trunk.parameters()), lr=lr)
+        self.pi_opt = adam([p for p in actor.parameters() if id(p) not in value_ids], lr=lr)
+        self.q_opt = adam(q.parameters(), lr=lr)
 
     def step(self, batch: Batch) -> dict[str, float]:
         with torch.no_grad():

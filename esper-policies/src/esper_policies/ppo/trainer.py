@@ -26,6 +26,7 @@ from esper_core.contracts.decisions import Op
 from esper_core.contracts.events import PPOUpdate
 from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.errors import ConfigError
+from esper_core.kasmina.optimizers import adam
 from esper_core.tolaria.policy_training import TrainingSession
 from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments, episode_seed
 from esper_policies import checkpoint
@@ -81,7 +82,7 @@ class _Training:
             torch.manual_seed(self.seed)
             self.network = ActorCritic(self.builder.size, ctx.n_slots, len(self.keys), trunk=cfg.trunk,
                                        hidden=cfg.hidden)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr, eps=1e-5)
+        self.optimizer = adam(self.network.parameters(), lr=cfg.lr, eps=1e-5)
         self.obs_norm = RunningMeanStd((self.builder.size,)) if cfg.normalize_observations else None
         self.scaler = ReturnScaler(cfg.envs, cfg.gamma) if cfg.normalize_rewards else None
         self.generator = torch.Generator().manual_seed(self.seed)
