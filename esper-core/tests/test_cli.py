@@ -15,6 +15,7 @@ NO_TORCH = (
     "    cli(prog_name='esper', args=sys.argv[1:])\n"
     "except SystemExit as exc:\n"
     "    code = exc.code\n"
+    "print('STRUCTLOG' if 'structlog' in sys.modules else 'NO-STRUCTLOG', file=sys.stderr)\n"
     "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
@@ -37,6 +38,15 @@ def test_help_and_plugins_do_not_import_torch():
         result = _no_torch(args)
         assert result.returncode == 0, result.stderr
         assert result.stderr.strip().endswith("NO-TORCH"), (args, result.stderr[-300:])
+
+
+def test_help_and_version_do_not_import_structlog():
+    # Logging is configured when a command runs; importing structlog (and the asyncio it
+    # imports) is a quarter of what `esper --help` would otherwise cost.
+    for args in (["--help"], ["--version"]):
+        result = _no_torch(args)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip().splitlines()[-2:] == ["NO-STRUCTLOG", "NO-TORCH"], result.stderr
 
 
 def test_help_is_fast():

@@ -12,11 +12,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from esper_core.contracts.events import TelemetryEvent, event_from_record
+from esper_core.log_config import deferred_logger
 
-logger = structlog.get_logger(__name__)
+logger = deferred_logger(__name__)
 
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"

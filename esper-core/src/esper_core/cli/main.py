@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 
 import click
-import structlog
-
 from esper_core.cli.app import AppState
 from esper_core.cli.blueprints_cmd import blueprints_command
 from esper_core.cli.discover_cmd import discover_command
@@ -21,10 +19,10 @@ from esper_core.cli.new_plugin_cmd import new_plugin_command
 from esper_core.cli.plugins_cmd import plugins_command
 from esper_core.cli.run_cmd import run_command
 from esper_core.errors import EsperError
-from esper_core.log_config import LEVELS, configure_logging
+from esper_core.log_config import LEVELS, configure_logging, deferred_logger
 from esper_core.plugins.manager import PluginSettings, add_plugin_commands, installed_versions
 
-logger = structlog.get_logger(__name__)
+logger = deferred_logger(__name__)
 
 
 def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

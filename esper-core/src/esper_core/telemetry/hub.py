@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import structlog
-
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.protocols import Sink
+from esper_core.log_config import deferred_logger
 
-logger = structlog.get_logger(__name__)
+logger = deferred_logger(__name__)
 
 
 def sink_name(sink: Sink) -> str:
