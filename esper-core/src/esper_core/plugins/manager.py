@@ -135,7 +135,9 @@ def _distribution_of(ep: importlib_metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(ep, "dist", None)
     if dist is None:
         return ("unknown", "?")
-    return (dist.metadata["Name"] or "unknown", dist.version or "?")
+    # One read of the metadata file for both fields (``dist.version`` would parse it again).
+    metadata = dist.metadata
+    return (metadata["Name"] or "unknown", metadata["Version"] or "?")
 
 
 def _allowed(settings: PluginSettings, name: str, distribution: str) -> bool:
@@ -144,10 +146,19 @@ def _allowed(settings: PluginSettings, name: str, distribution: str) -> bool:
     return name in settings.allow or distribution in settings.allow
 
 
-def esper_entry_points() -> list[importlib_metadata.EntryPoint]:
-    """Every entry point in the ``esper`` group, in a deterministic order."""
-    eps = importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)
-    unique = {(ep.name, ep.value, _distribution_of(ep)[0]): ep for ep in eps}
+def esper_entry_points() -> list[tuple[importlib_metadata.EntryPoint, str, str]]:
+    """Every entry point in the ``esper`` group with its distribution's name and version, in a
+    deterministic order. Each distribution's metadata is read once, however many entry points
+    it has: the reads are most of what listing plugins costs ``esper --help``."""
+    described: dict[int, tuple[str, str]] = {}
+    unique: dict[tuple[str, str, str], tuple[importlib_metadata.EntryPoint, str, str]] = {}
+    for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        # Entry points of one distribution share its object, which they keep alive meanwhile.
+        key = id(getattr(ep, "dist", None))
+        if key not in described:
+            described[key] = _distribution_of(ep)
+        distribution, version = described[key]
+        unique[(ep.name, ep.value, distribution)] = (ep, distribution, version)
     return [unique[k] for k in sorted(unique)]
 
 
@@ -175,8 +186,7 @@ def load_plugins(
     loaded.register(builtin_plugin, name=BUILTIN_PLUGIN_NAME, distribution=CORE_DISTRIBUTION,
                     version=__version__)
 
-    for ep in esper_entry_points():
-        distribution, version = _distribution_of(ep)
+    for ep, distribution, version in esper_entry_points():
         if distribution == CORE_DISTRIBUTION and ep.name == BUILTIN_PLUGIN_NAME:
             continue
         if not _allowed(settings, ep.name, distribution):
@@ -227,8 +237,7 @@ def add_plugin_commands(loaded: LoadedPlugins, cli: Any) -> None:
 def installed_versions() -> list[tuple[str, str]]:
     """(distribution, version) of esper-core and every distribution with an ``esper`` entry point."""
     found: dict[str, str] = {}
-    for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
-        name, version = _distribution_of(ep)
+    for _, name, version in esper_entry_points():
         found[name] = version
     try:
         found.setdefault(CORE_DISTRIBUTION, importlib_metadata.version(CORE_DISTRIBUTION))
