@@ -34,6 +34,8 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def run_one(path: Path, *extra: str) -> dict[str, Any]:
+    # With --only, sections come from different runs: each says when it was measured.
+    measured_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(path), *extra], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -41,6 +43,7 @@ def run_one(path: Path, *extra: str) -> dict[str, Any]:
     text = proc.stdout
     result = json.loads(text[text.index("{"):])
     result["_seconds"] = round(time.perf_counter() - start, 1)
+    result["_measured_at"] = measured_at
     return result
 
 
