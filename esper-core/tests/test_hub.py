@@ -110,3 +110,18 @@ def test_keyboard_interrupt_is_not_swallowed(recorded_events):
 
     with pytest.raises(KeyboardInterrupt):
         TelemetryHub([Interrupting()]).emit(recorded_events[0])
+
+
+def test_deferred_logger_logs_through_structlog_and_copies_safely():
+    import copy
+
+    from esper_core.log_config import deferred_logger
+
+    logger = deferred_logger("esper.test")
+    with capture_logs() as logs:
+        logger.warning("deferred", detail=1)
+    assert logs == [{"event": "deferred", "detail": 1, "log_level": "warning"}]
+    clone = copy.copy(logger)
+    with capture_logs() as logs:
+        clone.info("copied")
+    assert [log["event"] for log in logs] == ["copied"]

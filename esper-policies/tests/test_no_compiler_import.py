@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 SCRIPT = textwrap.dedent("""
-    import sys, tempfile
+    import sys
     from pathlib import Path
     import torch
     from esper_core.config import RunConfig
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
             "run": {"task": "toy", "policy": "ppo", "epochs": 2, "seed": 3},
             "policy": {"rounds": rounds, "envs": 2, "update_epochs": 1, "hidden": 8}})
 
-    run = create_run_dir(Path(tempfile.mkdtemp()) / "run")
+    run = create_run_dir(Path(sys.argv[1]) / "run")
     execute_run(resolve_run(config(1), catalog), catalog, run, resume=False)
     execute_run(resolve_run(config(2), catalog), catalog, run, resume=True)
     learner = IQLLearner(ActorCritic(3, 1, 1, hidden=8), TwinQ(3, 1, 1, 8), lr=1e-2, gamma=0.9,
@@ -50,8 +50,8 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_ppo_and_iql_training_never_import_torch_dynamo():
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+def test_ppo_and_iql_training_never_import_torch_dynamo(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           check=False, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines()[-1] == "True []", done.stdout[-2000:] + done.stderr[-2000:]

@@ -50,6 +50,8 @@ class DeferredLogger:
         self._logger: Any = None
 
     def __getattr__(self, attr: str) -> Any:
+        if attr in DeferredLogger.__slots__:  # unset slot (a copy made without __init__)
+            raise AttributeError(attr)
         if self._logger is None:
             import structlog
 
