@@ -10,9 +10,9 @@ the default run's first epoch.
 The classes here are ``torch.optim.Adam``, ``AdamW`` and ``SGD`` (so schedulers, step hooks,
 ``state_dict`` formats and ``isinstance`` checks all work) with those wrappers skipped: the four
 bookkeeping methods are torch's own functions, unwrapped, and the step gathers each parameter
-group's tensors and calls the same fused kernels (``torch._fused_adam_``, ``_fused_adamw_``,
-``_fused_sgd_``)
-that ``fused=True`` calls, in the same order, so every update is bit-identical to torch's.
+group's tensors and calls the same fused kernels that ``fused=True`` calls
+(``torch._fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``), in the same order, so every update
+is bit-identical to torch's.
 Options the fused kernels do not cover here (amsgrad, maximize, capturable, differentiable, a
 tensor learning rate, sparse gradients) are refused with an error rather than stepped another
 way. :func:`adam` and :func:`sgd` pick these classes where the fused kernels take the
@@ -88,8 +88,6 @@ class _EagerStep:
 class _AdamStep(_EagerStep):
     """The step shared by Adam and AdamW: one fused kernel call per device and dtype."""
 
-    #: Whether weight decay is decoupled (AdamW) when a group does not say.
-    _decoupled = False
     _refused = ("amsgrad", "maximize", "capturable", "differentiable")
 
     def _fused_group_step(self, group: dict[str, Any]) -> None:
@@ -110,7 +108,7 @@ class _AdamStep(_EagerStep):
         if not params:
             return
         # Adam adds the L2 term to the gradient; AdamW (decoupled) shrinks the weights directly.
-        decoupled = group.get("decoupled_weight_decay", self._decoupled)
+        decoupled = group.get("decoupled_weight_decay", isinstance(self, torch.optim.AdamW))
         kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         beta1, beta2 = group["betas"]
         for run in _by_device_and_dtype([params, grads, exp_avgs, exp_avg_sqs, steps]):
@@ -131,8 +129,6 @@ class FusedAdam(_AdamStep, torch.optim.Adam):
 class FusedAdamW(_AdamStep, torch.optim.AdamW):
     """AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization") with torch's
     fused kernel; ``fused=True`` always."""
-
-    _decoupled = True
 
     def __init__(self, params: Iterable[Any], **options: Any) -> None:
         super().__init__(params, fused=True, **options)
