@@ -260,3 +260,89 @@ def test_a_write_failure_keeps_the_previous_checkpoint(catalog, tmp_path, monkey
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ep0000-epoch00002.pt", "ep0000-epoch00003.pt"]
     data = _load(catalog, out, out / "checkpoints" / "ep0000-epoch00003.pt", episodes=1)
     assert data["epoch"] == 3 and len(data["python"]["curve"]) == 3
+
+
+def test_a_disk_full_inside_torch_save_is_a_clear_error(catalog, tmp_path, monkeypatch):
+    """torch's zip writer reports a full disk as RuntimeError, not OSError."""
+    real_save = checkpoint_module.torch.save
+    calls = []
+
+    def failing_save(obj, handle):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/0: file write failed")
+        real_save(obj, handle)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", failing_save)
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="PytorchStreamWriter failed writing file.*previous checkpoint "
+                                              "ep0000-epoch00002.pt is intact.*esper run --resume") as info:
+        _run(catalog, out, episodes=1)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
+    assert _load(catalog, out, list_checkpoints(out)[-1], episodes=1)["epoch"] == 2
+
+
+class _Touch:
+    """Unpickles into a call of Path.touch: the smallest proof that a pickle ran code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (type(self.path).touch, (self.path,))
+
+
+def test_a_crafted_checkpoint_runs_nothing(catalog, one_checkpoint, tmp_path):
+    import pickle
+
+    out, path = one_checkpoint
+    marker = tmp_path / "pwned"
+    blob = pickle.dumps({"architecture": _Touch(marker)})
+    pickle.loads(blob)  # the payload is real: plain pickle runs it
+    assert marker.exists()
+    marker.unlink()
+    data = torch.load(path, weights_only=True)
+    data["python"] = blob
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=r"is refused: its state names pathlib.*Path.touch.*nothing "
+                                              r"from it was run") as info:
+        _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert not marker.exists()
+    assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_state_that_is_not_a_pickle_is_a_clear_error(catalog, one_checkpoint):
+    out, path = one_checkpoint
+    data = torch.load(path, weights_only=True)
+    data["python"] = b"\x80\x05not a pickle"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="is corrupt .its state does not unpickle"):
+        _load(catalog, out, path)
+
+
+class _Opaque:
+    pass
+
+
+class Hoarding(Wandering):
+    """Keeps an instance of its own class in its state: not data a checkpoint may hold."""
+
+    def state_dict(self):
+        return {"rng": self.rng.getstate(), "extra": _Opaque()}
+
+
+def test_a_state_with_an_unlisted_class_fails_at_the_first_checkpoint(tmp_path):
+    module = types.ModuleType("hoarding_policy")
+
+    @hookimpl
+    def esper_register_policies():
+        return [PolicySpec(name="wandering", factory=Hoarding, description="test")]
+
+    module.esper_register_policies = esper_register_policies
+    catalog = build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("p", module)]))
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match=r"its state holds \S*:_Opaque, which run checkpoints do not load") as info:
+        _run(catalog, out, episodes=1)
+    assert "state_dict must return plain data" in str(info.value)
+    assert list_checkpoints(out) == []

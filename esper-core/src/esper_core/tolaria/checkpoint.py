@@ -11,11 +11,13 @@ only the last ``checkpoint_keep`` are kept. A file is a ``torch.save`` dictionar
 * ``python``: a pickle of the bookkeeping no tensor format holds — each slot's lifecycle stage,
   blueprint and counters, the episode's RNG streams (Python, NumPy, torch), its seed ledger and
   counters, the policy's and observers' state (:class:`~esper_core.contracts.Stateful`), the
-  summaries of finished episodes and the telemetry sinks' positions.
+  summaries of finished episodes and the telemetry sinks' positions — with its tensors moved
+  out to ``python_tensors``.
 
 The header and tensors load with ``weights_only=True``; the pickle is opened only once the
-header matched, so a file of another kind is refused without unpickling it. Like any pickle,
-a run checkpoint is trusted input: resume only run directories you wrote.
+header matched, so a file of another kind is refused without unpickling it, and then by
+:mod:`~esper_core.tolaria.state_pickle`'s unpickler, which resolves only an allow-list of data
+classes: a crafted checkpoint cannot run code, it is refused naming what it asked for.
 
 Resume rebuilds the model from the recorded lifecycle (a seed module from its blueprint for
 every slot that holds one), then loads weights and optimizer states, then the RNG streams: the
@@ -24,7 +26,6 @@ continued run draws exactly the numbers the uninterrupted one would have.
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,12 +43,14 @@ from esper_core.errors import CheckpointError, ConfigError
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.kasmina.slot import SEEDED_STAGES
 from esper_core.tolaria.policy_checkpoint import check_compatible
+from esper_core.tolaria import state_pickle
 from esper_core.tolaria.rundir import CHECKPOINTS_DIR, atomic_file
 
 logger = structlog.get_logger(__name__)
 
 FORMAT = "esper-run-checkpoint"
-FORMAT_VERSION = 1
+# 2: the bookkeeping's tensors travel beside its pickle (state_pickle), not inside it.
+FORMAT_VERSION = 2
 _NAME = re.compile(r"^ep(\d{4,})-epoch(\d{5,})\.pt$")
 
 
@@ -151,23 +154,33 @@ def save_run_checkpoint(run_dir: Path, *, resolved: Any, slot_names: Sequence[st
     """
     folder = run_dir / CHECKPOINTS_DIR
     path = folder / checkpoint_name(episode, epoch)
-    python = {**episode_state["python"], **extra}
+    python, python_tensors = state_pickle.dumps({**episode_state["python"], **extra})
+    try:  # what resume would refuse is refused now, at the first checkpoint, not hours later
+        state_pickle.loads(python, python_tensors)
+    except state_pickle.StateNotAllowed as exc:
+        raise CheckpointError(f"cannot checkpoint the run: its state holds {exc.name}, which run "
+                              "checkpoints do not load; a policy's or observer's state_dict must return "
+                              "plain data (numbers, strings, lists, dicts, tensors)") from None
     data = {
         **_header(resolved, slot_names),
         "episode": episode,
         "epoch": epoch,
         "model": episode_state["model"],
         "optimizers": episode_state["optimizers"],
-        "python": pickle.dumps(python, protocol=pickle.HIGHEST_PROTOCOL),
+        "python": python,
+        "python_tensors": python_tensors,
     }
     previous = list_checkpoints(run_dir)
     try:
         folder.mkdir(exist_ok=True)
         with atomic_file(path) as handle:
             torch.save(data, handle)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        # torch.save reports a full disk as a RuntimeError from its zip writer, not an OSError.
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).splitlines() or [""])[0]
         kept = f"; the previous checkpoint {previous[-1].name} is intact" if previous else ""
-        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc.strerror or exc}{kept}") from None
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {why or type(exc).__name__}{kept} "
+                              f"(free space, then continue with `esper run --resume {run_dir}`)") from None
     older = [p for p in previous if p != path]
     for old in older[: max(0, len(older) + 1 - keep)]:
         old.unlink(missing_ok=True)
@@ -198,11 +211,21 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
         raise CheckpointError(f"run checkpoint {str(path)!r} was written under another configuration "
                               f"({_first_difference(data['run_config'], now)}); resume with the run "
                               "directory's own config.toml")
+    blob, tensors = data.get("python"), data.get("python_tensors")
+    if not isinstance(blob, bytes) or not isinstance(tensors, list):
+        raise CheckpointError(f"run checkpoint {str(path)!r} is corrupt (its state is missing){hint}")
     try:
-        data["python"] = pickle.loads(data["python"])
+        data["python"] = state_pickle.loads(blob, tensors)
+    except state_pickle.StateNotAllowed as exc:
+        raise CheckpointError(f"run checkpoint {str(path)!r} is refused: its state names {exc.name}, "
+                              "which a run checkpoint never holds (a crafted or foreign file; nothing "
+                              "from it was run)") from None
     except Exception as exc:
         raise CheckpointError(f"run checkpoint {str(path)!r} is corrupt (its state does not unpickle: "
                               f"{type(exc).__name__}){hint}") from None
+    if not isinstance(data["python"], dict):
+        raise CheckpointError(f"run checkpoint {str(path)!r} is corrupt (its state is "
+                              f"{type(data['python']).__name__}, not a table){hint}")
     return data
 
 
