@@ -130,3 +130,12 @@ def test_evaluate_runs_every_policy_on_the_same_held_out_episodes(catalog, tmp_p
         evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=("heuristik",))
     with pytest.raises(ConfigError, match="--episodes must be at least 1"):
         evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=0, against=())
+
+
+def test_resuming_a_finished_training_run_is_refused_and_changes_nothing(catalog, tmp_path):
+    run = tmp_path / "run"
+    _train(catalog, run, rounds=1)
+    before = {p.name: p.read_bytes() for p in (run / "summary.json", run / "policy.pt", run / "events.jsonl")}
+    with pytest.raises(ConfigError, match="that run already finished its 1 rounds .*resume with a larger --rounds"):
+        _train(catalog, run, resume=True, rounds=1)
+    assert {p.name: p.read_bytes() for p in (run / "summary.json", run / "policy.pt", run / "events.jsonl")} == before

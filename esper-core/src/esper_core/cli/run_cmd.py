@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -72,7 +73,7 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     from esper_core.tolaria.job import RunInterrupted, execute_run
     from esper_core.tolaria.report import format_summary
     from esper_core.tolaria.resolve import resolve_run
-    from esper_core.tolaria.rundir import create_run_dir, default_run_dir
+    from esper_core.tolaria.rundir import create_run_dir, default_run_dir, first_missing, own_run_dir
 
     task_options = parse_key_values(task_option)
     for key, value in (("path", data_path), ("data_dir", data_dir), ("download", download)):
@@ -95,18 +96,23 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
                                     policy_options=policy_options)
     resolved = resolve_run(config, state.catalog)
     rank = int(os.environ.get("RANK", "0") or 0)  # torchrun: only rank 0 writes the run directory
+    created = None
     if rank != 0:
         run_dir = Path(tempfile.mkdtemp(prefix=f"esper-rank{rank}-"))
     elif resume_dir is not None:
         run_dir = resume_dir
     else:
         out = Path(config.out) if config.out else default_run_dir(resolved.task.name, resolved.policy.name)
+        created = first_missing(out)
         run_dir = create_run_dir(out)
+    owner = own_run_dir(run_dir, resume=resume_dir is not None, created=created) if rank == 0 \
+        else contextlib.nullcontext()
     try:
-        summary = execute_run(resolved, state.catalog, run_dir, resume=resume_dir is not None)
+        with owner:
+            summary = execute_run(resolved, state.catalog, run_dir, resume=resume_dir is not None)
     except RunInterrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(exc.exit_code) from None
     finally:
         if rank != 0:
             shutil.rmtree(run_dir, ignore_errors=True)

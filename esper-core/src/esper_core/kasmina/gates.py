@@ -20,6 +20,7 @@ from esper_core.contracts.settings import GateThresholds
 from esper_core.contracts.specs import BlueprintSpec, GateResult, GateSpec
 from esper_core.contracts.stages import SeedStage
 from esper_core.errors import PluginError
+from esper_core.plugins.blame import blame, module_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from esper_core.kasmina.slot import SeedSlot
@@ -65,7 +66,8 @@ def g0_blueprint_fits(context: GateContext) -> GateResult:
     if bp is None:
         return _result(gate, target, False, "no blueprint given")
     width = context.slot.point.width
-    estimate = int(bp.param_estimate(width))
+    with blame("blueprint", bp.key, module_of(bp.param_estimate), "param_estimate"):
+        estimate = int(bp.param_estimate(width))
     counts = context.model.param_counts()
     used = sum(counts.seeds.values()) + counts.fossilized
     m: dict[str, float] = {"param_estimate": estimate, "seed_params_used": used, "width": width}

@@ -36,6 +36,7 @@ from esper_core.errors import ConfigError, EsperError, PluginError
 from esper_core.kasmina.distributed import agree, agree_min_many
 from esper_core.kasmina.gates import GateContext, GateSuite
 from esper_core.kasmina.slot import SeedSlot, SlotState
+from esper_core.plugins.blame import blame, module_of
 
 logger = structlog.get_logger(__name__)
 
@@ -341,13 +342,17 @@ class MorphogeneticModel(nn.Module):
             return self._refusal(s, SeedStage.GERMINATED,
                                  f"slot {s.name} is {s.stage.name}, not DORMANT", epoch)
         result = self.gates.evaluate(SeedStage.GERMINATED, self._context(s, epoch, blueprint))
+        module = None
+        if result.passed:
+            with blame("blueprint", blueprint.key, module_of(blueprint.factory), "its factory"):
+                module = blueprint.factory(width=s.point.width)
+            if not isinstance(module, nn.Module):
+                raise PluginError(
+                    f"blueprint {blueprint.key} built {type(module).__name__}, not an nn.Module")
+            result = self._check_built_budget(result, blueprint, module)
         result = self._finish_gate(s, result, epoch)
-        if not result.passed:
+        if not result.passed or module is None:
             return result
-        module = blueprint.factory(width=s.point.width)
-        if not isinstance(module, nn.Module):
-            raise PluginError(
-                f"blueprint {blueprint.key} built {type(module).__name__}, not an nn.Module")
         device, dtype = self.device_and_dtype()
         s.seed = module.to(device=device, dtype=dtype)
         s.blueprint = blueprint
@@ -355,6 +360,25 @@ class MorphogeneticModel(nn.Module):
         s.state.germinated_epoch = epoch
         s.state.accuracy_at_germination = accuracy
         return result
+
+    def _check_built_budget(self, result: GateResult, blueprint: BlueprintSpec,
+                            module: nn.Module) -> GateResult:
+        """G0 judged the blueprint's ``param_estimate``; the budget is a promise about the
+        module actually built, so that is counted too (an estimate may be wrong or a lie)."""
+        if self.param_budget is None:
+            return result
+        built = _numel(module)
+        counts = self.param_counts()
+        left = self.param_budget - sum(counts.seeds.values()) - counts.fossilized
+        if built <= left:
+            return result
+        estimate = result.measurements.get("g0_blueprint_fits.param_estimate")
+        said = f" (its param_estimate said {int(estimate)})" if estimate is not None else ""
+        return GateResult(
+            gate=result.gate, target=result.target, passed=False,
+            reason=f"{blueprint.key} built {built} parameters{said}, only {left} of the {self.param_budget} budget left",
+            measurements={**result.measurements, "g0_blueprint_fits.seed_params": float(built),
+                          "g0_blueprint_fits.budget_left": float(left)})
 
     def advance(self, slot: str, *, epoch: int) -> GateResult:
         """Try the gate into the next stage; PROBATIONARY → FOSSILIZED is :meth:`fossilize`."""

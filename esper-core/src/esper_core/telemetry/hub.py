@@ -13,6 +13,7 @@ from typing import Any
 
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.protocols import Sink
+from esper_core.errors import EsperError
 from esper_core.log_config import deferred_logger
 
 logger = deferred_logger(__name__)
@@ -82,6 +83,8 @@ class TelemetryHub:
                 continue
             try:
                 rewind(None if positions is None else positions.get(name))
+            except EsperError:  # a sink that finds its records damaged refuses the resume
+                raise
             except Exception as exc:
                 self._disable(sink, "rewind", exc)
 

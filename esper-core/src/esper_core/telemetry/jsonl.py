@@ -15,12 +15,31 @@ from typing import IO, Any
 import structlog
 
 from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
-from esper_core.errors import ConfigError
+from esper_core.errors import CheckpointError, ConfigError
 
 logger = structlog.get_logger(__name__)
 
 EVENTS_FILE = "events.jsonl"
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+
+class EventsLost(CheckpointError):
+    """The events file is shorter than a checkpoint recorded: events were lost after it."""
+
+    def __init__(self, path: Path, *, size: int, expected: int, last: tuple[int, int] | None) -> None:
+        self.path, self.size, self.expected, self.last = path, size, expected, last
+        after = f"after epoch {last[1]} of episode {last[0]}" if last else "from the start"
+        super().__init__(f"{str(path)!r} holds {size} bytes but the checkpoint recorded {expected}: "
+                         f"its events {after} were lost; restore the file or start a new run")
+
+
+def last_epoch(path: Path) -> tuple[int, int] | None:
+    """(episode, epoch) of the last readable epoch record in ``path``, None if there is none."""
+    last = None
+    for record in read_events(path):
+        if record.get("kind") == "epoch" and type(record.get("episode")) is int and type(record.get("epoch")) is int:
+            last = (record["episode"], record["epoch"])
+    return last
 
 
 class JsonlSink:
@@ -78,6 +97,9 @@ class JsonlSink:
             return
         size = 0 if position is None else int(position)
         self._handle.flush()
+        actual = self.path.stat().st_size
+        if size > actual:  # truncating "up" would pad with NUL bytes and hide the loss
+            raise EventsLost(self.path, size=actual, expected=size, last=last_epoch(self.path))
         self._handle.truncate(size)
         self._written = size
         self._capped = False
@@ -89,9 +111,15 @@ class JsonlSink:
 
 
 def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete record in a JSONL file (a torn final line is skipped)."""
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
+    """Every complete record in a JSONL file: a torn final line, a line that is not UTF-8 or
+    not JSON, and a line that is not a JSON object are skipped."""
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
                 break
-            yield json.loads(line)
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            if isinstance(record, dict):
+                yield record

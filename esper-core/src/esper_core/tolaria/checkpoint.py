@@ -42,6 +42,7 @@ from esper_core.contracts.stages import SeedStage
 from esper_core.errors import CheckpointError, ConfigError
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.kasmina.slot import SEEDED_STAGES
+from esper_core.plugins.blame import blame, module_of
 from esper_core.tolaria.policy_checkpoint import check_compatible
 from esper_core.tolaria import state_pickle
 from esper_core.tolaria.rundir import CHECKPOINTS_DIR, atomic_file
@@ -111,7 +112,8 @@ def rebuild_architecture(model: MorphogeneticModel, records: Sequence[Mapping[st
             if spec is None:
                 raise CheckpointError(f"the checkpoint's slot {slot.name} is {stage.name} "
                                       "without a blueprint")
-            module = spec.factory(width=slot.point.width)
+            with blame("blueprint", spec.key, module_of(spec.factory), "its factory"):
+                module = spec.factory(width=slot.point.width)
             if not isinstance(module, nn.Module):
                 raise CheckpointError(f"blueprint {spec.key} built {type(module).__name__}, "
                                       "not an nn.Module")
@@ -121,6 +123,7 @@ def rebuild_architecture(model: MorphogeneticModel, records: Sequence[Mapping[st
         slot.stage = stage
         slot.alpha = record["alpha"]
         slot.forced_alpha = None
+        model.attach_seed_path_stats(slot)  # buffers the state dict to be loaded holds
         if record["state"] is not None:  # None (an exported model): fresh counters will do
             slot.state = record["state"]
 

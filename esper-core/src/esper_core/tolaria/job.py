@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -18,9 +19,11 @@ from esper_core.config import dump_toml
 from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
 from esper_core.contracts.protocols import PolicyContext, PolicyTrainingContext, Sink, Stateful, Task
-from esper_core.errors import ConfigError, EsperError, PluginError
+from esper_core.errors import CheckpointError, ConfigError, EsperError, PluginError
+from esper_core.plugins.blame import blame, blame_plugin_code, module_of
 from esper_core.plugins.registry import Catalog
 from esper_core.telemetry.hub import TelemetryHub
+from esper_core.telemetry.jsonl import EventsLost
 from esper_core.tolaria import distributed_run
 from esper_core.tolaria.checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
 from esper_core.tolaria.episode import EpisodeResult, HostEpisode, run_episode, save_model
@@ -89,7 +92,8 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
     config = resolved.config
     run_id = run_dir.name
     structlog.contextvars.bind_contextvars(run_id=run_id)
-    device, task, slot_names = prepare_task(resolved)
+    with blame_plugin_code("while building the task"):
+        device, task, slot_names = prepare_task(resolved)
     options = dict(config.policy_options)
     training = resolved.policy.learned and "checkpoint" not in options
     world = 1
@@ -105,15 +109,17 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                else "--policy-checkpoint runs a trained policy without training it")
         raise ConfigError(f"[policy] {given[0]} (--{given[0].replace('_', '-')}) only applies when "
                           f"training a learned policy; policy {resolved.policy.name!r}: {why}")
-    if resume and not training and (run_dir / SUMMARY_FILE).exists():
-        raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
+    if resume and (run_dir / SUMMARY_FILE).exists():
+        _refuse_finished(run_dir, options if training else None)
     context = _policy_context(resolved, slot_names, options)
     if training:
         assert resolved.policy.trainer is not None
-        trainer = resolved.policy.trainer(context=PolicyTrainingContext(policy=context, device=device,
-                                                                        resolved=resolved))
+        with blame("policy", resolved.policy.name, module_of(resolved.policy.trainer), "its trainer factory"):
+            trainer = resolved.policy.trainer(context=PolicyTrainingContext(policy=context, device=device,
+                                                                            resolved=resolved))
     else:
-        policy = resolved.policy.factory(context=context)
+        with blame("policy", resolved.policy.name, module_of(resolved.policy.factory), "its factory"):
+            policy = resolved.policy.factory(context=context)
     # Written only once the task and policy exist, so a bad option leaves --out empty for a retry.
     write_atomic(run_dir / CONFIG_FILE, dump_toml(resolved.to_toml_dict()))
 
@@ -137,7 +143,11 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
     try:
         if resume and not training:
             # Drop what was recorded after the checkpoint (or everything, with none yet).
-            hub.rewind(restored["python"]["telemetry"] if restored is not None else None)
+            try:
+                hub.rewind(restored["python"]["telemetry"] if restored is not None else None)
+            except EventsLost as exc:
+                at = f"epoch {restored['epoch']} of episode {restored['episode']}" if restored else "the start"
+                raise CheckpointError(f"--resume {str(run_dir)!r} refused: {exc} (the checkpoint is after {at})") from None
         if restored is None:
             emit(RunStarted(task=resolved.task.name, policy=resolved.policy.name, seed=config.seed,
                             config=resolved.to_toml_dict()))
@@ -148,7 +158,7 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                        "seed": config.seed, "device": device, "epochs": resolved.epochs, "training": True,
                        **trainer.train(session=session)}
         else:
-            with _stop_on_sigint() as stop:
+            with _stop_on_sigint() as stop, blame_plugin_code("during the run", keep=(RunInterrupted,)):
                 finished, last = _run_episodes(resolved, task, policy, run_dir=run_dir, hub=hub, emit=emit,
                                                slot_names=slot_names, restored=restored, stop=stop, world=world)
             architecture = save_model(last, run_dir / MODEL_FILE, task=resolved.task.name,
@@ -171,16 +181,44 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
     return summary
 
 
+def _refuse_finished(run_dir: Path, training_options: dict[str, Any] | None) -> None:
+    """A finished run is not resumed: it would only rewrite its results. A finished training
+    run may continue when the resume asks for more ``--rounds`` than its summary records."""
+    if training_options is not None:
+        try:
+            done = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")).get("rounds")
+        except (OSError, ValueError, RecursionError, AttributeError):
+            done = None
+        wanted = training_options.get("rounds")
+        if type(done) is int and type(wanted) is int and wanted > done:
+            return
+        more = f" its {done} rounds" if type(done) is int else ""
+        raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished{more} ({SUMMARY_FILE} "
+                          "exists); to train further, resume with a larger --rounds")
+    raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
+
+
 class RunInterrupted(Exception):
-    """SIGINT stopped the run after an epoch's checkpoint; the message says how to resume."""
+    """SIGINT or SIGTERM stopped the run after an epoch's checkpoint; the message says how to
+    resume. ``exit_code`` is the shell's for that signal: 130 (SIGINT), 143 (SIGTERM)."""
+
+    def __init__(self, message: str, *, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+#: The signals that ask a run to stop after its next checkpoint: Ctrl-C, and what `kill`, a
+#: job scheduler or a container runtime sends before killing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _stop_on_sigint() -> Iterator[list[bool]]:
-    """While the block runs, a first Ctrl-C only asks the run to stop after the current epoch's
-    checkpoint (``stop[0]``); a second one interrupts at once. Outside the main thread (where
-    no handler can be installed) Ctrl-C keeps its default behaviour."""
-    stop = [False]
+def _stop_on_sigint() -> Iterator[list[int]]:
+    """While the block runs, a first Ctrl-C or SIGTERM only asks the run to stop after the
+    current epoch's checkpoint (``stop[0]`` becomes the signal's number); a second one interrupts
+    at once. Outside the main thread (where no handler can be installed) both keep their default
+    behaviour."""
+    stop = [0]
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
@@ -188,19 +226,21 @@ def _stop_on_sigint() -> Iterator[list[bool]]:
     def handler(signum: int, frame: object) -> None:
         if stop[0]:
             raise KeyboardInterrupt
-        stop[0] = True
-        logger.warning("interrupt received: stopping after this epoch's checkpoint (Ctrl-C again to abort)")
+        stop[0] = signum
+        logger.warning(f"{signal.Signals(signum).name} received: stopping after this epoch's checkpoint "
+                       "(send it again, or Ctrl-C, to abort)")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Path, hub: TelemetryHub,
                   emit: Callable[[TelemetryEvent], None], slot_names: tuple[str, ...],
-                  restored: dict[str, Any] | None, stop: list[bool],
+                  restored: dict[str, Any] | None, stop: list[int],
                   world: int = 1) -> tuple[list[dict[str, Any]], EpisodeResult]:
     """Every episode of the run, checkpointed after each epoch (from ``restored`` on, if given);
     returns the finished episodes' summaries before the last, and the last episode's result."""
@@ -220,7 +260,7 @@ def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Pa
                                    "finished": list(finished), "telemetry": hub.positions()})
         if stop[0]:
             raise RunInterrupted(f"interrupted after epoch {epoch} of episode {env.episode}; the checkpoint "
-                                 f"is written: continue with `esper run --resume {run_dir}`")
+                                 f"is written: continue with `esper run --resume {run_dir}`", signum=stop[0])
 
     result: EpisodeResult | None = None
     for episode in range(first, config.episodes):

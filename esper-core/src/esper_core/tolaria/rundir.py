@@ -1,9 +1,19 @@
-"""The run directory: creation without overwriting, and atomic writes of small files."""
+"""The run directory: creation without overwriting, one owning process, and atomic writes of
+small files.
+
+Ownership: the process that runs in a directory (a new run or a ``--resume``) holds an
+exclusive ``fcntl`` lock on ``RUN_DIR/.esper.lock`` for as long as it runs, with its pid written
+in the file. A second process is refused with the holder's pid. The kernel drops the lock when
+its holder exits, however it exits (even SIGKILL), so a killed run never needs a manual unlock;
+the pid left in the file is then only a stale note, overwritten by the next holder.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,6 +27,11 @@ CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
 CHECKPOINTS_DIR = "checkpoints"
+LOCK_FILE = ".esper.lock"
+
+
+class RunDirBusy(ConfigError):
+    """Another live process holds the run directory's lock."""
 
 
 def default_run_dir(task: str, policy: str, root: Path = Path("runs")) -> Path:
@@ -34,6 +49,10 @@ def create_run_dir(path: Path) -> Path:
     if path.exists():
         if not path.is_dir():
             raise ConfigError(f"--out {str(path)!r} exists and is not a directory")
+        holder = lock_holder(path)
+        if holder is not None:
+            raise RunDirBusy(f"--out {str(path)!r} is in use by another Esper process (pid {holder}); "
+                             "choose another directory")
         if any(path.iterdir()):
             raise ConfigError(
                 f"--out {str(path)!r} already exists and is not empty; choose another directory "
@@ -74,3 +93,118 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid of the live process holding ``run_dir``'s lock (-1 when its pid is unreadable),
+    or None when nobody holds it."""
+    path = run_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        pid = _read_pid(path)
+        return -1 if pid is None else pid
+    finally:
+        os.close(fd)  # closing drops the probe's shared lock too
+    return None
+
+
+class RunDirLock:
+    """The exclusive lock of one run directory (see the module docstring)."""
+
+    def __init__(self, run_dir: Path, fd: int) -> None:
+        self.run_dir = run_dir
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, run_dir: Path) -> RunDirLock:
+        """Take the lock or raise :class:`RunDirBusy` naming the holder's pid."""
+        path = run_dir / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot lock run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            pid = _read_pid(path)
+            who = f"pid {pid}" if pid is not None else "a process whose pid is unreadable"
+            raise RunDirBusy(f"run directory {str(run_dir)!r} is in use by another Esper process ({who}); "
+                             "wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        return cls(run_dir, fd)
+
+    def release(self) -> None:
+        """Drop the lock (idempotent); the file stays, so no other process can be left holding
+        a lock on an unlinked file while a third creates a new one."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    folder = run_dir / CHECKPOINTS_DIR
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` that does not exist yet (None if ``path`` exists):
+    what creating ``path`` creates, and what :func:`own_run_dir` removes again on failure."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+@contextmanager
+def own_run_dir(run_dir: Path, *, resume: bool, created: Path | None = None) -> Iterator[RunDirLock]:
+    """Hold ``run_dir``'s lock while the block runs. A new run that fails before writing its
+    first checkpoint leaves ``--out`` as it was found (its files removed, and the directories
+    from ``created`` down, which this command made), so the same command can be retried; once a
+    checkpoint exists everything is kept, for ``--resume``."""
+    lock = RunDirLock.acquire(run_dir)
+    try:
+        yield lock
+    except BaseException:
+        if not resume and not _has_checkpoint(run_dir):
+            _restore(run_dir, lock, created)
+        raise
+    finally:
+        lock.release()
+
+
+def _restore(run_dir: Path, lock: RunDirLock, created: Path | None) -> None:
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    lock.release()
+    (run_dir / LOCK_FILE).unlink(missing_ok=True)
+    if created is None:
+        return
+    for folder in (run_dir, *run_dir.parents):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there
+            return
+        if folder == created:
+            return

@@ -31,6 +31,7 @@ from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.protocols import Task
 from esper_core.errors import ConfigError, EsperError
+from esper_core.plugins.blame import blame, module_of
 from esper_core.tolaria.episode import EpisodeStep, HostEpisode
 from esper_core.tolaria.resolve import ResolvedRun
 
@@ -50,7 +51,9 @@ def episode_seed(base: int, *, env: int, episode: int, held_out: bool = False) -
 
 def build_task(resolved: ResolvedRun, *, seed: int, device: str) -> Task:
     """The run's task, built with ``seed`` (host init, shuffling, augmentation) on ``device``."""
-    return resolved.task.factory(seed=seed, device=device, options=resolved.task_options)
+    spec = resolved.task
+    with blame("task", spec.name, module_of(spec.factory), "its factory"):
+        return spec.factory(seed=seed, device=device, options=resolved.task_options)
 
 
 class InProcessEnvironments:
