@@ -146,8 +146,7 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
             try:
                 hub.rewind(restored["python"]["telemetry"] if restored is not None else None)
             except EventsLost as exc:
-                at = f"epoch {restored['epoch']} of episode {restored['episode']}" if restored else "the start"
-                raise CheckpointError(f"--resume {str(run_dir)!r} refused: {exc} (the checkpoint is after {at})") from None
+                raise CheckpointError(f"--resume {str(run_dir)!r} refused: {_lost(exc, restored)}") from None
         if restored is None:
             emit(RunStarted(task=resolved.task.name, policy=resolved.policy.name, seed=config.seed,
                             config=resolved.to_toml_dict()))
@@ -179,6 +178,13 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
         hub.close()
         structlog.contextvars.unbind_contextvars("run_id")
     return summary
+
+
+def _lost(exc: EventsLost, restored: dict[str, Any] | None) -> str:
+    after = f"after epoch {exc.last[1]} of episode {exc.last[0]}" if exc.last else "from the start"
+    until = f" up to epoch {restored['epoch']} of episode {restored['episode']}" if restored else ""
+    return (f"{str(exc.path)!r} is shorter than its checkpoint recorded ({exc.size} of {exc.expected} bytes): "
+            f"the events {after}{until} were lost; restore the file, or start a new run")
 
 
 def _refuse_finished(run_dir: Path, training_options: dict[str, Any] | None) -> None:

@@ -1,0 +1,185 @@
+"""A run directory belongs to one process, and nothing in it is silently damaged: the lock
+(held by another process, released when its holder dies), --out left as found after an early
+failure, a truncated events file refused on resume, SIGTERM handled like Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import types
+
+import pytest
+
+from esper_core import hookimpl
+from esper_core.config import RunConfig
+from esper_core.contracts import Decision, PolicySpec
+from esper_core.errors import CheckpointError
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.testing import toy
+from esper_core.testing.distributions import run_esper
+from esper_core.tolaria.checkpoint import list_checkpoints
+from esper_core.tolaria.job import RunInterrupted, execute_run
+from esper_core.tolaria.resolve import resolve_run
+from esper_core.tolaria.rundir import (LOCK_FILE, RunDirBusy, RunDirLock, create_run_dir, first_missing,
+                                       lock_holder, own_run_dir)
+
+HOLD = """
+import sys
+from pathlib import Path
+from esper_core.tolaria.rundir import RunDirLock
+lock = RunDirLock.acquire(Path(sys.argv[1]))
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process holding the lock of tmp_path/run until the test ends."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "locked"
+    yield run_dir, process
+    process.kill()
+    process.wait()
+
+
+def test_a_second_process_is_refused_naming_the_holder(holder):
+    run_dir, process = holder
+    with pytest.raises(RunDirBusy, match=rf"is in use by another Esper process \(pid {process.pid}\)"):
+        RunDirLock.acquire(run_dir)
+    assert lock_holder(run_dir) == process.pid
+    with pytest.raises(RunDirBusy, match=rf"--out .* is in use by another Esper process \(pid {process.pid}\)"):
+        create_run_dir(run_dir)
+
+
+def test_the_lock_dies_with_its_holder(holder):
+    run_dir, process = holder
+    process.kill()  # SIGKILL: no cleanup runs, the kernel drops the lock
+    process.wait()
+    assert lock_holder(run_dir) is None
+    lock = RunDirLock.acquire(run_dir)
+    assert (run_dir / LOCK_FILE).read_text().strip() == str(os.getpid())
+    lock.release()
+
+
+def test_cli_resume_of_a_locked_run_is_refused(holder):
+    run_dir, process = holder
+    (run_dir / "config.toml").write_text('[run]\ntask = "shapes"\nepochs = 2\n')
+    before = sorted(p.name for p in run_dir.iterdir())
+    done = run_esper(["run", "--resume", str(run_dir)], env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"is in use by another Esper process (pid {process.pid})" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+@pytest.mark.parametrize("existed", [True, False])
+def test_a_new_run_failing_before_its_first_checkpoint_leaves_out_as_found(tmp_path, existed):
+    out = tmp_path / "a" / "b" / "run"
+    if existed:
+        out.mkdir(parents=True)
+    created = first_missing(out)
+    assert created == (None if existed else tmp_path / "a")
+    create_run_dir(out)
+    with pytest.raises(ZeroDivisionError), own_run_dir(out, resume=False, created=created):
+        (out / "config.toml").write_text("x")
+        (out / "events.jsonl").write_text("{}\n")
+        raise ZeroDivisionError
+    if existed:
+        assert out.is_dir() and not list(out.iterdir())
+    else:
+        assert not (tmp_path / "a").exists()
+
+
+def test_a_run_with_a_checkpoint_keeps_its_files_for_resume(tmp_path):
+    out = create_run_dir(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt), own_run_dir(out, resume=False, created=out):
+        (out / "checkpoints").mkdir()
+        (out / "checkpoints" / "ep0000-epoch00001.pt").write_bytes(b"x")
+        raise KeyboardInterrupt
+    assert (out / "checkpoints" / "ep0000-epoch00001.pt").is_file()
+    assert lock_holder(out) is None
+
+
+def test_cli_a_bad_task_option_leaves_out_as_found(tmp_path):
+    out = tmp_path / "new" / "run"
+    done = run_esper(["run", "--task-option", "no_such_option=1", "--out", str(out)],
+                     env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2 and "no_such_option" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "new").exists()
+
+
+# In process, on the toy topology.
+class Stopping:
+    """Sends its own process SIGTERM after epoch 2, as a scheduler would."""
+
+    def __init__(self, context):
+        self.context = context
+        self.n = 0
+
+    def reset(self, *, episode):
+        pass
+
+    def decide(self, *, report, mask):
+        if report.epoch == 2 and self.n == 1:  # not again after the resume
+            os.kill(os.getpid(), signal.SIGTERM)
+        self.n += 1
+        return Decision.wait(f"step {self.n}")
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    module = types.ModuleType("ownership_policies")
+
+    @hookimpl
+    def esper_register_policies():
+        return [PolicySpec(name="stopping", factory=Stopping, description="test")]
+
+    module.esper_register_policies = esper_register_policies
+    return build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("p", module)]))
+
+
+def _run(catalog, out, *, resume=False):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "stopping", "epochs": 6, "seed": 1,
+                                          "compare_baseline": False, "checkpoint_keep": 10, "out": str(out)}})
+    if not resume:
+        create_run_dir(out)
+    return execute_run(resolve_run(config, catalog), catalog, out, resume=resume)
+
+
+def test_sigterm_stops_after_the_checkpoint_and_the_run_resumes(catalog, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(RunInterrupted, match=r"interrupted after epoch 2 of episode 0.*esper run --resume") as info:
+        _run(catalog, out)
+    assert info.value.exit_code == 143
+    assert [p.name for p in list_checkpoints(out)][-1] == "ep0000-epoch00002.pt"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler is removed with the run"
+    summary = _run(catalog, out, resume=True)
+    assert summary["epochs"] == 6 and (out / "summary.json").is_file()
+
+
+def test_resume_with_a_truncated_events_file_is_refused(catalog, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        _run(catalog, out)
+    events = out / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    first_epoch = next(i for i, line in enumerate(lines) if b'"kind": "epoch"' in line)
+    kept = b"".join(lines[: first_epoch + 1])  # only epoch 1's record survives
+    events.write_bytes(kept)
+    with pytest.raises(CheckpointError, match=r"events.jsonl' is shorter than its checkpoint recorded .*: the events "
+                                              r"after epoch 1 of episode 0 up to epoch 2 of episode 0 were lost") as info:
+        _run(catalog, out, resume=True)
+    assert "\n" not in str(info.value)
+    assert events.read_bytes() == kept, "nothing appended, no NUL padding"
