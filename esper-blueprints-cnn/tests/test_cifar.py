@@ -108,9 +108,18 @@ def test_reads_the_real_format(cifar10_dir: Path) -> None:
 
 
 def test_cifar10_task(cifar10_dir: Path) -> None:
-    task = make_cifar10_task(seed=0, device="cpu", options={"data_dir": str(cifar10_dir),
+    task = make_cifar10_task(seed=0, device="cpu", options={"data_dir": str(cifar10_dir), "val_size": N,
                                                              "train_size": 40, "batch_size": 16})
-    assert (task.name, task.train_size, task.val_size, task.num_classes) == ("cifar10", 40, N, 10)
+    assert (task.name, task.train_size, task.val_size, task.test_size, task.num_classes) == (
+        "cifar10", 40, N, N, 10)
+    # Validation is held back from the end of the training set; the official test set is the
+    # held-out test split.
+    train_images, _ = load_cifar(CIFAR10, root=cifar10_dir, train=True, download=False)
+    test_images, _ = load_cifar(CIFAR10, root=cifar10_dir, train=False, download=False)
+    val_x, _ = next(iter(task.val_batches()))
+    test_x, _ = next(iter(task.test_batches()))
+    assert torch.equal(val_x, task._to_input(train_images[-N:]))
+    assert torch.equal(test_x, task._to_input(test_images))
     x, y = next(iter(task.train_batches(epoch=0)))
     assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32
     host = task.build_host()
@@ -120,10 +129,15 @@ def test_cifar10_task(cifar10_dir: Path) -> None:
 
 def test_cifar100_task(cifar100_dir: Path) -> None:
     task = make_cifar100_task(seed=0, device="cpu",
-                              options={"data_dir": str(cifar100_dir), "widths": [4, 8]})
-    assert (task.name, task.train_size, task.val_size, task.num_classes) == ("cifar100", 3 * N, N, 100)
+                              options={"data_dir": str(cifar100_dir), "widths": [4, 8], "val_size": N})
+    assert (task.name, task.train_size, task.val_size, task.num_classes) == ("cifar100", 2 * N, N, 100)
     x, _ = next(iter(task.val_batches()))
     assert task.build_host()(x).shape == (N, 100)
+
+
+def test_a_validation_split_that_leaves_nothing_to_train_on_is_refused(cifar10_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="val_size.*leaving none to train on"):
+        make_cifar10_task(seed=0, device="cpu", options={"data_dir": str(cifar10_dir), "val_size": 5 * N})
 
 
 def test_missing_data_says_where_and_how(tmp_path: Path) -> None:
@@ -188,8 +202,9 @@ def test_download_only_when_asked_and_failure_is_a_data_error(
 
 
 def test_subset_larger_than_split_is_a_config_error(cifar10_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="'val_size'.*only 12"):
-        make_cifar10_task(seed=0, device="cpu", options={"data_dir": str(cifar10_dir), "val_size": 13})
+    with pytest.raises(ConfigError, match="'test_size'.*only 12"):
+        make_cifar10_task(seed=0, device="cpu", options={"data_dir": str(cifar10_dir), "val_size": N,
+                                                         "test_size": 13})
 
 
 def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -201,4 +216,4 @@ def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 def test_default_data_dir_is_used(monkeypatch: pytest.MonkeyPatch, cifar10_dir: Path) -> None:
     monkeypatch.setenv("ESPER_DATA_DIR", str(cifar10_dir))
-    assert make_cifar10_task(seed=0, device="cpu", options={}).train_size == 5 * N
+    assert make_cifar10_task(seed=0, device="cpu", options={"val_size": N}).train_size == 4 * N

@@ -143,10 +143,13 @@ def test_image_data_checks_layout() -> None:
     labels = torch.zeros(4, dtype=torch.int64)
     with pytest.raises(ValueError, match="uint8"):
         ImageData(train_images=good.float(), train_labels=labels, val_images=good,
-                  val_labels=labels, num_classes=2)
+                  val_labels=labels, test_images=good, test_labels=labels, num_classes=2)
     with pytest.raises(ValueError, match="labels"):
         ImageData(train_images=good, train_labels=labels, val_images=good,
-                  val_labels=labels[:3], num_classes=2)
+                  val_labels=labels[:3], test_images=good, test_labels=labels, num_classes=2)
+    with pytest.raises(ValueError, match="test images must be uint8"):
+        ImageData(train_images=good, train_labels=labels, val_images=good,
+                  val_labels=labels, test_images=good.float(), test_labels=labels, num_classes=2)
 
 
 def test_stream_seed_mixes_its_parts() -> None:

@@ -114,7 +114,8 @@ def test_unknown_option_lists_the_allowed_ones() -> None:
 def test_image_task_checks_epoch_size() -> None:
     images = torch.zeros(4, 8, 8, 3, dtype=torch.uint8)
     data = ImageData(train_images=images, train_labels=torch.zeros(4, dtype=torch.int64),
-                     val_images=images, val_labels=torch.zeros(4, dtype=torch.int64), num_classes=2)
+                     val_images=images, val_labels=torch.zeros(4, dtype=torch.int64),
+                     test_images=images, test_labels=torch.zeros(4, dtype=torch.int64), num_classes=2)
     with pytest.raises(ValueError, match="epoch_size must be between 1 and the 4"):
         ImageTask(name="t", data=data, seed=0, device="cpu", batch_size=2, widths=(4,),
                   augment=False, epoch_size=5)

@@ -66,6 +66,17 @@ def test_task_splits_use_separate_streams() -> None:
     assert torch.equal(a._val, d._val)  # the run seed does not change the dataset
 
 
+def test_the_held_out_test_split_is_its_own_stream() -> None:
+    a = make_shapes_task(seed=0, device="cpu", options={"train_size": 64, "val_size": 32, "test_size": 40})
+    b = make_shapes_task(seed=0, device="cpu", options={"train_size": 64, "val_size": 48, "test_size": 40})
+    assert a.test_size == 40 and torch.equal(a._test, b._test)  # other splits leave it alone
+    assert not torch.equal(a._test[:32], a._val)
+    x, y = next(iter(a.test_batches()))
+    assert x.shape == (40, 3, 32, 32) and y.shape == (40,)
+    scores = a.correct_per_example(torch.nn.functional.one_hot(y, 10).float(), y)
+    assert scores.shape == (40,) and bool((scores == 1).all())
+
+
 def test_short_training_beats_chance_by_a_wide_margin() -> None:
     torch.manual_seed(0)
     task = make_shapes_task(

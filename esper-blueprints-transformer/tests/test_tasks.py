@@ -39,7 +39,8 @@ def test_registered_factories_build_tasks(tmp_path: Path) -> None:
 def test_default_pytext_options() -> None:
     task = pytext_task(seed=0, device="cpu", options={})
     assert task.options.chars == 262_144 and task.steps_per_epoch == 50
-    assert len(task.train_bytes) + len(task.val_bytes) == len(corpus.stdlib_corpus(262_144))
+    assert len(task.train_bytes) + len(task.val_bytes) + len(task.test_bytes) == len(
+        corpus.stdlib_corpus(262_144))
     x, y = next(iter(task.train_batches(epoch=0)))
     assert x.shape == y.shape == (32, 64)
     assert isinstance(task.build_host(), GPTHost)
@@ -74,6 +75,20 @@ def test_validation_is_fixed_and_held_out(task: TextTask) -> None:
     assert sum(x.size(0) for x, _ in a) <= task.options.batch_size * task.options.max_val_batches
     first = bytes(a[0][0][0].tolist())
     assert task.val_bytes.startswith(first)
+
+
+def test_test_split_is_the_held_out_tail(task: TextTask) -> None:
+    batches = task.test_batches()
+    assert batches and task.test_bytes.startswith(bytes(batches[0][0][0].tolist()))
+    assert task.test_bytes not in task.train_bytes + task.val_bytes
+    x, y = batches[0]
+    per_window = task.correct_per_example(torch.nn.functional.one_hot(y, 256).float(), y)
+    assert per_window.shape == (x.size(0),) and bool((per_window == 1).all())
+
+
+def test_splits_that_leave_no_training_text_are_refused() -> None:
+    with pytest.raises(ConfigError, match="less than 10% of the text for training"):
+        pytext_task(seed=0, device="cpu", options={**SMALL, "val_fraction": 0.5, "test_fraction": 0.45})
 
 
 def test_build_host_is_seeded_and_leaves_global_rng_alone(task: TextTask) -> None:
@@ -177,7 +192,7 @@ def test_textfile_reads_utf8_and_caps(tmp_path: Path) -> None:
     path = tmp_path / "poem.txt"
     path.write_text("Ünïcødé → fine. " * 100, encoding="utf-8")
     task = textfile_task(seed=0, device="cpu", options={"path": str(path), "context": 8})
-    assert task.train_bytes + task.val_bytes == path.read_bytes()
+    assert task.train_bytes + task.val_bytes + task.test_bytes == path.read_bytes()
     capped = corpus.read_text_file(path, chars=10)
     assert capped.decode("utf-8") == "Ünïcødé → "
 

@@ -127,3 +127,58 @@ def test_shapley_estimate_matches_exact_enumeration():
     est = evaluate(model, data, loss_fn, correct_fn, shapley_permutations=400, record=False)
     for n in names:
         assert est.contributions[n] == pytest.approx(exact[n], abs=2.0)
+
+
+def _per_example(output, target):
+    return (output.argmax(dim=1) == target).float()
+
+
+def _paired_se(diffs):
+    d = torch.cat(diffs).double()
+    return 100.0 * float(d.std(unbiased=True) / d.numel() ** 0.5)
+
+
+def test_gains_and_contributions_carry_the_standard_error_of_paired_differences():
+    torch.manual_seed(5)
+    model = build_model(TinyHost(2))
+    data = toy_data(6, batch=32)
+    set_stage(model, "p0", S.TRAINING)
+    set_stage(model, "p1", S.BLENDING)
+    model.slot("p1").alpha = 0.7
+    _randomise(model, "p0")
+    _randomise(model, "p1")
+    result = evaluate(model, data, loss_fn, correct_fn, example_fn=_per_example, epoch=2)
+    model.eval()
+    gain_diffs, removal_diffs = [], []
+    with torch.no_grad():
+        for x, y in data:
+            base = _per_example(model(x), y)
+            with model.force_alpha("p0", 1.0):
+                gain_diffs.append(_per_example(model(x), y) - base)
+            with model.force_alpha("p1", 0.0):
+                removal_diffs.append(base - _per_example(model(x), y))
+    assert result.seed_gain_ses["p0"] == pytest.approx(_paired_se(gain_diffs), rel=1e-6)
+    assert result.contribution_ses["p1"] == pytest.approx(_paired_se(removal_diffs), rel=1e-6)
+    assert result.seed_gain_ses["p0"] > 0 and result.contribution_ses["p1"] > 0
+    assert model.slot("p0").state.seed_gain_se == result.seed_gain_ses["p0"]
+    assert model.slot("p1").state.contribution_se == result.contribution_ses["p1"]
+    report = {r.slot: r for r in model.slot_reports()}
+    assert report["p0"].seed_gain_se == result.seed_gain_ses["p0"]
+    assert report["p0"].lower_bound(2.0) == pytest.approx(result.seed_gains["p0"] - 2 * result.seed_gain_ses["p0"])
+
+
+def test_without_per_example_scores_each_batch_is_one_paired_unit():
+    torch.manual_seed(5)
+    model = build_model(TinyHost(2))
+    data = toy_data(6, batch=32)
+    set_stage(model, "p0", S.TRAINING)
+    _randomise(model, "p0")
+    result = evaluate(model, data, loss_fn, correct_fn, epoch=1)
+    model.eval()
+    diffs = []
+    with torch.no_grad():
+        for x, y in data:
+            base = _per_example(model(x), y).mean()
+            with model.force_alpha("p0", 1.0):
+                diffs.append((_per_example(model(x), y).mean() - base).reshape(1))
+    assert result.seed_gain_ses["p0"] == pytest.approx(_paired_se(diffs), rel=1e-5)

@@ -132,14 +132,53 @@ def test_g5_contribution_threshold_and_health():
     model = build_model()
     set_stage(model, "p0", SeedStage.PROBATIONARY)
     st = model.slot("p0").state
-    assert not g.g5_contribution(ctx(model, "p0")).passed
+    th = GateThresholds(g5_min_contribution=1.0, confidence_z=0.0)
+    assert not g.g5_contribution(ctx(model, "p0", thresholds=th)).passed
     st.contribution = 0.5
-    assert "0.500 < 1.000" in g.g5_contribution(ctx(model, "p0")).reason
+    assert "lower bound +0.50 < +1.00" in g.g5_contribution(ctx(model, "p0", thresholds=th)).reason
     st.contribution = 2.0
-    assert g.g5_contribution(ctx(model, "p0")).passed
+    assert g.g5_contribution(ctx(model, "p0", thresholds=th)).passed
     with torch.no_grad():
         next(model.slot("p0").seed.parameters()).fill_(float("nan"))
-    assert not g.g5_contribution(ctx(model, "p0")).passed
+    assert not g.g5_contribution(ctx(model, "p0", thresholds=th)).passed
+
+
+def test_g2_and_g5_need_the_measure_to_clear_its_threshold_by_z_standard_errors():
+    model = build_model()
+    set_stage(model, "p0", SeedStage.TRAINING)
+    st = model.slot("p0").state
+    th = GateThresholds(g2_min_epochs=0, g2_gradient_ratio=0.0, g2_min_improvement=0.0, confidence_z=2.0)
+    st.seed_gain, st.seed_gain_se = 0.8, 0.5  # lower bound 0.8 − 2·0.5 < 0: could be noise
+    res = g.g2_gradient_readiness(ctx(model, "p0", thresholds=th))
+    assert not res.passed and "lower bound -0.20" in res.reason
+    assert res.measurements["seed_gain_lower"] == pytest.approx(-0.2)
+    st.seed_gain_se = 0.3  # 0.8 − 0.6 = 0.2 ≥ 0
+    assert g.g2_gradient_readiness(ctx(model, "p0", thresholds=th)).passed
+    set_stage(model, "p0", SeedStage.PROBATIONARY)
+    st.contribution, st.contribution_se = 1.5, 1.0
+    assert not g.g5_contribution(ctx(model, "p0", thresholds=th)).passed
+    st.contribution_se = 0.5
+    res = g.g5_contribution(ctx(model, "p0", thresholds=th))
+    assert res.passed and res.measurements["contribution_lower"] == pytest.approx(0.5)
+
+
+def test_g3_and_g4_refuse_a_measurably_harmful_seed_but_not_a_noisy_one():
+    model = build_model()
+    set_stage(model, "p0", SeedStage.BLENDING)
+    slot = model.slot("p0")
+    slot.alpha, slot.state.epochs_in_stage = 1.0, 5
+    th = GateThresholds(g3_min_alpha=0.95, g3_min_epochs=5, g4_window=1, confidence_z=2.0)
+    slot.state.contribution, slot.state.contribution_se = -0.6, 0.5  # upper bound +0.4: noise
+    assert g.g3_blending_complete(ctx(model, "p0", thresholds=th)).passed
+    slot.state.contribution_se = 0.2  # upper bound −0.2: measurably harmful
+    res = g.g3_blending_complete(ctx(model, "p0", thresholds=th))
+    assert not res.passed and "measurably harmful" in res.reason
+    set_stage(model, "p0", SeedStage.SHADOWING)
+    slot.state.epochs_in_stage = 1
+    slot.state.contributions.append((1, SeedStage.SHADOWING, -0.6))
+    assert not g.g4_stability(ctx(model, "p0", thresholds=th)).passed
+    slot.state.contribution_se = 0.5
+    assert g.g4_stability(ctx(model, "p0", thresholds=th)).passed
 
 
 def _always(passed, name):

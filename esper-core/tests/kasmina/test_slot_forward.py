@@ -24,9 +24,16 @@ def test_inactive_stages_pass_through(stage):
     assert model.slot("p0")(h) is h
 
 
-def test_training_is_bit_exact_and_isolated():
-    torch.manual_seed(1)
+def test_feedback_training_forward_is_the_host_itself():
     model = build_model()
+    set_stage(model, "p0", SeedStage.TRAINING)
+    h = torch.randn(3, 8)
+    assert model.slot("p0")(h) is h
+
+
+def test_straight_through_training_is_bit_exact_and_isolated():
+    torch.manual_seed(1)
+    model = build_model(lifecycle=LifecycleSettings(training_objective="straight_through"))
     x, y = toy_data(1)[0]
     plain = model(x)
     model.zero_grad()

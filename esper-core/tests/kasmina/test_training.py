@@ -6,7 +6,7 @@ import torch
 from kasmina_helpers import TinyHost, build_model, linear_blueprint, loss_fn, set_stage, toy_data
 from torch import nn
 
-from esper_core.contracts import GovernorRollback, SeedStage
+from esper_core.contracts import GovernorRollback, LifecycleSettings, SeedStage
 from esper_core.errors import ConfigError
 from esper_core.kasmina import SafetyGovernor, SeedTrainer
 
@@ -185,3 +185,59 @@ def test_last_seed_gradient_norm_is_kept_after_the_epoch():
     norm = model.slot("p0").state.last_grad_norm
     assert norm is not None and norm > 0 and math.isfinite(norm)
     assert all(p.grad is None for p in model.seed_parameters("p0"))  # gradients were released
+
+
+@pytest.mark.parametrize("objective", ["feedback", "straight_through"])
+def test_training_seed_never_touches_host_weights_grads_or_statistics(objective):
+    # A host with BatchNorm downstream of the slot: the feedback pass runs through it in train
+    # mode, and its running statistics must stay the host's own.
+    torch.manual_seed(0)
+    host = TinyHost(3, norm=True)
+    reference = copy.deepcopy(host)
+    model = build_model(host, lifecycle=LifecycleSettings(training_objective=objective))
+    set_stage(model, "p0", SeedStage.TRAINING)
+    with torch.no_grad():
+        for p in model.slot("p0").seed.parameters():
+            p.normal_(0, 0.5)
+    seed_before = [p.detach().clone() for p in model.slot("p0").seed.parameters()]
+    data = toy_data(4)
+    SeedTrainer(model, host_lr=0.01, seed_lr=0.01).train_epoch(data, loss_fn, epoch=1)
+    plain = build_model(reference)
+    SeedTrainer(plain, host_lr=0.01, seed_lr=0.01).train_epoch(data, loss_fn, epoch=1)
+    for a, b in zip(model.host.state_dict().values(), plain.host.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    seed_after = list(model.slot("p0").seed.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(seed_before, seed_after, strict=True))
+    stats = model.slot("p0").seed_path_stats
+    if objective == "straight_through":
+        assert stats is None
+    else:
+        # The seed-on path kept statistics of its own, for both downstream BatchNorms.
+        own = dict(stats.named_buffers())
+        assert set(own) == {f"n{i}_{b}" for i in (0, 1)
+                            for b in ("running_mean", "running_var", "num_batches_tracked")}
+        host_mean = model.downstream_norms(model.slot("p0"))[0].running_mean
+        assert not torch.equal(own["n0_running_mean"], host_mean)
+        with model.seed_path_statistics(model.slot("p0")):
+            assert model.downstream_norms(model.slot("p0"))[0].running_mean is own["n0_running_mean"]
+        assert model.downstream_norms(model.slot("p0"))[0].running_mean is host_mean
+        set_stage(model, "p0", SeedStage.BLENDING)  # leaving TRAINING drops them
+        assert model.slot("p0").seed_path_stats is None
+
+
+def test_feedback_seed_learns_to_lower_the_loss_of_the_model_it_joins():
+    # Host frozen (lr 0): only the seed learns, from the loss with it switched in.
+    torch.manual_seed(0)
+    model = build_model(TinyHost(2), lifecycle=LifecycleSettings(training_objective="feedback"))
+    set_stage(model, "p0", SeedStage.TRAINING)
+    data = toy_data(8, batch=32)
+
+    def switched_in_loss() -> float:
+        with torch.no_grad(), model.force_alpha("p0", 1.0):
+            return sum(float(loss_fn(model(x), y)) for x, y in data) / len(data)
+
+    before = switched_in_loss()
+    trainer = SeedTrainer(model, host_lr=0.0, seed_lr=0.01)
+    for epoch in range(1, 21):
+        trainer.train_epoch(data, loss_fn, epoch=epoch)
+    assert switched_in_loss() < before - 0.05

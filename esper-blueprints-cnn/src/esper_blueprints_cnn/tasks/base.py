@@ -39,16 +39,21 @@ def stream_seed(*parts: int) -> int:
 
 @frozen(kw_only=True, eq=False)
 class ImageData:
-    """uint8 images ``(N, H, W, C)`` with int64 labels, for training and validation."""
+    """uint8 images ``(N, H, W, C)`` with int64 labels, for training, validation and test.
+
+    The validation split is what controllers and gates see every epoch; the test split is held
+    out from both and measured once, at the end of an episode (``test_accuracy``)."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     val_images: torch.Tensor
     val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
     num_classes: int = field()
 
     def __attrs_post_init__(self) -> None:
-        for name in ("train", "val"):
+        for name in ("train", "val", "test"):
             images = getattr(self, f"{name}_images")
             labels = getattr(self, f"{name}_labels")
             if images.dtype != torch.uint8 or images.dim() != 4:
@@ -138,6 +143,8 @@ class ImageTask:
         self._train_labels = data.train_labels.to(self.device, torch.int64)
         self._val = data.val_images.to(self.device)
         self._val_labels = data.val_labels.to(self.device, torch.int64)
+        self._test = data.test_images.to(self.device)
+        self._test_labels = data.test_labels.to(self.device, torch.int64)
         self.image_size = (data.train_images.shape[1], data.train_images.shape[2])
         #: Training images per epoch: ``None`` is one pass over the training set; fewer draws
         #: each epoch a fresh subset (the head of that epoch's permutation) from the set as a pool.
@@ -201,19 +208,35 @@ class ImageTask:
                 images = self._train[idx]
             yield self._to_input(images), self._train_labels[idx]
 
+    @property
+    def test_size(self) -> int:
+        return int(self._test_labels.shape[0])
+
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The validation set in fixed order, un-augmented, in batches of at least
         ``MIN_VAL_BATCH``."""
+        return self._fixed_batches(self._val, self._val_labels)
+
+    def test_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The held-out test set (never seen by a controller or a gate), like validation."""
+        return self._fixed_batches(self._test, self._test_labels)
+
+    def _fixed_batches(self, images: torch.Tensor,
+                       labels: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         b = max(self.batch_size, MIN_VAL_BATCH)
-        for start in range(0, self.val_size, b):
+        for start in range(0, int(labels.shape[0]), b):
             stop = start + b
-            yield self._to_input(self._val[start:stop]), self._val_labels[start:stop]
+            yield self._to_input(images[start:stop]), labels[start:stop]
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, target)
 
     def correct(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
         return (output.argmax(dim=1) == target).sum(), int(target.numel())
+
+    def correct_per_example(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """1.0 where the prediction is right, else 0.0 (the gates' paired statistics)."""
+        return (output.argmax(dim=1) == target).float()
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -226,6 +249,6 @@ class ImageTask:
         return (
             f"ImageTask(name={self.name!r}, train={self.train_size}"
             + (f" ({self.epoch_size} per epoch)" if self.epoch_size is not None else "")
-            + f", val={self.val_size}, "
+            + f", val={self.val_size}, test={self.test_size}, "
             f"batch_size={self.batch_size}, widths={self.host_config.widths}, device={self.device})"
         )

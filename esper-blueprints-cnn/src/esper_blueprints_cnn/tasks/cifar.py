@@ -23,9 +23,12 @@ from esper_blueprints_cnn.tasks.options import ImageTaskOptions, parse_options
 from esper_core.errors import ConfigError, DataError
 
 ALLOWED_OPTIONS = frozenset(
-    {"train_size", "val_size", "batch_size", "widths", "data_dir", "download", "augment"}
+    {"train_size", "val_size", "test_size", "batch_size", "widths", "data_dir", "download", "augment"}
 )
-DEFAULT_OPTIONS = ImageTaskOptions(widths=(32, 64, 128))
+#: Validation images held back from the end of the training set: the official test set is the
+#: held-out test split, which no controller or gate may see.
+DEFAULT_VAL_SIZE = 5000
+DEFAULT_OPTIONS = ImageTaskOptions(widths=(32, 64, 128), val_size=DEFAULT_VAL_SIZE)
 
 
 @frozen
@@ -114,12 +117,21 @@ def make_cifar_task(
     )
     root = Path(opts.data_dir).expanduser() if opts.data_dir else default_data_dir()
     train_x, train_y = load_cifar(variant, root=root, train=True, download=opts.download)
-    val_x, val_y = load_cifar(variant, root=root, train=False, download=opts.download)
+    test_x, test_y = load_cifar(variant, root=root, train=False, download=opts.download)
+    assert opts.val_size is not None
+    n_val = opts.val_size
+    if n_val >= train_x.shape[0]:
+        raise ConfigError(
+            f"task {variant.task!r}: option 'val_size' is {n_val} but the training split has only "
+            f"{train_x.shape[0]} images; validation is held back from it, leaving none to train on"
+        )
+    val_x, val_y = train_x[-n_val:], train_y[-n_val:]
+    train_x, train_y = train_x[:-n_val], train_y[:-n_val]
     train_x, train_y = _subset(train_x, train_y, opts.train_size, key="train_size", task=variant.task)
-    val_x, val_y = _subset(val_x, val_y, opts.val_size, key="val_size", task=variant.task)
+    test_x, test_y = _subset(test_x, test_y, opts.test_size, key="test_size", task=variant.task)
     data = ImageData(
         train_images=train_x, train_labels=train_y, val_images=val_x, val_labels=val_y,
-        num_classes=variant.num_classes,
+        test_images=test_x, test_labels=test_y, num_classes=variant.num_classes,
     )
     return ImageTask(
         name=variant.task, data=data, seed=seed, device=device, batch_size=opts.batch_size,
@@ -128,10 +140,10 @@ def make_cifar_task(
 
 
 def make_cifar10_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
-    """TaskSpec factory of ``cifar10`` (the test split serves as validation)."""
+    """TaskSpec factory of ``cifar10`` (validation held back from training; test = the test set)."""
     return make_cifar_task(CIFAR10, seed=seed, device=device, options=options)
 
 
 def make_cifar100_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
-    """TaskSpec factory of ``cifar100`` (fine labels; the test split serves as validation)."""
+    """TaskSpec factory of ``cifar100`` (fine labels; validation held back from training)."""
     return make_cifar_task(CIFAR100, seed=seed, device=device, options=options)

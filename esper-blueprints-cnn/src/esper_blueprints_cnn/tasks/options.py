@@ -31,8 +31,11 @@ class ImageTaskOptions:
 
     #: Training images used (``None``: the task's default; CIFAR: the whole training set).
     train_size: int | None = field(default=None, converter=to_optional_size)
-    #: Validation images used (``None``: the task's default; CIFAR: the whole test set).
+    #: Validation images used (``None``: the task's default; CIFAR: 5,000 held back from the
+    #: training set).
     val_size: int | None = field(default=None, converter=to_optional_size)
+    #: Held-out test images (``None``: the task's default; CIFAR: the whole test set).
+    test_size: int | None = field(default=None, converter=to_optional_size)
     batch_size: int = field(default=128, converter=to_positive_int)
     #: Host block widths (one injection point per block).
     widths: tuple[int, ...] = field(default=(8, 16, 32), converter=to_widths)

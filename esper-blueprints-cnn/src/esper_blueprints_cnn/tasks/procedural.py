@@ -47,18 +47,21 @@ CLUTTER = 3
 
 DEFAULT_TRAIN_SIZE = 3500
 DEFAULT_VAL_SIZE = 2000
+DEFAULT_TEST_SIZE = 2000
 #: Options of both procedural tasks (``shapes`` and ``micro``).
 ALLOWED_OPTIONS = frozenset(
-    {"train_size", "val_size", "epoch_size", "batch_size", "widths", "augment", "data_seed",
-     "image_size"}
+    {"train_size", "val_size", "test_size", "epoch_size", "batch_size", "widths", "augment",
+     "data_seed", "image_size"}
 )
 DEFAULT_OPTIONS = ImageTaskOptions(
-    train_size=DEFAULT_TRAIN_SIZE, val_size=DEFAULT_VAL_SIZE, widths=(8, 16, 32)
+    train_size=DEFAULT_TRAIN_SIZE, val_size=DEFAULT_VAL_SIZE, test_size=DEFAULT_TEST_SIZE,
+    widths=(8, 16, 32)
 )
 #: ``micro``: see :mod:`esper_blueprints_cnn.micro` for the measurements behind each value.
 MICRO_OPTIONS = ImageTaskOptions(
     train_size=MICRO_TRAIN_SIZE, val_size=MICRO_VAL_SIZE, epoch_size=MICRO_EPOCH_SIZE,
-    widths=MICRO_WIDTHS, augment=MICRO_AUGMENT, image_size=MICRO_IMAGE_SIZE,
+    test_size=MICRO_VAL_SIZE, widths=MICRO_WIDTHS, augment=MICRO_AUGMENT,
+    image_size=MICRO_IMAGE_SIZE,
 )
 
 
@@ -192,7 +195,7 @@ def _render(p: dict[str, torch.Tensor], noise: torch.Tensor, size: int) -> torch
     return img.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=6)  # three splits of each procedural task
 def _shared_shapes(n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`generate_shapes`, generated once per process: a learned controller builds a task
     for every episode (each episode's host and data order come from its own task seed) while
@@ -203,12 +206,12 @@ def _shared_shapes(n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Te
 def _make_procedural_task(
     name: str, *, seed: int, device: str, options: Mapping[str, Any], defaults: ImageTaskOptions
 ) -> ImageTask:
-    """An :class:`ImageTask` over :func:`generate_shapes` images. Train and validation images
-    come from separate streams of ``data_seed``, so changing one size never changes the other
-    split and every run seed sees the same dataset; ``seed`` drives host init, shuffling and
-    augmentation."""
+    """An :class:`ImageTask` over :func:`generate_shapes` images. Train, validation and test
+    images come from separate streams of ``data_seed``, so changing one size never changes
+    another split and every run seed sees the same dataset; ``seed`` drives host init,
+    shuffling and augmentation."""
     opts = parse_options(name, options, allowed=ALLOWED_OPTIONS, defaults=defaults)
-    assert opts.train_size is not None and opts.val_size is not None
+    assert opts.train_size is not None and opts.val_size is not None and opts.test_size is not None
     if opts.epoch_size is not None and opts.epoch_size > opts.train_size:
         raise ConfigError(
             f"task {name!r}: option 'epoch_size' ({opts.epoch_size}) must not exceed "
@@ -218,17 +221,19 @@ def _make_procedural_task(
     size = opts.image_size
     train_x, train_y = _shared_shapes(opts.train_size, stream_seed(opts.data_seed, 1), size)
     val_x, val_y = _shared_shapes(opts.val_size, stream_seed(opts.data_seed, 2), size)
+    test_x, test_y = _shared_shapes(opts.test_size, stream_seed(opts.data_seed, 3), size)
     logger.debug(
         "shapes generated",
         task=name,
         train=opts.train_size,
         val=opts.val_size,
+        test=opts.test_size,
         size=size,
         seconds=round(time.perf_counter() - start, 3),
     )
     data = ImageData(
         train_images=train_x, train_labels=train_y, val_images=val_x, val_labels=val_y,
-        num_classes=len(CLASSES),
+        test_images=test_x, test_labels=test_y, num_classes=len(CLASSES),
     )
     return ImageTask(
         name=name, data=data, seed=seed, device=device, batch_size=opts.batch_size,

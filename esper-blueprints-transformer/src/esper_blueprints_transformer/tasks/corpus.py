@@ -87,7 +87,10 @@ def read_text_file(path: str | Path, *, chars: int | None = None) -> bytes:
     return data if chars is None else text[:chars].encode("utf-8")
 
 
-def split(data: bytes, val_fraction: float) -> tuple[bytes, bytes]:
-    """The first ``1 − val_fraction`` of ``data`` for training, the rest for validation."""
-    cut = len(data) - int(len(data) * val_fraction)
-    return data[:cut], data[cut:]
+def split(data: bytes, val_fraction: float, test_fraction: float = 0.0) -> tuple[bytes, bytes, bytes]:
+    """Training, validation and test bytes: the first ``1 − val_fraction − test_fraction`` of
+    ``data``, then ``val_fraction``, then the held-out ``test_fraction`` at the end."""
+    n = len(data)
+    test_cut = n - int(n * test_fraction)
+    val_cut = test_cut - int(n * val_fraction)
+    return data[:val_cut], data[val_cut:test_cut], data[test_cut:]

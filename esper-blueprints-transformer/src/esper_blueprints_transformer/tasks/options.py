@@ -63,6 +63,8 @@ class TextTaskOptions:
     #: Training batches per epoch; ``None``: as many as cover the training split once on average.
     steps_per_epoch: int | None = field(default=None, validator=_optional_int_at_least(1))
     val_fraction: float = field(default=0.1, validator=_fraction)
+    #: The held-out test split, at the end of the text (never seen by controllers or gates).
+    test_fraction: float = field(default=0.1, validator=_fraction)
     #: Cap on validation batches (validation runs once per epoch, plus counterfactual passes).
     max_val_batches: int = field(default=8, validator=_int_at_least(1))
     context: int = field(default=64, validator=_int_at_least(1))

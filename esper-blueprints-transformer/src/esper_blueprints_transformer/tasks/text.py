@@ -3,7 +3,9 @@
 A training batch is ``batch_size`` windows of ``context + 1`` bytes at random offsets of the
 training split, drawn from a generator seeded by (task seed, epoch): the same seed and epoch give
 the same batches on any device. Validation uses fixed, non-overlapping windows of the held-out
-tail of the text. Accuracy is next-byte accuracy over every position.
+part of the text after the training split; the test split (the text's last ``test_fraction``)
+is held out from controllers and gates and measured once at the end of an episode. Accuracy is
+next-byte accuracy over every position.
 """
 
 from __future__ import annotations
@@ -48,20 +50,27 @@ class TextTask:
         self.options = options
         self.host_config = options.host_config()
         context = options.context
-        train, val = corpus.split(data, options.val_fraction)
-        if len(train) < context + 1 or len(val) < context + 1:
+        if options.val_fraction + options.test_fraction >= 0.9:
+            raise ConfigError(
+                f"task {name!r}: val_fraction {options.val_fraction} + test_fraction "
+                f"{options.test_fraction} leave less than 10% of the text for training"
+            )
+        train, val, test = corpus.split(data, options.val_fraction, options.test_fraction)
+        if min(len(train), len(val), len(test)) < context + 1:
             raise DataError(
                 f"task {name!r}: {source} has {len(data)} bytes, too short for context {context} "
-                f"with val_fraction {options.val_fraction}; each split needs at least "
-                f"{context + 1} bytes (give more text or a smaller context)"
+                f"with val_fraction {options.val_fraction} and test_fraction "
+                f"{options.test_fraction}; each split needs at least {context + 1} bytes (give "
+                "more text or a smaller context)"
             )
-        self.train_bytes, self.val_bytes = train, val
+        self.train_bytes, self.val_bytes, self.test_bytes = train, val, test
         self._train = torch.frombuffer(bytearray(train), dtype=torch.uint8).long().to(self.device)
         self._offsets = torch.arange(context + 1, device=self.device)
         self.steps_per_epoch = options.steps_per_epoch or max(
             1, len(train) // (options.batch_size * context)
         )
         self._val = self._validation_batches(val)
+        self._test = self._validation_batches(test)
 
     def _validation_batches(self, val: bytes) -> list[tuple[torch.Tensor, torch.Tensor]]:
         context, batch = self.options.context, self.options.batch_size
@@ -90,6 +99,10 @@ class TextTask:
     def val_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return list(self._val)
 
+    def test_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Fixed windows of the held-out test split."""
+        return list(self._test)
+
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean next-byte cross-entropy over every position of the batch (nats)."""
         return F.cross_entropy(output.reshape(-1, output.size(-1)), target.reshape(-1))
@@ -97,6 +110,10 @@ class TextTask:
     def correct(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Positions whose most likely next byte is the true one, and the positions judged."""
         return (output.argmax(dim=-1) == target).sum(), target.numel()
+
+    def correct_per_example(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Each window's fraction of positions predicted right (the gates' paired unit)."""
+        return (output.argmax(dim=-1) == target).float().mean(dim=-1)
 
     def unigram_baseline(self) -> float:
         """Validation cross-entropy of the training split's byte frequencies (nats/byte)."""

@@ -43,7 +43,17 @@ class SegmentedHost(Protocol):
 
 @runtime_checkable
 class Task(Protocol):
-    """Data, host and metric of one episode, built by a :class:`TaskSpec` factory."""
+    """Data, host and metric of one episode, built by a :class:`TaskSpec` factory.
+
+    Two further methods are optional (every built-in task has them):
+
+    * ``test_batches()``: the held-out test split, never shown to a controller or a gate;
+      the engine measures it once per episode and reports it as ``test_accuracy``. Without
+      it a run reports ``test_accuracy`` as null.
+    * ``correct_per_example(output, target) -> Tensor``: one float per example (1/0, or the
+      fraction of an example's positions that are right), for the gates' paired per-example
+      statistics; without it each validation batch is one paired unit.
+    """
 
     name: str
     topology: str

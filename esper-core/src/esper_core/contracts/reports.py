@@ -24,10 +24,16 @@ class SlotReport:
     blueprint: str | None = None
     epochs_in_stage: int = 0
     alpha: float = 0.0
-    #: metric(α) − metric(α = 0) in points, measured from BLENDING on; None before.
+    #: Dependence on the seed: metric(α) − metric(α = 0) in points, measured from BLENDING on
+    #: (None before). Downstream layers that trained with the seed lose their adaptation too when
+    #: it is removed, so this overstates what the seed added.
     contribution: float | None = None
-    #: metric(α = 1) − metric(α = 0) for a seed in TRAINING (what it would add if switched on).
+    #: Gain over the no-seed path: metric(α = 1) − metric(α = 0) for a seed in TRAINING (what it
+    #: would add if switched on, the host not yet adapted to it).
     seed_gain: float | None = None
+    #: Standard errors (points) of the paired per-example means above; None when not measured.
+    contribution_se: float | None = None
+    seed_gain_se: float | None = None
     #: parameter-normalised gradient ratio (EMA, bias-corrected), see the G2 gate.
     gradient_ratio: float = 0.0
     seed_params: int = 0
@@ -38,6 +44,15 @@ class SlotReport:
     @property
     def live(self) -> bool:
         return self.stage in LIVE_STAGES
+
+    def lower_bound(self, z: float) -> float | None:
+        """The stage's measure minus ``z`` standard errors: ``seed_gain`` in TRAINING, else
+        ``contribution`` (None when not measured; an unknown error counts as zero)."""
+        value, se = ((self.seed_gain, self.seed_gain_se) if self.stage is SeedStage.TRAINING
+                     else (self.contribution, self.contribution_se))
+        if value is None:
+            return None
+        return value - z * (se or 0.0)
 
 
 @frozen(kw_only=True)

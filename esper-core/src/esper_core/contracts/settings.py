@@ -19,12 +19,18 @@ def _nonneg_float(instance: object, attribute: object, value: float) -> None:
 
 @frozen(kw_only=True)
 class GateThresholds:
-    """Thresholds of the built-in gates G0–G5."""
+    """Thresholds of the built-in gates G0–G5.
 
+    G2–G5 decide on paired per-example statistics with their standard errors: a measure must
+    clear its threshold by ``confidence_z`` standard errors (G2, G5), or must not fall below
+    zero by that much (G3, G4)."""
+
+    #: Standard errors a gate's measure must clear its threshold by (one-sided; 1.645 ≈ 95 %).
+    confidence_z: float = field(default=1.645, converter=float, validator=_nonneg_float)
     #: G2: epochs a seed must spend in TRAINING before it may blend.
     g2_min_epochs: int = field(default=2, validator=_nonneg_int)
-    #: G2: the seed's measured gain (points) must be at least this (negative allows noise).
-    g2_min_improvement: float = field(default=-0.5, converter=float)
+    #: G2: the lower confidence bound of the seed's gain (points) must be at least this.
+    g2_min_improvement: float = field(default=0.0, converter=float)
     #: G2: parameter-normalised gradient ratio a seed must reach to be "learning".
     g2_gradient_ratio: float = field(default=0.05, converter=float, validator=_nonneg_float)
     #: G3: α a blending seed must reach before SHADOWING.
@@ -33,14 +39,23 @@ class GateThresholds:
     g3_min_epochs: int = field(default=3, validator=_nonneg_int)
     #: G4: epochs a seed must spend SHADOWING, with a non-negative contribution throughout.
     g4_window: int = field(default=1, validator=_pos_int)
-    #: G5: counterfactual contribution (points) required to fossilize.
-    g5_min_contribution: float = field(default=1.0, converter=float)
+    #: G5: the lower confidence bound of the counterfactual contribution (points) required to
+    #: fossilize.
+    g5_min_contribution: float = field(default=0.0, converter=float)
+
+
+#: How a seed in TRAINING learns (see esper_core.kasmina.training for the measurement).
+TRAINING_OBJECTIVES = ("feedback", "straight_through")
 
 
 @frozen(kw_only=True)
 class LifecycleSettings:
     """Timing and blending of the seed lifecycle."""
 
+    #: "feedback": the seed learns from the loss of the model with it switched in (a second
+    #: forward of the downstream segments, host parameters excluded); "straight_through": the
+    #: seed follows ∂L/∂h of the host's own forward (no feedback from its own output).
+    training_objective: str = field(default="feedback", validator=validators.in_(TRAINING_OBJECTIVES))
     alpha_schedule: str = "tanh"
     #: T: epochs for α to go from 0 to 1.
     blending_epochs: int = field(default=5, validator=_pos_int)

@@ -11,7 +11,7 @@ from esper_core.kasmina.alpha import (
     linear_schedule,
     tanh_schedule,
 )
-from esper_core.kasmina.counterfactual import ValidationResult, evaluate
+from esper_core.kasmina.counterfactual import ValidationResult, evaluate, measure_accuracy
 from esper_core.kasmina.distributed import agree, agree_all, agree_min, is_distributed
 from esper_core.kasmina.gates import (
     GateContext,
@@ -57,6 +57,7 @@ __all__ = [
     "g5_contribution",
     "gradient_ratio",
     "is_distributed",
+    "measure_accuracy",
     "linear_schedule",
     "tanh_schedule",
 ]

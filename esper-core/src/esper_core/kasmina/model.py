@@ -40,6 +40,9 @@ from esper_core.plugins.blame import blame, module_of
 
 logger = structlog.get_logger(__name__)
 
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
 Transition = tuple[str, SeedStage, SeedStage]
 
 _AUTO_ADVANCE = (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.SHADOWING)
@@ -128,6 +131,7 @@ class MorphogeneticModel(nn.Module):
                     points[known.index(name)],
                     index=i,
                     detach_host_in_blending=lifecycle.detach_host_in_blending,
+                    straight_through=lifecycle.training_objective == "straight_through",
                 )
                 for i, name in enumerate(ordered)
             }
@@ -161,6 +165,72 @@ class MorphogeneticModel(nn.Module):
                 h = slot(h)
             h = segments[i + 1](h)
         return h
+
+    def suffix_modules(self, start: int) -> list[nn.Module]:
+        """The modules downstream of the slot at injection point ``start``: every later segment
+        and slot (what a counterfactual or feedback pass from that slot runs through)."""
+        modules: list[nn.Module] = []
+        for i in range(start, len(self._by_point)):
+            if i > start and self._by_point[i] is not None:
+                modules.append(self._by_point[i])  # type: ignore[arg-type]
+            modules.append(self._segments[i + 1])
+        return modules
+
+    def downstream_norms(self, slot: SeedSlot) -> list[nn.Module]:
+        """BatchNorm layers (tracking running statistics) downstream of ``slot``."""
+        return [m for module in self.suffix_modules(self.point_index(slot)) for m in module.modules()
+                if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
+
+    def attach_seed_path_stats(self, slot: SeedSlot) -> None:
+        """Give a feedback-trained TRAINING seed its own copy of the downstream BatchNorm
+        running statistics (a no-op otherwise, and when there is no downstream BatchNorm).
+
+        Why: the seed learns on a forward with itself switched in, whose activations downstream
+        differ from the host's. Measured with the host's statistics (restored after every
+        feedback pass, as they must be), a ``conv_light`` seed in ``block2`` of the ``shapes``
+        host, whose downstream block3 normalises with BatchNorm, showed a gain of −0.75 to
+        −3.95 points over eight TRAINING epochs while the same seed in ``block3`` (no
+        BatchNorm downstream) gained +1.25 to +5.30: the seed-on path was normalised with the
+        statistics of another distribution. Tracking the seed-on path's own statistics makes
+        the gain measure the model the seed would actually make."""
+        slot.seed_path_stats = None
+        if slot.stage is not SeedStage.TRAINING or slot.straight_through or slot.seed is None:
+            return
+        norms = self.downstream_norms(slot)
+        if not norms:
+            return
+        stats = nn.Module()
+        for i, m in enumerate(norms):
+            for name in _NORM_BUFFERS:
+                buffer = getattr(m, name)
+                if buffer is not None:
+                    stats.register_buffer(f"n{i}_{name}", buffer.detach().clone())
+        slot.seed_path_stats = stats
+
+    @contextlib.contextmanager
+    def seed_path_statistics(self, slot: SeedSlot) -> Iterator[None]:
+        """Inside the block the BatchNorm layers downstream of ``slot`` use (and, in training
+        mode, update) the seed path's own running statistics; the host's are swapped back out
+        untouched afterwards. Swapping the buffer objects copies nothing and leaves the host's
+        tensors as its autograd graph saved them."""
+        stats = slot.seed_path_stats
+        if stats is None:
+            yield
+            return
+        norms = self.downstream_norms(slot)
+
+        def swap() -> None:
+            for i, m in enumerate(norms):
+                for name in _NORM_BUFFERS:
+                    key = f"n{i}_{name}"
+                    if key in stats._buffers:
+                        m._buffers[name], stats._buffers[key] = stats._buffers[key], m._buffers[name]
+
+        swap()
+        try:
+            yield
+        finally:
+            swap()
 
     def stem(self, x: Tensor) -> Tensor:
         """The first segment: the activation entering injection point 0."""
@@ -246,6 +316,8 @@ class MorphogeneticModel(nn.Module):
                     alpha=self.effective_alpha(slot),
                     contribution=st.contribution,
                     seed_gain=st.seed_gain,
+                    contribution_se=st.contribution_se,
+                    seed_gain_se=st.seed_gain_se,
                     gradient_ratio=st.gradient.value,
                     seed_params=_numel(slot.seed),
                     germinated_epoch=st.germinated_epoch,
@@ -295,6 +367,7 @@ class MorphogeneticModel(nn.Module):
         src = slot.stage
         check_transition(src, dst)
         slot.stage = dst
+        self.attach_seed_path_stats(slot)
         st = slot.state
         st.stage_epoch = epoch
         st.epochs_in_stage = 0
@@ -450,14 +523,20 @@ class MorphogeneticModel(nn.Module):
 
     # ------------------------------------------------------------------ measurements
     def record_validation(self, *, contributions: Mapping[str, float],
-                          seed_gains: Mapping[str, float], epoch: int) -> None:
-        """Store a validation pass's counterfactual results in the slots (G2, G4, G5 read them)."""
+                          seed_gains: Mapping[str, float], epoch: int,
+                          contribution_ses: Mapping[str, float] | None = None,
+                          seed_gain_ses: Mapping[str, float] | None = None) -> None:
+        """Store a validation pass's counterfactual results and their standard errors in the
+        slots (G2–G5 read them); a missing standard error is recorded as unknown (None)."""
         for name, value in contributions.items():
             s = self.slot(name)
             s.state.contribution = value
+            s.state.contribution_se = (contribution_ses or {}).get(name)
             s.state.contributions.append((epoch, s.stage, value))
         for name, value in seed_gains.items():
-            self.slot(name).state.seed_gain = value
+            st = self.slot(name).state
+            st.seed_gain = value
+            st.seed_gain_se = (seed_gain_ses or {}).get(name)
 
     def sync_gradient_ratios(self) -> dict[str, float]:
         """Read every tracked gradient ratio out of the device (once per epoch)."""

@@ -3,11 +3,15 @@
 Forward by stage (``h`` is the host activation at the injection point, ``s`` the seed output):
 
 * DORMANT, GERMINATED, CULLED, EMBARGOED, RESETTING: ``h`` itself (same tensor object, no copy).
-* TRAINING: ``s = seed(h.detach())``, output ``h + (s − s.detach())``. The forward value is
-  exactly ``h`` (``s − s.detach()`` is an exact zero for finite ``s``), yet the task gradient
-  reaches the seed through the ``+ s`` term: the straight-through form (Bengio et al. 2013,
-  "Estimating or Propagating Gradients Through Stochastic Neurons"). The host receives no
-  gradient through the seed path because the seed reads ``h.detach()``.
+* TRAINING, ``training_objective = "feedback"`` (default): ``h`` itself. The seed is trained by
+  :class:`~esper_core.kasmina.training.SeedTrainer` on a second forward of the downstream
+  segments with the seed switched in, so it learns from the effect of its own output while the
+  host's forward and gradients are exactly those of the host alone.
+* TRAINING, ``"straight_through"``: ``s = seed(h.detach())``, output ``h + (s − s.detach())``.
+  The forward value is exactly ``h``, yet the task gradient reaches the seed through the ``+ s``
+  term (Bengio et al. 2013, "Estimating or Propagating Gradients Through Stochastic Neurons").
+  The seed then follows the first-order term ∂L/∂h·s, which is unbounded below: measured, its
+  output scale grows every epoch and its gain over the no-seed path falls with training time.
 * BLENDING, SHADOWING, PROBATIONARY: ``lerp(h, s, α) = h + α(s − h)``. The seed reads
   ``h.detach()`` when ``detach_host_in_blending`` (CNN default): the host then learns only from
   its own ``(1 − α)`` path and cannot co-adapt to feed the seed. Without detaching (transformer
@@ -46,8 +50,13 @@ class SlotState:
     blend_epochs: int = 0
     germinated_epoch: int | None = None
     accuracy_at_germination: float | None = None
+    #: Dependence on the seed (accuracy lost when it alone is removed), from BLENDING on.
     contribution: float | None = None
+    #: Gain over the no-seed path (accuracy with the seed fully on minus without), in TRAINING.
     seed_gain: float | None = None
+    #: Standard errors (points) of the two paired means above; None when not measured.
+    contribution_se: float | None = None
+    seed_gain_se: float | None = None
     #: (epoch, stage, contribution) of every validation measurement from BLENDING on.
     contributions: list[tuple[int, SeedStage, float]] = field(factory=list)
     gradient: GradientRatioTracker = field(factory=GradientRatioTracker)
@@ -64,19 +73,25 @@ class SeedSlot(nn.Module):
     """A place in the host where a seed can live. Stage changes go through the model."""
 
     def __init__(
-        self, name: str, point: InjectionPoint, *, index: int, detach_host_in_blending: bool
+        self, name: str, point: InjectionPoint, *, index: int, detach_host_in_blending: bool,
+        straight_through: bool = False,
     ) -> None:
         super().__init__()
         self.name = name
         self.point = point
         self.index = index
         self.detach_host_in_blending = detach_host_in_blending
+        #: TRAINING forward: straight-through ``h + (s − s.detach())`` instead of ``h`` itself.
+        self.straight_through = straight_through
         self.stage = SeedStage.DORMANT
         self.seed: nn.Module | None = None
         self.blueprint: BlueprintSpec | None = None
         self.alpha = 0.0
         #: Set by :meth:`MorphogeneticModel.force_alpha` for counterfactual passes.
         self.forced_alpha: float | None = None
+        #: Running statistics of the downstream BatchNorm layers on the seed-switched-in path
+        #: (feedback TRAINING only; see MorphogeneticModel.seed_path_statistics).
+        self.seed_path_stats: nn.Module | None = None
         self.state = SlotState()
 
     @property
@@ -97,6 +112,8 @@ class SeedSlot(nn.Module):
         if self.forced_alpha is not None:
             return self._forward_forced(host, self.forced_alpha)
         if stage is SeedStage.TRAINING:
+            if not self.straight_through:
+                return host
             s = self.seed(host.detach())  # type: ignore[misc]
             state.last_seed_output = s
             return host + (s - s.detach())

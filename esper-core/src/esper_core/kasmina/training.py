@@ -5,6 +5,25 @@ the seed appears and dropped when it is culled; a fossilized seed's parameters j
 optimizer as a new parameter group, keeping their optimizer state. Only seeds in the forward
 (TRAINING and the blended stages) are stepped; a GERMINATED seed waits for G1.
 
+**Seeds in TRAINING** (``training_objective = "feedback"``, the default) learn from the effect of
+their own output while the host stays protected. Each step runs the host's forward as usual
+(the slot passes the activation ``h`` through unchanged, so the host's loss and gradients are
+exactly those of the host alone), keeping the activation entering every injection point. For
+each TRAINING seed it then re-runs only the downstream suffix from that slot on ``h.detach()``
+with the seed switched fully in, and takes the gradient of that loss with respect to the
+seed's parameters alone (``torch.autograd.grad``): the downstream host layers pass the
+gradient back to the seed but receive none themselves, and BatchNorm running statistics of
+that pass are the seed path's own (:meth:`MorphogeneticModel.seed_path_statistics`), so the
+host never learns from the seed before BLENDING. The
+seed thus minimises the loss of the model it will join — a well-posed objective, bounded below
+— instead of the straight-through first-order term ∂L/∂h·s, which is unbounded below.
+
+Measured on ``shapes`` (``benchmarks/growth_training_objective.py``, docs/growth.md): under the
+straight-through objective a ``conv_light`` seed's gain over the no-seed path fell with training
+time (+0.10, +0.20, −2.6, −10.0 … −29.4 points over nine TRAINING epochs, its output scale
+growing every epoch); under feedback it rises and stays positive. The extra cost is one forward
+and backward of the suffix per TRAINING seed per step (counted in the growth study's compute).
+
 The hot loop never calls ``.item()`` (the loss is summed as a tensor, the gradient ratios are
 EMA tensors); with a :class:`SafetyGovernor` there is exactly one sync per step, its finiteness
 check.
@@ -149,6 +168,30 @@ class SeedTrainer:
             optimizer.load_state_dict(saved)
             self.seed_optimizers[name], self._seed_modules[name] = optimizer, seed
 
+    def _feedback_slots(self, trained: list[SeedSlot]) -> tuple[list[SeedSlot], dict[str, int]]:
+        """The TRAINING seeds trained with feedback and their injection points."""
+        feedback = [s for s in trained if s.stage is SeedStage.TRAINING and not s.straight_through]
+        return feedback, {s.name: self.model.point_index(s) for s in feedback}
+
+    def _feedback_step(self, feedback: list[SeedSlot], points: Mapping[str, int],
+                       seed_params: Mapping[str | None, list[nn.Parameter]], cache: list[Tensor],
+                       y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """Give every feedback-trained seed the gradient of the loss with it switched in; the
+        host's parameters, gradients and statistics are left untouched. Returns the summed
+        losses (detached) for the governor's finiteness check."""
+        model = self.model
+        total = torch.zeros((), device=y.device)
+        for slot in feedback:
+            p = points[slot.name]
+            params = seed_params[slot.name]
+            with model.seed_path_statistics(slot), model.force_alpha(slot.name, 1.0):
+                seed_loss = loss_fn(model.run_from(cache[p].detach(), p), y)
+                grads = torch.autograd.grad(seed_loss, params, allow_unused=True)
+            for param, grad in zip(params, grads, strict=True):
+                param.grad = grad
+            total = total + seed_loss.detach()
+        return total
+
     def _trained_params(self) -> tuple[list[SeedSlot], dict[str | None, list[nn.Parameter]]]:
         trained = [s for s in self.model.all_slots()
                    if s.stage in TRAINED_STAGES and s.seed is not None]
@@ -176,21 +219,30 @@ class SeedTrainer:
         norms: dict[str | None, Tensor] = {}
         steps = 0
         rollbacks: list[GovernorRollback] = []
+        feedback, points = self._feedback_slots(trained)
         for index, (x, y) in enumerate(batches):
             for opt in self.optimizers():
                 opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            loss.backward()
+            if feedback:
+                cache: list[Tensor] = []
+                loss = loss_fn(model.run_from(model.stem(x), 0, cache), y)
+                loss.backward()
+                feedback_loss = self._feedback_step(feedback, points, seed_params, cache, y, loss_fn)
+            else:
+                loss = loss_fn(model(x), y)
+                loss.backward()
             tracked = [s for s in trained if s.stage is SeedStage.TRAINING]
             if governor is not None or tracked:
                 norms = group_grad_norms({None: host_params, **seed_params})
-            if governor is not None and not governor.check(loss.detach(), norms):
+            checked = loss.detach() if not feedback else loss.detach() + feedback_loss
+            if governor is not None and not governor.check(checked, norms):
                 rollbacks.append(governor.rollback(epoch=epoch, step=index,
                                                    cause="non-finite loss, gradient or parameter"))
                 for opt in self.optimizers():
                     opt.zero_grad(set_to_none=True)
                 self.sync()
                 trained, seed_params = self._trained_params()
+                feedback, points = self._feedback_slots(trained)
                 governor.snapshot(self.optimizers())
                 continue
             self.host_optimizer.step()

@@ -93,6 +93,7 @@ class ToyTask:
 
         self.train = sample(int(options.get("train_size", 256)))
         self.val = sample(int(options.get("val_size", 128)))
+        self.test = sample(int(options.get("test_size", 128)))
 
     def build_host(self) -> nn.Module:
         return ToyHost(features=self.features, width=self.width, classes=self.classes).to(self.device)
@@ -110,11 +111,17 @@ class ToyTask:
     def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         return self._batches(self.val, torch.arange(len(self.val[1]), device=self.device))
 
+    def test_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self._batches(self.test, torch.arange(len(self.test[1]), device=self.device))
+
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         return nn.functional.cross_entropy(output, target)
 
     def correct(self, output: Tensor, target: Tensor) -> tuple[Tensor, int]:
         return (output.argmax(dim=-1) == target).sum(), int(target.numel())
+
+    def correct_per_example(self, output: Tensor, target: Tensor) -> Tensor:
+        return (output.argmax(dim=-1) == target).float()
 
 
 @hookimpl

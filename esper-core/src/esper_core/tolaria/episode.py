@@ -28,7 +28,14 @@ from esper_core.contracts.events import (
 )
 from esper_core.contracts.protocols import Policy, RewardContext, Stateful, Task
 from esper_core.contracts.reports import EpochReport
-from esper_core.kasmina import GateSuite, MorphogeneticModel, SafetyGovernor, SeedTrainer, evaluate
+from esper_core.kasmina import (
+    GateSuite,
+    MorphogeneticModel,
+    SafetyGovernor,
+    SeedTrainer,
+    evaluate,
+    measure_accuracy,
+)
 from esper_core.tolaria.ledger import SeedLedger, SeedRecord
 from esper_core.tolaria.masks import build_action_mask
 from esper_core.tolaria.resolve import ResolvedRun
@@ -50,6 +57,8 @@ class EpisodeResult:
     total_reward: float
     seconds: float
     model: MorphogeneticModel = field(repr=False)
+    #: accuracy of the final model on the task's held-out test split (None: the task has none)
+    test_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +67,7 @@ class EpisodeResult:
             "epochs": self.epochs,
             "final_accuracy": self.final_accuracy,
             "best_accuracy": self.best_accuracy,
+            "test_accuracy": self.test_accuracy,
             "host_params": self.host_params,
             "seed_params": self.fossilized_params,
             "seeds": [s.to_dict() for s in self.seeds],
@@ -166,6 +176,7 @@ class HostEpisode:
         self._total_reward = 0.0
         self._done = False
         self._observers: list[Any] = []
+        self._test_accuracy: float | None = None
         with self._rng.active():
             self.model = build_model(resolved, task, self._emit)
             self.trainer = SeedTrainer(
@@ -238,7 +249,8 @@ class HostEpisode:
         for group in self.trainer.host_optimizer.param_groups:
             group["lr"] = self.resolved.training.host_lr(epoch, self.resolved.epochs)
         stats = self.trainer.train_epoch(self.task.train_batches(epoch=epoch), self.task.loss, epoch=epoch)
-        val = evaluate(self.model, self.task.val_batches(), self.task.loss, self.task.correct)
+        val = evaluate(self.model, self.task.val_batches(), self.task.loss, self.task.correct,
+                       example_fn=getattr(self.task, "correct_per_example", None))
         report = self._report(train_loss=stats.loss, val_loss=val.loss, val_accuracy=val.accuracy)
         self._ledger.on_epoch(report.slots)
         self._anomalies = []
@@ -262,6 +274,7 @@ class HostEpisode:
             slots=[
                 {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha,
                  "contribution": s.contribution, "seed_gain": s.seed_gain,
+                 "contribution_se": s.contribution_se, "seed_gain_se": s.seed_gain_se,
                  "gradient_ratio": s.gradient_ratio, "seed_params": s.seed_params}
                 for s in report.slots
             ],
@@ -410,10 +423,25 @@ class HostEpisode:
             if saved is not None and isinstance(observer, Stateful):
                 observer.load_state_dict(saved)
 
+    def random_stream(self) -> Any:
+        """A context manager running its block on this episode's random stream (e.g. to build
+        modules whose initial weights must not depend on what else runs in the process)."""
+        return self._rng.active()
+
+    def test_accuracy(self) -> float | None:
+        """The model's accuracy on the task's held-out test split, which no controller or gate
+        sees (None when the task has no ``test_batches``)."""
+        batches = getattr(self.task, "test_batches", None)
+        if batches is None:
+            return None
+        return measure_accuracy(self.model, batches(), self.task.correct)
+
     def result(self) -> EpisodeResult:
-        """The finished episode's outcome."""
+        """The finished episode's outcome, with its held-out test accuracy."""
         if not self._done:
             raise RuntimeError("HostEpisode.result() is only available once the episode is over")
+        if self._test_accuracy is None:
+            self._test_accuracy = self.test_accuracy()
         counts = self.model.param_counts()
         return EpisodeResult(
             episode=self.episode,
@@ -427,6 +455,7 @@ class HostEpisode:
             total_reward=self._total_reward,
             seconds=time.perf_counter() - self._started,
             model=self.model,
+            test_accuracy=self._test_accuracy,
         )
 
     def close(self) -> None:

@@ -18,8 +18,11 @@ class SeedRecord:
     germinated_epoch: int
     outcome: str = "live"
     ended_epoch: int | None = None
+    #: dependence on the seed (accuracy lost when it is removed), last measured from BLENDING on
     contribution: float | None = None
     params: int = 0
+    #: gain over the no-seed path, last measured in TRAINING (before the host adapted to it)
+    seed_gain: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -28,6 +31,7 @@ class SeedRecord:
             "germinated_epoch": self.germinated_epoch,
             "outcome": self.outcome,
             "ended_epoch": self.ended_epoch,
+            "seed_gain": self.seed_gain,
             "contribution": self.contribution,
             "params": self.params,
         }
@@ -52,10 +56,12 @@ class SeedLedger:
             record.ended_epoch = event.epoch
 
     def on_epoch(self, slots: tuple[SlotReport, ...]) -> None:
-        """Keep the latest contribution and size of every open seed."""
+        """Keep the latest gain, dependence and size of every open seed."""
         for report in slots:
             record = self._open.get(report.slot)
             if record is not None:
                 if report.contribution is not None:
                     record.contribution = report.contribution
+                if report.seed_gain is not None and report.stage is SeedStage.TRAINING:
+                    record.seed_gain = report.seed_gain
                 record.params = report.seed_params

@@ -1,0 +1,115 @@
+"""Shared helpers of the growth experiments (``growth_recipe.py``, ``growth_study.py``).
+
+One episode is run exactly as ``esper run`` runs it (same config resolution, task, trainer and
+lifecycle), in this process, without a run directory. A *static* episode builds the model with
+chosen seeds already fossilized from epoch 1 (the grown model's final architecture trained from
+scratch) and trains it under the no-seed policy.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from esper_core.config import RunConfig
+from esper_core.contracts.events import EpochEnded, SeedLifecycle, TelemetryEvent
+from esper_core.contracts.stages import SeedStage
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.tolaria.episode import HostEpisode
+from esper_core.tolaria.job import make_policy, prepare_task
+from esper_core.tolaria.resolve import resolve_run
+
+_CATALOG = None
+
+
+def catalog() -> Any:
+    global _CATALOG
+    if _CATALOG is None:
+        _CATALOG = build_catalog(load_plugins(PluginSettings.from_env()))
+    return _CATALOG
+
+
+def resolve(*, task: str, policy: str, seed: int, epochs: int | None = None,
+            training: Mapping[str, Any] | None = None, task_options: Mapping[str, Any] | None = None,
+            kasmina: Mapping[str, Any] | None = None, gates: Mapping[str, Any] | None = None,
+            policy_options: Mapping[str, Any] | None = None, run: Mapping[str, Any] | None = None) -> Any:
+    data: dict[str, Any] = {
+        "run": {"task": task, "policy": policy, "seed": seed, "observers": [],
+                "compare_baseline": False, **(run or {})},
+        "training": dict(training or {}), "task": dict(task_options or {}),
+        "kasmina": dict(kasmina or {}), "gates": dict(gates or {}), "policy": dict(policy_options or {}),
+    }
+    if epochs is not None:
+        data["run"]["epochs"] = epochs
+    return resolve_run(RunConfig.from_dict(data), catalog())
+
+
+def run_episode(resolved: Any, *, static: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One episode of ``resolved``; ``static`` maps slot → blueprint key to fossilize at build."""
+    config = resolved.config
+    _, task, slot_names = prepare_task(resolved)
+    events: list[TelemetryEvent] = []
+    policy = make_policy(resolved, config.policy, catalog(), slot_names, dict(config.policy_options))
+    with HostEpisode(resolved, task, episode=0, seed=config.seed, emit=events.append,
+                     policy_name=config.policy) as env:
+        if static:
+            fossilize_at_build(env, static, resolved)
+        policy.reset(episode=0)
+        step = env.start()
+        while not step.done:
+            step = env.step(policy.decide(report=step.report, mask=step.mask))
+        result = env.result()
+        test = env.test_accuracy()
+    curve = [e.val_accuracy for e in events if isinstance(e, EpochEnded)]
+    stages = [[(s["slot"], s["stage"], s["blueprint"]) for s in e.slots]
+              for e in events if isinstance(e, EpochEnded)]
+    lifecycle = [(e.epoch, e.slot, e.blueprint, e.from_stage, e.to_stage) for e in events
+                 if isinstance(e, SeedLifecycle)]
+    counts = result.model.param_counts()
+    final_arch = {s.slot: s.blueprint for s in result.model.slot_reports()
+                  if s.stage is SeedStage.FOSSILIZED}
+    return {
+        "policy": config.policy, "seed": config.seed, "val_curve": curve,
+        "final_val": result.final_accuracy, "test_accuracy": test,
+        "host_params": counts.host, "added_params": counts.fossilized + sum(counts.seeds.values()),
+        "fossilized": final_arch, "stages": stages, "lifecycle": lifecycle,
+        "compute": env.compute.to_dict(), "seconds": result.seconds,
+    }
+
+
+def fossilize_at_build(env: HostEpisode, arch: Mapping[str, str], resolved: Any) -> None:
+    """Put a fossilized seed of each ``slot: blueprint`` into the fresh model of ``env``."""
+    by_key = {b.key: b for b in resolved.blueprints}
+    by_name = {b.name: b for b in resolved.blueprints}
+    model = env.model
+    device, dtype = model.device_and_dtype()
+    with env.rng_active():
+        for slot_name, key in arch.items():
+            spec = by_key.get(key) or by_name[key]
+            slot = model.slot(slot_name)
+            slot.seed = spec.factory(width=slot.point.width).to(device=device, dtype=dtype)
+            slot.blueprint = spec
+            slot.stage = SeedStage.FOSSILIZED
+            slot.alpha = 1.0
+    env.trainer.sync()
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Mean and sample std of a − b over paired seeds, with the paired t statistic."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    mean = statistics.fmean(d)
+    sd = statistics.stdev(d) if len(d) > 1 else 0.0
+    t = mean / (sd / math.sqrt(len(d))) if sd > 0 else (math.inf if mean > 0 else -math.inf if mean < 0 else 0.0)
+    return {"mean": mean, "std": sd, "t": t, "n": len(d), "min": min(d), "max": max(d)}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def threads(n: int = 1) -> None:
+    torch.set_num_threads(n)
