@@ -346,3 +346,17 @@ def test_a_state_with_an_unlisted_class_fails_at_the_first_checkpoint(tmp_path):
         _run(catalog, out, episodes=1)
     assert "state_dict must return plain data" in str(info.value)
     assert list_checkpoints(out) == []
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("episode", "0", "header field 'episode' is str, not int"),
+    ("slot_names", [1, 2], "header field 'slot_names' is not a list of names"),
+    ("run_config", None, "header field 'run_config' is missing, not dict"),
+])
+def test_a_checkpoint_with_a_malformed_header_is_refused(catalog, one_checkpoint, field, value, message):
+    out, path = one_checkpoint
+    data = torch.load(path, weights_only=True)
+    data[field] = value
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=message):
+        _load(catalog, out, path)

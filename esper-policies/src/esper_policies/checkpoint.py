@@ -8,17 +8,25 @@ PPO: optimizer, reward scaler, sampling generator, rounds done, per-round histor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError
 from esper_core.tolaria.policy_checkpoint import check_compatible, load_policy_checkpoint, save_policy_checkpoint
+from esper_policies.encoding import ObservationBuilder
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
 PAYLOAD_VERSION = 1
+#: The widest trunk a checkpoint may ask for: far above any trained here (64 by default), far
+#: below what would exhaust memory (a 16384-wide LSTM trunk is about 2 GiB of weights).
+MAX_HIDDEN = 16384
+TRUNKS = ("mlp", "lstm")
 
 
 def architecture(network: ActorCritic, obs_size: int) -> dict[str, Any]:
@@ -58,14 +66,78 @@ def load(path: Path | str, *, policy: str, blueprint_keys: Sequence[str], slot_n
     check_compatible(data, path=path, blueprint_keys=blueprint_keys, slot_names=slot_names,
                      observation_version=OBSERVATION_SCHEMA_VERSION)
     payload = data["payload"]
-    if payload.get("payload_version") != PAYLOAD_VERSION:
+    if not isinstance(payload, Mapping) or payload.get("payload_version") != PAYLOAD_VERSION:
+        version = payload.get("payload_version") if isinstance(payload, Mapping) else None
         raise ConfigError(f"policy checkpoint {str(path)!r} has payload version "
-                          f"{payload.get('payload_version')!r}; this version reads {PAYLOAD_VERSION}")
-    network = build_network(payload["architecture"])
-    network.load_state_dict(payload["state_dict"])
+                          f"{version!r}; this version reads {PAYLOAD_VERSION}")
+    arch = _checked_architecture(payload.get("architecture"), path=path, n_slots=len(slot_names),
+                                 n_blueprints=len(blueprint_keys))
+    state = _checked_state(payload.get("state_dict"), arch, path=path)
+    network = build_network(arch)
+    network.load_state_dict(state)
     network.eval()
     obs_norm = None
-    if payload["obs_norm"] is not None:
-        obs_norm = RunningMeanStd((payload["architecture"]["obs_size"],))
-        obs_norm.load_state_dict(payload["obs_norm"])
-    return network, obs_norm, dict(payload["training"])
+    if payload.get("obs_norm") is not None:
+        obs_norm = RunningMeanStd((arch["obs_size"],))
+        obs_norm.load_state_dict(_checked_obs_norm(payload["obs_norm"], arch["obs_size"], path=path))
+    training = payload.get("training")
+    if not isinstance(training, Mapping):
+        raise ConfigError(f"policy checkpoint {str(path)!r} is damaged: its training state is not a table")
+    return network, obs_norm, dict(training)
+
+
+def _checked_architecture(arch: Any, *, path: Path | str, n_slots: int, n_blueprints: int) -> dict[str, Any]:
+    """The network's shape, refused unless it is the one this run's action space and observation
+    need (and of a sane width) — checked before anything is allocated."""
+    where = f"policy checkpoint {str(path)!r}"
+    keys = {"trunk", "hidden", "obs_size", "n_slots", "n_blueprints"}
+    if not isinstance(arch, Mapping) or set(arch) != keys:
+        raise ConfigError(f"{where} is damaged: its architecture is not a table of {', '.join(sorted(keys))}")
+    if arch["trunk"] not in TRUNKS:
+        raise ConfigError(f"{where} asks for trunk {arch['trunk']!r}; known: {', '.join(TRUNKS)}")
+    for key in keys - {"trunk"}:
+        if type(arch[key]) is not int:
+            raise ConfigError(f"{where} is damaged: architecture {key} is {type(arch[key]).__name__}, not an integer")
+    if not 1 <= arch["hidden"] <= MAX_HIDDEN:
+        raise ConfigError(f"{where} asks for a trunk {arch['hidden']} units wide; at most {MAX_HIDDEN} are loaded")
+    expected = {"n_slots": n_slots, "n_blueprints": n_blueprints,
+                "obs_size": ObservationBuilder(1, n_slots).size}
+    for key, value in expected.items():
+        if arch[key] != value:
+            raise ConfigError(f"{where} is damaged: architecture {key} = {arch[key]}, but its slots and "
+                              f"blueprints make {value}")
+    return dict(arch)
+
+
+def _checked_state(state: Any, arch: Mapping[str, Any], *, path: Path | str) -> dict[str, torch.Tensor]:
+    """The weights, refused unless every tensor the architecture has is there with its shape
+    and finite: a network with NaN weights is not a policy."""
+    where = f"policy checkpoint {str(path)!r}"
+    with torch.device("meta"):  # shapes only: nothing allocated, nothing initialised
+        shapes = {k: tuple(v.shape) for k, v in build_network(arch).state_dict().items()}
+    if not isinstance(state, Mapping) or set(state) != set(shapes):
+        raise ConfigError(f"{where} is damaged: its weights do not match its architecture")
+    for key, shape in shapes.items():
+        tensor = state[key]
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+            raise ConfigError(f"{where} is damaged: weight {key} should have shape {shape}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConfigError(f"{where} has non-finite weights ({key}); refusing to act with it")
+    return dict(state)
+
+
+def _checked_obs_norm(state: Any, obs_size: int, *, path: Path | str) -> dict[str, Any]:
+    where = f"policy checkpoint {str(path)!r}"
+    if not isinstance(state, Mapping) or set(state) != {"mean", "var", "count"}:
+        raise ConfigError(f"{where} is damaged: its observation statistics are not mean, var and count")
+    for key in ("mean", "var"):
+        tensor = state[key]
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != (obs_size,) \
+                or not bool(torch.isfinite(tensor).all()):
+            raise ConfigError(f"{where} is damaged: observation {key} is not {obs_size} finite numbers")
+    if bool((state["var"] < 0).any()):
+        raise ConfigError(f"{where} is damaged: an observation variance is negative")
+    count = state["count"]
+    if isinstance(count, bool) or not isinstance(count, int | float) or not math.isfinite(count) or count < 0:
+        raise ConfigError(f"{where} is damaged: observation count {count!r} is not a non-negative number")
+    return dict(state)

@@ -43,7 +43,7 @@ from esper_core.errors import CheckpointError, ConfigError
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.kasmina.slot import SEEDED_STAGES
 from esper_core.plugins.blame import blame, module_of
-from esper_core.tolaria.policy_checkpoint import check_compatible
+from esper_core.tolaria.policy_checkpoint import check_compatible, check_header
 from esper_core.tolaria import state_pickle
 from esper_core.tolaria.rundir import CHECKPOINTS_DIR, atomic_file
 
@@ -52,6 +52,9 @@ logger = structlog.get_logger(__name__)
 FORMAT = "esper-run-checkpoint"
 # 2: the bookkeeping's tensors travel beside its pickle (state_pickle), not inside it.
 FORMAT_VERSION = 2
+_HEADER: dict[str, type] = {"run_config": dict, "blueprint_catalog": list, "slot_names": list,
+                            "observation_version": int, "episode": int, "epoch": int, "model": dict,
+                            "optimizers": dict}
 _NAME = re.compile(r"^ep(\d{4,})-epoch(\d{5,})\.pt$")
 
 
@@ -204,6 +207,7 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
         raise CheckpointError(f"run checkpoint {str(path)!r} has format version "
                               f"{data.get('format_version')!r}; this Esper reads version {FORMAT_VERSION}")
     try:
+        check_header(data, _HEADER, where=f"run checkpoint {str(path)!r}")
         check_compatible(data, path=path, blueprint_keys=resolved.blueprint_keys, slot_names=slot_names,
                          observation_version=OBSERVATION_SCHEMA_VERSION, what="run checkpoint",
                          verb="was written")

@@ -56,7 +56,25 @@ def load_policy_checkpoint(path: Path | str) -> dict[str, Any]:
     if data.get("format_version") != FORMAT_VERSION:
         raise ConfigError(f"policy checkpoint {str(path)!r} has format version "
                           f"{data.get('format_version')!r}; this Esper reads version {FORMAT_VERSION}")
+    check_header(data, HEADER, where=f"policy checkpoint {str(path)!r}")
     return data
+
+
+#: Header fields and their types, checked before any is used.
+HEADER: dict[str, type] = {"policy": str, "run_config": dict, "blueprint_catalog": list, "slot_names": list,
+                           "observation_version": int, "payload": dict}
+
+
+def check_header(data: Mapping[str, Any], fields: Mapping[str, type], *, where: str) -> None:
+    """Refuse a file whose header misses a field or holds one of the wrong type (a damaged or
+    crafted file), naming the field."""
+    for key, kind in fields.items():
+        value = data.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            raise ConfigError(f"{where} is damaged: header field {key!r} is "
+                              f"{'missing' if value is None else type(value).__name__}, not {kind.__name__}")
+        if kind is list and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} is damaged: header field {key!r} is not a list of names")
 
 
 def check_compatible(data: Mapping[str, Any], *, path: Path | str, blueprint_keys: Sequence[str],
