@@ -167,3 +167,50 @@ def test_expectile_value_sits_above_the_mean_of_dataset_q():
         features, _ = actor.features(obs[:1])
         out = actor.heads(features, masks.index(slice(0, 1)), greedy=True)
     assert out.actions[0, 0].item() == 3
+
+
+def _shard_copy(datasets, tmp_path):
+    import shutil
+
+    copy = tmp_path / "crafted"
+    shutil.copytree(datasets / "random", copy)
+    dataset = EpisodeDataset(copy)
+    return dataset, dataset.shards[0], torch.load(dataset.shards[0], weights_only=True)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d["actions"].__setitem__((0, 2), 99), "an action's blueprint index is outside"),
+    (lambda d: d["actions"].__setitem__((0, 0), -1), "an action's op index is outside"),
+    (lambda d: d.update(actions=d["actions"].float()), "actions is torch.float32, not int64"),
+    (lambda d: d["rewards"].__setitem__(0, float("nan")), "rewards is not all finite"),
+    (lambda d: d.update(mask_ops=d["mask_ops"][:1]), r"mask_ops has shape \(1, 5\)"),
+    (lambda d: d.update(terminated=d["terminated"].long()), "terminated is torch.int64, not bool"),
+    (lambda d: d.update(truncated=[0]), "incomplete: missing truncated"),
+])
+def test_a_crafted_shard_is_refused_naming_the_problem(datasets, tmp_path, change, message):
+    dataset, shard, data = _shard_copy(datasets, tmp_path)
+    change(data)
+    torch.save(data, shard)
+    with pytest.raises(DataError, match=message) as info:
+        dataset.read_episode(shard)
+    assert str(shard) in str(info.value)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply|unreadable"),
+    (b"\xff\xfe{}", "unreadable"),
+    (b"[1, 2]", "does not describe an Esper episode dataset"),
+])
+def test_hostile_metadata_is_a_data_error(datasets, tmp_path, content, message):
+    dataset, _, _ = _shard_copy(datasets, tmp_path)
+    (dataset.path / "dataset.json").write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        EpisodeDataset(dataset.path)
+
+
+def test_metadata_with_wrong_typed_fields_is_a_data_error(datasets, tmp_path):
+    dataset, _, _ = _shard_copy(datasets, tmp_path)
+    meta = dict(dataset.metadata, observation_size="57")
+    (dataset.path / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="header field 'observation_size' is str, not int"):
+        EpisodeDataset(dataset.path)

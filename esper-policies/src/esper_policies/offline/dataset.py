@@ -33,14 +33,18 @@ from attrs import frozen
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
-from esper_core.tolaria.policy_checkpoint import check_compatible
+from esper_core.tolaria.policy_checkpoint import check_compatible, check_header
 from esper_core.tolaria.rundir import write_json
-from esper_policies.encoding import MaskBatch
+from esper_policies.encoding import N_OPS, MaskBatch
 
 FORMAT = "esper-episodes"
 FORMAT_VERSION = 1
 METADATA = "dataset.json"
 EPISODES = "episodes"
+#: dataset.json is a few KiB; anything far larger is not one this code wrote.
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+_METADATA_FIELDS: dict[str, type] = {"observation_version": int, "observation_size": int, "slot_names": list,
+                                     "blueprint_catalog": list}
 _TENSORS = ("obs", "next_obs", "mask_ops", "mask_slots", "mask_blueprints", "actions", "rewards", "terminated",
             "truncated")
 
@@ -73,15 +77,24 @@ class EpisodeDataset:
         if not meta_path.is_file():
             raise DataError(f"{str(self.path)!r} is not an episode dataset (no {METADATA}); "
                             "record one with `esper collect`")
+        if meta_path.stat().st_size > MAX_METADATA_BYTES:
+            raise DataError(f"episode dataset metadata {str(meta_path)!r} is larger than "
+                            f"{MAX_METADATA_BYTES // 1024 // 1024} MiB; it is not one `esper collect` wrote")
         try:
-            self.metadata: dict[str, Any] = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            self.metadata: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
             raise DataError(f"episode dataset metadata {str(meta_path)!r} is unreadable: {exc}") from None
-        if self.metadata.get("format") != FORMAT:
+        except RecursionError:
+            raise DataError(f"episode dataset metadata {str(meta_path)!r} is nested too deeply to read") from None
+        if not isinstance(self.metadata, dict) or self.metadata.get("format") != FORMAT:
             raise DataError(f"{str(meta_path)!r} does not describe an Esper episode dataset")
         if self.metadata.get("format_version") != FORMAT_VERSION:
             raise DataError(f"episode dataset {str(self.path)!r} has format version "
                             f"{self.metadata.get('format_version')!r}; this Esper reads version {FORMAT_VERSION}")
+        try:
+            check_header(self.metadata, _METADATA_FIELDS, where=f"episode dataset metadata {str(meta_path)!r}")
+        except ConfigError as exc:
+            raise DataError(str(exc)) from None
 
     @staticmethod
     def create(path: Path, metadata: Mapping[str, Any]) -> EpisodeDataset:
@@ -127,13 +140,18 @@ class EpisodeDataset:
         except Exception as exc:
             raise DataError(f"episode shard {str(shard)!r} is corrupt ({type(exc).__name__}); delete it "
                             "and run `esper collect` again to re-record that episode") from None
-        missing = [k for k in _TENSORS if not isinstance(data, dict) or k not in data]
+        missing = [k for k in _TENSORS if not isinstance(data, dict) or not isinstance(data.get(k), torch.Tensor)]
         if missing:
             raise DataError(f"episode shard {str(shard)!r} is incomplete: missing {', '.join(missing)}")
         size = self.metadata["observation_size"]
         if data["obs"].dim() != 2 or data["obs"].shape[1] != size:
             raise DataError(f"episode shard {str(shard)!r} has observations of shape {tuple(data['obs'].shape)}; "
                             f"the dataset's observation size is {size}")
+        problem = _shard_problem(data, n_slots=len(self.metadata["slot_names"]),
+                                 n_blueprints=len(self.metadata["blueprint_catalog"]))
+        if problem:
+            raise DataError(f"episode shard {str(shard)!r} is damaged: {problem}; delete it and run "
+                            "`esper collect` again to re-record that episode")
         return data
 
     def transitions(self) -> int:
@@ -157,6 +175,33 @@ class EpisodeDataset:
                                             chunk["mask_blueprints"][idx]),
                             actions=chunk["actions"][idx], rewards=chunk["rewards"][idx],
                             terminated=chunk["terminated"][idx])
+
+
+def _shard_problem(data: Mapping[str, torch.Tensor], *, n_slots: int, n_blueprints: int) -> str | None:
+    """What makes a shard unusable for training (shapes, dtypes, action indices out of range,
+    non-finite observations or rewards), or None: checked here, not found as an indexing
+    error deep inside an update."""
+    steps = data["obs"].shape[0]
+    shapes = {"next_obs": tuple(data["obs"].shape), "mask_ops": (steps, N_OPS),
+              "mask_slots": (steps, N_OPS, n_slots), "mask_blueprints": (steps, n_blueprints),
+              "actions": (steps, 3), "rewards": (steps,), "terminated": (steps,), "truncated": (steps,)}
+    for key, shape in shapes.items():
+        if tuple(data[key].shape) != shape:
+            return f"{key} has shape {tuple(data[key].shape)}, expected {shape}"
+    for key in ("mask_ops", "mask_slots", "mask_blueprints", "terminated", "truncated"):
+        if data[key].dtype is not torch.bool:
+            return f"{key} is {data[key].dtype}, not bool"
+    for key in ("obs", "next_obs", "rewards"):
+        if not data[key].is_floating_point() or not bool(torch.isfinite(data[key]).all()):
+            return f"{key} is not all finite floating-point numbers"
+    actions = data["actions"]
+    if actions.dtype is not torch.int64:
+        return f"actions is {actions.dtype}, not int64"
+    for column, (name, bound) in enumerate((("op", N_OPS), ("slot", n_slots), ("blueprint", n_blueprints))):
+        values = actions[:, column]
+        if steps and (int(values.min()) < 0 or int(values.max()) >= max(bound, 1)):
+            return f"an action's {name} index is outside 0..{bound - 1}"
+    return None
 
 
 def require_dataset(path: Path | str | None) -> EpisodeDataset:
