@@ -111,3 +111,31 @@ def test_registering_a_library_appends_after_the_catalog(library_file):
         LibraryEntry(name="found-a", tokens=["RELU"], fitness=0.0)]))
     with pytest.raises(Exception, match="duplicate blueprint 'cnn:found-a'"):
         register_library(str(other), "cnn", catalog)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply|is not valid JSON"),
+    (b"\xff\xfe\x00{", "cannot read blueprint library"),
+    (json.dumps({"format": "esper-blueprint-library", "version": 1, "topology": "cnn",
+                 "blueprints": [{"name": f"b{i}", "tokens": ["RELU"], "fitness": 1} for i in range(5000)]}).encode(),
+     "holds 5000 blueprints; at most 4096"),
+    (json.dumps({"format": "esper-blueprint-library", "version": 1, "topology": "cnn",
+                 "blueprints": [{"name": "s", "tokens": "RELU", "fitness": 1}]}).encode(),
+     "entry 0 is malformed"),
+])
+def test_hostile_library_files_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "hostile.json"
+    path.write_bytes(content)
+    with pytest.raises(LibraryError, match=message) as info:
+        read_library(path)
+    assert "\n" not in str(info.value)
+
+
+def test_an_oversized_library_is_refused_before_parsing(tmp_path, monkeypatch):
+    from esper_core.discovery import library
+
+    monkeypatch.setattr(library, "MAX_LIBRARY_BYTES", 10)
+    path = tmp_path / "big.json"
+    path.write_text(" " * 11)
+    with pytest.raises(LibraryError, match="is 11 bytes; at most 10 are read"):
+        read_library(path)

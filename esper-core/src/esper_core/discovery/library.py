@@ -33,6 +33,10 @@ VERSION = 1
 #: Slot layouts per topology: a blueprint is checked for ``(C, *spatial)`` of this rank.
 SLOT_SPATIAL: dict[str, tuple[int, ...]] = {"cnn": (1, 1)}
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
+#: Bounds on what a library may hold, far above what ``esper discover`` writes (a few dozen
+#: entries, a few KiB): a larger file is refused before it is parsed.
+MAX_LIBRARY_BYTES = 64 * 1024 * 1024
+MAX_ENTRIES = 4096
 
 
 class LibraryError(ConfigError):
@@ -79,13 +83,18 @@ def read_library(path: Path) -> BlueprintLibrary:
     """Read and validate a library file; every problem is a LibraryError naming the file."""
     where = str(path)
     try:
-        data = json.loads(Path(path).read_text())
+        size = Path(path).stat().st_size
+        if size > MAX_LIBRARY_BYTES:
+            raise LibraryError(f"blueprint library {where!r} is {size} bytes; at most {MAX_LIBRARY_BYTES} are read")
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LibraryError(f"blueprint library {where!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LibraryError(f"cannot read blueprint library {where!r}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise LibraryError(f"blueprint library {where!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise LibraryError(f"blueprint library {where!r} is nested too deeply to be a library") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise LibraryError(f"{where!r} is not an Esper blueprint library (no \"format\": {FORMAT!r})")
     if data.get("version") != VERSION:
@@ -94,9 +103,13 @@ def read_library(path: Path) -> BlueprintLibrary:
     raw = data.get("blueprints")
     if not isinstance(raw, list):
         raise LibraryError(f"blueprint library {where!r}: \"blueprints\" must be a list")
+    if len(raw) > MAX_ENTRIES:
+        raise LibraryError(f"blueprint library {where!r} holds {len(raw)} blueprints; at most {MAX_ENTRIES} are loaded")
     entries = []
     for i, item in enumerate(raw):
         try:
+            if not isinstance(item.get("tokens"), list):
+                raise TypeError("tokens must be a list")
             entries.append(LibraryEntry(
                 name=item["name"], tokens=item["tokens"], fitness=float(item["fitness"]),
                 performance={str(k): float(v) for k, v in item.get("performance", {}).items()},
