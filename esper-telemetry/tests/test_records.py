@@ -27,3 +27,45 @@ def test_summary_reading(run_dir):
     assert read_summary(run_dir) is None
     assert json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])["kind"] == (
         "run_started")
+
+
+HOSTILE_LINES = [
+    b"\xff\xfe not utf-8 at all\n",
+    b"[1, 2, 3]\n",
+    b"[" * 50_000 + b"]" * 50_000 + b"\n",
+    b'{"kind": "epoch", "schema_version": 1, "epoch": "three"}\n',
+    json.dumps({"kind": "epoch", "schema_version": 1, "episode": 0, "epoch": 9, "train_loss": 1.0,
+                "val_loss": 1.0, "val_accuracy": "high", "host_params": 1, "seed_params": 1,
+                "seconds": 1.0}).encode() + b"\n",
+    json.dumps({"kind": "gate", "schema_version": 1, "slot": "a", "gate": "g", "target": "T", "passed": "yes",
+                "reason": "r"}).encode() + b"\n",
+]
+
+
+def test_unreadable_and_wrong_typed_lines_are_skipped(run_dir, recorded_events):
+    path = run_dir / "events.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3] + HOSTILE_LINES + lines[3:]))
+    with capture_logs() as logs:
+        events = read_events(path)
+    assert events == recorded_events
+    assert logs[0]["lines"] == len(HOSTILE_LINES)
+
+
+def test_a_deeply_nested_or_non_utf8_summary_is_unreadable_not_fatal(run_dir):
+    (run_dir / "summary.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    assert read_summary(run_dir) is None
+    (run_dir / "summary.json").write_bytes(b"\xff{}")
+    assert read_summary(run_dir) is None
+
+
+def test_wrong_typed_summary_fields_are_left_out_of_the_runs_table(run_dir):
+    from esper_telemetry.queries import load_run_dir
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update(final_accuracy="lots", epochs=[1], wall_seconds={"a": 1}, seed=True,
+                   seeds=[{"slot": ["x"], "outcome": 3, "contribution": "big"}, "not a seed"])
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    source = load_run_dir(run_dir)
+    row = source.connection.execute("SELECT final_accuracy, epochs, wall_seconds, seed FROM runs").fetchone()
+    assert row[0] != "lots" and row[1] != "[1]" and row[3] is not True

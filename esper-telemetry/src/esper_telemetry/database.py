@@ -130,18 +130,27 @@ CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, kind);
 #: Terminal lifecycle stages and the seed outcome they record.
 _OUTCOMES = {"FOSSILIZED": "fossilized", "CULLED": "culled"}
 
-#: summary.json keys copied into the runs table as they are.
-_SUMMARY_COLUMNS = (
-    "task",
-    "policy",
-    "seed",
-    "epochs",
-    "final_accuracy",
-    "best_accuracy",
-    "host_params",
-    "seed_params",
-    "wall_seconds",
-)
+#: summary.json keys copied into the runs table, with the JSON types each column takes (a
+#: value of another type — a damaged or hand-edited summary — is left out, not stored).
+_SUMMARY_COLUMNS: dict[str, tuple[type, ...]] = {
+    "task": (str,),
+    "policy": (str,),
+    "seed": (int,),
+    "epochs": (int,),
+    "final_accuracy": (int, float),
+    "best_accuracy": (int, float),
+    "host_params": (int,),
+    "seed_params": (int,),
+    "wall_seconds": (int, float),
+}
+_SEED_FIELDS: dict[str, tuple[type, ...]] = {"slot": (str,), "blueprint": (str,), "germinated_epoch": (int,),
+                                             "ended_epoch": (int,), "outcome": (str,),
+                                             "contribution": (int, float)}
+
+
+def _typed(value: Any, kinds: tuple[type, ...]) -> Any:
+    """``value`` if it is one of ``kinds`` (never a bool posing as a number), else None."""
+    return value if isinstance(value, kinds) and not isinstance(value, bool) else None
 
 
 def _json(value: Any) -> str:
@@ -235,9 +244,10 @@ class RunDatabase:
     ) -> None:
         """Fold a final summary (``RunEnded.summary`` or ``summary.json``) into the run row."""
         self._ensure_run(run_id)
-        values = {key: summary[key] for key in _SUMMARY_COLUMNS if summary.get(key) is not None}
+        values = {key: _typed(summary.get(key), kinds) for key, kinds in _SUMMARY_COLUMNS.items()}
+        values = {key: value for key, value in values.items() if value is not None}
         baseline = summary.get("baseline")
-        if isinstance(baseline, Mapping) and baseline.get("final_accuracy") is not None:
+        if isinstance(baseline, Mapping) and _typed(baseline.get("final_accuracy"), (int, float)) is not None:
             values["baseline_accuracy"] = baseline["final_accuracy"]
         values["status"] = "finished"
         values["summary_json"] = _json(dict(summary))
@@ -249,7 +259,8 @@ class RunDatabase:
         )
         seeds = summary.get("seeds")
         if isinstance(seeds, list):
-            self._summary_seeds(run_id, episode, [s for s in seeds if isinstance(s, Mapping)])
+            self._summary_seeds(run_id, episode, [{k: _typed(s.get(k), kinds) for k, kinds in _SEED_FIELDS.items()}
+                                                  for s in seeds if isinstance(s, Mapping)])
 
     def _ensure_run(self, run_id: str) -> None:
         # Not cached in Python: a rolled-back transaction would leave such a cache wrong.
@@ -336,8 +347,8 @@ class RunDatabase:
     def _summary_seeds(self, run_id: str, episode: int, seeds: list[Mapping[str, Any]]) -> None:
         """Reconcile the summary's seed list with the rows lifecycle events produced."""
         for seed in seeds:
-            slot = str(seed.get("slot", ""))
-            outcome = str(seed.get("outcome", "live"))
+            slot = str(seed.get("slot") or "")
+            outcome = str(seed.get("outcome") or "live")
             match = self.connection.execute(
                 "SELECT seed_id FROM seeds WHERE run_id = ? AND slot = ? AND germinated_epoch IS ? "
                 "ORDER BY episode DESC, seed_id DESC LIMIT 1",

@@ -22,17 +22,32 @@ SUMMARY_FILE = "summary.json"
 DATABASE_FILE = "run.sqlite"
 
 
+def event_or_none(raw: bytes | str) -> TelemetryEvent | None:
+    """The event one JSONL line or database row holds, or None when it holds none: bytes that
+    are not UTF-8, not JSON, nested too deeply, not an object, an unknown kind or schema, or a
+    field of the wrong type."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            return None
+        return event_from_record(record)
+    except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def iter_event_records(path: Path) -> Iterator[TelemetryEvent]:
-    """Yield the events of a JSONL file, skipping lines that do not parse."""
+    """Yield the events of a JSONL file, skipping lines that do not hold one."""
     skipped = 0
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         for line in handle:
             if not line.strip():
                 continue
-            try:
-                yield event_from_record(json.loads(line))
-            except (ValueError, TypeError):
+            event = event_or_none(line)
+            if event is None:
                 skipped += 1
+            else:
+                yield event
     if skipped:
         logger.warning("skipped unreadable telemetry lines", path=str(path), lines=skipped)
 
@@ -48,7 +63,7 @@ def read_summary(run_dir: Path) -> Mapping[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         logger.warning("unreadable run summary", path=str(path))
         return None
     return data if isinstance(data, dict) else None

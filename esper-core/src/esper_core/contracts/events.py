@@ -6,7 +6,10 @@ back with :func:`event_from_record`, so sinks and readers agree on one format.
 
 from __future__ import annotations
 
+import functools
 import time
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -50,8 +53,46 @@ def event_from_record(record: Mapping[str, Any]) -> TelemetryEvent:
     if kind not in _EVENT_TYPES:
         raise ValueError(f"unknown telemetry event kind {kind!r}")
     cls = _EVENT_TYPES[kind]
-    names = {a.name for a in attrs.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    hints = _field_types(cls)
+    values = {k: v for k, v in data.items() if k in hints}
+    for name, value in values.items():
+        if not _accepts(hints[name], value):
+            # A record from a damaged or hand-edited file: readers skip it rather than let a
+            # string where a number belongs fail later, far from the file.
+            raise TypeError(f"{kind} field {name!r} holds {type(value).__name__}, not {hints[name]}")
+    return cls(**values)
+
+
+@functools.cache
+def _field_types(cls: type[TelemetryEvent]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {a.name: hints.get(a.name, Any) for a in attrs.fields(cls)}
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether a JSON value fits a field annotation (containers checked one level deep)."""
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    args = typing.get_args(kind)
+    if (origin or kind) in (list, tuple):
+        return isinstance(value, list | tuple) and (not args or all(_accepts(args[0], v) for v in value))
+    if (origin or kind) in (dict, Mapping):
+        return isinstance(value, Mapping) and (len(args) != 2 or all(
+            isinstance(k, str) and _accepts(args[1], v) for k, v in value.items()))
+    return True
 
 
 @frozen(kw_only=True)

@@ -6,7 +6,6 @@ and the PPO figures and per-episode accuracy cover the whole run.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,12 +22,12 @@ from esper_core.contracts.events import (
     RunStarted,
     SeedLifecycle,
     TelemetryEvent,
-    event_from_record,
 )
 from esper_core.errors import EsperError
 from esper_telemetry.records import (
     DATABASE_FILE,
     EVENTS_FILE,
+    event_or_none,
     iter_event_records,
     read_summary,
 )
@@ -158,7 +157,8 @@ def load_events(run_dir: Path) -> list[TelemetryEvent]:
             raise EsperError(f"{database} is not an esper run database ({exc})") from exc
         finally:
             connection.close()
-        return [event_from_record(json.loads(row[0])) for row in rows]
+        events = [event_or_none(row[0]) if isinstance(row[0], str | bytes) else None for row in rows]
+        return [e for e in events if e is not None]
     raise EsperError(f"{run_dir} is not a run directory: it has neither {EVENTS_FILE} nor "
                      f"{DATABASE_FILE}")
 
