@@ -85,6 +85,10 @@ def _raise(exc):
     raise exc
 
 
+def broken_estimate(width):
+    raise ZeroDivisionError("estimate")
+
+
 def _plugin():
     module = types.ModuleType(MODULE)
 
@@ -94,7 +98,7 @@ def _plugin():
             return BlueprintSpec(name=name, topology=toy.TOPOLOGY, factory=factory, param_estimate=estimate,
                                  description="failing")
         return [spec("factory_raises", lambda width: _raise(RuntimeError("cannot build"))),
-                spec("estimate_raises", toy.residual_linear, lambda w: _raise(ZeroDivisionError("estimate"))),
+                spec("estimate_raises", toy.residual_linear, broken_estimate),
                 spec("lies_about_size", Wide, lambda w: 1),
                 spec("breaks_later", BreaksLater)]
 
@@ -143,7 +147,9 @@ def _run(catalog, tmp_path, *, policy="germinating", blueprint="toy:residual_lin
     ({"blueprint": "toy:factory_raises"},
      r"blueprint 'toy:factory_raises' \(from module .*\) raised in its factory: RuntimeError: cannot build"),
     ({"blueprint": "toy:estimate_raises"},
-     r"blueprint 'toy:estimate_raises' \(from module .*\) raised in param_estimate: ZeroDivisionError: estimate"),
+     # G0 names the blueprint; the action mask, which prices blueprints first, names the function
+     r"(blueprint 'toy:estimate_raises' \(from module .*\) raised in param_estimate"
+     r"|plugin code .*broken_estimate \(from module .*\) raised during the run): ZeroDivisionError: estimate"),
     ({"blueprint": "toy:breaks_later"},
      r"plugin code .*BreaksLater.forward \(from module .*\) raised during the run: ValueError: seed lost its mind"),
     ({"task": "task_raises"},

@@ -197,3 +197,65 @@ def test_trace_hooks_writes_calls_to_stderr(plugin_dir):
     result = run_esper(["plugins"], extra_path=site, env={"ESPER_TRACE_HOOKS": "1"})
     assert result.returncode == 0
     assert "[esper hooks]" in result.stderr and "esper_add_commands" in result.stderr
+
+
+EXITS_AT_IMPORT = "import sys\nsys.exit(3)\n"
+BASE_EXCEPTION_AT_IMPORT = "class Escape(BaseException):\n    pass\n\nraise Escape('not an Exception')\n"
+EXITS_IN_HOOK = '''
+import sys
+from esper_core import hookimpl
+
+@hookimpl
+def esper_register_blueprints():
+    sys.exit("leaving from a hook")
+'''
+
+
+@pytest.mark.parametrize(("source", "stage", "needle"), [
+    (EXITS_AT_IMPORT, "import", "SystemExit: called sys.exit(3)"),
+    (BASE_EXCEPTION_AT_IMPORT, "import", "Escape: not an Exception"),
+    (EXITS_IN_HOOK, "esper_register_blueprints", "sys.exit('leaving from a hook')"),
+], ids=["sys-exit-at-import", "base-exception-at-import", "sys-exit-in-hook"])
+def test_a_plugin_leaving_through_base_exception_is_isolated(isolated_path, plugin_dir, monkeypatch, source,
+                                                             stage, needle):
+    loaded = _load(isolated_path, plugin_dir, monkeypatch, brokenplug=source, toyplug=GOOD_PLUGIN)
+    catalog = build_catalog(loaded)
+    failures = [f for f in loaded.failures if f.name == "brokenplug"]
+    assert [(f.stage, needle in f.error) for f in failures] == [(stage, True)]
+    assert "toy:toy_block" in catalog.blueprints
+
+
+def test_strict_mode_names_a_plugin_that_exits_at_import(isolated_path, plugin_dir, monkeypatch):
+    with pytest.raises(PluginError, match=r"brokenplug.*SystemExit: called sys.exit\(3\)"):
+        _load(isolated_path, plugin_dir, monkeypatch, env={"ESPER_STRICT_PLUGINS": "1", "ESPER_PLUGINS": "brokenplug"},
+              brokenplug=EXITS_AT_IMPORT)
+
+
+def test_cli_keeps_working_when_a_plugin_exits_at_import(plugin_dir):
+    site = plugin_dir(dist="esper-test-brokenplug", module="brokenplug", source=EXITS_AT_IMPORT)
+    result = run_esper(["blueprints", "--json"], extra_path=site)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) and "brokenplug" in result.stderr
+    strict = run_esper(["--strict-plugins", "blueprints"], extra_path=site, env={"ESPER_PLUGINS": "brokenplug"})
+    assert strict.returncode == 2 and "sys.exit(3)" in strict.stderr and "Traceback" not in strict.stderr
+
+
+RAISING_COMMAND = '''
+import click
+from esper_core import hookimpl
+
+@hookimpl
+def esper_add_commands(cli):
+    @cli.command("boom")
+    def boom():
+        """Fails."""
+        {}["missing key"]
+'''
+
+
+def test_cli_names_plugin_code_that_raises_in_its_command(plugin_dir):
+    site = plugin_dir(dist="esper-test-boomplug", module="boomplug", source=RAISING_COMMAND)
+    result = run_esper(["boom"], extra_path=site)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "plugin code boomplug.esper_add_commands.<locals>.boom (from esper-test-boomplug) raised: " \
+           "KeyError: 'missing key'" in result.stderr

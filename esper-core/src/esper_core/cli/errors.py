@@ -23,3 +23,15 @@ class EsperGroup(click.Group):
             return super().invoke(ctx)
         except EsperError as exc:
             raise UsageFailure(str(exc)) from None
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            # Plugin code that raised where no call site names it (a PPO environment's seed,
+            # a plugin command): name its function and distribution. With no plugin frame in
+            # the traceback the failure is Esper's own bug and keeps its traceback.
+            from esper_core.plugins.blame import from_traceback
+
+            blamed = from_traceback(exc, during="")
+            if blamed is None:
+                raise
+            raise UsageFailure(str(blamed)) from None

@@ -38,7 +38,14 @@ def one_line(exc: BaseException) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _package_distributions() -> dict[str, tuple[str, ...]]:
-    return {k: tuple(v) for k, v in importlib_metadata.packages_distributions().items()}
+    found = {k: tuple(v) for k, v in importlib_metadata.packages_distributions().items()}
+    # A distribution without a file list (some editable or path installs) is still known by
+    # the module its esper entry point names.
+    from esper_core.plugins.manager import esper_entry_points
+
+    for ep, dist, _ in esper_entry_points():
+        found.setdefault(ep.value.partition(":")[0].partition(".")[0], (dist,))
+    return found
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,8 +90,8 @@ def from_traceback(exc: BaseException, *, during: str) -> PluginError | None:
             module = tb.tb_frame.f_globals.get("__name__", "")
             if isinstance(module, str) and _is_plugin_module(module):
                 where = f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
-                return PluginError(f"plugin code {where} (from {origin(module)}) raised {during}: "
-                                   f"{one_line(exc)}")
+                during = f" {during}" if during else ""
+                return PluginError(f"plugin code {where} (from {origin(module)}) raised{during}: {one_line(exc)}")
         current = current.__cause__ or current.__context__
     return None
 

@@ -127,6 +127,8 @@ class LoadedPlugins:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: called sys.exit({exc.code!r})"
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -193,7 +195,9 @@ def load_plugins(
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # sys.exit() or a BaseException at import is a failure too
             loaded.fail(PluginFailure(name=ep.name, distribution=distribution, version=version,
                                       stage="import", error=_one_line(exc)))
             continue
@@ -221,7 +225,9 @@ def call_plugin_hook(loaded: LoadedPlugins, info: PluginInfo, hook_name: str, **
         sys.stderr.write(f"[esper hooks] {info.distribution}:{info.name}.{hook_name}()\n")
     try:
         return function(**kwargs)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # as at import: a hook calling sys.exit() is contained
         loaded.fail(PluginFailure(name=info.name, distribution=info.distribution,
                                   version=info.version, stage=hook_name, error=_one_line(exc)),
                     info.plugin)
