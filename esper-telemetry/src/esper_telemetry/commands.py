@@ -188,7 +188,11 @@ def report(run_dir: Path, out_dir: Path | None, episode: int | None) -> None:
     """Write PNG figures and a self-contained report.html for a run directory."""
     from esper_telemetry.report.build import build_report  # imports matplotlib
 
+    from esper_core.tolaria.rundir import check_writable_dir
+
     with _clean_errors():
+        if out_dir is not None:
+            check_writable_dir(out_dir)
         result = build_report(run_dir, out_dir, episode=episode)
     for figure in result.figures:
         click.echo(f"wrote {figure.path}")

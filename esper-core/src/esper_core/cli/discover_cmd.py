@@ -50,6 +50,9 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     """Search for blueprints with the Crucible; print best and mean fitness per step."""
     if out.exists() and not force:
         raise ConfigError(f"--out {str(out)!r} exists; choose another file or pass --force")
+    from esper_core.tolaria.rundir import check_writable_file
+
+    check_writable_file(out)  # before the search, not after it
     spec = state.catalog.generators.get(generator)
     task_names = tuple(t.strip() for t in tasks.split(",") if t.strip())
     if not task_names:

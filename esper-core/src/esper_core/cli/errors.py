@@ -23,8 +23,8 @@ class EsperGroup(click.Group):
             return super().invoke(ctx)
         except EsperError as exc:
             raise UsageFailure(str(exc)) from None
-        except click.exceptions.Exit:
-            raise
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own, already one line
         except Exception as exc:
             # Plugin code that raised where no call site names it (a PPO environment's seed,
             # a plugin command): name its function and distribution. With no plugin frame in

@@ -21,6 +21,9 @@ FORMATS = ("state-dict", "torchscript", "onnx")  # esper_core.tolaria.export.FOR
 def export_command(state: AppState, run_dir: Path, fmt: str, out: Path | None) -> None:
     """Write RUN_DIR's final model with its fossilized seeds folded in and no slot machinery."""
     from esper_core.tolaria.export import export_model
+    from esper_core.tolaria.rundir import check_writable_file
 
+    if out is not None:
+        check_writable_file(out)
     path = export_model(run_dir, state.catalog, fmt=fmt, out=out)
     click.echo(f"wrote {path}")

@@ -49,11 +49,13 @@ def new_plugin_command(state: AppState, name: str, blueprint: bool, policy: bool
     from esper_core import __version__
     from esper_core.scaffold.names import PluginNames
     from esper_core.scaffold.render import Kind, render_plugin, write_plugin
+    from esper_core.tolaria.rundir import check_writable_dir
 
     names = PluginNames.from_distribution(name)
     flags = {Kind.BLUEPRINT: blueprint, Kind.POLICY: policy, Kind.SINK: sink, Kind.REWARD_TERM: reward_term}
     kinds = [kind for kind, on in flags.items() if on] or list(Kind)
     target = directory if directory is not None else Path(names.distribution)
+    check_writable_dir(target, flag="--dir")
     _check_free(names, kinds, state)
     files = render_plugin(names, kinds, core_version=__version__)
     write_plugin(target, files)

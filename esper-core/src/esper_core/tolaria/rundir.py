@@ -208,3 +208,40 @@ def _restore(run_dir: Path, lock: RunDirLock, created: Path | None) -> None:
             return
         if folder == created:
             return
+
+
+def _probe(folder: Path, flag: str, path: Path) -> None:
+    """Prove a file can be created in ``folder`` (permissions, read-only or special file
+    systems), leaving nothing behind."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".esper-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {str(path)!r} is not writable: {exc.strerror or exc} "
+                          f"(in {str(folder)!r})") from None
+
+
+def _nearest_existing(path: Path, flag: str, target: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ConfigError(f"{flag} {str(target)!r} cannot be created: {str(candidate)!r} is a file, "
+                                  "not a directory")
+            return candidate
+    return Path.cwd()
+
+
+def check_writable_dir(path: Path, *, flag: str = "--out") -> None:
+    """Refuse, in one line and before any work, an output directory that cannot be written;
+    creates nothing (the command creates it when it writes)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} exists and is not a directory")
+    _probe(_nearest_existing(path, flag, path), flag, path)
+
+
+def check_writable_file(path: Path, *, flag: str = "--out") -> None:
+    """As :func:`check_writable_dir`, for an output file (its folder must accept files)."""
+    if path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} is a directory; name a file")
+    _probe(_nearest_existing(path.parent, flag, path), flag, path)

@@ -36,7 +36,10 @@ def collect_command(state: AppState, episodes: int, out: Path, policy_checkpoint
                     **options: object) -> None:
     """Record a behaviour policy's episodes as an offline dataset (for --policy iql)."""
     from esper_core.tolaria.resolve import resolve_run
+    from esper_core.tolaria.rundir import check_writable_dir
     from esper_policies.offline.collect import collect
+
+    check_writable_dir(out)
 
     policy_options = parse_key_values(policy_option, flag="--policy-option")
     if policy_checkpoint is not None:
