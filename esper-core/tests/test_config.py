@@ -112,3 +112,17 @@ def test_task_options_from_the_command_line(tmp_path):
     path = write(tmp_path, "[task]\ntrain_size = 32\nval_size = 16\n")
     config = RunConfig.from_sources(path, {}, task_options={"train_size": 64})
     assert config.task_options == {"train_size": 64, "val_size": 16}
+
+
+@pytest.mark.parametrize(("table", "key", "value", "message"), [
+    ("gates", "g5_min_contribution", [1, 2], "[gates] g5_min_contribution = [1, 2] is invalid; expected a number, got a list"),
+    ("gates", "g2_min_epochs", "two", "[gates] g2_min_epochs = 'two' is invalid; expected an integer, got a string"),
+    ("kasmina", "blending_epochs", "x", "[kasmina] blending_epochs = 'x' is invalid; expected an integer, got a string"),
+    ("kasmina", "alpha_temperature", [1], "[kasmina] alpha_temperature = [1] is invalid; expected a number, got a list"),
+])
+def test_a_wrong_type_names_the_key_and_the_type_in_words(table, key, value, message):
+    cls = {"gates": GateThresholds, "kasmina": LifecycleSettings}[table]
+    with pytest.raises(ConfigError) as info:
+        build_section(cls, {key: value}, table, base=cls())
+    assert str(info.value) == message
+    assert "Attribute(" not in str(info.value) and "<class" not in str(info.value)

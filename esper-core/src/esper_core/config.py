@@ -230,6 +230,53 @@ def _reject_unknown(section: str, data: Mapping[str, Any], allowed: list[str]) -
             )
 
 
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _plain_kinds(hint: Any) -> tuple[type, ...] | None:
+    """The scalar types a field annotation allows (None for annotations this check leaves to
+    the class's own validators)."""
+    import types
+    import typing
+
+    if hint in _TYPE_WORDS:
+        return (hint,)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if args and all(a in _TYPE_WORDS for a in args):
+            return tuple(args)
+    return None
+
+
+def _fits(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in kinds
+    return any(isinstance(value, k) for k in kinds if k is not bool) or (float in kinds and isinstance(value, int))
+
+
+def _check_types(cls: type[Any], data: Mapping[str, Any], section: str) -> None:
+    """Name the key and the expected type, in words, for a value of the wrong type (before the
+    class's validators, whose messages name neither plainly)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation not resolvable at runtime: the validators still run
+        return
+    for key, value in data.items():
+        kinds = _plain_kinds(hints.get(key))
+        if kinds is None or (value is None and type(None) in typing.get_args(hints[key])):
+            continue
+        if not _fits(value, kinds):
+            expected = " or ".join(_TYPE_WORDS[k] for k in kinds)
+            raise ConfigError(f"[{section}] {key} = {value!r} is invalid; expected {expected}, "
+                              f"got {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+
+
+_TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+               dict: "a table"}
+
+
 def _build(cls: type[Any], data: Mapping[str, Any], section: str) -> Any:
     """Construct attrs class ``cls`` from ``data``, turning every failure into a ConfigError."""
     allowed = [a.name for a in attrs.fields(cls)]
@@ -239,6 +286,12 @@ def _build(cls: type[Any], data: Mapping[str, Any], section: str) -> Any:
     except ConfigError as exc:
         raise ConfigError(f"[{section}] {exc}") from None
     except (TypeError, ValueError) as exc:
+        _check_types(cls, data, section)  # names the key when a value has the wrong type
+        # attrs validators raise TypeError(message, attribute, expected, value): say it plainly.
+        if len(exc.args) == 4 and isinstance(exc.args[1], attrs.Attribute):
+            _, attribute, _, value = exc.args
+            raise ConfigError(f"[{section}] {attribute.name} = {value!r} is invalid; expected "
+                              f"{getattr(attribute, 'type', None) or 'another type'}") from None
         raise ConfigError(f"[{section}] {exc}") from None
 
 
