@@ -153,3 +153,25 @@ def test_cli_export_of_a_missing_run_is_a_clear_error(tmp_path):
     done = run_esper(["export", str(tmp_path / "nope"), "--format", "state-dict"])
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "is not a run directory" in done.stderr
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(architecture=[1, 2]), "architecture record 0 is int, not a table"),
+    (lambda d: d["architecture"][0].update(stage="EVIL"), "stage 'EVIL' is not a lifecycle stage"),
+    (lambda d: d["architecture"][-1].update(alpha="all"), "alpha 'all' is not a number in \\[0, 1\\]"),
+    (lambda d: d["architecture"][0].update(slot=["x"]), "slot is not a name"),
+    (lambda d: d.update(state_dict=[1]), "cannot be read .TypeError."),
+])
+def test_a_crafted_model_file_is_a_clear_error(catalog, fossil_run, tmp_path, change, message):
+    import shutil
+
+    from esper_core.errors import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(fossil_run, run)
+    data = torch.load(run / "model.pt", weights_only=True)
+    change(data)
+    torch.save(data, run / "model.pt")
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_run_model(run, catalog)
+    assert "model.pt" in str(info.value) and "\n" not in str(info.value)

@@ -41,7 +41,7 @@ from esper_core.contracts.specs import BlueprintSpec
 from esper_core.contracts.stages import SeedStage
 from esper_core.errors import CheckpointError, ConfigError
 from esper_core.kasmina.model import MorphogeneticModel
-from esper_core.kasmina.slot import SEEDED_STAGES
+from esper_core.kasmina.slot import SEEDED_STAGES, SlotState
 from esper_core.plugins.blame import blame, module_of
 from esper_core.tolaria.policy_checkpoint import check_compatible, check_header
 from esper_core.tolaria import state_pickle
@@ -96,6 +96,7 @@ def rebuild_architecture(model: MorphogeneticModel, records: Sequence[Mapping[st
                          blueprints: Sequence[BlueprintSpec]) -> None:
     """Give a freshly built model the recorded lifecycle: a new seed module (from its
     blueprint, weights to be loaded next) in every slot that holds one."""
+    _check_records(records)
     if [r["slot"] for r in records] != list(model.slot_names):
         raise CheckpointError(f"the checkpoint's slots ({', '.join(r['slot'] for r in records)}) "
                               f"are not this run's ({', '.join(model.slot_names)})")
@@ -129,6 +130,30 @@ def rebuild_architecture(model: MorphogeneticModel, records: Sequence[Mapping[st
         model.attach_seed_path_stats(slot)  # buffers the state dict to be loaded holds
         if record["state"] is not None:  # None (an exported model): fresh counters will do
             slot.state = record["state"]
+
+
+def _check_records(records: Any) -> None:
+    """Refuse lifecycle records of the wrong shape (a damaged or crafted file) with the record
+    and field named, before any of them is acted on."""
+    if not isinstance(records, list | tuple):
+        raise CheckpointError(f"the recorded architecture is {type(records).__name__}, not a list of slots")
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise CheckpointError(f"architecture record {i} is {type(record).__name__}, not a table")
+        problems = []
+        if not isinstance(record.get("slot"), str):
+            problems.append("slot is not a name")
+        if record.get("stage") not in SeedStage.__members__:
+            problems.append(f"stage {record.get('stage')!r} is not a lifecycle stage")
+        if record.get("blueprint") is not None and not isinstance(record.get("blueprint"), str):
+            problems.append("blueprint is not a name")
+        alpha = record.get("alpha")
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 <= alpha <= 1.0:
+            problems.append(f"alpha {alpha!r} is not a number in [0, 1]")
+        if record.get("state") is not None and not isinstance(record.get("state"), SlotState):
+            problems.append("its counters are not slot state")
+        if problems:
+            raise CheckpointError(f"architecture record {i} is malformed: {'; '.join(problems)}")
 
 
 # ---------------------------------------------------------------------- files

@@ -82,6 +82,8 @@ def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel,
     try:
         saved = torch.load(model_path, map_location="cpu", weights_only=True)
         architecture, state_dict = saved["architecture"], saved["state_dict"]
+        if not isinstance(architecture, list) or not isinstance(state_dict, dict):
+            raise TypeError("architecture or weights of the wrong type")
     except Exception as exc:
         raise CheckpointError(f"{str(model_path)!r} cannot be read ({type(exc).__name__}); "
                               "it is truncated, corrupt or not an Esper model") from None
@@ -91,8 +93,12 @@ def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel,
                               f"{saved.get('blueprint_catalog')}; this catalog resolves {list(resolved.blueprint_keys)}")
     task = build_task(resolved, seed=resolved.config.seed, device="cpu")
     model = build_model(resolved, task, emit=lambda event: None)
-    records = [{"state": None, "alpha": 1.0 if r["stage"] == "FOSSILIZED" else 0.0, **r} for r in architecture]
-    rebuild_architecture(model, records, resolved.blueprints)
+    records = [{"state": None, "alpha": 1.0 if r.get("stage") == "FOSSILIZED" else 0.0, **r}
+               if isinstance(r, dict) else r for r in architecture]
+    try:
+        rebuild_architecture(model, records, resolved.blueprints)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{str(model_path)!r} cannot be used: {exc}") from None
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
