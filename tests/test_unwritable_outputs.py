@@ -18,6 +18,7 @@ WRITERS = {
     "collect": (["collect", "--policy", "random", "--episodes", "1", "--epochs", "1", "--out", "{out}"], True),
     "report": (["report", "{run}", "--out", "{out}"], True),
     "export": (["export", "{run}", "--out", "{out}"], False),
+    "evaluate": (["evaluate", "--policy-checkpoint", "{run}/policy.pt", "--out", "{out}"], False),
 }
 
 

@@ -27,8 +27,10 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
                      epochs: int | None, device: str | None, out: Path | None, as_json: bool) -> None:
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
     from esper_core.tolaria.evaluation import evaluate_checkpoint, format_evaluation
-    from esper_core.tolaria.rundir import write_json
+    from esper_core.tolaria.rundir import check_writable_file, write_json
 
+    if out is not None:
+        check_writable_file(out)  # before the episodes, not after them
     names = tuple(n.strip() for n in against.split(",") if n.strip())
     evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
                                      epochs=epochs, device=device)
