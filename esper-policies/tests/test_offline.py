@@ -214,3 +214,27 @@ def test_metadata_with_wrong_typed_fields_is_a_data_error(datasets, tmp_path):
     (dataset.path / "dataset.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="header field 'observation_size' is str, not int"):
         EpisodeDataset(dataset.path)
+
+
+def test_a_dataset_being_recorded_is_not_recorded_into_by_another_process(catalog, datasets, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from esper_core.tolaria.rundir import RunDirBusy
+
+    out = tmp_path / "ds"
+    shutil.copytree(datasets / "random", out)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from esper_core.tolaria.rundir import "
+         "RunDirLock; lock = RunDirLock.acquire(Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()",
+         str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        shards = sorted(p.name for p in (out / "episodes").iterdir())
+        with pytest.raises(RunDirBusy, match=f"pid {holder.pid}"):
+            collect(_resolved(catalog, "random"), catalog, out, episodes=len(shards) + 1)
+        assert sorted(p.name for p in (out / "episodes").iterdir()) == shards
+    finally:
+        holder.kill()
+        holder.wait()

@@ -21,6 +21,7 @@ from esper_core.plugins.registry import Catalog
 from esper_core.tolaria.episode import HostEpisode
 from esper_core.tolaria.job import make_policy, prepare_task
 from esper_core.tolaria.resolve import ResolvedRun
+from esper_core.tolaria.rundir import RunDirLock
 from esper_core.tolaria.vector import build_task, episode_seed
 from esper_policies.encoding import ObservationBuilder, encode_masks
 from esper_policies.offline.dataset import METADATA, EpisodeDataset
@@ -109,15 +110,21 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
         raise ConfigError(f"--out {str(out)!r} exists, is not empty and is not an episode dataset")
     else:
         dataset = EpisodeDataset.create(out, metadata)
-    done = len(dataset)
-    if done:
-        logger.info("collect_resumed", dataset=str(out), complete_episodes=done)
-    for k in range(done, episodes):
-        seed = episode_seed(resolved.config.seed, env=0, episode=k)
-        shard = record_episode(resolved, build_task(resolved, seed=seed, device=device), policy, episode=k,
-                               seed=seed, keys=keys, n_slots=len(slot_names), policy_name=resolved.policy.name)
-        dataset.write_episode(k, shard)
-        logger.info("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
-                    final_accuracy=round(shard["final_accuracy"], 2), total_reward=round(shard["total_reward"], 3))
+    # One recorder per dataset: two would write the same episode numbers over each other.
+    lock = RunDirLock.acquire(out)
+    try:
+        done = len(dataset)
+        if done:
+            logger.info("collect_resumed", dataset=str(out), complete_episodes=done)
+        for k in range(done, episodes):
+            seed = episode_seed(resolved.config.seed, env=0, episode=k)
+            shard = record_episode(resolved, build_task(resolved, seed=seed, device=device), policy, episode=k,
+                                   seed=seed, keys=keys, n_slots=len(slot_names), policy_name=resolved.policy.name)
+            dataset.write_episode(k, shard)
+            logger.info("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
+                        final_accuracy=round(shard["final_accuracy"], 2),
+                        total_reward=round(shard["total_reward"], 3))
+    finally:
+        lock.release()
     return {"dataset": str(out), "episodes": len(dataset), "recorded_now": max(0, episodes - done),
             "policy": resolved.policy.name, "task": resolved.task.name}
