@@ -106,11 +106,17 @@ def test_a_run_with_a_checkpoint_keeps_its_files_for_resume(tmp_path):
     assert lock_holder(out) is None
 
 
-def test_cli_a_bad_task_option_leaves_out_as_found(tmp_path):
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--task-option", "no_such_option=1"], "no_such_option"),
+    (["--config", "{sink_config}"], "jsonl sink max_bytes must be a positive integer"),
+], ids=["bad-task-option", "sink-cannot-start"])
+def test_cli_a_run_failing_before_its_first_epoch_leaves_out_as_found(tmp_path, args, needle):
+    sink_config = tmp_path / "sink.toml"
+    sink_config.write_text("[telemetry.jsonl]\nmax_bytes = -1\n")
     out = tmp_path / "new" / "run"
-    done = run_esper(["run", "--task-option", "no_such_option=1", "--out", str(out)],
+    done = run_esper(["run", *[a.format(sink_config=sink_config) for a in args], "--out", str(out)],
                      env={"OMP_NUM_THREADS": "1"})
-    assert done.returncode == 2 and "no_such_option" in done.stderr, done.stderr[-2000:]
+    assert done.returncode == 2 and needle in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "new").exists()
 
 
