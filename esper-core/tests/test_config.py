@@ -126,3 +126,17 @@ def test_a_wrong_type_names_the_key_and_the_type_in_words(table, key, value, mes
         build_section(cls, {key: value}, table, base=cls())
     assert str(info.value) == message
     assert "Attribute(" not in str(info.value) and "<class" not in str(info.value)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("[run]\nseed = " + "[" * 50_000 + "]" * 50_000 + "\n", "is nested too deeply"),
+    (b"[run]\nseed = \xff\n", "is not UTF-8 text"),
+])
+def test_a_hostile_config_file_is_a_config_error(tmp_path, content, message):
+    path = tmp_path / "hostile.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        read_toml(path)

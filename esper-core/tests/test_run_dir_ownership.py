@@ -189,3 +189,11 @@ def test_resume_with_a_truncated_events_file_is_refused(catalog, tmp_path):
         _run(catalog, out, resume=True)
     assert "\n" not in str(info.value)
     assert events.read_bytes() == kept, "nothing appended, no NUL padding"
+
+
+def test_a_new_run_refuses_a_directory_written_between_its_check_and_its_lock(tmp_path):
+    out = create_run_dir(tmp_path / "run")
+    (out / "events.jsonl").write_text("{}\n")  # another run got there first
+    with pytest.raises(RunDirBusy, match="was written to by another process"), own_run_dir(out, resume=False):
+        pass
+    assert (out / "events.jsonl").read_text() == "{}\n"

@@ -179,6 +179,11 @@ def own_run_dir(run_dir: Path, *, resume: bool, created: Path | None = None) -> 
     from ``created`` down, which this command made), so the same command can be retried; once a
     checkpoint exists everything is kept, for ``--resume``."""
     lock = RunDirLock.acquire(run_dir)
+    if not resume and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+        # Another process wrote here between create_run_dir's check and this lock.
+        lock.release()
+        raise RunDirBusy(f"--out {str(run_dir)!r} was written to by another process while this run started; "
+                         "choose another directory")
     try:
         yield lock
     except BaseException:
