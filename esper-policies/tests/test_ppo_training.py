@@ -139,3 +139,22 @@ def test_resuming_a_finished_training_run_is_refused_and_changes_nothing(catalog
     with pytest.raises(ConfigError, match="that run already finished its 1 rounds .*resume with a larger --rounds"):
         _train(catalog, run, resume=True, rounds=1)
     assert {p.name: p.read_bytes() for p in (run / "summary.json", run / "policy.pt", run / "events.jsonl")} == before
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda t: t.update(generator=torch.zeros(3)), "holds a damaged training state .TypeError: RNG state"),
+    (lambda t: t.pop("optimizer"), "holds a damaged training state .KeyError"),
+    (lambda t: t.update(rounds_done="many"), "holds a damaged training state .ValueError"),
+    (lambda t: t.update(history=[1, 2]), r"holds a damaged training state \(rounds or history\)"),
+])
+def test_a_damaged_training_state_is_named_on_resume(catalog, tmp_path, change, message):
+    run = tmp_path / "run"
+    _train(catalog, run, rounds=1)
+    (run / "summary.json").unlink()
+    latest = run / "checkpoints" / "latest.pt"
+    data = torch.load(latest, weights_only=True)
+    change(data["payload"]["training"])
+    torch.save(data, latest)
+    with pytest.raises(ConfigError, match=message) as info:
+        _train(catalog, run, resume=True, rounds=2)
+    assert "\n" not in str(info.value)

@@ -124,14 +124,20 @@ class _Training:
                               "resume with the options it was trained with")
         self.network.load_state_dict(network.state_dict())
         self.obs_norm = obs_norm
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state["reward_scaler"] is not None:
-            self.scaler.load_state_dict(state["reward_scaler"])
-        self.generator.set_state(state["generator"])
-        self.history = list(state["history"])
-        self.rounds_done = int(state["rounds_done"])
-        self.policy_seconds = float(state["policy_seconds"])
-        self.env_seconds = float(state["env_seconds"])
+        try:  # the learner's own state: a damaged or crafted file is named, not a traceback
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scaler is not None and state["reward_scaler"] is not None:
+                self.scaler.load_state_dict(state["reward_scaler"])
+            self.generator.set_state(state["generator"])
+            self.history = list(state["history"])
+            self.rounds_done = int(state["rounds_done"])
+            self.policy_seconds = float(state["policy_seconds"])
+            self.env_seconds = float(state["env_seconds"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            raise ConfigError(f"--resume: {str(path)!r} holds a damaged training state "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if self.rounds_done < 0 or not all(isinstance(h, dict) for h in self.history):
+            raise ConfigError(f"--resume: {str(path)!r} holds a damaged training state (rounds or history)")
         logger.info("ppo_resumed", checkpoint=str(path), rounds_done=self.rounds_done, rounds=self.cfg.rounds)
 
     # -- the loop ---------------------------------------------------------------------------
