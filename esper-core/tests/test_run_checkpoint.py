@@ -360,3 +360,30 @@ def test_a_checkpoint_with_a_malformed_header_is_refused(catalog, one_checkpoint
     torch.save(data, path)
     with pytest.raises(CheckpointError, match=message):
         _load(catalog, out, path)
+
+
+@pytest.mark.parametrize("field", ["rng", "curve", "architecture"])
+def test_allowed_but_ill_fitting_state_is_a_clear_error(catalog, one_checkpoint, field):
+    """Only data classes, yet not this run's state: a CheckpointError, not a traceback."""
+    from esper_core.tolaria import state_pickle
+
+    out, path = one_checkpoint
+    data = torch.load(path, weights_only=True)
+    python = state_pickle.loads(data["python"], data["python_tensors"])
+    python[field] = {"not": "it"} if field != "architecture" else []
+    data["python"], data["python_tensors"] = state_pickle.dumps(python)
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="is corrupt \\(|does not fit this run|are not this run.s") as info:
+        _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert "\n" not in str(info.value)
+
+
+def test_weights_that_do_not_fit_the_rebuilt_model_are_a_clear_error(catalog, one_checkpoint):
+    out, path = one_checkpoint
+    data = torch.load(path, weights_only=True)
+    first = next(iter(data["model"]))
+    data["model"][first] = torch.zeros(1)
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=r"after epoch 3 does not fit this run \(RuntimeError: .*delete it") as info:
+        _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert "\n" not in str(info.value)

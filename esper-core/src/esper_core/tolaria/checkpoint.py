@@ -258,7 +258,57 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
     if not isinstance(data["python"], dict):
         raise CheckpointError(f"run checkpoint {str(path)!r} is corrupt (its state is "
                               f"{type(data['python']).__name__}, not a table){hint}")
+    problem = _state_problem(data["python"])
+    if problem:
+        raise CheckpointError(f"run checkpoint {str(path)!r} is corrupt ({problem}){hint}")
     return data
+
+
+_NUMBER = (int, float)
+#: The bookkeeping's fields and their types (extra fields are left to their readers).
+_STATE_FIELDS: dict[str, Any] = {
+    "episode": int, "epoch": int, "done": bool, "architecture": list, "rng": dict, "curve": list,
+    "total_reward": _NUMBER, "elapsed": _NUMBER, "start_accuracy": _NUMBER, "best": _NUMBER,
+    "rollback_count": int, "observers": list, "finished": list, "telemetry": dict,
+}
+
+
+def _state_problem(python: Mapping[str, Any]) -> str | None:
+    """What makes unpickled bookkeeping unusable — a missing or wrong-typed field, a curve of
+    non-numbers, RNG states the generators refuse — or None. Checked at load so a file that
+    passed the allow-list still fails here, in one line, not deep inside the resumed epoch."""
+    for key, kind in _STATE_FIELDS.items():
+        value = python.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"state field {key!r} is {'missing' if value is None else type(value).__name__}"
+    if not all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in python["curve"]):
+        return "the accuracy curve holds something other than numbers"
+    try:
+        _check_records(python["architecture"])
+    except CheckpointError as exc:
+        return str(exc)
+    return _rng_problem(python["rng"])
+
+
+def _rng_problem(rng: Mapping[str, Any]) -> str | None:
+    """Try the recorded RNG states on the generators, then put the current ones back."""
+    import random
+
+    import numpy as np
+
+    saved = (random.getstate(), torch.get_rng_state(), np.random.get_state())
+    try:
+        random.setstate(rng["python"])
+        torch.set_rng_state(rng["torch"])
+        if "numpy" in rng:
+            np.random.set_state(rng["numpy"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        return f"its random-number states are not valid ({type(exc).__name__})"
+    finally:
+        random.setstate(saved[0])
+        torch.set_rng_state(saved[1])
+        np.random.set_state(saved[2])
+    return None
 
 
 def _first_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
 from esper_core.contracts.protocols import PolicyContext, PolicyTrainingContext, Sink, Stateful, Task
 from esper_core.errors import CheckpointError, ConfigError, EsperError, PluginError
-from esper_core.plugins.blame import blame, blame_plugin_code, module_of
+from esper_core.plugins.blame import blame, blame_plugin_code, module_of, one_line
 from esper_core.plugins.registry import Catalog
 from esper_core.telemetry.hub import TelemetryHub
 from esper_core.telemetry.jsonl import EventsLost
@@ -273,8 +273,7 @@ def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Pa
         with HostEpisode(resolved, task, episode=episode, seed=config.seed + episode, emit=emit,
                          policy_name=resolved.policy.name, on_epoch_end=checkpoint) as env:
             if restored is not None and episode == first:
-                env.load_state_dict(restored)
-                policy.load_state_dict(restored["python"]["policy"])
+                _restore(env, policy, restored, resolved.policy.name)
                 step = None if env.done else env.resume()
             else:
                 policy.reset(episode=episode)
@@ -288,6 +287,22 @@ def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Pa
             finished.append(result.to_dict())
     assert result is not None
     return finished, result
+
+
+def _restore(env: HostEpisode, policy: Any, restored: dict[str, Any], name: str) -> None:
+    """Continue ``env`` and ``policy`` from a run checkpoint. The checkpoint's state passed the
+    allow-list but may still not fit (a damaged or crafted file): that is a CheckpointError, not
+    a traceback from deep inside the episode."""
+    try:
+        env.load_state_dict(restored)
+    except EsperError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"the run checkpoint after epoch {restored['epoch']} does not fit this run "
+                              f"({one_line(exc)}); delete it to resume from the one before, or start a new run"
+                              ) from None
+    with blame("policy", name, module_of(type(policy)), "load_state_dict"):
+        policy.load_state_dict(restored["python"].get("policy"))
 
 
 def _decide(policy: Any, name: str, step: Any) -> Decision:
