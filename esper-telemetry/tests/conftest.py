@@ -3,6 +3,9 @@
 Ten epochs, two slots: ``r0`` germinates a conv_light seed at epoch 3 that trains, blends,
 shadows, goes on probation and is fossilized at epoch 10; ``r1`` germinates an attention seed
 at epoch 4, causes a governor rollback at epoch 6 and is culled, then sits in embargo.
+Seeds report their gain over the no-seed path while TRAINING and their dependence
+(``contribution``) from BLENDING on, each with a standard error; the summary has a held-out
+test accuracy beside the validation figures, for the run and for its no-seed baseline.
 Every epoch has a reward and a gradient-health report (standard profile; unhealthy, with a
 non-finite step, at the rollback epoch 6); the run also has an anomaly and three PPO updates.
 """
@@ -34,6 +37,12 @@ from esper_core.contracts.events import (
 HOST_PARAMS = 23_466
 SEED_PARAMS = {"cnn:conv_light": 1_184, "cnn:attention": 136}
 
+#: Held-out test accuracy of the run (before ``accuracy_offset``) and of its no-seed baseline.
+TEST_ACCURACY = 52.1
+BASELINE_TEST_ACCURACY = 49.3
+#: Gain over the no-seed path while TRAINING, per (slot, epoch).
+_SEED_GAIN = {("r0", 4): 0.3, ("r0", 5): 0.7, ("r1", 5): -0.2}
+
 # (epoch, stage r0, alpha r0, contribution r0, stage r1)
 _SLOT_PLAN = [
     (1, "DORMANT", 0.0, None, "DORMANT"),
@@ -54,12 +63,16 @@ def _slots(epoch: int, stage0: str, alpha0: float, contrib0: float | None,
            stage1: str) -> list[dict[str, Any]]:
     live0 = stage0 != "DORMANT"
     live1 = stage1 in ("TRAINING",)
+    gain0, gain1 = _SEED_GAIN.get(("r0", epoch)), _SEED_GAIN.get(("r1", epoch))
     return [
         {"slot": "r0", "stage": stage0, "blueprint": "cnn:conv_light" if live0 else None,
-         "alpha": alpha0, "contribution": contrib0,
+         "alpha": alpha0, "contribution": contrib0, "seed_gain": gain0,
+         "contribution_se": None if contrib0 is None else 0.4,
+         "seed_gain_se": None if gain0 is None else 0.25,
          "seed_params": SEED_PARAMS["cnn:conv_light"] if live0 else 0},
         {"slot": "r1", "stage": stage1, "blueprint": "cnn:attention" if live1 else None,
-         "alpha": 0.0, "contribution": None,
+         "alpha": 0.0, "contribution": None, "seed_gain": gain1, "contribution_se": None,
+         "seed_gain_se": None if gain1 is None else 0.3,
          "seed_params": SEED_PARAMS["cnn:attention"] if live1 else 0},
     ]
 
@@ -172,15 +185,17 @@ def make_summary(run_id: str, policy: str = "heuristic",
         "run_id": run_id, "task": "procedural", "policy": policy, "seed": 7, "epochs": 10,
         "final_accuracy": _ACCURACY[-1] + accuracy_offset,
         "best_accuracy": max(_ACCURACY) + accuracy_offset,
+        "test_accuracy": TEST_ACCURACY + accuracy_offset,
         "host_params": HOST_PARAMS, "seed_params": SEED_PARAMS["cnn:conv_light"],
         "wall_seconds": 15.5,
         "seeds": [
             {"slot": "r0", "blueprint": "cnn:conv_light", "germinated_epoch": 3,
-             "outcome": "fossilized", "ended_epoch": 10, "contribution": 2.6},
+             "outcome": "fossilized", "ended_epoch": 10, "seed_gain": 0.7, "contribution": 2.6},
             {"slot": "r1", "blueprint": "cnn:attention", "germinated_epoch": 4,
-             "outcome": "culled", "ended_epoch": 6, "contribution": None},
+             "outcome": "culled", "ended_epoch": 6, "seed_gain": -0.2, "contribution": None},
         ],
-        "baseline": {"final_accuracy": 50.0, "host_params": HOST_PARAMS, "seed_params": 0},
+        "baseline": {"final_accuracy": 50.0, "test_accuracy": BASELINE_TEST_ACCURACY,
+                     "host_params": HOST_PARAMS, "seed_params": 0},
     }
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
+from esper_core.contracts.events import RunEnded, RunStarted
 from esper_telemetry import queries
 from esper_telemetry.commands import runs
 from esper_telemetry.sinks.sqlite import SqliteSink
@@ -38,10 +40,17 @@ def test_list(shared_db):
     assert header.split()[:3] == ["run", "task", "policy"]
     assert [r.split()[0] for r in rows] == ["run-a", "run-b"]
     cells = _row(result.output, "run-b")
-    assert cells[1:7] == ["procedural", "random", "7", "finished", "10", "51.30"]
+    # Held-out test accuracy leads, with the baseline's and the gain over it; the validation
+    # figures follow, labelled val.
+    assert header.split()[6:16] == ["test", "%", "base", "test", "%", "test", "gain", "val",
+                                    "final", "%"]
+    assert cells[1:11] == ["procedural", "random", "7", "finished", "10", "49.00", "49.30",
+                           "-0.30", "51.30", "51.30"]
     assert "24,650" in cells and "1/1/0" in cells
     # Numeric columns are right-aligned under their header.
-    end = header.index("final %") + len("final %")
+    end = header.index("test %") + len("test %")
+    assert rows[1].index("49.00") + len("49.00") == end
+    end = header.index("val final %") + len("val final %")
     assert rows[1].index("51.30") + len("51.30") == end
     assert set(rule) == {"-", " "}
 
@@ -50,10 +59,21 @@ def test_show_prints_results_seeds_and_epochs(shared_db):
     result = invoke("show", "run-a", "--db", str(shared_db))
     assert result.exit_code == 0, result.output
     out = result.output
-    assert _row(out, "final accuracy") == ["final", "accuracy", "54.40"]
-    assert _row(out, "baseline accuracy")[-1] == "50.00"
+    assert _row(out, "test accuracy") == ["test", "accuracy", "52.10"]
+    assert _row(out, "baseline test accuracy")[-1] == "49.30"
+    assert _row(out, "test gain over baseline")[-1] == "+2.80"
+    assert _row(out, "val final accuracy") == ["val", "final", "accuracy", "54.40"]
+    assert _row(out, "baseline val accuracy")[-1] == "50.00"
+    assert not any(line.startswith(("final accuracy", "baseline accuracy"))
+                   for line in out.splitlines())
+    assert "test: the held-out split no controller or gate saw" in out
     assert _row(out, "rollbacks") == ["rollbacks", "1"]
-    assert "0  r0    cnn:conv_light           3     10  fossilized         +2.60" in out
+    # Both seed measures, each named: gain in TRAINING, dependence on removal.
+    assert "gain (TRAINING)  dependence" in out
+    assert _row(out, "      0  r0") == ["0", "r0", "cnn:conv_light", "3", "10", "fossilized",
+                                        "+0.70", "+2.60"]
+    assert _row(out, "      0  r1")[-2:] == ["-0.20", "-"]
+    assert "dependence: accuracy lost when the seed is removed" in out
     assert _row(out, "cnn:attention") == ["cnn:attention", "0", "1", "0"]
     assert _row(out, "   10")[:4] == ["10", "1.1000", "1.2000", "54.40"]
     # The gradient_health observer's score per epoch (unhealthy at the rollback epoch 6).
@@ -65,10 +85,39 @@ def test_compare_aligns_runs_side_by_side(shared_db):
     result = invoke("compare", "run-a", "run-b", "--db", str(shared_db))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0].split() == ["run-a", "run-b"]
-    assert _row(result.output, "final accuracy %")[-2:] == ["54.40", "51.30"]
-    assert _row(result.output, "Δ final vs first")[-2:] == ["+0.00", "-3.10"]
+    labels = [line.split("  ")[0] for line in result.output.splitlines()[2:]]
+    assert labels[5:13] == ["test accuracy %", "baseline test accuracy %",
+                            "test gain over baseline", "Δ test vs first", "val final accuracy %",
+                            "Δ val final vs first", "val best accuracy %",
+                            "baseline val accuracy %"]
+    assert _row(result.output, "test accuracy %")[-2:] == ["52.10", "49.00"]
+    assert _row(result.output, "test gain over baseline")[-2:] == ["+2.80", "-0.30"]
+    assert _row(result.output, "Δ test vs first")[-2:] == ["+0.00", "-3.10"]
+    assert _row(result.output, "val final accuracy %")[-2:] == ["54.40", "51.30"]
+    assert _row(result.output, "Δ val final vs first")[-2:] == ["+0.00", "-3.10"]
+    assert "warning" not in result.output  # same task
     assert _row(result.output, "cnn:conv_light F/C/L")[-2:] == ["1/0/0", "1/0/0"]
     assert _row(result.output, "policy")[-2:] == ["heuristic", "random"]
+
+
+def test_compare_across_tasks_warns_that_the_delta_compares_different_tasks(tmp_path,
+                                                                            run_factory):
+    path = tmp_path / "runs.sqlite"
+    sink = SqliteSink(path)
+    for run_id, task in (("run-a", "procedural"), ("run-c", "cifar10")):
+        for event in run_factory(run_id):
+            if isinstance(event, RunStarted):
+                event = attrs.evolve(event, task=task)
+            elif isinstance(event, RunEnded):
+                event = attrs.evolve(event, summary={**event.summary, "task": task})
+            sink.emit(event)
+    sink.close()
+    result = invoke("compare", "run-a", "run-c", "--db", str(path))
+    assert result.exit_code == 0, result.output
+    assert _row(result.output, "task")[-2:] == ["procedural", "cifar10"]
+    assert ("warning: these runs are on different tasks (procedural, cifar10); the Δ rows "
+            "compare accuracies of different tasks") in result.stderr
+    assert "warning" not in result.stdout  # the table itself stays clean for scripts
 
 
 def test_unknown_run_lists_known_ids_and_exits_2(shared_db):
@@ -87,7 +136,8 @@ def test_run_directory_without_database_is_read_from_events(run_dir, tmp_path):
     result = invoke("show", str(run_dir))
     assert result.exit_code == 0, result.output
     assert _row(result.output, "run") == ["run", "run-a"]
-    assert _row(result.output, "final accuracy")[-1] == "54.40"
+    assert _row(result.output, "test accuracy")[-1] == "52.10"
+    assert _row(result.output, "val final accuracy")[-1] == "54.40"
     assert "fossilized" in result.output and "culled" in result.output
     compare = invoke("compare", str(run_dir), str(run_dir))
     assert compare.exit_code == 0
@@ -97,8 +147,11 @@ def test_run_directory_with_only_a_summary(tmp_path, run_dir):
     (run_dir / "events.jsonl").unlink()
     result = invoke("show", str(run_dir))
     assert result.exit_code == 0, result.output
-    assert _row(result.output, "final accuracy")[-1] == "54.40"
+    assert _row(result.output, "test accuracy")[-1] == "52.10"
+    assert _row(result.output, "baseline test accuracy")[-1] == "49.30"
+    assert _row(result.output, "val final accuracy")[-1] == "54.40"
     assert "cnn:attention" in result.output
+    assert _row(result.output, "      0  r0")[-2:] == ["+0.70", "+2.60"]
 
 
 def test_runs_directory_merges_run_dirs_and_shared_database(tmp_path, run_dir_factory,

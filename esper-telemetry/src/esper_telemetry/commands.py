@@ -47,6 +47,14 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
+#: What the accuracy labels mean; printed under ``runs show`` so the two are never confused.
+_ACCURACY_NOTE = ("test: the held-out split no controller or gate saw (the headline)\n"
+                  "val: the validation split the controller and gates optimised (optimistic)")
+_SEED_NOTE = ("gain (TRAINING): gain over the no-seed path, measured while the seed trained\n"
+              "dependence: accuracy lost when the seed is removed from the model that trained "
+              "with it (overstates what it added)")
+
+
 def _outcomes(record: RunRecord) -> str:
     counts = record.outcomes
     return f"{counts['fossilized']}/{counts['culled']}/{counts['live']}"
@@ -70,10 +78,12 @@ def list_command(db: Path | None) -> None:
     if not records:
         click.echo("no runs recorded")
         return
-    headers = ["run", "task", "policy", "seed", "status", "epochs", "final %", "best %",
-               "params", "seeds F/C/L", "wall s", "started"]
+    headers = ["run", "task", "policy", "seed", "status", "epochs", "test %", "base test %",
+               "test gain", "val final %", "val best %", "params", "seeds F/C/L", "wall s",
+               "started"]
     rows = [[r.run_id, r.task, r.policy, r.seed, r.status + (" (truncated)" if r.truncated
-             else ""), r.epochs, fmt(r.final_accuracy, ".2f"), fmt(r.best_accuracy, ".2f"),
+             else ""), r.epochs, fmt(r.test_accuracy, ".2f"), fmt(r.baseline_test_accuracy, ".2f"),
+             fmt(r.test_gain, "+.2f"), fmt(r.final_accuracy, ".2f"), fmt(r.best_accuracy, ".2f"),
              fmt(r.total_params, ",d"), _outcomes(r), fmt(r.wall_seconds, ".1f"),
              _when(r.started_at)] for r in records]
     click.echo(format_table(headers, rows))
@@ -94,9 +104,13 @@ def show_command(run: str, db: Path | None) -> None:
         ("run", record.run_id), ("source", record.source), ("task", record.task),
         ("policy", record.policy), ("seed", record.seed),
         ("status", record.status + (" (output truncated by cap)" if record.truncated else "")),
-        ("epochs", record.epochs), ("final accuracy", fmt(record.final_accuracy, ".2f")),
-        ("best accuracy", fmt(record.best_accuracy, ".2f")),
-        ("baseline accuracy", fmt(record.baseline_accuracy, ".2f")),
+        ("epochs", record.epochs),
+        ("test accuracy", fmt(record.test_accuracy, ".2f")),
+        ("baseline test accuracy", fmt(record.baseline_test_accuracy, ".2f")),
+        ("test gain over baseline", fmt(record.test_gain, "+.2f")),
+        ("val final accuracy", fmt(record.final_accuracy, ".2f")),
+        ("val best accuracy", fmt(record.best_accuracy, ".2f")),
+        ("baseline val accuracy", fmt(record.baseline_accuracy, ".2f")),
         ("host params", fmt(record.host_params, ",d")),
         ("seed params", fmt(record.seed_params, ",d")),
         ("rollbacks", record.rollbacks), ("wall seconds", fmt(record.wall_seconds, ".1f")),
@@ -105,12 +119,15 @@ def show_command(run: str, db: Path | None) -> None:
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
         click.echo(f"{name.ljust(width)}  {fmt(value)}")
+    click.echo(_ACCURACY_NOTE)
     click.echo("\nseeds")
     if record.seeds:
         click.echo(format_table(
-            ["episode", "slot", "blueprint", "germinated", "ended", "outcome", "contribution"],
+            ["episode", "slot", "blueprint", "germinated", "ended", "outcome",
+             "gain (TRAINING)", "dependence"],
             [[s.episode, s.slot, s.blueprint, s.germinated_epoch, s.ended_epoch, s.outcome,
-              fmt(s.contribution, "+.2f")] for s in record.seeds]))
+              fmt(s.seed_gain, "+.2f"), fmt(s.contribution, "+.2f")] for s in record.seeds]))
+        click.echo(_SEED_NOTE)
         click.echo("\nseeds by blueprint")
         click.echo(format_table(
             ["blueprint", "fossilized", "culled", "live"],
@@ -137,9 +154,12 @@ _COMPARE_ROWS: tuple[tuple[str, Callable[[RunRecord], Any]], ...] = (
     ("seed", lambda r: r.seed),
     ("status", lambda r: r.status),
     ("epochs", lambda r: r.epochs),
-    ("final accuracy %", lambda r: fmt(r.final_accuracy, ".2f")),
-    ("best accuracy %", lambda r: fmt(r.best_accuracy, ".2f")),
-    ("baseline accuracy %", lambda r: fmt(r.baseline_accuracy, ".2f")),
+    ("test accuracy %", lambda r: fmt(r.test_accuracy, ".2f")),
+    ("baseline test accuracy %", lambda r: fmt(r.baseline_test_accuracy, ".2f")),
+    ("test gain over baseline", lambda r: fmt(r.test_gain, "+.2f")),
+    ("val final accuracy %", lambda r: fmt(r.final_accuracy, ".2f")),
+    ("val best accuracy %", lambda r: fmt(r.best_accuracy, ".2f")),
+    ("baseline val accuracy %", lambda r: fmt(r.baseline_accuracy, ".2f")),
     ("host params", lambda r: fmt(r.host_params, ",d")),
     ("seed params", lambda r: fmt(r.seed_params, ",d")),
     ("seeds fossilized", lambda r: r.outcomes["fossilized"]),
@@ -163,11 +183,10 @@ def compare_command(run_refs: tuple[str, ...], db: Path | None) -> None:
             record, _, sources = queries.resolve_run(ref, db)
             queries.close_sources(sources)
             records.append(record)
-    base = records[0].final_accuracy
     rows = [[label, *(getter(r) for r in records)] for label, getter in _COMPARE_ROWS]
-    rows.insert(6, ["Δ final vs first", *(
-        fmt(r.final_accuracy - base, "+.2f") if r.final_accuracy is not None and base is not None
-        else "-" for r in records)])
+    # Each Δ sits under the figure it is taken from.
+    rows.insert(8, ["Δ test vs first", *_deltas(records, lambda r: r.test_accuracy)])
+    rows.insert(10, ["Δ val final vs first", *_deltas(records, lambda r: r.final_accuracy)])
     blueprints = sorted({bp for r in records for bp in r.by_blueprint})
     for bp in blueprints:
         rows.append([f"{bp} F/C/L", *(
@@ -176,6 +195,18 @@ def compare_command(run_refs: tuple[str, ...], db: Path | None) -> None:
             ) for r in records)])
     headers = ["", *(r.run_id for r in records)]
     click.echo(format_table(headers, rows, align="l" + "r" * len(records)))
+    # A run whose task was never recorded is no evidence of a difference.
+    tasks = list(dict.fromkeys(r.task for r in records if r.task))
+    if len(tasks) > 1:
+        click.echo(f"warning: these runs are on different tasks ({', '.join(tasks)}); "
+                   f"the Δ rows compare accuracies of different tasks", err=True)
+
+
+def _deltas(records: list[RunRecord], value: Callable[[RunRecord], float | None]) -> list[str]:
+    """Each run's ``value`` minus the first run's, or '-' where either is missing."""
+    base = value(records[0])
+    return [fmt(v - base, "+.2f") if (v := value(r)) is not None and base is not None else "-"
+            for r in records]
 
 
 @click.command("report")

@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS runs (
     baseline_accuracy REAL,
     truncated INTEGER NOT NULL DEFAULT 0,
     config_json TEXT,
-    summary_json TEXT
+    summary_json TEXT,
+    test_accuracy REAL,
+    baseline_test_accuracy REAL
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL,
@@ -87,7 +89,8 @@ CREATE TABLE IF NOT EXISTS seeds (
     ended_epoch INTEGER,
     outcome TEXT NOT NULL DEFAULT 'live',
     last_stage TEXT,
-    contribution REAL
+    contribution REAL,
+    seed_gain REAL
 );
 CREATE TABLE IF NOT EXISTS decisions (
     decision_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -127,6 +130,15 @@ CREATE INDEX IF NOT EXISTS rewards_by_run ON rewards (run_id, episode, epoch);
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, kind);
 """
 
+#: Columns added after schema version 1 was first released, per table. A database file made
+#: before them gains them on open (:meth:`RunDatabase.create_schema`); read-only readers see
+#: NULL for them (:func:`present_columns`). Adding a nullable column keeps older
+#: esper-telemetry versions able to read the file, so the schema version stays 1.
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "runs": (("test_accuracy", "REAL"), ("baseline_test_accuracy", "REAL")),
+    "seeds": (("seed_gain", "REAL"),),
+}
+
 #: Terminal lifecycle stages and the seed outcome they record.
 _OUTCOMES = {"FOSSILIZED": "fossilized", "CULLED": "culled"}
 
@@ -139,18 +151,25 @@ _SUMMARY_COLUMNS: dict[str, tuple[type, ...]] = {
     "epochs": (int,),
     "final_accuracy": (int, float),
     "best_accuracy": (int, float),
+    "test_accuracy": (int, float),
     "host_params": (int,),
     "seed_params": (int,),
     "wall_seconds": (int, float),
 }
 _SEED_FIELDS: dict[str, tuple[type, ...]] = {"slot": (str,), "blueprint": (str,), "germinated_epoch": (int,),
                                              "ended_epoch": (int,), "outcome": (str,),
-                                             "contribution": (int, float)}
+                                             "contribution": (int, float),
+                                             "seed_gain": (int, float)}
 
 
 def _typed(value: Any, kinds: tuple[type, ...]) -> Any:
     """``value`` if it is one of ``kinds`` (never a bool posing as a number), else None."""
     return value if isinstance(value, kinds) and not isinstance(value, bool) else None
+
+
+def present_columns(connection: sqlite3.Connection, table: str) -> set[str]:
+    """The columns ``table`` has in this database file (older files lack the added ones)."""
+    return {row[1] for row in connection.execute(f"PRAGMA table_info({table})").fetchall()}
 
 
 def _json(value: Any) -> str:
@@ -193,6 +212,11 @@ class RunDatabase:
                 f"run database has schema version {row[0]}, this esper-telemetry writes "
                 f"version {DATABASE_SCHEMA_VERSION}; use a new database file"
             )
+        for table, columns in ADDED_COLUMNS.items():
+            present = present_columns(self.connection, table)
+            for name, kind in columns:
+                if name not in present:
+                    self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def apply_all(self, events: Iterable[TelemetryEvent]) -> None:
         for event in events:
@@ -247,8 +271,11 @@ class RunDatabase:
         values = {key: _typed(summary.get(key), kinds) for key, kinds in _SUMMARY_COLUMNS.items()}
         values = {key: value for key, value in values.items() if value is not None}
         baseline = summary.get("baseline")
-        if isinstance(baseline, Mapping) and _typed(baseline.get("final_accuracy"), (int, float)) is not None:
-            values["baseline_accuracy"] = baseline["final_accuracy"]
+        if isinstance(baseline, Mapping):
+            for key, column in (("final_accuracy", "baseline_accuracy"),
+                                ("test_accuracy", "baseline_test_accuracy")):
+                if _typed(baseline.get(key), (int, float)) is not None:
+                    values[column] = baseline[key]
         values["status"] = "finished"
         values["summary_json"] = _json(dict(summary))
         if ended_at is not None:
@@ -292,12 +319,20 @@ class RunDatabase:
                 (*key, name, _stage_name(slot.get("stage", "UNKNOWN")), slot.get("blueprint"),
                  slot.get("alpha"), slot.get("contribution"), slot.get("seed_params")),
             )
-            if slot.get("contribution") is not None:
+            # The seed's two measures, kept as the run ledger keeps them: dependence (accuracy
+            # lost on removal) whenever measured, the gain over the no-seed path only while
+            # TRAINING, before the host has adapted to the seed.
+            measures = {"contribution": slot.get("contribution")}
+            if _stage_name(slot.get("stage", "UNKNOWN")) == "TRAINING":
+                measures["seed_gain"] = slot.get("seed_gain")
+            for column, value in measures.items():
+                if _typed(value, (int, float)) is None:
+                    continue
                 self.connection.execute(
-                    "UPDATE seeds SET contribution = ? WHERE seed_id = ("
+                    f"UPDATE seeds SET {column} = ? WHERE seed_id = ("
                     "SELECT seed_id FROM seeds WHERE run_id = ? AND episode = ? AND slot = ? "
                     "AND outcome = 'live' ORDER BY seed_id DESC LIMIT 1)",
-                    (slot["contribution"], event.run_id, event.episode, name),
+                    (value, event.run_id, event.episode, name),
                 )
         # Progress of a run that is still training; the final summary overrides these.
         self.connection.execute(
@@ -357,13 +392,17 @@ class RunDatabase:
             if match is None:
                 self.connection.execute(
                     "INSERT INTO seeds (run_id, episode, slot, blueprint, germinated_epoch, "
-                    "ended_epoch, outcome, contribution) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "ended_epoch, outcome, contribution, seed_gain) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, episode, slot, seed.get("blueprint"), seed.get("germinated_epoch"),
-                     seed.get("ended_epoch"), outcome, seed.get("contribution")),
+                     seed.get("ended_epoch"), outcome, seed.get("contribution"),
+                     seed.get("seed_gain")),
                 )
             else:
                 self.connection.execute(
                     "UPDATE seeds SET outcome = ?, ended_epoch = COALESCE(?, ended_epoch), "
-                    "contribution = COALESCE(?, contribution) WHERE seed_id = ?",
-                    (outcome, seed.get("ended_epoch"), seed.get("contribution"), match[0]),
+                    "contribution = COALESCE(?, contribution), "
+                    "seed_gain = COALESCE(?, seed_gain) WHERE seed_id = ?",
+                    (outcome, seed.get("ended_epoch"), seed.get("contribution"),
+                     seed.get("seed_gain"), match[0]),
                 )

@@ -17,7 +17,7 @@ from typing import Any
 from attrs import field, frozen
 
 from esper_core.errors import EsperError
-from esper_telemetry.database import RunDatabase
+from esper_telemetry.database import RunDatabase, present_columns
 from esper_telemetry.records import (
     DATABASE_FILE,
     EVENTS_FILE,
@@ -55,7 +55,10 @@ class SeedRecord:
     germinated_epoch: int | None
     ended_epoch: int | None
     outcome: str
+    #: Dependence: accuracy lost when the seed is removed from the model that trained with it.
     contribution: float | None
+    #: Gain over the no-seed path, measured in TRAINING (before the host adapted to the seed).
+    seed_gain: float | None = None
 
 
 @frozen(kw_only=True)
@@ -91,6 +94,17 @@ class RunRecord:
     baseline_accuracy: float | None = None
     truncated: bool = False
     seeds: tuple[SeedRecord, ...] = ()
+    #: Accuracy on the held-out test split no controller or gate saw (None: the task has none).
+    #: ``final_accuracy``/``best_accuracy``/``baseline_accuracy`` are validation figures.
+    test_accuracy: float | None = None
+    baseline_test_accuracy: float | None = None
+
+    @property
+    def test_gain(self) -> float | None:
+        """Test accuracy over the no-seed baseline's, in points (None without both)."""
+        if self.test_accuracy is None or self.baseline_test_accuracy is None:
+            return None
+        return self.test_accuracy - self.baseline_test_accuracy
 
     @property
     def total_params(self) -> int | None:
@@ -181,23 +195,31 @@ def close_sources(sources: Sequence[RunSource]) -> None:
 
 _RUN_COLUMNS = ("run_id", "task", "policy", "seed", "status", "started_at", "epochs",
                 "final_accuracy", "best_accuracy", "host_params", "seed_params", "wall_seconds",
-                "rollbacks", "baseline_accuracy", "truncated")
+                "rollbacks", "baseline_accuracy", "truncated", "test_accuracy",
+                "baseline_test_accuracy")
+_SEED_COLUMNS = ("slot", "blueprint", "episode", "germinated_epoch", "ended_epoch", "outcome",
+                 "contribution", "seed_gain")
+
+
+def _select(connection: sqlite3.Connection, table: str, columns: Sequence[str]) -> str:
+    """A select list for ``columns``, NULL for those an older database file lacks.
+
+    Sources are opened read-only, so a file made before a column was added cannot gain it here.
+    """
+    present = present_columns(connection, table)
+    return ", ".join(name if name in present else f"NULL AS {name}" for name in columns)
 
 
 def _seeds(connection: sqlite3.Connection, run_id: str) -> tuple[SeedRecord, ...]:
     rows = connection.execute(
-        "SELECT slot, blueprint, episode, germinated_epoch, ended_epoch, outcome, contribution "
-        "FROM seeds WHERE run_id = ? ORDER BY episode, germinated_epoch, seed_id", (run_id,)
+        f"SELECT {_select(connection, 'seeds', _SEED_COLUMNS)} FROM seeds WHERE run_id = ? "
+        "ORDER BY episode, germinated_epoch, seed_id", (run_id,)
     ).fetchall()
-    return tuple(
-        SeedRecord(slot=r[0], blueprint=r[1], episode=r[2], germinated_epoch=r[3],
-                   ended_epoch=r[4], outcome=r[5], contribution=r[6])
-        for r in rows
-    )
+    return tuple(SeedRecord(**dict(zip(_SEED_COLUMNS, r, strict=True))) for r in rows)
 
 
 def _records(source: RunSource, run_id: str | None = None) -> list[RunRecord]:
-    query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
+    query = f"SELECT {_select(source.connection, 'runs', _RUN_COLUMNS)} FROM runs"
     params: tuple[Any, ...] = ()
     if run_id is not None:
         query += " WHERE run_id = ?"
