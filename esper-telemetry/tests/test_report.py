@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import re
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
@@ -20,8 +21,8 @@ def test_report_writes_pngs_and_an_html_page_embedding_them(run_dir, tmp_path):
     result = CliRunner().invoke(report, [str(run_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.glob("*.png")}
-    assert names == {"overview.png", "alpha.png", "contributions.png", "parameters.png",
-                     "rewards.png", "ppo.png", "gradients.png"}
+    assert names == {"overview.png", "alpha.png", "seed_gains.png", "contributions.png",
+                     "parameters.png", "rewards.png", "ppo.png", "gradients.png"}
     for path in out.glob("*.png"):
         data = path.read_bytes()
         assert data.startswith(PNG) and len(data) > 5_000
@@ -31,6 +32,24 @@ def test_report_writes_pngs_and_an_html_page_embedding_them(run_dir, tmp_path):
     assert {base64.b64decode(e) for e in embedded} == {p.read_bytes() for p in out.glob("*.png")}
     assert "<td>fossilized</td>" in page and "<td>culled</td>" in page
     assert "run-a" in page and 'class="num">54.40<' in page
+    # The held-out test figures lead the summary; validation figures are labelled val.
+    summary = re.findall(r"<tr><th>([^<]*)</th><td[^>]*>([^<]*)</td></tr>", page)
+    labels = [label for label, _ in summary]
+    assert summary[labels.index("test accuracy, held-out (%)"):][:6] == [
+        ("test accuracy, held-out (%)", "52.10"),
+        ("no-seed baseline test accuracy (%)", "49.30"),
+        ("test gain over the baseline (points)", "+2.80"),
+        ("final val accuracy (%)", "54.40"),
+        ("best val accuracy (%)", "54.40"),
+        ("no-seed baseline val accuracy (%)", "50.00")]
+    assert "final accuracy (%)" not in labels and "baseline accuracy (%)" not in labels
+    # Both seed measures are named in the seed table, each with its value.
+    assert "<th>gain over the no-seed path (TRAINING) (points)</th>" in page
+    assert "<th>dependence (accuracy lost on removal) (points)</th>" in page
+    assert ('<td>fossilized</td><td class="num">+0.70</td><td class="num">+2.60</td>'
+            in page)
+    assert "<h2>Seed dependence (accuracy lost on removal)</h2>" in page
+    assert "<h2>Seed gain over the no-seed path (TRAINING)</h2>" in page
     assert f"wrote {out / 'report.html'}" in result.output
 
 
@@ -99,3 +118,38 @@ def test_seed_traces_split_per_seed(recorded_events):
     assert history.reward_terms == ["attribution", "shaping", "param_rent", "rollback_penalty"]
     assert [e.epoch for e in history.epochs] == [
         e.epoch for e in recorded_events if isinstance(e, EpochEnded)]
+
+
+def test_seed_measures_figures_plot_each_measure_with_its_standard_error(recorded_events):
+    from esper_telemetry.report import figures
+
+    history = build_history(recorded_events)
+    traces = {t.slot: t for t in history.seed_traces()}
+    assert [(p.epoch, p.seed_gain, p.seed_gain_se) for p in traces["r0"].points
+            if p.seed_gain is not None] == [(4, 0.3, 0.25), (5, 0.7, 0.25)]
+    gains = figures.seed_gains(history)
+    (axis,) = gains.axes
+    assert axis.get_title("left") == "Gain over the no-seed path (TRAINING)"
+    lines = [line for line in axis.get_lines() if line.get_label().startswith("r")]
+    assert [list(line.get_xdata()) for line in lines] == [[4, 5], [5]]
+    assert any(c.get_label() == "±1 standard error" for c in axis.collections)
+    dependence = figures.contributions(history)
+    assert dependence.axes[0].get_title("left").startswith("Dependence (accuracy lost on removal)")
+    # A run whose slots report no gain (an older engine) has no gain figure.
+    bare = [attrs.evolve(e, slots=[{k: v for k, v in s.items() if k != "seed_gain"}
+                                   for s in e.slots]) if isinstance(e, EpochEnded) else e
+            for e in recorded_events]
+    assert figures.seed_gains(build_history(bare)) is None
+
+
+def test_summary_without_a_test_split_shows_dashes(run_dir, tmp_path):
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["test_accuracy"] = None
+    del summary["baseline"]["test_accuracy"]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    page = build_report(run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
+    assert "<tr><th>test accuracy, held-out (%)</th><td>-</td></tr>" in page
+    assert "<tr><th>test gain over the baseline (points)</th><td>-</td></tr>" in page
+    assert '<tr><th>final val accuracy (%)</th><td class="num">54.40</td></tr>' in page

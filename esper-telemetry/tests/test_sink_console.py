@@ -7,6 +7,7 @@ from esper_core.contracts.events import (
     EpochEnded,
     GateEvaluated,
     GradientHealth,
+    RunEnded,
     SeedLifecycle,
     TelemetryEvent,
 )
@@ -43,7 +44,8 @@ def test_one_line_per_epoch_and_lifecycle_event_on_stderr(capsys, recorded_event
     assert any("ROLLBACK r1" in line and "non-finite loss" in line for line in lines)
     assert any("anomaly nan_inf" in line for line in lines)
     assert sum(line.startswith("ppo update") for line in lines) == 3
-    assert lines[0].startswith("run run-a") and "done: final 54.40%" in lines[-1]
+    assert lines[0].startswith("run run-a")
+    assert "done: test 52.10% (baseline 49.30%, +2.80)  val final 54.40%  best 54.40%" in lines[-1]
     assert all(len(line) < 160 for line in lines)
 
 
@@ -88,3 +90,16 @@ def test_gradient_health_lines_only_when_unhealthy_by_default(recorded_events):
                                global_norm_mean=5e4, global_norm_max=None,
                                vanishing_fraction=0.0, exploding_fraction=0.5)
     assert "exploding 50%" in default.format(exploding) and "(max -)" in default.format(exploding)
+
+
+def test_run_end_line_leads_with_test_accuracy_only_when_recorded(recorded_events):
+    summary = dict(next(e for e in recorded_events if isinstance(e, RunEnded)).summary)
+    sink = ConsoleSink()
+    assert "test 52.10% (baseline 49.30%, +2.80)" in sink.format(RunEnded(run_id="r", summary=summary))
+    no_baseline = {k: v for k, v in summary.items() if k != "baseline"}
+    line = sink.format(RunEnded(run_id="r", summary=no_baseline))
+    assert "done: test 52.10%  val final 54.40%" in line and "baseline" not in line
+    # A task without a test split (or a damaged figure): no test figure, val still labelled.
+    for value in (None, "high"):
+        line = sink.format(RunEnded(run_id="r", summary={**summary, "test_accuracy": value}))
+        assert "test" not in line and "done: val final 54.40%  best 54.40%" in line

@@ -14,14 +14,21 @@ from esper_telemetry.report.page import FigureFile, render_page
 #: (file stem, title, caption, drawing function) in page order.
 _FIGURES = (
     ("overview", "Accuracy, loss and lifecycle",
-     "Validation accuracy and losses per epoch; below, each slot's stage per epoch with "
-     "germinate (▲), fossilize (★) and cull (✕) marks. Dotted red lines are governor "
-     "rollbacks.",
+     "Validation accuracy and losses per epoch, with the held-out test accuracy of the run and "
+     "of its no-seed baseline (when the task has a test split) marked after the last epoch; "
+     "below, each slot's stage per epoch with germinate (▲), fossilize (★) and cull (✕) "
+     "marks. Dotted red lines are governor rollbacks.",
      figures.overview),
     ("alpha", "Blending weight α", "α of every seed over its life (0: host only, 1: seed fully "
      "blended).", figures.alpha),
-    ("contributions", "Counterfactual contributions",
-     "Validation accuracy with the seed minus accuracy with the seed forced to α = 0, in points.",
+    ("seed_gains", "Seed gain over the no-seed path (TRAINING)",
+     "While the seed trains: validation accuracy with the seed switched fully in minus without "
+     "it, before the host adapted to it, in points; the band is ±1 standard error.",
+     figures.seed_gains),
+    ("contributions", "Seed dependence (accuracy lost on removal)",
+     "From blending on: validation accuracy with the seed minus accuracy with the seed forced to "
+     "α = 0, in points; the band is ±1 standard error. The host has trained alongside the seed, "
+     "so this overstates what the seed added.",
      figures.contributions),
     ("parameters", "Parameters", "Host and seed parameter counts per epoch.", figures.parameters),
     ("gradients", "Gradient health",

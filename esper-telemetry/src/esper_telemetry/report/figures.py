@@ -8,7 +8,7 @@ returns None when the run has nothing for that figure (e.g. no PPO updates).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -72,10 +72,22 @@ def overview(history: RunHistory) -> Figure:
 
     acc_ax.plot(x, [e.val_accuracy for e in history.epochs], marker="o", markersize=3,
                 color="#1f77b4", label="validation accuracy")
-    baseline = (history.summary.get("baseline") or {}).get("final_accuracy")
-    if isinstance(baseline, int | float):
-        acc_ax.axhline(baseline, color="#555555", linestyle="--", linewidth=1,
-                       label=f"no-seed baseline ({baseline:.1f}%)")
+    baseline = history.summary.get("baseline")
+    baseline = baseline if isinstance(baseline, Mapping) else {}
+    base_val = _number(baseline.get("final_accuracy"))
+    if base_val is not None:
+        acc_ax.axhline(base_val, color="#555555", linestyle="--", linewidth=1,
+                       label=f"no-seed baseline, validation ({base_val:.1f}%)")
+    # The held-out test figures are measured once, after the last epoch: marks there.
+    last = x[-1] if x else 0
+    for figure_value, style, name in (
+        (_number(history.summary.get("test_accuracy")), ("*", "#d62728"), "test (held-out)"),
+        (_number(baseline.get("test_accuracy")), ("D", "#555555"), "no-seed baseline, test"),
+    ):
+        if figure_value is not None:
+            acc_ax.scatter([last], [figure_value], marker=style[0], color=style[1], s=80,
+                           zorder=3, edgecolors="black", linewidths=0.5,
+                           label=f"{name} ({figure_value:.1f}%)")
     for event in history.lifecycle:
         marker = MARKERS.get(event.to_stage.upper())
         if marker is not None and event.to_stage.upper() != "GERMINATED":
@@ -129,18 +141,39 @@ def _timeline(axis: Axes, history: RunHistory, slots: Sequence[str]) -> None:
                     frameon=False)
 
 
+def _number(value: Any) -> float | None:
+    """A recorded measure as a float, or None when missing or damaged (never a bool)."""
+    return float(value) if _finite(value) and not isinstance(value, bool) else None
+
+
 def _seed_lines(history: RunHistory, value: Callable[[Any], float | None], *, ylabel: str,
-                title: str, zero_line: bool) -> Figure | None:
+                title: str, zero_line: bool,
+                error: Callable[[Any], float | None] | None = None) -> Figure | None:
+    """One line per seed; ``error`` (a standard error) draws a ±1 SE band around it."""
     traces = [t for t in history.seed_traces()
               if any(value(p) is not None for p in t.points)]
     if not traces:
         return None
     figure, axes = _figure(1, height=3.4)
     axis = axes[0, 0]
+    banded = False
     for trace in traces:
-        xs = [p.epoch for p in trace.points if value(p) is not None]
-        ys = [value(p) for p in trace.points if value(p) is not None]
-        axis.plot(xs, ys, marker="o", markersize=3, label=trace.label)
+        points = [p for p in trace.points if value(p) is not None]
+        xs = [p.epoch for p in points]
+        ys = [value(p) for p in points]
+        (line,) = axis.plot(xs, ys, marker="o", markersize=3, label=trace.label)
+        spread = [(p.epoch, y, error(p)) for p, y in zip(points, ys, strict=True)] if error else []
+        spread = [(x, y, se) for x, y, se in spread if se is not None]
+        if len(spread) == 1:  # a band over one epoch has no width: an error bar instead
+            (x, y, se), = spread
+            axis.errorbar([x], [y], yerr=[se], color=line.get_color(), alpha=0.5, capsize=3)
+        elif spread:
+            axis.fill_between([x for x, _, _ in spread], [y - se for _, y, se in spread],
+                              [y + se for _, y, se in spread], color=line.get_color(), alpha=0.2,
+                              linewidth=0)
+        banded = banded or bool(spread)
+    if banded:
+        axis.fill_between([], [], [], color="#888888", alpha=0.2, label="±1 standard error")
     if zero_line:
         axis.axhline(0.0, color="black", linewidth=0.8)
     _mark_rollbacks(axis, history)
@@ -158,10 +191,23 @@ def alpha(history: RunHistory) -> Figure | None:
 
 
 def contributions(history: RunHistory) -> Figure | None:
-    """Counterfactual contribution acc(α) − acc(α=0) of every seed, from blending on."""
-    return _seed_lines(history, lambda p: p.contribution, ylabel="contribution (points)",
-                       zero_line=True,
-                       title="Counterfactual contribution: accuracy with − without the seed")
+    """Every seed's dependence, acc(α) − acc(α=0), from blending on.
+
+    The host has trained alongside the seed by then, so removing it costs more than the seed
+    ever added: this is dependence, not gain (see :func:`seed_gains`).
+    """
+    return _seed_lines(history, lambda p: _number(p.contribution),
+                       ylabel="dependence (points)", zero_line=True,
+                       error=lambda p: _number(p.contribution_se),
+                       title="Dependence (accuracy lost on removal): with − without the seed")
+
+
+def seed_gains(history: RunHistory) -> Figure | None:
+    """Every seed's gain over the no-seed path, measured while it was TRAINING."""
+    return _seed_lines(history, lambda p: _number(p.seed_gain) if p.stage == "TRAINING" else None,
+                       ylabel="gain (points)", zero_line=True,
+                       error=lambda p: _number(p.seed_gain_se),
+                       title="Gain over the no-seed path (TRAINING)")
 
 
 def parameters(history: RunHistory) -> Figure:

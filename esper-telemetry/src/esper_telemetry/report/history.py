@@ -39,12 +39,17 @@ class SlotPoint:
     stage: str
     blueprint: str | None
     alpha: float | None
+    #: Dependence: accuracy lost when the seed is removed (measured from BLENDING on).
     contribution: float | None
+    #: Gain over the no-seed path, measured in TRAINING; standard errors in points.
+    seed_gain: float | None = None
+    contribution_se: float | None = None
+    seed_gain_se: float | None = None
 
 
 @frozen(kw_only=True)
 class SeedTrace:
-    """One seed's life in one slot: the epochs it existed, with α and contribution."""
+    """One seed's life in one slot: the epochs it existed, with α and its two measures."""
 
     slot: str
     blueprint: str
@@ -96,6 +101,9 @@ class RunHistory:
                         blueprint=entry.get("blueprint"),
                         alpha=entry.get("alpha"),
                         contribution=entry.get("contribution"),
+                        seed_gain=entry.get("seed_gain"),
+                        contribution_se=entry.get("contribution_se"),
+                        seed_gain_se=entry.get("seed_gain_se"),
                     ))
         return points
 

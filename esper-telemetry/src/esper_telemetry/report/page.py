@@ -23,6 +23,15 @@ img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
+#: The two seed measures, named as the seed table heads them.
+SEED_GAIN_LABEL = "gain over the no-seed path (TRAINING)"
+DEPENDENCE_LABEL = "dependence (accuracy lost on removal)"
+_SEED_NOTE = ("Gain: validation accuracy with the seed switched fully in minus without it, "
+              "measured while the seed trained, before the host adapted to it. Dependence: "
+              "accuracy lost when the seed is removed from the model that trained with it; it "
+              "overstates what the seed added.")
+
+
 @frozen(kw_only=True)
 class FigureFile:
     name: str
@@ -39,11 +48,19 @@ def _cell(value: Any, spec: str = "") -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _summary_rows(history: RunHistory) -> list[tuple[str, Any, str]]:
     s = history.summary
     last = history.epochs[-1]
     best = max(e.val_accuracy for e in history.epochs)
     baseline = s.get("baseline") if isinstance(s.get("baseline"), Mapping) else {}
+    test, base_test = _number(s.get("test_accuracy")), _number(baseline.get("test_accuracy"))
+    gain = test - base_test if test is not None and base_test is not None else None
+    # The held-out test split (seen by no controller or gate) leads; validation figures,
+    # which the controller optimised, follow under their own name.
     return [
         ("run", history.run_id, ""),
         ("task", history.task, ""),
@@ -51,9 +68,12 @@ def _summary_rows(history: RunHistory) -> list[tuple[str, Any, str]]:
         ("seed", s.get("seed"), "d"),
         ("episode shown", f"{history.episode} of {len(history.episodes)}", ""),
         ("epochs", len(history.epochs), "d"),
-        ("final accuracy (%)", s.get("final_accuracy", last.val_accuracy), ".2f"),
-        ("best accuracy (%)", s.get("best_accuracy", best), ".2f"),
-        ("baseline accuracy (%)", baseline.get("final_accuracy"), ".2f"),
+        ("test accuracy, held-out (%)", test, ".2f"),
+        ("no-seed baseline test accuracy (%)", base_test, ".2f"),
+        ("test gain over the baseline (points)", gain, "+.2f"),
+        ("final val accuracy (%)", s.get("final_accuracy", last.val_accuracy), ".2f"),
+        ("best val accuracy (%)", s.get("best_accuracy", best), ".2f"),
+        ("no-seed baseline val accuracy (%)", baseline.get("final_accuracy"), ".2f"),
         ("host parameters", s.get("host_params", last.host_params), ",d"),
         ("seed parameters", s.get("seed_params", last.seed_params), ",d"),
         ("governor rollbacks", len(history.rollbacks), "d"),
@@ -96,14 +116,16 @@ def render_page(history: RunHistory, figures: Sequence[FigureFile]) -> str:
     if seeds:
         parts.append("<h2>Seeds</h2><table><tr><th>slot</th><th>blueprint</th>"
                      "<th>germinated</th><th>ended</th><th>outcome</th>"
-                     "<th>contribution (points)</th></tr>")
+                     f"<th>{html.escape(SEED_GAIN_LABEL)} (points)</th>"
+                     f"<th>{html.escape(DEPENDENCE_LABEL)} (points)</th></tr>")
         for seed in seeds:
             parts.append("<tr>" + "".join((
                 _cell(seed.get("slot")), _cell(seed.get("blueprint")),
                 _cell(seed.get("germinated_epoch"), "d"), _cell(seed.get("ended_epoch"), "d"),
-                _cell(seed.get("outcome")), _cell(seed.get("contribution"), "+.2f"),
+                _cell(seed.get("outcome")), _cell(seed.get("seed_gain"), "+.2f"),
+                _cell(seed.get("contribution"), "+.2f"),
             )) + "</tr>")
-        parts.append("</table>")
+        parts.append(f"</table><p>{html.escape(_SEED_NOTE)}</p>")
     for figure in figures:
         data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
         parts.append(

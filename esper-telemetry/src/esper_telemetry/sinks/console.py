@@ -70,6 +70,11 @@ def _num(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _number(value: Any) -> float | None:
+    """A summary figure, or None when it is missing or not a number (never a bool)."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _stage(value: Any) -> str:
     name = getattr(value, "name", None)
     return str(name if isinstance(name, str) else value)
@@ -208,7 +213,19 @@ class ConsoleSink:
 
     def _run_ended(self, event: RunEnded) -> str:
         s = event.summary
+        # The held-out test figure leads when the task has one; the validation figures are
+        # what the controller optimised, so they are labelled val.
+        test = _number(s.get("test_accuracy"))
+        baseline = s.get("baseline")
+        base_test = _number(baseline.get("test_accuracy")) if isinstance(baseline, Mapping) else None
+        headline = ""
+        if test is not None:
+            headline = f"test {test:.2f}%"
+            if base_test is not None:
+                headline += f" (baseline {base_test:.2f}%, {test - base_test:+.2f})"
+            headline += "  "
         return click.style(
-            f"run {event.run_id} done: final {_num(s.get('final_accuracy'), '.2f')}%  "
-            f"best {_num(s.get('best_accuracy'), '.2f')}%  "
-            f"{_num(s.get('wall_seconds'), '.1f')}s", bold=True)
+            f"run {event.run_id} done: {headline}"
+            f"val final {_num(_number(s.get('final_accuracy')), '.2f')}%  "
+            f"best {_num(_number(s.get('best_accuracy')), '.2f')}%  "
+            f"{_num(_number(s.get('wall_seconds')), '.1f')}s", bold=True)
