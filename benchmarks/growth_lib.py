@@ -16,14 +16,20 @@ from typing import Any
 import torch
 
 from esper_core.config import RunConfig
+from esper_core.log_config import configure_logging
 from esper_core.contracts.events import EpochEnded, SeedLifecycle, TelemetryEvent
 from esper_core.contracts.stages import SeedStage
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.tolaria.episode import HostEpisode
 from esper_core.tolaria.job import make_policy, prepare_task
 from esper_core.tolaria.resolve import resolve_run
+from growth_compute import ComputeModel
+
+# The experiments print their own progress; the engine's per-epoch log lines would drown it.
+configure_logging("warning", "console")
 
 _CATALOG = None
+_COMPUTE: dict[str, ComputeModel] = {}
 
 
 def catalog() -> Any:
@@ -63,21 +69,29 @@ def run_episode(resolved: Any, *, static: Mapping[str, str] | None = None) -> di
         while not step.done:
             step = env.step(policy.decide(report=step.report, mask=step.mask))
         result = env.result()
-        test = env.test_accuracy()
+        test = result.test_accuracy
     curve = [e.val_accuracy for e in events if isinstance(e, EpochEnded)]
     stages = [[(s["slot"], s["stage"], s["blueprint"]) for s in e.slots]
               for e in events if isinstance(e, EpochEnded)]
     lifecycle = [(e.epoch, e.slot, e.blueprint, e.from_stage, e.to_stage) for e in events
                  if isinstance(e, SeedLifecycle)]
     counts = result.model.param_counts()
+    in_forward = sum(n for slot, n in counts.seeds.items()
+                     if result.model.slot(slot).stage.name in ("BLENDING", "SHADOWING", "PROBATIONARY"))
+    key = repr((resolved.task.name, sorted(resolved.task_options.items()), resolved.slots))
+    if key not in _COMPUTE:
+        _COMPUTE[key] = ComputeModel(result.model, task, resolved.blueprints)
+    feedback = resolved.lifecycle.training_objective == "feedback"
+    # What the grown model holds at the end: fossilized seeds, and live ones in the forward
+    # (blended) — a static model "of the grown model's final architecture" has both.
     final_arch = {s.slot: s.blueprint for s in result.model.slot_reports()
-                  if s.stage is SeedStage.FOSSILIZED}
+                  if s.stage is SeedStage.FOSSILIZED or s.stage.name in ("BLENDING", "SHADOWING", "PROBATIONARY")}
     return {
         "policy": config.policy, "seed": config.seed, "val_curve": curve,
         "final_val": result.final_accuracy, "test_accuracy": test,
-        "host_params": counts.host, "added_params": counts.fossilized + sum(counts.seeds.values()),
-        "fossilized": final_arch, "stages": stages, "lifecycle": lifecycle,
-        "compute": env.compute.to_dict(), "seconds": result.seconds,
+        "host_params": counts.host, "added_params": counts.fossilized + in_forward,
+        "final_architecture": final_arch, "stages": stages, "lifecycle": lifecycle,
+        "macs": _COMPUTE[key].episode(stages, feedback=feedback), "seconds": result.seconds,
     }
 
 
@@ -87,7 +101,7 @@ def fossilize_at_build(env: HostEpisode, arch: Mapping[str, str], resolved: Any)
     by_name = {b.name: b for b in resolved.blueprints}
     model = env.model
     device, dtype = model.device_and_dtype()
-    with env.rng_active():
+    with env.random_stream():
         for slot_name, key in arch.items():
             spec = by_key.get(key) or by_name[key]
             slot = model.slot(slot_name)

@@ -7,10 +7,11 @@ objective the seed follows the host's ∂L/∂h and never sees the effect of its
 feedback it is trained on the loss of the model with it switched in (host parameters
 excluded). The objective that keeps the gain positive and growing is the one Kasmina uses.
 
-    python benchmarks/growth_training_objective.py [--seeds 0,1,2] [--json out.json]
+    python benchmarks/growth_training_objective.py --seeds 0,1,2 --germinate-at 3 --slot block2 \
+        --json docs/growth_objective.json > docs/growth_objective.md
 
-Prints a Markdown table (the section of docs/growth.md that quotes it) and, with ``--json``,
-writes the per-epoch figures.
+Prints a Markdown table (``growth_study.py`` quotes ``docs/growth_objective.md`` in
+docs/growth.md) and, with ``--json``, writes the per-epoch figures.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def parse(options: Any) -> ImageTaskOptions:
 
 def test_defaults_pass_through() -> None:
     assert parse({}) == DEFAULT_OPTIONS
-    assert DEFAULT_OPTIONS.widths == (8, 16, 32) and DEFAULT_OPTIONS.augment is True
+    assert DEFAULT_OPTIONS.widths == (4, 8, 16) and DEFAULT_OPTIONS.test_size == 2000 and DEFAULT_OPTIONS.augment is True
 
 
 def test_typed_and_string_values_are_accepted() -> None:

@@ -80,7 +80,7 @@ def test_the_held_out_test_split_is_its_own_stream() -> None:
 def test_short_training_beats_chance_by_a_wide_margin() -> None:
     torch.manual_seed(0)
     task = make_shapes_task(
-        seed=0, device="cpu", options={"train_size": 2000, "val_size": 500, "augment": False}
+        seed=0, device="cpu", options={"train_size": 2000, "val_size": 500, "augment": False, "widths": [8, 16, 32]}
     )
     host = task.build_host()
     opt = torch.optim.AdamW(host.parameters(), lr=5e-3)

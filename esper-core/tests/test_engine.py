@@ -122,10 +122,12 @@ def test_ledger_tracks_outcomes():
 
     ledger = SeedLedger()
     ledger.on_transition(SeedLifecycle(epoch=2, slot="a", blueprint="b", from_stage="DORMANT", to_stage="GERMINATED"))
-    ledger.on_epoch((SlotReport(slot="a", index=0, width=4, stage=SeedStage.BLENDING, contribution=1.5, seed_params=9),))
+    ledger.on_epoch((SlotReport(slot="a", index=0, width=4, stage=SeedStage.TRAINING, seed_gain=0.7, seed_params=9),))
+    ledger.on_epoch((SlotReport(slot="a", index=0, width=4, stage=SeedStage.BLENDING, contribution=1.5, seed_params=9,
+                                seed_gain=0.1),))  # a gain outside TRAINING is not the seed's gain
     ledger.on_transition(SeedLifecycle(epoch=5, slot="a", blueprint="b", from_stage="BLENDING", to_stage="CULLED"))
     assert ledger.records[0].to_dict() == {"slot": "a", "blueprint": "b", "germinated_epoch": 2, "outcome": "culled",
-                                           "ended_epoch": 5, "contribution": 1.5, "params": 9}
+                                           "ended_epoch": 5, "seed_gain": 0.7, "contribution": 1.5, "params": 9}
 
 
 def test_run_dir_rules(tmp_path):
@@ -332,8 +334,22 @@ def test_summary_says_what_seeds_still_live_at_the_end_hold():
                 "wall_seconds": 1.0, "final_accuracy": 52.5, "best_accuracy": 52.5, "host_params": 10,
                 "seed_params": 100 if outcomes[0] == "fossilized" else 0, "seeds": seeds, "baseline": base}
 
-    assert ("+2.50 points for 0 fossilized parameters (the 1 seed still live at the end holds 100 more)"
-            in format_summary(summary("live")))
+    assert ("gain over the no-growth baseline: +2.50 points of final validation accuracy for 0 fossilized "
+            "parameters (the 1 seed still live at the end holds 100 more)" in format_summary(summary("live")))
     text = format_summary(summary("fossilized", "live", "live"))
     assert "for 100 fossilized parameters (the 2 seeds still live at the end hold 500 more)" in text
     assert "still live" not in format_summary(summary("fossilized", "culled"))
+
+
+def test_summary_headline_is_the_held_out_test_split_when_there_is_one():
+    base = {"policy": "noop", "final_accuracy": 50.0, "best_accuracy": 51.0, "test_accuracy": 48.0,
+            "host_params": 10, "seed_params": 0}
+    summary = {"run_id": "r", "task": "toy", "policy": "heuristic", "seed": 0, "epochs": 5, "wall_seconds": 1.0,
+               "final_accuracy": 60.0, "best_accuracy": 60.0, "test_accuracy": 51.25, "host_params": 10,
+               "seed_params": 7, "baseline": base,
+               "seeds": [{"slot": "s", "blueprint": "toy:x", "germinated_epoch": 2, "outcome": "fossilized",
+                          "ended_epoch": 9, "seed_gain": 0.4, "contribution": 6.0, "params": 7}]}
+    text = format_summary(summary)
+    assert "gain over the no-growth baseline: +3.25 points of test accuracy for 7 fossilized parameters" in text
+    assert "test acc %" in text.splitlines()[2] and "51.25" in text and "48.00" in text
+    assert "gain (TRAINING)" in text and "dependence" in text

@@ -29,6 +29,8 @@ def slot(
     contribution: float | None = None,
     seed_gain: float | None = None,
     acc_at_germ: float | None = None,
+    seed_gain_se: float | None = None,
+    contribution_se: float | None = None,
 ) -> SlotReport:
     """One slot; a slot holding a seed (live, culled, fossilized) gets ``cnn:conv_light``
     unless told otherwise."""
@@ -36,7 +38,8 @@ def slot(
         blueprint = KEYS[0]
     return SlotReport(slot=f"layer{index + 1}", index=index, width=16, stage=stage,
                       blueprint=blueprint, epochs_in_stage=epochs, contribution=contribution,
-                      seed_gain=seed_gain, accuracy_at_germination=acc_at_germ)
+                      seed_gain=seed_gain, accuracy_at_germination=acc_at_germ,
+                      seed_gain_se=seed_gain_se, contribution_se=contribution_se)
 
 
 def dormant(n: int) -> tuple[SlotReport, ...]:

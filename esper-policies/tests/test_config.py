@@ -9,13 +9,16 @@ from esper_policies.heuristic_config import HeuristicConfig
 
 
 def test_defaults_are_the_design_defaults():
+    # DESIGN §6's defaults, with the measured changes of docs/growth.md: germinate from epoch 3
+    # without waiting for a plateau, fossilize on G5's statistic, avoid a culled blueprint.
     c = HeuristicConfig()
-    assert c.min_epochs_before_germinate == 5
-    assert (c.plateau_epochs_to_germinate, c.plateau_threshold) == (3, 0.5)
+    assert c.min_epochs_before_germinate == 3
+    assert (c.plateau_epochs_to_germinate, c.plateau_threshold) == (0, 0.5)
     assert (c.cull_after_epochs_without_improvement, c.cull_if_accuracy_drops_by) == (5, 2.0)
-    assert (c.fossilize_min_contribution, c.embargo_epochs_after_cull) == (0.5, 5)
-    assert c.blueprint_penalty_on_cull == 2.0
-    assert (c.blueprint_penalty_decay, c.blueprint_penalty_threshold) == (0.5, 3.0)
+    assert (c.fossilize_min_contribution, c.confidence_z, c.embargo_epochs_after_cull) == (0.0, 1.645, 5)
+    assert c.blueprint_penalty_on_cull == 4.0
+    assert (c.blueprint_penalty_decay, c.blueprint_penalty_threshold) == (1.0, 3.0)
+    assert (c.slot_choice, c.max_added_fraction, c.repeat_fossilized_blueprint) == ("cheapest", 1.0, True)
     assert c.advance_when_allowed is True and c.history_window == 10
 
 

@@ -10,8 +10,24 @@ from esper_policies.heuristic import HeuristicConfig, HeuristicPolicy
 A, B, C = KEYS
 
 
+#: The plateau trigger of DESIGN §6, which most tests below exercise (the defaults germinate
+#: from epoch 3 without a plateau; see test_default_trigger_is_early_and_needs_no_plateau).
+PLATEAU = {"min_epochs_before_germinate": 5, "plateau_epochs_to_germinate": 3}
+
+
 def policy(**options):
+    return HeuristicPolicy.from_context(context=context({**PLATEAU, **options}))
+
+
+def default_policy(**options):
     return HeuristicPolicy.from_context(context=context(options))
+
+
+def test_default_trigger_is_early_and_needs_no_plateau():
+    decisions = run(default_policy(), [report(e, 40.0 + 3 * e) for e in range(1, 6)])
+    epoch, d = first(decisions, Op.GERMINATE)
+    assert epoch == 3
+    assert d.reason.startswith("epoch 3 ≥ 3 (no plateau needed) after epoch 3: germinate")
 
 
 def first(decisions, op):
@@ -138,11 +154,11 @@ def test_a_helpful_blending_seed_is_never_culled_for_stagnation():
 
 
 def test_probation_is_left_to_the_lifecycle_timeout():
-    reps = [report(e, 50.0, slots=[slot(0, S.PROBATIONARY, contribution=0.1)])
+    reps = [report(e, 50.0, slots=[slot(0, S.PROBATIONARY, contribution=-0.1)])
             for e in range(1, 10)]
     decisions = run(policy(), reps)
     assert all(d.op is Op.WAIT for d in decisions)
-    assert "on probation: contribution +0.10 < 0.5 to fossilize" in decisions[-1].reason
+    assert "on probation: contribution -0.10 ≤ 0 to fossilize" in decisions[-1].reason
 
 
 def test_culls_when_accuracy_dropped_more_than_two_points_since_germination():
@@ -181,16 +197,43 @@ def test_masked_cull_falls_back_to_wait_with_the_reason():
 
 
 @pytest.mark.parametrize(
-    ("contribution", "op"), [(0.5, Op.FOSSILIZE), (0.49, Op.WAIT), (None, Op.WAIT)]
+    ("contribution", "op"), [(0.51, Op.FOSSILIZE), (0.5, Op.WAIT), (None, Op.WAIT)]
 )
-def test_fossilizes_probationary_seeds_at_half_a_point(contribution, op):
+def test_fossilizes_probationary_seeds_at_the_threshold(contribution, op):
     rep = report(1, 50.0, slots=[slot(0, S.PROBATIONARY, contribution=contribution)])
-    d = run(policy(), [rep])[0]
+    d = run(policy(fossilize_min_contribution=0.5), [rep])[0]
     assert d.op is op
     if op is Op.FOSSILIZE:
-        assert d.slot == 0 and d.confidence == 0.5
-        assert d.reason == ("contribution +0.50 ≥ 0.5 in PROBATIONARY after epoch 1: "
+        assert d.slot == 0 and d.confidence == pytest.approx(0.51)
+        assert d.reason == ("contribution +0.51 > 0.5 in PROBATIONARY after epoch 1: "
                             "fossilize cnn:conv_light in slot 0 (layer1)")
+
+
+@pytest.mark.parametrize(("contribution", "se", "op"),
+                         [(1.0, 0.7, Op.WAIT), (1.0, 0.6, Op.FOSSILIZE), (0.0, None, Op.WAIT), (0.1, None, Op.FOSSILIZE)])
+def test_fossilizes_exactly_what_g5_would_accept(contribution, se, op):
+    from esper_core.contracts import GateThresholds
+    from esper_core.kasmina import GateContext, g5_contribution
+    from esper_core.kasmina.slot import SlotState
+
+    rep = report(1, 50.0, slots=[slot(0, S.PROBATIONARY, contribution=contribution, contribution_se=se)])
+    assert run(policy(), [rep])[0].op is op
+
+    class _Slot:  # the part of a slot G5 reads
+        state = SlotState(contribution=contribution, contribution_se=se)
+        seed = None
+
+    passed = g5_contribution(GateContext(model=None, slot=_Slot(), thresholds=GateThresholds())).passed
+    assert passed is (op is Op.FOSSILIZE)
+
+
+def test_heuristic_statistics_default_to_the_gates():
+    from esper_core.contracts import GateThresholds
+
+    config, gates = HeuristicConfig(), GateThresholds()
+    assert config.confidence_z == gates.confidence_z
+    assert config.fossilize_min_contribution == gates.g5_min_contribution
+    assert config.min_seed_improvement == gates.g2_min_improvement
 
 
 def test_masked_fossilize_waits_and_cull_outranks_fossilize():
@@ -223,7 +266,7 @@ def test_advance_prefers_the_deepest_stage_and_never_advances_probation():
     slots = [slot(0, S.TRAINING, seed_gain=1.0), slot(1, S.SHADOWING, contribution=1.0)]
     rep = report(1, 50.0, slots=slots, max_seeds=2)
     assert run(policy(), [rep], advance=True)[0].describe() == "ADVANCE slot=1"
-    rep = report(1, 50.0, slots=[slot(0, S.PROBATIONARY, contribution=0.2)])
+    rep = report(1, 50.0, slots=[slot(0, S.PROBATIONARY, contribution=-0.2)])
     d = policy().decide(report=rep, mask=mask(advance=[0], cull=[0], fossilize=[0]))
     assert d.op is Op.WAIT
 
@@ -294,8 +337,11 @@ def culled_at(epoch, n_culled, n_slots=3):
     return [*before, report(epoch, 50.0, slots=slots(S.CULLED), max_seeds=n_slots)]
 
 
+OLD_PENALTIES = {"blueprint_penalty_on_cull": 2.0, "blueprint_penalty_decay": 0.5}
+
+
 def test_cull_penalty_is_charged_once_and_decays_once_per_epoch():
-    p = policy()
+    p = policy(**OLD_PENALTIES)
     reps = culled_at(3, 1)
     run(p, reps)
     run(p, reps[-1:])  # asked again in the epoch the cull is seen: not charged twice
@@ -307,7 +353,7 @@ def test_cull_penalty_is_charged_once_and_decays_once_per_epoch():
 
 
 def test_two_picks_in_one_epoch_decay_the_penalty_once():
-    p = policy(embargo_epochs_after_cull=0)
+    p = policy(embargo_epochs_after_cull=0, **OLD_PENALTIES)
     run(p, culled_at(3, 1))
     rep = report(5, 50.0, slots=[slot(0, S.EMBARGOED), slot(1), slot(2)], max_seeds=3)
     first_pick = p.decide(report=rep, mask=lifecycle_mask(rep))
@@ -316,14 +362,23 @@ def test_two_picks_in_one_epoch_decay_the_penalty_once():
     assert p.rotation.penalties == {A: 0.5}  # 2 at epoch 3, ×0.5 for epochs 4 and 5 only
 
 
-def test_blueprint_above_three_is_skipped_and_least_penalised_is_the_fallback():
+def test_a_culled_blueprint_is_avoided_for_the_rest_of_the_episode():
     p = policy(embargo_epochs_after_cull=0)
+    run(p, culled_at(3, 1))
+    rep = report(20, 50.0, slots=[slot(0, S.EMBARGOED), slot(1), slot(2)], max_seeds=3)
+    d = p.decide(report=rep, mask=lifecycle_mask(rep))
+    assert p.rotation.penalties == {A: 4.0} and d.blueprint == B
+    assert "skipped cnn:conv_light (penalty > 3)" in d.reason
+
+
+def test_blueprint_above_three_is_skipped_and_least_penalised_is_the_fallback():
+    p = policy(embargo_epochs_after_cull=0, **OLD_PENALTIES)
     decisions = run(p, culled_at(5, 2))  # two conv_light culls seen in epoch 5: penalty 4
     assert p.rotation.penalties == {A: 4.0}
     d = decisions[-1]
     assert d.describe() == "GERMINATE slot=2 blueprint=cnn:attention"
     assert "skipped cnn:conv_light (penalty > 3)" in d.reason
-    p = policy(embargo_epochs_after_cull=0)
+    p = policy(embargo_epochs_after_cull=0, **OLD_PENALTIES)
     reps = culled_at(5, 2)
     run(p, reps[:-1])
     d = p.decide(report=reps[-1], mask=mask(3, germinate=[2], blueprints=[A]))
@@ -369,7 +424,7 @@ def test_each_decision_is_logged_with_its_reason():
 
 
 def test_is_a_policy():
-    p = policy()
+    p = default_policy()
     assert isinstance(p, Policy) and p.name == "heuristic"
     assert p.config == HeuristicConfig()
 
@@ -408,3 +463,53 @@ def test_heuristic_only_returns_allowed_decisions(case, slot_choice):
         d = p.decide(report=rep, mask=m)
         assert m.allows(d)
         assert 0.0 <= d.confidence <= 1.0 and d.reason
+
+
+# -- cost-aware germination -------------------------------------------------------------------
+
+
+def _priced(rep, costs):
+    """lifecycle_mask(rep) carrying ``costs[slot][blueprint]``."""
+    import attrs
+
+    return attrs.evolve(lifecycle_mask(rep), costs=costs)
+
+
+def _flat(n_slots, epoch=3, host_params=10_000, seed_params=0, slots=None):
+    import attrs
+
+    rep = report(epoch, 50.0, slots=slots or dormant(n_slots), max_seeds=1)
+    return attrs.evolve(rep, host_params=host_params, seed_params=seed_params)
+
+
+def test_germinates_the_blueprint_where_it_costs_fewest_parameters():
+    p = default_policy()
+    rep = _flat(3)
+    d = p.decide(report=rep, mask=_priced(rep, [[150, 40, 10], [600, 80, 20], [2400, 160, 40]]))
+    assert d.describe() == f"GERMINATE slot=0 blueprint={A}"
+    assert "150 parameters of 10000 allowed" in d.reason
+    # "deepest" keeps the old behaviour
+    d = default_policy(slot_choice="deepest").decide(report=rep, mask=_priced(rep, [[150] * 3, [600] * 3, [2400] * 3]))
+    assert d.slot == 2
+
+
+def test_never_lets_seeds_outgrow_the_host():
+    rep = _flat(2, host_params=1000, seed_params=700)
+    # conv_light costs 400 anywhere: over the 300 left; attention (50) fits only in slot 1.
+    d = default_policy().decide(report=rep, mask=_priced(rep, [[400, 500, 10], [400, 50, 10]]))
+    assert d.describe() == f"GERMINATE slot=1 blueprint={B}"
+    assert "300 allowed" in d.reason
+    d = default_policy(max_added_fraction=0.5).decide(report=rep, mask=_priced(rep, [[400, 500, 10], [400, 50, 10]]))
+    assert d.op is Op.WAIT
+    assert "no allowed blueprint fits in a free slot within 0.5× the host's 1000 parameters" in d.reason
+
+
+def test_after_a_fossilization_the_same_blueprint_is_tried_first():
+    def grown(epoch):
+        return _flat(2, epoch=epoch, slots=[slot(0, S.FOSSILIZED, blueprint=A), slot(1)])
+
+    for repeat, expected in ((True, A), (False, B)):
+        p = default_policy(repeat_fossilized_blueprint=repeat)
+        assert p.decide(report=_flat(2), mask=lifecycle_mask(_flat(2))).blueprint == A  # rotation → B
+        d = p.decide(report=grown(6), mask=lifecycle_mask(grown(6)))  # A's seed has fossilized
+        assert (d.slot, d.blueprint) == (1, expected)

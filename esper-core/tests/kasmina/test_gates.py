@@ -135,7 +135,7 @@ def test_g5_contribution_threshold_and_health():
     th = GateThresholds(g5_min_contribution=1.0, confidence_z=0.0)
     assert not g.g5_contribution(ctx(model, "p0", thresholds=th)).passed
     st.contribution = 0.5
-    assert "lower bound +0.50 < +1.00" in g.g5_contribution(ctx(model, "p0", thresholds=th)).reason
+    assert "lower bound +0.50 ≤ +1.00" in g.g5_contribution(ctx(model, "p0", thresholds=th)).reason
     st.contribution = 2.0
     assert g.g5_contribution(ctx(model, "p0", thresholds=th)).passed
     with torch.no_grad():
@@ -212,3 +212,18 @@ def test_suite_rejects_gate_returning_wrong_type():
         GateSuite.from_specs([bad], "cnn").evaluate(SeedStage.TRAINING, ctx(build_model(), "p0"))
 
 
+
+
+def test_g2_not_worse_blends_a_noisy_seed_but_not_a_measurably_harmful_one():
+    model = build_model()
+    set_stage(model, "p0", SeedStage.TRAINING)
+    st = model.slot("p0").state
+    th = GateThresholds(g2_min_epochs=0, g2_gradient_ratio=0.0, confidence_z=2.0, g2_test="not_worse")
+    st.seed_gain, st.seed_gain_se = -0.6, 0.5  # upper bound +0.4: could be noise
+    res = g.g2_gradient_readiness(ctx(model, "p0", thresholds=th))
+    assert res.passed and "upper bound +0.40" in res.reason
+    st.seed_gain_se = 0.2  # upper bound −0.2
+    res = g.g2_gradient_readiness(ctx(model, "p0", thresholds=th))
+    assert not res.passed and "measurably harmful" in res.reason
+    with pytest.raises(ValueError):
+        GateThresholds(g2_test="maybe")

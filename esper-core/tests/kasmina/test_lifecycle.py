@@ -122,7 +122,7 @@ def test_auto_advance_with_real_thresholds_and_alpha_schedule():
     model(x)
     assert model.step_lifecycle(epoch=1) == [("p0", S.GERMINATED, S.TRAINING)]
     slot = model.slot("p0")
-    model.record_validation(contributions={}, seed_gains={"p0": 0.0}, epoch=2)
+    model.record_validation(contributions={}, seed_gains={"p0": 0.5}, epoch=2)
     assert model.step_lifecycle(epoch=2) == [("p0", S.TRAINING, S.BLENDING)]
     alphas = [slot.alpha]
     epoch = 3

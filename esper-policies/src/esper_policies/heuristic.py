@@ -7,13 +7,16 @@ blueprint-penalty bookkeeping once for the epoch, and then considers, in priorit
    a. val accuracy fell by more than ``cull_if_accuracy_drops_by`` (2) points since the seed
       germinated (any live stage); or
    b. ``cull_after_epochs_without_improvement`` (5) consecutive epochs in its current stage
-      without improvement (GERMINATED … SHADOWING). "Improvement" is the stage's own measure
-      exceeding ``min_seed_improvement`` (0): ``seed_gain`` before blending (the seed's output
-      is not mixed in yet, so only its would-be gain means anything), the counterfactual
-      ``contribution`` from BLENDING on. PROBATIONARY is left to the lifecycle's probation
+      without improvement (GERMINATED … SHADOWING). "Improvement" is the lower confidence
+      bound of the stage's own measure (minus ``confidence_z`` standard errors, as the gates
+      do) exceeding ``min_seed_improvement`` (0): ``seed_gain`` before blending (the seed's
+      output is not mixed in yet, so only its would-be gain means anything), the
+      counterfactual ``contribution`` from BLENDING on. PROBATIONARY is left to the lifecycle's probation
       timeout, which culls a seed that never earns fossilization.
-2. **Fossilize** a PROBATIONARY seed whose contribution ≥ ``fossilize_min_contribution`` (0.5);
-   below that it keeps waiting.
+2. **Fossilize** a PROBATIONARY seed whose contribution's lower confidence bound
+   (``contribution − confidence_z·se``) > ``fossilize_min_contribution`` — the G5 defaults
+   (0 points at z = 1.645), so the heuristic proposes exactly what G5 accepts; below that it
+   keeps waiting.
 3. **Advance** a live seed (GERMINATED … SHADOWING) that has no cull reason, when the mask
    offers ADVANCE for its slot (lifecycles run with ``auto_advance`` off) and
    ``advance_when_allowed`` is on. PROBATIONARY is never advanced: that would fossilize
@@ -22,7 +25,11 @@ blueprint-penalty bookkeeping once for the epoch, and then considers, in priorit
    lasted ≥ ``plateau_epochs_to_germinate`` (3) epochs, no cull was seen in the last
    ``embargo_epochs_after_cull`` (5) epochs, and the mask allows GERMINATE in a DORMANT slot
    (the deepest one by default, or rotating) with at least one allowed blueprint (chosen by
-   :class:`~esper_policies.rotation.BlueprintRotation`). The mask encodes the live-seed limit.
+   :class:`~esper_policies.rotation.BlueprintRotation`, in the task's blueprint order). The
+   choice is cost-aware: a blueprint is considered only where its parameters (the mask's
+   ``costs``) keep all seeds within ``max_added_fraction`` (1.0) of the host's own parameter
+   count, and the slot is the deepest free one where it fits. The mask encodes the live-seed
+   limit.
 5. Otherwise **wait**, saying what blocks germination and how each live seed is doing.
 
 A candidate the mask refuses is passed over (and named in the reason of what is chosen); if
@@ -124,12 +131,14 @@ class HeuristicPolicy:
         self.rotation.reset()
         self._bookkept_epoch: int | None = None
         self._next_slot = 0
+        self._fossilized: set[int] = set()
 
     def state_dict(self) -> dict[str, Any]:
         """Tracker, rotation, per-epoch bookkeeping and decision history (run checkpoints)."""
         return {"episode": self._episode, "tracker": self.tracker.state_dict(),
                 "rotation": self.rotation.state_dict(), "bookkept_epoch": self._bookkept_epoch,
-                "next_slot": self._next_slot, "history": list(self._history)}
+                "next_slot": self._next_slot, "history": list(self._history),
+                "fossilized": sorted(self._fossilized)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._episode = state["episode"]
@@ -137,6 +146,7 @@ class HeuristicPolicy:
         self.rotation.load_state_dict(state["rotation"])
         self._bookkept_epoch = state["bookkept_epoch"]
         self._next_slot = state["next_slot"]
+        self._fossilized = set(state.get("fossilized", ()))
         self._history = deque(state["history"], maxlen=self.config.decision_history)
 
     @property
@@ -173,6 +183,11 @@ class HeuristicPolicy:
             penalty = self.rotation.penalise(cull.blueprint)
             logger.debug("heuristic_blueprint_penalised", blueprint=cull.blueprint,
                          penalty=penalty, slot=cull.slot_name, epoch=epoch)
+        for s in self.tracker.slots:
+            if s.stage is SeedStage.FOSSILIZED and s.index not in self._fossilized:
+                self._fossilized.add(s.index)
+                if self.config.repeat_fossilized_blueprint and s.blueprint is not None:
+                    self.rotation.prefer(s.blueprint)
 
     # -- choosing --------------------------------------------------------------------------
 
@@ -238,14 +253,14 @@ class HeuristicPolicy:
 
         if s.stage is SeedStage.PROBATIONARY:
             threshold = cfg.fossilize_min_contribution
-            if s.improvement is not None and s.improvement >= threshold:
-                reason = (f"contribution {s.improvement:+.2f} ≥ {threshold:g} in PROBATIONARY "
+            if s.improvement is not None and s.improvement > threshold:
+                reason = (f"{s.improvement_source} {s.improvement:+.2f} > {threshold:g} in PROBATIONARY "
                           f"after epoch {epoch}: fossilize {_label(s)}")
                 confidence = _ramp(s.improvement - threshold, max(abs(threshold), 0.5))
                 return (2, -s.improvement), Decision(
                     op=Op.FOSSILIZE, slot=s.index, reason=reason, confidence=confidence
                 )
-            return f"{_label(s)} on probation: {_measure(s)} < {threshold:g} to fossilize"
+            return f"{_label(s)} on probation: {_measure(s)} ≤ {threshold:g} to fossilize"
 
         if cfg.advance_when_allowed and s.stage in _ADVANCEABLE and mask.slots[Op.ADVANCE][s.index]:
             reason = (f"{s.stage.name} for {s.epochs_in_stage} epochs, {_measure(s)}, "
@@ -273,12 +288,13 @@ class HeuristicPolicy:
             return (f"embargo: last cull {signals.epochs_since_cull} epochs ago "
                     f"(epoch {last_cull}) < {cfg.embargo_epochs_after_cull}", True, 1.0)
         needed = cfg.plateau_epochs_to_germinate
-        if signals.plateau_epochs < needed:
+        if needed and signals.plateau_epochs < needed:
             progress = signals.plateau_epochs / needed
             return (f"plateau {signals.plateau_epochs} epochs < {needed} (smoothed Δ "
                     f"{signals.smoothed_delta:+.2f} vs {cfg.plateau_threshold:g})",
                     False, 1.0 - 0.5 * progress)
-        plateau = f"plateau {signals.plateau_epochs} epochs ≥ {needed}"
+        plateau = (f"plateau {signals.plateau_epochs} epochs ≥ {needed}" if needed else
+                   f"epoch {report.epoch} ≥ {cfg.min_epochs_before_germinate} (no plateau needed)")
 
         open_slots = [s for s in self.tracker.slots
                       if s.stage is SeedStage.DORMANT and mask.slots[Op.GERMINATE][s.index]]
@@ -288,16 +304,34 @@ class HeuristicPolicy:
         allowed = [k for k, ok in zip(mask.blueprint_keys, mask.blueprints, strict=True) if ok]
         if not allowed:
             return f"{plateau} but the mask allows no blueprint", True, 1.0
+        # Cost: every seed together stays within max_added_fraction of the host's parameters.
+        cap = cfg.max_added_fraction * report.host_params - report.seed_params
 
-        slot = self._pick_slot(open_slots)
-        pick = self.rotation.pick(allowed)
+        def fits(slot: SlotSignals, key: str) -> bool:
+            cost = mask.cost(slot.index, key)
+            return cost is None or cost <= cap
+        affordable = [k for k in allowed if any(fits(s, k) for s in open_slots)]
+        if not affordable:
+            return (f"{plateau} but no allowed blueprint fits in a free slot within "
+                    f"{cfg.max_added_fraction:g}× the host's {report.host_params} parameters "
+                    f"({max(0, int(cap))} left)"), True, 1.0
+
+        pick = self.rotation.pick(affordable)
+        slot = self._pick_slot([s for s in open_slots if fits(s, pick.key)], pick.key, mask)
+        cost = mask.cost(slot.index, pick.key)
+        priced = "" if cost is None else f", {cost} parameters of {max(0, int(cap))} allowed"
         reason = (f"{plateau} after epoch {report.epoch}: germinate {pick.key} "
-                  f"in slot {slot.index} ({slot.name}); {pick.describe(self.rotation.threshold)}")
-        confidence = _ramp(signals.plateau_epochs - needed + 1, needed)
+                  f"in slot {slot.index} ({slot.name}){priced}; "
+                  f"{pick.describe(self.rotation.threshold)}")
+        confidence = _ramp(signals.plateau_epochs - needed + 1, max(needed, 1))
         return Decision(op=Op.GERMINATE, slot=slot.index, blueprint=pick.key, reason=reason,
                         confidence=confidence)
 
-    def _pick_slot(self, open_slots: list[SlotSignals]) -> SlotSignals:
+    def _pick_slot(self, open_slots: list[SlotSignals], key: str, mask: ActionMask) -> SlotSignals:
+        if self.config.slot_choice == "cheapest":
+            # Accuracy per parameter: the same blueprint costs width² in a conv slot, so the
+            # narrowest free slot buys it cheapest. Without costs this is "deepest".
+            return min(open_slots, key=lambda s: (mask.cost(s.index, key) or 0, -s.index))
         if self.config.slot_choice == "deepest":
             # The deepest slot sits closest to the head, where a new module changes the
             # logits most directly; ties cannot occur (indices are unique).

@@ -93,6 +93,11 @@ class BlueprintRotation:
         # Drop negligible penalties so the mapping stays small and reasons stay readable.
         self._penalties = {k: p * factor for k, p in self._penalties.items() if p * factor >= 1e-6}
 
+    def prefer(self, key: str) -> None:
+        """Make ``key`` the next pick in rotation (e.g. a blueprint that just proved itself)."""
+        self._remember(key)
+        self._next = self._keys.index(key)
+
     def penalise(self, key: str) -> float:
         """Add the cull penalty to ``key``; returns its new penalty."""
         self._remember(key)

@@ -54,17 +54,24 @@ _AFTER_CULL = frozenset({SeedStage.RESETTING, SeedStage.DORMANT})
 _PRE_BLEND_STAGES = frozenset({SeedStage.GERMINATED, SeedStage.TRAINING})
 
 
-def improvement_measure(slot: SlotReport) -> tuple[str, float | None]:
+def improvement_measure(slot: SlotReport, z: float = 0.0) -> tuple[str, float | None]:
     """The stage's improvement measure of a seed: ``(source name, value or None)``.
 
-    ``seed_gain`` before blending, the counterfactual ``contribution`` from BLENDING on,
-    ``("none", None)`` for slots without a live seed.
+    ``seed_gain`` before blending, the counterfactual ``contribution`` from BLENDING on, each
+    as its lower confidence bound ``value − z·se`` (the point estimate when ``z`` is 0 or the
+    standard error unknown, as the gates do); ``("none", None)`` for slots without a live seed.
     """
     if slot.stage in _PRE_BLEND_STAGES:
-        return "seed_gain", slot.seed_gain
-    if slot.stage in BLENDED_STAGES:
-        return "contribution", slot.contribution
-    return "none", None
+        value, se, name = slot.seed_gain, slot.seed_gain_se, "seed_gain"
+    elif slot.stage in BLENDED_STAGES:
+        value, se, name = slot.contribution, slot.contribution_se, "contribution"
+    else:
+        return "none", None
+    if value is None:
+        return name, None
+    if z and se is not None:
+        return f"{name} − {z:g}·se", value - z * se
+    return name, value
 
 
 @frozen(kw_only=True)
@@ -144,6 +151,8 @@ class TrackerConfig:
     smoothing: float = field(default=0.5, validator=number_in(0.0, 1.0, low_open=True))
     #: a seed's improvement measure must exceed this (points) to count as improving.
     min_seed_improvement: float = field(default=0.0, validator=number_in(-100.0, 100.0))
+    #: the improvement measure is the stage measure minus this many standard errors.
+    confidence_z: float = field(default=0.0, validator=number_in(0.0, 10.0))
 
 
 class SignalTracker:
@@ -330,7 +339,7 @@ class SignalTracker:
             state.accuracy_at_germination = slot.accuracy_at_germination
         state.blueprint = slot.blueprint
 
-        source, value = improvement_measure(slot)
+        source, value = improvement_measure(slot, self.config.confidence_z)
         if slot.live:
             if value is not None:
                 state.history.append(value)

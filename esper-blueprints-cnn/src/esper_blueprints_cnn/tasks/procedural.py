@@ -53,9 +53,12 @@ ALLOWED_OPTIONS = frozenset(
     {"train_size", "val_size", "test_size", "epoch_size", "batch_size", "widths", "augment",
      "data_seed", "image_size"}
 )
+#: The default host: 4/8/16 channels (1,774 parameters), chosen from static runs (see
+#: ``esper_blueprints_cnn.defaults.SHAPES_DEFAULTS``).
+DEFAULT_WIDTHS = (4, 8, 16)
 DEFAULT_OPTIONS = ImageTaskOptions(
     train_size=DEFAULT_TRAIN_SIZE, val_size=DEFAULT_VAL_SIZE, test_size=DEFAULT_TEST_SIZE,
-    widths=(8, 16, 32)
+    widths=DEFAULT_WIDTHS,
 )
 #: ``micro``: see :mod:`esper_blueprints_cnn.micro` for the measurements behind each value.
 MICRO_OPTIONS = ImageTaskOptions(

@@ -80,6 +80,11 @@ class ActionMask:
     slots: tuple[tuple[bool, ...], ...] = field(converter=_bool_matrix)
     blueprints: tuple[bool, ...] = field(converter=_bool_tuple)
     blueprint_keys: tuple[str, ...] = field(converter=tuple)
+    #: ``costs[i][j]``: parameters blueprint ``blueprint_keys[j]`` would add in slot ``i`` (its
+    #: estimate at that slot's width); empty when the builder does not know them.
+    costs: tuple[tuple[int, ...], ...] = field(default=(), converter=lambda v: tuple(tuple(int(c) for c in r) for r in v))
+    #: seed parameters still allowed by the run's parameter budget (None: no budget).
+    budget_left: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if len(self.slots) != len(Op):
@@ -89,6 +94,15 @@ class ActionMask:
             raise ValueError("ActionMask.slots rows must all have one entry per slot")
         if len(self.blueprints) != len(self.blueprint_keys):
             raise ValueError("ActionMask.blueprints and blueprint_keys must have the same length")
+        if self.costs and (len(self.costs) != len(self.slots[0])
+                           or any(len(row) != len(self.blueprint_keys) for row in self.costs)):
+            raise ValueError("ActionMask.costs needs one row per slot with one entry per blueprint")
+
+    def cost(self, slot: int, key: str) -> int | None:
+        """Parameters ``key`` would add in ``slot`` (None when the mask carries no costs)."""
+        if not self.costs or key not in self.blueprint_keys:
+            return None
+        return self.costs[slot][self.blueprint_keys.index(key)]
 
     @property
     def n_slots(self) -> int:

@@ -107,14 +107,16 @@ class Policy(Protocol):
 class Stateful(Protocol):
     """Optional for a :class:`Policy` or an :class:`Observer` whose state outlives an epoch.
 
-    Run checkpoints call :meth:`state_dict` between epochs and pickle the result; a resumed run
+    Run checkpoints call :meth:`state_dict` between epochs and store the result; a resumed run
     builds the component afresh and calls :meth:`load_state_dict` with it, after which the
     component must behave exactly as the original would have. A policy without these methods
     cannot be resumed (observers without them are assumed to keep no cross-epoch state).
     """
 
     def state_dict(self) -> dict[str, Any]:
-        """Picklable state; must not alias live objects the component keeps mutating."""
+        """Plain data (numbers, strings, lists, dicts, tensors): run checkpoints load it through
+        an allow-list and refuse anything else (docs/security.md); must not alias live objects
+        the component keeps mutating."""
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""

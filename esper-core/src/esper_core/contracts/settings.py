@@ -29,8 +29,11 @@ class GateThresholds:
     confidence_z: float = field(default=1.645, converter=float, validator=_nonneg_float)
     #: G2: epochs a seed must spend in TRAINING before it may blend.
     g2_min_epochs: int = field(default=2, validator=_nonneg_int)
-    #: G2: the lower confidence bound of the seed's gain (points) must be at least this.
+    #: G2: the lower confidence bound of the seed's gain (points) must exceed this ...
     g2_min_improvement: float = field(default=0.0, converter=float)
+    #: ... ("better"), or its upper bound must reach it ("not_worse": blend every seed that is
+    #: not measurably harmful and let G5 judge the blended seed).
+    g2_test: str = field(default="better", validator=validators.in_(("better", "not_worse")))
     #: G2: parameter-normalised gradient ratio a seed must reach to be "learning".
     g2_gradient_ratio: float = field(default=0.05, converter=float, validator=_nonneg_float)
     #: G3: α a blending seed must reach before SHADOWING.
@@ -39,8 +42,8 @@ class GateThresholds:
     g3_min_epochs: int = field(default=3, validator=_nonneg_int)
     #: G4: epochs a seed must spend SHADOWING, with a non-negative contribution throughout.
     g4_window: int = field(default=1, validator=_pos_int)
-    #: G5: the lower confidence bound of the counterfactual contribution (points) required to
-    #: fossilize.
+    #: G5: the lower confidence bound of the counterfactual contribution (points) must exceed
+    #: this to fossilize.
     g5_min_contribution: float = field(default=0.0, converter=float)
 
 

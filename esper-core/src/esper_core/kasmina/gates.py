@@ -142,7 +142,8 @@ def g2_gradient_readiness(context: GateContext) -> GateResult:
     the threshold, and a gradient ratio at its floor.
 
     The gain is the mean of paired per-example differences (seed switched in minus not) on the
-    validation split; its lower bound ``gain − z·se`` must be ≥ ``g2_min_improvement``. A point
+    validation split; its lower bound ``gain − z·se`` must exceed ``g2_min_improvement`` (a
+    seed that changes nothing, gain 0 ± 0, does not pass). A point
     estimate at the resolution of one image was a coin flip: at its first check the gain of the
     same blueprint was +0.20, +0.10, −1.75, −0.45, +0.35 points over five seeds.
     """
@@ -156,24 +157,28 @@ def g2_gradient_readiness(context: GateContext) -> GateResult:
     problems = []
     if st.epochs_in_stage < th.g2_min_epochs:
         problems.append(f"{st.epochs_in_stage} of {th.g2_min_epochs} TRAINING epochs done")
-    lower = None
+    lower = upper = None
     if st.seed_gain is None:
         problems.append("seed gain not measured yet (needs a counterfactual validation pass)")
     else:
-        lower, _ = _bounds(st.seed_gain, st.seed_gain_se, th.confidence_z)
-        m.update(seed_gain=st.seed_gain, seed_gain_lower=lower)
+        lower, upper = _bounds(st.seed_gain, st.seed_gain_se, th.confidence_z)
+        m.update(seed_gain=st.seed_gain, seed_gain_lower=lower, seed_gain_upper=upper)
         if st.seed_gain_se is not None:
             m["seed_gain_se"] = st.seed_gain_se
-        if lower < th.g2_min_improvement:
+        if th.g2_test == "better" and lower <= th.g2_min_improvement:
             problems.append(f"seed gain {st.seed_gain:+.2f} ± {_se(st.seed_gain_se)}: lower bound "
-                            f"{lower:+.2f} < {th.g2_min_improvement:+.2f} points")
+                            f"{lower:+.2f} ≤ {th.g2_min_improvement:+.2f} points")
+        elif th.g2_test == "not_worse" and upper < th.g2_min_improvement:
+            problems.append(f"seed gain {st.seed_gain:+.2f} ± {_se(st.seed_gain_se)}: measurably "
+                            f"harmful (upper bound {upper:+.2f} < {th.g2_min_improvement:+.2f} points)")
     if ratio < th.g2_gradient_ratio:
         problems.append(f"gradient ratio {ratio:.4f} < {th.g2_gradient_ratio:.4f}")
     if problems:
         return _result(gate, target, False, "; ".join(problems), **m)
+    bound = f"lower bound {lower:+.2f}" if th.g2_test == "better" else f"upper bound {upper:+.2f}"
     return _result(gate, target, True,
-                   f"ready: gain {st.seed_gain:+.2f} ± {_se(st.seed_gain_se)} points (lower bound "
-                   f"{lower:+.2f}), gradient ratio {ratio:.4f}", **m)
+                   f"ready: gain {st.seed_gain:+.2f} ± {_se(st.seed_gain_se)} points ({bound}), "
+                   f"gradient ratio {ratio:.4f}", **m)
 
 
 def _se(se: float | None) -> str:
@@ -242,7 +247,7 @@ def g4_stability(context: GateContext) -> GateResult:
 
 def g5_contribution(context: GateContext) -> GateResult:
     """G5 (→ FOSSILIZED): the lower confidence bound of the latest counterfactual contribution
-    (``contribution − z·se``) ≥ ``g5_min_contribution``, parameters finite."""
+    (``contribution − z·se``) exceeds ``g5_min_contribution``, parameters finite."""
     gate, target = "g5_contribution", SeedStage.FOSSILIZED
     th = context.thresholds
     st = context.slot.state
@@ -259,9 +264,9 @@ def g5_contribution(context: GateContext) -> GateResult:
         m.update(contribution=contribution, contribution_lower=lower)
         if st.contribution_se is not None:
             m["contribution_se"] = st.contribution_se
-        if lower < th.g5_min_contribution:
+        if lower <= th.g5_min_contribution:
             problems.append(f"contribution {contribution:+.2f} ± {_se(st.contribution_se)}: lower "
-                            f"bound {lower:+.2f} < {th.g5_min_contribution:+.2f} points")
+                            f"bound {lower:+.2f} ≤ {th.g5_min_contribution:+.2f} points")
     if not finite:
         problems.append("seed parameters are not finite")
     if problems:

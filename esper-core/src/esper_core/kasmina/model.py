@@ -236,8 +236,10 @@ class MorphogeneticModel(nn.Module):
         """The first segment: the activation entering injection point 0."""
         return self._segments[0](x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.run_from(self._segments[0](x), 0)
+    def forward(self, x: Tensor, cache: list[Tensor] | None = None) -> Tensor:
+        """The model's forward; with ``cache`` the activation entering every injection point
+        is appended to it (see :meth:`run_from`)."""
+        return self.run_from(self._segments[0](x), 0, cache)
 
     # ------------------------------------------------------------------ access
     @property

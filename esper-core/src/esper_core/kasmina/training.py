@@ -224,13 +224,14 @@ class SeedTrainer:
             for opt in self.optimizers():
                 opt.zero_grad(set_to_none=True)
             if feedback:
+                # Seeds first, then the host's backward: whatever watches the end of the
+                # backward (gradient-health observers) then sees every gradient of the step.
                 cache: list[Tensor] = []
-                loss = loss_fn(model.run_from(model.stem(x), 0, cache), y)
-                loss.backward()
+                loss = loss_fn(model(x, cache=cache), y)
                 feedback_loss = self._feedback_step(feedback, points, seed_params, cache, y, loss_fn)
             else:
                 loss = loss_fn(model(x), y)
-                loss.backward()
+            loss.backward()
             tracked = [s for s in trained if s.stage is SeedStage.TRAINING]
             if governor is not None or tracked:
                 norms = group_grad_norms({None: host_params, **seed_params})

@@ -332,6 +332,7 @@ def _baseline(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: t
         "policy": BASELINE_POLICY,
         "final_accuracy": result.final_accuracy,
         "best_accuracy": result.best_accuracy,
+        "test_accuracy": result.test_accuracy,
         "host_params": result.host_params,
         "seed_params": result.fossilized_params,
         "wall_seconds": round(result.seconds, 3),

@@ -8,6 +8,7 @@ from esper_core.contracts.decisions import ActionMask, Op
 from esper_core.contracts.reports import SlotReport
 from esper_core.contracts.specs import BlueprintSpec
 from esper_core.contracts.stages import LIVE_STAGES, SeedStage
+from esper_core.plugins.blame import blame, module_of
 
 _ADVANCEABLE = {SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.SHADOWING}
 
@@ -23,8 +24,9 @@ def build_action_mask(
 ) -> ActionMask:
     """Mask for ``slots`` given the seed cap and the remaining parameter budget.
 
-    ADVANCE is offered only when the lifecycle does not advance by itself. A blueprint is allowed when it fits the remaining budget in at least one free slot (the G0
-    gate re-checks the exact slot at germination).
+    ADVANCE is offered only when the lifecycle does not advance by itself. A blueprint is
+    allowed when it fits the remaining budget in at least one free slot (the G0 gate re-checks
+    the exact slot, and the module actually built, at germination).
     """
     live = sum(1 for s in slots if s.stage in LIVE_STAGES)
     rows: dict[Op, list[bool]] = {op: [False] * len(slots) for op in Op}
@@ -33,11 +35,14 @@ def build_action_mask(
         rows[Op.ADVANCE][i] = not auto_advance and s.stage in _ADVANCEABLE
         rows[Op.CULL][i] = s.stage in LIVE_STAGES
         rows[Op.FOSSILIZE][i] = s.stage is SeedStage.PROBATIONARY
-    free_widths = [s.width for s, ok in zip(slots, rows[Op.GERMINATE], strict=True) if ok]
+    # Each blueprint's parameters in each slot, computed once: the budget check below and the
+    # controllers' cost-aware choices (ActionMask.costs) read the same figures.
+    costs = [[_estimate(b, s.width) for b in blueprints] for s in slots]
+    free = [i for i, ok in enumerate(rows[Op.GERMINATE]) if ok]
     remaining = None if param_budget is None else param_budget - seed_params_in_use
     allowed = [
-        bool(free_widths) and (remaining is None or any(b.param_estimate(w) <= remaining for w in free_widths))
-        for b in blueprints
+        bool(free) and (remaining is None or any(costs[i][j] <= remaining for i in free))
+        for j in range(len(blueprints))
     ]
     if not any(allowed):
         rows[Op.GERMINATE] = [False] * len(slots)
@@ -45,4 +50,11 @@ def build_action_mask(
         slots=[rows[op] for op in Op],
         blueprints=allowed,
         blueprint_keys=[b.key for b in blueprints],
+        costs=costs,
+        budget_left=remaining,
     )
+
+
+def _estimate(blueprint: BlueprintSpec, width: int) -> int:
+    with blame("blueprint", blueprint.key, module_of(blueprint.param_estimate), "param_estimate"):
+        return int(blueprint.param_estimate(width))

@@ -1,0 +1,411 @@
+"""The growth study: does growing a network pay, against the strongest static models?
+
+    python benchmarks/growth_study.py                 # every part, then docs/growth.md
+    python benchmarks/growth_study.py --only recipe   # one part (others kept from docs/growth.json)
+    python benchmarks/growth_study.py --render        # docs/growth.md from docs/growth.json
+
+Parts, in the order they were run (each stores its figures in ``docs/growth.json`` as it goes,
+so an interrupted part resumes where it stopped; ``--fresh`` starts the part again):
+
+1. ``recipe`` — static runs only, before any growth run: for each candidate host (the
+   ``shapes`` host at several widths) and each recipe (constant, step and cosine learning rate
+   at two peak rates), the no-seed host trained for the task's epochs over several seeds. The
+   best recipe is the one with the highest mean validation accuracy; the default host is the
+   smallest one whose 2×-wide version gains at least 6 points with that recipe, so that
+   capacity, not the schedule, limits it.
+2. ``study`` — for each task and seed: ``noop`` (the host alone), ``heuristic`` and ``random``
+   growth, a static model of the heuristic's final architecture trained from scratch with the
+   same recipe (its seeds fossilized from epoch 1), and a static host widened to the grown
+   model's parameter count. Test accuracy (the held-out split no controller or gate saw),
+   parameters, and training compute in multiply-adds (``growth_compute.py``).
+
+Figures are means ± sample standard deviations over seeds; comparisons are paired by seed,
+with the paired t statistic (mean / (sd / √n)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from growth_lib import mean_std, paired, resolve, run_episode, threads  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+JSON_PATH = ROOT / "docs" / "growth.json"
+MD_PATH = ROOT / "docs" / "growth.md"
+
+RECIPE_HOSTS = ((4, 8, 16), (8, 16, 32), (16, 32, 64))
+RECIPES: dict[str, dict[str, Any]] = {
+    "constant 5e-3": {"lr": 5e-3, "lr_schedule": "constant"},
+    "constant 1e-2": {"lr": 1e-2, "lr_schedule": "constant"},
+    "step 5e-3 (×0.1 at 9)": {"lr": 5e-3, "lr_schedule": "step", "lr_step_epoch": 9, "lr_step_factor": 0.1},
+    "step 1e-2 (×0.1 at 13)": {"lr": 1e-2, "lr_schedule": "step", "lr_step_epoch": 13, "lr_step_factor": 0.1},
+    "cosine 5e-3": {"lr": 5e-3, "lr_schedule": "cosine"},
+    "cosine 1e-2": {"lr": 1e-2, "lr_schedule": "cosine"},
+}
+RECIPE_SEEDS = (0, 1)
+CAPACITY_GAIN = 6.0
+
+
+def load() -> dict[str, Any]:
+    if JSON_PATH.exists():
+        return json.loads(JSON_PATH.read_text())
+    return {}
+
+
+def save(data: Mapping[str, Any], key: str) -> None:
+    """Write part ``key`` of ``data`` into docs/growth.json, keeping the other parts as they
+    are on disk (parts may run in separate processes)."""
+    JSON_PATH.parent.mkdir(parents=True, exist_ok=True)
+    current = load()
+    current[key] = data[key]
+    tmp = JSON_PATH.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    tmp.replace(JSON_PATH)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- recipe
+def part_recipe(data: dict[str, Any], fresh: bool) -> None:
+    runs: list[dict[str, Any]] = [] if fresh else list(data.get("recipe", {}).get("runs", []))
+    done = {(tuple(r["widths"]), r["recipe"], r["seed"]) for r in runs}
+    for widths in RECIPE_HOSTS:
+        for name, training in RECIPES.items():
+            for seed in RECIPE_SEEDS:
+                if (widths, name, seed) in done:
+                    continue
+                resolved = resolve(task="shapes", policy="noop", seed=seed, training=training,
+                                   task_options={"widths": list(widths)})
+                threads(1)
+                result = run_episode(resolved)
+                runs.append({"widths": list(widths), "recipe": name, "seed": seed,
+                             "val_accuracy": result["final_val"], "host_params": result["host_params"]})
+                log(f"recipe {widths} {name} seed {seed}: {result['final_val']:.2f}")
+                data["recipe"] = {"runs": runs}
+                save(data, "recipe")
+    data["recipe"] = {"runs": runs, **choose_recipe(runs)}
+    save(data, "recipe")
+
+
+def choose_recipe(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The best recipe (highest validation accuracy averaged over hosts and seeds) and the
+    smallest host whose 2×-wide version gains ≥ CAPACITY_GAIN points with it."""
+    def mean(widths: Sequence[int], recipe: str) -> float:
+        values = [r["val_accuracy"] for r in runs if tuple(r["widths"]) == tuple(widths) and r["recipe"] == recipe]
+        return sum(values) / len(values) if values else math.nan
+
+    scores = {name: sum(mean(w, name) for w in RECIPE_HOSTS) / len(RECIPE_HOSTS) for name in RECIPES}
+    best = max(scores, key=lambda k: scores[k])
+    host = None
+    for widths in RECIPE_HOSTS:
+        wide = tuple(2 * w for w in widths)
+        if wide in RECIPE_HOSTS and mean(wide, best) - mean(widths, best) >= CAPACITY_GAIN:
+            host = list(widths)
+            break
+    return {"best_recipe": best, "recipe_scores": scores, "default_host": host}
+
+
+# ---------------------------------------------------------------------------------- heuristic
+#: Heuristic variants compared on the default task (validation accuracy decides; the test split
+#: is reported but not used to choose).
+HEURISTIC_VARIANTS: dict[str, dict[str, Any]] = {
+    "plateau trigger (germinate at epoch ≥ 5 after 3 plateau epochs; DESIGN §6)":
+        {"policy": {"min_epochs_before_germinate": 5, "plateau_epochs_to_germinate": 3}},
+    "early trigger (germinate at epoch ≥ 3, no plateau needed)":
+        {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0}},
+    "early trigger, G2 blends any seed not measurably harmful":
+        {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0},
+         "gates": {"g2_test": "not_worse"}},
+    "early trigger, rotation after a fossilization (no repeat)":
+        {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0,
+                    "repeat_fossilized_blueprint": False}},
+}
+HEURISTIC_SEEDS = (0, 1, 2)
+
+
+def part_heuristic(data: dict[str, Any], fresh: bool) -> None:
+    runs: list[dict[str, Any]] = [] if fresh else list(data.get("heuristic", {}).get("runs", []))
+    done = {(r["variant"], r["seed"]) for r in runs}
+    for name, options in HEURISTIC_VARIANTS.items():
+        for seed in HEURISTIC_SEEDS:
+            if (name, seed) in done:
+                continue
+            resolved = resolve(task="shapes", policy="heuristic", seed=seed,
+                               policy_options=options.get("policy", {}), gates=options.get("gates", {}))
+            threads(1)
+            result = run_episode(resolved)
+            result.update(variant=name, options=options)
+            runs.append(result)
+            data["heuristic"] = {"runs": runs}
+            save(data, "heuristic")
+            log(f"heuristic {name} seed {seed}: val {result['final_val']:.2f} test {result['test_accuracy']:.2f}")
+
+
+# ---------------------------------------------------------------------------------- study
+#: The tasks of the study: (label, task, task options, the hosts' training recipe, slots).
+def study_tasks(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    recipe = data.get("recipe", {})
+    best = RECIPES[recipe.get("best_recipe", "cosine 1e-2")]
+    host = recipe.get("default_host") or [4, 8, 16]
+    return [
+        {"label": "default", "task": "shapes", "task_options": {}, "training": {}},
+        {"label": "shapes 8/16/32 (the previous default host)", "task": "shapes",
+         "task_options": {"widths": [8, 16, 32]}, "training": dict(best)},
+        {"label": "pytext (transformer)", "task": "pytext", "task_options": {}, "training": {}},
+    ] if host else []
+
+
+def widened_options(task: str, options: Mapping[str, Any], host_params: int, target: int,
+                    seed: int) -> dict[str, Any]:
+    """Task options whose host is the task's host widened uniformly until its parameter count
+    is as close as possible to ``target``."""
+    if task == "pytext":
+        from esper_blueprints_transformer.tasks.options import TextTaskOptions
+
+        base = TextTaskOptions()
+        heads = base.n_heads
+        candidates = [{**options, "d_model": d} for d in range(base.d_model, 4 * base.d_model + 1, heads)]
+    else:
+        widths = options.get("widths") or _default_widths(task, seed)
+        candidates = [{**options, "widths": [max(1, round(w * k / 100)) for w in widths]}
+                      for k in range(100, 401, 2)]
+    best, best_gap = dict(options), abs(target - host_params)
+    for candidate in candidates:
+        params = _host_params(task, candidate, seed)
+        if abs(target - params) < best_gap:
+            best, best_gap = candidate, abs(target - params)
+        if params > target:
+            break
+    return best
+
+
+def _default_widths(task: str, seed: int) -> list[int]:
+    resolved = resolve(task=task, policy="noop", seed=seed)
+    return list(resolved.task.factory(seed=seed, device="cpu", options=resolved.task_options).host_config.widths)
+
+
+def _host_params(task: str, options: Mapping[str, Any], seed: int) -> int:
+    resolved = resolve(task=task, policy="noop", seed=seed, task_options=options)
+    host = resolved.task.factory(seed=seed, device="cpu", options=resolved.task_options).build_host()
+    return sum(p.numel() for p in host.parameters())
+
+
+def part_study(data: dict[str, Any], fresh: bool, seeds: Sequence[int]) -> None:
+    study = {} if fresh else dict(data.get("study", {}))
+    for spec in study_tasks(data):
+        label = spec["label"]
+        runs: list[dict[str, Any]] = list(study.get(label, {}).get("runs", []))
+        done = {(r["method"], r["seed"]) for r in runs}
+
+        def run(method: str, seed: int, **kw: Any) -> None:
+            if (method, seed) in done:
+                return
+            options = kw.pop("task_options", spec["task_options"])
+            resolved = resolve(task=spec["task"], policy=kw.pop("policy", method), seed=seed,
+                               training=spec["training"], task_options=options)
+            threads(1)
+            result = run_episode(resolved, **kw)
+            result.update(method=method, task_options=options)
+            runs.append(result)
+            done.add((method, seed))
+            study[label] = {"task": spec["task"], "task_options": spec["task_options"],
+                            "training": spec["training"], "runs": runs}
+            data["study"] = study
+            save(data, "study")
+            log(f"{label} {method} seed {seed}: test {result['test_accuracy']:.2f}, "
+                f"+{result['added_params']} params, {result['seconds']:.0f} s")
+
+        for seed in seeds:
+            for method in ("noop", "heuristic", "random"):
+                run(method, seed)
+            grown = next(r for r in runs if r["method"] == "heuristic" and r["seed"] == seed)
+            run("static grown", seed, policy="noop", static=grown["final_architecture"])
+            target = grown["host_params"] + grown["added_params"]
+            wide = widened_options(spec["task"], spec["task_options"], grown["host_params"], target, seed)
+            run("static widened", seed, policy="noop", task_options=wide)
+
+
+# ---------------------------------------------------------------------------------- render
+METHODS = ("noop", "heuristic", "random", "static grown", "static widened")
+
+
+def _fmt(mean: float, sd: float) -> str:
+    return f"{mean:.2f} ± {sd:.2f}"
+
+
+def _by(runs: Sequence[Mapping[str, Any]], method: str) -> dict[int, Mapping[str, Any]]:
+    return {r["seed"]: r for r in runs if r["method"] == method}
+
+
+def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-method means and paired differences over the seeds every method has."""
+    seeds = sorted(set.intersection(*(set(_by(runs, m)) for m in METHODS))) if runs else []
+    out: dict[str, Any] = {"seeds": seeds, "methods": {}, "paired": {}}
+    if len(seeds) < 2:
+        return out
+    for m in METHODS:
+        rows = [_by(runs, m)[s] for s in seeds]
+        acc = mean_std([r["test_accuracy"] for r in rows])
+        out["methods"][m] = {
+            "test_accuracy": acc,
+            "params": mean_std([r["host_params"] + r["added_params"] for r in rows]),
+            "added_params": mean_std([r["added_params"] for r in rows]),
+            "gmacs": mean_std([r["macs"] / 1e9 for r in rows]),
+            "seconds": mean_std([r["seconds"] for r in rows]),
+        }
+    test = {m: [_by(runs, m)[s]["test_accuracy"] for s in seeds] for m in METHODS}
+    for a, b in (("heuristic", "noop"), ("random", "noop"), ("heuristic", "static grown"),
+                 ("heuristic", "static widened"), ("heuristic", "random")):
+        out["paired"][f"{a} − {b}"] = paired(test[a], test[b])
+    grown = [_by(runs, "heuristic")[s] for s in seeds]
+    static = [_by(runs, "static grown")[s] for s in seeds]
+    out["compute_ratio"] = mean_std([g["macs"] / st["macs"] for g, st in zip(grown, static, strict=True)])
+    out["added_over_host"] = max(g["added_params"] / g["host_params"] for g in grown)
+    return out
+
+
+def goals(summary: Mapping[str, Any]) -> list[tuple[str, bool, str]]:
+    p = summary["paired"]
+    h_noop = p["heuristic − noop"]
+    h_static = p["heuristic − static grown"]
+    h_wide = p["heuristic − static widened"]
+    ratio = summary["compute_ratio"][0]
+    return [
+        ("heuristic ≥ noop + 5 points (mean), never below noop on any seed",
+         h_noop["mean"] >= 5 and h_noop["min"] >= 0,
+         f"mean {h_noop['mean']:+.2f}, worst seed {h_noop['min']:+.2f}"),
+        ("grown model within 1 point of the static model of its final architecture",
+         h_static["mean"] >= -1, f"{h_static['mean']:+.2f} ± {h_static['std']:.2f} (t {h_static['t']:.2f})"),
+        ("… at ≤ 75 % of that model's training compute", ratio <= 0.75, f"{100 * ratio:.0f} %"),
+        ("grown model ≥ a static host widened to the same parameter count − 0.5 points",
+         h_wide["mean"] >= -0.5, f"{h_wide['mean']:+.2f} ± {h_wide['std']:.2f} (t {h_wide['t']:.2f})"),
+        ("added parameters ≤ the host's own", summary["added_over_host"] <= 1.0,
+         f"at most {100 * summary['added_over_host']:.0f} % of the host"),
+    ]
+
+
+def render_task(label: str, block: Mapping[str, Any]) -> list[str]:
+    runs = block["runs"]
+    summary = summarize(runs)
+    lines = [f"### {label}", ""]
+    if not summary["methods"]:
+        return [*lines, "(not enough seeds measured yet)", ""]
+    opts = json.dumps(block.get("task_options") or {})
+    lines += [f"Task `{block['task']}`, options {opts}, training overrides "
+              f"{json.dumps(block.get('training') or {})}; seeds {', '.join(map(str, summary['seeds']))}.", "",
+              "| method | test accuracy % | parameters (host + added) | added | training compute (G multiply-adds) | wall s |",
+              "|---|---|---|---|---|---|"]
+    for m in METHODS:
+        r = summary["methods"][m]
+        lines.append(f"| {m} | {_fmt(*r['test_accuracy'])} | {r['params'][0]:,.0f} | "
+                     f"{r['added_params'][0]:,.0f} | {_fmt(*r['gmacs'])} | {r['seconds'][0]:.0f} |")
+    lines += ["", "Paired differences of test accuracy (points; mean ± sd over seeds, paired t):", "",
+              "| comparison | mean ± sd | t | worst seed | best seed |", "|---|---|---|---|---|"]
+    for name, d in summary["paired"].items():
+        lines.append(f"| {name} | {_fmt(d['mean'], d['std'])} | {d['t']:.2f} | {d['min']:+.2f} | {d['max']:+.2f} |")
+    ratio = summary["compute_ratio"]
+    lines += ["", f"Heuristic's training compute / static grown model's: {100 * ratio[0]:.0f} % ± "
+              f"{100 * ratio[1]:.0f} %.", "", "Goals:", ""]
+    for text, ok, value in goals(summary):
+        lines.append(f"- {'met' if ok else '**not met**'}: {text} — {value}")
+    lines += ["", "Per seed (test accuracy %; the heuristic's seeds and what became of them):", "",
+              "| seed | noop | heuristic | random | static grown | static widened | heuristic's growth |",
+              "|---|---|---|---|---|---|---|"]
+    for seed in summary["seeds"]:
+        cells = [f"{_by(runs, m)[seed]['test_accuracy']:.2f}" for m in METHODS]
+        events = [f"{slot} {bp.split(':')[-1]} {frm}→{to} @{epoch}"
+                  for epoch, slot, bp, frm, to in _by(runs, "heuristic")[seed]["lifecycle"]
+                  if to in ("GERMINATED", "FOSSILIZED", "CULLED")]
+        lines.append(f"| {seed} | " + " | ".join(cells) + f" | {'; '.join(events) or 'none'} |")
+    return [*lines, ""]
+
+
+def render(data: Mapping[str, Any]) -> str:
+    lines = ["# Growth that pays? The growth study", "",
+             "Written by `benchmarks/growth_study.py` from `docs/growth.json` (every figure below is",
+             "measured by that script on this repository; nothing is typed in by hand). Accuracy is",
+             "on each task's held-out **test** split, which no controller and no gate ever saw.", ""]
+    recipe = data.get("recipe")
+    if recipe:
+        lines += ["## 1. Host and recipe, chosen from static runs before any growth run", "",
+                  "No-seed hosts on `shapes`, final validation accuracy % (mean over seeds "
+                  f"{', '.join(map(str, RECIPE_SEEDS))}):", "",
+                  "| recipe | " + " | ".join("/".join(map(str, w)) for w in RECIPE_HOSTS) + " | mean |",
+                  "|---|" + "---|" * (len(RECIPE_HOSTS) + 1)]
+        runs = recipe["runs"]
+        for name in RECIPES:
+            cells = []
+            for w in RECIPE_HOSTS:
+                vals = [r["val_accuracy"] for r in runs if tuple(r["widths"]) == w and r["recipe"] == name]
+                cells.append(f"{sum(vals) / len(vals):.2f}" if vals else "–")
+            score = recipe.get("recipe_scores", {}).get(name)
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {'' if score is None else f'{score:.2f}'} |")
+        params = {tuple(r["widths"]): r["host_params"] for r in runs}
+        lines += ["", "Parameters: " + ", ".join(f"{'/'.join(map(str, w))}: {params.get(w, '?'):,}" for w in RECIPE_HOSTS) + ".",
+                  "", f"Best recipe: **{recipe.get('best_recipe')}**. Default host: the smallest whose "
+                  f"2×-wide version gains ≥ {CAPACITY_GAIN:g} points with it: "
+                  f"**{'/'.join(map(str, recipe.get('default_host') or []))}**.", ""]
+    objective = data.get("objective")
+    if objective:
+        lines += ["## 2. How a seed in TRAINING learns", "", *objective["table"], ""]
+    heuristic = data.get("heuristic")
+    if heuristic:
+        lines += ["## 3. When the heuristic germinates", "",
+                  "Heuristic variants on the default task (validation decides; test shown), seeds "
+                  f"{', '.join(map(str, HEURISTIC_SEEDS))}:", "",
+                  "| variant | final val % | test % | added params | per seed (val) |", "|---|---|---|---|---|"]
+        for name in HEURISTIC_VARIANTS:
+            rows = [r for r in heuristic["runs"] if r["variant"] == name]
+            if not rows:
+                continue
+            val, test = mean_std([r["final_val"] for r in rows]), mean_std([r["test_accuracy"] for r in rows])
+            added = mean_std([r["added_params"] for r in rows])
+            lines.append(f"| {name} | {_fmt(*val)} | {_fmt(*test)} | {added[0]:,.0f} | "
+                         + ", ".join(f"{r['final_val']:.2f}" for r in rows) + " |")
+        lines.append("")
+    study = data.get("study")
+    if study:
+        lines += ["## 4. Growth against static models", ""]
+        for label, block in study.items():
+            lines += render_task(label, block)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["recipe", "heuristic", "study"], default=None)
+    parser.add_argument("--fresh", action="store_true", help="rerun the part from scratch")
+    parser.add_argument("--render", action="store_true", help="only write docs/growth.md")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data = load()
+    parts: dict[str, Callable[[dict[str, Any], bool], None]] = {
+        "recipe": part_recipe,
+        "heuristic": part_heuristic,
+        "study": lambda d, fresh: part_study(d, fresh, seeds),
+    }
+    if not args.render:
+        for name, part in parts.items():
+            if args.only in (None, name):
+                part(data, args.fresh)
+    data = load()
+    objective = ROOT / "docs" / "growth_objective.md"
+    if objective.exists():
+        data["objective"] = {"table": objective.read_text().splitlines()}
+    MD_PATH.write_text(render(data))
+
+
+if __name__ == "__main__":
+    main()
