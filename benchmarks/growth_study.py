@@ -130,6 +130,16 @@ HEURISTIC_VARIANTS: dict[str, dict[str, Any]] = {
     "early trigger, rotation after a fossilization (no repeat)":
         {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0,
                     "repeat_fossilized_blueprint": False}},
+    "early, not_worse G2, up to 3 live seeds":
+        {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0},
+         "gates": {"g2_test": "not_worse"}, "run": {"max_seeds": 3}},
+    "early, not_worse G2, 3-epoch blending":
+        {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0},
+         "gates": {"g2_test": "not_worse", "g3_min_epochs": 3}, "kasmina": {"blending_epochs": 3}},
+    "early, not_worse G2, 3-epoch blending, up to 3 live seeds":
+        {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0},
+         "gates": {"g2_test": "not_worse", "g3_min_epochs": 3}, "kasmina": {"blending_epochs": 3},
+         "run": {"max_seeds": 3}},
 }
 HEURISTIC_SEEDS = (0, 1, 2)
 
@@ -142,7 +152,8 @@ def part_heuristic(data: dict[str, Any], fresh: bool) -> None:
             if (name, seed) in done:
                 continue
             resolved = resolve(task="shapes", policy="heuristic", seed=seed,
-                               policy_options=options.get("policy", {}), gates=options.get("gates", {}))
+                               policy_options=options.get("policy", {}), gates=options.get("gates", {}),
+                               kasmina=options.get("kasmina", {}), run=options.get("run", {}))
             threads(1)
             result = run_episode(resolved)
             result.update(variant=name, options=options)

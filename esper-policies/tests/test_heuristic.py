@@ -174,9 +174,14 @@ def test_culls_when_accuracy_dropped_more_than_two_points_since_germination():
 
 
 def test_accuracy_drop_uses_the_accuracy_before_the_seed_appeared_when_the_engine_gives_none():
-    reps = [report(1, 61.0), report(2, 58.5, slots=[slot(0, S.TRAINING, seed_gain=0.5)])]
+    reps = [report(1, 61.0), report(2, 58.5, slots=[slot(0, S.BLENDING, contribution=0.5)])]
     d = run(policy(), reps)[-1]
     assert d.op is Op.CULL and "2.50 points below 61.00" in d.reason
+
+
+def test_a_seed_not_yet_in_the_forward_is_never_blamed_for_the_hosts_accuracy():
+    reps = [report(1, 61.0), report(2, 55.0, slots=[slot(0, S.TRAINING, seed_gain=0.5)])]
+    assert run(policy(), reps)[-1].op is Op.WAIT
 
 
 def test_drop_threshold_is_an_option():
@@ -242,7 +247,7 @@ def test_masked_fossilize_waits_and_cull_outranks_fossilize():
     d = p.decide(report=rep, mask=mask(cull=[0]))
     assert d.op is Op.WAIT and "wanted FOSSILIZE slot=0" in d.reason
     slots = [slot(0, S.PROBATIONARY, contribution=1.0),
-             slot(1, S.TRAINING, seed_gain=0.5, acc_at_germ=60.0)]
+             slot(1, S.BLENDING, contribution=0.5, acc_at_germ=60.0)]
     rep = report(1, 55.0, slots=slots, max_seeds=2)
     assert policy().decide(report=rep, mask=lifecycle_mask(rep)).describe() == "CULL slot=1"
     d = policy().decide(report=rep, mask=mask(2, fossilize=[0], cull=[0]))
@@ -317,7 +322,7 @@ def test_seed_in_slot_two_while_slot_one_is_empty():
 
 
 def test_a_cull_that_wins_over_germination_does_not_move_the_blueprint_rotation():
-    slots = [slot(0), slot(1, S.TRAINING, seed_gain=0.5, acc_at_germ=60.0)]
+    slots = [slot(0), slot(1, S.BLENDING, contribution=0.5, acc_at_germ=60.0)]
     p = policy()
     for e in range(1, 5):
         p.decide(report=report(e, 56.0, slots=slots, max_seeds=2), mask=mask(2))

@@ -5,7 +5,7 @@ blueprint-penalty bookkeeping once for the epoch, and then considers, in priorit
 
 1. **Cull** a live seed (every slot is checked, worst first):
    a. val accuracy fell by more than ``cull_if_accuracy_drops_by`` (2) points since the seed
-      germinated (any live stage); or
+      germinated, while the seed is in the forward (BLENDING, SHADOWING, PROBATIONARY); or
    b. ``cull_after_epochs_without_improvement`` (5) consecutive epochs in its current stage
       without improvement (GERMINATED … SHADOWING). "Improvement" is the lower confidence
       bound of the stage's own measure (minus ``confidence_z`` standard errors, as the gates
@@ -53,7 +53,7 @@ from attrs import frozen
 from esper_core.contracts.decisions import ActionMask, Decision, Op
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport, TrainingSignals
-from esper_core.contracts.stages import NEXT_STAGE, SeedStage
+from esper_core.contracts.stages import BLENDED_STAGES, NEXT_STAGE, SeedStage
 from esper_policies.heuristic_config import HeuristicConfig
 from esper_policies.rotation import BlueprintRotation
 from esper_policies.tracker import SignalTracker, SlotSignals
@@ -231,7 +231,12 @@ class HeuristicPolicy:
         cfg = self.config
         epoch = signals.report.epoch
         change = s.accuracy_change_since_germination
-        if change is not None and -change > cfg.cull_if_accuracy_drops_by:
+        # Only a seed in the forward can have lowered the accuracy: before BLENDING the model
+        # computes exactly the host, whose accuracy moves by several points an epoch early on
+        # (measured: a conv_light seed culled one epoch after germination by this rule while the
+        # host alone dipped 2.4 points).
+        in_forward = s.stage in BLENDED_STAGES
+        if in_forward and change is not None and -change > cfg.cull_if_accuracy_drops_by:
             drop = -change
             reason = (f"val accuracy {signals.report.val_accuracy:.2f} is {drop:.2f} points below "
                       f"{s.accuracy_at_germination:.2f} at germination (> "
