@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -230,16 +229,12 @@ def test_short_training_beats_the_unigram_baseline() -> None:
     host = task.build_host()
     optimizer = torch.optim.AdamW(host.parameters(), lr=3e-3, weight_decay=0.01)
     initial, _ = evaluate(task, host)
-    started = time.perf_counter()
     for x, y in task.train_batches(epoch=0):
         optimizer.zero_grad(set_to_none=True)
         task.loss(host(x), y).backward()
         optimizer.step()
-    elapsed = time.perf_counter() - started
     loss, accuracy = evaluate(task, host)
     baseline = task.unigram_baseline()
     assert initial == pytest.approx(math.log(256), abs=0.25)  # near-uniform at init
     assert loss < baseline - 0.05, (loss, baseline)
     assert accuracy > 0.2
-    # ~1–3 s on 2 idle cores; the bound is loose because the cores are shared with other jobs.
-    assert elapsed < 60, elapsed

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 from esper_core.testing.distributions import run_esper
 
@@ -49,13 +48,11 @@ def test_help_and_version_do_not_import_structlog():
         assert result.stderr.strip().splitlines()[-2:] == ["NO-STRUCTLOG", "NO-TORCH"], result.stderr
 
 
-def test_help_is_fast():
-    start = time.perf_counter()
+def test_help_lists_the_commands():
+    # How fast it is belongs to benchmarks/bench_cli.py: a wall-time bound fails on a busy machine.
     result = run_esper(["--help"])
-    elapsed = time.perf_counter() - start
     assert result.returncode == 0
     assert "plugins" in result.stdout and "run" in result.stdout
-    assert elapsed < 5.0  # generous: the benchmark suite measures the real figure
 
 
 def test_version_lists_distributions():

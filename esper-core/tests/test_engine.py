@@ -115,6 +115,10 @@ def test_action_mask_rules(catalog):
     assert budget.blueprints == (True, False)  # noop (0 params) fits, 8*8+8 = 72 does not
     broke = build_action_mask(slots, bps[1:], max_seeds=3, param_budget=50, seed_params_in_use=0, auto_advance=True)
     assert not any(broke.slots[Op.GERMINATE])
+    # What each germination would cost, per slot and blueprint, and the budget left.
+    assert budget.costs == tuple((0, s.width * s.width + s.width) for s in slots)
+    assert budget.cost(0, bps[1].key) == 72 and budget.budget_left == 50
+    assert mask.budget_left is None
 
 
 def test_ledger_tracks_outcomes():

@@ -85,3 +85,13 @@ def test_reset_clears_penalties_and_position():
     rot.penalise(B)
     rot.reset()
     assert rot.penalties == {} and rot.pick(KEYS).key == A
+
+
+def test_preference_order_uses_a_blueprint_again_until_it_is_culled():
+    r = BlueprintRotation(["a", "b", "c"], penalty_on_cull=4.0, decay=1.0, threshold=3.0, rotate=False)
+    assert [r.pick(["a", "b", "c"]).key for _ in range(3)] == ["a", "a", "a"]
+    r.penalise("a")
+    assert r.pick(["a", "b", "c"]).key == "b"
+    assert r.pick(["a", "c"]).key == "c"  # b not allowed this time
+    rotating = BlueprintRotation(["a", "b", "c"])
+    assert [rotating.pick(["a", "b", "c"]).key for _ in range(3)] == ["a", "b", "c"]

@@ -114,6 +114,7 @@ class HeuristicPolicy:
             penalty_on_cull=self.config.blueprint_penalty_on_cull,
             decay=self.config.blueprint_penalty_decay,
             threshold=self.config.blueprint_penalty_threshold,
+            rotate=self.config.blueprint_choice == "rotate",
         )
         # An audit log, not episode state: kept across episodes, bounded.
         self._history: deque[DecisionRecord] = deque(maxlen=self.config.decision_history)

@@ -72,6 +72,9 @@ class HeuristicConfig:
     #: never germinate a seed that would take all seed parameters above this fraction of the
     #: host's own parameter count (in the slot chosen; other slots are tried first).
     max_added_fraction: float = field(default=1.0, validator=number_in(0.0, low_open=True))
+    #: "preference": the blueprints in the task's order (its measured preference), each used
+    #: again until it is culled; "rotate": cycle through them so that every design is tried.
+    blueprint_choice: str = field(default="rotate", validator=one_of("preference", "rotate"))
     #: after a seed fossilizes, try its blueprint first at the next germination (in another
     #: slot): the blueprint known to pay before the ones not tried yet.
     repeat_fossilized_blueprint: bool = field(default=True, validator=is_bool)

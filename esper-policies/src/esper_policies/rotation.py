@@ -40,7 +40,8 @@ class BlueprintPick:
 
 
 class BlueprintRotation:
-    """Round-robin over catalog keys with decaying cull penalties."""
+    """Round-robin over catalog keys with decaying cull penalties (or, with ``rotate=False``,
+    always the first key in catalog order that is not penalised)."""
 
     def __init__(
         self,
@@ -49,8 +50,12 @@ class BlueprintRotation:
         penalty_on_cull: float = 2.0,
         decay: float = 0.5,
         threshold: float = 3.0,
+        rotate: bool = True,
     ) -> None:
         self._keys: list[str] = list(dict.fromkeys(keys))
+        #: False: every pick starts from the first key (the catalog order is a preference
+        #: order), so a blueprint is used again until it is culled.
+        self.rotate = rotate
         self.penalty_on_cull = penalty_on_cull
         self.decay = decay
         self.threshold = threshold
@@ -110,7 +115,8 @@ class BlueprintRotation:
         for key in sorted(allowed_set - set(self._keys)):
             self._remember(key)
         n = len(self._keys)
-        order = [self._keys[(self._next + i) % n] for i in range(n)]
+        start = self._next if self.rotate else 0
+        order = [self._keys[(start + i) % n] for i in range(n)]
         candidates = [k for k in order if k in allowed_set]
         if not candidates:
             raise ValueError("no blueprint is allowed: nothing to pick from")
