@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -67,7 +68,7 @@ def save(data: Mapping[str, Any], key: str) -> None:
     JSON_PATH.parent.mkdir(parents=True, exist_ok=True)
     current = load()
     current[key] = data[key]
-    tmp = JSON_PATH.with_suffix(".json.tmp")
+    tmp = JSON_PATH.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
     tmp.replace(JSON_PATH)
 
@@ -161,6 +162,15 @@ HEURISTIC_VARIANTS: dict[str, dict[str, Any]] = {
         {"policy": {"min_epochs_before_germinate": 1, "plateau_epochs_to_germinate": 0,
                     "blueprint_choice": "preference"},
          "gates": {"g2_test": "not_worse"}, "run": {"max_seeds": 3}},
+    "early, not_worse G2, 3-epoch blending, host trained through the blending seed":
+        {"policy": {"min_epochs_before_germinate": 3, "plateau_epochs_to_germinate": 0},
+         "gates": {"g2_test": "not_worse", "g3_min_epochs": 3},
+         "kasmina": {"blending_epochs": 3, "detach_host_in_blending": False}},
+    "from epoch 1, not_worse G2, up to 3 live seeds, preference order, host trained through the seed":
+        {"policy": {"min_epochs_before_germinate": 1, "plateau_epochs_to_germinate": 0,
+                    "blueprint_choice": "preference"},
+         "gates": {"g2_test": "not_worse"}, "kasmina": {"detach_host_in_blending": False},
+         "run": {"max_seeds": 3}},
 }
 HEURISTIC_SEEDS = (0, 1, 2)
 
@@ -232,10 +242,21 @@ def _host_params(task: str, options: Mapping[str, Any], seed: int) -> int:
     return sum(p.numel() for p in host.parameters())
 
 
-def part_study(data: dict[str, Any], fresh: bool, seeds: Sequence[int]) -> None:
+def save_study_task(label: str, block: Mapping[str, Any]) -> None:
+    """Write one task's block of the study (tasks may run in separate processes)."""
+    current = load()
+    current.setdefault("study", {})[label] = block
+    tmp = JSON_PATH.with_suffix(f".json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    tmp.replace(JSON_PATH)
+
+
+def part_study(data: dict[str, Any], fresh: bool, seeds: Sequence[int], only_task: str | None = None) -> None:
     study = {} if fresh else dict(data.get("study", {}))
     for spec in study_tasks(data):
         label = spec["label"]
+        if only_task is not None and not label.startswith(only_task):
+            continue
         runs: list[dict[str, Any]] = list(study.get(label, {}).get("runs", []))
         done = {(r["method"], r["seed"]) for r in runs}
 
@@ -252,8 +273,7 @@ def part_study(data: dict[str, Any], fresh: bool, seeds: Sequence[int]) -> None:
             done.add((method, seed))
             study[label] = {"task": spec["task"], "task_options": spec["task_options"],
                             "training": spec["training"], "runs": runs}
-            data["study"] = study
-            save(data, "study")
+            save_study_task(label, study[label])
             log(f"{label} {method} seed {seed}: test {result['test_accuracy']:.2f}, "
                 f"+{result['added_params']} params, {result['seconds']:.0f} s")
 
@@ -423,13 +443,14 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="rerun the part from scratch")
     parser.add_argument("--render", action="store_true", help="only write docs/growth.md")
     parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--task", default=None, help="study only the task whose label starts with this")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     data = load()
     parts: dict[str, Callable[[dict[str, Any], bool], None]] = {
         "recipe": part_recipe,
         "heuristic": part_heuristic,
-        "study": lambda d, fresh: part_study(d, fresh, seeds),
+        "study": lambda d, fresh: part_study(d, fresh, seeds, args.task),
     }
     if not args.render:
         for name, part in parts.items():

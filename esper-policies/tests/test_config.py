@@ -9,10 +9,11 @@ from esper_policies.heuristic_config import HeuristicConfig
 
 
 def test_defaults_are_the_design_defaults():
-    # DESIGN §6's defaults, with the measured changes of docs/growth.md: germinate from epoch 3
-    # without waiting for a plateau, fossilize on G5's statistic, avoid a culled blueprint.
+    # DESIGN §6's defaults, with the measured changes of docs/growth.md: germinate from epoch 1
+    # without waiting for a plateau, fossilize on G5's statistic, avoid a culled blueprint, use
+    # the task's blueprints in its order of preference.
     c = HeuristicConfig()
-    assert c.min_epochs_before_germinate == 3
+    assert c.min_epochs_before_germinate == 1 and c.blueprint_choice == "preference"
     assert (c.plateau_epochs_to_germinate, c.plateau_threshold) == (0, 0.5)
     assert (c.cull_after_epochs_without_improvement, c.cull_if_accuracy_drops_by) == (5, 2.0)
     assert (c.fossilize_min_contribution, c.confidence_z, c.embargo_epochs_after_cull) == (0.0, 1.645, 5)

@@ -12,7 +12,7 @@ A, B, C = KEYS
 
 #: The plateau trigger of DESIGN §6, which most tests below exercise (the defaults germinate
 #: from epoch 3 without a plateau; see test_default_trigger_is_early_and_needs_no_plateau).
-PLATEAU = {"min_epochs_before_germinate": 5, "plateau_epochs_to_germinate": 3}
+PLATEAU = {"min_epochs_before_germinate": 5, "plateau_epochs_to_germinate": 3, "blueprint_choice": "rotate"}
 
 
 def policy(**options):
@@ -26,8 +26,8 @@ def default_policy(**options):
 def test_default_trigger_is_early_and_needs_no_plateau():
     decisions = run(default_policy(), [report(e, 40.0 + 3 * e) for e in range(1, 6)])
     epoch, d = first(decisions, Op.GERMINATE)
-    assert epoch == 3
-    assert d.reason.startswith("epoch 3 ≥ 3 (no plateau needed) after epoch 3: germinate")
+    assert epoch == 1
+    assert d.reason.startswith("epoch 1 ≥ 1 (no plateau needed) after epoch 1: germinate")
 
 
 def first(decisions, op):
@@ -514,7 +514,7 @@ def test_after_a_fossilization_the_same_blueprint_is_tried_first():
         return _flat(2, epoch=epoch, slots=[slot(0, S.FOSSILIZED, blueprint=A), slot(1)])
 
     for repeat, expected in ((True, A), (False, B)):
-        p = default_policy(repeat_fossilized_blueprint=repeat)
+        p = default_policy(repeat_fossilized_blueprint=repeat, blueprint_choice="rotate")
         assert p.decide(report=_flat(2), mask=lifecycle_mask(_flat(2))).blueprint == A  # rotation → B
         d = p.decide(report=grown(6), mask=lifecycle_mask(grown(6)))  # A's seed has fossilized
         assert (d.slot, d.blueprint) == (1, expected)

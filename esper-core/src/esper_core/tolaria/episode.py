@@ -229,12 +229,12 @@ class HostEpisode:
             seed_params=counts.fossilized + sum(counts.seeds.values()),
             slots=self.model.slot_reports(),
             rollbacks=self._rollbacks,
-            max_seeds=self.resolved.config.max_seeds,
+            max_seeds=self.resolved.max_seeds,
         )
 
     def _mask(self, report: EpochReport) -> ActionMask:
         return build_action_mask(
-            report.slots, self.resolved.blueprints, max_seeds=self.resolved.config.max_seeds,
+            report.slots, self.resolved.blueprints, max_seeds=self.resolved.max_seeds,
             param_budget=self.resolved.config.param_budget, seed_params_in_use=report.seed_params,
             auto_advance=self.resolved.lifecycle.auto_advance,
         )

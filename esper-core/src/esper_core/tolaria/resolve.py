@@ -66,6 +66,8 @@ class ResolvedRun:
     task: TaskSpec
     policy: PolicySpec
     epochs: int
+    #: most live seeds at once (the config's, else the task's default, else 1)
+    max_seeds: int
     slots: tuple[str, ...] | None
     blueprints: tuple[BlueprintSpec, ...]
     training: TrainingSettings
@@ -89,6 +91,7 @@ class ResolvedRun:
             "task": self.task.name,
             "policy": self.policy.name,
             "epochs": self.epochs,
+            "max_seeds": self.max_seeds,
             "blueprints": [b.name for b in self.blueprints],
         })
         if self.slots is not None:
@@ -159,6 +162,7 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     policy = catalog.policies.get(config.policy)
     epochs = config.epochs if config.epochs is not None else int(task.defaults.get("epochs", DEFAULT_EPOCHS))
     slots = config.slots if config.slots is not None else task.defaults.get("slots")
+    max_seeds = config.max_seeds if config.max_seeds is not None else int(task.defaults.get("max_seeds", 1))
     training = _training(config, task)
     lifecycle = build_section(LifecycleSettings, config.kasmina, "kasmina", base=task.kasmina.lifecycle)
     thresholds = build_section(GateThresholds, config.gates, "gates", base=task.kasmina.gates)
@@ -174,6 +178,7 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
         task=task,
         policy=policy,
         epochs=epochs,
+        max_seeds=max_seeds,
         slots=tuple(slots) if slots is not None else None,
         blueprints=_blueprints(config, task, catalog),
         training=training,
