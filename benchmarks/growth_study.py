@@ -431,10 +431,45 @@ def render(data: Mapping[str, Any]) -> str:
         lines.append("")
     study = data.get("study")
     if study:
-        lines += ["## 4. Growth against static models", ""]
+        lines += ["## 4. Growth against static models", "",
+                  "Methods, per task and seed: `noop` (the host alone, the run's no-growth baseline), "
+                  "`heuristic` and `random` growth with the task's defaults, `static grown` (the "
+                  "heuristic's final architecture — its fossilized and blended seeds — built at epoch 1 "
+                  "and trained from scratch with the same recipe) and `static widened` (the host's "
+                  "widths scaled until its parameter count is closest to the grown model's). Training "
+                  "compute counts every forward and backward the method ran (the heuristic's feedback "
+                  "passes and counterfactual validation passes included; see `growth_compute.py`).", ""]
         for label, block in study.items():
             lines += render_task(label, block)
+    lines += DESIGN_CHANGES
     return "\n".join(lines) + "\n"
+
+
+#: Where these measurements changed a rule DESIGN.md states (issue: the measured choice wins).
+DESIGN_CHANGES = [
+    "## 5. Rules of DESIGN.md these measurements changed", "",
+    "- **TRAINING objective** (DESIGN §4): a seed in TRAINING now learns from the loss of the model "
+    "with itself switched in (a second forward of the downstream segments, host parameters excluded, "
+    "downstream BatchNorm statistics of its own) instead of the straight-through "
+    "`h + (s − s.detach())`, whose gain fell to −30…−50 points (section 2). "
+    "`esper_core/kasmina/training.py`, `LifecycleSettings.training_objective`.",
+    "- **G2** (DESIGN §4): decided on the paired per-example gain and its standard error. The core "
+    "default requires the lower 95 % bound above `g2_min_improvement` (0); the CNN topology blends "
+    "every seed that is not measurably harmful (`g2_test = \"not_worse\"`, section 3). "
+    "`esper_core/kasmina/gates.py`, `esper_blueprints_cnn/defaults.py`.",
+    "- **G3/G4**: also refuse a seed whose contribution is measurably negative (upper bound < 0).",
+    "- **G5**: the lower 95 % bound of the contribution must exceed `g5_min_contribution` (now 0, was "
+    "a 1.0-point point estimate).",
+    "- **Heuristic defaults** (DESIGN §6): germinate from epoch 1 without a plateau (was ≥ 5 epochs and "
+    "≥ 3 plateau epochs), fossilize when G5 would (was contribution ≥ 0.5, below G5's 1.0), a culled "
+    "blueprint's penalty (4) stays above the skip threshold (3) for the episode (was 2 decaying ×0.5 "
+    "per epoch, never avoided), blueprints in the task's order of preference, each placed where it "
+    "costs the fewest parameters, all seeds within the host's own parameter count; the accuracy-drop "
+    "cull applies only to seeds in the forward.",
+    "- **CNN blending**: the host is trained through a blending seed (`detach_host_in_blending = false`, "
+    "section 3); `shapes` allows three live seeds.",
+    "",
+]
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
 """Exact resume: ``esper run`` killed with SIGKILL at random points, then ``--resume``d, ends with
 the same summary and bit-identical weights as an uninterrupted run (CPU, ``--deterministic``).
 
-The configuration is the ``micro`` CNN task under the heuristic, whose seed germinates after
-epoch 9 and fossilizes at epoch 15 of 16 (``esper_blueprints_cnn/micro.py``): kills before,
-during and after the architecture change all have to rebuild the grown model from the
-recorded lifecycle.
+The configuration is the ``micro`` CNN task under the heuristic, whose first seed germinates
+in ``block2`` after epoch 1 (TRAINING, with the seed path's own BatchNorm statistics for the
+block downstream) and fossilizes at epoch 8, and whose second germinates in ``block3`` after
+epoch 9 and blends from epoch 12: kills before, during and after the architecture changes all
+have to rebuild the grown model from the recorded lifecycle.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from esper_core.testing.distributions import run_esper
 ARGS = ["--log-level", "warning", "run", "--task", "micro", "--policy", "heuristic", "--seed", "0",
         "--device", "cpu", "--deterministic", "--no-compare-baseline", "--threads", "1"]
 ENV = {"OMP_NUM_THREADS": "1"}
-#: micro has 16 epochs: a kill once this many checkpoints were written (1 = right after
-#: epoch 1; 9–10 around germination; 15 after fossilization) plus a random extra delay.
-KILL_AFTER_CHECKPOINTS = (1, 9, 12, 15)
+#: micro has 16 epochs: a kill once this many checkpoints were written (1 = a seed just
+#: germinated into TRAINING; 8 = its fossilization; 12 = the second seed starts blending; 15)
+#: plus a random extra delay.
+KILL_AFTER_CHECKPOINTS = (1, 8, 12, 15)
 
 pytestmark = pytest.mark.slow
 

@@ -61,11 +61,11 @@ def test_g1_probe_leaves_batchnorm_stats_and_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_g2_each_condition():
+def test_g2_each_condition():  # under the "better" test
     model = build_model()
     set_stage(model, "p0", SeedStage.TRAINING)
     st = model.slot("p0").state
-    th = GateThresholds(g2_min_epochs=2, g2_min_improvement=0.0, g2_gradient_ratio=0.05)
+    th = GateThresholds(g2_min_epochs=2, g2_min_improvement=0.0, g2_gradient_ratio=0.05, g2_test="better")
     res = g.g2_gradient_readiness(ctx(model, "p0", thresholds=th))
     assert not res.passed and "not measured" in res.reason and "TRAINING epochs" in res.reason
     st.epochs_in_stage, st.seed_gain, st.gradient.value = 2, 0.5, 0.2
@@ -147,7 +147,8 @@ def test_g2_and_g5_need_the_measure_to_clear_its_threshold_by_z_standard_errors(
     model = build_model()
     set_stage(model, "p0", SeedStage.TRAINING)
     st = model.slot("p0").state
-    th = GateThresholds(g2_min_epochs=0, g2_gradient_ratio=0.0, g2_min_improvement=0.0, confidence_z=2.0)
+    th = GateThresholds(g2_min_epochs=0, g2_gradient_ratio=0.0, g2_min_improvement=0.0, confidence_z=2.0,
+                        g2_test="better")
     st.seed_gain, st.seed_gain_se = 0.8, 0.5  # lower bound 0.8 − 2·0.5 < 0: could be noise
     res = g.g2_gradient_readiness(ctx(model, "p0", thresholds=th))
     assert not res.passed and "lower bound -0.20" in res.reason

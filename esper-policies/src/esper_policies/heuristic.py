@@ -11,8 +11,8 @@ blueprint-penalty bookkeeping once for the epoch, and then considers, in priorit
       bound of the stage's own measure (minus ``confidence_z`` standard errors, as the gates
       do) exceeding ``min_seed_improvement`` (0): ``seed_gain`` before blending (the seed's
       output is not mixed in yet, so only its would-be gain means anything), the
-      counterfactual ``contribution`` from BLENDING on. PROBATIONARY is left to the lifecycle's probation
-      timeout, which culls a seed that never earns fossilization.
+      counterfactual ``contribution`` from BLENDING on. PROBATIONARY is left to the
+      lifecycle's probation timeout, which culls a seed that never earns fossilization.
 2. **Fossilize** a PROBATIONARY seed whose contribution's lower confidence bound
    (``contribution − confidence_z·se``) > ``fossilize_min_contribution`` — the G5 defaults
    (0 points at z = 1.645), so the heuristic proposes exactly what G5 accepts; below that it
@@ -21,15 +21,17 @@ blueprint-penalty bookkeeping once for the epoch, and then considers, in priorit
    offers ADVANCE for its slot (lifecycles run with ``auto_advance`` off) and
    ``advance_when_allowed`` is on. PROBATIONARY is never advanced: that would fossilize
    without the contribution check.
-4. **Germinate** when epoch ≥ ``min_epochs_before_germinate`` (5), the smoothed plateau has
-   lasted ≥ ``plateau_epochs_to_germinate`` (3) epochs, no cull was seen in the last
-   ``embargo_epochs_after_cull`` (5) epochs, and the mask allows GERMINATE in a DORMANT slot
-   (the deepest one by default, or rotating) with at least one allowed blueprint (chosen by
-   :class:`~esper_policies.rotation.BlueprintRotation`, in the task's blueprint order). The
-   choice is cost-aware: a blueprint is considered only where its parameters (the mask's
-   ``costs``) keep all seeds within ``max_added_fraction`` (1.0) of the host's own parameter
-   count, and the slot is the deepest free one where it fits. The mask encodes the live-seed
-   limit.
+4. **Germinate** when epoch ≥ ``min_epochs_before_germinate`` (1), the smoothed plateau has
+   lasted ≥ ``plateau_epochs_to_germinate`` epochs (0 by default: no plateau needed; DESIGN
+   §6's 5 and 3 germinated too late to pay on the default task, docs/growth.md), no cull was
+   seen in the last ``embargo_epochs_after_cull`` (5) epochs, and the mask allows GERMINATE in a
+   DORMANT slot with at least one allowed blueprint, chosen by
+   :class:`~esper_policies.rotation.BlueprintRotation`: by default the first one in the task's
+   blueprint order (its order of preference) that has not been culled, or cycling through them
+   (``blueprint_choice = "rotate"``). The choice is cost-aware: a blueprint is considered only
+   where its parameters (the mask's ``costs``) keep all seeds within ``max_added_fraction``
+   (1.0) of the host's own parameter count, and it goes into the free slot where it costs the
+   fewest parameters (``slot_choice = "cheapest"``). The mask encodes the live-seed limit.
 5. Otherwise **wait**, saying what blocks germination and how each live seed is doing.
 
 A candidate the mask refuses is passed over (and named in the reason of what is chosen); if
