@@ -65,11 +65,24 @@ def load() -> dict[str, Any]:
 def save(data: Mapping[str, Any], key: str) -> None:
     """Write part ``key`` of ``data`` into docs/growth.json, keeping the other parts as they
     are on disk (parts may run in separate processes)."""
-    JSON_PATH.parent.mkdir(parents=True, exist_ok=True)
     current = load()
     current[key] = data[key]
+    _write(current)
+
+
+def _write(data: Mapping[str, Any]) -> None:
+    # Per-epoch slot stages only feed the compute count, already in each run's "macs": they
+    # are left out of the file, which would otherwise approach a megabyte.
+    def lean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: lean(v) for k, v in value.items() if k != "stages"}
+        if isinstance(value, list):
+            return [lean(v) for v in value]
+        return value
+
+    JSON_PATH.parent.mkdir(parents=True, exist_ok=True)
     tmp = JSON_PATH.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(lean(data), indent=1, sort_keys=True) + "\n")
     tmp.replace(JSON_PATH)
 
 
@@ -247,9 +260,7 @@ def save_study_task(label: str, block: Mapping[str, Any]) -> None:
     """Write one task's block of the study (tasks may run in separate processes)."""
     current = load()
     current.setdefault("study", {})[label] = block
-    tmp = JSON_PATH.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
-    tmp.replace(JSON_PATH)
+    _write(current)
 
 
 def part_study(data: dict[str, Any], fresh: bool, seeds: Sequence[int], only_task: str | None = None) -> None:
