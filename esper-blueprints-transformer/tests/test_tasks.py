@@ -196,6 +196,29 @@ def test_textfile_reads_utf8_and_caps(tmp_path: Path) -> None:
     assert capped.decode("utf-8") == "Ünïcødé → "
 
 
+def test_textfile_with_chars_reads_only_what_it_needs(tmp_path: Path) -> None:
+    path = tmp_path / "head.txt"
+    # 4 bytes per character at most: what lies past 4 × chars bytes is never read or checked.
+    path.write_bytes("a€€€€".encode() + b"\x00\xff" * 1000)
+    assert corpus.read_text_file(path, chars=2).decode("utf-8") == "a€"  # its 8 bytes cut the third €
+    assert corpus.read_text_file(path, chars=3).decode("utf-8") == "a€€"
+    path.write_bytes("é".encode() * 3)
+    assert corpus.read_text_file(path, chars=5).decode("utf-8") == "ééé"
+    path.write_bytes("é".encode() * 3 + b"\xc3")  # cut inside a character at the end of the file
+    with pytest.raises(DataError, match="not valid UTF-8 \\(bad byte at offset 6\\)"):
+        corpus.read_text_file(path, chars=5)
+
+
+def test_textfile_over_the_cap_needs_chars(tmp_path: Path) -> None:
+    path = tmp_path / "huge.txt"
+    with path.open("wb") as file:  # sparse: no disk space, and never read
+        file.truncate(corpus.MAX_TEXT_FILE_BYTES + 1)
+    with pytest.raises(DataError, match=f"is {corpus.MAX_TEXT_FILE_BYTES + 1} bytes, over the 256 MiB read whole; "
+                                        "use --task-option chars=N") as info:
+        corpus.read_text_file(path)
+    assert "huge.txt" in str(info.value) and "\n" not in str(info.value)
+
+
 def test_stdlib_corpus_is_deterministic_and_capped(tmp_path: Path) -> None:
     assert corpus.stdlib_corpus(5_000) == corpus.stdlib_corpus(5_000)
     assert len(corpus.stdlib_corpus(5_000).decode("utf-8")) == 5_000

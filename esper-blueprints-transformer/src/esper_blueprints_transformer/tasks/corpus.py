@@ -6,6 +6,8 @@ without a tokenizer and without a download.
 
 from __future__ import annotations
 
+import codecs
+import os
 import sysconfig
 from pathlib import Path
 
@@ -55,11 +57,19 @@ def stdlib_corpus(chars: int, *, root: Path | None = None) -> bytes:
     return "\n".join(parts)[:chars].encode("utf-8")
 
 
-def read_text_file(path: str | Path, *, chars: int | None = None) -> bytes:
+#: The largest text file read whole (no ``chars`` option): a bigger one is refused rather than
+#: loaded into memory (docs/security.md). With ``chars``, only the bytes those characters can
+#: take are read, whatever the file's size.
+MAX_TEXT_FILE_BYTES = 256 * 1024 * 1024
+
+
+def read_text_file(path: str | Path, *, chars: int | None = None,
+                   max_bytes: int = MAX_TEXT_FILE_BYTES) -> bytes:
     """The UTF-8 bytes of ``path`` (its first ``chars`` characters when given).
 
     Missing, unreadable, empty and binary files raise :class:`DataError`: a file counts as
-    binary when it holds a NUL byte or is not valid UTF-8.
+    binary when it holds a NUL byte or is not valid UTF-8 (within what is read). Without
+    ``chars``, a file over ``max_bytes`` is a DataError too.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -67,7 +77,20 @@ def read_text_file(path: str | Path, *, chars: int | None = None) -> bytes:
     if not path.is_file():
         raise DataError(f"text file {str(path)!r} is not a regular file")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            if chars is None:
+                size = os.fstat(file.fileno()).st_size
+                # One byte past the cap also catches a file that grew since fstat.
+                data = b"" if size > max_bytes else file.read(max_bytes + 1)
+                if max(size, len(data)) > max_bytes:
+                    raise DataError(
+                        f"text file {str(path)!r} is {max(size, len(data))} bytes, over the {max_bytes >> 20} MiB "
+                        "read whole; use --task-option chars=N to read only its first N characters"
+                    )
+            else:
+                at_most = 4 * chars  # UTF-8 takes at most 4 bytes per character
+                data = file.read(at_most)
+                at_end = len(data) < at_most
     except OSError as exc:
         raise DataError(f"text file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
     if not data.strip():
@@ -78,13 +101,18 @@ def read_text_file(path: str | Path, *, chars: int | None = None) -> bytes:
             f"text file {str(path)!r} looks binary (NUL byte at offset {nul}); give a UTF-8 text file"
         )
     try:
-        text = data.decode("utf-8")
+        if chars is None:
+            data.decode("utf-8")
+            return data
+        # Not at the end of the file, the read may cut a character: the incremental decoder
+        # keeps those last bytes back instead of calling them invalid.
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=at_end)
     except UnicodeDecodeError as exc:
         raise DataError(
             f"text file {str(path)!r} is not valid UTF-8 (bad byte at offset {exc.start}); "
             "give a UTF-8 text file"
         ) from exc
-    return data if chars is None else text[:chars].encode("utf-8")
+    return text[:chars].encode("utf-8")
 
 
 def split(data: bytes, val_fraction: float, test_fraction: float = 0.0) -> tuple[bytes, bytes, bytes]:
