@@ -6,6 +6,7 @@ holds the seed actually built, whatever param_estimate claims."""
 from __future__ import annotations
 
 import json
+import re
 import types
 
 import pytest
@@ -18,11 +19,12 @@ from esper_core.contracts import BlueprintSpec, Decision, Op, PolicySpec
 from esper_core.contracts.specs import ObserverSpec, TaskSpec
 from esper_core.errors import PluginError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
-from esper_core.plugins.blame import from_traceback
+from esper_core.plugins.blame import blame_plugin_code, from_traceback
 from esper_core.testing import toy
 from esper_core.tolaria.job import execute_run
 from esper_core.tolaria.resolve import resolve_run
 from esper_core.tolaria.rundir import create_run_dir
+from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments
 
 MODULE = "failing_plugin"
 
@@ -214,3 +216,29 @@ def test_the_parameter_budget_holds_the_module_actually_built(catalog, tmp_path)
 def test_a_seed_within_the_budget_still_germinates(catalog, tmp_path):
     summary, out = _run(catalog, tmp_path, blueprint="toy:lies_about_size", param_budget=60000)
     assert [s["blueprint"] for s in summary["seeds"]] == ["toy:lies_about_size"]
+
+
+@pytest.mark.parametrize(("run", "message"), [
+    ({"task": "task_raises"},
+     r"task 'task_raises' \(from module [\w.-]+\) raised in its factory: FileNotFoundError: no data here"),
+    ({"observers": ["hook_raises"]},
+     r"plugin code [\w.-]+\.RaisingObserver\.after_epoch \(from module [\w.-]+\) raised during the run: "
+     r"KeyError: 'observer bookkeeping'"),
+])
+def test_a_plugin_failing_in_an_environment_worker_is_named_as_in_process(catalog, run, message):
+    """PPO --workers: the error crosses the process boundary as the same one-line PluginError."""
+    resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "germinating", "epochs": 3,
+                                                        "compare_baseline": False, **run}}), catalog)
+    errors = []
+    for cls in (InProcessEnvironments, WorkerEnvironments):
+        envs = cls(resolved, n_envs=1, device="cpu", emit=lambda event: None, policy_name="germinating")
+        try:
+            with pytest.raises(PluginError) as info, blame_plugin_code("during the run"):
+                steps = envs.start([0], [2])
+                while not steps[0].done:
+                    steps = envs.step([Decision.wait("test")])
+        finally:
+            envs.close()
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert re.fullmatch(message, errors[1])

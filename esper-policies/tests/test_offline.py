@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from esper_core.errors import ConfigError, DataError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.testing import toy
 from esper_core.tolaria.evaluation import evaluate_checkpoint
-from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.job import RunInterrupted, execute_run
 from esper_core.tolaria.resolve import resolve_run
 from esper_core.tolaria.rundir import create_run_dir
 from esper_policies import plugin
@@ -138,6 +140,38 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
         run({"dataset": str(datasets / "random")}, "d", resume=True)
     with pytest.raises(ValueError, match="dataset must be"):
         IQLConfig(dataset=[])
+
+
+def test_resuming_an_unfinished_iql_run_is_refused_before_anything_is_written(catalog, datasets, tmp_path):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": str(datasets / "random"), "steps": 4, "log_every": 2}})
+    run = create_run_dir(tmp_path / "iql")
+    execute_run(resolve_run(config, catalog), catalog, run)
+    (run / "summary.json").unlink()  # as if it had been stopped before the end
+
+    def files():
+        return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+    before = files()
+    with pytest.raises(ConfigError, match="--resume applies to PPO"):
+        execute_run(resolve_run(config, catalog), catalog, run, resume=True)
+    assert files() == before
+
+
+def test_sigterm_stops_iql_training_at_once(catalog, datasets, tmp_path, monkeypatch):
+    """IQL keeps no checkpoint to stop after, so the first SIGTERM ends it at the next step."""
+    step = IQLLearner.step
+
+    def step_and_signal(self, batch):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, batch)
+
+    monkeypatch.setattr(IQLLearner, "step", step_and_signal)
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": str(datasets / "random"), "steps": 4, "log_every": 2}})
+    with pytest.raises(RunInterrupted, match="interrupted at step 2 of 4; IQL keeps no checkpoint") as info:
+        execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "iql"))
+    assert info.value.exit_code == 143 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_action_codes_mark_only_the_factors_an_op_uses():

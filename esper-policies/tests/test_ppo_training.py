@@ -4,6 +4,8 @@ worker processes, acting from a checkpoint, evaluation, and option errors."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -14,10 +16,11 @@ from esper_core.errors import ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.testing import toy
 from esper_core.tolaria.evaluation import evaluate_checkpoint, format_evaluation
-from esper_core.tolaria.job import execute_run
+from esper_core.tolaria.job import RunInterrupted, execute_run
 from esper_core.tolaria.report import format_summary
 from esper_core.tolaria.resolve import resolve_run
 from esper_core.tolaria.rundir import create_run_dir
+from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments
 from esper_policies import plugin
 from esper_policies.checkpoint_policy import ppo_from_context
 
@@ -158,3 +161,33 @@ def test_a_damaged_training_state_is_named_on_resume(catalog, tmp_path, change, 
     with pytest.raises(ConfigError, match=message) as info:
         _train(catalog, run, resume=True, rounds=2)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("workers", [False, True])
+def test_sigterm_finishes_the_round_checkpoints_and_the_run_resumes_exactly(catalog, tmp_path, monkeypatch, workers):
+    """SIGTERM mid-round, as a scheduler sends it: the round finishes, latest.pt is written, the
+    run stops with the resume command and exit code 143, and the resumed run ends as one never
+    interrupted. With --workers the workers, sent it too, ignore it."""
+    _train(catalog, tmp_path / "whole", rounds=3, workers=workers)
+    cls = WorkerEnvironments if workers else InProcessEnvironments
+    step, sent = cls.step, []
+
+    def step_and_signal(self, decisions):
+        if not sent:
+            sent.append(True)
+            for pid in [os.getpid(), *(proc.pid for proc in getattr(self, "_procs", []))]:
+                os.kill(pid, signal.SIGTERM)
+        return step(self, decisions)
+
+    monkeypatch.setattr(cls, "step", step_and_signal)
+    run = tmp_path / "split"
+    with pytest.raises(RunInterrupted, match=r"^interrupted after round 1 of 3; .*`esper run --resume ") as info:
+        _train(catalog, run, rounds=3, workers=workers)
+    monkeypatch.undo()
+    assert info.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler is removed with the run"
+    assert torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["payload"]["training"]["rounds_done"] == 1
+    assert not (run / "summary.json").exists() and not (run / "policy.pt").exists()
+    assert _train(catalog, run, resume=True, rounds=3, workers=workers)["rounds"] == 3
+    whole, split = _weights(tmp_path / "whole" / "policy.pt"), _weights(run / "policy.pt")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)

@@ -133,6 +133,9 @@ class PolicyTrainingContext:
     policy: PolicyContext
     device: str
     resolved: Any
+    #: ``esper run --resume``: a trainer that cannot continue a run refuses here, before the
+    #: run directory is touched
+    resume: bool = False
 
 
 @runtime_checkable
@@ -142,8 +145,9 @@ class PolicyTrainer(Protocol):
     def train(self, *, session: Any) -> Mapping[str, Any]:
         """Called once, after the run directory and telemetry are open. ``session`` is an
         ``esper_core.tolaria.policy_training.TrainingSession`` (run directory, ``emit``,
-        environments, whether to resume). Saves checkpoints under the run directory and returns
-        the run summary (JSON-able)."""
+        environments, whether to resume). Saves checkpoints under the run directory — calling
+        ``session.checkpointed(...)`` after each, which stops the run there on SIGINT/SIGTERM —
+        and returns the run summary (JSON-able)."""
 
 
 @runtime_checkable

@@ -116,7 +116,7 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
         assert resolved.policy.trainer is not None
         with blame("policy", resolved.policy.name, module_of(resolved.policy.trainer), "its trainer factory"):
             trainer = resolved.policy.trainer(context=PolicyTrainingContext(policy=context, device=device,
-                                                                            resolved=resolved))
+                                                                            resolved=resolved, resume=resume))
     else:
         with blame("policy", resolved.policy.name, module_of(resolved.policy.factory), "its factory"):
             policy = resolved.policy.factory(context=context)
@@ -151,11 +151,14 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
             emit(RunStarted(task=resolved.task.name, policy=resolved.policy.name, seed=config.seed,
                             config=resolved.to_toml_dict()))
         if training:
-            session = TrainingSession(resolved=resolved, run_dir=run_dir, device=device, emit=emit,
-                                      resume=resume)
-            summary = {"run_id": run_id, "task": resolved.task.name, "policy": resolved.policy.name,
-                       "seed": config.seed, "device": device, "epochs": resolved.epochs, "training": True,
-                       **trainer.train(session=session)}
+            # The trainer checks session.stop after each of its checkpoints (TrainingSession.checkpointed).
+            with _stop_on_sigint("the next training checkpoint") as stop, \
+                    blame_plugin_code("during the run", keep=(RunInterrupted,)):
+                session = TrainingSession(resolved=resolved, run_dir=run_dir, device=device, emit=emit,
+                                          resume=resume, stop=stop)
+                summary = {"run_id": run_id, "task": resolved.task.name, "policy": resolved.policy.name,
+                           "seed": config.seed, "device": device, "epochs": resolved.epochs, "training": True,
+                           **trainer.train(session=session)}
         else:
             with _stop_on_sigint() as stop, blame_plugin_code("during the run", keep=(RunInterrupted,)):
                 finished, last = _run_episodes(resolved, task, policy, run_dir=run_dir, hub=hub, emit=emit,
@@ -219,11 +222,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _stop_on_sigint() -> Iterator[list[int]]:
+def _stop_on_sigint(until: str = "this epoch's checkpoint") -> Iterator[list[int]]:
     """While the block runs, a first Ctrl-C or SIGTERM only asks the run to stop after the
-    current epoch's checkpoint (``stop[0]`` becomes the signal's number); a second one interrupts
-    at once. Outside the main thread (where no handler can be installed) both keep their default
-    behaviour."""
+    current epoch's checkpoint (``stop[0]`` becomes the signal's number; ``until`` names that
+    point in the warning); a second one interrupts at once. Outside the main thread (where no
+    handler can be installed) both keep their default behaviour."""
     stop = [0]
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -233,7 +236,7 @@ def _stop_on_sigint() -> Iterator[list[int]]:
         if stop[0]:
             raise KeyboardInterrupt
         stop[0] = signum
-        logger.warning(f"{signal.Signals(signum).name} received: stopping after this epoch's checkpoint "
+        logger.warning(f"{signal.Signals(signum).name} received: stopping after {until} "
                        "(send it again, or Ctrl-C, to abort)")
 
     previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 from attrs import frozen
 
 from esper_core.contracts.events import TelemetryEvent
@@ -27,6 +28,22 @@ class TrainingSession:
     emit: Callable[[TelemetryEvent], None]
     #: continue from the latest checkpoint in ``run_dir`` (``esper run --resume RUN_DIR``)
     resume: bool = False
+    #: ``stop[0]`` becomes a signal's number when SIGINT or SIGTERM asks the run to stop
+    stop: list[int] = attrs.Factory(lambda: [0])
+
+    @property
+    def stop_requested(self) -> bool:
+        return bool(self.stop[0])
+
+    def checkpointed(self, where: str) -> None:
+        """Call after each checkpoint the run can resume from (``where`` names it, e.g. "round 3
+        of 10"): when a signal asked the run to stop, raises RunInterrupted with the resume command
+        (exit code 130 for SIGINT, 143 for SIGTERM)."""
+        if self.stop[0]:
+            from esper_core.tolaria.job import RunInterrupted  # job imports this module
+
+            raise RunInterrupted(f"interrupted after {where}; the checkpoint is written: continue with "
+                                 f"`esper run --resume {self.run_dir}`", signum=self.stop[0])
 
     @property
     def checkpoint_dir(self) -> Path:

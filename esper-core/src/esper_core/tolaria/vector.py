@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
+import signal
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
@@ -30,8 +31,8 @@ import torch
 from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.protocols import Task
-from esper_core.errors import ConfigError, EsperError
-from esper_core.plugins.blame import blame, module_of
+from esper_core.errors import CheckpointError, ConfigError, DataError, EsperError, PluginError
+from esper_core.plugins.blame import blame, from_traceback, module_of
 from esper_core.tolaria.episode import EpisodeStep, HostEpisode
 from esper_core.tolaria.resolve import ResolvedRun
 
@@ -122,6 +123,11 @@ class InProcessEnvironments:
 
 def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, length: int | None) -> None:
     """A worker process: one environment, driven by commands from the pipe."""
+    # Ctrl-C reaches the whole process group, and a fork inherits the parent's stop handler: the
+    # parent alone decides when to stop (after its next checkpoint) and closes the workers,
+    # killing any that do not exit.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     torch.set_num_threads(1)
     env: HostEpisode | None = None
     events: list[TelemetryEvent] = []
@@ -148,8 +154,14 @@ def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, leng
                         result = env.result().to_dict()
                         env.close()
                 conn.send(("ok", step, result, events[:]))
+            except EsperError as exc:  # already named (a PluginError names its component): re-raised as is
+                conn.send(("error", _named(exc), str(exc), events[:]))
             except Exception as exc:  # reported to the parent, which raises it there
-                conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), events[:]))
+                blamed = from_traceback(exc, during="during the run")  # plugin code: named as in-process
+                if blamed is not None:
+                    conn.send(("error", PluginError, str(blamed), events[:]))
+                else:
+                    conn.send(("error", None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", events[:]))
             events.clear()
     except (EOFError, KeyboardInterrupt):  # the parent went away
         pass
@@ -157,6 +169,15 @@ def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, leng
         if env is not None:
             env.close()
         conn.close()
+
+
+def _named(exc: EsperError) -> type[EsperError]:
+    """The class the parent re-raises ``exc`` as: its own when it takes just a message (any
+    exception class crosses the pipe by name), else the nearest such one of Esper's."""
+    for cls in type(exc).__mro__:
+        if cls in (PluginError, ConfigError, DataError, CheckpointError, EsperError):
+            return cls
+    return EsperError
 
 
 class WorkerEnvironments:
@@ -210,8 +231,10 @@ class WorkerEnvironments:
                 self._results[i] = result
             steps.append(step)
         if failure is not None:
-            i, message, trace = failure
-            raise EsperError(f"environment worker {i} failed: {message}\n{trace}")
+            i, named, message = failure
+            if named is not None:  # the same one-line error an in-process environment raises
+                raise named(message)
+            raise EsperError(f"environment worker {i} failed: {message}")
         return steps
 
     def start(self, episodes: Sequence[int], seeds: Sequence[int]) -> list[EpisodeStep]:

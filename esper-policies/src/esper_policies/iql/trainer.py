@@ -20,6 +20,7 @@ import torch
 
 from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.errors import ConfigError
+from esper_core.tolaria.job import RunInterrupted
 from esper_core.tolaria.policy_training import TrainingSession
 from esper_policies import checkpoint
 from esper_policies._options import config_from_options
@@ -38,6 +39,8 @@ FINAL = "policy.pt"
 class IQLTrainer:
     def __init__(self, *, context: PolicyTrainingContext) -> None:
         self.context = context
+        if context.resume:  # refused here, before esper run writes anything into the run directory
+            raise ConfigError("--resume applies to PPO training; IQL trains from its datasets in one go")
         options = dict(context.policy.options)
         if "dataset" not in options:
             require_dataset(None)
@@ -88,6 +91,9 @@ class IQLTrainer:
         window: list[dict[str, float]] = []
         actor.train()
         for step, batch in zip(range(1, cfg.steps + 1), self._batches(generator), strict=False):
+            if session.stop_requested:  # SIGINT/SIGTERM: nothing to checkpoint, so stop at once
+                raise RunInterrupted(f"interrupted at step {step} of {cfg.steps}; IQL keeps no checkpoint: "
+                                     "run the command again", signum=session.stop[0])
             if obs_norm is not None:
                 batch = attrs.evolve(batch, obs=obs_norm.normalize(batch.obs),
                                      next_obs=obs_norm.normalize(batch.next_obs))

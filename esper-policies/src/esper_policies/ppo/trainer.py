@@ -161,6 +161,8 @@ class _Training:
                             mean_final_accuracy=round(metrics["mean_final_accuracy"], 2),
                             entropy=round(metrics["entropy"], 3), approx_kl=round(metrics["approx_kl"], 4),
                             antipattern_share=metrics.get("antipattern_share"))
+                # A first SIGINT/SIGTERM lets the round finish, so a resume loses no work.
+                self.session.checkpointed(f"round {self.rounds_done} of {self.cfg.rounds}")
         finally:
             envs.close()
         final = self.session.run_dir / FINAL
