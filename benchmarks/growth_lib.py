@@ -14,16 +14,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from growth_compute import ComputeModel
 
 from esper_core.config import RunConfig
-from esper_core.log_config import configure_logging
 from esper_core.contracts.events import EpochEnded, SeedLifecycle, TelemetryEvent
 from esper_core.contracts.stages import SeedStage
+from esper_core.log_config import configure_logging
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.tolaria.episode import HostEpisode
 from esper_core.tolaria.job import make_policy, prepare_task
 from esper_core.tolaria.resolve import resolve_run
-from growth_compute import ComputeModel
 
 # The experiments print their own progress; the engine's per-epoch log lines would drown it.
 configure_logging("warning", "console")

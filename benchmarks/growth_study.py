@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from growth_lib import mean_std, paired, resolve, run_episode, threads  # noqa: E402
+from growth_lib import mean_std, paired, resolve, run_episode, threads
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON_PATH = ROOT / "docs" / "growth.json"
@@ -267,36 +267,39 @@ def part_study(data: dict[str, Any], fresh: bool, seeds: Sequence[int], only_tas
     study = {} if fresh else dict(data.get("study", {}))
     for spec in study_tasks(data):
         label = spec["label"]
-        if only_task is not None and not label.startswith(only_task):
-            continue
-        runs: list[dict[str, Any]] = list(study.get(label, {}).get("runs", []))
-        done = {(r["method"], r["seed"]) for r in runs}
+        if only_task is None or label.startswith(only_task):
+            _study_task(spec, list(study.get(label, {}).get("runs", [])), seeds)
 
-        def run(method: str, seed: int, **kw: Any) -> None:
-            if (method, seed) in done:
-                return
-            options = kw.pop("task_options", spec["task_options"])
-            resolved = resolve(task=spec["task"], policy=kw.pop("policy", method), seed=seed,
-                               training=spec["training"], task_options=options)
-            threads(1)
-            result = run_episode(resolved, **kw)
-            result.update(method=method, task_options=options)
-            runs.append(result)
-            done.add((method, seed))
-            study[label] = {"task": spec["task"], "task_options": spec["task_options"],
-                            "training": spec["training"], "runs": runs}
-            save_study_task(label, study[label])
-            log(f"{label} {method} seed {seed}: test {result['test_accuracy']:.2f}, "
-                f"+{result['added_params']} params, {result['seconds']:.0f} s")
 
-        for seed in seeds:
-            for method in ("noop", "heuristic", "random"):
-                run(method, seed)
-            grown = next(r for r in runs if r["method"] == "heuristic" and r["seed"] == seed)
-            run("static grown", seed, policy="noop", static=grown["final_architecture"])
-            target = grown["host_params"] + grown["added_params"]
-            wide = widened_options(spec["task"], spec["task_options"], grown["host_params"], target, seed)
-            run("static widened", seed, policy="noop", task_options=wide)
+def _study_task(spec: Mapping[str, Any], runs: list[dict[str, Any]], seeds: Sequence[int]) -> None:
+    """Every method on every seed of one task, skipping runs already stored."""
+    label = spec["label"]
+    done = {(r["method"], r["seed"]) for r in runs}
+
+    def run(method: str, seed: int, **kw: Any) -> None:
+        if (method, seed) in done:
+            return
+        options = kw.pop("task_options", spec["task_options"])
+        resolved = resolve(task=spec["task"], policy=kw.pop("policy", method), seed=seed,
+                           training=spec["training"], task_options=options)
+        threads(1)
+        result = run_episode(resolved, **kw)
+        result.update(method=method, task_options=options)
+        runs.append(result)
+        done.add((method, seed))
+        save_study_task(label, {"task": spec["task"], "task_options": spec["task_options"],
+                                "training": spec["training"], "runs": runs})
+        log(f"{label} {method} seed {seed}: test {result['test_accuracy']:.2f}, "
+            f"+{result['added_params']} params, {result['seconds']:.0f} s")
+
+    for seed in seeds:
+        for method in ("noop", "heuristic", "random"):
+            run(method, seed)
+        grown = next(r for r in runs if r["method"] == "heuristic" and r["seed"] == seed)
+        run("static grown", seed, policy="noop", static=grown["final_architecture"])
+        target = grown["host_params"] + grown["added_params"]
+        wide = widened_options(spec["task"], spec["task_options"], grown["host_params"], target, seed)
+        run("static widened", seed, policy="noop", task_options=wide)
 
 
 # ---------------------------------------------------------------------------------- render
@@ -371,7 +374,8 @@ def render_task(label: str, block: Mapping[str, Any]) -> list[str]:
     opts = json.dumps(block.get("task_options") or {})
     lines += [f"Task `{block['task']}`, options {opts}, training overrides "
               f"{json.dumps(block.get('training') or {})}; seeds {', '.join(map(str, summary['seeds']))}.", "",
-              "| method | test accuracy % | parameters (host + added) | added | training compute (G multiply-adds) | wall s |",
+              "| method | test accuracy % | parameters (host + added) | added | "
+              "training compute (G multiply-adds) | wall s |",
               "|---|---|---|---|---|---|"]
     for m in METHODS:
         r = summary["methods"][m]
@@ -464,7 +468,8 @@ def render(data: Mapping[str, Any]) -> str:
                 cells.append(f"**{cell}**" if best.get("/".join(map(str, w))) == name else cell)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         params = {tuple(r["widths"]): r["host_params"] for r in runs}
-        lines += ["", "Parameters: " + ", ".join(f"{'/'.join(map(str, w))}: {params.get(w, '?'):,}" for w in RECIPE_HOSTS) + ".",
+        sizes = ", ".join(f"{'/'.join(map(str, w))}: {params.get(w, '?'):,}" for w in RECIPE_HOSTS)
+        lines += ["", f"Parameters: {sizes}.",
                   "", "Bold: each host's best recipe. Default host: the smallest whose 2×-wide version, "
                   f"each with its own best recipe, gains ≥ {CAPACITY_GAIN:g} points: "
                   f"**{'/'.join(map(str, recipe.get('default_host') or []))}**, trained with its best "

@@ -25,12 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from growth_lib import resolve, threads  # noqa: E402
+from growth_lib import resolve, threads
 
-from esper_core.contracts.decisions import Decision, Op  # noqa: E402
-from esper_core.contracts.events import EpochEnded, TelemetryEvent  # noqa: E402
-from esper_core.tolaria.episode import HostEpisode  # noqa: E402
-from esper_core.tolaria.job import prepare_task  # noqa: E402
+from esper_core.contracts.decisions import Decision, Op
+from esper_core.contracts.events import EpochEnded, TelemetryEvent
+from esper_core.tolaria.episode import HostEpisode
+from esper_core.tolaria.job import prepare_task
 
 OBJECTIVES = ("straight_through", "feedback")
 

@@ -57,7 +57,7 @@ __all__ = [
     "g5_contribution",
     "gradient_ratio",
     "is_distributed",
-    "measure_accuracy",
     "linear_schedule",
+    "measure_accuracy",
     "tanh_schedule",
 ]
