@@ -187,12 +187,13 @@ class MorphogeneticModel(nn.Module):
 
         Why: the seed learns on a forward with itself switched in, whose activations downstream
         differ from the host's. Measured with the host's statistics (restored after every
-        feedback pass, as they must be), a ``conv_light`` seed in ``block2`` of the ``shapes``
-        host, whose downstream block3 normalises with BatchNorm, showed a gain of −0.75 to
-        −3.95 points over eight TRAINING epochs while the same seed in ``block3`` (no
-        BatchNorm downstream) gained +1.25 to +5.30: the seed-on path was normalised with the
-        statistics of another distribution. Tracking the seed-on path's own statistics makes
-        the gain measure the model the seed would actually make."""
+        feedback pass, as they must be; ``benchmarks/growth_training_objective.py --seeds 0
+        --epochs 12 --germinate-at 4`` on the then 8/16/32 ``shapes`` host), a ``conv_light``
+        seed in ``block2``, whose downstream block3 normalises with BatchNorm, showed a gain of
+        −0.75 to −3.95 points over its last seven TRAINING epochs, while a ``depthwise`` seed in
+        ``block3`` (no BatchNorm downstream) gained +1.25 to +5.30; with the seed path's own
+        statistics the ``block2`` seed's gain moved to −0.60 … +1.20. The seed-on path had been
+        normalised with the statistics of another distribution."""
         slot.seed_path_stats = None
         if slot.stage is not SeedStage.TRAINING or slot.straight_through or slot.seed is None:
             return
