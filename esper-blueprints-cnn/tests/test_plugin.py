@@ -36,7 +36,7 @@ def test_blueprint_hook_returns_the_catalog() -> None:
 
 def test_task_hook_returns_valid_tasks() -> None:
     tasks = {t.name: t for t in plugin.esper_register_tasks()}
-    assert set(tasks) == {"shapes", "micro", "cifar10", "cifar100"}
+    assert set(tasks) == {"shapes", "micro", "cifar10", "cifar100", "imagefolder", "arrays"}
     blueprint_names = {s.name for s in plugin.esper_register_blueprints()}
     slot_names = {p.name for p in CNNHost().injection_points}
     for t in tasks.values():

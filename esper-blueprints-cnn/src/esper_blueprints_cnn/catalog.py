@@ -21,6 +21,10 @@ from esper_blueprints_cnn.micro import MICRO_DEFAULTS, MICRO_KASMINA
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
 
+#: Own data gets the CIFAR-10 recipe (AdamW, 30 epochs): the general-purpose image recipe here,
+#: where ``shapes``' is tuned to one tiny procedural dataset.
+OWN_DATA_DEFAULTS = CIFAR10_DEFAULTS
+
 TOPOLOGY = "cnn"
 _PKG = "esper_blueprints_cnn"
 
@@ -149,6 +153,28 @@ def task_specs() -> list[TaskSpec]:
             factory=lazy(f"{_PKG}.tasks.cifar:make_cifar100_task"),
             description="CIFAR-100 (fine labels) via torchvision (download only when asked)",
             defaults=CIFAR100_DEFAULTS,
+            kasmina=CNN_DEFAULTS,
+        ),
+        TaskSpec(
+            name="imagefolder",
+            topology=TOPOLOGY,
+            factory=lazy(f"{_PKG}.tasks.own_data:make_imagefolder_task"),
+            description=(
+                "your own images: --data DIR with train/CLASS/* (optional val/, test/), "
+                "resized to image_size"
+            ),
+            defaults=OWN_DATA_DEFAULTS,
+            kasmina=CNN_DEFAULTS,
+        ),
+        TaskSpec(
+            name="arrays",
+            topology=TOPOLOGY,
+            factory=lazy(f"{_PKG}.tasks.own_data:make_arrays_task"),
+            description=(
+                "your own N×C×H×W images: --data FILE.npz/.pt with x_train, y_train "
+                "(optional x_val/y_val, x_test/y_test) or x, y"
+            ),
+            defaults=OWN_DATA_DEFAULTS,
             kasmina=CNN_DEFAULTS,
         ),
     ]

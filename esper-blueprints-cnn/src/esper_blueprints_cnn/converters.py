@@ -50,6 +50,18 @@ def to_image_size(value: Any) -> int:
     return _to_int(value, minimum=4)
 
 
+def to_fraction(value: Any) -> float:
+    """A fraction strictly between 0 and 1 (a split carved from another keeps both non-empty)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"must be a number between 0 and 1, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"must be a number strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
 def to_widths(value: Any) -> tuple[int, ...]:
     """A non-empty sequence of positive ints; ``"8,16,32"`` is accepted from the command line."""
     if isinstance(value, str):

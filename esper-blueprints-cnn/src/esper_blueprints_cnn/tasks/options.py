@@ -15,6 +15,7 @@ from attrs import field, frozen
 
 from esper_blueprints_cnn.converters import (
     to_bool,
+    to_fraction,
     to_image_size,
     to_optional_path,
     to_optional_size,
@@ -49,8 +50,15 @@ class ImageTaskOptions:
     data_seed: int = field(default=0, converter=to_seed)
     #: Training images per epoch, drawn afresh each epoch from the training set (``None``: all).
     epoch_size: int | None = field(default=None, converter=to_optional_size)
-    #: Side of the square procedural images in pixels (``shapes``: 32, ``micro``: 16).
+    #: Side of the square procedural images in pixels (``shapes``: 32, ``micro``: 16); for
+    #: ``imagefolder`` the side every image is resized to.
     image_size: int = field(default=32, converter=to_image_size)
+    #: The data file or folder of the own-data tasks (``--data``).
+    path: str | None = field(default=None, converter=to_optional_path)
+    #: Share of the training split carved off as validation when the data has no validation split.
+    val_fraction: float = field(default=0.1, converter=to_fraction)
+    #: Share of the training split carved off as test when the data has no test split.
+    test_fraction: float = field(default=0.1, converter=to_fraction)
 
 
 def parse_options(
