@@ -9,6 +9,7 @@ import click
 from esper_antipatterns.catalog import BY_NAME, Category
 from esper_antipatterns.curriculum import N_STAGES, curriculum, members
 from esper_antipatterns.signatures import PENALTIES
+from esper_core.cli.table import format_table
 
 
 @click.command("antipatterns")
@@ -40,8 +41,4 @@ def antipatterns_command(category: str | None, stage: int | None, names: bool, a
         click.echo(json.dumps({"antipatterns": rows}, indent=2))
         return
     headers = ["stage", "index", "name", "category", "severity", "signature", "penalty", "lesson"]
-    cells = [[str(r[h]) for h in headers] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for c in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+    click.echo(format_table(headers, [[r[h] for h in headers] for r in rows]))

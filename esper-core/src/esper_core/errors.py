@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from esper_core.wording import plural
+
 
 class EsperError(Exception):
     """Base class of every error Esper reports to users as a clean message."""
@@ -38,7 +40,7 @@ class UnknownNameError(EsperError, KeyError):
         if close:
             text += f" (did you mean {close[0]!r}?)"
         known = ", ".join(self.known) if self.known else "none registered"
-        return f"{text}; known {self.kind}s: {known}"
+        return f"{text}; known {plural(self.kind)}: {known}"
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.message

@@ -10,6 +10,7 @@ from esper_core.cli.app import AppState
 from esper_core.cli.errors import UsageFailure
 from esper_core.cli.table import format_table
 from esper_core.errors import PluginError
+from esper_core.wording import count, singular
 
 
 @click.command("plugins")
@@ -44,7 +45,7 @@ def plugins_command(state: AppState, as_json: bool) -> None:
     else:
         table_rows = []
         for r in rows:
-            comps = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in r["components"].items() if v)
+            comps = ", ".join(count(len(v), singular(k.replace('_', ' '))) for k, v in r["components"].items() if v)
             hooks = ", ".join(h.removeprefix("esper_") for h in r["hooks"])
             table_rows.append([r["distribution"], r["version"], r["name"], hooks, comps or "-"])
         click.echo(format_table(["distribution", "version", "plugin", "hooks", "components"], table_rows))
