@@ -7,11 +7,13 @@ import json
 import site
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
 from engine_helpers import _policies_plugin
 
+import esper_core
 from esper_core.config import RunConfig
 from esper_core.errors import ConfigError
 from esper_core.kasmina import MorphogeneticModel
@@ -175,3 +177,72 @@ def test_a_crafted_model_file_is_a_clear_error(catalog, fossil_run, tmp_path, ch
     with pytest.raises(CheckpointError, match=message) as info:
         load_run_model(run, catalog)
     assert "model.pt" in str(info.value) and "\n" not in str(info.value)
+
+
+def _contract(path):
+    return json.loads(path.with_name(path.name + ".json").read_text())
+
+
+def test_every_export_has_a_sidecar_contract_and_a_task_without_one_says_so(catalog, fossil_run, tmp_path):
+    _, example, _ = load_run_model(fossil_run, catalog)
+    for fmt in ("state-dict", "torchscript"):
+        path = export_model(fossil_run, catalog, fmt=fmt, out=tmp_path / f"m.{fmt}")
+        contract = _contract(path)
+        assert contract["input"] == {"shape": list(example.shape[1:]), "dtype": "float32"}
+        assert contract["task"] == "toy" and contract["format"] == fmt
+        assert contract["esper_version"] == esper_core.__version__
+        assert str(path.name) in contract["loading_example"]
+        # The toy task has no input_contract(): the sidecar says its shape and dtype are all it knows.
+        assert "shape and dtype only" in contract["note"]
+
+
+def test_the_contract_is_inside_the_torchscript_file(catalog, fossil_run, tmp_path):
+    path = export_model(fossil_run, catalog, fmt="torchscript", out=tmp_path / "m.ts")
+    extra = {"esper_contract.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra["esper_contract.json"]) == _contract(path)
+
+
+def test_torch_export_format_loads_with_torch_export_and_carries_the_contract(catalog, fossil_run, tmp_path):
+    path = export_model(fossil_run, catalog, fmt="torch-export")
+    assert path == fossil_run / "model.pt2"
+    extra = {"esper_contract.json": ""}
+    program = torch.export.load(path, extra_files=extra)
+    assert json.loads(extra["esper_contract.json"])["format"] == "torch-export"
+    model, example, _ = load_run_model(fossil_run, catalog)
+    with torch.no_grad():
+        assert torch.allclose(program.module()(example[:2]), model(example[:2]), atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="the onnx extra is not installed")
+def test_the_contract_is_in_the_onnx_metadata(catalog, fossil_run, tmp_path):
+    import onnx
+
+    path = export_model(fossil_run, catalog, fmt="onnx", out=tmp_path / "m.onnx")
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["esper_contract"]) == _contract(path)
+
+
+def test_a_task_contract_is_merged_into_the_sidecar():
+    class Task:
+        name = "t"
+
+        def input_contract(self):
+            return {"input": {"layout": "NCHW"}, "class_names": ["a", "b"], "normalisation": {"mean": [1.0]}}
+
+    contract = export_module.input_contract(Task(), torch.zeros(2, 3, 4, 4))
+    assert contract["input"] == {"shape": [3, 4, 4], "dtype": "float32", "layout": "NCHW"}
+    assert contract["class_names"] == ["a", "b"] and contract["normalisation"] == {"mean": [1.0]}
+    assert "note" not in contract
+
+
+def test_export_of_a_policy_training_run_says_what_it_is(catalog, fossil_run, tmp_path):
+    run = tmp_path / "ppo"
+    run.mkdir()
+    (run / "config.toml").write_text((fossil_run / "config.toml").read_text())
+    (run / "policy.pt").write_bytes(b"")
+    with pytest.raises(ConfigError, match="policy-training run keeps no grown model to export") as info:
+        export_model(run, catalog, fmt="torchscript")
+    assert "has not finished" not in str(info.value) and "esper evaluate" in str(info.value)

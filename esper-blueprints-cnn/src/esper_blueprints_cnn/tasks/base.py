@@ -11,6 +11,7 @@ Normalisation is one fused subtract-multiply on the float batch.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -101,6 +102,8 @@ class ImageTask:
     """A classification task over :class:`ImageData` (implements the Task protocol)."""
 
     topology = "cnn"
+    #: Names of the classes in label order, when the dataset has them (exports record them).
+    class_names: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -237,6 +240,21 @@ class ImageTask:
     def correct_per_example(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """1.0 where the prediction is right, else 0.0 (the gates' paired statistics)."""
         return (output.argmax(dim=1) == target).float()
+
+    def input_contract(self) -> dict[str, Any]:
+        """What the host takes, for exports: a normalised float NCHW image and its recipe."""
+        channels, (height, width) = self.host_config.in_channels, self.image_size
+        return {
+            "input": {"shape": [channels, height, width], "dtype": "float32", "layout": "NCHW"},
+            "normalisation": {
+                "from": f"uint8 image of shape ({height}, {width}, {channels}) (HWC), values 0-255",
+                "steps": "permute HWC to CHW, convert to float32, subtract mean, divide by std (per channel)",
+                "mean": [round(float(v), 6) for v in self._mean.flatten().cpu()],
+                "std": [round(float(v), 6) for v in self._inv_std.reciprocal().flatten().cpu()],
+            },
+            "output": {"shape": [self.num_classes], "meaning": "class logits (argmax is the prediction)"},
+            "class_names": list(self.class_names) if self.class_names is not None else None,
+        }
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -238,10 +238,12 @@ def _make_procedural_task(
         train_images=train_x, train_labels=train_y, val_images=val_x, val_labels=val_y,
         test_images=test_x, test_labels=test_y, num_classes=len(CLASSES),
     )
-    return ImageTask(
+    task = ImageTask(
         name=name, data=data, seed=seed, device=device, batch_size=opts.batch_size,
         widths=opts.widths, augment=opts.augment, epoch_size=opts.epoch_size,
     )
+    task.class_names = CLASSES
+    return task
 
 
 def make_shapes_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:

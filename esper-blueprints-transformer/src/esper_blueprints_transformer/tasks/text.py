@@ -115,6 +115,20 @@ class TextTask:
         """Each window's fraction of positions predicted right (the gates' paired unit)."""
         return (output.argmax(dim=-1) == target).float().mean(dim=-1)
 
+    def input_contract(self) -> dict[str, Any]:
+        """What the host takes, for exports: byte tokens, no normalisation."""
+        context = self.options.context
+        return {
+            "input": {"shape": [context], "dtype": "int64", "max_length": context},
+            "normalisation": {
+                "from": "text encoded as UTF-8 bytes",
+                "steps": f"each byte (0-255) is one token id; feed at most {context} tokens per row",
+            },
+            "output": {"shape": [context, self.host_config.vocab_size],
+                       "meaning": "logits of the next byte at each position"},
+            "class_names": None,
+        }
+
     def unigram_baseline(self) -> float:
         """Validation cross-entropy of the training split's byte frequencies (nats/byte)."""
         return unigram_cross_entropy(self.train_bytes, self.val_bytes)

@@ -1,4 +1,5 @@
-"""``esper export``: a finished run's model as a plain network (state dict, TorchScript, ONNX)."""
+"""``esper export``: a finished run's model as a plain network (state dict, TorchScript, ONNX,
+torch.export), with its input contract beside it."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ import click
 
 from esper_core.cli.app import AppState
 
-FORMATS = ("state-dict", "torchscript", "onnx")  # esper_core.tolaria.export.FORMATS (torch-free here)
+FORMATS = ("state-dict", "torchscript", "onnx", "torch-export")  # esper_core.tolaria.export.FORMATS (torch-free here)
 
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="torchscript", show_default=True,
-              help="onnx needs the optional extra: pip install 'esper-core[onnx]'.")
+              help="onnx needs the optional extra: pip install 'esper-core[onnx]'; "
+                   "torch-export writes a .pt2 for torch.export.load.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="File to write (default RUN_DIR/model.<format suffix>).")
 @click.pass_obj
 def export_command(state: AppState, run_dir: Path, fmt: str, out: Path | None) -> None:
-    """Write RUN_DIR's final model with its fossilized seeds folded in and no slot machinery."""
-    from esper_core.tolaria.export import export_model
+    """Write RUN_DIR's final model with its fossilized seeds folded in and no slot machinery,
+    and beside it FILE.json: the input shape, dtype, normalisation and class names to feed it."""
+    from esper_core.tolaria.export import export_model, sidecar_path
     from esper_core.tolaria.rundir import check_writable_file
 
     if out is not None:
         check_writable_file(out)
     path = export_model(run_dir, state.catalog, fmt=fmt, out=out)
     click.echo(f"wrote {path}")
+    click.echo(f"wrote {sidecar_path(path)} (how to feed it: input shape, dtype, normalisation, classes)")

@@ -45,7 +45,7 @@ class SegmentedHost(Protocol):
 class Task(Protocol):
     """Data, host and metric of one episode, built by a :class:`TaskSpec` factory.
 
-    Two further methods are optional (every built-in task has them):
+    Further methods and attributes are optional (every built-in task has the methods):
 
     * ``test_batches()``: the held-out test split, never shown to a controller or a gate;
       the engine measures it once per episode and reports it as ``test_accuracy``. Without
@@ -53,6 +53,12 @@ class Task(Protocol):
     * ``correct_per_example(output, target) -> Tensor``: one float per example (1/0, or the
       fraction of an example's positions that are right), for the gates' paired per-example
       statistics; without it each validation batch is one paired unit.
+    * ``input_contract() -> dict``: how to feed the host, for ``esper export``'s sidecar
+      ``<file>.json``: a plain JSON-able dict with ``input`` (``shape`` without the batch
+      dimension, ``dtype``), ``normalisation`` (how raw data becomes that input, e.g.
+      per-channel ``mean``/``std``), ``output`` and ``class_names`` (``None`` when unknown).
+      Without it the sidecar gives the shape and dtype of a validation batch only, and says so.
+    * ``class_names``: the class names in label order, when the dataset has them.
     """
 
     name: str

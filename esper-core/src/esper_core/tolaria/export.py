@@ -10,12 +10,21 @@ the live model's evaluation forward.
 Formats: ``state-dict`` (the ``Sequential``'s weights plus the layer list, for code that has the
 module classes), ``torchscript`` (``torch.jit.script``, falling back to ``torch.jit.trace``
 on the task's first validation batch; loads with plain ``torch.jit.load``) and ``onnx``
-(``torch.onnx.export``; needs the optional extra ``esper-core[onnx]``).
+(``torch.onnx.export``; needs the optional extra ``esper-core[onnx]``) and ``torch-export``
+(``torch.export``, a ``.pt2`` that loads with ``torch.export.load``).
+
+Every export also writes ``<file>.json``, the input contract: the input's shape (without the
+batch dimension) and dtype, and, from the task's optional ``input_contract()``, its
+normalisation, output and class names, with the task's name, the Esper version and a loading
+example. Where the format has room the same JSON is inside the file too (TorchScript and
+``.pt2`` extra file ``esper_contract.json``, ONNX metadata ``esper_contract``, the state
+dict's ``contract`` entry), so a copied model file still says how to feed it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,21 +33,36 @@ import structlog
 import torch
 from torch import Tensor, nn
 
+from esper_core import __version__
 from esper_core.config import RunConfig
 from esper_core.contracts.stages import BLENDED_STAGES, SeedStage
-from esper_core.errors import CheckpointError, ConfigError
+from esper_core.errors import CheckpointError, ConfigError, UnknownNameError
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.plugins.registry import Catalog
 from esper_core.tolaria.checkpoint import rebuild_architecture
 from esper_core.tolaria.episode import build_model
 from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, atomic_file
+from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, atomic_file, write_atomic
 from esper_core.tolaria.vector import build_task
 
 logger = structlog.get_logger(__name__)
 
-FORMATS = ("state-dict", "torchscript", "onnx")
-SUFFIXES = {"state-dict": ".state_dict.pt", "torchscript": ".ts", "onnx": ".onnx"}
+FORMATS = ("state-dict", "torchscript", "onnx", "torch-export")
+SUFFIXES = {"state-dict": ".state_dict.pt", "torchscript": ".ts", "onnx": ".onnx", "torch-export": ".pt2"}
+CONTRACT_FILE = "esper_contract.json"  # extra file inside TorchScript and .pt2 archives
+CONTRACT_KEY = "esper_contract"  # ONNX metadata_props key
+#: How each format loads; ``{path}`` is the exported file. The input is prepared as the
+#: contract's ``normalisation`` says.
+LOADING = {
+    "torchscript": "import torch\nmodel = torch.jit.load({path!r})\ny = model(x)  # x: a batch, shape (N, *input.shape)",
+    "torch-export": "import torch\nmodel = torch.export.load({path!r}).module()\n"
+                    "y = model(x)  # x: a batch, shape (N, *input.shape)",
+    "onnx": "import onnxruntime\nsession = onnxruntime.InferenceSession({path!r})\n"
+            "(y,) = session.run(None, {{'input': x}})  # x: a numpy batch, shape (N, *input.shape)",
+    "state-dict": "import torch\nsaved = torch.load({path!r}, weights_only=True)\n"
+                  "# build nn.Sequential(*modules of the classes in saved['layers']), then\n"
+                  "# model.load_state_dict(saved['state_dict']); y = model(x)",
+}
 ONNX_PACKAGES = ("onnx", "onnxscript")
 
 
@@ -76,7 +100,9 @@ def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel,
     config_path, model_path = run_dir / CONFIG_FILE, run_dir / MODEL_FILE
     if not config_path.is_file():
         raise ConfigError(f"{str(run_dir)!r} is not a run directory (no {CONFIG_FILE})")
+    config = RunConfig.from_sources(config_path, {"device": "cpu"})
     if not model_path.is_file():
+        _refuse_policy_training_run(run_dir, config, catalog)
         raise ConfigError(f"run {str(run_dir)!r} has no {MODEL_FILE} yet: it has not finished "
                           "(continue it with esper run --resume)")
     try:
@@ -87,7 +113,7 @@ def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel,
     except Exception as exc:
         raise CheckpointError(f"{str(model_path)!r} cannot be read ({type(exc).__name__}); "
                               "it is truncated, corrupt or not an Esper model") from None
-    resolved = resolve_run(RunConfig.from_sources(config_path, {"device": "cpu"}), catalog)
+    resolved = resolve_run(config, catalog)
     if list(saved.get("blueprint_catalog", [])) != list(resolved.blueprint_keys):
         raise CheckpointError(f"{str(model_path)!r} was saved with blueprints "
                               f"{saved.get('blueprint_catalog')}; this catalog resolves {list(resolved.blueprint_keys)}")
@@ -106,7 +132,43 @@ def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel,
                               f"{str(exc).splitlines()[0]}") from None
     model.eval()
     example = next(iter(task.val_batches()))[0][:4]
-    return model, example, {"task": resolved.task.name, "architecture": architecture}
+    return model, example, {"task": resolved.task.name, "architecture": architecture,
+                            "contract": input_contract(task, example)}
+
+
+def _refuse_policy_training_run(run_dir: Path, config: RunConfig, catalog: Catalog) -> None:
+    """A run that trained a learned policy (PPO, IQL) grows hosts only inside its episodes and
+    keeps none: its product is ``policy.pt``, so "not finished" would send the user to wait."""
+    training = False
+    if "checkpoint" not in config.policy_options:
+        try:
+            training = catalog.policies.get(config.policy).learned
+        except UnknownNameError:  # a policy not installed here: its policy.pt still tells
+            training = False
+    training = training or (run_dir / "policy.pt").is_file()
+    if training:
+        raise ConfigError(f"run {str(run_dir)!r} trained the policy {config.policy!r}: a policy-training run "
+                          "keeps no grown model to export; its result is RUN_DIR/policy.pt, for "
+                          "esper evaluate --policy-checkpoint or esper run --policy-checkpoint")
+
+
+def input_contract(task: Any, example: Tensor) -> dict[str, Any]:
+    """How to feed the exported network: shape and dtype from ``example`` (a batch), and
+    whatever the task's optional ``input_contract()`` adds (normalisation, output, class names)."""
+    contract: dict[str, Any] = {
+        "task": task.name,
+        "esper_version": __version__,
+        "input": {"shape": list(example.shape[1:]), "dtype": str(example.dtype).removeprefix("torch.")},
+    }
+    method = getattr(task, "input_contract", None)
+    if method is None:
+        contract["note"] = (f"task {task.name!r} gives no input contract: shape and dtype only "
+                            "(from its validation batch); its normalisation and classes are unknown")
+        return contract
+    given = dict(method())
+    contract["input"] = {**contract["input"], **given.pop("input", {})}
+    contract.update(given)
+    return contract
 
 
 def export_model(run_dir: Path, catalog: Catalog, *, fmt: str, out: Path | None = None) -> Path:
@@ -123,30 +185,65 @@ def export_model(run_dir: Path, catalog: Catalog, *, fmt: str, out: Path | None 
     path = out or run_dir / f"model{SUFFIXES[fmt]}"
     if path.resolve() == (run_dir / MODEL_FILE).resolve():
         raise ConfigError(f"--out {str(path)!r} is the run's own {MODEL_FILE}; choose another file")
+    contract = {**info.pop("contract"), "format": fmt, "file": path.name,
+                "loading_example": LOADING[fmt].format(path=path.name)}
+    text = json.dumps(contract, indent=2)
     with torch.no_grad():
         expected = model(example)
         if fmt == "state-dict":
             data = {"format": "esper-exported-state-dict", "layers": [type(m).__name__ for m in plain],
-                    "state_dict": plain.state_dict(), **info}
+                    "state_dict": plain.state_dict(), "contract": text, **info}
             with atomic_file(path) as handle:
                 torch.save(data, handle)
-            return path
-        if fmt == "torchscript":
+            got = expected
+        elif fmt == "torchscript":
             program = _script(plain, example)
             with atomic_file(path) as handle, warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-                torch.jit.save(program, handle)
+                torch.jit.save(program, handle, _extra_files={CONTRACT_FILE: text})
             got = program(example)
+        elif fmt == "torch-export":
+            program = _torch_export(plain, example)
+            with atomic_file(path) as handle:
+                torch.export.save(program, handle, extra_files={CONTRACT_FILE: text})
+            got = program.module()(example)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(plain, (example,), str(path), input_names=["input"], output_names=["output"],
                                   dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+            _embed_onnx_contract(path, text)
             got = _run_onnx(path, example, fallback=plain)
     if not torch.allclose(got, expected, atol=1e-5, rtol=0):
         raise CheckpointError(f"the exported model differs from the run's model by "
                               f"{float((got - expected).abs().max()):.2e} on the example batch")
+    write_atomic(sidecar_path(path), text + "\n")
     return path
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where the input contract of the export ``path`` goes: ``<path>.json``."""
+    return path.with_name(path.name + ".json")
+
+
+def _torch_export(plain: nn.Sequential, example: Tensor) -> torch.export.ExportedProgram:
+    batch = torch.export.Dim("batch")
+    try:
+        return torch.export.export(plain, (example,), dynamic_shapes=({0: batch},))
+    except Exception as exc:  # a blueprint torch.export cannot trace (data-dependent control flow)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"torch.export cannot capture this model ({type(exc).__name__}: {first}); "
+                              "use --format torchscript or onnx") from None
+
+
+def _embed_onnx_contract(path: Path, text: str) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CONTRACT_KEY, text
+    with atomic_file(path) as handle:
+        handle.write(proto.SerializeToString())
 
 
 def _run_onnx(path: Path, example: Tensor, *, fallback: nn.Module) -> Tensor:
