@@ -61,7 +61,8 @@ def _read_image(path: str, size: int) -> np.ndarray:
         with Image.open(path) as image:
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    # PIL refuses images over its pixel limit (a decompression bomb) before decoding them.
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
 
 
@@ -286,8 +287,8 @@ def _make_task(task: str, opts: ImageTaskOptions, seed: int, device: str, num_cl
                            epoch_size=opts.epoch_size)
     except ValueError as exc:
         raise ConfigError(f"task {task!r}: {exc}") from None
-    #: Index → name, for reports and exports (folder names, or the label numbers of an array file).
-    result.class_names = class_names  # type: ignore[attr-defined]
+    # Exports record these: the folder names, or the label numbers of an array file.
+    result.class_names = class_names
     return result
 
 
