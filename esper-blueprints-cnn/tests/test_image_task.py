@@ -170,3 +170,28 @@ def test_channel_stats_match_a_float64_copy_of_the_images() -> None:
     assert torch.equal(mean, flat.mean(0).float().view(1, 3, 1, 1))
     assert torch.equal(std, flat.std(0).clamp_min(1.0).float().view(1, 3, 1, 1))
     assert std.flatten()[2] == 1.0
+
+
+def test_input_contract_reproduces_the_task_input_from_raw_images(task: ImageTask) -> None:
+    """An export's sidecar alone (shape, mean, std) turns a raw uint8 image into what the host saw."""
+    from esper_blueprints_cnn.tasks.procedural import CLASSES
+
+    contract = task.input_contract()
+    assert contract["input"]["shape"] == [3, *task.image_size] and contract["input"]["dtype"] == "float32"
+    assert contract["class_names"] == list(CLASSES) and contract["output"]["shape"] == [len(CLASSES)]
+    norm = contract["normalisation"]
+    mean = torch.tensor(norm["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(norm["std"]).view(1, -1, 1, 1)
+    raw = task._val[:8]  # uint8 NHWC, as the dataset holds it
+    x, _ = next(iter(task.val_batches()))
+    assert torch.allclose((raw.permute(0, 3, 1, 2).float() - mean) / std, x[:8], atol=1e-4)
+
+
+def test_a_task_without_class_names_says_none() -> None:
+    images = torch.zeros(4, 8, 8, 1, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1])
+    data = ImageData(train_images=images, train_labels=labels, val_images=images, val_labels=labels,
+                     test_images=images, test_labels=labels, num_classes=2)
+    plain = ImageTask(name="plain", data=data, seed=0, device="cpu", batch_size=2, widths=(4, 8), augment=False)
+    contract = plain.input_contract()
+    assert contract["class_names"] is None and contract["input"]["shape"] == [1, 8, 8]

@@ -261,3 +261,13 @@ def test_short_training_beats_the_unigram_baseline() -> None:
     assert initial == pytest.approx(math.log(256), abs=0.25)  # near-uniform at init
     assert loss < baseline - 0.05, (loss, baseline)
     assert accuracy > 0.2
+
+
+def test_input_contract_is_byte_tokens(task: TextTask) -> None:
+    contract = task.input_contract()
+    context = task.options.context
+    assert contract["input"]["shape"] == [context] and contract["input"]["dtype"] == "int64"
+    assert contract["output"]["shape"] == [context, 256] and contract["class_names"] is None
+    x, _ = task.val_batches()[0]
+    assert list(x.shape[1:]) == contract["input"]["shape"] and x.dtype == torch.int64
+    assert "UTF-8 bytes" in contract["normalisation"]["from"]
