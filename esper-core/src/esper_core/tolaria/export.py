@@ -54,7 +54,8 @@ CONTRACT_KEY = "esper_contract"  # ONNX metadata_props key
 #: How each format loads; ``{path}`` is the exported file. The input is prepared as the
 #: contract's ``normalisation`` says.
 LOADING = {
-    "torchscript": "import torch\nmodel = torch.jit.load({path!r})\ny = model(x)  # x: a batch, shape (N, *input.shape)",
+    "torchscript": "import torch\nmodel = torch.jit.load({path!r})\n"
+                   "y = model(x)  # x: a batch, shape (N, *input.shape)",
     "torch-export": "import torch\nmodel = torch.export.load({path!r}).module()\n"
                     "y = model(x)  # x: a batch, shape (N, *input.shape)",
     "onnx": "import onnxruntime\nsession = onnxruntime.InferenceSession({path!r})\n"
