@@ -205,7 +205,9 @@ def export_model(run_dir: Path, catalog: Catalog, *, fmt: str, out: Path | None 
             got = program(example)
         elif fmt == "torch-export":
             program = _torch_export(plain, example)
-            with atomic_file(path) as handle:
+            with atomic_file(path) as handle, warnings.catch_warnings():
+                # torch notes that shared (tied) weights are stored once; the model is on the CPU.
+                warnings.filterwarnings("ignore", "No complete tensor found", UserWarning)
                 torch.export.save(program, handle, extra_files={CONTRACT_FILE: text})
             got = program.module()(example)
         else:
