@@ -51,7 +51,8 @@ def test_bad_names_are_refused_with_the_reason(raw: str, message: str) -> None:
 def test_each_kind_alone_renders_parseable_files_with_only_its_hook() -> None:
     names = PluginNames.from_distribution("esper-solo")
     hooks = {Kind.BLUEPRINT: "esper_register_blueprints", Kind.POLICY: "esper_register_policies",
-             Kind.SINK: "esper_register_telemetry_sinks", Kind.REWARD_TERM: "esper_register_reward_terms"}
+             Kind.SINK: "esper_register_telemetry_sinks", Kind.REWARD_TERM: "esper_register_reward_terms",
+             Kind.TASK: "esper_register_tasks"}
     for kind, hook in hooks.items():
         files = render_plugin(names, [kind], core_version="0.1.0")
         for path, text in files.items():
@@ -62,7 +63,8 @@ def test_each_kind_alone_renders_parseable_files_with_only_its_hook() -> None:
         assert defined == {hook}, kind
         project = tomllib.loads(files["pyproject.toml"])["project"]
         assert project["entry-points"]["esper"] == {"solo": "esper_solo.plugin"}
-        blueprint_needs = ["torch>=2.4", "esper-blueprints-cnn~=0.1.0"] if kind is Kind.BLUEPRINT else []
+        cnn = kind in (Kind.BLUEPRINT, Kind.TASK)
+        blueprint_needs = ["torch>=2.4", "esper-blueprints-cnn~=0.1.0"] if cnn else []
         assert project["dependencies"] == ["esper-core~=0.1.0", *blueprint_needs]
 
 
@@ -91,6 +93,8 @@ def test_cli_defaults_to_every_kind_in_a_directory_named_after_the_distribution(
     code, output = new_plugin("esper-all-kinds")
     assert code == 0, output
     package = tmp_path / "esper-all-kinds" / "src" / "esper_all_kinds"
+    # Every kind but the task: a task is opt-in (--task).
+    assert "(blueprint, policy, sink, reward-term)" in output
     assert {p.name for p in package.glob("*.py")} == {"__init__.py", "plugin.py", "blueprints.py", "policy.py",
                                                       "sinks.py", "rewards.py"}
 
@@ -139,3 +143,17 @@ def test_generated_tests_pass_as_generated(tmp_path: Path) -> None:
     partial = _pytest_in(sinks_only)
     assert partial.returncode == 0, partial.stdout[-3000:] + partial.stderr[-2000:]
     assert partial.stdout.strip().splitlines()[-1].startswith("6 passed")
+
+
+def test_task_scaffold_writes_a_cnn_task_whose_tests_pass(tmp_path: Path) -> None:
+    target = tmp_path / "task"
+    code, output = new_plugin("esper-gen-task", "--task", "--dir", str(target))
+    assert code == 0, output
+    assert "wrote esper-gen-task (task)" in output
+    assert (target / "src/esper_gen_task/task.py").is_file()
+    readme = (target / "README.md").read_text()
+    assert "| task | `gen_task_stripes` |" in readme and "esper run --task gen_task_stripes" in readme
+    result = _pytest_in(target)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # 5 task checks; 3 plugin checks.
+    assert result.stdout.strip().splitlines()[-1].startswith("8 passed"), result.stdout[-500:]

@@ -38,22 +38,25 @@ def _check_free(names: PluginNames, kinds: list[Kind], state: AppState) -> None:
 @click.option("--policy", is_flag=True, help="Add a sample policy (controller).")
 @click.option("--sink", is_flag=True, help="Add a sample telemetry sink.")
 @click.option("--reward-term", is_flag=True, help="Add a sample reward term.")
+@click.option("--task", is_flag=True, help="Add a sample task: procedural data and a segmented cnn host.")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
               help="Where to write the distribution (default: ./NAME); must be new or empty.")
 @click.pass_obj
 def new_plugin_command(state: AppState, name: str, blueprint: bool, policy: bool, sink: bool, reward_term: bool,
-                       directory: Path | None) -> None:
+                       task: bool, directory: Path | None) -> None:
     """Write a plugin distribution NAME (e.g. esper-my-blocks): pyproject.toml with the entry
-    point, a sample component of each chosen kind (all four when none is chosen), README and
-    conformance tests that pass as generated."""
+    point, a sample component of each chosen kind, README and
+    conformance tests that pass as generated. With no kind chosen it writes a blueprint, a policy,
+    a sink and a reward term; a task only with --task."""
     from esper_core import __version__
     from esper_core.scaffold.names import PluginNames
-    from esper_core.scaffold.render import Kind, render_plugin, write_plugin
+    from esper_core.scaffold.render import DEFAULT_KINDS, Kind, render_plugin, write_plugin
     from esper_core.tolaria.rundir import check_writable_dir
 
     names = PluginNames.from_distribution(name)
-    flags = {Kind.BLUEPRINT: blueprint, Kind.POLICY: policy, Kind.SINK: sink, Kind.REWARD_TERM: reward_term}
-    kinds = [kind for kind, on in flags.items() if on] or list(Kind)
+    flags = {Kind.BLUEPRINT: blueprint, Kind.POLICY: policy, Kind.SINK: sink, Kind.REWARD_TERM: reward_term,
+             Kind.TASK: task}
+    kinds = [kind for kind, on in flags.items() if on] or list(DEFAULT_KINDS)
     target = directory if directory is not None else Path(names.distribution)
     check_writable_dir(target, flag="--dir")
     _check_free(names, kinds, state)

@@ -72,6 +72,10 @@ class PluginNames:
         return f"{self.short}_accuracy_delta"
 
     @property
+    def task(self) -> str:
+        return f"{self.short}_stripes"
+
+    @property
     def events_file(self) -> str:
         """The file the sample sink writes in each run directory."""
         return f"{self.short}_events.jsonl"

@@ -25,6 +25,12 @@ class Kind(enum.Enum):
     POLICY = "policy"
     SINK = "sink"
     REWARD_TERM = "reward-term"
+    TASK = "task"
+
+
+#: What ``esper new-plugin`` writes when no kind is chosen. A task is left out: it brings a
+#: dataset and a host, which most plugins (a block, a controller, a sink) have no use for.
+DEFAULT_KINDS = (Kind.BLUEPRINT, Kind.POLICY, Kind.SINK, Kind.REWARD_TERM)
 
 
 @frozen
@@ -64,6 +70,11 @@ _PARTS: dict[Kind, _KindParts] = {
         ("from esper_core.testing import RewardTermConformance",
          "from $package.plugin import esper_register_reward_terms"),
         "a reward term"),
+    Kind.TASK: _KindParts(
+        "TaskSpec", "tasks", t.TASK_HOOK, "task", t.TASK_MODULE, t.TASK_TEST,
+        ("import pytest", "import torch", "from esper_core.contracts.protocols import SegmentedHost, Task",
+         "from esper_core.errors import ConfigError", "from $package.plugin import esper_register_tasks"),
+        "a task"),
 }
 
 
@@ -74,6 +85,7 @@ def component_names(names: PluginNames, kind: Kind) -> str:
         Kind.POLICY: names.policy,
         Kind.SINK: names.sink,
         Kind.REWARD_TERM: names.reward_term,
+        Kind.TASK: names.task,
     }[kind]
 
 
@@ -90,7 +102,8 @@ def _ordered(kinds: Collection[Kind]) -> list[Kind]:
 
 
 def _usage(names: PluginNames, kinds: list[Kind]) -> str:
-    args = ["esper run --task micro --epochs 4"]
+    task = names.task if Kind.TASK in kinds else "micro"
+    args = [f"esper run --task {task} --epochs 4"]
     if Kind.BLUEPRINT in kinds:
         args.append(f"--blueprints {names.blueprint}")
     if Kind.POLICY in kinds:
@@ -111,7 +124,7 @@ def _sorted_imports(lines: list[str]) -> str:
         top = module.split(".")[0]
         if top in {"json", "pathlib", "typing"}:
             return 0
-        if top in {"attrs", "pytest"}:
+        if top in {"attrs", "pytest", "torch"}:
             return 1
         return 2 if top == "esper_core" else 3
 
@@ -140,7 +153,9 @@ def render_plugin(names: PluginNames, kinds: Collection[Kind], *, core_version: 
     parts = [_PARTS[k] for k in chosen]
     major, minor = core_version.split(".")[:2]
     dependencies = [f"esper-core~={major}.{minor}.0"]
-    if Kind.BLUEPRINT in chosen:  # a cnn blueprint needs torch, and the cnn host and tasks to grow in
+    # A cnn blueprint needs torch and the cnn tasks to grow in; the cnn task needs torch and the
+    # cnn blueprints to grow with.
+    if Kind.BLUEPRINT in chosen or Kind.TASK in chosen:
         dependencies += ["torch>=2.4", f"esper-blueprints-cnn~={major}.{minor}.0"]
     kinds_text = ", ".join(p.label for p in parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1].label
     contributions = "".join(f'        "{p.registry}": ["{component_names(names, k)}"],\n'
@@ -154,6 +169,7 @@ def render_plugin(names: PluginNames, kinds: Collection[Kind], *, core_version: 
         "policy": names.policy,
         "sink": names.sink,
         "reward_term": names.reward_term,
+        "task": names.task,
         "events_file": names.events_file,
         "kinds_text": kinds_text,
         "dependencies": ", ".join(f'"{d}"' for d in dependencies),

@@ -131,6 +131,22 @@ def esper_register_reward_terms() -> list[RewardTermSpec]:
     ]
 ''')
 
+TASK_HOOK = Template('''\
+
+
+@hookimpl
+def esper_register_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            name="$task",
+            topology="cnn",
+            factory=lazy("$package.task:${Stem}Task"),
+            description="horizontal or vertical stripes in noisy 8×8 images, made on the fly",
+            defaults={"epochs": 6, "batch_size": 32, "lr": 1e-2, "seed_lr": 1e-2},
+        )
+    ]
+''')
+
 BLUEPRINT_MODULE = Template('''\
 """The ``cnn:$blueprint`` blueprint.
 
@@ -270,6 +286,118 @@ class ${Stem}Sink:
             self._handle = None
 ''')
 
+TASK_MODULE = Template('''\
+"""The ``$task`` task: tell horizontal from vertical stripes in noisy 8×8 images.
+
+The data is made on the fly from the seed, so the task needs no download. The host is a
+segmented CNN with one injection point after its convolution; its topology is ``cnn``, so
+every ``cnn`` blueprint can grow in it. ``esper run --task $task`` builds one per episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from esper_core.contracts.protocols import InjectionPoint
+from esper_core.errors import ConfigError
+
+OPTIONS = ("batch_size", "train_size", "val_size", "test_size", "width")
+SIZE = 8
+CLASS_NAMES = ("horizontal", "vertical")
+
+
+class ${Stem}Host(nn.Module):
+    """``conv3×3 → [injection point] → pool → linear``: ``segments`` holds one module more than
+    ``injection_points``, and Esper grafts seeds between consecutive segments."""
+
+    def __init__(self, *, width: int) -> None:
+        super().__init__()
+        self.segments = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(1, width, kernel_size=3, padding=1), nn.ReLU()),
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, len(CLASS_NAMES))),
+        ])
+        self.injection_points = (InjectionPoint("conv1", width),)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for segment in self.segments:
+            x = segment(x)
+        return x
+
+
+class ${Stem}Task:
+    """Class 0: one bright row; class 1: one bright column; both under Gaussian noise."""
+
+    name = "$task"
+    topology = "cnn"
+    class_names = CLASS_NAMES
+
+    def __init__(self, *, seed: int, device: str, options: Mapping[str, Any]) -> None:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown $task task option {unknown[0]!r}; allowed: {', '.join(OPTIONS)}")
+        self.batch_size = int(options.get("batch_size", 32))
+        self.width = int(options.get("width", 16))
+        self.seed = seed
+        self.device = torch.device(device)
+        generator = torch.Generator().manual_seed(seed)
+        self.train = self._sample(int(options.get("train_size", 512)), generator)
+        self.val = self._sample(int(options.get("val_size", 128)), generator)
+        self.test = self._sample(int(options.get("test_size", 128)), generator)
+
+    def _sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        labels = torch.randint(0, len(CLASS_NAMES), (n,), generator=generator)
+        lines = torch.randint(0, SIZE, (n,), generator=generator)
+        images = torch.randn(n, 1, SIZE, SIZE, generator=generator) * 0.5
+        for i in range(n):
+            if labels[i] == 0:
+                images[i, 0, lines[i], :] += 1.0
+            else:
+                images[i, 0, :, lines[i]] += 1.0
+        return images.to(self.device), labels.to(self.device)
+
+    def build_host(self) -> nn.Module:
+        return ${Stem}Host(width=self.width).to(self.device)
+
+    def _batches(self, data: tuple[Tensor, Tensor], order: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        images, labels = data
+        for start in range(0, len(order), self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield images[index], labels[index]
+
+    def train_batches(self, *, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        # A fresh order each epoch, fixed by the seed, so reruns see the same batches.
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train[1]), generator=generator).to(self.device)
+        return self._batches(self.train, order)
+
+    def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self._batches(self.val, torch.arange(len(self.val[1]), device=self.device))
+
+    def test_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self._batches(self.test, torch.arange(len(self.test[1]), device=self.device))
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return nn.functional.cross_entropy(output, target)
+
+    def correct(self, output: Tensor, target: Tensor) -> tuple[Tensor, int]:
+        return (output.argmax(dim=-1) == target).sum(), int(target.numel())
+
+    def correct_per_example(self, output: Tensor, target: Tensor) -> Tensor:
+        return (output.argmax(dim=-1) == target).float()
+
+    def input_contract(self) -> dict[str, Any]:
+        return {
+            "input": {"shape": [1, SIZE, SIZE], "dtype": "float32"},
+            "normalisation": None,
+            "output": {"kind": "logits", "classes": len(CLASS_NAMES)},
+            "class_names": list(CLASS_NAMES),
+        }
+''')
+
 REWARD_TERM_MODULE = Template('''\
 """The ``$reward_term`` reward term (torch-free).
 
@@ -384,6 +512,59 @@ REWARD_TERM_TEST = Template('''\
 
 class TestRewardTerm(RewardTermConformance):
     spec = esper_register_reward_terms()[0]
+''')
+
+TASK_TEST = Template('''\
+
+
+def make_task(seed: int = 0) -> Task:
+    return esper_register_tasks()[0].factory(seed=seed, device="cpu", options={})
+
+
+def first_images(task: Task) -> torch.Tensor:
+    return next(iter(task.train_batches(epoch=1)))[0]
+
+
+def test_task_grows_in_the_cnn_topology() -> None:
+    spec = esper_register_tasks()[0]
+    task = make_task()
+    assert (spec.name, spec.topology) == (task.name, task.topology) == ("$task", "cnn")
+
+
+def test_host_is_segmented_at_its_injection_points() -> None:
+    task = make_task()
+    host = task.build_host()
+    assert isinstance(host, SegmentedHost)
+    assert len(host.segments) == len(host.injection_points) + 1
+    images = first_images(task)
+    hidden = images
+    for index, point in enumerate(host.injection_points):
+        hidden = host.segments[index](hidden)
+        assert hidden.shape[1] == point.width, point.name
+    assert torch.equal(host.segments[-1](hidden), host(images))
+
+
+def test_every_split_has_batches_and_the_metrics_agree() -> None:
+    task = make_task()
+    host = task.build_host()
+    for batches in (task.train_batches(epoch=1), task.val_batches(), task.test_batches()):
+        images, labels = next(iter(batches))
+        output = host(images)
+        assert torch.isfinite(task.loss(output, labels))
+        correct, count = task.correct(output, labels)
+        per_example = task.correct_per_example(output, labels)
+        assert count == len(labels) == len(per_example)
+        assert int(correct) == int(per_example.sum())
+
+
+def test_data_is_fixed_by_the_seed() -> None:
+    assert torch.equal(first_images(make_task(1)), first_images(make_task(1)))
+    assert not torch.equal(first_images(make_task(1)), first_images(make_task(2)))
+
+
+def test_task_rejects_unknown_options() -> None:
+    with pytest.raises(ConfigError, match="unknown $task task option 'speed'"):
+        esper_register_tasks()[0].factory(seed=0, device="cpu", options={"speed": 2})
 ''')
 
 README = Template('''\
