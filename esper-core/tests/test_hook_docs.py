@@ -116,7 +116,12 @@ def test_the_guide_covers_entry_points_testing_and_plugin_switches() -> None:
     for needle in ("[project.entry-points.esper]", "hookimpl", "esper new-plugin", "esper_core.testing",
                    "BlueprintConformance", "PolicyConformance", "SinkConformance", "RewardTermConformance",
                    "ESPER_PLUGINS", "ESPER_DISABLE_PLUGIN_AUTOLOAD", "ESPER_STRICT_PLUGINS", "--strict-plugins",
-                   "ESPER_TRACE_HOOKS", "examples/esper-example-plugin"):
+                   "ESPER_TRACE_HOOKS", "examples/esper-example-plugin",
+                   # Writing a task: every Task method, the host's contract and the scaffold.
+                   "## Writing a task", "build_host()", "train_batches(epoch=N)", "val_batches()",
+                   "test_batches()", "loss(output, target)", "correct(output, target)",
+                   "correct_per_example(output, target)", "input_contract()", "class_names",
+                   "injection_points", "segments", "TaskSpec` defaults", "esper new-plugin esper-my-data --task"):
         assert needle in text, needle
 
 
