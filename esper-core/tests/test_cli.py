@@ -76,6 +76,22 @@ def test_unknown_topology_is_a_clean_error():
     assert "unknown topology 'graphs'" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_blueprint_parameters_are_at_each_topologys_host_width():
+    # The transformer host is 64 wide and the shapes host's widest block 32: sizes at one shared
+    # width would understate every transformer blueprint.
+    rows = json.loads(run_esper(["blueprints", "--json"]).stdout)["blueprints"]
+    widths = {(r["topology"], r["name"]): r["width"] for r in rows}
+    params = {(r["topology"], r["name"]): r["params"] for r in rows}
+    assert widths[("transformer", "norm")] == 64 and params[("transformer", "norm")] == 2 * 64
+    assert widths[("cnn", "noop")] == 32
+    table = run_esper(["blueprints", "--topology", "transformer"]).stdout
+    assert table.split()[:5] == ["index", "name", "topology", "width", "params"]
+    # An explicit --width applies to every topology.
+    rows = json.loads(run_esper(["blueprints", "--json", "--width", "16"]).stdout)["blueprints"]
+    assert {r["width"] for r in rows} == {16}
+    assert next(r["params"] for r in rows if (r["topology"], r["name"]) == ("transformer", "norm")) == 2 * 16
+
+
 def test_log_format_json_writes_json_lines_to_stderr(tmp_path):
     result = run_esper(["--log-format", "json", "run", "--task", "nope", "--out", str(tmp_path / "r")])
     assert result.returncode == 2

@@ -118,6 +118,11 @@ def blueprint_specs() -> list[BlueprintSpec]:
     return specs
 
 
+#: The widest block of the shapes host (widths 8/16/32, ``HostConfig``'s default), kept here
+#: because host.py imports torch and the catalog must not.
+SHAPES_SLOT_WIDTH = 32
+
+
 def task_specs() -> list[TaskSpec]:
     return [
         TaskSpec(
@@ -127,6 +132,7 @@ def task_specs() -> list[TaskSpec]:
             description="procedural 32×32 shapes × textures, 10 classes (embedded, no download)",
             defaults=SHAPES_DEFAULTS,
             kasmina=CNN_DEFAULTS,
+            slot_width=SHAPES_SLOT_WIDTH,
         ),
         TaskSpec(
             name="micro",

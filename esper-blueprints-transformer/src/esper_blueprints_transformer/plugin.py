@@ -8,6 +8,7 @@ arithmetic (:mod:`esper_blueprints_transformer.params`), so ``esper plugins`` an
 from __future__ import annotations
 
 from esper_blueprints_transformer import params
+from esper_blueprints_transformer.config import GPTConfig
 from esper_blueprints_transformer.defaults import TRANSFORMER_DEFAULTS
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
@@ -84,6 +85,7 @@ def esper_register_tasks() -> list[TaskSpec]:
             description="next-byte prediction on the Python standard library's own sources (no download)",
             defaults=dict(TASK_DEFAULTS),
             kasmina=TRANSFORMER_DEFAULTS,
+            slot_width=GPTConfig().d_model,
         ),
         TaskSpec(
             name="textfile",
@@ -92,5 +94,6 @@ def esper_register_tasks() -> list[TaskSpec]:
             description="next-byte prediction on a UTF-8 text file of your own (option path / --data)",
             defaults=dict(TASK_DEFAULTS),
             kasmina=TRANSFORMER_DEFAULTS,
+            slot_width=GPTConfig().d_model,
         ),
     ]

@@ -76,6 +76,10 @@ class TaskSpec:
     defaults: Mapping[str, Any] = field(factory=dict, eq=False)
     #: Gate thresholds and lifecycle timing recommended for this task's topology.
     kasmina: TopologyDefaults = field(factory=TopologyDefaults)
+    #: The widest injection point of the host at default options. Declared here, not read off a
+    #: built host, so ``esper blueprints`` can size blueprints as they grow without torch.
+    slot_width: int | None = field(
+        default=None, validator=validators.optional([validators.instance_of(int), validators.ge(1)]))
 
 
 @frozen(kw_only=True)
