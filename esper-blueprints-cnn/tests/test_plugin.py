@@ -109,3 +109,10 @@ def test_package_exports_host_lazily() -> None:
     assert esper_blueprints_cnn.HostConfig is HostConfig
     with pytest.raises(AttributeError, match="nothing"):
         esper_blueprints_cnn.nothing  # noqa: B018
+
+
+def test_shapes_prices_blueprints_at_its_widest_block() -> None:
+    from esper_blueprints_cnn.tasks.procedural import DEFAULT_OPTIONS
+
+    shapes = next(t for t in plugin.esper_register_tasks() if t.name == "shapes")
+    assert shapes.slot_width == max(DEFAULT_OPTIONS.widths) == 16

@@ -77,13 +77,13 @@ def test_unknown_topology_is_a_clean_error():
 
 
 def test_blueprint_parameters_are_at_each_topologys_host_width():
-    # The transformer host is 64 wide and the shapes host's widest block 32: sizes at one shared
-    # width would understate every transformer blueprint.
+    # The transformer host is 64 wide and the shapes host's widest block 16: sizes at one shared
+    # width would misstate one of them.
     rows = json.loads(run_esper(["blueprints", "--json"]).stdout)["blueprints"]
     widths = {(r["topology"], r["name"]): r["width"] for r in rows}
     params = {(r["topology"], r["name"]): r["params"] for r in rows}
     assert widths[("transformer", "norm")] == 64 and params[("transformer", "norm")] == 2 * 64
-    assert widths[("cnn", "noop")] == 32
+    assert widths[("cnn", "noop")] == 16
     table = run_esper(["blueprints", "--topology", "transformer"]).stdout
     assert table.split()[:5] == ["index", "name", "topology", "width", "params"]
     # An explicit --width applies to every topology.

@@ -16,6 +16,7 @@ from esper_blueprints_cnn.defaults import (
     CIFAR100_DEFAULTS,
     CNN_DEFAULTS,
     SHAPES_DEFAULTS,
+    SHAPES_WIDTHS,
 )
 from esper_blueprints_cnn.micro import MICRO_DEFAULTS, MICRO_KASMINA
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
@@ -118,9 +119,8 @@ def blueprint_specs() -> list[BlueprintSpec]:
     return specs
 
 
-#: The widest block of the shapes host (widths 8/16/32, ``HostConfig``'s default), kept here
-#: because host.py imports torch and the catalog must not.
-SHAPES_SLOT_WIDTH = 32
+#: The widest block of the shapes host (``esper blueprints`` prices blueprints at it).
+SHAPES_SLOT_WIDTH = max(SHAPES_WIDTHS)
 
 
 def task_specs() -> list[TaskSpec]:

@@ -79,6 +79,8 @@ DEFAULT_BLUEPRINTS = (
     "conv_heavy",
 )
 DEFAULT_SLOTS = ("block2", "block3")
+#: The ``shapes`` host's block widths (chosen from static runs, see ``SHAPES_DEFAULTS``).
+SHAPES_WIDTHS = (4, 8, 16)
 #: ``shapes`` offers every block: the heuristic buys a blueprint where it costs the fewest
 #: parameters, and on this host a 3×3 residual conv costs 156 parameters after block 1 against
 #: 2,352 after block 3.

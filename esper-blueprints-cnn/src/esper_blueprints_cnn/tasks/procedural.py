@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 import torch
 
+from esper_blueprints_cnn.defaults import SHAPES_WIDTHS
 from esper_blueprints_cnn.micro import (
     MICRO_AUGMENT,
     MICRO_EPOCH_SIZE,
@@ -55,10 +56,9 @@ ALLOWED_OPTIONS = frozenset(
 )
 #: The default host: 4/8/16 channels (1,774 parameters), chosen from static runs (see
 #: ``esper_blueprints_cnn.defaults.SHAPES_DEFAULTS``).
-DEFAULT_WIDTHS = (4, 8, 16)
 DEFAULT_OPTIONS = ImageTaskOptions(
     train_size=DEFAULT_TRAIN_SIZE, val_size=DEFAULT_VAL_SIZE, test_size=DEFAULT_TEST_SIZE,
-    widths=DEFAULT_WIDTHS,
+    widths=SHAPES_WIDTHS,
 )
 #: ``micro``: see :mod:`esper_blueprints_cnn.micro` for the measurements behind each value.
 MICRO_OPTIONS = ImageTaskOptions(
