@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 LogFormat = Literal["auto", "console", "json"]
@@ -23,7 +25,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     stream = sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        CompactConsoleRenderer(structlog.dev.ConsoleRenderer(colors=stream.isatty()))
         if use_console
         else structlog.processors.JSONRenderer()
     )
@@ -38,6 +40,73 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+# Short stage names for the per-epoch console line; a stage not listed keeps its full name.
+_SHORT_STAGE = {"DORMANT": "DORM", "GERMINATED": "GERM", "TRAINING": "TRAIN", "BLENDING": "BLEND",
+                "SHADOWING": "SHADOW", "PROBATIONARY": "PROB", "FOSSILIZED": "FOSSIL", "EMBARGOED": "EMBARGO",
+                "RESETTING": "RESET"}
+
+
+class CompactConsoleRenderer:
+    """Console rendering that keeps ``esper run`` readable on a terminal.
+
+    The ``epoch`` and ``seed transition`` records carry every field for the JSON log that other
+    tools read; rendered in full they run to ~250 characters an epoch. Here an epoch becomes one
+    short line, and the transitions logged while that epoch was being stepped (they come before
+    its ``epoch`` record) are held back and printed indented under it. Every other event is
+    rendered by ``inner`` (a ``structlog.dev.ConsoleRenderer``) as before.
+    """
+
+    def __init__(self, inner: Callable[..., Any], clock: Callable[[], float] = time.monotonic) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._pending: list[str] = []
+        # Set at each episode announcement and epoch line: an epoch's seconds are the time since.
+        self._mark: float | None = None
+
+    def __call__(self, logger: Any, name: str, event_dict: dict[str, Any]) -> str:
+        import structlog
+
+        event = event_dict.get("event")
+        if event == "seed transition" and {"slot", "from_stage", "to_stage"} <= event_dict.keys():
+            reason = event_dict.get("reason")
+            self._pending.append(f"  {event_dict['slot']} {event_dict['from_stage']} -> {event_dict['to_stage']}"
+                                 + (f" ({reason})" if reason else ""))
+            raise structlog.DropEvent
+        if event == "epoch" and {"epoch", "val_accuracy", "train_loss", "decision"} <= event_dict.keys():
+            lines = [self._epoch_line(event_dict)]
+        else:
+            if event == "episode":
+                self._mark = self._clock()
+            lines = [self._inner(logger, name, event_dict)]
+            # Transitions not followed by an epoch line (an error mid-step) still get printed, first.
+            lines[:0], self._pending = self._pending, []
+            return "\n".join(lines)
+        lines += self._pending
+        self._pending = []
+        return "\n".join(lines)
+
+    def _epoch_line(self, ev: dict[str, Any]) -> str:
+        now = self._clock()
+        seconds = "" if self._mark is None else f"  {now - self._mark:.1f}s"
+        self._mark = now
+        pairs = [part.partition("=") for part in str(ev.get("slots", "")).split()]
+        slots = " ".join(f"{slot}={_SHORT_STAGE.get(stage, stage)}" for slot, _, stage in pairs)
+        # Decision.describe() names the slot by index ("slot=0"); the line shows its name.
+        words = []
+        for word in str(ev["decision"]).split():
+            key, _, value = word.partition("=")
+            if key == "slot" and value.isdigit() and int(value) < len(pairs):
+                word = pairs[int(value)][0]
+            elif key in {"slot", "blueprint"}:
+                word = value
+            words.append(word)
+        decision = " ".join(words)
+        if ev.get("applied") is False and not decision.startswith("WAIT"):
+            decision += " (refused)"
+        return (f"epoch {str(ev['epoch']):>5}  loss {float(ev['train_loss']):.4f}  "
+                f"val {float(ev['val_accuracy']):5.2f}  {slots}  {decision}{seconds}")
 
 
 class DeferredLogger:

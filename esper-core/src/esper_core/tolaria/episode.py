@@ -287,6 +287,7 @@ class HostEpisode:
         """Train epoch 1 and return its report and mask."""
         if self._epoch:
             raise RuntimeError("HostEpisode.start() was already called")
+        logger.info("episode", episode=self.episode, policy=self.policy_name, epochs=self.length)
         with self._rng.active():
             report = self._train_epoch()
         assert self._current_mask is not None

@@ -329,6 +329,7 @@ def _baseline(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: t
         raise ConfigError("the baseline comparison needs the 'noop' policy (install esper-policies) "
                           "or run with --no-compare-baseline")
     policy = make_policy(resolved, BASELINE_POLICY, catalog, slot_names, {})
+    logger.info("baseline: training the same host without growth", policy=BASELINE_POLICY)
     result = run_episode(resolved, task, policy, episode=0, emit=lambda event: None,
                          policy_name=BASELINE_POLICY)
     return {
