@@ -8,6 +8,22 @@ from esper_core import hookimpl
 from esper_core.contracts import Decision, Op, PolicySpec
 
 
+class Germinating:
+    """Germinates the run's first blueprint in the last slot whenever allowed."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def reset(self, *, episode):
+        pass
+
+    def decide(self, *, report, mask):
+        last = mask.n_slots - 1
+        if mask.slots[Op.GERMINATE][last]:
+            return Decision(op=Op.GERMINATE, slot=last, blueprint=self.context.blueprint_keys[0], reason="test")
+        return Decision.wait("test")
+
+
 class Scripted:
     """Germinate in the last slot at epoch 1, fossilize whenever allowed."""
 

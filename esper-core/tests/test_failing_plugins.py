@@ -11,11 +11,12 @@ import types
 
 import pytest
 import torch
+from engine_helpers import Germinating
 from torch import nn
 
 from esper_core import hookimpl
 from esper_core.config import RunConfig
-from esper_core.contracts import BlueprintSpec, Decision, Op, PolicySpec
+from esper_core.contracts import BlueprintSpec, Decision, PolicySpec
 from esper_core.contracts.specs import ObserverSpec, TaskSpec
 from esper_core.errors import PluginError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
@@ -27,22 +28,6 @@ from esper_core.tolaria.rundir import create_run_dir
 from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments
 
 MODULE = "failing_plugin"
-
-
-class Germinating:
-    """Germinates the run's first blueprint in the last slot whenever allowed."""
-
-    def __init__(self, context):
-        self.context = context
-
-    def reset(self, *, episode):
-        pass
-
-    def decide(self, *, report, mask):
-        last = mask.n_slots - 1
-        if mask.slots[Op.GERMINATE][last]:
-            return Decision(op=Op.GERMINATE, slot=last, blueprint=self.context.blueprint_keys[0], reason="test")
-        return Decision.wait("test")
 
 
 class Wide(nn.Module):

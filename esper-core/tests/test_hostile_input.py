@@ -18,11 +18,12 @@ import types
 
 import pytest
 import torch
+from engine_helpers import Germinating
 from torch import nn
 
 from esper_core import hookimpl
 from esper_core.config import RunConfig
-from esper_core.contracts import BlueprintSpec, Decision, Op, PolicySpec
+from esper_core.contracts import BlueprintSpec, PolicySpec
 from esper_core.errors import PluginError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.testing import toy
@@ -30,22 +31,6 @@ from esper_core.testing.distributions import run_esper
 from esper_core.tolaria.job import execute_run
 from esper_core.tolaria.resolve import resolve_run
 from esper_core.tolaria.rundir import create_run_dir
-
-
-class Germinating:
-    """Germinates the run's first blueprint in the last slot whenever allowed."""
-
-    def __init__(self, context):
-        self.context = context
-
-    def reset(self, *, episode):
-        pass
-
-    def decide(self, *, report, mask):
-        last = mask.n_slots - 1
-        if mask.slots[Op.GERMINATE][last]:
-            return Decision(op=Op.GERMINATE, slot=last, blueprint=self.context.blueprint_keys[0], reason="test")
-        return Decision.wait("test")
 
 
 class Raising(Germinating):

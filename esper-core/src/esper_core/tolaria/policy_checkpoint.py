@@ -17,6 +17,7 @@ import torch
 
 from esper_core.errors import ConfigError
 from esper_core.tolaria.rundir import atomic_file
+from esper_core.wording import count
 
 FORMAT = "esper-policy-checkpoint"
 FORMAT_VERSION = 1
@@ -70,7 +71,7 @@ def check_header(data: Mapping[str, Any], fields: Mapping[str, type], *, where: 
     crafted file), naming the field."""
     for key, kind in fields.items():
         value = data.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
             raise ConfigError(f"{where} is damaged: header field {key!r} is "
                               f"{'missing' if value is None else type(value).__name__}, not {kind.__name__}")
         if kind is list and not all(isinstance(v, str) for v in value):
@@ -97,6 +98,6 @@ def check_compatible(data: Mapping[str, Any], *, path: Path | str, blueprint_key
         raise ConfigError(f"{where} {verb} on another blueprint catalog ({detail}); run with "
                           f"--blueprints {','.join(trained)} and the plugins that provide them")
     if len(data["slot_names"]) != len(slot_names):
-        raise ConfigError(f"{where} {verb} with {len(data['slot_names'])} slots "
+        raise ConfigError(f"{where} {verb} with {count(len(data['slot_names']), 'slot')} "
                           f"({', '.join(data['slot_names'])}); this run has {len(slot_names)} "
                           f"({', '.join(slot_names)})")
