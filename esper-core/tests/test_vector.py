@@ -169,7 +169,7 @@ def test_policy_checkpoints_round_trip_and_refuse_other_runs(tmp_path):
         check_compatible(data, path=path, blueprint_keys=["a", "c"], slot_names=["s0"], observation_version=1)
     with pytest.raises(ConfigError, match="another order"):
         check_compatible(data, path=path, blueprint_keys=["b", "a"], slot_names=["s0"], observation_version=1)
-    with pytest.raises(ConfigError, match="trained with 1 slots"):
+    with pytest.raises(ConfigError, match="trained with 1 slot "):
         check_compatible(data, path=path, blueprint_keys=["a", "b"], slot_names=["s0", "s1"], observation_version=1)
     with pytest.raises(ConfigError, match="observation schema v1"):
         check_compatible(data, path=path, blueprint_keys=["a", "b"], slot_names=["s0"], observation_version=2)
