@@ -1,10 +1,24 @@
-"""Discovering and loading plugins from the ``esper`` entry-point group.
+"""Discovering and loading plugins from the ``esper`` entry-point group, and calling their hooks.
 
 Loading rules (DESIGN §2, after pytest, httpie, conda and llm): each entry point is loaded on
 its own, and one that fails to import, implements an unknown or ill-typed hook, or raises inside
 a hook is recorded as a :class:`PluginFailure` and skipped, so the others keep working.
 Strict mode turns any failure into a :class:`PluginError`. The core's built-in plugin is always
 registered, exactly like a third-party one, so autoload switches never remove built-ins.
+
+How hooks are called (:meth:`LoadedPlugins.call_each`): through pluggy, one plugin at a time.
+``pm.hook.NAME()`` alone would stop at the first implementation that raises and would return the
+results without saying which plugin gave each, so one broken plugin would take the others down
+and the catalog could not name providers. Instead each plugin's implementations are called
+through ``pm.subset_hook_caller`` holding that plugin only. Going through pluggy's hook caller
+keeps what pluggy gives: ``@hookimpl(specname=...)``, implementations taking only some of the
+hook's arguments, ``hookwrapper``/``wrapper`` implementations (each wraps its own plugin's call,
+since plugins are called apart), call monitoring, and tracing (``ESPER_TRACE_HOOKS=1`` turns on
+pluggy's tracer, written to stderr). Plugins are called in the order they load (core first, then
+entry points by name, then in-process ones), with ``tryfirst`` implementations moved to the
+front and ``trylast`` ones to the back as pluggy does. Pluggy itself calls untagged
+implementations last-registered-first; Esper keeps load order there because the catalog's order
+is the order of a run's gates, observers and reward terms, which must not depend on that detail.
 """
 
 from __future__ import annotations
@@ -93,11 +107,51 @@ class LoadedPlugins:
         self.failures: list[PluginFailure] = []
 
     def hooks_of(self, info: PluginInfo) -> list[str]:
-        return sorted(
-            impl_name
-            for impl_name in dir(info.plugin)
-            if impl_name.startswith("esper_") and self.pm.parse_hookimpl_opts(info.plugin, impl_name)
-        )
+        """The hooks ``info`` implements, by hook name (an implementation may use ``specname``)."""
+        if not self.pm.is_registered(info.plugin):
+            return []
+        return sorted({caller.name for caller in self.pm.get_hookcallers(info.plugin) or ()})
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[PluginInfo, list[Any]]]:
+        """Call every plugin's implementation of ``hook_name``, each plugin on its own.
+
+        Returns each plugin that implements the hook with its non-``None`` results (one per
+        implementation, usually one), in call order (see the module docstring). A plugin whose
+        implementation raises is recorded as a failure, dropped, and left out.
+        """
+        caller = getattr(self.pm.hook, hook_name)
+        order = {id(info.plugin): index for index, info in enumerate(self.plugins)}
+        infos = {id(info.plugin): info for info in self.plugins}
+        plain = [impl for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
+        plain.sort(key=lambda impl: (0 if impl.tryfirst else 2 if impl.trylast else 1, order[id(impl.plugin)]))
+        # One call per plugin, at its first implementation's place: the rest come with it.
+        called = {id(impl.plugin): infos[id(impl.plugin)] for impl in plain}
+        out = []
+        for info in called.values():
+            results = self._call_one(info, hook_name, kwargs)
+            if results is not None:
+                out.append((info, results))
+        return out
+
+    def _call_one(self, info: PluginInfo, hook_name: str, kwargs: dict[str, Any]) -> list[Any] | None:
+        """The results of one plugin's implementations of ``hook_name``, or None after recording
+        its failure."""
+        others = [p for p in self.pm.get_plugins() if p is not info.plugin]
+        self._trace(f"{info.distribution}:{info.name}.{hook_name}()")
+        try:
+            return list(self.pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # as at import: a hook calling sys.exit() is contained
+            self._trace(f"{info.distribution}:{info.name}.{hook_name}() failed:", _one_line(exc))
+            self.fail(PluginFailure(name=info.name, distribution=info.distribution,
+                                    version=info.version, stage=hook_name, error=_one_line(exc)),
+                      info.plugin)
+            return None
+
+    def _trace(self, *message: object) -> None:
+        # Through pluggy's tracer, so these lines interleave with its own and share its switch.
+        self.pm.trace.root.get("plugin")(*message)
 
     def fail(self, failure: PluginFailure, plugin: object | None = None) -> None:
         """Record a failure; drop the plugin; raise at once in strict mode."""
@@ -164,9 +218,29 @@ def esper_entry_points() -> list[tuple[importlib_metadata.EntryPoint, str, str]]
     return [unique[k] for k in sorted(unique)]
 
 
-def new_plugin_manager() -> pluggy.PluginManager:
+TRACE_PREFIX = "[esper hooks] "
+TRACE_LINE_LIMIT = 200
+
+
+def write_trace(text: str) -> None:
+    """Write pluggy's trace to stderr, each line marked as a hook trace and cut to
+    :data:`TRACE_LINE_LIMIT` characters (a register hook's result is its whole spec list).
+
+    Not through logging: plugins load before the CLI configures it."""
+    lines = []
+    for line in text.splitlines():
+        if len(line) > TRACE_LINE_LIMIT:
+            line = line[: TRACE_LINE_LIMIT - 3] + "..."
+        lines.append(f"{TRACE_PREFIX}{line}\n")
+    sys.stderr.write("".join(lines))
+
+
+def new_plugin_manager(*, trace: bool = False) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    if trace:
+        pm.trace.root.setwriter(write_trace)
+        pm.enable_tracing()
     return pm
 
 
@@ -184,7 +258,7 @@ def load_plugins(
     from esper_core.builtin import plugin as builtin_plugin
 
     settings = settings or PluginSettings.from_env()
-    loaded = LoadedPlugins(new_plugin_manager(), settings)
+    loaded = LoadedPlugins(new_plugin_manager(trace=settings.trace), settings)
     loaded.register(builtin_plugin, name=BUILTIN_PLUGIN_NAME, distribution=CORE_DISTRIBUTION,
                     version=__version__)
 
@@ -208,36 +282,9 @@ def load_plugins(
     return loaded
 
 
-_FAILED = object()
-
-
-def call_plugin_hook(loaded: LoadedPlugins, info: PluginInfo, hook_name: str, **kwargs: Any) -> Any:
-    """Call one plugin's implementation of ``hook_name`` on its own.
-
-    Returns the hook's result, ``None`` when the plugin does not implement it, or
-    :data:`_FAILED` after recording the failure (the plugin is dropped). Calls are traced to
-    stderr with ``ESPER_TRACE_HOOKS=1``.
-    """
-    function = getattr(info.plugin, hook_name, None)
-    if function is None or not loaded.pm.parse_hookimpl_opts(info.plugin, hook_name):
-        return None
-    if loaded.settings.trace:
-        sys.stderr.write(f"[esper hooks] {info.distribution}:{info.name}.{hook_name}()\n")
-    try:
-        return function(**kwargs)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # as at import: a hook calling sys.exit() is contained
-        loaded.fail(PluginFailure(name=info.name, distribution=info.distribution,
-                                  version=info.version, stage=hook_name, error=_one_line(exc)),
-                    info.plugin)
-        return _FAILED
-
-
 def add_plugin_commands(loaded: LoadedPlugins, cli: Any) -> None:
     """Let each plugin add its sub-commands; a raising plugin is a recorded failure."""
-    for info in list(loaded.plugins):
-        call_plugin_hook(loaded, info, "esper_add_commands", cli=cli)
+    loaded.call_each("esper_add_commands", cli=cli)
 
 
 def installed_versions() -> list[tuple[str, str]]:

@@ -1,8 +1,9 @@
 """Component registries built from the ``esper_register_*`` hooks.
 
-:func:`build_catalog` calls every register hook of every plugin *one plugin at a time*, so a
-plugin whose hook raises or returns the wrong type is dropped whole (and reported) without
-touching the others. Two components with the same key are an error naming both distributions.
+:func:`build_catalog` calls every register hook of every plugin *one plugin at a time* (through
+pluggy, see :mod:`esper_core.plugins.manager`), so a plugin whose hook raises or returns the
+wrong type is dropped whole (and reported) without touching the others. Each registry keeps the
+hook's call order. Two components with the same key are an error naming both distributions.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from esper_core.contracts.specs import (
     TaskSpec,
 )
 from esper_core.errors import PluginError, UnknownNameError
-from esper_core.plugins.manager import _FAILED, LoadedPlugins, PluginFailure, PluginInfo, call_plugin_hook
+from esper_core.plugins.manager import LoadedPlugins, PluginFailure, PluginInfo
 
 T = TypeVar("T")
 
@@ -134,15 +135,12 @@ class Catalog:
         return getattr(self, attribute)  # type: ignore[no-any-return]
 
 
-def _collect(loaded: LoadedPlugins, info: PluginInfo) -> dict[str, list[Any]] | None:
-    """Call each register hook of one plugin; None (after recording why) if any is bad."""
-    out: dict[str, list[Any]] = {}
-    for hook_name, attribute, spec_type in _HOOKS:
-        result = call_plugin_hook(loaded, info, hook_name)
-        if result is None:
-            continue
-        if result is _FAILED:
-            return None
+def _specs(loaded: LoadedPlugins, info: PluginInfo, hook_name: str, spec_type: type,
+           results: list[Any]) -> list[Any] | None:
+    """One plugin's specs from its results for ``hook_name``; None (after recording why, which
+    drops the plugin) if any result is not a list of ``spec_type``."""
+    specs: list[Any] = []
+    for result in results:
         if not isinstance(result, list | tuple) or not all(isinstance(r, spec_type) for r in result):
             loaded.fail(PluginFailure(
                 name=info.name, distribution=info.distribution, version=info.version,
@@ -150,8 +148,8 @@ def _collect(loaded: LoadedPlugins, info: PluginInfo) -> dict[str, list[Any]] | 
                 error=f"must return a list of {spec_type.__name__}, got {_describe(result)}",
             ), info.plugin)
             return None
-        out[attribute] = list(result)
-    return out
+        specs.extend(result)
+    return specs
 
 
 def _describe(value: object) -> str:
@@ -164,15 +162,21 @@ def _describe(value: object) -> str:
 def build_catalog(loaded: LoadedPlugins) -> Catalog:
     """Build every registry from the loaded plugins (duplicates raise :class:`PluginError`)."""
     catalog = Catalog(loaded)
-    for info in list(loaded.plugins):
-        contributed = _collect(loaded, info)
-        if contributed is None:
+    # Every hook is called before anything is added: a plugin failing a later hook is dropped
+    # whole, taking back what its earlier hooks returned.
+    gathered: list[tuple[str, PluginInfo, list[Any]]] = []
+    for hook_name, attribute, spec_type in _HOOKS:
+        for info, results in loaded.call_each(hook_name):
+            specs = _specs(loaded, info, hook_name, spec_type, results)
+            if specs is not None and results:
+                gathered.append((attribute, info, specs))
+    alive = {id(info.plugin) for info in loaded.plugins}
+    catalog.contributions = {info.name: {} for info in loaded.plugins}
+    for attribute, info, specs in gathered:
+        if id(info.plugin) not in alive:
             continue
-        summary: dict[str, list[str]] = {}
-        for attribute, specs in contributed.items():
-            registry = catalog.registry(attribute)
-            for spec in specs:
-                registry.add(spec, info)
-            summary[attribute] = [registry._key(s) for s in specs]
-        catalog.contributions[info.name] = summary
+        registry = catalog.registry(attribute)
+        for spec in specs:
+            registry.add(spec, info)
+        catalog.contributions[info.name][attribute] = [registry._key(s) for s in specs]
     return catalog
