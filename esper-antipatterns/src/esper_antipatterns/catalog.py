@@ -8,9 +8,11 @@ module. Indices, names, categories, severities and lessons follow seed 000's sum
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from attrs import field, frozen, validators
 
+from esper_antipatterns import estimates
 from esper_antipatterns.signatures import Signature
 
 TOPOLOGY = "cnn"
@@ -40,7 +42,11 @@ class Severity(enum.StrEnum):
 
 @frozen(kw_only=True)
 class Antipattern:
-    """One anti-pattern blueprint's catalog entry; ``factory`` is a ``module:attr`` path."""
+    """One anti-pattern blueprint's catalog entry.
+
+    ``factory`` is a ``module:attr`` path inside :data:`BLUEPRINT_PACKAGE`, imported only when the
+    module is built; ``estimate`` is its torch-free parameter count (:mod:`esper_antipatterns.estimates`).
+    """
 
     name: str = field(validator=validators.instance_of(str))
     index: int = field(validator=[validators.instance_of(int), validators.ge(24), validators.le(33)])
@@ -50,6 +56,7 @@ class Antipattern:
     expected_signature: Signature = field(converter=Signature)
     description: str = field(validator=validators.min_len(1))
     factory: str = field(validator=validators.min_len(1))
+    estimate: Callable[[int], int] = field(validator=validators.is_callable())
 
     @property
     def key(self) -> str:
@@ -65,57 +72,60 @@ class Antipattern:
         }
 
 
-_MOD = "esper_antipatterns.blueprints"
+#: The package the ``factory`` paths are relative to.
+BLUEPRINT_PACKAGE = "esper_antipatterns.blueprints"
 
 #: The ten, in action-index order (24–33).
 ANTIPATTERNS: tuple[Antipattern, ...] = (
     Antipattern(name="correlated_noise", index=24, category=Category.SUBTLE,
                 severity=Severity.MODERATE, lesson="Batch independence matters",
-                expected_signature=Signature.PLATEAU, factory=f"{_MOD}.subtle:CorrelatedNoise",
+                expected_signature=Signature.PLATEAU,
+                factory="subtle:CorrelatedNoise", estimate=estimates.correlated_noise,
                 description="anti-pattern: one noise vector shared by the whole batch"),
     Antipattern(name="asymmetric_bottleneck", index=25, category=Category.SUBTLE,
                 severity=Severity.MILD_MODERATE, lesson="Bottlenecks need skips",
-                expected_signature=Signature.PLATEAU, factory=f"{_MOD}.subtle:AsymmetricBottleneck",
+                expected_signature=Signature.PLATEAU,
+                factory="subtle:AsymmetricBottleneck", estimate=estimates.asymmetric_bottleneck,
                 description="anti-pattern: 8x 1x1 bottleneck without a skip connection"),
     Antipattern(name="momentum_dampener", index=26, category=Category.SUBTLE,
                 severity=Severity.MODERATE, lesson="Avoid stateful high-momentum",
                 expected_signature=Signature.GRADIENT_COLLAPSE,
-                factory=f"{_MOD}.subtle:MomentumDampener",
+                factory="subtle:MomentumDampener", estimate=estimates.momentum_dampener,
                 description="anti-pattern: 0.99-momentum EMA of activations across batches"),
     Antipattern(name="sigmoid_sandwich", index=27, category=Category.GRADIENT_KILLER,
                 severity=Severity.SEVERE, lesson="Never chain saturating activations",
                 expected_signature=Signature.GRADIENT_COLLAPSE,
-                factory=f"{_MOD}.gradient_killers:SigmoidSandwich",
+                factory="gradient_killers:SigmoidSandwich", estimate=estimates.sigmoid_sandwich,
                 description="anti-pattern: sigmoid -> 1x1 conv -> sigmoid"),
     Antipattern(name="gain_amplifier", index=28, category=Category.GRADIENT_KILLER,
                 severity=Severity.CATASTROPHIC, lesson="Constrain multiplicative params",
                 expected_signature=Signature.GRADIENT_EXPLOSION,
-                factory=f"{_MOD}.gradient_killers:GainAmplifier",
+                factory="gradient_killers:GainAmplifier", estimate=estimates.gain_amplifier,
                 description="anti-pattern: unconstrained learnable scalar gain"),
     Antipattern(name="deep_linear_stack", index=29, category=Category.GRADIENT_KILLER,
                 severity=Severity.SEVERE, lesson="Depth requires nonlinearity",
                 expected_signature=Signature.GRADIENT_EXPLOSION,
-                factory=f"{_MOD}.gradient_killers:DeepLinearStack",
+                factory="gradient_killers:DeepLinearStack", estimate=estimates.deep_linear_stack,
                 description="anti-pattern: eight 1x1 convs with no nonlinearity between them"),
     Antipattern(name="expensive_identity", index=30, category=Category.DECEPTIVE,
                 severity=Severity.MILD, lesson="Compute should match benefit",
                 expected_signature=Signature.COST_WITHOUT_BENEFIT,
-                factory=f"{_MOD}.deceptive:ExpensiveIdentity",
+                factory="deceptive:ExpensiveIdentity", estimate=estimates.expensive_identity,
                 description="anti-pattern: residual block without its residual connection"),
     Antipattern(name="redundant_ensemble", index=31, category=Category.DECEPTIVE,
                 severity=Severity.MILD, lesson="Naive ensembling is wasteful",
                 expected_signature=Signature.COST_WITHOUT_BENEFIT,
-                factory=f"{_MOD}.deceptive:RedundantEnsemble",
+                factory="deceptive:RedundantEnsemble", estimate=estimates.redundant_ensemble,
                 description="anti-pattern: mean of four identical 1x1 conv branches"),
     Antipattern(name="kaiming_mismatch", index=32, category=Category.CATASTROPHIC,
                 severity=Severity.CATASTROPHIC, lesson="Match init to activation",
                 expected_signature=Signature.NAN_INF,
-                factory=f"{_MOD}.catastrophic:KaimingMismatch",
+                factory="catastrophic:KaimingMismatch", estimate=estimates.kaiming_mismatch,
                 description="anti-pattern: ReLU Kaiming init on a conv with no activation"),
     Antipattern(name="division_by_feature", index=33, category=Category.CATASTROPHIC,
                 severity=Severity.CATASTROPHIC, lesson="Division by data is dangerous",
                 expected_signature=Signature.NAN_INF,
-                factory=f"{_MOD}.catastrophic:DivisionByFeature",
+                factory="catastrophic:DivisionByFeature", estimate=estimates.division_by_feature,
                 description="anti-pattern: divide activations by their channel mean, no epsilon"),
 )
 

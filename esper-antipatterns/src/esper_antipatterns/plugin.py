@@ -1,15 +1,16 @@
 """The ``antipatterns`` plugin: the ten anti-pattern blueprints, their penalties, a command.
 
-Importing this module never imports torch: factories are lazy references and the parameter
-estimates are pure Python.
+Importing this module never imports torch: the blueprints are declared with
+:mod:`esper_core.blueprint_catalog` (factories are ``module:attr`` paths, imported when a seed is
+built) and the parameter estimates are pure Python.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from esper_antipatterns import estimates
-from esper_antipatterns.catalog import ANTIPATTERNS, TOPOLOGY
+from esper_antipatterns.catalog import ANTIPATTERNS, BLUEPRINT_PACKAGE, TOPOLOGY
+from esper_core.blueprint_catalog import BlueprintEntry, declare_blueprints
 from esper_core.contracts.specs import BlueprintSpec, ObserverSpec, RewardTermSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
@@ -22,20 +23,11 @@ PAPER = "Esper seed 000: Blueprint Compiler Appendix: Anti-Pattern Blueprints"
 
 @hookimpl
 def esper_register_blueprints() -> list[BlueprintSpec]:
-    return [
-        BlueprintSpec(
-            name=entry.name,
-            topology=TOPOLOGY,
-            factory=lazy(entry.factory),
-            param_estimate=getattr(estimates, entry.name),
-            description=entry.description,
-            action_index=entry.index,
-            is_antipattern=True,
-            paper=PAPER,
-            metadata=entry.metadata(),
-        )
-        for entry in ANTIPATTERNS
-    ]
+    return declare_blueprints(topology=TOPOLOGY, factories=BLUEPRINT_PACKAGE, entries=[
+        BlueprintEntry(name=a.name, index=a.index, factory=a.factory, estimate=a.estimate,
+                       description=a.description, is_antipattern=True, paper=PAPER, metadata=a.metadata())
+        for a in ANTIPATTERNS
+    ])
 
 
 @hookimpl

@@ -1,14 +1,11 @@
 """The CNN blueprint catalog and task specs, built without importing torch.
 
-Factories are :func:`esper_core.lazy.lazy` references (torch is imported only when a module is
-built); parameter estimates are the pure-Python functions of :mod:`esper_blueprints_cnn.estimates`.
+Blueprints are declared with :mod:`esper_core.blueprint_catalog`: factories are ``module:attr``
+paths into :mod:`esper_blueprints_cnn.blueprints` (torch is imported only when a module is built);
+parameter estimates are the pure-Python functions of :mod:`esper_blueprints_cnn.estimates`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-
-from attrs import frozen
 
 from esper_blueprints_cnn import estimates
 from esper_blueprints_cnn.defaults import (
@@ -19,6 +16,7 @@ from esper_blueprints_cnn.defaults import (
     SHAPES_WIDTHS,
 )
 from esper_blueprints_cnn.micro import MICRO_DEFAULTS, MICRO_KASMINA
+from esper_core.blueprint_catalog import BlueprintEntry, declare_blueprints
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
 
@@ -28,15 +26,6 @@ OWN_DATA_DEFAULTS = CIFAR10_DEFAULTS
 
 TOPOLOGY = "cnn"
 _PKG = "esper_blueprints_cnn"
-
-
-@frozen
-class Entry:
-    index: int
-    name: str
-    module: str  # submodule of esper_blueprints_cnn.blueprints holding the factory
-    description: str
-    paper: str | None
 
 
 #: Token forms (esper_core.discovery grammar) of the blueprints the grammar can express; each
@@ -57,66 +46,88 @@ TOKENS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: Catalog indices 0–7 and 13–23 (DESIGN §8). Every one of them starts at identity.
-ENTRIES: tuple[Entry, ...] = (
-    Entry(0, "noop", "basic", "identity: the control seed, no parameters", None),
-    Entry(1, "conv_light", "basic", "residual 3×3 conv + GroupNorm + ReLU, zero-init scale",
-          "He et al. 2016, Deep Residual Learning for Image Recognition"),
-    Entry(2, "attention", "attention", "squeeze-and-excitation channel gate, zero-init excitation",
-          "Hu et al. 2018, Squeeze-and-Excitation Networks"),
-    Entry(3, "norm", "basic", "learnable-scaled GroupNorm residual",
-          "Wu & He 2018, Group Normalization"),
-    Entry(4, "depthwise", "efficient", "depthwise 3×3 + pointwise 1×1 (zero-init), residual",
-          "Howard et al. 2017, MobileNets"),
-    Entry(5, "bottleneck", "efficient", "1×1 down ×4, 3×3, 1×1 up (zero-init), residual",
-          "He et al. 2016, Deep Residual Learning for Image Recognition"),
-    Entry(6, "conv_small", "basic", "zero-init 1×1 conv residual", None),
-    Entry(7, "conv_heavy", "basic", "two conv_light blocks in sequence",
-          "He et al. 2016, Deep Residual Learning for Image Recognition"),
-    Entry(13, "dilated", "basic", "conv_light with dilation 2 (5×5 receptive field)",
-          "Yu & Koltun 2016, Multi-Scale Context Aggregation by Dilated Convolutions"),
-    Entry(14, "asymmetric", "convs", "factorised 3×1 + 1×3 conv residual",
-          "Szegedy et al. 2016, Rethinking the Inception Architecture"),
-    Entry(15, "coord", "convs", "3×3 conv over features + coordinate channels, residual",
-          "Liu et al. 2018, An Intriguing Failing of CNNs and the CoordConv Solution"),
-    Entry(16, "gated", "convs", "gated 3×3 conv a·σ(b), residual",
-          "Dauphin et al. 2017, Language Modeling with Gated Convolutional Networks"),
-    Entry(17, "eca", "attention", "efficient channel attention: 1-D conv over pooled channels",
-          "Wang et al. 2020, ECA-Net"),
-    Entry(18, "spatial_attention", "attention", "CBAM spatial gate from channel mean and max",
-          "Woo et al. 2018, CBAM: Convolutional Block Attention Module"),
-    Entry(19, "shift", "efficient", "zero-parameter spatial shift + 1×1 conv residual",
-          "Wu et al. 2018, Shift: A Zero FLOP, Zero Parameter Alternative to Spatial Convolutions"),
-    Entry(20, "shuffle", "efficient", "grouped 1×1, channel shuffle, depthwise 3×3, residual",
-          "Zhang et al. 2018, ShuffleNet"),
-    Entry(21, "reparam", "convs", "parallel 3×3 + 1×1 convs, foldable into one 3×3, residual",
-          "Ding et al. 2021, RepVGG: Making VGG-style ConvNets Great Again"),
-    Entry(22, "mixdw", "efficient", "mixed 3/5/7 depthwise kernels + pointwise, residual",
-          "Tan & Le 2019, MixConv: Mixed Depthwise Convolutional Kernels"),
-    Entry(23, "laplacian", "convs", "fixed Laplacian edge filter + learned 1×1 projection, residual",
-          None),
+#: Catalog indices 0–7 and 13–23 (DESIGN §8). Every one of them starts at identity; ``family``
+#: names the module of :mod:`esper_blueprints_cnn.blueprints` that builds it.
+BLUEPRINTS: tuple[BlueprintEntry, ...] = (
+    BlueprintEntry(index=0, name="noop", factory="basic:noop", estimate=estimates.noop,
+                   description="identity: the control seed, no parameters",
+                   tokens=TOKENS["noop"], metadata={"family": "basic"}, identity_at_init=True),
+    BlueprintEntry(index=1, name="conv_light", factory="basic:conv_light", estimate=estimates.conv_light,
+                   description="residual 3×3 conv + GroupNorm + ReLU, zero-init scale",
+                   paper="He et al. 2016, Deep Residual Learning for Image Recognition",
+                   tokens=TOKENS["conv_light"], metadata={"family": "basic"}, identity_at_init=True),
+    BlueprintEntry(index=2, name="attention", factory="attention:attention", estimate=estimates.attention,
+                   description="squeeze-and-excitation channel gate, zero-init excitation",
+                   paper="Hu et al. 2018, Squeeze-and-Excitation Networks",
+                   tokens=TOKENS["attention"], metadata={"family": "attention"}, identity_at_init=True),
+    BlueprintEntry(index=3, name="norm", factory="basic:norm", estimate=estimates.norm,
+                   description="learnable-scaled GroupNorm residual",
+                   paper="Wu & He 2018, Group Normalization",
+                   tokens=TOKENS["norm"], metadata={"family": "basic"}, identity_at_init=True),
+    BlueprintEntry(index=4, name="depthwise", factory="efficient:depthwise", estimate=estimates.depthwise,
+                   description="depthwise 3×3 + pointwise 1×1 (zero-init), residual",
+                   paper="Howard et al. 2017, MobileNets",
+                   tokens=TOKENS["depthwise"], metadata={"family": "efficient"}, identity_at_init=True),
+    BlueprintEntry(index=5, name="bottleneck", factory="efficient:bottleneck", estimate=estimates.bottleneck,
+                   description="1×1 down ×4, 3×3, 1×1 up (zero-init), residual",
+                   paper="He et al. 2016, Deep Residual Learning for Image Recognition",
+                   tokens=TOKENS["bottleneck"], metadata={"family": "efficient"}, identity_at_init=True),
+    BlueprintEntry(index=6, name="conv_small", factory="basic:conv_small", estimate=estimates.conv_small,
+                   description="zero-init 1×1 conv residual",
+                   tokens=TOKENS["conv_small"], metadata={"family": "basic"}, identity_at_init=True),
+    BlueprintEntry(index=7, name="conv_heavy", factory="basic:conv_heavy", estimate=estimates.conv_heavy,
+                   description="two conv_light blocks in sequence",
+                   paper="He et al. 2016, Deep Residual Learning for Image Recognition",
+                   tokens=TOKENS["conv_heavy"], metadata={"family": "basic"}, identity_at_init=True),
+    BlueprintEntry(index=13, name="dilated", factory="basic:dilated", estimate=estimates.dilated,
+                   description="conv_light with dilation 2 (5×5 receptive field)",
+                   paper="Yu & Koltun 2016, Multi-Scale Context Aggregation by Dilated Convolutions",
+                   tokens=TOKENS["dilated"], metadata={"family": "basic"}, identity_at_init=True),
+    BlueprintEntry(index=14, name="asymmetric", factory="convs:asymmetric", estimate=estimates.asymmetric,
+                   description="factorised 3×1 + 1×3 conv residual",
+                   paper="Szegedy et al. 2016, Rethinking the Inception Architecture",
+                   metadata={"family": "convs"}, identity_at_init=True),
+    BlueprintEntry(index=15, name="coord", factory="convs:coord", estimate=estimates.coord,
+                   description="3×3 conv over features + coordinate channels, residual",
+                   paper="Liu et al. 2018, An Intriguing Failing of CNNs and the CoordConv Solution",
+                   metadata={"family": "convs"}, identity_at_init=True),
+    BlueprintEntry(index=16, name="gated", factory="convs:gated", estimate=estimates.gated,
+                   description="gated 3×3 conv a·σ(b), residual",
+                   paper="Dauphin et al. 2017, Language Modeling with Gated Convolutional Networks",
+                   metadata={"family": "convs"}, identity_at_init=True),
+    BlueprintEntry(index=17, name="eca", factory="attention:eca", estimate=estimates.eca,
+                   description="efficient channel attention: 1-D conv over pooled channels",
+                   paper="Wang et al. 2020, ECA-Net",
+                   metadata={"family": "attention"}, identity_at_init=True),
+    BlueprintEntry(index=18, name="spatial_attention", factory="attention:spatial_attention",
+                   estimate=estimates.spatial_attention,
+                   description="CBAM spatial gate from channel mean and max",
+                   paper="Woo et al. 2018, CBAM: Convolutional Block Attention Module",
+                   metadata={"family": "attention"}, identity_at_init=True),
+    BlueprintEntry(index=19, name="shift", factory="efficient:shift", estimate=estimates.shift,
+                   description="zero-parameter spatial shift + 1×1 conv residual",
+                   paper="Wu et al. 2018, Shift: A Zero FLOP, Zero Parameter Alternative to Spatial Convolutions",
+                   metadata={"family": "efficient"}, identity_at_init=True),
+    BlueprintEntry(index=20, name="shuffle", factory="efficient:shuffle", estimate=estimates.shuffle,
+                   description="grouped 1×1, channel shuffle, depthwise 3×3, residual",
+                   paper="Zhang et al. 2018, ShuffleNet",
+                   metadata={"family": "efficient"}, identity_at_init=True),
+    BlueprintEntry(index=21, name="reparam", factory="convs:reparam", estimate=estimates.reparam,
+                   description="parallel 3×3 + 1×1 convs, foldable into one 3×3, residual",
+                   paper="Ding et al. 2021, RepVGG: Making VGG-style ConvNets Great Again",
+                   metadata={"family": "convs"}, identity_at_init=True),
+    BlueprintEntry(index=22, name="mixdw", factory="efficient:mixdw", estimate=estimates.mixdw,
+                   description="mixed 3/5/7 depthwise kernels + pointwise, residual",
+                   paper="Tan & Le 2019, MixConv: Mixed Depthwise Convolutional Kernels",
+                   metadata={"family": "efficient"}, identity_at_init=True),
+    BlueprintEntry(index=23, name="laplacian", factory="convs:laplacian", estimate=estimates.laplacian,
+                   description="fixed Laplacian edge filter + learned 1×1 projection, residual",
+                   metadata={"family": "convs"}, identity_at_init=True),
 )
 
 
 def blueprint_specs() -> list[BlueprintSpec]:
-    specs = []
-    for e in ENTRIES:
-        estimate: Callable[[int], int] = getattr(estimates, e.name)
-        specs.append(
-            BlueprintSpec(
-                name=e.name,
-                topology=TOPOLOGY,
-                factory=lazy(f"{_PKG}.blueprints.{e.module}:{e.name}"),
-                param_estimate=estimate,
-                description=e.description,
-                action_index=e.index,
-                identity_at_init=True,
-                paper=e.paper,
-                metadata={"family": e.module},
-                tokens=TOKENS.get(e.name),
-            )
-        )
-    return specs
+    return declare_blueprints(topology=TOPOLOGY, factories=f"{_PKG}.blueprints", entries=BLUEPRINTS)
 
 
 #: The widest block of the shapes host (``esper blueprints`` prices blueprints at it).

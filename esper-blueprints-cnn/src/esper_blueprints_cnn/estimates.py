@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import math
 
+from esper_core.blueprint_catalog import check_width
+
 #: MixConv kernel sizes, smallest first (Tan & Le 2019 use 3, 5, 7, 9 on wide layers).
 MIXDW_KERNELS: tuple[int, ...] = (3, 5, 7)
 #: CBAM spatial-attention kernel (Woo et al. 2018).
 SPATIAL_ATTENTION_KERNEL = 7
-
-
-def check_width(width: int) -> int:
-    """Reject widths no blueprint can build (bools, non-integers, < 1); shared with plugins."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be an integer >= 1, got {width!r}")
-    return width
 
 
 def norm_groups(width: int) -> int:

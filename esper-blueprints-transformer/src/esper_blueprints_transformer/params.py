@@ -7,6 +7,8 @@ asserted against the real module in the test-suite, at several widths.
 
 from __future__ import annotations
 
+from esper_core.blueprint_catalog import check_width
+
 #: Target size of one attention head in the seed blueprints.
 SEED_HEAD_DIM = 16
 LORA_RANK = 8
@@ -15,7 +17,7 @@ LORA_LARGE_RANK = 32
 
 def seed_heads(width: int) -> int:
     """Heads for an attention seed of ``width``: about one per 16 features, dividing ``width``."""
-    _check_width(width)
+    check_width(width)
     heads = max(1, width // SEED_HEAD_DIM)
     while width % heads:
         heads -= 1
@@ -23,19 +25,19 @@ def seed_heads(width: int) -> int:
 
 
 def noop_params(width: int) -> int:
-    _check_width(width)
+    check_width(width)
     return 0
 
 
 def norm_params(width: int) -> int:
     """LayerNorm weight (the zero-initialised scale) and bias."""
-    _check_width(width)
+    check_width(width)
     return 2 * width
 
 
 def lora_params(width: int, rank: int = LORA_RANK) -> int:
     """Down projection A (rank × width) and up projection B (width × rank), no biases."""
-    _check_width(width)
+    check_width(width)
     return 2 * width * rank
 
 
@@ -45,21 +47,16 @@ def lora_large_params(width: int) -> int:
 
 def attention_params(width: int) -> int:
     """Pre-norm LayerNorm (2d), fused QKV with bias (3d² + 3d), output projection (d² + d)."""
-    _check_width(width)
+    check_width(width)
     return 4 * width * width + 6 * width
 
 
 def mlp_params(width: int, expansion: int = 4) -> int:
     """Pre-norm LayerNorm (2d), d → e·d with bias, e·d → d with bias."""
-    _check_width(width)
+    check_width(width)
     hidden = expansion * width
     return 2 * width + (width * hidden + hidden) + (hidden * width + width)
 
 
 def mlp_small_params(width: int) -> int:
     return mlp_params(width, 2)
-
-
-def _check_width(width: int) -> None:
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be an integer ≥ 1, got {width!r}")

@@ -1,7 +1,8 @@
 """The ``transformer`` entry point: blueprints 0, 2, 3, 8–12 and the text tasks.
 
-Torch-free at import: factories are lazy references and parameter counts are integer
-arithmetic (:mod:`esper_blueprints_transformer.params`), so ``esper plugins`` and
+Torch-free at import: blueprints are declared with :mod:`esper_core.blueprint_catalog`
+(factories are ``module:attr`` paths, imported when a seed is built) and parameter counts are
+integer arithmetic (:mod:`esper_blueprints_transformer.params`), so ``esper plugins`` and
 ``esper blueprints`` never import torch.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from esper_blueprints_transformer import params
 from esper_blueprints_transformer.config import GPTConfig
 from esper_blueprints_transformer.defaults import TRANSFORMER_DEFAULTS
+from esper_core.blueprint_catalog import BlueprintEntry, declare_blueprints
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
@@ -32,47 +34,39 @@ TASK_DEFAULTS = {
 }
 
 
-def _blueprint(name: str, module: str, estimate: object, description: str, index: int, **kw: object) -> BlueprintSpec:
-    return BlueprintSpec(
-        name=name,
-        topology=TOPOLOGY,
-        factory=lazy(f"{_PKG}.blueprints.{module}:{name}"),
-        param_estimate=estimate,  # type: ignore[arg-type]
-        description=description,
-        action_index=index,
-        **kw,  # type: ignore[arg-type]
-    )
+#: Blueprints 0, 2, 3 and 8–12 (DESIGN §8), each the identity at initialisation.
+BLUEPRINTS: tuple[BlueprintEntry, ...] = (
+    BlueprintEntry(index=0, name="noop", factory="residual:noop", estimate=params.noop_params,
+                   description="identity (control arm, no parameters)", identity_at_init=True),
+    BlueprintEntry(index=2, name="attention", factory="attention:attention", estimate=params.attention_params,
+                   description="causal multi-head self-attention residual, zero-initialised output projection",
+                   identity_at_init=True, paper=_VASWANI),
+    BlueprintEntry(index=3, name="norm", factory="residual:norm", estimate=params.norm_params,
+                   description="learnable-scaled LayerNorm residual, scale zero-initialised",
+                   identity_at_init=True, paper="Ba et al. 2016, Layer Normalization (arXiv:1607.06450)"),
+    BlueprintEntry(index=8, name="lora", factory="residual:lora", estimate=params.lora_params,
+                   description="rank-8 low-rank residual adapter x + B(Ax), B zero-initialised",
+                   identity_at_init=True, paper=_LORA),
+    BlueprintEntry(index=9, name="lora_large", factory="residual:lora_large", estimate=params.lora_large_params,
+                   description="rank-32 low-rank residual adapter x + B(Ax), B zero-initialised",
+                   identity_at_init=True, paper=_LORA),
+    BlueprintEntry(index=10, name="mlp_small", factory="residual:mlp_small", estimate=params.mlp_small_params,
+                   description="2x GELU MLP residual, zero-initialised output",
+                   identity_at_init=True, paper=_VASWANI),
+    BlueprintEntry(index=11, name="mlp", factory="residual:mlp", estimate=params.mlp_params,
+                   description="4x GELU MLP residual, zero-initialised output",
+                   identity_at_init=True, paper=_VASWANI),
+    BlueprintEntry(index=12, name="flex_attention", factory="flex:flex_attention", estimate=params.attention_params,
+                   description="causal block-masked attention via FlexAttention, masked-SDPA fallback",
+                   identity_at_init=True,
+                   paper="Dong et al. 2024, Flex Attention (arXiv:2412.05496); " + _VASWANI,
+                   metadata={"torchscript": False}),
+)
 
 
 @hookimpl
 def esper_register_blueprints() -> list[BlueprintSpec]:
-    return [
-        _blueprint("noop", "residual", params.noop_params, "identity (control arm, no parameters)", 0,
-                   identity_at_init=True),
-        _blueprint("attention", "attention", params.attention_params,
-                   "causal multi-head self-attention residual, zero-initialised output projection", 2,
-                   identity_at_init=True, paper=_VASWANI),
-        _blueprint("norm", "residual", params.norm_params,
-                   "learnable-scaled LayerNorm residual, scale zero-initialised", 3,
-                   identity_at_init=True, paper="Ba et al. 2016, Layer Normalization (arXiv:1607.06450)"),
-        _blueprint("lora", "residual", params.lora_params,
-                   "rank-8 low-rank residual adapter x + B(Ax), B zero-initialised", 8,
-                   identity_at_init=True, paper=_LORA),
-        _blueprint("lora_large", "residual", params.lora_large_params,
-                   "rank-32 low-rank residual adapter x + B(Ax), B zero-initialised", 9,
-                   identity_at_init=True, paper=_LORA),
-        _blueprint("mlp_small", "residual", params.mlp_small_params,
-                   "2x GELU MLP residual, zero-initialised output", 10,
-                   identity_at_init=True, paper=_VASWANI),
-        _blueprint("mlp", "residual", params.mlp_params,
-                   "4x GELU MLP residual, zero-initialised output", 11,
-                   identity_at_init=True, paper=_VASWANI),
-        _blueprint("flex_attention", "flex", params.attention_params,
-                   "causal block-masked attention via FlexAttention, masked-SDPA fallback", 12,
-                   identity_at_init=True,
-                   paper="Dong et al. 2024, Flex Attention (arXiv:2412.05496); " + _VASWANI,
-                   metadata={"torchscript": False}),
-    ]
+    return declare_blueprints(topology=TOPOLOGY, factories=f"{_PKG}.blueprints", entries=BLUEPRINTS)
 
 
 @hookimpl

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from esper_antipatterns.blueprints._layers import LayerScale
-from esper_antipatterns.estimates import ENSEMBLE_BRANCHES, check_width, norm_groups
+from esper_antipatterns.estimates import ENSEMBLE_BRANCHES, norm_groups
+from esper_core.blueprint_catalog import check_width
 
 
 class ExpensiveIdentity(nn.Module):

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from esper_antipatterns.blueprints._layers import LayerScale
-from esper_antipatterns.estimates import DEEP_LINEAR_DEPTH, check_width
+from esper_antipatterns.estimates import DEEP_LINEAR_DEPTH
+from esper_core.blueprint_catalog import check_width
 
 
 class SigmoidSandwich(nn.Module):

@@ -8,13 +8,6 @@ from torch import nn
 from esper_blueprints_cnn.estimates import norm_groups
 
 
-def check_width(width: int) -> int:
-    """Reject widths the blueprints cannot build (bools, non-integers, < 1)."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be an integer >= 1, got {width!r}")
-    return width
-
-
 def group_norm(width: int) -> nn.GroupNorm:
     """GroupNorm (Wu & He 2018): batch-independent, so a seed behaves the same in train and
     eval mode and under the counterfactual pass, for any batch and spatial size."""

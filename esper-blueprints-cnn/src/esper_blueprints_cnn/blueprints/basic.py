@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from esper_blueprints_cnn.blueprints._layers import ChannelScale, check_width, group_norm, zero_
+from esper_blueprints_cnn.blueprints._layers import ChannelScale, group_norm, zero_
+from esper_core.blueprint_catalog import check_width
 
 
 class ConvLight(nn.Module):

@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esper_blueprints_cnn.blueprints._layers import ChannelScale, check_width, group_norm, zero_
+from esper_blueprints_cnn.blueprints._layers import ChannelScale, group_norm, zero_
 from esper_blueprints_cnn.estimates import (
     bottleneck_hidden,
     mixdw_splits,
     shift_group,
     shuffle_groups,
 )
+from esper_core.blueprint_catalog import check_width
 
 
 class DepthwiseSeparable(nn.Module):

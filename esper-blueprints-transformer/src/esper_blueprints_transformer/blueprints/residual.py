@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esper_blueprints_transformer.params import LORA_LARGE_RANK, LORA_RANK, _check_width
+from esper_blueprints_transformer.params import LORA_LARGE_RANK, LORA_RANK
+from esper_core.blueprint_catalog import check_width
 
 
 class Noop(nn.Module):
@@ -74,35 +75,35 @@ class ResidualMLP(nn.Module):
 
 def noop(*, width: int) -> nn.Module:
     """Blueprint 0: identity."""
-    _check_width(width)
+    check_width(width)
     return Noop()
 
 
 def norm(*, width: int) -> nn.Module:
     """Blueprint 3: learnable-scaled LayerNorm residual, scale zero-initialised."""
-    _check_width(width)
+    check_width(width)
     return ScaledNorm(width=width)
 
 
 def lora(*, width: int) -> nn.Module:
     """Blueprint 8: rank-8 low-rank residual adapter (Hu et al. 2021)."""
-    _check_width(width)
+    check_width(width)
     return LoRA(width=width, rank=LORA_RANK)
 
 
 def lora_large(*, width: int) -> nn.Module:
     """Blueprint 9: rank-32 low-rank residual adapter (Hu et al. 2021)."""
-    _check_width(width)
+    check_width(width)
     return LoRA(width=width, rank=LORA_LARGE_RANK)
 
 
 def mlp_small(*, width: int) -> nn.Module:
     """Blueprint 10: 2× GELU MLP residual, output zero-initialised."""
-    _check_width(width)
+    check_width(width)
     return ResidualMLP(width=width, expansion=2)
 
 
 def mlp(*, width: int) -> nn.Module:
     """Blueprint 11: 4× GELU MLP residual, output zero-initialised (Vaswani et al. 2017)."""
-    _check_width(width)
+    check_width(width)
     return ResidualMLP(width=width, expansion=4)
