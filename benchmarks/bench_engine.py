@@ -34,18 +34,18 @@ from typing import Any
 
 import structlog
 import torch
+from plain_reference import PlainLoop
 
 from esper_core.config import RunConfig
 from esper_core.contracts.stages import SeedStage
 from esper_core.kasmina import SafetyGovernor, SeedTrainer, evaluate
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.policies import make_policy
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.seeding import choose_threads
+from esper_core.setup.tasks import build_model, build_task
 from esper_core.telemetry.hub import TelemetryHub
-from esper_core.tolaria.episode import HostEpisode, build_model
-from esper_core.tolaria.job import make_policy
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.seeding import choose_threads
-from esper_core.tolaria.vector import build_task
-from plain_reference import PlainLoop
+from esper_core.tolaria.episode import HostEpisode
 
 
 def _resolved(catalog: Any, **task_options: Any) -> Any:

@@ -46,10 +46,9 @@ from esper_core.config import RunConfig
 from esper_core.contracts.reports import EpochReport
 from esper_core.kasmina import SafetyGovernor, SeedTrainer, evaluate
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
-from esper_core.tolaria.episode import build_model
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.seeding import choose_threads
-from esper_core.tolaria.vector import build_task
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.seeding import choose_threads
+from esper_core.setup.tasks import build_model, build_task
 
 VARIANTS = ("none", "minimal", "standard", "diagnostic")
 

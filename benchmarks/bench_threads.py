@@ -1,5 +1,5 @@
 """Threads × memory format for the default CNN host's training step (why small hosts get one
-thread: see ``esper_core.tolaria.seeding.choose_threads``).
+thread: see ``esper_core.setup.seeding.choose_threads``).
 
 Times one AdamW training step of the default 8/16/32 host at batch 128 for 1 and 2 intra-op
 threads, contiguous and channels-last, interleaved and repeated. Prints one JSON object.

@@ -21,9 +21,10 @@ from esper_core.contracts.events import EpochEnded, SeedLifecycle, TelemetryEven
 from esper_core.contracts.stages import SeedStage
 from esper_core.log_config import configure_logging
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.policies import make_policy
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.tasks import prepare_task
 from esper_core.tolaria.episode import HostEpisode
-from esper_core.tolaria.job import make_policy, prepare_task
-from esper_core.tolaria.resolve import resolve_run
 
 # The experiments print their own progress; the engine's per-epoch log lines would drown it.
 configure_logging("warning", "console")

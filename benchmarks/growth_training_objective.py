@@ -29,8 +29,8 @@ from growth_lib import resolve, threads
 
 from esper_core.contracts.decisions import Decision, Op
 from esper_core.contracts.events import EpochEnded, TelemetryEvent
+from esper_core.setup.tasks import prepare_task
 from esper_core.tolaria.episode import HostEpisode
-from esper_core.tolaria.job import prepare_task
 
 OBJECTIVES = ("straight_through", "feedback")
 

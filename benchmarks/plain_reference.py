@@ -64,9 +64,9 @@ def main() -> None:
     # run engine (Kasmina's model, trainer, governor, policy, telemetry) is used.
     from esper_core.config import RunConfig
     from esper_core.plugins import PluginSettings, build_catalog, load_plugins
-    from esper_core.tolaria.resolve import resolve_run
-    from esper_core.tolaria.seeding import choose_threads
-    from esper_core.tolaria.vector import build_task
+    from esper_core.setup.resolve import resolve_run
+    from esper_core.setup.seeding import choose_threads
+    from esper_core.setup.tasks import build_task
 
     catalog = build_catalog(load_plugins(PluginSettings(autoload=True)))
     resolved = resolve_run(RunConfig.from_dict({"run": {"seed": args.seed}}), catalog)

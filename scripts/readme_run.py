@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from esper_core.tolaria.report import format_summary
+from esper_core.presentation.run_report import format_summary
 
 
 def main() -> None:

@@ -25,10 +25,10 @@ import pytest
 
 from esper_core.config import RunConfig
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.tolaria.evaluation import evaluate_checkpoint
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
 from esper_policies.offline.collect import collect
 
 T_THRESHOLD = 3.4

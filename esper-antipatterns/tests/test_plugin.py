@@ -68,7 +68,7 @@ def test_cli_listing_json_and_errors() -> None:
     assert table.exit_code == 0
     lines = table.output.splitlines()
     assert lines[0].split()[:3] == ["stage", "index", "name"]
-    # The same header rule as every other table (esper_core.cli.table.format_table).
+    # The same header rule as every other table (esper_core.presentation.table.format_table).
     assert set(lines[1].replace(" ", "")) == {"-"}
     assert [line.split()[2] for line in lines[2:]] == curriculum()
     data = json.loads(runner.invoke(antipatterns_command, ["--category", "deceptive", "--json"]).output)

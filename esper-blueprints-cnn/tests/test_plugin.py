@@ -66,7 +66,7 @@ def test_cnn_defaults_train_the_host_through_a_blending_seed() -> None:
 
 def test_shapes_resolves_its_own_seed_limit_and_recipe() -> None:
     from esper_core.config import RunConfig
-    from esper_core.tolaria.resolve import resolve_run
+    from esper_core.setup.resolve import resolve_run
 
     catalog = build_catalog(load_plugins(PluginSettings(allow=("cnn", "policies", "core"))))
     resolved = resolve_run(RunConfig.from_dict({"run": {"task": "shapes", "policy": "noop"}}), catalog)

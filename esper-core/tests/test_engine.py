@@ -13,14 +13,15 @@ from esper_core import hookimpl
 from esper_core.config import RunConfig
 from esper_core.contracts import Op, PolicySpec, SeedStage, SlotReport
 from esper_core.errors import ConfigError, UnknownNameError
+from esper_core.files import write_json
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.presentation.run_report import format_summary
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir, default_run_dir
 from esper_core.testing import toy
 from esper_core.tolaria.job import execute_run
 from esper_core.tolaria.ledger import SeedLedger
 from esper_core.tolaria.masks import build_action_mask
-from esper_core.tolaria.report import format_summary
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir, default_run_dir, write_json
 
 
 @pytest.fixture
@@ -171,7 +172,7 @@ def test_toy_task_is_not_installed_as_a_plugin():
 
 
 def test_thread_choice():
-    from esper_core.tolaria.seeding import choose_threads
+    from esper_core.setup.seeding import choose_threads
 
     assert choose_threads(3, "cpu", 10) == 3
     assert choose_threads(0, "cpu", 10_000) == 1
@@ -180,7 +181,7 @@ def test_thread_choice():
 
 
 def test_device_resolution():
-    from esper_core.tolaria.seeding import resolve_device
+    from esper_core.setup.seeding import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -316,7 +317,7 @@ def test_deterministic_sets_the_torch_switches() -> None:
 
     code = (
         "import os, torch\n"
-        "from esper_core.tolaria.seeding import seed_everything\n"
+        "from esper_core.setup.seeding import seed_everything\n"
         "before = torch.are_deterministic_algorithms_enabled()\n"
         "seed_everything(3, deterministic=True)\n"
         "print(before, torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,\n"

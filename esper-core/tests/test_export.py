@@ -19,13 +19,13 @@ from esper_core.errors import ConfigError
 from esper_core.kasmina import MorphogeneticModel
 from esper_core.kasmina.slot import SeedSlot
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage import export as export_module
+from esper_core.storage.export import BlendedSeed, export_model, fold, load_run_model
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
 from esper_core.testing.distributions import run_esper
-from esper_core.tolaria import export as export_module
-from esper_core.tolaria.export import BlendedSeed, export_model, fold, load_run_model
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,11 @@ from esper_core.contracts.specs import ObserverSpec, TaskSpec
 from esper_core.errors import PluginError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.plugins.blame import blame_plugin_code, from_traceback
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
+from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
-from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments
 
 MODULE = "failing_plugin"
 

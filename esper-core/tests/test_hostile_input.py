@@ -26,11 +26,11 @@ from esper_core.config import RunConfig
 from esper_core.contracts import BlueprintSpec, PolicySpec
 from esper_core.errors import PluginError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
 from esper_core.testing.distributions import run_esper
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
 
 
 class Raising(Germinating):

@@ -11,10 +11,10 @@ from engine_helpers import Scripted, _policies_plugin
 from esper_core.config import RunConfig
 from esper_core.log_config import configure_logging
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.tasks import build_task
 from esper_core.testing import toy
 from esper_core.tolaria.episode import run_episode
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.vector import build_task
 
 EPOCH_KEYS = {"event", "level", "timestamp", "episode", "epoch", "policy", "val_accuracy", "train_loss",
               "decision", "applied", "slots"}

@@ -25,11 +25,10 @@ from esper_core.contracts.stages import (
 from esper_core.errors import ConfigError, InvalidTransitionError
 from esper_core.kasmina.slot import SEEDED_STAGES
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.tasks import build_model, build_task
+from esper_core.storage.run_checkpoint import architecture_state, rebuild_architecture
 from esper_core.testing import toy
-from esper_core.tolaria.checkpoint import architecture_state, rebuild_architecture
-from esper_core.tolaria.episode import build_model
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.vector import build_task
 
 STAGES = st.sampled_from(list(SeedStage))
 

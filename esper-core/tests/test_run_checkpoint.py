@@ -17,13 +17,13 @@ from esper_core.config import RunConfig
 from esper_core.contracts import Decision, Op, PolicySpec
 from esper_core.errors import CheckpointError, ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage import run_checkpoint as checkpoint_module
+from esper_core.storage.run_checkpoint import list_checkpoints, load_run_checkpoint
+from esper_core.storage.rundir import create_run_dir
 from esper_core.telemetry.jsonl import read_events
 from esper_core.testing import toy
-from esper_core.tolaria import checkpoint as checkpoint_module
-from esper_core.tolaria.checkpoint import list_checkpoints, load_run_checkpoint
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
 
 EPOCHS = 9
 
@@ -357,7 +357,7 @@ def test_a_state_with_an_unlisted_class_fails_at_the_first_checkpoint(tmp_path):
 @pytest.mark.parametrize("field", ["rng", "curve", "architecture"])
 def test_allowed_but_ill_fitting_state_is_a_clear_error(catalog, one_checkpoint, field):
     """Only data classes, yet not this run's state: a CheckpointError, not a traceback."""
-    from esper_core.tolaria import state_pickle
+    from esper_core.storage import safe_pickle as state_pickle
 
     out, path = one_checkpoint
     data = torch.load(path, weights_only=True)

@@ -17,18 +17,26 @@ from esper_core.config import RunConfig
 from esper_core.contracts import Decision, PolicySpec
 from esper_core.errors import CheckpointError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.run_checkpoint import list_checkpoints
+from esper_core.storage.rundir import (
+    LOCK_FILE,
+    RunDirBusy,
+    RunDirLock,
+    create_run_dir,
+    first_missing,
+    lock_holder,
+    own_run_dir,
+)
 from esper_core.testing import toy
 from esper_core.testing.distributions import run_esper
-from esper_core.tolaria.checkpoint import list_checkpoints
-from esper_core.tolaria.job import RunInterrupted, execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import (LOCK_FILE, RunDirBusy, RunDirLock, create_run_dir, first_missing,
-                                       lock_holder, own_run_dir)
+from esper_core.tolaria.interrupts import RunInterrupted
+from esper_core.tolaria.job import execute_run
 
 HOLD = """
 import sys
 from pathlib import Path
-from esper_core.tolaria.rundir import RunDirLock
+from esper_core.storage.rundir import RunDirLock
 lock = RunDirLock.acquire(Path(sys.argv[1]))
 print("locked", flush=True)
 sys.stdin.read()

@@ -10,20 +10,15 @@ from esper_core.config import RunConfig
 from esper_core.contracts import Decision, Op
 from esper_core.errors import ConfigError, EsperError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.seeding import RngStream
+from esper_core.setup.tasks import build_task, episode_seed
+from esper_core.storage.policy_checkpoint import check_compatible, load_policy_checkpoint, save_policy_checkpoint
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
+from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments, make_environments
 from esper_core.tolaria.episode import HostEpisode, run_episode
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.policy_checkpoint import check_compatible, load_policy_checkpoint, save_policy_checkpoint
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
-from esper_core.tolaria.seeding import RngStream
-from esper_core.tolaria.vector import (
-    InProcessEnvironments,
-    WorkerEnvironments,
-    build_task,
-    episode_seed,
-    make_environments,
-)
 
 
 @pytest.fixture

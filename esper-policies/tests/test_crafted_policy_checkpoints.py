@@ -10,10 +10,10 @@ import torch
 from esper_core.config import RunConfig
 from esper_core.errors import ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
 from esper_policies import checkpoint, plugin
 
 SLOTS = ("hidden1", "hidden2")

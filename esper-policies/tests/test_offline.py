@@ -13,11 +13,12 @@ from esper_core.config import RunConfig
 from esper_core.contracts.decisions import Op
 from esper_core.errors import ConfigError, DataError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
 from esper_core.tolaria.evaluation import evaluate_checkpoint
-from esper_core.tolaria.job import RunInterrupted, execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
+from esper_core.tolaria.interrupts import RunInterrupted
+from esper_core.tolaria.job import execute_run
 from esper_policies import plugin
 from esper_policies.encoding import MaskBatch
 from esper_policies.iql.config import IQLConfig
@@ -255,12 +256,12 @@ def test_a_dataset_being_recorded_is_not_recorded_into_by_another_process(catalo
     import subprocess
     import sys
 
-    from esper_core.tolaria.rundir import RunDirBusy
+    from esper_core.storage.rundir import RunDirBusy
 
     out = tmp_path / "ds"
     shutil.copytree(datasets / "random", out)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from esper_core.tolaria.rundir import "
+        [sys.executable, "-c", "import sys; from pathlib import Path; from esper_core.storage.rundir import "
          "RunDirLock; lock = RunDirLock.acquire(Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()",
          str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

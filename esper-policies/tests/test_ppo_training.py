@@ -14,13 +14,15 @@ from esper_core.config import RunConfig
 from esper_core.contracts import PolicyContext
 from esper_core.errors import ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.presentation.evaluation_report import format_evaluation
+from esper_core.presentation.run_report import format_summary
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
-from esper_core.tolaria.evaluation import evaluate_checkpoint, format_evaluation
-from esper_core.tolaria.job import RunInterrupted, execute_run
-from esper_core.tolaria.report import format_summary
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
-from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments
+from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments
+from esper_core.tolaria.evaluation import evaluate_checkpoint
+from esper_core.tolaria.interrupts import RunInterrupted
+from esper_core.tolaria.job import execute_run
 from esper_policies import plugin
 from esper_policies.checkpoint_policy import ppo_from_context
 

@@ -16,10 +16,10 @@ from esper_core.contracts import Decision, EpochReport, Op, PolicySpec
 from esper_core.contracts.events import GradientHealth, event_from_record
 from esper_core.errors import ConfigError, PluginError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
 from esper_telemetry import observer as observer_module
 from esper_telemetry import plugin
 from esper_telemetry.gradient_health import GradientHealthConfig

@@ -21,10 +21,10 @@ from esper_core.contracts.events import event_from_record
 from esper_core.contracts.specs import SinkSpec
 from esper_core.markers import hookimpl
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing.distributions import run_esper
 from esper_core.tolaria.job import execute_run
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import create_run_dir
 from esper_telemetry.commands import runs
 
 SMALL = ["--task", "shapes", "--task-option", "train_size=200", "--task-option", "val_size=100",

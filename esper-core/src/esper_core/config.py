@@ -110,7 +110,7 @@ class RunConfig:
     param_budget: int | None = field(default=None, validator=optional_int_at_least(0))
     compare_baseline: bool = field(default=True, validator=_check(_is_bool, "true or false"))
     deterministic: bool = field(default=False, validator=_check(_is_bool, "true or false"))
-    #: torch intra-op threads on CPU; 0 = automatic (see esper_core.tolaria.seeding.choose_threads)
+    #: torch intra-op threads on CPU; 0 = automatic (see esper_core.setup.seeding.choose_threads)
     threads: int = field(default=0, validator=int_at_least(0))
     reward_preset: str = field(default="shaped", validator=_check(lambda v: isinstance(v, str) and v, "a preset name"))
     telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_name_list)

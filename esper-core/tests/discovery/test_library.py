@@ -16,8 +16,8 @@ from esper_core.discovery.library import (
 )
 from esper_core.plugins.manager import PluginSettings, load_plugins
 from esper_core.plugins.registry import build_catalog
+from esper_core.setup.resolve import register_library
 from esper_core.testing import BlueprintConformance, toy
-from esper_core.tolaria.resolve import register_library
 
 ENTRIES = [
     LibraryEntry(name="found-a", tokens="RES_START CONV KERNEL_3 DILATE_2 OUT_IN GELU SCALE RES_END".split(),

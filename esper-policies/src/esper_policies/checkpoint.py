@@ -1,5 +1,5 @@
 """The payload of a learned actor-critic inside the shared policy-checkpoint format
-(``esper_core.tolaria.policy_checkpoint``), written by PPO and IQL alike.
+(``esper_core.storage.policy_checkpoint``), written by PPO and IQL alike.
 
 The payload holds everything needed to act (network shape and weights, observation statistics)
 and, under ``training``, whatever the learner needs to continue exactly where it stopped (for
@@ -17,7 +17,7 @@ import torch
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError
-from esper_core.tolaria.policy_checkpoint import check_compatible, load_policy_checkpoint, save_policy_checkpoint
+from esper_core.storage.policy_checkpoint import check_compatible, load_policy_checkpoint, save_policy_checkpoint
 from esper_policies.encoding import ObservationBuilder
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd

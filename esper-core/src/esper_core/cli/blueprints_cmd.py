@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from esper_core.cli.app import AppState
-from esper_core.cli.table import format_table
 from esper_core.errors import UnknownNameError
+from esper_core.presentation.table import format_table
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from esper_core.plugins.registry import Catalog

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from esper_core.cli.app import AppState
-from esper_core.cli.table import format_table
 from esper_core.config import parse_key_values
 from esper_core.errors import ConfigError
+from esper_core.presentation.table import format_table
 
 TOPOLOGY = "cnn"  # the Crucible's curriculum presents image-shaped slots
 
@@ -50,7 +50,7 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     """Search for blueprints with the Crucible; print best and mean fitness per step."""
     if out.exists() and not force:
         raise ConfigError(f"--out {str(out)!r} exists; choose another file or pass --force")
-    from esper_core.tolaria.rundir import check_writable_file
+    from esper_core.files import check_writable_file
 
     check_writable_file(out)  # before the search, not after it
     spec = state.catalog.generators.get(generator)

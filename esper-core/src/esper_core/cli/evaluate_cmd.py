@@ -26,8 +26,9 @@ from esper_core.cli.app import AppState
 def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: str, seed: int | None,
                      epochs: int | None, device: str | None, out: Path | None, as_json: bool) -> None:
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
-    from esper_core.tolaria.evaluation import evaluate_checkpoint, format_evaluation
-    from esper_core.tolaria.rundir import check_writable_file, write_json
+    from esper_core.files import check_writable_file, write_json
+    from esper_core.presentation.evaluation_report import format_evaluation
+    from esper_core.tolaria.evaluation import evaluate_checkpoint
 
     if out is not None:
         check_writable_file(out)  # before the episodes, not after them

@@ -9,7 +9,7 @@ import click
 
 from esper_core.cli.app import AppState
 
-FORMATS = ("state-dict", "torchscript", "onnx", "torch-export")  # esper_core.tolaria.export.FORMATS (torch-free here)
+FORMATS = ("state-dict", "torchscript", "onnx", "torch-export")  # esper_core.storage.export.FORMATS (torch-free here)
 
 
 @click.command("export")
@@ -23,8 +23,8 @@ FORMATS = ("state-dict", "torchscript", "onnx", "torch-export")  # esper_core.to
 def export_command(state: AppState, run_dir: Path, fmt: str, out: Path | None) -> None:
     """Write RUN_DIR's final model with its fossilized seeds folded in and no slot machinery,
     and beside it FILE.json: the input shape, dtype, normalisation and class names to feed it."""
-    from esper_core.tolaria.export import export_model, sidecar_path
-    from esper_core.tolaria.rundir import check_writable_file
+    from esper_core.files import check_writable_file
+    from esper_core.storage.export import export_model, sidecar_path
 
     if out is not None:
         check_writable_file(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import click
+
 from esper_core.cli.app import AppState
 from esper_core.cli.blueprints_cmd import blueprints_command
 from esper_core.cli.discover_cmd import discover_command

@@ -49,9 +49,9 @@ def new_plugin_command(state: AppState, name: str, blueprint: bool, policy: bool
     conformance tests that pass as generated. With no kind chosen it writes a blueprint, a policy,
     a sink and a reward term; a task only with --task."""
     from esper_core import __version__
+    from esper_core.files import check_writable_dir
     from esper_core.scaffold.names import PluginNames
     from esper_core.scaffold.render import DEFAULT_KINDS, Kind, render_plugin, write_plugin
-    from esper_core.tolaria.rundir import check_writable_dir
 
     names = PluginNames.from_distribution(name)
     flags = {Kind.BLUEPRINT: blueprint, Kind.POLICY: policy, Kind.SINK: sink, Kind.REWARD_TERM: reward_term,

@@ -8,8 +8,8 @@ import click
 
 from esper_core.cli.app import AppState
 from esper_core.cli.errors import UsageFailure
-from esper_core.cli.table import format_table
 from esper_core.errors import PluginError
+from esper_core.presentation.table import format_table
 from esper_core.wording import count, singular
 
 

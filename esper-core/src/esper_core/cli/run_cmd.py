@@ -70,10 +70,11 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
                 policy_checkpoint: Path | None,
                 resume_dir: Path | None, **options: object) -> None:
     """Run episodes: train a host for E epochs while the controller grows it."""
-    from esper_core.tolaria.job import RunInterrupted, execute_run
-    from esper_core.tolaria.report import format_summary
-    from esper_core.tolaria.resolve import resolve_run
-    from esper_core.tolaria.rundir import create_run_dir, default_run_dir, first_missing, own_run_dir
+    from esper_core.presentation.run_report import format_summary
+    from esper_core.setup.resolve import resolve_run
+    from esper_core.storage.rundir import create_run_dir, default_run_dir, first_missing, own_run_dir
+    from esper_core.tolaria.interrupts import RunInterrupted
+    from esper_core.tolaria.job import execute_run
 
     task_options = parse_key_values(task_option)
     for key, value in (("path", data_path), ("data_dir", data_dir), ("download", download)):
@@ -87,7 +88,7 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     if policy_checkpoint is not None:
         policy_options["checkpoint"] = str(policy_checkpoint)
         if options.get("policy") is None:
-            from esper_core.tolaria.policy_checkpoint import load_policy_checkpoint
+            from esper_core.storage.policy_checkpoint import load_policy_checkpoint
 
             options["policy"] = load_policy_checkpoint(policy_checkpoint)["policy"]
     if resume_dir is not None:
@@ -127,7 +128,7 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
 
 def _resume_config(resume_dir: Path, config_path: Path | None, options: dict[str, object]) -> Path:
     """The config a resumed run starts from: the run directory's own, unless --config is given."""
-    from esper_core.tolaria.rundir import CONFIG_FILE
+    from esper_core.storage.rundir import CONFIG_FILE
 
     saved = resume_dir / CONFIG_FILE
     if not saved.is_file():

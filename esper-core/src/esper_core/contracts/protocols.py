@@ -133,7 +133,7 @@ class PolicyTrainingContext:
     """What a learned policy's trainer factory knows before anything runs.
 
     ``policy.options`` holds the ``[policy]`` table (``--rounds``, ``--envs``, … land there);
-    ``resolved`` is the fully resolved run (``esper_core.tolaria.resolve.ResolvedRun``).
+    ``resolved`` is the fully resolved run (``esper_core.setup.resolve.ResolvedRun``).
     """
 
     policy: PolicyContext
@@ -150,7 +150,7 @@ class PolicyTrainer(Protocol):
 
     def train(self, *, session: Any) -> Mapping[str, Any]:
         """Called once, after the run directory and telemetry are open. ``session`` is an
-        ``esper_core.tolaria.policy_training.TrainingSession`` (run directory, ``emit``,
+        ``esper_core.tolaria.training_session.TrainingSession`` (run directory, ``emit``,
         environments, whether to resume). Saves checkpoints under the run directory — calling
         ``session.checkpointed(...)`` after each, which stops the run there on SIGINT/SIGTERM —
         and returns the run summary (JSON-able)."""

@@ -26,7 +26,7 @@ from attrs import field, frozen
 from esper_core.contracts.specs import BlueprintSpec
 from esper_core.discovery.grammar import GrammarError, check, identity_at_init, parse
 from esper_core.errors import ConfigError
-from esper_core.tolaria.rundir import write_atomic
+from esper_core.files import write_atomic
 
 FORMAT = "esper-blueprint-library"
 VERSION = 1

@@ -29,17 +29,17 @@ from esper_core.contracts.events import (
 from esper_core.contracts.protocols import Policy, RewardContext, Stateful, Task
 from esper_core.contracts.reports import EpochReport
 from esper_core.kasmina import (
-    GateSuite,
     MorphogeneticModel,
     SafetyGovernor,
     SeedTrainer,
     evaluate,
     measure_accuracy,
 )
+from esper_core.setup.resolve import ResolvedRun
+from esper_core.setup.seeding import RngStream
+from esper_core.setup.tasks import build_model
 from esper_core.tolaria.ledger import SeedLedger, SeedRecord
 from esper_core.tolaria.masks import build_action_mask
-from esper_core.tolaria.resolve import ResolvedRun
-from esper_core.tolaria.seeding import RngStream
 
 logger = structlog.get_logger(__name__)
 
@@ -74,21 +74,6 @@ class EpisodeResult:
             "total_reward": self.total_reward,
             "wall_seconds": self.seconds,
         }
-
-
-def build_model(resolved: ResolvedRun, task: Task, emit: Callable[[TelemetryEvent], None]) -> MorphogeneticModel:
-    """Wrap a fresh host from ``task`` with the run's slots, gates and lifecycle."""
-    return MorphogeneticModel(
-        task.build_host(),
-        slots=resolved.slots,
-        topology=resolved.task.topology,
-        lifecycle=resolved.lifecycle,
-        thresholds=resolved.thresholds,
-        gates=GateSuite.from_specs(resolved.gate_specs, resolved.task.topology),
-        alpha_schedules=resolved.alpha_schedules,
-        param_budget=resolved.config.param_budget,
-        emit=emit,
-    )
 
 
 def _apply(model: MorphogeneticModel, decision: Decision, resolved: ResolvedRun, epoch: int,
@@ -370,7 +355,7 @@ class HostEpisode:
         """Everything needed to continue this episode exactly, between two epochs (from
         ``on_epoch_end``): weights, optimizer states and a ``python`` entry of picklable
         bookkeeping (architecture, RNG streams, ledger, counters, observers' state)."""
-        from esper_core.tolaria.checkpoint import architecture_state
+        from esper_core.storage.run_checkpoint import architecture_state
 
         observers = [o.state_dict() if isinstance(o, Stateful) else None for o in self._observers]
         return {
@@ -397,7 +382,7 @@ class HostEpisode:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from a :meth:`state_dict` of the same run: the architecture is rebuilt
         from the recorded lifecycle first, then weights and optimizer states are loaded."""
-        from esper_core.tolaria.checkpoint import rebuild_architecture
+        from esper_core.storage.run_checkpoint import rebuild_architecture
 
         py = state["python"]
         with self._rng.active():  # blueprint factories draw initial weights; they are overwritten

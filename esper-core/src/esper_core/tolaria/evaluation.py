@@ -1,7 +1,7 @@
 """``esper evaluate``: a trained policy against baseline controllers on held-out seeds.
 
 Every policy runs the same K episodes — the same held-out episode seeds (odd seeds from
-:func:`~esper_core.tolaria.vector.episode_seed`, which training never uses; each episode's task,
+:func:`~esper_core.tolaria.environments.episode_seed`, which training never uses; each episode's task,
 and so its host's initial weights and data order, is built from its seed), the checkpoint's run
 configuration — so the comparison is paired: differences come from the decisions, not from the
 draw of hosts.
@@ -20,11 +20,11 @@ import attrs
 from esper_core.config import RunConfig
 from esper_core.errors import ConfigError
 from esper_core.plugins.registry import Catalog
+from esper_core.setup.policies import make_policy
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.tasks import build_task, episode_seed, prepare_task
+from esper_core.storage.policy_checkpoint import load_policy_checkpoint
 from esper_core.tolaria.episode import run_episode
-from esper_core.tolaria.job import make_policy, prepare_task
-from esper_core.tolaria.policy_checkpoint import load_policy_checkpoint
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.vector import build_task, episode_seed
 
 DEFAULT_BASELINES = ("heuristic", "random", "noop")
 
@@ -84,20 +84,3 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
         })
     return {"checkpoint": str(checkpoint), "task": resolved.task.name, "epochs": resolved.epochs,
             "seed": resolved.config.seed, "held_out_seeds": seeds, "policies": rows}
-
-
-def format_evaluation(evaluation: dict[str, Any]) -> str:
-    from esper_core.cli.table import format_table
-
-    lines = [f"evaluation of {evaluation['checkpoint']} on task {evaluation['task']}: "
-             f"{len(evaluation['held_out_seeds'])} held-out episodes of {evaluation['epochs']} epochs each", ""]
-    rows = []
-    for p in evaluation["policies"]:
-        per_bp = ", ".join(f"{bp} {c.get('fossilized', 0)}F/{c.get('culled', 0)}C"
-                           for bp, c in p["per_blueprint"].items()) or "-"
-        rows.append([p["policy"], f"{p['final_accuracy_mean']:.2f} ± {p['final_accuracy_std']:.2f}",
-                     f"{p['params_added_mean']:.0f} ± {p['params_added_std']:.0f}",
-                     f"{p['return_mean']:+.2f} ± {p['return_std']:.2f}", p["fossilized"], p["culled"], per_bp])
-    lines.append(format_table(["policy", "final acc %", "params added", "return", "fossilized", "culled",
-                               "per blueprint (F fossilized / C culled)"], rows))
-    return "\n".join(lines)

@@ -2,71 +2,38 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import structlog
-import torch
 
 from esper_core.config import dump_toml
 from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
-from esper_core.contracts.protocols import PolicyContext, PolicyTrainingContext, Sink, Stateful, Task
+from esper_core.contracts.protocols import PolicyTrainingContext, Sink, Stateful, Task
 from esper_core.errors import CheckpointError, ConfigError, EsperError, PluginError
+from esper_core.files import write_atomic, write_json
 from esper_core.plugins.blame import blame, blame_plugin_code, module_of, one_line
 from esper_core.plugins.registry import Catalog
+from esper_core.setup.policies import make_policy, policy_context
+from esper_core.setup.resolve import ResolvedRun
+from esper_core.setup.tasks import prepare_task
+from esper_core.storage.run_checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
+from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
 from esper_core.telemetry.hub import TelemetryHub
 from esper_core.telemetry.jsonl import EventsLost
 from esper_core.tolaria import distributed_run
-from esper_core.tolaria.checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
 from esper_core.tolaria.episode import EpisodeResult, HostEpisode, run_episode, save_model
-from esper_core.tolaria.policy_training import TRAINING_OPTIONS, TrainingSession
-from esper_core.tolaria.resolve import ResolvedRun
-from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, write_atomic, write_json
-from esper_core.tolaria.seeding import choose_threads, resolve_device, seed_everything
-from esper_core.tolaria.vector import build_task
+from esper_core.tolaria.interrupts import RunInterrupted, stop_on_signal
+from esper_core.tolaria.training_session import TRAINING_OPTIONS, TrainingSession
 
 logger = structlog.get_logger(__name__)
 
 BASELINE_POLICY = "noop"
-
-
-def prepare_task(resolved: ResolvedRun) -> tuple[str, Task, tuple[str, ...]]:
-    """Seed, pick the device, build the run's task and learn its slot names; set CPU threads."""
-    config = resolved.config
-    device = resolve_device(config.device)
-    seed_everything(config.seed, deterministic=config.deterministic)
-    task = build_task(resolved, seed=config.seed, device=device)
-    probe_host = task.build_host()
-    slot_names = resolved.slots or tuple(p.name for p in probe_host.injection_points)
-    threads = choose_threads(config.threads, device, sum(p.numel() for p in probe_host.parameters()))
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return device, task, slot_names
-
-
-def _policy_context(resolved: ResolvedRun, slot_names: tuple[str, ...], options: dict[str, Any]) -> PolicyContext:
-    return PolicyContext(
-        slot_names=slot_names,
-        blueprint_keys=resolved.blueprint_keys,
-        topology=resolved.task.topology,
-        max_epochs=resolved.epochs,
-        seed=resolved.config.seed,
-        options=options,
-    )
-
-
-def make_policy(resolved: ResolvedRun, name: str, catalog: Catalog, slot_names: tuple[str, ...],
-                options: dict[str, Any]) -> Any:
-    """Build policy ``name`` for the episodes of ``resolved``."""
-    return catalog.policies.get(name).factory(context=_policy_context(resolved, slot_names, options))
 
 
 def _open_sinks(resolved: ResolvedRun, run_dir: Path) -> TelemetryHub:
@@ -111,7 +78,7 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                           f"training a learned policy; policy {resolved.policy.name!r}: {why}")
     if resume and (run_dir / SUMMARY_FILE).exists():
         _refuse_finished(run_dir, options if training else None)
-    context = _policy_context(resolved, slot_names, options)
+    context = policy_context(resolved, slot_names, options)
     if training:
         assert resolved.policy.trainer is not None
         with blame("policy", resolved.policy.name, module_of(resolved.policy.trainer), "its trainer factory"):
@@ -152,7 +119,7 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                             config=resolved.to_toml_dict()))
         if training:
             # The trainer checks session.stop after each of its checkpoints (TrainingSession.checkpointed).
-            with _stop_on_sigint("the next training checkpoint") as stop, \
+            with stop_on_signal("the next training checkpoint") as stop, \
                     blame_plugin_code("during the run", keep=(RunInterrupted,)):
                 session = TrainingSession(resolved=resolved, run_dir=run_dir, device=device, emit=emit,
                                           resume=resume, stop=stop)
@@ -160,7 +127,7 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                            "seed": config.seed, "device": device, "epochs": resolved.epochs, "training": True,
                            **trainer.train(session=session)}
         else:
-            with _stop_on_sigint() as stop, blame_plugin_code("during the run", keep=(RunInterrupted,)):
+            with stop_on_signal() as stop, blame_plugin_code("during the run", keep=(RunInterrupted,)):
                 finished, last = _run_episodes(resolved, task, policy, run_dir=run_dir, hub=hub, emit=emit,
                                                slot_names=slot_names, restored=restored, stop=stop, world=world)
             architecture = save_model(last, run_dir / MODEL_FILE, task=resolved.task.name,
@@ -205,46 +172,6 @@ def _refuse_finished(run_dir: Path, training_options: dict[str, Any] | None) -> 
         raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished{more} ({SUMMARY_FILE} "
                           "exists); to train further, resume with a larger --rounds")
     raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
-
-
-class RunInterrupted(Exception):
-    """SIGINT or SIGTERM stopped the run after an epoch's checkpoint; the message says how to
-    resume. ``exit_code`` is the shell's for that signal: 130 (SIGINT), 143 (SIGTERM)."""
-
-    def __init__(self, message: str, *, signum: int = signal.SIGINT) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + int(signum)
-
-
-#: The signals that ask a run to stop after its next checkpoint: Ctrl-C, and what `kill`, a
-#: job scheduler or a container runtime sends before killing.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _stop_on_sigint(until: str = "this epoch's checkpoint") -> Iterator[list[int]]:
-    """While the block runs, a first Ctrl-C or SIGTERM only asks the run to stop after the
-    current epoch's checkpoint (``stop[0]`` becomes the signal's number; ``until`` names that
-    point in the warning); a second one interrupts at once. Outside the main thread (where no
-    handler can be installed) both keep their default behaviour."""
-    stop = [0]
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop[0]:
-            raise KeyboardInterrupt
-        stop[0] = signum
-        logger.warning(f"{signal.Signals(signum).name} received: stopping after {until} "
-                       "(send it again, or Ctrl-C, to abort)")
-
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
-    try:
-        yield stop
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Path, hub: TelemetryHub,

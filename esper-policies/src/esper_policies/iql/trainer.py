@@ -20,8 +20,8 @@ import torch
 
 from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.errors import ConfigError
-from esper_core.tolaria.job import RunInterrupted
-from esper_core.tolaria.policy_training import TrainingSession
+from esper_core.tolaria.interrupts import RunInterrupted
+from esper_core.tolaria.training_session import TrainingSession
 from esper_policies import checkpoint
 from esper_policies._options import config_from_options
 from esper_policies.encoding import ObservationBuilder

@@ -35,8 +35,8 @@ def collect_command(state: AppState, episodes: int, out: Path, policy_checkpoint
                     policy_option: tuple[str, ...], task_option: tuple[str, ...], config_path: Path | None,
                     **options: object) -> None:
     """Record a behaviour policy's episodes as an offline dataset (for --policy iql)."""
-    from esper_core.tolaria.resolve import resolve_run
-    from esper_core.tolaria.rundir import check_writable_dir
+    from esper_core.files import check_writable_dir
+    from esper_core.setup.resolve import resolve_run
     from esper_policies.offline.collect import collect
 
     check_writable_dir(out)

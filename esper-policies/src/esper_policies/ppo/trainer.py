@@ -1,7 +1,7 @@
 """Training PPO inside ``esper run --policy ppo``: rounds of rollouts on vectorised environments.
 
 A round: every one of the N environments runs one episode of ``episode_length`` epochs on a
-fresh host with its own seed (:func:`esper_core.tolaria.vector.episode_seed`); the policy acts
+fresh host with its own seed (:func:`esper_core.tolaria.environments.episode_seed`); the policy acts
 for all N at once after each epoch (one batched forward pass); then GAE and the PPO update run
 on the ``N × episode_length`` transitions, a ``ppo_update`` event is emitted and a checkpoint
 is written (``checkpoints/latest.pt``, atomically). ``--resume RUN_DIR`` reloads that
@@ -27,8 +27,9 @@ from esper_core.contracts.events import PPOUpdate
 from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.errors import ConfigError
 from esper_core.kasmina.optimizers import adam
-from esper_core.tolaria.policy_training import TrainingSession
-from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments, episode_seed
+from esper_core.setup.tasks import episode_seed
+from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments
+from esper_core.tolaria.training_session import TrainingSession
 from esper_policies import checkpoint
 from esper_policies._options import config_from_options
 from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions

@@ -37,13 +37,13 @@ from esper_core import __version__
 from esper_core.config import RunConfig
 from esper_core.contracts.stages import BLENDED_STAGES, SeedStage
 from esper_core.errors import CheckpointError, ConfigError, UnknownNameError
+from esper_core.files import atomic_file, write_atomic
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.plugins.registry import Catalog
-from esper_core.tolaria.checkpoint import rebuild_architecture
-from esper_core.tolaria.episode import build_model
-from esper_core.tolaria.resolve import resolve_run
-from esper_core.tolaria.rundir import CONFIG_FILE, MODEL_FILE, atomic_file, write_atomic
-from esper_core.tolaria.vector import build_task
+from esper_core.setup.resolve import resolve_run
+from esper_core.setup.tasks import build_model, build_task
+from esper_core.storage.run_checkpoint import rebuild_architecture
+from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE
 
 logger = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from esper_core.errors import ConfigError
-from esper_core.tolaria.rundir import atomic_file
+from esper_core.files import atomic_file
 from esper_core.wording import count
 
 FORMAT = "esper-policy-checkpoint"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esper_core.cli.table import format_table
+from esper_core.presentation.table import format_table
 
 
 def _acc(value: float | None) -> str:

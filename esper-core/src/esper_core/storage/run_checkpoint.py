@@ -6,7 +6,7 @@ only the last ``checkpoint_keep`` are kept. A file is a ``torch.save`` dictionar
 
 * a header the loader checks before anything else — format and version, the run configuration,
   the blueprint catalog, the slot names and the observation schema — refusing a checkpoint
-  written by another run (the checks are :func:`~esper_core.tolaria.policy_checkpoint.check_compatible`'s);
+  written by another run (the checks are :func:`~esper_core.storage.policy_checkpoint.check_compatible`'s);
 * tensors: the model's weights (host, live and fossilized seeds) and every optimizer's state;
 * ``python``: a pickle of the bookkeeping no tensor format holds — each slot's lifecycle stage,
   blueprint and counters, the episode's RNG streams (Python, NumPy, torch), its seed ledger and
@@ -16,7 +16,7 @@ only the last ``checkpoint_keep`` are kept. A file is a ``torch.save`` dictionar
 
 The header and tensors load with ``weights_only=True``; the pickle is opened only once the
 header matched, so a file of another kind is refused without unpickling it, and then by
-:mod:`~esper_core.tolaria.state_pickle`'s unpickler, which resolves only an allow-list of data
+:mod:`~esper_core.storage.safe_pickle`'s unpickler, which resolves only an allow-list of data
 classes: a crafted checkpoint cannot run code, it is refused naming what it asked for.
 
 Resume rebuilds the model from the recorded lifecycle (a seed module from its blueprint for
@@ -40,12 +40,13 @@ from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.contracts.specs import BlueprintSpec
 from esper_core.contracts.stages import SeedStage
 from esper_core.errors import CheckpointError, ConfigError
+from esper_core.files import atomic_file
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.kasmina.slot import SEEDED_STAGES, SlotState
 from esper_core.plugins.blame import blame, module_of
-from esper_core.tolaria.policy_checkpoint import check_compatible, check_header
-from esper_core.tolaria import state_pickle
-from esper_core.tolaria.rundir import CHECKPOINTS_DIR, atomic_file
+from esper_core.storage import safe_pickle as state_pickle
+from esper_core.storage.policy_checkpoint import check_compatible, check_header
+from esper_core.storage.rundir import CHECKPOINTS_DIR
 
 logger = structlog.get_logger(__name__)
 

@@ -5,7 +5,7 @@ epoch, the policy decides for all N in one batched forward pass, every environme
 decision. :class:`InProcessEnvironments` steps them one after another in this process;
 :class:`WorkerEnvironments` gives each its own worker process (``--workers``), so N hosts train
 in parallel on N cores. Both return the same steps for the same seeds: every episode runs on its
-own random stream (:class:`~esper_core.tolaria.seeding.RngStream`).
+own random stream (:class:`~esper_core.setup.seeding.RngStream`).
 
 Every episode gets a fresh task built with the episode's seed — tasks derive the host's
 initial weights and the data order from their seed (so a run and its no-seed baseline start
@@ -18,7 +18,6 @@ process, so a task per episode is cheap.)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import multiprocessing
 import signal
 import traceback
@@ -30,31 +29,13 @@ import torch
 
 from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import TelemetryEvent
-from esper_core.contracts.protocols import Task
 from esper_core.errors import CheckpointError, ConfigError, DataError, EsperError, PluginError
-from esper_core.plugins.blame import blame, from_traceback, module_of
+from esper_core.plugins.blame import from_traceback
+from esper_core.setup.resolve import ResolvedRun
+from esper_core.setup.tasks import build_task
 from esper_core.tolaria.episode import EpisodeStep, HostEpisode
-from esper_core.tolaria.resolve import ResolvedRun
 
 Emit = Callable[[TelemetryEvent], None]
-
-
-def episode_seed(base: int, *, env: int, episode: int, held_out: bool = False) -> int:
-    """A 31-bit seed for episode ``episode`` of environment ``env`` under run seed ``base``.
-
-    Hashing (not ``base + k``) keeps neighbouring runs from sharing episodes; the low bit
-    separates training (0) from held-out evaluation (1) seeds.
-    """
-    digest = hashlib.sha256(f"esper-episode:{base}:{env}:{episode}".encode()).digest()
-    value = int.from_bytes(digest[:4], "little") & 0x7FFF_FFFE
-    return value | 1 if held_out else value
-
-
-def build_task(resolved: ResolvedRun, *, seed: int, device: str) -> Task:
-    """The run's task, built with ``seed`` (host init, shuffling, augmentation) on ``device``."""
-    spec = resolved.task
-    with blame("task", spec.name, module_of(spec.factory), "its factory"):
-        return spec.factory(seed=seed, device=device, options=resolved.task_options)
 
 
 class InProcessEnvironments:

@@ -10,8 +10,8 @@ import attrs
 from attrs import frozen
 
 from esper_core.contracts.events import TelemetryEvent
-from esper_core.tolaria.resolve import ResolvedRun
-from esper_core.tolaria.vector import InProcessEnvironments, WorkerEnvironments, make_environments
+from esper_core.setup.resolve import ResolvedRun
+from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments, make_environments
 
 #: ``[policy]`` options that only a learned policy's trainer understands (set by the CLI flags
 #: ``--rounds``, ``--envs``, ``--episode-length``, ``--workers`` and ``--dataset``).

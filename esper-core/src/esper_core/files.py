@@ -1,0 +1,78 @@
+"""Files written so that nothing already there is lost: atomic replacement, and output paths
+proved writable before any work starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from esper_core.errors import ConfigError
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file beside ``path``, synced and renamed over ``path``
+    when the block ends; on any failure the temporary file is removed and ``path`` is untouched
+    (a kill mid-write leaves the previous version intact)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename over it."""
+    with atomic_file(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _probe(folder: Path, flag: str, path: Path) -> None:
+    """Prove a file can be created in ``folder`` (permissions, read-only or special file
+    systems), leaving nothing behind."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".esper-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {str(path)!r} is not writable: {exc.strerror or exc} "
+                          f"(in {str(folder)!r})") from None
+
+
+def _nearest_existing(path: Path, flag: str, target: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ConfigError(f"{flag} {str(target)!r} cannot be created: {str(candidate)!r} is a file, "
+                                  "not a directory")
+            return candidate
+    return Path.cwd()
+
+
+def check_writable_dir(path: Path, *, flag: str = "--out") -> None:
+    """Refuse, in one line and before any work, an output directory that cannot be written;
+    creates nothing (the command creates it when it writes)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} exists and is not a directory")
+    _probe(_nearest_existing(path, flag, path), flag, path)
+
+
+def check_writable_file(path: Path, *, flag: str = "--out") -> None:
+    """As :func:`check_writable_dir`, for an output file (its folder must accept files)."""
+    if path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} is a directory; name a file")
+    _probe(_nearest_existing(path.parent, flag, path), flag, path)

@@ -1,0 +1,1 @@
+"""Presentation: the tables and summaries printed for people. Formatting only, no engine."""

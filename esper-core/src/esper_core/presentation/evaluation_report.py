@@ -1,0 +1,22 @@
+"""The table printed by ``esper evaluate``: each policy's held-out results side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esper_core.presentation.table import format_table
+
+
+def format_evaluation(evaluation: dict[str, Any]) -> str:
+    lines = [f"evaluation of {evaluation['checkpoint']} on task {evaluation['task']}: "
+             f"{len(evaluation['held_out_seeds'])} held-out episodes of {evaluation['epochs']} epochs each", ""]
+    rows = []
+    for p in evaluation["policies"]:
+        per_bp = ", ".join(f"{bp} {c.get('fossilized', 0)}F/{c.get('culled', 0)}C"
+                           for bp, c in p["per_blueprint"].items()) or "-"
+        rows.append([p["policy"], f"{p['final_accuracy_mean']:.2f} ± {p['final_accuracy_std']:.2f}",
+                     f"{p['params_added_mean']:.0f} ± {p['params_added_std']:.0f}",
+                     f"{p['return_mean']:+.2f} ± {p['return_std']:.2f}", p["fossilized"], p["culled"], per_bp])
+    lines.append(format_table(["policy", "final acc %", "params added", "return", "fossilized", "culled",
+                               "per blueprint (F fossilized / C culled)"], rows))
+    return "\n".join(lines)
