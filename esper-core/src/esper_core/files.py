@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,13 +14,30 @@ from typing import Any, BinaryIO
 
 from esper_core.errors import ConfigError
 
+#: Mode of every file we write, before the umask: what ``open(path, "w")`` gives, so a run
+#: directory's files all share one mode (0644 under the usual umask 022).
+FILE_MODE = 0o666
+
+
+def _create_beside(path: Path) -> tuple[int, str]:
+    """Create a new, uniquely named temporary file beside ``path`` with :data:`FILE_MODE` under
+    the umask (``tempfile.mkstemp`` would make it 0600 whatever the umask, and the rename keeps
+    that mode)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           FILE_MODE), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file beside ``path``, synced and renamed over ``path``
     when the block ends; on any failure the temporary file is removed and ``path`` is untouched
     (a kill mid-write leaves the previous version intact)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from esper_core.errors import ConfigError
+from esper_core.files import FILE_MODE
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
@@ -103,7 +104,7 @@ class RunDirLock:
         """Take the lock or raise :class:`RunDirBusy` naming the holder's pid."""
         path = run_dir / LOCK_FILE
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
             raise ConfigError(f"cannot lock run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
         try:

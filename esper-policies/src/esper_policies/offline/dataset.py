@@ -22,8 +22,6 @@ the whole dataset: minibatches stream from a few shards at a time.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from attrs import frozen
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
-from esper_core.files import write_json
+from esper_core.files import atomic_file, write_json
 from esper_core.storage.policy_checkpoint import check_compatible, check_header
 from esper_policies.encoding import N_OPS, MaskBatch
 
@@ -123,14 +121,8 @@ class EpisodeDataset:
     def write_episode(self, index: int, episode: Mapping[str, Any]) -> Path:
         """Write one episode's shard atomically."""
         target = self.path / EPISODES / shard_name(index)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(dict(episode), tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(target) as handle:
+            torch.save(dict(episode), handle)
         return target
 
     def read_episode(self, shard: Path) -> dict[str, Any]:
