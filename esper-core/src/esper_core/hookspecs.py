@@ -2,8 +2,11 @@
 
 Every hook is called with keyword arguments only. The ``register`` hooks are called once, when
 the plugin manager builds its registries at start-up; each returns a list of specs and every
-plugin's list is merged (duplicate names are an error naming both distributions). This module
-imports no torch: types are for checkers only.
+plugin's list is merged (duplicate names are an error naming both distributions). Plugins are
+called one at a time, in load order; ``@hookimpl(tryfirst=True)`` / ``trylast=True`` moves a
+plugin's call (and so its components' place in the registry) to the front or back, and
+``@hookimpl(specname="esper_register_...")`` lets a function of another name implement a hook.
+This module imports no torch: types are for checkers only.
 """
 
 from __future__ import annotations

@@ -108,8 +108,6 @@ class LoadedPlugins:
 
     def hooks_of(self, info: PluginInfo) -> list[str]:
         """The hooks ``info`` implements, by hook name (an implementation may use ``specname``)."""
-        if not self.pm.is_registered(info.plugin):
-            return []
         return sorted({caller.name for caller in self.pm.get_hookcallers(info.plugin) or ()})
 
     def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[PluginInfo, list[Any]]]:
