@@ -93,6 +93,22 @@ def test_a_seed_that_shows_a_benefit_once_is_not_called_costly() -> None:
     assert all("cost_without_benefit" not in r for r in run(seq))
 
 
+def test_a_seed_is_not_called_costly_while_it_blends_in() -> None:
+    # 30 % growth. While α ramps, the contribution (α against 0) is a part of the seed's: after
+    # 5 measured epochs its best is 1.5 points (20 %/point), yet at α = 1 it adds 9 points and
+    # fossilizes. Judged once fully blended, it is worth its cost.
+    stages = ["TRAINING", "TRAINING", "BLENDING", "BLENDING", "BLENDING", "BLENDING", "SHADOWING",
+              "PROBATIONARY"]
+    contributions = [None, None, 0.5, 1.0, 1.5, 4.0, 9.0, 9.05]
+    seq = [obs(e, stage=stage, seed_gain=1.0 if stage == "TRAINING" else None, contribution=c,
+               seed_params=3000)
+           for e, (stage, c) in enumerate(zip(stages, contributions, strict=True), start=1)]
+    assert all("cost_without_benefit" not in r for r in run(seq))
+    # The same seed still adding 1.5 points at α = 1 is flagged then, once.
+    weak = [attrs.evolve(o, contribution=min(o.contribution, 1.5)) if o.contribution else o for o in seq]
+    assert [("cost_without_benefit" in r) for r in run(weak)] == [False] * 6 + [True, False]
+
+
 def test_benefit_and_accuracy_with_the_seed() -> None:
     training = obs(seed_gain=-30.0, val_accuracy=60.0)
     assert training.benefit == -30.0 and training.accuracy_with_seed == 30.0

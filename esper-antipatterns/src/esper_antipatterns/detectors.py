@@ -118,7 +118,8 @@ class DetectorConfig:
     max_growth_per_point: float = field(default=10.0, validator=validators.gt(0))
     #: Epochs with a measured benefit (seed gain in TRAINING, contribution once blended) before
     #: cost is judged, on the best benefit seen: a good seed often starts with a negative seed
-    #: gain, so it gets as long as the heuristic's patience (5 epochs) to show one.
+    #: gain, so it gets as long as the heuristic's patience (5 epochs) to show one. Cost is
+    #: never judged in BLENDING, where the contribution is of the seed at partial α.
     cost_min_epochs: int = field(default=5, validator=[validators.instance_of(int), validators.ge(1)])
 
     def __attrs_post_init__(self) -> None:
@@ -275,6 +276,11 @@ class FailureDetector:
         history.measured_epochs += 1
         history.best_benefit = max(history.best_benefit, benefit)
         if history.cost_flagged or history.measured_epochs < self.config.cost_min_epochs:
+            return None
+        if obs.stage == "BLENDING":
+            # While α ramps up, the contribution measures a part of the seed (α against 0), so
+            # a seed that ends up fossilized with a large contribution looks costly here: it
+            # is judged on its seed gain before blending and its full contribution after.
             return None
         cost = growth_per_point(obs, history.best_benefit)
         if cost is None or cost <= self.config.max_growth_per_point:
