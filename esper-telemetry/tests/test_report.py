@@ -153,3 +153,47 @@ def test_summary_without_a_test_split_shows_dashes(run_dir, tmp_path):
     assert "<tr><th>test accuracy, held-out (%)</th><td>-</td></tr>" in page
     assert "<tr><th>test gain over the baseline (points)</th><td>-</td></tr>" in page
     assert '<tr><th>final val accuracy (%)</th><td class="num">54.40</td></tr>' in page
+
+
+def _labels(axis):
+    return [text.get_text() for text in axis.get_legend().get_texts()]
+
+
+def test_the_baseline_is_drawn_as_its_curve_and_every_marked_transition_is_in_the_legend(run_dir):
+    import json
+
+    from esper_telemetry.report import figures
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    curve = [40.0 + epoch for epoch in range(10)]
+    summary["baseline"]["val_accuracy_per_epoch"] = curve
+    history = build_history(build_report(run_dir).history.epochs, summary=summary)
+    acc_ax = figures.overview(history).axes[0]
+    (line,) = [ln for ln in acc_ax.get_lines() if ln.get_label().startswith("no-seed baseline")]
+    assert list(line.get_xdata()) == list(range(1, 11)) and list(line.get_ydata()) == curve
+    assert "final 49.0%" in line.get_label()
+    # A summary written before the curve was recorded: a flat line, labelled for what it is.
+    del summary["baseline"]["val_accuracy_per_epoch"]
+    flat = figures.overview(build_history(history.epochs, summary=summary)).axes[0]
+    assert "no-seed baseline, validation: final value only (50.0%)" in _labels(flat)
+    # The recorded run fossilized r0 at epoch 10, culled r1 at epoch 6 and rolled back once:
+    # every kind of vertical line drawn is named; a run with none of them names none.
+    labels = _labels(figures.overview(build_report(run_dir).history).axes[0])
+    assert {"fossilize", "cull", "governor rollback"} <= set(labels)
+    assert not {"fossilize", "cull", "governor rollback"} & set(_labels(flat))
+
+
+def test_the_entropy_panel_plots_each_head_not_the_coefficient(recorded_events):
+    from esper_core.contracts.events import PPOUpdate
+    from esper_telemetry.report import figures
+
+    events = [attrs.evolve(e, metrics={**e.metrics, "entropy_coef": 0.05, "losses/entropy": 2.0})
+              if isinstance(e, PPOUpdate) else e for e in recorded_events]
+    axes = {ax.get_title("left"): ax for ax in figures.ppo(build_history(events)).axes}
+    assert sorted(ln.get_label() for ln in axes["entropy per head"].get_lines()) == [
+        "losses/entropy_op", "losses/entropy_slot"]
+    # A learner recording only the total entropy gets that line.
+    total_only = [attrs.evolve(e, metrics={"entropy": 1.0, "entropy_coef": 0.01})
+                  if isinstance(e, PPOUpdate) else e for e in recorded_events]
+    axes = {ax.get_title("left"): ax for ax in figures.ppo(build_history(total_only)).axes}
+    assert [ln.get_label() for ln in axes["entropy per head"].get_lines()] == ["entropy"]

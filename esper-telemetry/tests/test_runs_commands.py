@@ -143,6 +143,14 @@ def test_run_directory_without_database_is_read_from_events(run_dir, tmp_path):
     assert compare.exit_code == 0
 
 
+def test_a_policy_training_run_names_its_final_accuracy_a_last_round_mean(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "training": True, "rounds": 3}))
+    out = invoke("show", str(run_dir)).output
+    assert _row(out, "val final accuracy, last-round mean")[-1] == "54.40"
+    assert not any(line.split()[:4] == ["val", "final", "accuracy", "54.40"] for line in out.splitlines())
+
+
 def test_run_directory_with_only_a_summary(tmp_path, run_dir):
     (run_dir / "events.jsonl").unlink()
     result = invoke("show", str(run_dir))

@@ -89,6 +89,13 @@ def list_command(db: Path | None) -> None:
     click.echo(format_table(headers, rows))
 
 
+def _final_accuracy_field(record: RunRecord) -> tuple[str, str]:
+    """A policy-training run has no single final model: its figure is a mean, named as one."""
+    if record.training_rounds is None:
+        return ("val final accuracy", fmt(record.final_accuracy, ".2f"))
+    return ("val final accuracy, last-round mean", fmt(record.final_accuracy, ".2f"))
+
+
 @runs.command("show")
 @click.argument("run")
 @_DB_OPTION
@@ -108,7 +115,7 @@ def show_command(run: str, db: Path | None) -> None:
         ("test accuracy", fmt(record.test_accuracy, ".2f")),
         ("baseline test accuracy", fmt(record.baseline_test_accuracy, ".2f")),
         ("test gain over baseline", fmt(record.test_gain, "+.2f")),
-        ("val final accuracy", fmt(record.final_accuracy, ".2f")),
+        _final_accuracy_field(record),
         ("val best accuracy", fmt(record.best_accuracy, ".2f")),
         ("baseline val accuracy", fmt(record.baseline_accuracy, ".2f")),
         ("host params", fmt(record.host_params, ",d")),

@@ -8,6 +8,7 @@ that a run is writing to is safe.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -98,6 +99,9 @@ class RunRecord:
     #: ``final_accuracy``/``best_accuracy``/``baseline_accuracy`` are validation figures.
     test_accuracy: float | None = None
     baseline_test_accuracy: float | None = None
+    #: A policy-training run (``esper run --policy ppo``): its rounds. Its ``final_accuracy`` is
+    #: then the mean final validation accuracy of the last round's episodes, not one model's.
+    training_rounds: int | None = None
 
     @property
     def test_gain(self) -> float | None:
@@ -218,8 +222,20 @@ def _seeds(connection: sqlite3.Connection, run_id: str) -> tuple[SeedRecord, ...
     return tuple(SeedRecord(**dict(zip(_SEED_COLUMNS, r, strict=True))) for r in rows)
 
 
+def _training_rounds(summary_json: Any) -> int | None:
+    """The rounds of a policy-training run's summary (``training = true``), else None."""
+    try:
+        summary = json.loads(summary_json) if isinstance(summary_json, str) else None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(summary, dict) or summary.get("training") is not True:
+        return None
+    rounds = summary.get("rounds")
+    return rounds if type(rounds) is int else 0
+
+
 def _records(source: RunSource, run_id: str | None = None) -> list[RunRecord]:
-    query = f"SELECT {_select(source.connection, 'runs', _RUN_COLUMNS)} FROM runs"
+    query = f"SELECT {_select(source.connection, 'runs', (*_RUN_COLUMNS, 'summary_json'))} FROM runs"
     params: tuple[Any, ...] = ()
     if run_id is not None:
         query += " WHERE run_id = ?"
@@ -227,6 +243,7 @@ def _records(source: RunSource, run_id: str | None = None) -> list[RunRecord]:
     records = []
     for row in source.connection.execute(query, params).fetchall():
         values = dict(zip(_RUN_COLUMNS, row))
+        values["training_rounds"] = _training_rounds(row[-1])
         values["truncated"] = bool(values["truncated"])
         values["epochs"] = values["epochs"] or 0
         values["rollbacks"] = values["rollbacks"] or 0

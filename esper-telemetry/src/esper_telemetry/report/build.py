@@ -14,10 +14,12 @@ from esper_telemetry.report.page import FigureFile, render_page
 #: (file stem, title, caption, drawing function) in page order.
 _FIGURES = (
     ("overview", "Accuracy, loss and lifecycle",
-     "Validation accuracy and losses per epoch, with the held-out test accuracy of the run and "
-     "of its no-seed baseline (when the task has a test split) marked after the last epoch; "
-     "below, each slot's stage per epoch with germinate (▲), fossilize (★) and cull (✕) "
-     "marks. Dotted red lines are governor rollbacks.",
+     "Validation accuracy per epoch, the run's and (dashed) its no-seed baseline's, with the "
+     "held-out test accuracy of both (when the task has a test split) marked after the last "
+     "epoch; thin vertical lines mark fossilize (green) and cull (red) transitions, dotted red "
+     "ones governor rollbacks (the legend names those that occurred). Then train and validation "
+     "loss; below, each slot's stage per epoch with germinate (▲), fossilize (★) and cull (✕) "
+     "marks.",
      figures.overview),
     ("alpha", "Blending weight α", "α of every seed over its life (0: host only, 1: seed fully "
      "blended).", figures.alpha),
@@ -39,8 +41,8 @@ _FIGURES = (
      "total.", figures.rewards),
     ("episodes", "Accuracy per episode", "Final validation accuracy of every episode.",
      figures.episodes),
-    ("ppo", "PPO updates", "Returns, entropy per action head, approximate KL and value loss "
-     "per PPO update.", figures.ppo),
+    ("ppo", "PPO updates", "Returns, the entropy of each action head (op, slot, blueprint; "
+     "not the entropy coefficient), approximate KL and value loss per PPO update.", figures.ppo),
 )
 
 

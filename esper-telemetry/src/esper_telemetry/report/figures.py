@@ -74,10 +74,7 @@ def overview(history: RunHistory) -> Figure:
                 color="#1f77b4", label="validation accuracy")
     baseline = history.summary.get("baseline")
     baseline = baseline if isinstance(baseline, Mapping) else {}
-    base_val = _number(baseline.get("final_accuracy"))
-    if base_val is not None:
-        acc_ax.axhline(base_val, color="#555555", linestyle="--", linewidth=1,
-                       label=f"no-seed baseline, validation ({base_val:.1f}%)")
+    _baseline_curve(acc_ax, baseline)
     # The held-out test figures are measured once, after the last epoch: marks there.
     last = x[-1] if x else 0
     for figure_value, style, name in (
@@ -88,10 +85,14 @@ def overview(history: RunHistory) -> Figure:
             acc_ax.scatter([last], [figure_value], marker=style[0], color=style[1], s=80,
                            zorder=3, edgecolors="black", linewidths=0.5,
                            label=f"{name} ({figure_value:.1f}%)")
+    drawn: dict[str, tuple[str, str, str]] = {}
     for event in history.lifecycle:
         marker = MARKERS.get(event.to_stage.upper())
         if marker is not None and event.to_stage.upper() != "GERMINATED":
             acc_ax.axvline(event.epoch, color=marker[1], alpha=0.5, linewidth=1)
+            drawn[event.to_stage.upper()] = marker
+    for _, colour, label in drawn.values():  # one legend entry per kind of line drawn
+        acc_ax.plot([], [], color=colour, alpha=0.5, linewidth=1, label=label)
     _mark_rollbacks(acc_ax, history)
     if history.rollbacks:
         acc_ax.plot([], [], color="#d62728", linestyle=":", label="governor rollback")
@@ -108,6 +109,21 @@ def overview(history: RunHistory) -> Figure:
     _timeline(time_ax, history, slots)
     time_ax.set_xlabel("epoch")
     return figure
+
+
+def _baseline_curve(axis: Axes, baseline: Mapping[str, Any]) -> None:
+    """The no-seed baseline's validation accuracy per epoch; a summary from before the curve
+    was recorded has only its final value, drawn as a flat line and labelled as such."""
+    curve = baseline.get("val_accuracy_per_epoch")
+    values = [_number(v) for v in curve] if isinstance(curve, list) else []
+    if values and all(v is not None for v in values):
+        axis.plot(range(1, len(values) + 1), values, color="#555555", linestyle="--", linewidth=1,
+                  label=f"no-seed baseline, validation (final {values[-1]:.1f}%)")
+        return
+    final = _number(baseline.get("final_accuracy"))
+    if final is not None:
+        axis.axhline(final, color="#555555", linestyle="--", linewidth=1,
+                     label=f"no-seed baseline, validation: final value only ({final:.1f}%)")
 
 
 def _timeline(axis: Axes, history: RunHistory, slots: Sequence[str]) -> None:
@@ -262,13 +278,29 @@ def _palette(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-#: PPO panels: (title, predicate on a metric name). Metric names follow CleanRL's habit of
-#: namespacing (``losses/value_loss``); matching is on the part after the last ``/``.
-PPO_PANELS: tuple[tuple[str, Callable[[str], bool]], ...] = (
-    ("returns", lambda k: "return" in k),
-    ("entropy per head", lambda k: "entropy" in k),
-    ("approximate KL", lambda k: "kl" in k.split("/")[-1]),
-    ("value loss", lambda k: "value_loss" in k or k.split("/")[-1] in ("v_loss", "vf_loss")),
+def _is_head_entropy(key: str) -> bool:
+    """``entropy_<head>`` (esper-policies' PPO: op, slot, blueprint), not the coefficient."""
+    name = key.split("/")[-1]
+    return name.startswith("entropy_") and "coef" not in name
+
+
+def _entropies(keys: Sequence[str]) -> list[str]:
+    """Each head's entropy; a learner that records only the total gets that line instead."""
+    return [k for k in keys if _is_head_entropy(k)] or [k for k in keys if k.split("/")[-1] == "entropy"]
+
+
+def _matching(predicate: Callable[[str], bool]) -> Callable[[Sequence[str]], list[str]]:
+    return lambda keys: [k for k in keys if predicate(k)]
+
+
+#: PPO panels: (title, the metric names it plots, chosen from all recorded names, lower case).
+#: Metric names follow CleanRL's habit of namespacing (``losses/value_loss``); matching is on
+#: the part after the last ``/``.
+PPO_PANELS: tuple[tuple[str, Callable[[Sequence[str]], list[str]]], ...] = (
+    ("returns", _matching(lambda k: "return" in k)),
+    ("entropy per head", _entropies),
+    ("approximate KL", _matching(lambda k: "kl" in k.split("/")[-1])),
+    ("value loss", _matching(lambda k: "value_loss" in k or k.split("/")[-1] in ("v_loss", "vf_loss"))),
 )
 
 
@@ -281,8 +313,9 @@ def ppo(history: RunHistory) -> Figure | None:
         for key in event.metrics:
             names.setdefault(key, None)
     figure, axes = _figure(2, 2, height=3.0, width=11.0)
-    for axis, (title, matches) in zip(axes.flat, PPO_PANELS):
-        keys = [k for k in names if matches(k.lower())]
+    lower = {k.lower(): k for k in names}
+    for axis, (title, select) in zip(axes.flat, PPO_PANELS):
+        keys = [lower[k] for k in select(list(lower))]
         for key in keys:
             points = [(e.update, e.metrics[key]) for e in history.ppo
                       if key in e.metrics and _finite(e.metrics[key])]
