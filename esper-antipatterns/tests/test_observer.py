@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
 
 from esper_antipatterns.observer import FailureSignatureObserver
 from esper_antipatterns.plugin import esper_register_observers
 from esper_core.contracts import EpochReport, SeedStage, SlotReport
+from esper_core.contracts.seeds import SeedView
 from esper_core.errors import ConfigError
 
 
 class FakeModel:
-    """Just what the observer reads from a MorphogeneticModel."""
+    """Just what the observer reads from a MorphogeneticModel: the public seed views."""
 
     def __init__(self, params):
         self.params = {k: [p for p, _ in v] for k, v in params.items()}
         self.norms = {k: v[0][1] if v else None for k, v in params.items()}
 
-    def seed_parameters(self, slot):
-        return self.params.get(slot, [])
-
-    def slot(self, name):
-        return types.SimpleNamespace(state=types.SimpleNamespace(last_grad_norm=self.norms.get(name)))
+    def seed_views(self):
+        return tuple(SeedView(slot=name, stage=SeedStage.TRAINING, blueprint="cnn:sigmoid_sandwich",
+                              last_grad_norm=self.norms[name], parameters=params)
+                     for name, params in self.params.items())
 
 
 def _param(value, grad_norm):

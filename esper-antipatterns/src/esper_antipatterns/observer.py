@@ -2,7 +2,7 @@
 seed after each epoch, so anomalies reach telemetry and the anti-pattern penalty terms.
 
 The seed's gradient norm is the one Kasmina's trainer measured at the epoch's last training step
-(``SlotState.last_grad_norm``; one sample per epoch, no extra work in the training loop).
+(``SeedView.last_grad_norm``; one sample per epoch, no extra work in the training loop).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.reports import EpochReport
+from esper_core.contracts.seeds import ObservedModel, SeedView
 from esper_core.errors import ConfigError
 from esper_antipatterns.detectors import DetectorConfig, FailureDetector
 
@@ -23,12 +24,12 @@ from esper_antipatterns.detectors import DetectorConfig, FailureDetector
 class FailureSignatureObserver:
     """Observer protocol implementation around one :class:`FailureDetector` per episode."""
 
-    def __init__(self, model: Any, config: DetectorConfig) -> None:
+    def __init__(self, model: ObservedModel, config: DetectorConfig) -> None:
         self.model = model
         self.detector = FailureDetector(config)
 
     @classmethod
-    def from_options(cls, *, model: Any, options: Mapping[str, Any]) -> FailureSignatureObserver:
+    def from_options(cls, *, model: ObservedModel, options: Mapping[str, Any]) -> FailureSignatureObserver:
         try:
             config = DetectorConfig(**options)
         except TypeError as exc:
@@ -37,9 +38,10 @@ class FailureSignatureObserver:
             raise ConfigError(f"[observers.failure_signatures] {exc}") from None
         return cls(model, config)
 
-    def _seed_state(self, slot: str) -> tuple[float | None, bool]:
-        finite = all(bool(torch.isfinite(p).all()) for p in self.model.seed_parameters(slot))
-        norm = self.model.slot(slot).state.last_grad_norm
+    @staticmethod
+    def _seed_state(view: SeedView) -> tuple[float | None, bool]:
+        finite = all(bool(torch.isfinite(p).all()) for p in view.parameters)
+        norm = view.last_grad_norm
         if norm is None:
             return None, finite
         return norm, finite and math.isfinite(norm)
@@ -47,9 +49,10 @@ class FailureSignatureObserver:
     def after_epoch(self, *, report: EpochReport) -> Sequence[TelemetryEvent]:
         grad_norms: dict[str, float | None] = {}
         finite: dict[str, bool] = {}
+        views = {view.slot: view for view in self.model.seed_views()}
         for slot in report.slots:
             if slot.live and slot.blueprint is not None:
-                grad_norms[slot.slot], finite[slot.slot] = self._seed_state(slot.slot)
+                grad_norms[slot.slot], finite[slot.slot] = self._seed_state(views[slot.slot])
         return self.detector.observe_report(report, grad_norms=grad_norms, finite=finite)
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
+    from esper_core.contracts.training import ResolvedRunView, TrainingSessionProtocol
+
 
 @frozen
 class InjectionPoint:
@@ -133,12 +135,13 @@ class PolicyTrainingContext:
     """What a learned policy's trainer factory knows before anything runs.
 
     ``policy.options`` holds the ``[policy]`` table (``--rounds``, ``--envs``, … land there);
-    ``resolved`` is the fully resolved run (``esper_core.setup.resolve.ResolvedRun``).
+    ``resolved`` is the fully resolved run (an ``esper_core.setup.resolve.ResolvedRun``; read it
+    through :class:`~esper_core.contracts.training.ResolvedRunView`).
     """
 
     policy: PolicyContext
     device: str
-    resolved: Any
+    resolved: ResolvedRunView
     #: ``esper run --resume``: a trainer that cannot continue a run refuses here, before the
     #: run directory is touched
     resume: bool = False
@@ -148,10 +151,10 @@ class PolicyTrainingContext:
 class PolicyTrainer(Protocol):
     """Trains a learned controller inside ``esper run``; built by ``PolicySpec.trainer``."""
 
-    def train(self, *, session: Any) -> Mapping[str, Any]:
-        """Called once, after the run directory and telemetry are open. ``session`` is an
-        ``esper_core.tolaria.training_session.TrainingSession`` (run directory, ``emit``,
-        environments, whether to resume). Saves checkpoints under the run directory — calling
+    def train(self, *, session: TrainingSessionProtocol) -> Mapping[str, Any]:
+        """Called once, after the run directory and telemetry are open. ``session`` (see
+        :class:`~esper_core.contracts.training.TrainingSessionProtocol`) gives the run directory,
+        ``emit``, environments and whether to resume. Saves checkpoints under the run directory — calling
         ``session.checkpointed(...)`` after each, which stops the run there on SIGINT/SIGTERM —
         and returns the run summary (JSON-able)."""
 
@@ -168,6 +171,19 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush and release resources; no emit follows."""
+
+
+@runtime_checkable
+class RewindableSink(Sink, Protocol):
+    """A sink a resumed run can rewind, so it appends without repeating events (optional: a sink
+    without these methods keeps its records, with a warning, on ``esper run --resume``)."""
+
+    def position(self) -> Any:
+        """Where the sink stands now (flush first): plain data, stored in run checkpoints."""
+
+    def rewind(self, position: Any | None) -> None:
+        """Drop what was recorded after ``position`` (None: everything). Raise an
+        ``esper_core.errors.EsperError`` when the records are damaged, to refuse the resume."""
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from esper_core.contracts.events import GateEvaluated, SeedLifecycle, TelemetryEvent
 from esper_core.contracts.protocols import AlphaSchedule, SegmentedHost
 from esper_core.contracts.reports import SlotReport
+from esper_core.contracts.seeds import SeedView
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings
 from esper_core.contracts.specs import BlueprintSpec, GateResult
 from esper_core.contracts.stages import (
@@ -285,6 +286,14 @@ class MorphogeneticModel(nn.Module):
         if s.stage not in LIVE_STAGES or s.seed is None:
             return []
         return list(s.seed.parameters())
+
+    def seed_views(self) -> tuple[SeedView, ...]:
+        """A read-only view of every slot, in slot order, for observers (``ObservedModel``)."""
+        return tuple(SeedView(slot=s.name, stage=s.stage,
+                              blueprint=s.blueprint.key if s.blueprint is not None else None,
+                              alpha=self.effective_alpha(s), last_grad_norm=s.state.last_grad_norm,
+                              parameters=self.seed_parameters(s.name))
+                     for s in self.all_slots())
 
     def param_counts(self) -> ParamCounts:
         seeds = {s.name: _numel(s.seed) for s in self.all_slots() if s.stage in LIVE_STAGES}

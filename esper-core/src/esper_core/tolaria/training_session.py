@@ -35,6 +35,11 @@ class TrainingSession:
     def stop_requested(self) -> bool:
         return bool(self.stop[0])
 
+    @property
+    def stop_signal(self) -> int:
+        """The number of the signal that asked the run to stop (0: none)."""
+        return self.stop[0]
+
     def checkpointed(self, where: str) -> None:
         """Call after each checkpoint the run can resume from (``where`` names it, e.g. "round 3
         of 10"): when a signal asked the run to stop, raises RunInterrupted with the resume command
