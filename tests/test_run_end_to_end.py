@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tomllib
@@ -167,6 +168,16 @@ def test_text_task_through_the_cli(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["task"] == "textfile" and summary["epochs"] == 2
     assert 0 <= summary["final_accuracy"] <= 100
+    # Loss in nats, perplexity and bits per byte beside accuracy: per epoch and for the test split.
+    loss = summary["test_loss"]
+    assert summary["test_metrics"] == pytest.approx({"perplexity": math.exp(loss), "bits_per_byte": loss / math.log(2)})
+    epochs = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    epochs = [e for e in epochs if e["kind"] == "epoch"]
+    assert len(epochs) == 2 and all(
+        e["val_metrics"] == pytest.approx({"perplexity": math.exp(e["val_loss"]),
+                                           "bits_per_byte": e["val_loss"] / math.log(2)}) for e in epochs)
+    header = next(line for line in stdout.splitlines() if line.startswith("policy"))
+    assert "test loss" in header and "test perplexity" in header and "test bits per byte" in header
 
 
 def test_text_task_refuses_a_binary_file(tmp_path):

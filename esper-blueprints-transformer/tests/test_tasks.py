@@ -117,6 +117,7 @@ def test_metrics() -> None:
     assert perplexity(math.log(256)) == pytest.approx(256)
     assert bits_per_char(math.log(2)) == pytest.approx(1.0)
     assert bits_per_char(math.log(256)) == pytest.approx(8.0)
+    assert perplexity(1e4) == math.inf  # a diverged loss is reported, not an OverflowError
     assert unigram_cross_entropy(b"ab" * 100, b"ab") < unigram_cross_entropy(b"ab" * 100, b"cd")
     with pytest.raises(ValueError, match="empty"):
         unigram_cross_entropy(b"abc", b"")
@@ -261,6 +262,11 @@ def test_short_training_beats_the_unigram_baseline() -> None:
     assert initial == pytest.approx(math.log(256), abs=0.25)  # near-uniform at init
     assert loss < baseline - 0.05, (loss, baseline)
     assert accuracy > 0.2
+
+
+def test_text_tasks_report_perplexity_and_bits_per_byte_of_a_loss(task: TextTask) -> None:
+    assert task.loss_metrics(math.log(256)) == pytest.approx({"perplexity": 256.0, "bits_per_byte": 8.0})
+    assert task.loss_metrics(0.0) == {"perplexity": 1.0, "bits_per_byte": 0.0}
 
 
 def test_input_contract_is_byte_tokens(task: TextTask) -> None:

@@ -11,13 +11,21 @@ from collections import Counter
 
 
 def perplexity(loss: float) -> float:
-    """exp(loss): the effective number of equally likely next tokens."""
-    return math.exp(loss)
+    """exp(loss): the effective number of equally likely next tokens (inf past float range)."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
 
 
 def bits_per_char(loss: float) -> float:
     """loss / ln 2: the code length per token in bits."""
     return loss / math.log(2)
+
+
+def loss_metrics(loss: float) -> dict[str, float]:
+    """What a text task reports beside its mean cross-entropy ``loss`` (nats per byte)."""
+    return {"perplexity": perplexity(loss), "bits_per_byte": bits_per_char(loss)}
 
 
 def unigram_cross_entropy(train: bytes, val: bytes, *, vocab_size: int = 256) -> float:

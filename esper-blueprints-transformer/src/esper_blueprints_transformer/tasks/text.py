@@ -5,7 +5,8 @@ training split, drawn from a generator seeded by (task seed, epoch): the same se
 the same batches on any device. Validation uses fixed, non-overlapping windows of the held-out
 part of the text after the training split; the test split (the text's last ``test_fraction``)
 is held out from controllers and gates and measured once at the end of an episode. Accuracy is
-next-byte accuracy over every position.
+next-byte accuracy over every position; the loss is the mean next-byte cross-entropy in nats,
+reported with its perplexity and bits per byte (:meth:`TextTask.loss_metrics`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from esper_blueprints_transformer.host import GPTHost
-from esper_blueprints_transformer.tasks import corpus
+from esper_blueprints_transformer.tasks import corpus, metrics
 from esper_blueprints_transformer.tasks.metrics import unigram_cross_entropy
 from esper_blueprints_transformer.tasks.options import (
     DEFAULT_CHARS,
@@ -106,6 +107,10 @@ class TextTask:
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean next-byte cross-entropy over every position of the batch (nats)."""
         return F.cross_entropy(output.reshape(-1, output.size(-1)), target.reshape(-1))
+
+    def loss_metrics(self, loss: float) -> dict[str, float]:
+        """Perplexity exp(loss) and bits per byte loss / ln 2 of a mean :meth:`loss`."""
+        return metrics.loss_metrics(loss)
 
     def correct(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Positions whose most likely next byte is the true one, and the positions judged."""

@@ -114,6 +114,9 @@ class EpochEnded(TelemetryEvent):
     seed_params: int
     seconds: float
     slots: list[dict[str, Any]] = field(factory=list)
+    #: The task's metrics of ``val_loss`` (its optional ``loss_metrics``, e.g. a text task's
+    #: ``perplexity`` and ``bits_per_byte``); empty for tasks without them.
+    val_metrics: Mapping[str, float] = field(factory=dict)
 
 
 @frozen(kw_only=True)

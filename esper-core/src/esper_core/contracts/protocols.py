@@ -61,6 +61,10 @@ class Task(Protocol):
       per-channel ``mean``/``std``), ``output`` and ``class_names`` (``None`` when unknown).
       Without it the sidecar gives the shape and dtype of a validation batch only, and says so.
     * ``class_names``: the class names in label order, when the dataset has them.
+    * ``loss_metrics(loss: float) -> Mapping[str, float]``: named metrics derived from a mean
+      loss (a language model's ``perplexity`` and ``bits_per_byte``); the engine records them
+      as given, for the validation loss of every epoch (``EpochEnded.val_metrics``) and for the
+      test loss (``test_metrics`` in the summary, beside ``test_loss``).
     """
 
     name: str

@@ -231,19 +231,31 @@ def measure_accuracy(model: MorphogeneticModel, batches: Iterable[tuple[Tensor, 
                      correct_fn: CorrectFn) -> float:
     """Accuracy (percent) of the model as it stands on ``batches``: one plain pass, no
     counterfactuals, nothing recorded (the held-out test split)."""
+    return measure(model, batches, correct_fn)[0]
+
+
+def measure(model: MorphogeneticModel, batches: Iterable[tuple[Tensor, Tensor]], correct_fn: CorrectFn,
+            loss_fn: LossFn | None = None) -> tuple[float, float | None]:
+    """Accuracy (percent) and, given ``loss_fn``, mean loss of the model as it stands on
+    ``batches`` (each batch's loss weighted by the count it judges, as in :func:`evaluate`)."""
     correct: Tensor | float = 0.0
+    total_loss: Tensor | float = 0.0
     count = 0
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             for x, y in batches:
-                n_ok, n = correct_fn(model(x), y)
+                out = model(x)
+                n_ok, n = correct_fn(out, y)
                 correct = correct + n_ok
+                if loss_fn is not None:
+                    total_loss = total_loss + loss_fn(out, y) * n
                 count += n
     finally:
         model.train(was_training)
-    return 100.0 * float(correct) / max(1, count)
+    loss = float(total_loss) / max(1, count) if loss_fn is not None else None
+    return 100.0 * float(correct) / max(1, count), loss
 
 
 def _shapley(perms: list[list[str]], full: float, none: float,

@@ -55,15 +55,22 @@ def format_summary(summary: dict[str, Any]) -> str:
         "",
     ]
 
+    # Tasks with loss metrics (text: perplexity, bits per byte) get the test loss and each metric.
+    metric_names = list(summary.get("test_metrics") or {})
+    loss_columns = ["test loss", *(f"test {name.replace('_', ' ')}" for name in metric_names)] if metric_names else []
+
     def row(name: str, s: dict[str, Any]) -> list[Any]:
-        return [name, _acc(s.get("test_accuracy")), _acc(s["final_accuracy"]), _acc(s["best_accuracy"]),
+        measured = s.get("test_metrics") or {}
+        losses = ([_num(s.get("test_loss"), 4), *(_num(measured.get(m), 4) for m in metric_names)]
+                  if loss_columns else [])
+        return [name, _acc(s.get("test_accuracy")), *losses, _acc(s["final_accuracy"]), _acc(s["best_accuracy"]),
                 s["host_params"], s["seed_params"]]
 
     rows = [row(summary["policy"], summary)]
     baseline = summary.get("baseline")
     if baseline:
         rows.append(row(f"{baseline['policy']} (baseline)", baseline))
-    lines.append(format_table(["policy", "test acc %", "final val %", "best val %", "host params",
+    lines.append(format_table(["policy", "test acc %", *loss_columns, "final val %", "best val %", "host params",
                                "seed params"], rows))
     seeds = summary.get("seeds", [])
     if baseline:

@@ -33,8 +33,8 @@ from esper_core.kasmina import (
     SafetyGovernor,
     SeedTrainer,
     evaluate,
-    measure_accuracy,
 )
+from esper_core.kasmina.counterfactual import measure
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.seeding import RngStream
 from esper_core.setup.tasks import build_model
@@ -59,6 +59,9 @@ class EpisodeResult:
     model: MorphogeneticModel = field(repr=False)
     #: accuracy of the final model on the task's held-out test split (None: the task has none)
     test_accuracy: float | None = None
+    #: mean loss on the test split, and the task's metrics of it (``Task.loss_metrics``)
+    test_loss: float | None = None
+    test_metrics: dict[str, float] = field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,8 @@ class EpisodeResult:
             "final_accuracy": self.final_accuracy,
             "best_accuracy": self.best_accuracy,
             "test_accuracy": self.test_accuracy,
+            "test_loss": self.test_loss,
+            **({"test_metrics": dict(self.test_metrics)} if self.test_metrics else {}),
             "host_params": self.host_params,
             "seed_params": self.fossilized_params,
             "seeds": [s.to_dict() for s in self.seeds],
@@ -161,7 +166,7 @@ class HostEpisode:
         self._total_reward = 0.0
         self._done = False
         self._observers: list[Any] = []
-        self._test_accuracy: float | None = None
+        self._test: tuple[float | None, float | None] | None = None
         with self._rng.active():
             self.model = build_model(resolved, task, self._emit)
             self.trainer = SeedTrainer(
@@ -256,6 +261,7 @@ class HostEpisode:
             host_params=report.host_params,
             seed_params=report.seed_params,
             seconds=time.perf_counter() - epoch_started,
+            val_metrics=self._loss_metrics(val.loss),
             slots=[
                 {"slot": s.slot, "stage": s.stage.name, "blueprint": s.blueprint, "alpha": s.alpha,
                  "contribution": s.contribution, "seed_gain": s.seed_gain,
@@ -417,17 +423,28 @@ class HostEpisode:
     def test_accuracy(self) -> float | None:
         """The model's accuracy on the task's held-out test split, which no controller or gate
         sees (None when the task has no ``test_batches``)."""
+        measured = self._measure_test()
+        return None if measured is None else measured[0]
+
+    def _measure_test(self) -> tuple[float, float | None] | None:
+        """Accuracy and mean loss on the test split (None without one)."""
         batches = getattr(self.task, "test_batches", None)
         if batches is None:
             return None
-        return measure_accuracy(self.model, batches(), self.task.correct)
+        return measure(self.model, batches(), self.task.correct, self.task.loss)
+
+    def _loss_metrics(self, loss: float | None) -> dict[str, float]:
+        """The task's named metrics of a mean loss (``Task.loss_metrics``), as it gives them."""
+        derive = getattr(self.task, "loss_metrics", None)
+        return {} if derive is None or loss is None else dict(derive(loss))
 
     def result(self) -> EpisodeResult:
         """The finished episode's outcome, with its held-out test accuracy."""
         if not self._done:
             raise RuntimeError("HostEpisode.result() is only available once the episode is over")
-        if self._test_accuracy is None:
-            self._test_accuracy = self.test_accuracy()
+        if self._test is None:
+            self._test = self._measure_test() or (None, None)
+        test_accuracy, test_loss = self._test
         counts = self.model.param_counts()
         return EpisodeResult(
             episode=self.episode,
@@ -441,7 +458,9 @@ class HostEpisode:
             total_reward=self._total_reward,
             seconds=time.perf_counter() - self._started,
             model=self.model,
-            test_accuracy=self._test_accuracy,
+            test_accuracy=test_accuracy,
+            test_loss=test_loss,
+            test_metrics=self._loss_metrics(test_loss),
         )
 
     def close(self) -> None:
