@@ -10,6 +10,7 @@ still fails the check, exactly as a corrupt download would.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import urllib.error
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from torchvision import datasets
 
 from esper_blueprints_cnn.tasks.cifar import (
@@ -120,7 +122,7 @@ def test_cifar10_task(cifar10_dir: Path) -> None:
     test_x, _ = next(iter(task.test_batches()))
     assert torch.equal(val_x, task._to_input(train_images[-N:]))
     assert torch.equal(test_x, task._to_input(test_images))
-    x, y = next(iter(task.train_batches(epoch=0)))
+    x, _ = next(iter(task.train_batches(epoch=0)))
     assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32
     host = task.build_host()
     assert host.injection_points[0].width == 32  # CIFAR hosts default to 32/64/128
@@ -217,3 +219,39 @@ def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 def test_default_data_dir_is_used(monkeypatch: pytest.MonkeyPatch, cifar10_dir: Path) -> None:
     monkeypatch.setenv("ESPER_DATA_DIR", str(cifar10_dir))
     assert make_cifar10_task(seed=0, device="cpu", options={"val_size": N}).train_size == 4 * N
+
+
+def test_cifar_tasks_name_their_classes_from_the_meta_file(cifar10_dir: Path, cifar100_dir: Path) -> None:
+    ten = make_cifar10_task(seed=0, device="cpu", options={"data_dir": str(cifar10_dir), "val_size": N,
+                                                            "train_size": 40})
+    assert ten.class_names == tuple(f"c{i}" for i in range(10))  # the fixture's batches.meta label_names
+    assert ten.input_contract()["class_names"] == [f"c{i}" for i in range(10)]
+    hundred = make_cifar100_task(seed=0, device="cpu", options={"data_dir": str(cifar100_dir), "val_size": N})
+    assert hundred.class_names == tuple(f"f{i}" for i in range(100))  # fine labels, as the labels are
+
+
+def test_an_export_of_a_cifar_run_names_the_classes(cifar10_dir: Path, tmp_path: Path) -> None:
+    from esper_core.cli.main import build_cli
+    from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+    from esper_core.storage.export import export_model, sidecar_path
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(build_cli(), [
+        "run", "--task", "cifar10", "--data-dir", str(cifar10_dir), "--epochs", "1", "--threads", "1",
+        "--no-compare-baseline", "--task-option", f"val_size={N}", "--task-option", "train_size=16",
+        "--task-option", "widths=4,8,8", "--task-option", "batch_size=8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    path = export_model(out, build_catalog(load_plugins(PluginSettings())), fmt="torch-export")
+    contract = json.loads(sidecar_path(path).read_text())
+    assert contract["class_names"] == [f"c{i}" for i in range(10)]
+    assert contract["input"]["shape"] == [3, 32, 32] and contract["normalisation"]
+
+
+def test_a_meta_file_naming_the_wrong_number_of_classes_is_refused(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_cifar10(tmp_path)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": ["cat", "dog"], "num_cases_per_batch": N, "num_vis": 3072}, f, protocol=2)
+    register_md5s(monkeypatch, datasets.CIFAR10, folder)
+    with pytest.raises(DataError, match="the meta file names 2 classes, expected 10 names"):
+        make_cifar10_task(seed=0, device="cpu", options={"data_dir": str(tmp_path), "val_size": N})

@@ -18,7 +18,7 @@ ROOT = Path(esper_core.__file__).parent
 #: Bottom to top. A name is a top-level module or package of ``esper_core``.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "errors", "wording", "markers", "lazy", "files", "log_config", "config", "contracts",
-     "hookspecs", "blueprint_catalog", "options", "sdk"),
+     "hookspecs", "blueprint_catalog", "options"),
     ("rewards", "telemetry", "scaffold"),
     ("builtin", "plugins"),
     ("kasmina", "discovery"),
@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("storage",),
     ("tolaria",),
     ("presentation",),
-    ("cli", "testing"),
+    # The SDK re-exports names from every layer (on first use), so it sits on top.
+    ("cli", "testing", "sdk"),
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
 

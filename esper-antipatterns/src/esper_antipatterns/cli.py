@@ -9,7 +9,7 @@ import click
 from esper_antipatterns.catalog import BY_NAME, Category
 from esper_antipatterns.curriculum import N_STAGES, curriculum, members
 from esper_antipatterns.signatures import PENALTIES
-from esper_core.presentation.table import format_table
+from esper_core.sdk import format_table
 
 
 @click.command("antipatterns")

@@ -8,7 +8,7 @@ Normalisation layers are ``GroupNorm`` with an affine weight and bias: ``2·C`` 
 
 from __future__ import annotations
 
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 #: EMA momentum of the momentum dampener (seed 000: "high momentum (0.99)").
 MOMENTUM = 0.99

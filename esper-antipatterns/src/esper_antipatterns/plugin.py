@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from esper_antipatterns.catalog import ANTIPATTERNS, BLUEPRINT_PACKAGE, TOPOLOGY
-from esper_core.blueprint_catalog import BlueprintEntry, declare_blueprints
 from esper_core.contracts.specs import BlueprintSpec, ObserverSpec, RewardTermSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
+from esper_core.sdk import BlueprintEntry, declare_blueprints
 
 if TYPE_CHECKING:  # pragma: no cover
     import click

@@ -16,9 +16,9 @@ from esper_blueprints_cnn.defaults import (
     SHAPES_WIDTHS,
 )
 from esper_blueprints_cnn.micro import MICRO_DEFAULTS, MICRO_KASMINA
-from esper_core.blueprint_catalog import BlueprintEntry, declare_blueprints
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
+from esper_core.sdk import BlueprintEntry, declare_blueprints
 
 #: Own data gets the CIFAR-10 recipe (AdamW, 30 epochs): the general-purpose image recipe here,
 #: where ``shapes``' is tuned to one tiny procedural dataset.

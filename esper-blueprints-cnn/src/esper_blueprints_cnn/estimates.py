@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 #: MixConv kernel sizes, smallest first (Tan & Le 2019 use 3, 5, 7, 9 on wide layers).
 MIXDW_KERNELS: tuple[int, ...] = (3, 5, 7)

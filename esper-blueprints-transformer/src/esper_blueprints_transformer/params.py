@@ -7,7 +7,7 @@ asserted against the real module in the test-suite, at several widths.
 
 from __future__ import annotations
 
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 #: Target size of one attention head in the seed blueprints.
 SEED_HEAD_DIM = 16

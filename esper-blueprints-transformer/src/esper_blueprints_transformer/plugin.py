@@ -11,10 +11,10 @@ from __future__ import annotations
 from esper_blueprints_transformer import params
 from esper_blueprints_transformer.config import GPTConfig
 from esper_blueprints_transformer.defaults import TRANSFORMER_DEFAULTS
-from esper_core.blueprint_catalog import BlueprintEntry, declare_blueprints
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
+from esper_core.sdk import BlueprintEntry, declare_blueprints
 
 TOPOLOGY = "transformer"
 _PKG = "esper_blueprints_transformer"

@@ -17,7 +17,7 @@ import torch
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError
-from esper_core.storage.policy_checkpoint import check_compatible, load_policy_checkpoint, save_policy_checkpoint
+from esper_core.sdk import check_compatible, load_policy_checkpoint, save_policy_checkpoint
 from esper_policies.encoding import ObservationBuilder
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd

@@ -6,7 +6,7 @@ Importing the package is cheap: it exposes the hub only. Sinks live in
 the report (matplotlib) in :mod:`esper_telemetry.report`.
 """
 
-from esper_core.telemetry.hub import TelemetryHub
+from esper_core.sdk import TelemetryHub
 
 __version__ = "0.1.0"
 

@@ -224,7 +224,7 @@ def _deltas(records: list[RunRecord], value: Callable[[RunRecord], float | None]
               help="Episode whose curves to plot. Default: the last one.")
 def report(run_dir: Path, out_dir: Path | None, episode: int | None) -> None:
     """Write PNG figures and a self-contained report.html for a run directory."""
-    from esper_core.files import check_writable_dir
+    from esper_core.sdk import check_writable_dir
     from esper_telemetry.report.build import build_report  # imports matplotlib
 
     with _clean_errors():

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from esper_core.contracts.events import TelemetryEvent, event_from_record
-from esper_core.log_config import deferred_logger
+from esper_core.sdk import deferred_logger
 
 logger = deferred_logger(__name__)
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from esper_antipatterns.blueprints._layers import LayerScale
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 
 class KaimingMismatch(nn.Module):

@@ -7,7 +7,7 @@ from torch import nn
 
 from esper_antipatterns.blueprints._layers import LayerScale
 from esper_antipatterns.estimates import ENSEMBLE_BRANCHES, norm_groups
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 
 class ExpensiveIdentity(nn.Module):

@@ -12,7 +12,7 @@ from torch import nn
 
 from esper_blueprints_cnn.blueprints._layers import zero_
 from esper_blueprints_cnn.estimates import SPATIAL_ATTENTION_KERNEL, eca_kernel, se_hidden
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 
 class SqueezeExcite(nn.Module):

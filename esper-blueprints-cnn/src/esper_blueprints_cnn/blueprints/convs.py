@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from esper_blueprints_cnn.blueprints._layers import ChannelScale, group_norm, zero_
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 
 class AsymmetricConv(nn.Module):

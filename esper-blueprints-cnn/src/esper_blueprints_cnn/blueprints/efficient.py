@@ -15,7 +15,7 @@ from esper_blueprints_cnn.estimates import (
     shift_group,
     shuffle_groups,
 )
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 
 class DepthwiseSeparable(nn.Module):

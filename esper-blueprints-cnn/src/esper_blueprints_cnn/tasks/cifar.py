@@ -61,6 +61,15 @@ def load_cifar(
     variant: CifarVariant, *, root: Path, train: bool, download: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as uint8 ``(N, 32, 32, 3)`` images and int64 labels, or a :class:`DataError`."""
+    images, labels, _ = load_cifar_split(variant, root=root, train=train, download=download)
+    return images, labels
+
+
+def load_cifar_split(
+    variant: CifarVariant, *, root: Path, train: bool, download: bool
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """As :func:`load_cifar`, with the class names in label order (from the dataset's meta
+    file: airplane, automobile, … for CIFAR-10; the fine labels for CIFAR-100)."""
     from torchvision import datasets
 
     split = "training" if train else "test"
@@ -93,7 +102,13 @@ def load_cifar(
             f"{variant.title} {split} data in {where}: labels do not match the images or lie "
             f"outside 0..{variant.num_classes - 1}"
         )
-    return images, labels
+    classes = tuple(getattr(ds, "classes", ()))
+    if len(classes) != variant.num_classes or not all(isinstance(c, str) for c in classes):
+        raise DataError(
+            f"{variant.title} {split} data in {where}: the meta file names {len(classes)} classes, "
+            f"expected {variant.num_classes} names"
+        )
+    return images, labels, classes
 
 
 def _subset(
@@ -116,7 +131,7 @@ def make_cifar_task(
         variant.task, options, allowed=ALLOWED_OPTIONS, defaults=DEFAULT_OPTIONS
     )
     root = Path(opts.data_dir).expanduser() if opts.data_dir else default_data_dir()
-    train_x, train_y = load_cifar(variant, root=root, train=True, download=opts.download)
+    train_x, train_y, class_names = load_cifar_split(variant, root=root, train=True, download=opts.download)
     test_x, test_y = load_cifar(variant, root=root, train=False, download=opts.download)
     assert opts.val_size is not None
     n_val = opts.val_size
@@ -133,10 +148,12 @@ def make_cifar_task(
         train_images=train_x, train_labels=train_y, val_images=val_x, val_labels=val_y,
         test_images=test_x, test_labels=test_y, num_classes=variant.num_classes,
     )
-    return ImageTask(
+    task = ImageTask(
         name=variant.task, data=data, seed=seed, device=device, batch_size=opts.batch_size,
         widths=opts.widths, augment=opts.augment,
     )
+    task.class_names = class_names  # exports name the classes (esper export's sidecar contract)
+    return task
 
 
 def make_cifar10_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:

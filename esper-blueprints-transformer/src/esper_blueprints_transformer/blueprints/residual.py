@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from esper_blueprints_transformer.params import LORA_LARGE_RANK, LORA_RANK
-from esper_core.blueprint_catalog import check_width
+from esper_core.sdk import check_width
 
 
 class Noop(nn.Module):

@@ -24,10 +24,8 @@ import structlog
 import torch
 from attrs import field, frozen
 
-from esper_core.config import int_at_least, non_negative_number, one_of, positive_number
-from esper_core.discovery.crucible import Evaluation
 from esper_core.errors import ConfigError
-from esper_core.kasmina.optimizers import adam
+from esper_core.sdk import Evaluation, adam, int_at_least, non_negative_number, one_of, positive_number
 from esper_policies.architect.model import DECODERS, encode, sample
 
 logger = structlog.get_logger(__name__)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from esper_core.discovery.grammar import MAX_TOKENS
-from esper_core.discovery.tokens import VOCABULARY
+from esper_core.sdk import MAX_TOKENS, VOCABULARY
 
 BOS = "<bos>"
 EOS = "<eos>"

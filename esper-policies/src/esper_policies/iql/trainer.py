@@ -19,9 +19,9 @@ import structlog
 import torch
 
 from esper_core.contracts.protocols import PolicyTrainingContext
+from esper_core.contracts.training import TrainingSessionProtocol
 from esper_core.errors import ConfigError
-from esper_core.tolaria.interrupts import RunInterrupted
-from esper_core.tolaria.training_session import TrainingSession
+from esper_core.sdk import RunInterrupted
 from esper_policies import checkpoint
 from esper_policies._options import config_from_options
 from esper_policies.encoding import ObservationBuilder
@@ -68,7 +68,7 @@ class IQLTrainer:
                             rewards=torch.cat([p.rewards for p in parts]),
                             terminated=torch.cat([p.terminated for p in parts]))
 
-    def train(self, *, session: TrainingSession) -> dict[str, Any]:
+    def train(self, *, session: TrainingSessionProtocol) -> dict[str, Any]:
         if session.resume:
             raise ConfigError("--resume applies to PPO training; IQL trains from its datasets in one go")
         cfg, ctx = self.config, self.context.policy
@@ -93,7 +93,7 @@ class IQLTrainer:
         for step, batch in zip(range(1, cfg.steps + 1), self._batches(generator), strict=False):
             if session.stop_requested:  # SIGINT/SIGTERM: nothing to checkpoint, so stop at once
                 raise RunInterrupted(f"interrupted at step {step} of {cfg.steps}; IQL keeps no checkpoint: "
-                                     "run the command again", signum=session.stop[0])
+                                     "run the command again", signum=session.stop_signal)
             if obs_norm is not None:
                 batch = attrs.evolve(batch, obs=obs_norm.normalize(batch.obs),
                                      next_obs=obs_norm.normalize(batch.next_obs))

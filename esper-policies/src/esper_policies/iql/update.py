@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from esper_core.contracts.decisions import Op
-from esper_core.kasmina.optimizers import adam
+from esper_core.sdk import adam
 from esper_policies.encoding import N_OPS
 from esper_policies.offline.dataset import Batch
 from esper_policies.ppo.network import ActorCritic

@@ -17,12 +17,16 @@ import torch
 
 from esper_core.contracts.decisions import Op
 from esper_core.errors import ConfigError
-from esper_core.plugins.registry import Catalog
-from esper_core.setup.policies import make_policy
-from esper_core.setup.resolve import ResolvedRun
-from esper_core.setup.tasks import build_task, episode_seed, prepare_task
-from esper_core.storage.rundir import RunDirLock
-from esper_core.tolaria.episode import HostEpisode
+from esper_core.sdk import (
+    Catalog,
+    HostEpisode,
+    ResolvedRun,
+    RunDirLock,
+    build_task,
+    episode_seed,
+    make_policy,
+    prepare_task,
+)
 from esper_policies.encoding import ObservationBuilder, encode_masks
 from esper_policies.offline.dataset import METADATA, EpisodeDataset
 

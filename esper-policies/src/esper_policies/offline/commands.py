@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from esper_core.cli.app import AppState
-from esper_core.config import RunConfig, parse_key_values
+from esper_core.sdk import AppState, RunConfig, parse_key_values
 
 
 @click.command("collect")
@@ -35,8 +34,7 @@ def collect_command(state: AppState, episodes: int, out: Path, policy_checkpoint
                     policy_option: tuple[str, ...], task_option: tuple[str, ...], config_path: Path | None,
                     **options: object) -> None:
     """Record a behaviour policy's episodes as an offline dataset (for --policy iql)."""
-    from esper_core.files import check_writable_dir
-    from esper_core.setup.resolve import resolve_run
+    from esper_core.sdk import check_writable_dir, resolve_run
     from esper_policies.offline.collect import collect
 
     check_writable_dir(out)

@@ -31,8 +31,7 @@ from attrs import frozen
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
-from esper_core.files import atomic_file, write_json
-from esper_core.storage.policy_checkpoint import check_compatible, check_header
+from esper_core.sdk import atomic_file, check_compatible, check_header, write_json
 from esper_policies.encoding import N_OPS, MaskBatch
 
 FORMAT = "esper-episodes"

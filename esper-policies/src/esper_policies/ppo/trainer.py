@@ -1,7 +1,7 @@
 """Training PPO inside ``esper run --policy ppo``: rounds of rollouts on vectorised environments.
 
 A round: every one of the N environments runs one episode of ``episode_length`` epochs on a
-fresh host with its own seed (:func:`esper_core.tolaria.environments.episode_seed`); the policy acts
+fresh host with its own seed (:func:`esper_core.sdk.episode_seed`); the policy acts
 for all N at once after each epoch (one batched forward pass); then GAE and the PPO update run
 on the ``N × episode_length`` transitions, a ``ppo_update`` event is emitted and a checkpoint
 is written (``checkpoints/latest.pt``, atomically). ``--resume RUN_DIR`` reloads that
@@ -25,11 +25,9 @@ import torch
 from esper_core.contracts.decisions import Op
 from esper_core.contracts.events import PPOUpdate
 from esper_core.contracts.protocols import PolicyTrainingContext
+from esper_core.contracts.training import Environments, TrainingSessionProtocol
 from esper_core.errors import ConfigError
-from esper_core.kasmina.optimizers import adam
-from esper_core.setup.tasks import episode_seed
-from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments
-from esper_core.tolaria.training_session import TrainingSession
+from esper_core.sdk import adam, episode_seed
 from esper_policies import checkpoint
 from esper_policies._options import config_from_options
 from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions
@@ -64,14 +62,14 @@ class PPOTrainer:
     def from_context(cls, *, context: PolicyTrainingContext) -> PPOTrainer:
         return cls(context=context)
 
-    def train(self, *, session: TrainingSession) -> dict[str, Any]:
+    def train(self, *, session: TrainingSessionProtocol) -> dict[str, Any]:
         return _Training(self, session).run()
 
 
 class _Training:
     """The state of one training job (kept out of PPOTrainer so a trainer holds only options)."""
 
-    def __init__(self, trainer: PPOTrainer, session: TrainingSession) -> None:
+    def __init__(self, trainer: PPOTrainer, session: TrainingSessionProtocol) -> None:
         cfg, ctx = trainer.config, trainer.context.policy
         self.cfg, self.session, self.length = cfg, session, trainer.length
         self.keys = ctx.blueprint_keys
@@ -177,7 +175,7 @@ class _Training:
             self.obs_norm.update(obs)
         return self.obs_norm.normalize(obs)
 
-    def _round(self, envs: InProcessEnvironments | WorkerEnvironments, round_index: int) -> dict[str, Any]:
+    def _round(self, envs: Environments, round_index: int) -> dict[str, Any]:
         cfg, n = self.cfg, self.cfg.envs
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr_at(round_index)
@@ -240,7 +238,7 @@ class _Training:
                        policy_seconds=policy_time, env_seconds=env_time)
         return metrics
 
-    def _round_statistics(self, envs: InProcessEnvironments | WorkerEnvironments, actions: torch.Tensor,
+    def _round_statistics(self, envs: Environments, actions: torch.Tensor,
                           rewards: torch.Tensor) -> dict[str, Any]:
         results = [r for r in envs.results() if r is not None]
         ops = Counter(Op(int(o)).name for o in actions[..., 0].flatten())
