@@ -79,6 +79,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RunConfig": ("esper_core.config:RunConfig", "a run's configuration, from a TOML file and flags"),
     "parse_key_values": ("esper_core.config:parse_key_values", "KEY=VALUE flags → a dict of typed values"),
     "Catalog": ("esper_core.plugins.registry:Catalog", "every registered component, by kind"),
+    "PluginSettings": ("esper_core.plugins.manager:PluginSettings",
+                       "which plugins load (autoload, allow-list, strict, tracing)"),
+    "load_plugins": ("esper_core.plugins.manager:load_plugins",
+                     "load plugins (extra=[(name, module)] registers one in-process, for tests)"),
+    "build_catalog": ("esper_core.plugins.registry:build_catalog", "the component catalog of loaded plugins"),
     "adam": ("esper_core.kasmina.optimizers:adam", "Adam (fused where the device allows), as Esper trains"),
     "sgd": ("esper_core.kasmina.optimizers:sgd", "SGD (fused where the device allows)"),
     # -- files and checkpoints
@@ -204,7 +209,8 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.files import atomic_file, check_writable_dir, write_atomic, write_json
     from esper_core.kasmina.optimizers import adam, sgd
     from esper_core.log_config import deferred_logger
-    from esper_core.plugins.registry import Catalog
+    from esper_core.plugins.manager import PluginSettings, load_plugins
+    from esper_core.plugins.registry import Catalog, build_catalog
     from esper_core.presentation.table import format_table
     from esper_core.setup.policies import make_policy
     from esper_core.setup.resolve import ResolvedRun, resolve_run

@@ -429,8 +429,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from esper_core.plugins.manager import PluginSettings, load_plugins
-from esper_core.plugins.registry import build_catalog
+from esper_core.sdk import PluginSettings, build_catalog, load_plugins
 
 import $package.plugin as plugin
 
