@@ -18,7 +18,16 @@ from esper_core.contracts.stages import SeedStage
 from esper_core.contracts.validators import component_name, is_callable, non_empty_str
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from esper_core.contracts.protocols import AlphaSchedule, Observer, Policy, PolicyTrainer, Sink, Task
+    from esper_core.contracts.factories import (
+        AlphaScheduleFactory,
+        BlueprintFactory,
+        GeneratorFactory,
+        ObserverFactory,
+        PolicyFactory,
+        PolicyTrainerFactory,
+        SinkFactory,
+        TaskFactory,
+    )
 
 #: Action indices 0..33 are reserved for the built-in catalog (DESIGN §8).
 RESERVED_ACTION_INDICES = range(0, 34)
@@ -44,7 +53,7 @@ class BlueprintSpec:
 
     name: str = field(validator=component_name)
     topology: str = field(validator=component_name)
-    factory: Callable[..., Any] = field(validator=is_callable, eq=False)
+    factory: BlueprintFactory = field(validator=is_callable, eq=False)
     param_estimate: Callable[[int], int] = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
     action_index: int | None = field(default=None, validator=_action_index)
@@ -71,7 +80,7 @@ class TaskSpec:
 
     name: str = field(validator=component_name)
     topology: str = field(validator=component_name)
-    factory: Callable[..., Task] = field(validator=is_callable, eq=False)
+    factory: TaskFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
     defaults: Mapping[str, Any] = field(factory=dict, eq=False)
     #: Gate thresholds and lifecycle timing recommended for this task's topology.
@@ -93,9 +102,9 @@ class PolicySpec:
     """
 
     name: str = field(validator=component_name)
-    factory: Callable[..., Policy] = field(validator=is_callable, eq=False)
+    factory: PolicyFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
-    trainer: Callable[..., PolicyTrainer] | None = field(
+    trainer: PolicyTrainerFactory | None = field(
         default=None, validator=validators.optional(is_callable), eq=False)
 
     @property
@@ -167,7 +176,7 @@ class SinkSpec:
     """A telemetry sink. ``factory(run_dir=Path | None, options=Mapping)`` returns a Sink."""
 
     name: str = field(validator=component_name)
-    factory: Callable[..., Sink] = field(validator=is_callable, eq=False)
+    factory: SinkFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
 
 
@@ -176,7 +185,7 @@ class AlphaScheduleSpec:
     """A blending schedule. ``factory(total_epochs=T, **options)`` returns an AlphaSchedule."""
 
     name: str = field(validator=component_name)
-    factory: Callable[..., AlphaSchedule] = field(validator=is_callable, eq=False)
+    factory: AlphaScheduleFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
 
 
@@ -186,7 +195,7 @@ class ObserverSpec:
     watches one episode's model and adds telemetry events (e.g. anomalies) after each epoch."""
 
     name: str = field(validator=component_name)
-    factory: Callable[..., Observer] = field(validator=is_callable, eq=False)
+    factory: ObserverFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
 
 
@@ -194,11 +203,11 @@ class ObserverSpec:
 class GeneratorSpec:
     """A blueprint generator for ``esper discover --generator NAME``.
 
-    ``factory(seed=int, options=Mapping)`` returns an object with ``propose(n) -> list of token
-    sequences`` and ``observe(candidates, evaluations) -> dict of metrics`` (see
-    :class:`esper_core.discovery.search.Generator`); ``options`` holds the command's settings
+    ``factory(seed=int, options=Mapping)`` returns a
+    :class:`~esper_core.contracts.factories.BlueprintGenerator`: ``propose(n) -> token
+    sequences`` and ``observe(candidates, evaluations) -> metrics``; ``options`` holds the command's settings
     (``budget``, ``batch_size``, ``tasks`` ...), which a generator may use or ignore."""
 
     name: str = field(validator=component_name)
-    factory: Callable[..., Any] = field(validator=is_callable, eq=False)
+    factory: GeneratorFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
