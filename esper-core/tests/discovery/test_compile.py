@@ -32,6 +32,7 @@ def test_random_programs_round_trip_through_modules(shape):
     assert compiled >= 10
 
 
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script` is deprecated:FutureWarning")  # scripting is the point
 def test_compiled_modules_script_and_identity_at_init():
     tokens = "RES_START CONV KERNEL_3 OUT_IN NORM RELU SCALE RES_END GATE_START POOL_GLOBAL LINEAR OUT_D4 " \
              "RELU LINEAR OUT_IN ZERO_INIT GATE_END".split()
