@@ -137,3 +137,13 @@ def test_the_sdk_and_the_cli_help_stay_free_of_torch() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_architect_is_a_blueprint_generator() -> None:
+    # esper-policies' generator is typed by the contract, not by core's discovery code
+    from esper_core.contracts.factories import BlueprintGenerator
+    from esper_policies.architect.generator import Architect
+
+    members = {n for n in vars(BlueprintGenerator) if not n.startswith("_")}
+    assert members == {"propose", "observe"}
+    assert all(callable(getattr(Architect, n, None)) for n in members)
