@@ -17,7 +17,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults():
     config = RunConfig()
-    assert (config.task, config.policy, config.episodes, config.seed) == ("shapes", "heuristic", 1, 0)
+    # No task or policy: resolving the run picks the installed defaults (test_installed_defaults.py).
+    assert (config.task, config.policy, config.episodes, config.seed) == (None, None, 1, 0)
     assert config.compare_baseline is True and config.telemetry == ("jsonl",)
 
 

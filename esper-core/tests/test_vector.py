@@ -181,7 +181,11 @@ def test_policy_checkpoints_round_trip_and_refuse_other_runs(tmp_path):
         load_policy_checkpoint(tmp_path / "new.pt")
 
 
-def test_training_options_need_a_learned_policy(catalog, tmp_path):
+def test_training_options_need_a_learned_policy(tmp_path):
+    from test_training_options import learners_plugin
+
+    catalog = build_catalog(load_plugins(PluginSettings(autoload=False), extra=[
+        ("toy", toy), ("scripted", _policies_plugin()), ("learners", learners_plugin())]))
     resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "scripted", "epochs": 2},
                                                 "policy": {"rounds": 3}}), catalog)
     with pytest.raises(ConfigError, match=r"rounds \(--rounds\) only applies when training a learned policy"):

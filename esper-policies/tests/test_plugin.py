@@ -61,3 +61,28 @@ def test_package_exports_load_lazily():
         assert "Nope" in str(exc)
     else:
         raise AssertionError("unknown attribute did not raise")
+
+
+def test_learned_policies_declare_their_training_flags_with_their_configs_defaults():
+    import attrs
+
+    from esper_policies.iql.config import IQLConfig
+    from esper_policies.ppo.config import PPOConfig
+
+    specs = {s.name: s for s in plugin.esper_register_policies()}
+    for name, config in (("ppo", PPOConfig), ("iql", IQLConfig)):
+        fields = attrs.fields_dict(config)
+        for option in specs[name].training_options:
+            assert option.name in fields, f"{name} declares {option.name}, which its config lacks"
+            if fields[option.name].default is not attrs.NOTHING:
+                assert option.default == fields[option.name].default, (name, option.name)
+    assert [o.flag for o in specs["ppo"].training_options] == ["--rounds", "--envs", "--episode-length", "--workers"]
+    assert [o.flag for o in specs["iql"].training_options] == ["--dataset"]
+    assert [o.name for o in specs["ppo"].training_options if o.extends_on_resume] == ["rounds"]
+
+
+def test_the_default_baseline_and_comparison_policies_are_declared_here():
+    roles = {s.name: s.roles for s in plugin.esper_register_policies()}
+    assert [n for n, r in roles.items() if "default" in r] == ["heuristic"]
+    assert [n for n, r in roles.items() if "baseline" in r] == ["noop"]
+    assert [n for n, r in roles.items() if "comparison" in r] == ["heuristic", "random", "noop"]

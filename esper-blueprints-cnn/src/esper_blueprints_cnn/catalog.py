@@ -144,6 +144,7 @@ def task_specs() -> list[TaskSpec]:
             defaults=SHAPES_DEFAULTS,
             kasmina=CNN_DEFAULTS,
             slot_width=SHAPES_SLOT_WIDTH,
+            is_default=True,
         ),
         TaskSpec(
             name="micro",

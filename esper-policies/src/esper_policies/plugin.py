@@ -8,9 +8,26 @@ from __future__ import annotations
 
 import click
 
-from esper_core.contracts.specs import GeneratorSpec, PolicySpec
+from esper_core.contracts.specs import GeneratorSpec, PolicySpec, TrainingOption
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
+
+
+# The defaults repeat PPOConfig's and IQLConfig's for `esper run --help` (importing the configs
+# here would load more than the contracts); test_plugin checks that they agree.
+PPO_TRAINING_OPTIONS = (
+    TrainingOption(name="rounds", type=int, default=20, extends_on_resume=True,
+                   help="training rounds (PPO updates)"),
+    TrainingOption(name="envs", type=int, default=4, help="environments trained side by side"),
+    TrainingOption(name="episode_length", type=int,
+                   help="epochs per training episode (default: --epochs)"),
+    TrainingOption(name="workers", type=bool, default=False,
+                   help="one worker process per environment (CPU)"),
+)
+IQL_TRAINING_OPTIONS = (
+    TrainingOption(name="dataset", type=str,
+                   help="episode dataset directory from `esper collect` (comma-separate several)"),
+)
 
 
 @hookimpl
@@ -19,23 +36,27 @@ def esper_register_policies() -> list[PolicySpec]:
         PolicySpec(
             name="heuristic",
             factory=lazy("esper_policies.heuristic:HeuristicPolicy.from_context"),
+            roles=("default", "comparison"),
             description="germinate on a smoothed plateau, cull stale or harmful seeds, "
                         "fossilize contributing ones, rotate blueprints with cull penalties",
         ),
         PolicySpec(
             name="random",
             factory=lazy("esper_policies.random_policy:RandomPolicy.from_context"),
+            roles=("comparison",),
             description="uniformly random over the actions the mask allows (seeded)",
         ),
         PolicySpec(
             name="noop",
             factory=lazy("esper_policies.noop:NoopPolicy.from_context"),
+            roles=("baseline", "comparison"),
             description="always wait: the static host baseline",
         ),
         PolicySpec(
             name="ppo",
             factory=lazy("esper_policies.checkpoint_policy:ppo_from_context"),
             trainer=lazy("esper_policies.ppo.trainer:PPOTrainer.from_context"),
+            training_options=PPO_TRAINING_OPTIONS,
             description="learned actor-critic (masked factored heads, MLP or LSTM) trained with PPO on "
                         "vectorised environments; acts from --policy-checkpoint",
         ),
@@ -43,6 +64,7 @@ def esper_register_policies() -> list[PolicySpec]:
             name="iql",
             factory=lazy("esper_policies.checkpoint_policy:iql_from_context"),
             trainer=lazy("esper_policies.iql.trainer:IQLTrainer.from_context"),
+            training_options=IQL_TRAINING_OPTIONS,
             description="actor-critic learned offline with implicit Q-learning from `esper collect` "
                         "datasets (--dataset DIR); acts from --policy-checkpoint",
         ),

@@ -14,8 +14,9 @@ from esper_core.cli.app import AppState
 @click.option("--policy-checkpoint", "checkpoint", type=click.Path(path_type=Path, dir_okay=False),
               required=True, help="A trained policy (e.g. RUN_DIR/policy.pt from `esper run --policy ppo`).")
 @click.option("--episodes", type=int, default=3, show_default=True, help="Held-out episodes per policy.")
-@click.option("--against", default="heuristic,random,noop", show_default=True,
-              help="Comma-separated policies to compare with.")
+@click.option("--against", default=None,
+              help="Comma-separated policies to compare with (default: every installed policy declared "
+                   "for comparison, e.g. heuristic, random and noop from esper-policies).")
 @click.option("--seed", type=int, default=None, help="Seed of the held-out episodes (default: the run's).")
 @click.option("--epochs", type=int, default=None, help="Epochs per episode (default: the training run's).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the training run's).")
@@ -23,7 +24,7 @@ from esper_core.cli.app import AppState
               help="Also write the results to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.pass_obj
-def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: str, seed: int | None,
+def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: str | None, seed: int | None,
                      epochs: int | None, device: str | None, out: Path | None, as_json: bool) -> None:
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
     from esper_core.files import check_writable_file, write_json
@@ -32,7 +33,10 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
 
     if out is not None:
         check_writable_file(out)  # before the episodes, not after them
-    names = tuple(n.strip() for n in against.split(",") if n.strip())
+    from esper_core.setup.defaults import comparison_policies
+
+    names = (comparison_policies(state.catalog) if against is None
+             else tuple(n.strip() for n in against.split(",") if n.strip()))
     evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
                                      epochs=epochs, device=device)
     if out is not None:

@@ -59,6 +59,7 @@ from esper_core.contracts.specs import (
     RewardTermSpec,
     SinkSpec,
     TaskSpec,
+    TrainingOption,
 )
 from esper_core.contracts.stages import (
     BLENDED_STAGES,
@@ -146,6 +147,7 @@ __all__ = [
     "TaskSpec",
     "TelemetryEvent",
     "TopologyDefaults",
+    "TrainingOption",
     "TrainingSessionProtocol",
     "TrainingSignals",
     "can_transition",

@@ -89,6 +89,63 @@ class TaskSpec:
     #: built host, so ``esper blueprints`` can size blueprints as they grow without torch.
     slot_width: int | None = field(
         default=None, validator=validators.optional([validators.instance_of(int), validators.ge(1)]))
+    #: ``esper run`` without ``--task`` runs this task; at most one installed task may say so.
+    is_default: bool = field(default=False, validator=validators.instance_of(bool))
+
+
+#: The scalar types a training option may take.
+OPTION_TYPES: tuple[type, ...] = (bool, int, float, str)
+
+#: What a policy is for, beyond being chosen by name (``PolicySpec.roles``): ``default`` is what
+#: ``esper run`` runs without ``--policy`` and ``baseline`` the no-growth controller it compares
+#: against (at most one installed policy each); ``esper evaluate`` compares a trained policy with
+#: every ``comparison`` policy unless ``--against`` names others.
+POLICY_ROLES = ("default", "baseline", "comparison")
+
+
+def _option_type(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in OPTION_TYPES:
+        raise TypeError(f"TrainingOption.type must be one of bool, int, float, str, got {value!r}")
+
+
+def _roles(value: Any) -> tuple[str, ...]:
+    roles = (value,) if isinstance(value, str) else tuple(value)
+    unknown = [r for r in roles if r not in POLICY_ROLES]
+    if unknown:
+        raise ValueError(f"PolicySpec.roles: unknown role {unknown[0]!r}; roles: {', '.join(POLICY_ROLES)}")
+    return roles
+
+
+@frozen(kw_only=True)
+class TrainingOption:
+    """A ``[policy]`` option a learned policy's trainer takes, declared so that ``esper run``
+    offers it as a flag (``--episode-length`` for ``episode_length``; ``--workers/--no-workers``
+    for a bool) and refuses it for policies that do not declare it.
+
+    ``default`` is the trainer's own default, shown in ``esper run --help`` (``None``: it depends
+    on the run, say so in ``help``); the trainer still validates the value it receives."""
+
+    name: str = field(validator=validators.matches_re(r"^[a-z][a-z0-9_]*$"))
+    type: type = field(validator=_option_type)
+    help: str = field(validator=non_empty_str)
+    default: Any = None
+    #: resuming a finished training run with a larger value trains further; the trainer's
+    #: summary records the value reached under the same key (PPO's ``rounds``)
+    extends_on_resume: bool = field(default=False, validator=validators.instance_of(bool))
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _training_options(value: Any) -> tuple[TrainingOption, ...]:
+    options = tuple(value)
+    if not all(isinstance(o, TrainingOption) for o in options):
+        raise TypeError(f"PolicySpec.training_options must be TrainingOption records, got {value!r}")
+    names = [o.name for o in options]
+    if len(set(names)) != len(names):
+        raise ValueError(f"PolicySpec.training_options declares a name twice: {names}")
+    return options
 
 
 @frozen(kw_only=True)
@@ -98,7 +155,7 @@ class PolicySpec:
     A learned controller also gives a ``trainer``: ``trainer(context=PolicyTrainingContext)``
     validates the training options and returns a :class:`PolicyTrainer`. ``esper run`` then
     trains it (unless ``--policy-checkpoint`` names a trained one, which ``factory`` loads from
-    ``context.options["checkpoint"]``).
+    ``context.options["checkpoint"]``); its ``training_options`` become ``esper run`` flags.
     """
 
     name: str = field(validator=component_name)
@@ -106,6 +163,10 @@ class PolicySpec:
     description: str = field(validator=non_empty_str)
     trainer: PolicyTrainerFactory | None = field(
         default=None, validator=validators.optional(is_callable), eq=False)
+    #: the ``[policy]`` options its trainer takes that ``esper run`` offers as flags
+    training_options: tuple[TrainingOption, ...] = field(default=(), converter=_training_options)
+    #: see :data:`POLICY_ROLES`
+    roles: tuple[str, ...] = field(default=(), converter=_roles)
 
     @property
     def learned(self) -> bool:

@@ -20,6 +20,7 @@ from esper_core.contracts.specs import BlueprintSpec, GateSpec, ObserverSpec, Po
 from esper_core.errors import ConfigError
 from esper_core.plugins.registry import Catalog
 from esper_core.rewards.function import RewardFunction
+from esper_core.setup.defaults import default_policy, default_task
 
 _TRAINING_FALLBACKS: dict[str, Any] = {
     "batch_size": 128,
@@ -156,10 +157,10 @@ def register_library(path: str, topology: str, catalog: Catalog) -> None:
 
 def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     """Look up every name in ``config`` and apply the task's defaults."""
-    task = catalog.tasks.get(config.task)
+    task = catalog.tasks.get(config.task) if config.task is not None else default_task(catalog)
     if config.blueprint_library is not None:
         register_library(config.blueprint_library, task.topology, catalog)
-    policy = catalog.policies.get(config.policy)
+    policy = catalog.policies.get(config.policy) if config.policy is not None else default_policy(catalog)
     epochs = config.epochs if config.epochs is not None else int(task.defaults.get("epochs", DEFAULT_EPOCHS))
     slots = config.slots if config.slots is not None else task.defaults.get("slots")
     max_seeds = config.max_seeds if config.max_seeds is not None else int(task.defaults.get("max_seeds", 1))

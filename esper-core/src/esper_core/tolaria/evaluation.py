@@ -26,8 +26,6 @@ from esper_core.setup.tasks import build_task, episode_seed, prepare_task
 from esper_core.storage.policy_checkpoint import load_policy_checkpoint
 from esper_core.tolaria.episode import run_episode
 
-DEFAULT_BASELINES = ("heuristic", "random", "noop")
-
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0

@@ -13,10 +13,6 @@ from esper_core.contracts.events import TelemetryEvent
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments, make_environments
 
-#: ``[policy]`` options that only a learned policy's trainer understands (set by the CLI flags
-#: ``--rounds``, ``--envs``, ``--episode-length``, ``--workers`` and ``--dataset``).
-TRAINING_OPTIONS = ("rounds", "envs", "episode_length", "workers", "dataset")
-
 
 @frozen(kw_only=True)
 class TrainingSession:
