@@ -14,3 +14,10 @@ def _fresh_structlog() -> Iterator[None]:
     filters below ERROR for the rest of the process), so ``capture_logs`` sees every event."""
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own Esper cache (reused baselines), so no test reads another's results
+    and none writes to the user's ``~/.cache``."""
+    monkeypatch.setenv("ESPER_CACHE_DIR", str(tmp_path_factory.mktemp("esper-cache")))

@@ -96,12 +96,8 @@ class TrainingConfig:
 class RunConfig:
     """Everything ``esper run`` needs, before task defaults are applied (``None`` = default)."""
 
-    #: None: the task an installed plugin declares the default (esper_core.setup.defaults)
-    task: str | None = field(default=None, validator=_check(
-        lambda v: v is None or (isinstance(v, str) and v), "a task name"))
-    #: None: the policy an installed plugin declares the default
-    policy: str | None = field(default=None, validator=_check(
-        lambda v: v is None or (isinstance(v, str) and v), "a policy name"))
+    task: str = field(default="shapes", validator=_check(lambda v: isinstance(v, str) and v, "a task name"))
+    policy: str = field(default="heuristic", validator=_check(lambda v: isinstance(v, str) and v, "a policy name"))
     epochs: int | None = field(default=None, validator=optional_int_at_least(1))
     episodes: int = field(default=1, validator=int_at_least(1))
     seed: int = field(default=0, validator=int_at_least(0))
@@ -113,6 +109,8 @@ class RunConfig:
     max_seeds: int | None = field(default=None, validator=optional_int_at_least(1))
     param_budget: int | None = field(default=None, validator=optional_int_at_least(0))
     compare_baseline: bool = field(default=True, validator=_check(_is_bool, "true or false"))
+    #: reuse a finished baseline whose numbers cannot differ (esper_core.tolaria.baseline)
+    baseline_cache: bool = field(default=True, validator=_check(_is_bool, "true or false"))
     deterministic: bool = field(default=False, validator=_check(_is_bool, "true or false"))
     #: torch intra-op threads on CPU; 0 = automatic (see esper_core.setup.seeding.choose_threads)
     threads: int = field(default=0, validator=int_at_least(0))

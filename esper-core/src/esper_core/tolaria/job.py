@@ -15,27 +15,25 @@ from esper_core.config import dump_toml
 from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
 from esper_core.contracts.protocols import PolicyTrainingContext, Sink, Stateful, Task
-from esper_core.contracts.specs import TrainingOption
 from esper_core.errors import CheckpointError, ConfigError, EsperError, PluginError
 from esper_core.files import write_atomic, write_json
 from esper_core.plugins.blame import blame, blame_plugin_code, module_of, one_line
 from esper_core.plugins.registry import Catalog
-from esper_core.setup.policies import make_policy, policy_context
+from esper_core.setup.policies import policy_context
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
-from esper_core.setup.training_options import check_training_options, resume_extension
 from esper_core.storage.run_checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
 from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
 from esper_core.telemetry.hub import TelemetryHub
 from esper_core.telemetry.jsonl import EventsLost
 from esper_core.tolaria import distributed_run
-from esper_core.tolaria.episode import EpisodeResult, HostEpisode, run_episode, save_model
+from esper_core.tolaria.baseline import Baseline
+from esper_core.tolaria.episode import EpisodeResult, HostEpisode, save_model
 from esper_core.tolaria.interrupts import RunInterrupted, stop_on_signal
-from esper_core.tolaria.training_session import TrainingSession
+from esper_core.tolaria.training_session import TRAINING_OPTIONS, TrainingSession
 
 logger = structlog.get_logger(__name__)
 
-BASELINE_POLICY = "noop"
 
 
 def _open_sinks(resolved: ResolvedRun, run_dir: Path) -> TelemetryHub:
@@ -72,9 +70,14 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                               f"{'--resume' if resume else 'training a learned policy'} runs in one process")
         rank, world = distributed_run.init_process_group(device)
         task = distributed_run.ShardedTask(task, rank=rank, world_size=world)
-    check_training_options(resolved.policy, catalog, options, training=training)
+    given = sorted(k for k in TRAINING_OPTIONS if k in options)
+    if given and not training:
+        why = ("it is not a learned policy" if not resolved.policy.learned
+               else "--policy-checkpoint runs a trained policy without training it")
+        raise ConfigError(f"[policy] {given[0]} (--{given[0].replace('_', '-')}) only applies when "
+                          f"training a learned policy; policy {resolved.policy.name!r}: {why}")
     if resume and (run_dir / SUMMARY_FILE).exists():
-        _refuse_finished(run_dir, resume_extension(resolved.policy) if training else None, options)
+        _refuse_finished(run_dir, options if training else None)
     context = policy_context(resolved, slot_names, options)
     if training:
         assert resolved.policy.trainer is not None
@@ -98,7 +101,17 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
             logger.info("resuming", checkpoint=str(latest[-1]), episode=restored["episode"],
                         epoch=restored["epoch"])
 
-    hub = _open_sinks(resolved, run_dir)
+    baseline = None
+    if config.compare_baseline and not training:
+        # Begun before the sinks open, so a baseline process forked here holds none of their files.
+        baseline = Baseline.begin(resolved, catalog, task, slot_names, device=device, run_dir=run_dir,
+                                  use_cache=config.baseline_cache, alongside=None if world == 1 else False)
+    try:
+        hub = _open_sinks(resolved, run_dir)
+    except BaseException:
+        if baseline is not None:
+            baseline.cancel()
+        raise
 
     def emit(event: TelemetryEvent) -> None:
         hub.emit(attrs.evolve(event, run_id=run_id))
@@ -134,12 +147,14 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                 digest = distributed_run.model_digest(last.model, architecture)
                 summary["distributed"] = {"world_size": world,
                                           "model_sha256": distributed_run.gather_digests(digest)}
-            if config.compare_baseline:
-                summary["baseline"] = _baseline(resolved, catalog, task, slot_names)
+            if baseline is not None:
+                summary["baseline"] = baseline.finish()
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)
         write_json(run_dir / SUMMARY_FILE, summary)
         emit(RunEnded(episode=summary.get("episodes", 1) - 1, epoch=resolved.epochs, summary=summary))
     finally:
+        if baseline is not None:
+            baseline.cancel()
         if averaging is not None:
             averaging.remove()
         hub.close()
@@ -154,21 +169,20 @@ def _lost(exc: EventsLost, restored: dict[str, Any] | None) -> str:
             f"the events {after}{until} were lost; restore the file, or start a new run")
 
 
-def _refuse_finished(run_dir: Path, extension: TrainingOption | None, options: dict[str, Any]) -> None:
+def _refuse_finished(run_dir: Path, training_options: dict[str, Any] | None) -> None:
     """A finished run is not resumed: it would only rewrite its results. A finished training
-    run may continue when the resume asks for a larger value of its trainer's ``extension``
-    option (declared ``extends_on_resume``) than its summary records."""
-    if extension is not None:
+    run may continue when the resume asks for more ``--rounds`` than its summary records."""
+    if training_options is not None:
         try:
-            done = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")).get(extension.name)
+            done = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")).get("rounds")
         except (OSError, ValueError, RecursionError, AttributeError):
             done = None
-        wanted = options.get(extension.name)
+        wanted = training_options.get("rounds")
         if type(done) is int and type(wanted) is int and wanted > done:
             return
-        more = f" its {done} {extension.name}" if type(done) is int else ""
+        more = f" its {done} rounds" if type(done) is int else ""
         raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished{more} ({SUMMARY_FILE} "
-                          f"exists); to train further, resume with a larger {extension.flag}")
+                          "exists); to train further, resume with a larger --rounds")
     raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
 
 
@@ -246,26 +260,6 @@ def _decide(policy: Any, name: str, step: Any) -> Decision:
     if not isinstance(decision, Decision):
         raise PluginError(f"policy {name!r} returned {type(decision).__name__} from decide(), not a Decision")
     return decision
-
-
-def _baseline(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: tuple[str, ...]) -> dict[str, Any]:
-    """The same task, seed and epochs with the no-seed policy, without telemetry."""
-    if BASELINE_POLICY not in catalog.policies:
-        raise ConfigError("the baseline comparison needs the 'noop' policy (install esper-policies) "
-                          "or run with --no-compare-baseline")
-    policy = make_policy(resolved, BASELINE_POLICY, catalog, slot_names, {})
-    logger.info("baseline: training the same host without growth", policy=BASELINE_POLICY)
-    result = run_episode(resolved, task, policy, episode=0, emit=lambda event: None,
-                         policy_name=BASELINE_POLICY)
-    return {
-        "policy": BASELINE_POLICY,
-        "final_accuracy": result.final_accuracy,
-        "best_accuracy": result.best_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "host_params": result.host_params,
-        "seed_params": result.fossilized_params,
-        "wall_seconds": round(result.seconds, 3),
-    }
 
 
 def _summary(resolved: ResolvedRun, run_id: str, device: str, results: list[dict[str, Any]]) -> dict[str, Any]:
