@@ -96,8 +96,12 @@ class TrainingConfig:
 class RunConfig:
     """Everything ``esper run`` needs, before task defaults are applied (``None`` = default)."""
 
-    task: str = field(default="shapes", validator=_check(lambda v: isinstance(v, str) and v, "a task name"))
-    policy: str = field(default="heuristic", validator=_check(lambda v: isinstance(v, str) and v, "a policy name"))
+    #: None: the task an installed plugin declares the default (esper_core.setup.defaults)
+    task: str | None = field(default=None, validator=_check(
+        lambda v: v is None or (isinstance(v, str) and v), "a task name"))
+    #: None: the policy an installed plugin declares the default
+    policy: str | None = field(default=None, validator=_check(
+        lambda v: v is None or (isinstance(v, str) and v), "a policy name"))
     epochs: int | None = field(default=None, validator=optional_int_at_least(1))
     episodes: int = field(default=1, validator=int_at_least(1))
     seed: int = field(default=0, validator=int_at_least(0))

@@ -16,7 +16,42 @@ from esper_core.config import RunConfig, parse_key_values
 from esper_core.errors import ConfigError
 
 
-@click.command("run")
+#: The parameter names under which the training options' flags reach the command.
+_TRAINING_FLAG = "training_option__"
+
+
+class RunCommand(click.Command):
+    """``esper run``, plus a flag for each training option an installed learned policy declares
+    (``PolicySpec.training_options``): core names none of them. They are added when the command
+    parses or prints its help, so ``esper --help`` never builds the catalog."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = list(self.params)
+        state = ctx.find_object(AppState)
+        if state is not None:
+            taken = {flag for p in params for flag in (*p.opts, *p.secondary_opts)}
+            params += _training_flags(state, taken)
+        help_option = self.get_help_option(ctx)
+        return params + ([help_option] if help_option is not None else [])
+
+
+def _training_flags(state: AppState, taken: set[str]) -> list[click.Option]:
+    from esper_core.setup.training_options import declared_training_options
+
+    flags = []
+    for declared in declared_training_options(state.catalog).values():
+        option = declared.option
+        if option.flag in taken:  # a policy may not shadow one of the command's own flags
+            continue
+        default = "" if option.default is None or option.type is bool else f" (default {option.default})"
+        names = f"{option.flag}/--no-{option.flag[2:]}" if option.type is bool else option.flag
+        flags.append(click.Option([names, _TRAINING_FLAG + option.name], default=None,
+                                  type=None if option.type is bool else option.type,
+                                  help=f"{', '.join(declared.policies)}: {option.help}{default}."))
+    return flags
+
+
+@click.command("run", cls=RunCommand)
 @click.option("--task", default=None, help="Task name (default: shapes, the embedded image task).")
 @click.option("--policy", default=None, help="Controller: heuristic (default), random, noop, or a plugin's.")
 @click.option("--epochs", type=int, default=None, help="Epochs per episode (default: the task's).")
@@ -49,14 +84,6 @@ from esper_core.errors import ConfigError
               help="Any task option; repeatable. Values are parsed as TOML (numbers, true/false).")
 @click.option("--policy-option", "policy_option", multiple=True, metavar="KEY=VALUE",
               help="Any policy option ([policy] table); repeatable. Values are parsed as TOML.")
-@click.option("--rounds", type=int, default=None, help="Learned policies: training rounds (PPO updates).")
-@click.option("--envs", type=int, default=None, help="Learned policies: environments trained side by side.")
-@click.option("--episode-length", type=int, default=None,
-              help="Learned policies: epochs per training episode (default: --epochs).")
-@click.option("--workers/--no-workers", default=None,
-              help="Learned policies: one worker process per environment (CPU).")
-@click.option("--dataset", default=None,
-              help="Offline learners (iql): episode dataset directory from `esper collect` (comma-separate several).")
 @click.option("--policy-checkpoint", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Run a trained policy from this checkpoint instead of training one.")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -68,9 +95,7 @@ from esper_core.errors import ConfigError
 @click.pass_obj
 def run_command(state: AppState, config_path: Path | None, as_json: bool, data_path: str | None,
                 data_dir: str | None, download: bool | None, task_option: tuple[str, ...],
-                policy_option: tuple[str, ...], rounds: int | None, envs: int | None,
-                episode_length: int | None, workers: bool | None, dataset: str | None,
-                policy_checkpoint: Path | None,
+                policy_option: tuple[str, ...], policy_checkpoint: Path | None,
                 resume_dir: Path | None, **options: object) -> None:
     """Run episodes: train a host for E epochs while the controller grows it."""
     from esper_core.presentation.run_report import format_summary
@@ -84,10 +109,10 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
         if value is not None:
             task_options[key] = value
     policy_options = parse_key_values(policy_option, flag="--policy-option")
-    for key, value in (("rounds", rounds), ("envs", envs), ("episode_length", episode_length),
-                       ("workers", workers), ("dataset", dataset)):
+    for key in [k for k in options if k.startswith(_TRAINING_FLAG)]:
+        value = options.pop(key)
         if value is not None:
-            policy_options[key] = value
+            policy_options[key.removeprefix(_TRAINING_FLAG)] = value
     if policy_checkpoint is not None:
         policy_options["checkpoint"] = str(policy_checkpoint)
         if options.get("policy") is None:

@@ -15,6 +15,7 @@ from esper_core.config import dump_toml
 from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
 from esper_core.contracts.protocols import PolicyTrainingContext, Sink, Stateful, Task
+from esper_core.contracts.specs import TrainingOption
 from esper_core.errors import CheckpointError, ConfigError, EsperError, PluginError
 from esper_core.files import write_atomic, write_json
 from esper_core.plugins.blame import blame, blame_plugin_code, module_of, one_line
@@ -22,6 +23,7 @@ from esper_core.plugins.registry import Catalog
 from esper_core.setup.policies import policy_context
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
+from esper_core.setup.training_options import check_training_options, resume_extension
 from esper_core.storage.run_checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
 from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
 from esper_core.telemetry.hub import TelemetryHub
@@ -30,7 +32,7 @@ from esper_core.tolaria import distributed_run
 from esper_core.tolaria.baseline import Baseline
 from esper_core.tolaria.episode import EpisodeResult, HostEpisode, save_model
 from esper_core.tolaria.interrupts import RunInterrupted, stop_on_signal
-from esper_core.tolaria.training_session import TRAINING_OPTIONS, TrainingSession
+from esper_core.tolaria.training_session import TrainingSession
 
 logger = structlog.get_logger(__name__)
 
@@ -70,14 +72,9 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
                               f"{'--resume' if resume else 'training a learned policy'} runs in one process")
         rank, world = distributed_run.init_process_group(device)
         task = distributed_run.ShardedTask(task, rank=rank, world_size=world)
-    given = sorted(k for k in TRAINING_OPTIONS if k in options)
-    if given and not training:
-        why = ("it is not a learned policy" if not resolved.policy.learned
-               else "--policy-checkpoint runs a trained policy without training it")
-        raise ConfigError(f"[policy] {given[0]} (--{given[0].replace('_', '-')}) only applies when "
-                          f"training a learned policy; policy {resolved.policy.name!r}: {why}")
+    check_training_options(resolved.policy, catalog, options, training=training)
     if resume and (run_dir / SUMMARY_FILE).exists():
-        _refuse_finished(run_dir, options if training else None)
+        _refuse_finished(run_dir, resume_extension(resolved.policy) if training else None, options)
     context = policy_context(resolved, slot_names, options)
     if training:
         assert resolved.policy.trainer is not None
@@ -169,20 +166,21 @@ def _lost(exc: EventsLost, restored: dict[str, Any] | None) -> str:
             f"the events {after}{until} were lost; restore the file, or start a new run")
 
 
-def _refuse_finished(run_dir: Path, training_options: dict[str, Any] | None) -> None:
+def _refuse_finished(run_dir: Path, extension: TrainingOption | None, options: dict[str, Any]) -> None:
     """A finished run is not resumed: it would only rewrite its results. A finished training
-    run may continue when the resume asks for more ``--rounds`` than its summary records."""
-    if training_options is not None:
+    run may continue when the resume asks for a larger value of its trainer's ``extension``
+    option (declared ``extends_on_resume``) than its summary records."""
+    if extension is not None:
         try:
-            done = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")).get("rounds")
+            done = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")).get(extension.name)
         except (OSError, ValueError, RecursionError, AttributeError):
             done = None
-        wanted = training_options.get("rounds")
+        wanted = options.get(extension.name)
         if type(done) is int and type(wanted) is int and wanted > done:
             return
-        more = f" its {done} rounds" if type(done) is int else ""
+        more = f" its {done} {extension.name}" if type(done) is int else ""
         raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished{more} ({SUMMARY_FILE} "
-                          "exists); to train further, resume with a larger --rounds")
+                          f"exists); to train further, resume with a larger {extension.flag}")
     raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
 
 
