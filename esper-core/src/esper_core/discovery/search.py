@@ -21,11 +21,12 @@ import collections
 import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from attrs import field, frozen
 
+from esper_core.contracts.factories import BlueprintGenerator
 from esper_core.discovery import tokens as T
 from esper_core.discovery.crucible import Crucible, Evaluation
 from esper_core.discovery.grammar import MAX_TOKENS, GrammarError, Group, Layer, Node, Op, Program, parse, to_tokens
@@ -36,14 +37,8 @@ logger = structlog.get_logger(__name__)
 Tokens = tuple[str, ...]
 
 
-class Generator(Protocol):
-    """Proposes candidates and learns from their scores."""
-
-    def propose(self, n: int) -> list[Tokens]:
-        """``n`` candidate token sequences."""
-
-    def observe(self, candidates: Sequence[Tokens], evaluations: Sequence[Evaluation]) -> dict[str, float]:
-        """Learn from the scores of the last proposals; returns metrics to report."""
+#: What :func:`run_search` drives: the contract every ``GeneratorSpec`` factory returns.
+Generator = BlueprintGenerator
 
 
 # --------------------------------------------------------------------------------------------
