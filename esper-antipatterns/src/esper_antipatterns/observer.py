@@ -8,17 +8,17 @@ The seed's gradient norm is the one Kasmina's trainer measured at the epoch's la
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
+from esper_antipatterns.detectors import DetectorConfig, FailureDetector
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.reports import EpochReport
 from esper_core.contracts.seeds import ObservedModel, SeedView
 from esper_core.errors import ConfigError
-from esper_antipatterns.detectors import DetectorConfig, FailureDetector
 
 
 class FailureSignatureObserver:

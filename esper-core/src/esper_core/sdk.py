@@ -158,7 +158,83 @@ _EAGER: dict[str, str] = {
 #: Every public name with its one-line description.
 DESCRIPTIONS: dict[str, str] = {**_EAGER, **{name: doc for name, (_, doc) in _LAZY.items()}}
 
-__all__ = sorted([*_EAGER, *_LAZY, "PUBLIC_MODULES", "DESCRIPTIONS"])
+#: Every name above, written out for tools that read ``__all__`` without running the module (a test
+#: checks it matches ``DESCRIPTIONS``).
+__all__ = [
+    "DESCRIPTIONS",
+    "MAX_TOKENS",
+    "PUBLIC_MODULES",
+    "VOCABULARY",
+    "AlphaScheduleFactory",
+    "AppState",
+    "BlueprintEntry",
+    "BlueprintFactory",
+    "BlueprintGenerator",
+    "Catalog",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "Environments",
+    "EpisodeStep",
+    "EpisodeStepView",
+    "EsperError",
+    "Evaluation",
+    "EvaluationView",
+    "GeneratorFactory",
+    "HostEpisode",
+    "InProcessEnvironments",
+    "LazyCallable",
+    "ObservedModel",
+    "ObserverFactory",
+    "PluginError",
+    "PluginSettings",
+    "PolicyFactory",
+    "PolicyTrainerFactory",
+    "ResolvedRun",
+    "ResolvedRunView",
+    "RewindableSink",
+    "RunConfig",
+    "RunConfigView",
+    "RunDirBusy",
+    "RunDirLock",
+    "RunInterrupted",
+    "SeedView",
+    "SinkFactory",
+    "TaskFactory",
+    "TelemetryHub",
+    "TrainingSession",
+    "TrainingSessionProtocol",
+    "UnknownNameError",
+    "WorkerEnvironments",
+    "adam",
+    "atomic_file",
+    "build_catalog",
+    "build_task",
+    "check_compatible",
+    "check_header",
+    "check_width",
+    "check_writable_dir",
+    "declare_blueprints",
+    "deferred_logger",
+    "episode_seed",
+    "format_table",
+    "hookimpl",
+    "int_at_least",
+    "lazy",
+    "load_plugins",
+    "load_policy_checkpoint",
+    "make_policy",
+    "non_negative_number",
+    "one_of",
+    "parse_key_values",
+    "positive_number",
+    "prepare_task",
+    "resolve_run",
+    "save_policy_checkpoint",
+    "sgd",
+    "write_atomic",
+    "write_json",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -181,7 +257,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.blueprint_catalog import BlueprintEntry, check_width, declare_blueprints
     from esper_core.cli.app import AppState
-    from esper_core.config import RunConfig, int_at_least, non_negative_number, one_of, parse_key_values, positive_number
+    from esper_core.config import (
+        RunConfig,
+        int_at_least,
+        non_negative_number,
+        one_of,
+        parse_key_values,
+        positive_number,
+    )
     from esper_core.contracts.factories import (
         AlphaScheduleFactory,
         BlueprintFactory,
