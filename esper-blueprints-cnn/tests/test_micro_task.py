@@ -45,9 +45,9 @@ def test_default_episode_fits_a_heuristic_lifecycle() -> None:
     TRAINING, BLENDING, SHADOWING and one PROBATIONARY epoch must still fit."""
     gates, life = MICRO_KASMINA.gates, MICRO_KASMINA.lifecycle
     after_germination = gates.g2_min_epochs + life.blending_epochs + gates.g4_window + 1
-    assert 10 + after_germination <= MICRO_DEFAULTS["epochs"] <= 16
+    assert 10 + after_germination <= MICRO_DEFAULTS.epochs <= 16
     assert gates.g3_min_epochs == life.blending_epochs
-    assert MICRO_DEFAULTS["lr_schedule"] == "step" and MICRO_DEFAULTS["lr_step_epoch"] < 5
+    assert MICRO_DEFAULTS.training.lr_schedule == "step" and MICRO_DEFAULTS.training.lr_step_epoch < 5
 
 
 def test_data_is_a_function_of_data_seed() -> None:

@@ -10,13 +10,12 @@ import esper_blueprints_cnn
 from esper_blueprints_cnn import CNN_DEFAULTS, plugin
 from esper_blueprints_cnn.host import CNNHost, HostConfig
 from esper_blueprints_cnn.micro import MICRO_KASMINA
+from esper_core.contracts.run_defaults import RunDefaults
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import LazyCallable
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 
 CATALOG_INDICES = set(range(0, 8)) | set(range(13, 24))
-RUN_DEFAULT_KEYS = {"epochs", "batch_size", "lr", "seed_lr", "weight_decay", "optimizer",
-                    "slots", "blueprints"}
 
 
 def test_blueprint_hook_returns_the_catalog() -> None:
@@ -42,10 +41,10 @@ def test_task_hook_returns_valid_tasks() -> None:
     for t in tasks.values():
         assert isinstance(t, TaskSpec) and t.topology == "cnn"
         assert t.kasmina is (MICRO_KASMINA if t.name == "micro" else CNN_DEFAULTS)
-        assert set(t.defaults) >= RUN_DEFAULT_KEYS
-        assert set(t.defaults["blueprints"]) <= blueprint_names
-        assert set(t.defaults["slots"]) <= slot_names
-        assert t.defaults["optimizer"] == "adamw"
+        assert isinstance(t.defaults, RunDefaults)
+        assert t.defaults.blueprints and set(t.defaults.blueprints) <= blueprint_names
+        assert t.defaults.slots and set(t.defaults.slots) <= slot_names
+        assert t.defaults.training.optimizer == "adamw"
         assert callable(t.factory.resolve())
 
 
@@ -55,7 +54,7 @@ def test_shapes_epochs_fit_two_lifecycles_one_after_the_other() -> None:
     # From the first decision: GERMINATED, TRAINING, BLENDING, SHADOWING, PROBATIONARY, twice
     # (a seed culled at G5's timeout leaves time for another).
     one = 1 + gates.g2_min_epochs + life.blending_epochs + gates.g4_window + 1
-    assert 2 * one <= shapes.defaults["epochs"] <= 30
+    assert 2 * one <= shapes.defaults.epochs <= 30
 
 
 def test_cnn_defaults_train_the_host_through_a_blending_seed() -> None:

@@ -49,11 +49,9 @@ def test_task_specs_defaults_and_kasmina() -> None:
         assert isinstance(task, TaskSpec)
         assert task.topology == "transformer"
         assert task.kasmina is TRANSFORMER_DEFAULTS
-        assert {"epochs", "batch_size", "lr", "seed_lr", "weight_decay", "optimizer", "slots",
-                "blueprints"} <= set(task.defaults)
-        assert task.defaults["optimizer"] == "adamw"
-        assert set(task.defaults["blueprints"]) <= names
-        assert task.defaults["slots"] == ["layer1", "layer2"]
+        assert task.defaults.training.optimizer == "adamw" and task.defaults.training.weight_decay == 0.01
+        assert task.defaults.blueprints and set(task.defaults.blueprints) <= names
+        assert task.defaults.slots == ("layer1", "layer2")
 
 
 def test_transformer_defaults_keep_host_attached_while_blending() -> None:

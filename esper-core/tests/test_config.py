@@ -46,7 +46,7 @@ param_rent = 2.0
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ('[run]\nepochz = 3\n', "unknown key [run] 'epochz' (did you mean 'epochs'?)"),
+        ('[run]\nepochz = 3\n', "[run]: unknown key 'epochz' (did you mean 'epochs'?); allowed keys: "),
         ('[runn]\n', "unknown config table [runn]"),
         ('[run]\nepochs = 0\n', "epochs = 0 is invalid; expected an integer ≥ 1"),
         ('[run]\nepochs = "ten"\n', "epochs = 'ten' is invalid"),
@@ -55,7 +55,7 @@ param_rent = 2.0
         ('[run]\ncompare_baseline = "yes"\n', "compare_baseline = 'yes' is invalid; expected true or false"),
         ('[training]\nlr = -1.0\n', "[training] lr = -1.0 is invalid"),
         ('[training]\noptimizer = "rmsprop"\n', "one of 'adamw', 'sgd'"),
-        ('[training]\nmomentum = 0.9\n', "unknown key [training] 'momentum'"),
+        ('[training]\nmomentum = 0.9\n', "[training]: unknown key 'momentum'; allowed keys: batch_size, lr, lr_schedule"),
         ('[rewards]\nparam_rent = "high"\n', "[rewards] param_rent = 'high' is invalid"),
         ('run = 3\n', "config key 'run' must be a table"),
         ('[telemetry]\nsqlite = 3\n', "expected a table [telemetry.sqlite]"),
@@ -78,7 +78,7 @@ def test_sections_override_contract_defaults():
     base = LifecycleSettings(detach_host_in_blending=False)
     merged = build_section(LifecycleSettings, {"blending_epochs": 3}, "kasmina", base=base)
     assert merged.blending_epochs == 3 and merged.detach_host_in_blending is False
-    with pytest.raises(ConfigError, match=r"\[kasmina\] unknown key|unknown key \[kasmina\] 'blend'"):
+    with pytest.raises(ConfigError, match=r"\[kasmina\]: unknown key 'blend'; allowed keys: .*blending_epochs"):
         build_section(LifecycleSettings, {"blend": 3}, "kasmina", base=base)
     with pytest.raises(ConfigError, match=r"\[kasmina\].*probation_epochs"):
         build_section(LifecycleSettings, {"probation_epochs": 2}, "kasmina", base=base)

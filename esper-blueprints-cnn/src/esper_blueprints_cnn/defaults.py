@@ -40,9 +40,9 @@ Why these values (measured with ``benchmarks/growth_study.py``; docs/growth.md):
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any
 
+from esper_core.contracts.run_defaults import RunDefaults
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings, TopologyDefaults
 
 CNN_DEFAULTS = TopologyDefaults(
@@ -87,7 +87,8 @@ SHAPES_WIDTHS = (4, 8, 16)
 SHAPES_SLOTS = ("block1", "block2", "block3")
 
 
-def run_defaults(**overrides: Any) -> MappingProxyType[str, Any]:
+def run_defaults(**overrides: Any) -> RunDefaults:
+    """The CNN tasks' run defaults with ``overrides`` (flat keys: ``epochs``, ``lr`` ...)."""
     base: dict[str, Any] = {
         "epochs": 25,
         "batch_size": 128,
@@ -99,7 +100,7 @@ def run_defaults(**overrides: Any) -> MappingProxyType[str, Any]:
         "blueprints": DEFAULT_BLUEPRINTS,
     }
     base.update(overrides)
-    return MappingProxyType(base)
+    return RunDefaults.from_mapping(base, owner="CNN run defaults")
 
 
 #: ``shapes``: the host (4/8/16 channels, see ``tasks/procedural.py``) and its recipe were chosen

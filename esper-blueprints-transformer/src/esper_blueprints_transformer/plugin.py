@@ -11,6 +11,7 @@ from __future__ import annotations
 from esper_blueprints_transformer import params
 from esper_blueprints_transformer.config import GPTConfig
 from esper_blueprints_transformer.defaults import TRANSFORMER_DEFAULTS
+from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
@@ -22,16 +23,12 @@ _VASWANI = "Vaswani et al. 2017, Attention Is All You Need (arXiv:1706.03762)"
 _LORA = "Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models (arXiv:2106.09685)"
 
 #: Run settings the text tasks recommend (``esper run`` fills in what the user left unset).
-TASK_DEFAULTS = {
-    "epochs": 25,
-    "batch_size": 32,
-    "lr": 3e-3,
-    "seed_lr": 3e-3,
-    "weight_decay": 0.01,
-    "optimizer": "adamw",
-    "slots": ["layer1", "layer2"],
-    "blueprints": ["lora", "attention", "mlp_small", "mlp", "norm"],
-}
+TASK_DEFAULTS = RunDefaults(
+    epochs=25,
+    slots=("layer1", "layer2"),
+    blueprints=("lora", "attention", "mlp_small", "mlp", "norm"),
+    training=TrainingSettings(batch_size=32, lr=3e-3, seed_lr=3e-3, weight_decay=0.01, optimizer="adamw"),
+)
 
 
 #: Blueprints 0, 2, 3 and 8–12 (DESIGN §8), each the identity at initialisation.
@@ -77,7 +74,7 @@ def esper_register_tasks() -> list[TaskSpec]:
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.text:pytext_task"),
             description="next-byte prediction on the Python standard library's own sources (no download)",
-            defaults=dict(TASK_DEFAULTS),
+            defaults=TASK_DEFAULTS,
             kasmina=TRANSFORMER_DEFAULTS,
             slot_width=GPTConfig().d_model,
         ),
@@ -86,7 +83,7 @@ def esper_register_tasks() -> list[TaskSpec]:
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.text:textfile_task"),
             description="next-byte prediction on a UTF-8 text file of your own (option path / --data)",
-            defaults=dict(TASK_DEFAULTS),
+            defaults=TASK_DEFAULTS,
             kasmina=TRANSFORMER_DEFAULTS,
             slot_width=GPTConfig().d_model,
         ),

@@ -7,57 +7,36 @@ defaults filled in) is written back to the run directory with :func:`dump_toml`.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 from attrs import field, frozen
 
+from esper_core.contracts.run_defaults import LR_SCHEDULES, OPTIMIZERS
 from esper_core.errors import ConfigError
+from esper_core.options import (
+    InvalidValue,
+    Validator,
+    int_at_least,
+    invalid_message,
+    is_number,
+    non_negative_number,
+    one_of,
+    parse_options,
+    positive_number,
+    unknown_message,
+)
+from esper_core.options import check as _check
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-OPTIMIZERS = ("adamw", "sgd")
-LR_SCHEDULES = ("constant", "step", "cosine")
 
 
-def _check(pred: Callable[[Any], bool], allowed: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    def validator(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not pred(value):
-            raise ConfigError(f"{attribute.name} = {value!r} is invalid; expected {allowed}")
-
-    return validator
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def int_at_least(n: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    return _check(lambda v: _is_int(v) and v >= n, f"an integer ≥ {n}")
-
-
-def optional_int_at_least(n: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    return _check(lambda v: v is None or (_is_int(v) and v >= n), f"an integer ≥ {n}")
-
-
-def positive_number(optional: bool = False) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    return _check(lambda v: (optional and v is None) or (_is_num(v) and v > 0), "a finite number > 0")
-
-
-def non_negative_number() -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    return _check(lambda v: v is None or (_is_num(v) and v >= 0), "a finite number ≥ 0")
-
-
-def one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    return _check(lambda v: v in choices, "one of " + ", ".join(repr(c) for c in choices))
+def optional_int_at_least(n: int) -> Validator:
+    return int_at_least(n, optional=True)
 
 
 def _name_list(value: Any) -> tuple[str, ...] | None:
@@ -66,7 +45,7 @@ def _name_list(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"expected a list of names, got {value!r}")
+        raise InvalidValue(None, value, "a list of names")
     return tuple(value)
 
 
@@ -76,17 +55,16 @@ def _is_bool(v: Any) -> bool:
 
 @frozen(kw_only=True)
 class TrainingConfig:
-    """Optimiser settings; ``None`` takes the task's default."""
+    """The ``[training]`` table: :class:`~esper_core.contracts.run_defaults.TrainingSettings`
+    with every key optional (``None`` takes the task's default)."""
 
     batch_size: int | None = field(default=None, validator=optional_int_at_least(1))
     lr: float | None = field(default=None, validator=positive_number(optional=True))
     seed_lr: float | None = field(default=None, validator=positive_number(optional=True))
-    weight_decay: float | None = field(default=None, validator=non_negative_number())
-    optimizer: str | None = field(default=None, validator=_check(lambda v: v is None or v in OPTIMIZERS,
-                                                                 "one of 'adamw', 'sgd'"))
+    weight_decay: float | None = field(default=None, validator=non_negative_number(optional=True))
+    optimizer: str | None = field(default=None, validator=one_of(*OPTIMIZERS, optional=True))
     #: host learning-rate schedule over an episode (seeds keep ``seed_lr``)
-    lr_schedule: str | None = field(default=None, validator=_check(
-        lambda v: v is None or v in LR_SCHEDULES, "one of 'constant', 'step', 'cosine'"))
+    lr_schedule: str | None = field(default=None, validator=one_of(*LR_SCHEDULES, optional=True))
     #: ``step``: the epoch from which the host lr is multiplied by ``lr_step_factor``
     lr_step_epoch: int | None = field(default=None, validator=optional_int_at_least(1))
     lr_step_factor: float | None = field(default=None, validator=positive_number(optional=True))
@@ -162,14 +140,16 @@ class RunConfig:
         run = dict(_table(data, "run"))
         run.update({k: v for k, v in (overrides or {}).items() if v is not None})
         scalar_fields = [a.name for a in attrs.fields(cls) if a.name not in _NESTED]
-        _reject_unknown("run", run, scalar_fields)
+        for key in run:
+            if key not in scalar_fields:
+                raise ConfigError(unknown_message("[run]", key, scalar_fields, "key"))
         training = _build(TrainingConfig, _table(data, "training"), "training")
         sink_options = _options_tables(data, "telemetry")
         observer_options = _options_tables(data, "observers")
         weights = dict(_table(data, "rewards"))
         for key, value in weights.items():
-            if not _is_num(value):
-                raise ConfigError(f"[rewards] {key} = {value!r} is invalid; expected a finite number (a weight)")
+            if not is_number(value):
+                raise ConfigError(invalid_message("[rewards]", key, value, "a finite number (a weight)"))
         return _build(
             cls,
             {
@@ -225,90 +205,14 @@ def _options_tables(data: Mapping[str, Any], section: str) -> dict[str, dict[str
     return out
 
 
-def _reject_unknown(section: str, data: Mapping[str, Any], allowed: list[str]) -> None:
-    import difflib
-
-    for key in data:
-        if key not in allowed:
-            hint = difflib.get_close_matches(key, allowed, n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(
-                f"unknown key [{section}] {key!r}{suggestion}; allowed keys: {', '.join(sorted(allowed))}"
-            )
-
-
-_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-
-
-def _plain_kinds(hint: Any) -> tuple[type, ...] | None:
-    """The scalar types a field annotation allows (None for annotations this check leaves to
-    the class's own validators)."""
-    import types
-    import typing
-
-    if hint in _TYPE_WORDS:
-        return (hint,)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if args and all(a in _TYPE_WORDS for a in args):
-            return tuple(args)
-    return None
-
-
-def _fits(value: Any, kinds: tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return bool in kinds
-    return any(isinstance(value, k) for k in kinds if k is not bool) or (float in kinds and isinstance(value, int))
-
-
-def _check_types(cls: type[Any], data: Mapping[str, Any], section: str) -> None:
-    """Name the key and the expected type, in words, for a value of the wrong type (before the
-    class's validators, whose messages name neither plainly)."""
-    import typing
-
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # an annotation not resolvable at runtime: the validators still run
-        return
-    for key, value in data.items():
-        kinds = _plain_kinds(hints.get(key))
-        if kinds is None or (value is None and type(None) in typing.get_args(hints[key])):
-            continue
-        if not _fits(value, kinds):
-            expected = " or ".join(_TYPE_WORDS[k] for k in kinds)
-            raise ConfigError(f"[{section}] {key} = {value!r} is invalid; expected {expected}, "
-                              f"got {_TYPE_NAMES.get(type(value), type(value).__name__)}")
-
-
-_TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
-               dict: "a table"}
-
-
 def _build(cls: type[Any], data: Mapping[str, Any], section: str) -> Any:
-    """Construct attrs class ``cls`` from ``data``, turning every failure into a ConfigError."""
-    allowed = [a.name for a in attrs.fields(cls)]
-    _reject_unknown(section, data, allowed)
-    try:
-        return cls(**data)
-    except ConfigError as exc:
-        raise ConfigError(f"[{section}] {exc}") from None
-    except (TypeError, ValueError) as exc:
-        _check_types(cls, data, section)  # names the key when a value has the wrong type
-        # attrs validators raise TypeError(message, attribute, expected, value): say it plainly.
-        if len(exc.args) == 4 and isinstance(exc.args[1], attrs.Attribute):
-            _, attribute, _, value = exc.args
-            raise ConfigError(f"[{section}] {attribute.name} = {value!r} is invalid; expected "
-                              f"{getattr(attribute, 'type', None) or 'another type'}") from None
-        raise ConfigError(f"[{section}] {exc}") from None
+    """Construct attrs class ``cls`` from table ``[section]``; every failure is a ConfigError."""
+    return parse_options(cls, data, owner=f"[{section}]", noun="key")
 
 
 def build_section(cls: type[Any], data: Mapping[str, Any], section: str, base: Any | None = None) -> Any:
     """Apply ``data`` overrides onto ``base`` (an instance of ``cls``) with full validation."""
-    merged = attrs.asdict(base, recurse=False) if base is not None else {}
-    allowed = [a.name for a in attrs.fields(cls)]
-    _reject_unknown(section, data, allowed)
-    merged.update(data)
-    return _build(cls, merged, section)
+    return parse_options(cls, data, owner=f"[{section}]", base=base, noun="key")
 
 
 def read_toml(path: Path) -> dict[str, Any]:

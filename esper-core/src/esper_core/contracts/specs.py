@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import field, frozen, validators
 
+from esper_core.contracts.run_defaults import RunDefaults, as_run_defaults
 from esper_core.contracts.settings import TopologyDefaults
 from esper_core.contracts.stages import SeedStage
 from esper_core.contracts.validators import component_name, is_callable, non_empty_str
@@ -74,15 +75,19 @@ class TaskSpec:
     """A training task: how to build the data and the host for one episode.
 
     ``factory(seed=..., device=..., options=...)`` returns a :class:`~esper_core.contracts.
-    protocols.Task`. ``defaults`` are the task's recommended run settings (``epochs``,
-    ``batch_size``, ``lr``, ``slots`` ...), applied where the user set nothing.
+    protocols.Task`. ``defaults`` are the task's recommended run settings, a
+    :class:`~esper_core.contracts.run_defaults.RunDefaults` (a flat mapping of its keys is still
+    accepted, with a ``DeprecationWarning``), applied where the user set nothing.
     """
 
     name: str = field(validator=component_name)
     topology: str = field(validator=component_name)
     factory: TaskFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
-    defaults: Mapping[str, Any] = field(factory=dict, eq=False)
+    defaults: RunDefaults = field(
+        factory=RunDefaults, eq=False,
+        converter=attrs.Converter(lambda value, self: as_run_defaults(value, f"task {self.name!r} defaults"),
+                                  takes_self=True))
     #: Gate thresholds and lifecycle timing recommended for this task's topology.
     kasmina: TopologyDefaults = field(factory=TopologyDefaults)
     #: The widest injection point of the host at default options. Declared here, not read off a

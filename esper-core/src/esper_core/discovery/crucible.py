@@ -36,7 +36,7 @@ import torch
 from attrs import define, field, frozen
 from torch import Tensor
 
-from esper_core.config import int_at_least, non_negative_number
+from esper_core.options import int_at_least, non_negative_number
 from esper_core.discovery.batched import Scaffold, TrainData, train_batched
 from esper_core.discovery.compile import compile_program
 from esper_core.discovery.curriculum import CrucibleTask, get_tasks

@@ -6,7 +6,6 @@ name or bad value fails fast with a message naming it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,49 +13,14 @@ from typing import Any
 import attrs
 from attrs import frozen
 
-from esper_core.config import RunConfig, TrainingConfig, build_section
+from esper_core.config import RunConfig, build_section
+from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings
 from esper_core.contracts.specs import BlueprintSpec, GateSpec, ObserverSpec, PolicySpec, SinkSpec, TaskSpec
 from esper_core.errors import ConfigError
 from esper_core.plugins.registry import Catalog
 from esper_core.rewards.function import RewardFunction
 from esper_core.setup.defaults import default_policy, default_task
-
-_TRAINING_FALLBACKS: dict[str, Any] = {
-    "batch_size": 128,
-    "lr": 1e-3,
-    "seed_lr": 1e-3,
-    "weight_decay": 0.0,
-    "optimizer": "adamw",
-    "lr_schedule": "constant",
-    "lr_step_epoch": 10,
-    "lr_step_factor": 0.1,
-}
-DEFAULT_EPOCHS = 25
-
-
-@frozen(kw_only=True)
-class TrainingSettings:
-    batch_size: int
-    lr: float
-    seed_lr: float
-    weight_decay: float
-    optimizer: str
-    lr_schedule: str
-    lr_step_epoch: int
-    lr_step_factor: float
-
-    def host_lr(self, epoch: int, epochs: int) -> float:
-        """Host learning rate for 1-based ``epoch`` of ``epochs``.
-
-        Seeds keep ``seed_lr``: a step or cosine decay makes the host settle on a plateau —
-        the situation growth is for — while a freshly germinated seed still learns at full rate.
-        """
-        if self.lr_schedule == "step":
-            return self.lr * (self.lr_step_factor if epoch >= self.lr_step_epoch else 1.0)
-        if self.lr_schedule == "cosine":
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, epochs)))
-        return self.lr
 
 
 @frozen(kw_only=True)
@@ -106,22 +70,15 @@ class ResolvedRun:
         return data
 
 
-def _training(config: RunConfig, task: TaskSpec) -> TrainingSettings:
-    values: dict[str, Any] = {}
-    for key, fallback in _TRAINING_FALLBACKS.items():
-        chosen = getattr(config.training, key)
-        values[key] = chosen if chosen is not None else task.defaults.get(key, fallback)
-    try:
-        resolved = build_section(TrainingConfig, values, "training")
-    except ConfigError as exc:
-        raise ConfigError(f"task {task.name!r} defaults: {exc}") from None
-    return TrainingSettings(**attrs.asdict(resolved))
+def run_settings(config: RunConfig, task: TaskSpec) -> RunDefaults:
+    """The run's settings: each the config's value if given, else the task's default (which is
+    the :class:`RunDefaults` record's own where the task declared none)."""
+    given = {"epochs": config.epochs, "max_seeds": config.max_seeds, "slots": config.slots,
+             "blueprints": config.blueprints, **attrs.asdict(config.training)}
+    return task.defaults.with_overrides(given)
 
 
-def _blueprints(config: RunConfig, task: TaskSpec, catalog: Catalog) -> tuple[BlueprintSpec, ...]:
-    names = config.blueprints
-    if names is None:
-        names = tuple(task.defaults.get("blueprints", ()))
+def _blueprints(names: tuple[str, ...], task: TaskSpec, catalog: Catalog) -> tuple[BlueprintSpec, ...]:
     if not names:
         specs = [s for s in catalog.blueprints.for_topology(task.topology) if not s.is_antipattern]
     else:
@@ -161,10 +118,8 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     if config.blueprint_library is not None:
         register_library(config.blueprint_library, task.topology, catalog)
     policy = catalog.policies.get(config.policy) if config.policy is not None else default_policy(catalog)
-    epochs = config.epochs if config.epochs is not None else int(task.defaults.get("epochs", DEFAULT_EPOCHS))
-    slots = config.slots if config.slots is not None else task.defaults.get("slots")
-    max_seeds = config.max_seeds if config.max_seeds is not None else int(task.defaults.get("max_seeds", 1))
-    training = _training(config, task)
+    settings = run_settings(config, task)
+    training = settings.training
     lifecycle = build_section(LifecycleSettings, config.kasmina, "kasmina", base=task.kasmina.lifecycle)
     thresholds = build_section(GateThresholds, config.gates, "gates", base=task.kasmina.gates)
     schedules = {s.name: s.factory for s in catalog.alpha_schedules}
@@ -178,10 +133,10 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
         config=config,
         task=task,
         policy=policy,
-        epochs=epochs,
-        max_seeds=max_seeds,
-        slots=tuple(slots) if slots is not None else None,
-        blueprints=_blueprints(config, task, catalog),
+        epochs=settings.epochs,
+        max_seeds=settings.max_seeds,
+        slots=settings.slots,
+        blueprints=_blueprints(settings.blueprints, task, catalog),
         training=training,
         lifecycle=lifecycle,
         thresholds=thresholds,

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from esper_core.contracts.protocols import InjectionPoint
+from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings, TopologyDefaults
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.errors import ConfigError
@@ -139,7 +140,7 @@ def esper_register_blueprints() -> list[BlueprintSpec]:
 def esper_register_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(name="toy", topology=TOPOLOGY, factory=ToyTask, description="Gaussian clusters (tests)",
-                 defaults={"epochs": 6, "batch_size": 32, "lr": 1e-2, "seed_lr": 1e-2,
-                           "blueprints": ("residual_linear",)},
+                 defaults=RunDefaults(epochs=6, blueprints=("residual_linear",),
+                                      training=TrainingSettings(batch_size=32, lr=1e-2, seed_lr=1e-2)),
                  kasmina=TOY_DEFAULTS),
     ]

@@ -1,0 +1,344 @@
+"""Component options, declared and checked one way (torch-free).
+
+Every option set in Esper is an attrs class whose fields carry the validators (or, where values
+may arrive as command-line strings, the converters) of this module: a task's ``[task]`` table, a
+policy's ``[policy]``, a telemetry sink's ``[telemetry.<sink>]``, an observer's, a blueprint
+generator's, and the run configuration's own tables. :func:`parse_options` builds one from what
+the user gave, so every mistake reads the same way and names the owner, the key and what is
+allowed::
+
+    task 'cifar10': unknown option 'vla_size' (did you mean 'val_size'?); allowed options: ...
+    task 'cifar10' option 'val_size' = -1 is invalid; expected an integer ≥ 1
+    policy 'ppo' option 'trunk' = 'gru' is invalid; expected one of 'mlp', 'lstm'
+    [run] epochs = 'ten' is invalid; expected an integer ≥ 1, got a string
+
+(An owner written as a config table, ``[run]``, names its keys the way the TOML file does.)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from esper_core.errors import ConfigError
+
+T = TypeVar("T")
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_GOT_WORDS = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+              tuple: "a list", dict: "a table", type(None): "nothing"}
+
+
+# -- the one message style ---------------------------------------------------------------------
+
+
+def subject(owner: str, key: str) -> str:
+    """How a key is named: ``[run] epochs`` in a config table, ``task 'x' option 'k'`` otherwise."""
+    return f"{owner} {key}" if owner.startswith("[") else f"{owner} option {key!r}"
+
+
+def got_word(value: Any) -> str:
+    """The type of ``value`` in words (``a string``, ``a list`` ...)."""
+    return _GOT_WORDS.get(type(value), type(value).__name__)
+
+
+def invalid_message(owner: str, key: str, value: Any, expected: str, got: str | None = None) -> str:
+    """``<owner> option '<key>' = <value> is invalid; expected <expected>[, got <type>]``."""
+    tail = f", got {got}" if got else ""
+    return f"{subject(owner, key)} = {value!r} is invalid; expected {expected}{tail}"
+
+
+def unknown_message(owner: str, key: Any, allowed: Iterable[str], noun: str = "option") -> str:
+    """``<owner>: unknown option '<key>' (did you mean '<close>'?); allowed options: <all>``."""
+    names = sorted(allowed)
+    close = difflib.get_close_matches(str(key), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(names) if names else "none"
+    return f"{owner}: unknown {noun} {key!r}{hint}; allowed {noun}s: {listed}"
+
+
+class InvalidValue(ConfigError, ValueError):
+    """A value a validator or converter of this module refused.
+
+    Raised inside attrs construction; :func:`parse_options` adds the owner. It is a
+    :class:`ValueError` too, so code that builds an options class directly sees what attrs
+    validators raise."""
+
+    def __init__(self, key: str | None, value: Any, expected: str, got: str | None = None) -> None:
+        self.key, self.value, self.expected, self.got = key, value, expected, got
+        tail = f", got {got}" if got else ""
+        where = f"{key} = " if key else ""
+        super().__init__(f"{where}{value!r} is invalid; expected {expected}{tail}")
+
+    def for_owner(self, owner: str, key: str | None = None) -> ConfigError:
+        return ConfigError(invalid_message(owner, key or self.key or "?", self.value, self.expected, self.got))
+
+
+# -- validators (attrs ``validator=``) ---------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (a bool is a config mistake, not a number)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _wrong_type(value: Any, ok: Callable[[Any], bool]) -> str | None:
+    return None if ok(value) else got_word(value)
+
+
+def check(predicate: Callable[[Any], bool], expected: str, *, optional: bool = False) -> Validator:
+    """A validator: ``predicate(value)`` must hold (``None`` passes too when ``optional``)."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if optional and value is None:
+            return
+        if not predicate(value):
+            raise InvalidValue(attribute.name, value, expected)
+
+    return validate
+
+
+def optional(validator: Validator) -> Validator:
+    """``validator``, or ``None`` (meaning "use the default behaviour")."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            validator(instance, attribute, value)
+
+    return validate
+
+
+def int_at_least(low: int, *, optional: bool = False) -> Validator:
+    """An ``int`` (not a bool) that is ``≥ low``."""
+    expected = f"an integer ≥ {low}"
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if optional and value is None:
+            return
+        if not (_is_int(value) and value >= low):
+            raise InvalidValue(attribute.name, value, expected, _wrong_type(value, _is_int))
+
+    return validate
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    if math.isinf(high):
+        if math.isinf(low):
+            return "a finite number"
+        return f"a finite number {'>' if low_open else '≥'} {low:g}"
+    bracket = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
+    return f"a finite number in {bracket}"
+
+
+def number_in(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+              high_open: bool = False, optional: bool = False) -> Validator:
+    """A finite number in ``[low, high]`` (an end is open with ``low_open`` / ``high_open``)."""
+    expected = _interval(low, high, low_open, high_open)
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if optional and value is None:
+            return
+        inside = is_number(value) and (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+        if not inside:
+            raise InvalidValue(attribute.name, value, expected, _wrong_type(value, _is_real))
+
+    return validate
+
+
+def positive_number(*, optional: bool = False) -> Validator:
+    """A finite number > 0."""
+    return number_in(0.0, low_open=True, optional=optional)
+
+
+def non_negative_number(*, optional: bool = False) -> Validator:
+    """A finite number ≥ 0."""
+    return number_in(0.0, optional=optional)
+
+
+#: Any finite number (thresholds that may legitimately be negative).
+any_number: Validator = number_in()
+
+
+def is_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidValue(attribute.name, value, "true or false")
+
+
+def one_of(*choices: Any, optional: bool = False) -> Validator:
+    """One of ``choices`` (a near miss gets a "did you mean")."""
+    expected = "one of " + ", ".join(repr(c) for c in choices)
+    words = [c for c in choices if isinstance(c, str)]
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if optional and value is None:
+            return
+        if value not in choices:
+            close = difflib.get_close_matches(value, words, n=1) if isinstance(value, str) else []
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidValue(attribute.name, value, expected + hint)
+
+    return validate
+
+
+def non_empty_text(what: str = "a non-empty string", *, optional: bool = False) -> Validator:
+    """A non-blank string (a name, a path ...), described to the user as ``what``."""
+    return check(lambda v: isinstance(v, str) and bool(v.strip()), what, optional=optional)
+
+
+# -- converters (attrs ``converter=``): values that may arrive as command-line strings ----------
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def as_bool(value: Any) -> bool:
+    """``true``/``false``, ``1``/``0`` or ``yes``/``no``/``on``/``off`` (any case)."""
+    if isinstance(value, bool):
+        return value
+    if _is_int(value) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise InvalidValue(None, value, "true or false")
+
+
+def as_int(low: int, *, optional: bool = False) -> Callable[[Any], Any]:
+    """A converter to an int ≥ ``low``; a string of digits is read as one."""
+    expected = f"an integer ≥ {low}"
+
+    def convert(value: Any) -> Any:
+        if optional and value is None:
+            return None
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        if not (_is_int(value) and value >= low):
+            raise InvalidValue(None, value, expected, _wrong_type(value, _is_int))
+        return value
+
+    return convert
+
+
+def as_fraction(value: Any) -> float:
+    """A number strictly between 0 and 1 (a split carved from another keeps both non-empty)."""
+    expected = "a number in (0, 1)"
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise InvalidValue(None, value, expected) from None
+    if not (is_number(value) and 0 < value < 1):
+        raise InvalidValue(None, value, expected)
+    return float(value)
+
+
+def as_path(value: Any) -> str | None:
+    """An optional non-blank path string."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValue(None, value, "a non-empty path")
+    return value
+
+
+# -- building an options class from user input -------------------------------------------------
+
+
+def parse_options(cls: type[T], given: Mapping[str, Any] | None, *, owner: str,
+                  allowed: Iterable[str] | None = None, base: T | None = None, noun: str = "option") -> T:
+    """Build attrs class ``cls`` from ``given`` (on top of ``base``, else the class defaults).
+
+    ``owner`` names who the options belong to (``"task 'cifar10'"``, ``"[run]"``); ``allowed``
+    narrows the keys a user may set (default: every field). Unknown keys, wrong types, values out
+    of range and cross-field inconsistencies all raise :class:`ConfigError` in the one style.
+    """
+    if given is None:
+        given = {}
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{owner}: options must be a table of key = value, got {given!r}")
+    fields = attrs.fields_dict(cls)  # type: ignore[arg-type]
+    names = set(fields) if allowed is None else set(allowed)
+    for key in given:
+        if key not in names:
+            raise ConfigError(unknown_message(owner, key, names, noun))
+    for key, value in given.items():  # converters do not know their field: name it here
+        converter = fields[key].converter
+        if callable(converter):
+            try:
+                converter(value)
+            except InvalidValue as exc:
+                raise exc.for_owner(owner, key) from None
+            except (TypeError, ValueError) as exc:  # a converter not from this module (``float``)
+                _check_types(cls, {key: value}, owner)
+                raise ConfigError(f"{subject(owner, key)} = {value!r} is invalid: {exc}") from None
+    values = attrs.asdict(base, recurse=False) if base is not None else {}  # type: ignore[arg-type]
+    values.update(given)
+    try:
+        return cls(**values)
+    except InvalidValue as exc:
+        raise exc.for_owner(owner) from None
+    except ConfigError as exc:  # a check across fields (``__attrs_post_init__``)
+        raise ConfigError(f"{owner}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        _check_types(cls, given, owner)
+        # attrs' own validators raise (message, attribute, expected, value): say it plainly.
+        if len(exc.args) == 4 and isinstance(exc.args[1], attrs.Attribute):
+            _, attribute, expected, value = exc.args
+            raise ConfigError(invalid_message(owner, attribute.name, value, _describe(expected))) from None
+        raise ConfigError(f"{owner}: {exc}") from None
+
+
+def _describe(expected: Any) -> str:
+    if isinstance(expected, type):
+        return _TYPE_WORDS.get(expected, expected.__name__)
+    if isinstance(expected, tuple | list | set | frozenset):
+        return "one of " + ", ".join(repr(c) for c in expected)
+    return str(expected)
+
+
+def _plain_kinds(hint: Any) -> tuple[type, ...] | None:
+    """The scalar types a field annotation allows (None for annotations left to validators)."""
+    if hint in _TYPE_WORDS:
+        return (hint,)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if args and all(a in _TYPE_WORDS for a in args):
+            return tuple(args)
+    return None
+
+
+def _fits(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in kinds
+    return any(isinstance(value, k) for k in kinds if k is not bool) or (float in kinds and isinstance(value, int))
+
+
+def _check_types(cls: type[Any], given: Mapping[str, Any], owner: str) -> None:
+    """Name the key and the expected type in words for a value of the wrong type (validators
+    not written with this module name neither plainly)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation not resolvable at runtime: the validators' message stands
+        return
+    for key, value in given.items():
+        kinds = _plain_kinds(hints.get(key))
+        if kinds is None or (value is None and type(None) in typing.get_args(hints[key])):
+            continue
+        if not _fits(value, kinds):
+            expected = " or ".join(_TYPE_WORDS[k] for k in kinds)
+            raise ConfigError(invalid_message(owner, key, value, expected, got_word(value)))

@@ -1,0 +1,106 @@
+"""esper_core.options: one toolkit, one message style for every component's options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from attrs import field, frozen
+
+from esper_core.errors import ConfigError
+from esper_core.options import (
+    InvalidValue,
+    any_number,
+    as_bool,
+    as_fraction,
+    as_int,
+    as_path,
+    int_at_least,
+    is_bool,
+    non_empty_text,
+    number_in,
+    one_of,
+    parse_options,
+)
+
+OWNER = "task 'demo'"
+
+
+@frozen(kw_only=True)
+class Demo:
+    size: int = field(default=8, validator=int_at_least(1))
+    limit: int | None = field(default=None, validator=int_at_least(0, optional=True))
+    rate: float = field(default=0.5, validator=number_in(0.0, 1.0, low_open=True))
+    shift: float = field(default=0.0, validator=any_number)
+    mode: str = field(default="fast", validator=one_of("fast", "slow"))
+    flag: bool = field(default=False, validator=is_bool)
+    name: str | None = field(default=None, validator=non_empty_text("a name", optional=True))
+    augment: bool = field(default=True, converter=as_bool)
+    batches: int = field(default=2, converter=as_int(1))
+    share: float = field(default=0.1, converter=as_fraction)
+    path: str | None = field(default=None, converter=as_path)
+
+    def __attrs_post_init__(self) -> None:
+        if self.limit is not None and self.limit > self.size:
+            raise ConfigError(f"limit {self.limit} exceeds size {self.size}")
+
+
+def message(given: Any, **kwargs: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_options(Demo, given, owner=OWNER, **kwargs)
+    return str(info.value)
+
+
+def test_defaults_and_given_values() -> None:
+    assert parse_options(Demo, None, owner=OWNER) == Demo()
+    parsed = parse_options(Demo, {"size": 4, "augment": "no", "batches": "3", "share": "0.25"}, owner=OWNER)
+    assert (parsed.size, parsed.augment, parsed.batches, parsed.share) == (4, False, 3, 0.25)
+    assert parse_options(Demo, {"rate": 1}, owner=OWNER, base=Demo(size=2)).size == 2
+
+
+def test_unknown_key_suggests_and_lists_the_allowed() -> None:
+    text = message({"sise": 3})
+    assert text.startswith("task 'demo': unknown option 'sise' (did you mean 'size'?); allowed options: ")
+    assert "augment, batches, flag" in text
+    assert message({"size": 3}, allowed={"rate"}) == "task 'demo': unknown option 'size'; allowed options: rate"
+    assert message({"x": 1}, allowed=()) == "task 'demo': unknown option 'x'; allowed options: none"
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"size": 0}, "task 'demo' option 'size' = 0 is invalid; expected an integer ≥ 1"),
+    ({"size": "ten"}, "task 'demo' option 'size' = 'ten' is invalid; expected an integer ≥ 1, got a string"),
+    ({"size": True}, "task 'demo' option 'size' = True is invalid; expected an integer ≥ 1, got true/false"),
+    ({"limit": -1}, "task 'demo' option 'limit' = -1 is invalid; expected an integer ≥ 0"),
+    ({"rate": 0.0}, "task 'demo' option 'rate' = 0.0 is invalid; expected a finite number in (0, 1]"),
+    ({"rate": [1]}, "task 'demo' option 'rate' = [1] is invalid; expected a finite number in (0, 1], got a list"),
+    ({"shift": float("nan")}, "task 'demo' option 'shift' = nan is invalid; expected a finite number"),
+    ({"mode": "fats"}, "task 'demo' option 'mode' = 'fats' is invalid; expected one of 'fast', 'slow' "
+                       "(did you mean 'fast'?)"),
+    ({"flag": "yes"}, "task 'demo' option 'flag' = 'yes' is invalid; expected true or false"),
+    ({"name": " "}, "task 'demo' option 'name' = ' ' is invalid; expected a name"),
+    ({"augment": "maybe"}, "task 'demo' option 'augment' = 'maybe' is invalid; expected true or false"),
+    ({"batches": 0}, "task 'demo' option 'batches' = 0 is invalid; expected an integer ≥ 1"),
+    ({"share": "half"}, "task 'demo' option 'share' = 'half' is invalid; expected a number in (0, 1)"),
+    ({"share": 1.0}, "task 'demo' option 'share' = 1.0 is invalid; expected a number in (0, 1)"),
+    ({"path": ""}, "task 'demo' option 'path' = '' is invalid; expected a non-empty path"),
+])
+def test_bad_values_name_owner_key_value_and_what_is_allowed(given: dict, expected: str) -> None:
+    assert message(given) == expected
+
+
+def test_a_config_table_owner_names_keys_as_the_file_does() -> None:
+    with pytest.raises(ConfigError, match=r"^\[run\] size = 0 is invalid; expected an integer ≥ 1$"):
+        parse_options(Demo, {"size": 0}, owner="[run]", noun="key")
+    with pytest.raises(ConfigError, match=r"^\[run\]: unknown key 'sizes' \(did you mean 'size'\?\)"):
+        parse_options(Demo, {"sizes": 0}, owner="[run]", noun="key")
+
+
+def test_checks_across_fields_and_non_tables_name_the_owner() -> None:
+    assert message({"limit": 9}) == "task 'demo': limit 9 exceeds size 8"
+    assert message([("size", 3)]) == "task 'demo': options must be a table of key = value, got [('size', 3)]"
+
+
+def test_direct_construction_raises_a_value_error_naming_the_key() -> None:
+    with pytest.raises(ValueError, match="^size = 0 is invalid; expected an integer ≥ 1$") as info:
+        Demo(size=0)
+    assert isinstance(info.value, InvalidValue) and isinstance(info.value, ConfigError)
