@@ -8,7 +8,7 @@ appear only for type checkers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
@@ -18,6 +18,10 @@ from esper_core.contracts.stages import LIVE_STAGES, SeedStage
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
     from torch import nn
+
+
+def _tensors(value: Iterable[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return tuple(value)
 
 
 @frozen(kw_only=True)
@@ -34,7 +38,7 @@ class SeedView:
     last_grad_norm: float | None = None
     #: the live seed's parameters, by reference (empty when the slot has no live seed); read them,
     #: never change them
-    parameters: tuple[torch.Tensor, ...] = field(default=(), converter=tuple, eq=False, repr=False)
+    parameters: tuple[torch.Tensor, ...] = field(default=(), converter=_tensors, eq=False, repr=False)
 
     @property
     def live(self) -> bool:
