@@ -50,6 +50,7 @@ _LAZY: dict[str, tuple[str, str]] = {
                            "BlueprintSpecs from a topology's BlueprintEntry list"),
     "check_width": ("esper_core.blueprint_catalog:check_width",
                     "refuse a slot width a blueprint cannot use, with a ConfigError"),
+    "options": ("esper_core.options", "the options toolkit (parse_options, validators, converters)"),
     "int_at_least": ("esper_core.config:int_at_least", "attrs validator: an integer ≥ n"),
     "positive_number": ("esper_core.config:positive_number", "attrs validator: a number > 0"),
     "non_negative_number": ("esper_core.config:non_negative_number", "attrs validator: a number ≥ 0"),
@@ -226,6 +227,7 @@ __all__ = [
     "make_policy",
     "non_negative_number",
     "one_of",
+    "options",
     "parse_key_values",
     "positive_number",
     "prepare_task",
@@ -255,6 +257,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
+    from esper_core import options
     from esper_core.blueprint_catalog import BlueprintEntry, check_width, declare_blueprints
     from esper_core.cli.app import AppState
     from esper_core.config import (
