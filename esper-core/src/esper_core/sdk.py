@@ -51,10 +51,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "check_width": ("esper_core.blueprint_catalog:check_width",
                     "refuse a slot width a blueprint cannot use, with a ConfigError"),
     "options": ("esper_core.options", "the options toolkit (parse_options, validators, converters)"),
-    "int_at_least": ("esper_core.config:int_at_least", "attrs validator: an integer ≥ n"),
-    "positive_number": ("esper_core.config:positive_number", "attrs validator: a number > 0"),
-    "non_negative_number": ("esper_core.config:non_negative_number", "attrs validator: a number ≥ 0"),
-    "one_of": ("esper_core.config:one_of", "attrs validator: one of the given strings"),
+    "int_at_least": ("esper_core.options:int_at_least", "attrs validator: an integer ≥ n"),
+    "positive_number": ("esper_core.options:positive_number", "attrs validator: a number > 0"),
+    "non_negative_number": ("esper_core.options:non_negative_number", "attrs validator: a number ≥ 0"),
+    "one_of": ("esper_core.options:one_of", "attrs validator: one of the given strings"),
     # -- training a learned policy (PolicySpec.trainer)
     "TrainingSession": ("esper_core.tolaria.training_session:TrainingSession",
                         "the engine's TrainingSessionProtocol: what PolicyTrainer.train receives"),
@@ -260,14 +260,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core import options
     from esper_core.blueprint_catalog import BlueprintEntry, check_width, declare_blueprints
     from esper_core.cli.app import AppState
-    from esper_core.config import (
-        RunConfig,
-        int_at_least,
-        non_negative_number,
-        one_of,
-        parse_key_values,
-        positive_number,
-    )
+    from esper_core.config import RunConfig, parse_key_values
     from esper_core.contracts.factories import (
         AlphaScheduleFactory,
         BlueprintFactory,
@@ -295,6 +288,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.files import atomic_file, check_writable_dir, write_atomic, write_json
     from esper_core.kasmina.optimizers import adam, sgd
     from esper_core.log_config import deferred_logger
+    from esper_core.options import int_at_least, non_negative_number, one_of, positive_number
     from esper_core.plugins.manager import PluginSettings, load_plugins
     from esper_core.plugins.registry import Catalog, build_catalog
     from esper_core.presentation.table import format_table
