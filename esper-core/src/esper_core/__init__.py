@@ -1,7 +1,8 @@
 """Esper core: grow neural networks while they train.
 
 Importing this package is cheap (no torch): it exposes the version, the ``hookimpl`` marker
-plugins decorate their hooks with, and the error types.
+plugins decorate their hooks with, and the error types. What else a plugin may use is in
+:mod:`esper_core.sdk` (see ``docs/writing-plugins.md``, "What a plugin may import").
 """
 
 from esper_core.errors import ConfigError, EsperError, PluginError, UnknownNameError
