@@ -27,7 +27,7 @@ def test_unknown_option_names_it_and_lists_the_allowed_ones():
     with pytest.raises(ConfigError) as info:
         HeuristicConfig.from_options({"plateau_epochs": 2})
     message = str(info.value)
-    assert "unknown heuristic option 'plateau_epochs'" in message
+    assert "policy 'heuristic': unknown option 'plateau_epochs'" in message
     assert "plateau_epochs_to_germinate" in message and "advance_when_allowed" in message
 
 
@@ -49,7 +49,7 @@ def test_unknown_option_names_it_and_lists_the_allowed_ones():
     ],
 )
 def test_bad_values_are_config_errors_naming_the_key(key, value):
-    with pytest.raises(ConfigError, match=f"invalid heuristic option: {key} must"):
+    with pytest.raises(ConfigError, match=f"^policy 'heuristic' option '{key}' = .* is invalid; expected "):
         HeuristicConfig.from_options({key: value})
 
 

@@ -74,7 +74,7 @@ def test_random_policy_from_context_uses_the_seed_and_rejects_options():
     p = RandomPolicy.from_context(context=context(seed=5))
     assert isinstance(p, Policy) and p.name == "random"
     assert decisions(p) == decisions(RandomPolicy(seed=5))
-    with pytest.raises(ConfigError, match="unknown random option 'temperature'"):
+    with pytest.raises(ConfigError, match="policy 'random': unknown option 'temperature'; allowed options: none"):
         RandomPolicy.from_context(context=context({"temperature": 1.0}))
 
 
@@ -86,5 +86,5 @@ def test_noop_always_waits():
     for epoch in range(1, 20):
         d = p.decide(report=report(epoch, 50.0), mask=m)
         assert d.op is Op.WAIT and d.reason == "noop policy never germinates"
-    with pytest.raises(ConfigError, match="noop policy takes no options"):
+    with pytest.raises(ConfigError, match="policy 'noop': unknown option 'x'; allowed options: none"):
         NoopPolicy.from_context(context=context({"x": 1}))

@@ -303,6 +303,12 @@ def parse_options(cls: type[T], given: Mapping[str, Any] | None, *, owner: str,
         raise ConfigError(f"{owner}: {exc}") from None
 
 
+def reject_all(given: Mapping[str, Any] | None, *, owner: str) -> None:
+    """For a component that takes no options: any key is an error (a typo must not pass silently)."""
+    for key in given or {}:
+        raise ConfigError(unknown_message(owner, key, ()))
+
+
 def _describe(expected: Any) -> str:
     if isinstance(expected, type):
         return _TYPE_WORDS.get(expected, expected.__name__)

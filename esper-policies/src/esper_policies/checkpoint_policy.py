@@ -10,8 +10,8 @@ from esper_core.contracts.decisions import ActionMask, Decision
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
 from esper_core.errors import ConfigError
+from esper_core.options import is_bool, parse_options
 from esper_policies import checkpoint
-from esper_policies._options import config_from_options, is_bool
 from esper_policies.encoding import ObservationBuilder, encode_masks, to_decisions
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
@@ -46,7 +46,7 @@ class CheckpointPolicy:
         if "checkpoint" not in context.options:
             raise ConfigError(f"the {name} policy acts from a trained checkpoint: train one with "
                               f"`esper run --policy {name}`, then pass --policy-checkpoint RUN_DIR/policy.pt")
-        options = config_from_options(InferenceOptions, context.options, owner=name)
+        options = parse_options(InferenceOptions, context.options, owner=f"policy {name!r}")
         network, obs_norm, _ = checkpoint.load(options.checkpoint, policy=name,
                                                blueprint_keys=context.blueprint_keys, slot_names=context.slot_names)
         return cls(name, network, obs_norm, blueprint_keys=context.blueprint_keys, n_slots=context.n_slots,

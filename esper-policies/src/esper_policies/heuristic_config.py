@@ -11,13 +11,13 @@ from typing import Any
 
 from attrs import field, frozen
 
-from esper_policies._options import (
+from esper_core.options import (
     any_number,
-    config_from_options,
     int_at_least,
     is_bool,
     number_in,
     one_of,
+    parse_options,
 )
 from esper_policies.tracker import TrackerConfig
 
@@ -95,7 +95,7 @@ class HeuristicConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> HeuristicConfig:
-        return config_from_options(cls, options, owner="heuristic")
+        return parse_options(cls, options, owner="policy 'heuristic'")
 
     def tracker_config(self) -> TrackerConfig:
         return TrackerConfig(

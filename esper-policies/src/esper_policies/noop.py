@@ -8,7 +8,7 @@ from typing import Any
 from esper_core.contracts.decisions import ActionMask, Decision
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
-from esper_policies._options import reject_options
+from esper_core.options import reject_all
 
 REASON = "noop policy never germinates"
 
@@ -20,7 +20,7 @@ class NoopPolicy:
 
     @classmethod
     def from_context(cls, *, context: PolicyContext) -> NoopPolicy:
-        reject_options(context.options, owner="noop")
+        reject_all(context.options, owner="policy 'noop'")
         return cls()
 
     def reset(self, *, episode: int) -> None:

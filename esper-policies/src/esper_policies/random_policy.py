@@ -17,7 +17,7 @@ from typing import Any
 from esper_core.contracts.decisions import ActionMask, Decision, Op
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
-from esper_policies._options import reject_options
+from esper_core.options import reject_all
 
 
 class RandomPolicy:
@@ -31,7 +31,7 @@ class RandomPolicy:
 
     @classmethod
     def from_context(cls, *, context: PolicyContext) -> RandomPolicy:
-        reject_options(context.options, owner="random")
+        reject_all(context.options, owner="policy 'random'")
         return cls(seed=context.seed)
 
     def reset(self, *, episode: int) -> None:

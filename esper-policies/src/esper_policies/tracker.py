@@ -43,7 +43,7 @@ from attrs import field, frozen
 
 from esper_core.contracts.reports import EpochReport, SlotReport, TrainingSignals
 from esper_core.contracts.stages import BLENDED_STAGES, LIVE_STAGES, SeedStage
-from esper_policies._options import int_at_least, number_in
+from esper_core.options import int_at_least, number_in
 
 logger = structlog.get_logger(__name__)
 

@@ -24,8 +24,8 @@ import structlog
 import torch
 from attrs import field, frozen
 
-from esper_core.errors import ConfigError
-from esper_core.sdk import Evaluation, adam, int_at_least, non_negative_number, one_of, positive_number
+from esper_core.options import int_at_least, non_negative_number, one_of, parse_options, positive_number
+from esper_core.sdk import Evaluation, adam
 from esper_policies.architect.model import DECODERS, encode, sample
 
 logger = structlog.get_logger(__name__)
@@ -125,20 +125,10 @@ class Architect:
             logger.debug("architect_curriculum", stage=self.stage + 1, task=self.tasks[self.stage])
 
 
-_OPTION_NAMES = tuple(a.name for a in ArchitectConfig.__attrs_attrs__)  # type: ignore[attr-defined]
-
-
 def architect(*, seed: int, options: Mapping[str, Any]) -> Architect:
     """The ``architect`` generator's factory: ``catalog_tokens``, ``tasks`` and ``budget`` come
     from the discover command, its own settings (:class:`ArchitectConfig`) from
     ``options["generator_options"]`` (``--generator-option KEY=VALUE``)."""
-    own = dict(options.get("generator_options", {}))
-    unknown = set(own) - set(_OPTION_NAMES)
-    if unknown:
-        raise ConfigError(f"unknown architect option {sorted(unknown)[0]!r}; allowed: {', '.join(_OPTION_NAMES)}")
-    try:
-        config = ArchitectConfig(**own)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"architect: {exc}") from None
+    config = parse_options(ArchitectConfig, options.get("generator_options", {}), owner="generator 'architect'")
     return Architect(seed=seed, config=config, catalog=options.get("catalog_tokens", ()),
                      tasks=options.get("tasks", ("xor",)), budget=int(options.get("budget", 1)))

@@ -11,7 +11,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from esper_policies._options import int_at_least, is_bool, number_in
+from esper_core.options import int_at_least, is_bool, number_in
 
 
 def _dataset_list(value: Any) -> tuple[str, ...]:

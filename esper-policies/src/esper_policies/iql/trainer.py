@@ -21,9 +21,9 @@ import torch
 from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.contracts.training import TrainingSessionProtocol
 from esper_core.errors import ConfigError
+from esper_core.options import parse_options
 from esper_core.sdk import RunInterrupted
 from esper_policies import checkpoint
-from esper_policies._options import config_from_options
 from esper_policies.encoding import ObservationBuilder
 from esper_policies.iql.config import IQLConfig
 from esper_policies.iql.update import IQLLearner, TwinQ
@@ -44,7 +44,7 @@ class IQLTrainer:
         options = dict(context.policy.options)
         if "dataset" not in options:
             require_dataset(None)
-        self.config = config_from_options(IQLConfig, options, owner="iql")
+        self.config = parse_options(IQLConfig, options, owner="policy 'iql'")
         self.datasets = [EpisodeDataset(path) for path in self.config.dataset]
         for dataset in self.datasets:
             dataset.check(blueprint_keys=context.policy.blueprint_keys, slot_names=context.policy.slot_names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from attrs import field, frozen
 
-from esper_policies._options import int_at_least, is_bool, number_in, one_of, optional
+from esper_core.options import int_at_least, is_bool, number_in, one_of, optional
 
 
 @frozen(kw_only=True)

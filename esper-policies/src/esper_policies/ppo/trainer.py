@@ -27,9 +27,9 @@ from esper_core.contracts.events import PPOUpdate
 from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.contracts.training import Environments, TrainingSessionProtocol
 from esper_core.errors import ConfigError
+from esper_core.options import parse_options
 from esper_core.sdk import adam, episode_seed
 from esper_policies import checkpoint
-from esper_policies._options import config_from_options
 from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions
 from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.gae import compute_gae
@@ -48,7 +48,7 @@ class PPOTrainer:
 
     def __init__(self, *, context: PolicyTrainingContext) -> None:
         self.context = context
-        self.config = config_from_options(PPOConfig, context.policy.options, owner="ppo")
+        self.config = parse_options(PPOConfig, context.policy.options, owner="policy 'ppo'")
         epochs = context.policy.max_epochs
         self.length = self.config.episode_length or epochs
         if self.length > epochs:
