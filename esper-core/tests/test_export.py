@@ -53,9 +53,8 @@ def _without_esper(code: str, tmp_path) -> dict:
     """Run ``code`` in an interpreter that has torch (and onnxruntime) but no Esper: ``-S``
     skips the site-packages ``.pth`` files that put the editable Esper sources on the path."""
     script = tmp_path / "plain.py"
-    script.write_text("import sys\nsys.path.extend(%r)\nimport importlib.util\n"
-                      "assert importlib.util.find_spec('esper_core') is None, 'esper is importable'\n"
-                      % site.getsitepackages() + code)
+    script.write_text(f"import sys\nsys.path.extend({site.getsitepackages()!r})\nimport importlib.util\n"
+                      "assert importlib.util.find_spec('esper_core') is None, 'esper is importable'\n" + code)
     done = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -74,7 +73,7 @@ def test_fold_has_no_slot_machinery_and_matches_the_live_model(catalog, fossil_r
 
 
 def test_a_seed_still_blending_is_exported_at_its_alpha(catalog, tmp_path):
-    out, summary = _finished_run(catalog, tmp_path, 3)
+    out, _ = _finished_run(catalog, tmp_path, 3)
     model, example, info = load_run_model(out, catalog)
     stages = [r["stage"] for r in info["architecture"]]
     assert stages[-1] in {"BLENDING", "SHADOWING", "PROBATIONARY"}, stages
@@ -246,3 +245,37 @@ def test_export_of_a_policy_training_run_says_what_it_is(catalog, fossil_run, tm
     with pytest.raises(ConfigError, match="policy-training run keeps no grown model to export") as info:
         export_model(run, catalog, fmt="torchscript")
     assert "has not finished" not in str(info.value) and "esper evaluate" in str(info.value)
+
+
+def test_the_default_export_is_torch_export_and_runs_without_esper(catalog, fossil_run, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from esper_core.cli import export_cmd
+    from esper_core.cli.app import AppState
+
+    # The CLI's torch-free copy of the formats agrees with the exporter's.
+    assert sorted(export_cmd.FORMATS) == sorted(export_module.FORMATS)
+    assert export_cmd.DEFAULT_FORMAT == export_module.DEFAULT_FORMAT == "torch-export"
+    run = tmp_path / "run"
+    shutil.copytree(fossil_run, run, ignore=shutil.ignore_patterns("model.pt2*", "model.ts*"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = CliRunner().invoke(export_cmd.export_command, [str(run)],
+                                  obj=AppState(PluginSettings(autoload=False), _catalog=catalog))
+    assert done.exit_code == 0, done.output
+    assert f"wrote {run / 'model.pt2'}" in done.output and (run / "model.pt2.json").is_file()
+    assert not [w for w in caught if issubclass(w.category, FutureWarning | DeprecationWarning)]
+    got = _without_esper(f"""
+import json, torch
+m = torch.export.load({str(run / 'model.pt2')!r}).module()
+print(json.dumps({{"batch": [m(torch.randn(n, 8)).shape[0] for n in (1, 5)]}}))  # toy: 8 features
+""", tmp_path)
+    assert got["batch"] == [1, 5]
+
+
+def test_a_torch_export_stores_only_its_small_sample_input(catalog, fossil_run, tmp_path):
+    path = export_model(fossil_run, catalog, fmt="torch-export", out=tmp_path / "m.pt2")
+    (sample,), _ = torch.export.load(path).example_inputs
+    assert sample.untyped_storage().nbytes() == sample.nbytes  # not the whole validation batch

@@ -1,5 +1,5 @@
-"""``esper export``: a finished run's model as a plain network (state dict, TorchScript, ONNX,
-torch.export), with its input contract beside it."""
+"""``esper export``: a finished run's model as a plain network (torch.export by default, or
+TorchScript, ONNX, a state dict), with its input contract beside it."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import click
 
 from esper_core.cli.app import AppState
 
-FORMATS = ("state-dict", "torchscript", "onnx", "torch-export")  # esper_core.storage.export.FORMATS (torch-free here)
+# esper_core.storage.export.FORMATS and DEFAULT_FORMAT, torch-free here (a test keeps them equal)
+FORMATS = ("torch-export", "torchscript", "onnx", "state-dict")
+DEFAULT_FORMAT = "torch-export"
 
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="torchscript", show_default=True,
-              help="onnx needs the optional extra: pip install 'esper-core[onnx]'; "
-                   "torch-export writes a .pt2 for torch.export.load.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT, show_default=True,
+              help="torch-export writes a .pt2 for torch.export.load; torchscript a .ts for torch.jit.load; "
+                   "onnx needs the optional extra: pip install 'esper-core[onnx]'.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="File to write (default RUN_DIR/model.<format suffix>).")
 @click.pass_obj
