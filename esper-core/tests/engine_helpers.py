@@ -59,14 +59,16 @@ class Rogue(Scripted):
         return Decision(op=Op.FOSSILIZE, slot=0, reason="ignores the mask")
 
 
-def _policies_plugin():
+def _policies_plugin(*, baseline_role: bool = True):
+    """Scripted policies; ``noop`` plays the baseline role, as esper-policies' does, unless told not to."""
     module = types.ModuleType("scripted_policies")
 
     @hookimpl
     def esper_register_policies():
         return [
             PolicySpec(name="scripted", factory=lambda context: Scripted(context), description="test"),
-            PolicySpec(name="noop", factory=lambda context: Waiting(context), description="test"),
+            PolicySpec(name="noop", factory=lambda context: Waiting(context), description="test",
+                       roles=("baseline",) if baseline_role else ()),
             PolicySpec(name="rogue", factory=lambda context: Rogue(context), description="test"),
         ]
 

@@ -187,7 +187,7 @@ def test_without_noop_installed_the_baseline_is_a_clear_error():
                                       extra=[("toy", toy), ("scripted", only_scripted)]))
     resolved = _resolved(bare)
     _, task, slots = prepare_task(resolved)
-    with pytest.raises(ConfigError, match="needs the 'noop' policy"):
+    with pytest.raises(ConfigError, match="no installed plugin declares a baseline policy"):
         Baseline.begin(resolved, bare, task, slots, device="cpu")
 
 

@@ -162,7 +162,7 @@ def test_missing_baseline_policy_is_a_clear_error(tmp_path):
     module.esper_register_policies = esper_register_policies
     loaded.register(module, name="only", distribution="only", version="1")
     cat = build_catalog(loaded)
-    with pytest.raises(ConfigError, match="needs the 'noop' policy"):
+    with pytest.raises(ConfigError, match="no installed plugin declares a baseline policy.*--no-compare-baseline"):
         _run(cat, tmp_path, epochs=1)
 
 
@@ -358,3 +358,11 @@ def test_summary_headline_is_the_held_out_test_split_when_there_is_one():
     assert "gain over the no-growth baseline: +3.25 points of test accuracy for 7 fossilized parameters" in text
     assert "test acc %" in text.splitlines()[2] and "51.25" in text and "48.00" in text
     assert "gain (TRAINING)" in text and "dependence" in text
+
+
+def test_the_baseline_records_its_validation_curve(catalog, tmp_path):
+    # The report draws the baseline per epoch beside the run, not as a flat line at its end.
+    baseline = _run(catalog, tmp_path, epochs=4)[0]["baseline"]
+    curve = baseline["val_accuracy_per_epoch"]
+    assert len(curve) == 4 and curve[-1] == baseline["final_accuracy"]
+    assert max(curve) == baseline["best_accuracy"]

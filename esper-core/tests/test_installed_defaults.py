@@ -56,7 +56,7 @@ def test_the_declared_defaults_are_used_and_names_still_win():
 
 
 def test_nothing_declared_says_what_to_install_or_pass():
-    catalog = _catalog(("toy", toy), ("scripted", _policies_plugin()))
+    catalog = _catalog(("toy", toy), ("scripted", _policies_plugin(baseline_role=False)))
     with pytest.raises(ConfigError, match=r"no installed plugin declares a default task; pip install "
                                           r"esper-blueprints-cnn \(its shapes task\), or pass --task NAME "
                                           r"\(installed: toy\)"):

@@ -1,6 +1,7 @@
 """The no-growth baseline a run is compared with, at as little extra wall time as possible.
 
-The baseline is the run's own task, seed, recipe and epochs under the ``noop`` policy. It used
+The baseline is the run's own task, seed, recipe and epochs under the installed policy in the
+``baseline`` role (``noop``, from esper-policies). It used
 to be a second full episode after the run's own, doubling the default run's wall time. Now:
 
 1. **Reused** when a finished baseline matches everything its numbers depend on (:func:`cache_key`):
@@ -47,9 +48,10 @@ import torch
 from esper_core import __version__
 from esper_core.contracts.events import EpochEnded, TelemetryEvent
 from esper_core.contracts.protocols import Task
-from esper_core.errors import ConfigError, EsperError
+from esper_core.errors import EsperError
 from esper_core.files import write_json
 from esper_core.plugins.registry import Catalog
+from esper_core.setup.defaults import baseline_policy
 from esper_core.setup.policies import make_policy
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.storage.rundir import LOCK_FILE
@@ -57,7 +59,6 @@ from esper_core.tolaria.episode import HostEpisode
 
 logger = structlog.get_logger(__name__)
 
-BASELINE_POLICY = "noop"
 CACHE_FORMAT = "esper-baseline-cache"
 CACHE_VERSION = 1
 #: a cache entry is a few hundred bytes; anything far larger is not one of ours
@@ -180,8 +181,6 @@ def check_entry(data: Any, key: str) -> dict[str, Any]:
             raise ValueError(f"baseline field {name!r} holds {type(value).__name__}")
     if not all(type(v) in (float, int) for v in baseline["val_accuracy_per_epoch"]):
         raise ValueError("baseline field 'val_accuracy_per_epoch' must hold numbers only")
-    if baseline["policy"] != BASELINE_POLICY:
-        raise ValueError(f"its policy is {baseline['policy']!r}, not {BASELINE_POLICY!r}")
     return baseline
 
 
@@ -216,7 +215,8 @@ def baseline_episode(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_n
                      *, parent: int | None = None) -> dict[str, Any]:
     """The same task, seed and epochs under the no-seed policy, without telemetry. With
     ``parent``, stop at the next epoch once that process is gone (an orphaned fork)."""
-    policy = make_policy(resolved, BASELINE_POLICY, catalog, slot_names, {})
+    name = baseline_policy(catalog).name
+    policy = make_policy(resolved, name, catalog, slot_names, {})
     curve: list[float] = []
 
     def record(event: TelemetryEvent) -> None:
@@ -230,14 +230,14 @@ def baseline_episode(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_n
             os._exit(0)
 
     with HostEpisode(resolved, task, episode=0, seed=resolved.config.seed, emit=record,
-                     policy_name=BASELINE_POLICY, on_epoch_end=orphaned) as env:
+                     policy_name=name, on_epoch_end=orphaned) as env:
         policy.reset(episode=0)
         step = env.start()
         while not step.done:
             step = env.step(policy.decide(report=step.report, mask=step.mask))
         result = env.result()
     return {
-        "policy": BASELINE_POLICY,
+        "policy": name,
         "final_accuracy": result.final_accuracy,
         "best_accuracy": result.best_accuracy,
         "val_accuracy_per_epoch": curve,
@@ -311,17 +311,14 @@ class Baseline:
               run_dir: Path | None = None) -> Baseline:
         """Look the baseline up in the cache; on a miss, start it in a second process when a core
         is free (``alongside`` None: decide from the machine)."""
-        if BASELINE_POLICY not in catalog.policies:
-            raise ConfigError("the baseline comparison needs the 'noop' policy (install esper-policies) "
-                              "or run with --no-compare-baseline")
+        name = baseline_policy(catalog).name  # a clear error when no plugin declares one
         key = cache_key(resolved, catalog, device=device) if use_cache else None
         baseline = cls(resolved, catalog, task, slot_names, key=key, root=cache_dir())
         if key is not None:
             baseline._cached = read_cached(baseline._root, key)
             if baseline._cached is not None:
                 baseline.source = "cache"
-                logger.info("baseline: reusing the no-growth baseline of an identical earlier run",
-                            policy=BASELINE_POLICY)
+                logger.info("baseline: reusing the no-growth baseline of an identical earlier run", policy=name)
                 return baseline
         if alongside if alongside is not None else spare_core(device):
             context = multiprocessing.get_context("fork")
@@ -333,7 +330,7 @@ class Baseline:
             baseline._conn = receive
             baseline.source = "alongside"
             logger.info("baseline: training the same host without growth, alongside in a second process",
-                        policy=BASELINE_POLICY)
+                        policy=name)
         return baseline
 
     def finish(self) -> dict[str, Any]:
@@ -344,7 +341,7 @@ class Baseline:
         if self._conn is not None:
             result = self._receive()
         else:
-            logger.info("baseline: training the same host without growth", policy=BASELINE_POLICY)
+            logger.info("baseline: training the same host without growth", policy=baseline_policy(self._args[1]).name)
             result = baseline_episode(*self._args)
         if self._key is not None:
             write_cached(self._root, self._key, result)
