@@ -164,13 +164,13 @@ def test_options_are_validated_with_clear_messages():
     (spec,) = plugin.esper_register_observers()
     assert spec.name == "gradient_health"
     model = Growing()
-    with pytest.raises(ConfigError, match=r"\[observers.gradient_health\] profile must be one of "
-                                          r"minimal, standard, diagnostic; got 'verbose'"):
+    with pytest.raises(ConfigError, match=r"^observer 'gradient_health' option 'profile' = 'verbose' is invalid; "
+                                          r"expected one of 'minimal', 'standard', 'diagnostic'$"):
         spec.factory(model=model, options={"profile": "verbose"})
-    with pytest.raises(ConfigError, match=r"unknown option 'interval'; allowed: every_n_steps, "
-                                          r"exploding_threshold, max_layers, profile"):
+    with pytest.raises(ConfigError, match=r"observer 'gradient_health': unknown option 'interval'; allowed "
+                                          r"options: every_n_steps, exploding_threshold, max_layers, profile"):
         spec.factory(model=model, options={"interval": 3})
-    with pytest.raises(ConfigError, match="max_layers must be an integer"):
+    with pytest.raises(ConfigError, match="option 'max_layers' = -1 is invalid; expected an integer ≥ 0"):
         spec.factory(model=model, options={"max_layers": -1})
     with pytest.raises(ConfigError, match="every_n_steps"):
         spec.factory(model=model, options={"every_n_steps": 0})

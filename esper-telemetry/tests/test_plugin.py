@@ -35,7 +35,7 @@ def test_registered_sinks_build_and_validate_options(tmp_path):
         sink = specs[name].factory(run_dir=tmp_path, options={})
         assert isinstance(sink, Sink)
         sink.close()
-        with pytest.raises(ConfigError, match=f"unknown option 'nope' for telemetry sink '{name}'"):
+        with pytest.raises(ConfigError, match=f"telemetry sink '{name}': unknown option 'nope'; allowed options: "):
             specs[name].factory(run_dir=tmp_path, options={"nope": 1})
     assert (tmp_path / "run.sqlite").exists() and (tmp_path / "metrics.csv").exists()
 

@@ -82,8 +82,8 @@ def test_cli_bad_profile_is_a_one_line_error_with_exit_2(tmp_path):
                         "--out", str(tmp_path / "out")])
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "Error: [observers.gradient_health] profile must be one of minimal, standard, "
-        "diagnostic; got 'verbose'")
+        "Error: observer 'gradient_health' option 'profile' = 'verbose' is invalid; expected one of "
+        "'minimal', 'standard', 'diagnostic'")
     assert "Traceback" not in result.stderr
 
 

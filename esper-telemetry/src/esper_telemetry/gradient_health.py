@@ -40,10 +40,9 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from attrs import field, frozen
 
-from esper_core.errors import ConfigError
+from esper_core.options import int_at_least, one_of, parse_options, positive_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -56,36 +55,19 @@ _DEFAULT_INTERVAL = {"minimal": 1, "standard": 10, "diagnostic": 1}
 _FOLD_NORMS = 4096
 
 
-def _profile(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {value!r}")
-
-
-def _positive_int_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{attribute.name} must be a positive integer or None, got {value!r}")
-
-
-def _positive_float(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or (
-        not math.isfinite(value)
-    ):
-        raise ValueError(f"{attribute.name} must be a positive finite number, got {value!r}")
-
-
 @frozen(kw_only=True)
 class GradientHealthConfig:
     """What the tracker measures. Build it with :meth:`from_profile` or :meth:`from_options`."""
 
     #: minimal | standard | diagnostic (see the module docstring).
-    profile: str = field(default="standard", validator=_profile)
+    profile: str = field(default="standard", validator=one_of(*PROFILES))
     #: Per-layer statistics every N optimizer steps; None = the profile's default
     #: (standard: 10, diagnostic: 1). The global norm is measured every step in all profiles.
-    every_n_steps: int | None = field(default=None, validator=_positive_int_or_none)
+    every_n_steps: int | None = field(default=None, validator=int_at_least(1, optional=True))
     #: |g| below this counts as vanishing.
-    vanishing_threshold: float = field(default=1e-7, validator=_positive_float)
+    vanishing_threshold: float = field(default=1e-7, validator=positive_number())
     #: |g| above this counts as exploding.
-    exploding_threshold: float = field(default=1e3, validator=_positive_float)
+    exploding_threshold: float = field(default=1e3, validator=positive_number())
 
     def __attrs_post_init__(self) -> None:
         if self.vanishing_threshold >= self.exploding_threshold:
@@ -106,15 +88,7 @@ class GradientHealthConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> GradientHealthConfig:
         """Validate a config mapping; unknown keys and bad values raise ConfigError."""
-        allowed = sorted(a.name for a in attrs.fields(cls))
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise ConfigError(f"unknown gradient-health option {unknown[0]!r}; allowed: "
-                              f"{', '.join(allowed)}")
-        try:
-            return cls(**options)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid gradient-health option: {exc}") from exc
+        return parse_options(cls, options, owner="gradient-health tracker")
 
 
 @frozen(kw_only=True)

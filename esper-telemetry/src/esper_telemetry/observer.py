@@ -31,10 +31,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+from attrs import field, frozen
 
 from esper_core.contracts.events import GradientHealth, TelemetryEvent
 from esper_core.contracts.reports import EpochReport
-from esper_core.errors import ConfigError
+from esper_core.options import int_at_least, parse_options
 from esper_telemetry.gradient_health import (
     GradientHealthConfig,
     GradientHealthReport,
@@ -43,6 +44,7 @@ from esper_telemetry.gradient_health import (
 )
 
 NAME = "gradient_health"
+OWNER = f"observer {NAME!r}"
 DEFAULT_PROFILE = "minimal"
 DEFAULT_MAX_LAYERS = 32
 #: Significant digits kept for the floats of an event (keeps records short and readable).
@@ -53,28 +55,23 @@ def _short(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.{_DIGITS}g}")
 
 
+@frozen(kw_only=True)
+class ObserverOptions(GradientHealthConfig):
+    """``[observers.gradient_health]``: the tracker's settings and how many layers an event carries."""
+
+    max_layers: int = field(default=DEFAULT_MAX_LAYERS, validator=int_at_least(0))
+
+
 def parse_observer_options(options: Mapping[str, Any]) -> tuple[GradientHealthConfig, int]:
     """The tracker config and ``max_layers`` from ``[observers.gradient_health]``.
 
-    Unknown keys and bad values raise :class:`ConfigError` naming the table, the key and what
-    is allowed.
+    Unknown keys and bad values raise :class:`~esper_core.errors.ConfigError` naming the
+    observer, the key and what is allowed.
     """
-    given = dict(options)
-    allowed = sorted([*(a.name for a in attrs.fields(GradientHealthConfig)), "max_layers"])
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise ConfigError(f"[observers.{NAME}] unknown option {unknown[0]!r}; allowed: "
-                          f"{', '.join(allowed)}")
-    max_layers = given.pop("max_layers", DEFAULT_MAX_LAYERS)
-    if isinstance(max_layers, bool) or not isinstance(max_layers, int) or max_layers < 0:
-        raise ConfigError(f"[observers.{NAME}] max_layers must be an integer ≥ 0, "
-                          f"got {max_layers!r}")
-    given.setdefault("profile", DEFAULT_PROFILE)
-    try:
-        config = GradientHealthConfig(**given)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[observers.{NAME}] {exc}") from None
-    return config, max_layers
+    given = {"profile": DEFAULT_PROFILE, **options} if isinstance(options, Mapping) else options
+    parsed = parse_options(ObserverOptions, given, owner=OWNER)
+    tracker = {a.name: getattr(parsed, a.name) for a in attrs.fields(GradientHealthConfig)}
+    return GradientHealthConfig(**tracker), parsed.max_layers
 
 
 class GradientHealthObserver:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 import click
 from attrs import field, frozen
 
@@ -32,7 +31,7 @@ from esper_core.contracts.events import (
     SeedLifecycle,
     TelemetryEvent,
 )
-from esper_telemetry.options import parse_options
+from esper_core.options import is_bool, one_of, parse_options
 
 #: A gradient-health score below this (or any non-finite step) is worth a console line.
 UNHEALTHY_BELOW = 0.9
@@ -41,19 +40,19 @@ UNHEALTHY_BELOW = 0.9
 @frozen(kw_only=True)
 class ConsoleOptions:
     #: "stderr" (default) or "stdout".
-    stream: str = field(default="stderr", validator=attrs.validators.in_(("stderr", "stdout")))
+    stream: str = field(default="stderr", validator=one_of("stderr", "stdout"))
     #: Which decisions to print: "actions" (all but WAIT), "all" or "none".
     decisions: str = field(default="actions",
-                           validator=attrs.validators.in_(("actions", "all", "none")))
+                           validator=one_of("actions", "all", "none"))
     #: Which gate results to print: "all", "passed", "failed" or "none".
     gates: str = field(default="all",
-                       validator=attrs.validators.in_(("all", "passed", "failed", "none")))
+                       validator=one_of("all", "passed", "failed", "none"))
     #: Print the reward of every controller step.
-    rewards: bool = field(default=False, validator=attrs.validators.instance_of(bool))
+    rewards: bool = field(default=False, validator=is_bool)
     #: Which gradient-health reports to print: "unhealthy" (score < 0.9 or a non-finite
     #: step), "all" or "none".
     gradients: str = field(default="unhealthy",
-                           validator=attrs.validators.in_(("unhealthy", "all", "none")))
+                           validator=one_of("unhealthy", "all", "none"))
 
 
 def _count(n: int | float | None) -> str:
@@ -104,7 +103,7 @@ class ConsoleSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> ConsoleSink:
-        return cls(parse_options(ConsoleOptions, options, owner="console"))
+        return cls(parse_options(ConsoleOptions, options, owner="telemetry sink 'console'"))
 
     def format(self, event: TelemetryEvent) -> str | None:
         """The line for ``event``, or None when this sink does not show it."""

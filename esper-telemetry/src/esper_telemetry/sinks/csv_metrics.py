@@ -16,14 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 import structlog
 from attrs import field, frozen
 
 from esper_core.contracts.events import EpochEnded, GradientHealth, TelemetryEvent
 from esper_core.errors import ConfigError
+from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_telemetry.limits import OutputCap
-from esper_telemetry.options import parse_options, positive_or_none
 
 logger = structlog.get_logger(__name__)
 
@@ -49,11 +48,11 @@ SLOT_FIELDS = ("stage", "blueprint", "alpha", "contribution", "seed_params")
 @frozen(kw_only=True)
 class CsvOptions:
     #: File name (inside the run directory) or an absolute path.
-    path: str = field(default="metrics.csv", validator=attrs.validators.instance_of(str))
+    path: str = field(default="metrics.csv", validator=non_empty_text("a path"))
     #: Stop writing after this many data rows (None: unbounded).
-    max_rows: int | None = field(default=1_000_000, validator=positive_or_none)
+    max_rows: int | None = field(default=1_000_000, validator=int_at_least(1, optional=True))
     #: Stop writing before the file would exceed this many bytes (None: unbounded).
-    max_bytes: int | None = field(default=None, validator=positive_or_none)
+    max_bytes: int | None = field(default=None, validator=int_at_least(1, optional=True))
 
 
 def _cell(value: Any) -> Any:
@@ -82,7 +81,7 @@ class CsvSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> CsvSink:
-        opts = parse_options(CsvOptions, options, owner="csv")
+        opts = parse_options(CsvOptions, options, owner="telemetry sink 'csv'")
         path = Path(opts.path).expanduser()
         if not path.is_absolute():
             if run_dir is None:

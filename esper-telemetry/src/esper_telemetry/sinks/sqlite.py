@@ -13,14 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 from attrs import field, frozen
 
 from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
 from esper_core.errors import ConfigError
+from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_telemetry.database import RunDatabase
 from esper_telemetry.limits import OutputCap
-from esper_telemetry.options import parse_options, positive_or_none
 from esper_telemetry.records import DATABASE_FILE
 
 #: Seconds a writer waits for another process's transaction on a shared database.
@@ -30,11 +29,10 @@ _BUSY_TIMEOUT_S = 30.0
 @frozen(kw_only=True)
 class SqliteOptions:
     #: Database file; default ``<run_dir>/run.sqlite``. Point several runs at one file to share it.
-    path: str | None = field(default=None, validator=attrs.validators.optional(
-        attrs.validators.instance_of(str)))
+    path: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
     #: At most this many events per run are recorded (None: unbounded). Past it only the final
     #: run summary is still written, and the run is marked ``truncated``.
-    max_rows: int | None = field(default=1_000_000, validator=positive_or_none)
+    max_rows: int | None = field(default=1_000_000, validator=int_at_least(1, optional=True))
 
 
 class SqliteSink:
@@ -62,7 +60,7 @@ class SqliteSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> SqliteSink:
-        opts = parse_options(SqliteOptions, options, owner="sqlite")
+        opts = parse_options(SqliteOptions, options, owner="telemetry sink 'sqlite'")
         if opts.path is not None:
             path = Path(opts.path).expanduser()
         elif run_dir is not None:

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 from attrs import field, frozen
 
 from esper_core.contracts.events import (
@@ -30,8 +29,8 @@ from esper_core.contracts.events import (
     TelemetryEvent,
 )
 from esper_core.errors import ConfigError, EsperError
+from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_telemetry.limits import OutputCap
-from esper_telemetry.options import parse_options, positive_or_none
 
 INSTALL_HINT = (
     "the 'tensorboard' telemetry sink needs the tensorboard package, which is not installed; "
@@ -42,9 +41,9 @@ INSTALL_HINT = (
 @frozen(kw_only=True)
 class TensorBoardOptions:
     #: Log directory; relative paths are inside the run directory. Default ``tensorboard``.
-    logdir: str = field(default="tensorboard", validator=attrs.validators.instance_of(str))
+    logdir: str = field(default="tensorboard", validator=non_empty_text("a path"))
     #: Stop writing after this many scalar points (None: unbounded).
-    max_points: int | None = field(default=1_000_000, validator=positive_or_none)
+    max_points: int | None = field(default=1_000_000, validator=int_at_least(1, optional=True))
 
 
 def _summary_writer_class() -> Any:
@@ -70,7 +69,7 @@ class TensorBoardSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> TensorBoardSink:
-        opts = parse_options(TensorBoardOptions, options, owner="tensorboard")
+        opts = parse_options(TensorBoardOptions, options, owner="telemetry sink 'tensorboard'")
         logdir = Path(opts.logdir).expanduser()
         if not logdir.is_absolute():
             if run_dir is None:
