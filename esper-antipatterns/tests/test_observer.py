@@ -62,7 +62,11 @@ def test_dormant_slots_are_not_observed():
 def test_registered_and_validated():
     (spec,) = esper_register_observers()
     assert spec.name == "failure_signatures"
-    with pytest.raises(ConfigError, match="failure_signatures"):
+    with pytest.raises(ConfigError, match="^observer 'failure_signatures' option 'collapse_below' = -1.0 is invalid; "
+                                          "expected a finite number > 0$"):
         spec.factory(model=FakeModel({}), options={"collapse_below": -1.0})
-    with pytest.raises(ConfigError, match="failure_signatures"):
+    with pytest.raises(ConfigError, match="^observer 'failure_signatures': unknown option 'nonsense'; allowed options: "
+                                          "collapse_below, cost_min_epochs"):
         spec.factory(model=FakeModel({}), options={"nonsense": 1})
+    with pytest.raises(ConfigError, match="^observer 'failure_signatures': collapse_below .* must be below"):
+        spec.factory(model=FakeModel({}), options={"collapse_below": 2.0, "explode_above": 1.0})

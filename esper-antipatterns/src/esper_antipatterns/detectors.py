@@ -19,6 +19,7 @@ from attrs import define, field, frozen, validators
 from esper_antipatterns.signatures import Signature
 from esper_core.contracts.events import Anomaly
 from esper_core.contracts.reports import EpochReport, SlotReport
+from esper_core.options import int_at_least, non_negative_number, positive_number
 
 
 def _optional_number(instance: object, attribute: attrs.Attribute[object], value: float | None) -> None:
@@ -104,23 +105,23 @@ class DetectorConfig:
     """Thresholds of the five signatures (defaults from seed 000 and DESIGN §6)."""
 
     #: Seed gradient norm below which gradients have collapsed (seed 000: 1e-7).
-    collapse_below: float = field(default=1e-7, validator=validators.gt(0))
+    collapse_below: float = field(default=1e-7, validator=positive_number())
     #: Seed gradient norm above which gradients have exploded (seed 000: 1e4).
-    explode_above: float = field(default=1e4, validator=validators.gt(0))
+    explode_above: float = field(default=1e4, validator=positive_number())
     #: Epochs of accuracy history, while the seed is live, that define a plateau.
-    plateau_window: int = field(default=5, validator=[validators.instance_of(int), validators.ge(1)])
+    plateau_window: int = field(default=5, validator=int_at_least(1))
     #: A plateau is a window whose best accuracy (with the seed in the model) beats the best
     #: before it — or, for the seed's first window, the accuracy when it was planted — by less
     #: than this (points).
-    plateau_min_delta: float = field(default=0.5, validator=validators.ge(0))
+    plateau_min_delta: float = field(default=0.5, validator=non_negative_number())
     #: Largest acceptable growth of the model (percent of host params or FLOPs) per accuracy
     #: point of benefit; a seed that costs more is "cost without benefit".
-    max_growth_per_point: float = field(default=10.0, validator=validators.gt(0))
+    max_growth_per_point: float = field(default=10.0, validator=positive_number())
     #: Epochs with a measured benefit (seed gain in TRAINING, contribution once blended) before
     #: cost is judged, on the best benefit seen: a good seed often starts with a negative seed
     #: gain, so it gets as long as the heuristic's patience (5 epochs) to show one. Cost is
     #: never judged in BLENDING, where the contribution is of the seed at partial α.
-    cost_min_epochs: int = field(default=5, validator=[validators.instance_of(int), validators.ge(1)])
+    cost_min_epochs: int = field(default=5, validator=int_at_least(1))
 
     def __attrs_post_init__(self) -> None:
         if self.collapse_below >= self.explode_above:

@@ -18,7 +18,7 @@ from esper_antipatterns.detectors import DetectorConfig, FailureDetector
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.contracts.reports import EpochReport
 from esper_core.contracts.seeds import ObservedModel, SeedView
-from esper_core.errors import ConfigError
+from esper_core.options import parse_options
 
 
 class FailureSignatureObserver:
@@ -30,13 +30,7 @@ class FailureSignatureObserver:
 
     @classmethod
     def from_options(cls, *, model: ObservedModel, options: Mapping[str, Any]) -> FailureSignatureObserver:
-        try:
-            config = DetectorConfig(**options)
-        except TypeError as exc:
-            raise ConfigError(f"[observers.failure_signatures] {exc}") from None
-        except ValueError as exc:
-            raise ConfigError(f"[observers.failure_signatures] {exc}") from None
-        return cls(model, config)
+        return cls(model, parse_options(DetectorConfig, options, owner="observer 'failure_signatures'"))
 
     @staticmethod
     def _seed_state(view: SeedView) -> tuple[float | None, bool]:
