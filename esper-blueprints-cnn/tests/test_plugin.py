@@ -115,3 +115,16 @@ def test_shapes_prices_blueprints_at_its_widest_block() -> None:
 
     shapes = next(t for t in plugin.esper_register_tasks() if t.name == "shapes")
     assert shapes.slot_width == max(DEFAULT_OPTIONS.widths) == 16
+
+
+def test_topology_hook_declares_the_nchw_layout() -> None:
+    import torch
+
+    (topology,) = plugin.esper_register_topologies()
+    assert topology.name == "cnn"
+    x = topology.example_input(width=3, size=5, batch=2, generator=torch.Generator().manual_seed(0))
+    assert tuple(x.shape) == (2, 3, 5, 5)
+
+
+def test_only_the_shapes_task_is_the_default() -> None:
+    assert [t.name for t in plugin.esper_register_tasks() if t.is_default] == ["shapes"]

@@ -71,3 +71,13 @@ def test_estimates_reject_bad_width(bad: object) -> None:
     for spec in plugin.esper_register_blueprints():
         with pytest.raises(ValueError, match="width"):
             spec.param_estimate(bad)  # type: ignore[arg-type]
+
+
+def test_topology_hook_declares_the_sequence_layout() -> None:
+    import torch
+
+    (topology,) = plugin.esper_register_topologies()
+    assert topology.name == "transformer"
+    x = topology.example_input(width=3, size=5, batch=2, generator=torch.Generator().manual_seed(0))
+    assert tuple(x.shape) == (2, 5, 3)
+    assert not any(t.is_default for t in plugin.esper_register_tasks())

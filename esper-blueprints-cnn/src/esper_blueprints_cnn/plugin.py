@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from esper_blueprints_cnn.catalog import blueprint_specs, task_specs
-from esper_core.contracts.specs import BlueprintSpec, TaskSpec
+from esper_blueprints_cnn.catalog import TOPOLOGY, blueprint_specs, task_specs
+from esper_core.contracts.specs import BlueprintSpec, TaskSpec, TopologySpec
+from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
 
 
@@ -15,3 +16,9 @@ def esper_register_blueprints() -> list[BlueprintSpec]:
 @hookimpl
 def esper_register_tasks() -> list[TaskSpec]:
     return task_specs()
+
+
+@hookimpl
+def esper_register_topologies() -> list[TopologySpec]:
+    return [TopologySpec(name=TOPOLOGY, description="convolutional image hosts: a slot carries (batch, C, H, W)",
+                         example_input=lazy("esper_blueprints_cnn.topology:example_input"))]

@@ -12,7 +12,7 @@ from esper_blueprints_transformer import params
 from esper_blueprints_transformer.config import GPTConfig
 from esper_blueprints_transformer.defaults import TRANSFORMER_DEFAULTS
 from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
-from esper_core.contracts.specs import BlueprintSpec, TaskSpec
+from esper_core.contracts.specs import BlueprintSpec, TaskSpec, TopologySpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
 from esper_core.sdk import BlueprintEntry, declare_blueprints
@@ -64,6 +64,12 @@ BLUEPRINTS: tuple[BlueprintEntry, ...] = (
 @hookimpl
 def esper_register_blueprints() -> list[BlueprintSpec]:
     return declare_blueprints(topology=TOPOLOGY, factories=f"{_PKG}.blueprints", entries=BLUEPRINTS)
+
+
+@hookimpl
+def esper_register_topologies() -> list[TopologySpec]:
+    return [TopologySpec(name=TOPOLOGY, description="decoder-only transformers: a slot carries (batch, sequence, C)",
+                         example_input=lazy(f"{_PKG}.topology:example_input"))]
 
 
 @hookimpl

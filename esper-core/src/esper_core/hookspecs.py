@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
         RewardTermSpec,
         SinkSpec,
         TaskSpec,
+        TopologySpec,
     )
 
 
@@ -106,6 +107,15 @@ def esper_register_generators() -> list[GeneratorSpec]:
 
     Return generators selectable with ``esper discover --generator NAME`` (random search,
     regularised evolution, the Architect ...).
+    """
+
+
+@hookspec
+def esper_register_topologies() -> list[TopologySpec]:
+    """Called once at start-up to build the topology registry.
+
+    Return the host topologies this plugin provides (``cnn``, ``transformer`` ...): how a slot
+    of each carries its tensor, so that the conformance kit can feed its blueprints.
     """
 
 

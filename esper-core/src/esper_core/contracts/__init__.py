@@ -59,6 +59,7 @@ from esper_core.contracts.specs import (
     RewardTermSpec,
     SinkSpec,
     TaskSpec,
+    TopologySpec,
     TrainingOption,
 )
 from esper_core.contracts.stages import (
@@ -147,6 +148,7 @@ __all__ = [
     "TaskSpec",
     "TelemetryEvent",
     "TopologyDefaults",
+    "TopologySpec",
     "TrainingOption",
     "TrainingSessionProtocol",
     "TrainingSignals",

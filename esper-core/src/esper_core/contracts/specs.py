@@ -266,6 +266,21 @@ class ObserverSpec:
 
 
 @frozen(kw_only=True)
+class TopologySpec:
+    """A host topology: how a slot of that topology carries its tensor, declared by the
+    distribution that provides the topology so that core's tools (the blueprint conformance kit,
+    ``esper discover``) build inputs without knowing any topology themselves.
+
+    ``example_input(width=C, size=S, batch=B, generator=torch.Generator)`` returns random inputs
+    as a slot of width ``C`` receives them, ``S`` the extent of each other axis (``cnn``:
+    ``(B, C, S, S)``; ``transformer``: ``(B, S, C)``)."""
+
+    name: str = field(validator=component_name)
+    description: str = field(validator=non_empty_str)
+    example_input: Callable[..., Any] = field(validator=is_callable, eq=False)
+
+
+@frozen(kw_only=True)
 class GeneratorSpec:
     """A blueprint generator for ``esper discover --generator NAME``.
 

@@ -21,6 +21,7 @@ from esper_core.contracts.specs import (
     RewardTermSpec,
     SinkSpec,
     TaskSpec,
+    TopologySpec,
 )
 from esper_core.errors import PluginError, UnknownNameError
 from esper_core.plugins.manager import LoadedPlugins, PluginFailure, PluginInfo
@@ -107,6 +108,7 @@ _HOOKS: list[tuple[str, str, type]] = [
     ("esper_register_alpha_schedules", "alpha_schedules", AlphaScheduleSpec),
     ("esper_register_observers", "observers", ObserverSpec),
     ("esper_register_generators", "generators", GeneratorSpec),
+    ("esper_register_topologies", "topologies", TopologySpec),
 ]
 
 
@@ -124,6 +126,7 @@ class Catalog:
         self.alpha_schedules: Registry[AlphaScheduleSpec] = Registry("alpha schedule", lambda s: s.name)
         self.observers: Registry[ObserverSpec] = Registry("observer", lambda s: s.name)
         self.generators: Registry[GeneratorSpec] = Registry("blueprint generator", lambda s: s.name)
+        self.topologies: Registry[TopologySpec] = Registry("topology", lambda s: s.name)
         #: plugin name -> {registry attribute -> [component keys]}
         self.contributions: dict[str, dict[str, list[str]]] = {}
 

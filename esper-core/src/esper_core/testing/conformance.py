@@ -7,6 +7,7 @@ plugin authors write). Inputs are generated on the fly; nothing is downloaded.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import random
 import warnings
@@ -30,18 +31,34 @@ from esper_core.contracts.events import (
 )
 from esper_core.contracts.protocols import Policy, PolicyContext, RewardContext, Sink
 from esper_core.contracts.reports import EpochReport, SlotReport
-from esper_core.contracts.specs import BlueprintSpec, RewardTermSpec
+from esper_core.contracts.specs import BlueprintSpec, RewardTermSpec, TopologySpec
 from esper_core.contracts.stages import LIVE_STAGES, SeedStage
 
 # --------------------------------------------------------------------------------------------
 # Blueprints
 
 
+@functools.cache
+def installed_topology(name: str) -> TopologySpec:
+    """The installed plugins' declaration of topology ``name`` (its tensor layout)."""
+    from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+
+    topologies = build_catalog(load_plugins(PluginSettings.from_env())).topologies
+    if name not in topologies:
+        known = ", ".join(topologies.names()) or "none"
+        raise LookupError(f"no installed plugin declares the topology {name!r} (esper_register_topologies; "
+                          f"installed: {known}): install its distribution, set the conformance class's "
+                          "topology, or override make_input")
+    return topologies.get(name)
+
+
 class BlueprintConformance:
     """Checks for one :class:`BlueprintSpec`: set ``spec`` in the subclass.
 
-    Inputs are ``(batch, width, size, size)`` for ``cnn`` and ``(batch, size, width)`` for any
-    other topology; override :meth:`make_input` for a different layout.
+    Inputs come from the installed plugin that provides the blueprint's topology
+    (``TopologySpec.example_input``: ``(batch, width, size, size)`` for ``cnn``, ``(batch, size,
+    width)`` for ``transformer``); set ``topology`` to a :class:`TopologySpec` to test without
+    installing that plugin, or override :meth:`make_input`.
     """
 
     spec: ClassVar[BlueprintSpec]
@@ -49,13 +66,14 @@ class BlueprintConformance:
     sizes: ClassVar[tuple[int, ...]] = (1, 8, 32)
     scriptable: ClassVar[bool] = True
     identity_atol: ClassVar[float] = 1e-6
+    topology: ClassVar[TopologySpec | None] = None
 
     def make_input(self, width: int, size: int, seed: int = 0) -> Any:
         import torch
 
+        topology = self.topology or installed_topology(self.spec.topology)
         generator = torch.Generator().manual_seed(seed)
-        shape = (2, width, size, size) if self.spec.topology == "cnn" else (2, size, width)
-        return torch.randn(*shape, generator=generator)
+        return topology.example_input(width=width, size=size, batch=2, generator=generator)
 
     def build(self, width: int, seed: int = 0) -> Any:
         import torch
