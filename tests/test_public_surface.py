@@ -115,6 +115,7 @@ def test_every_sdk_name_resolves_and_is_documented() -> None:
     undocumented = [n for n in names if f"`{n}`" not in docs]
     assert not undocumented, f"add to docs/writing-plugins.md, 'What a plugin may import': {undocumented}"
     assert all(f"`{m}`" in docs for m in sdk.PUBLIC_MODULES)
+    assert set(names) <= set(dir(sdk))
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         sdk.nonsense  # noqa: B018
 
