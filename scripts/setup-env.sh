@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install all six Esper distributions in editable mode,
-# plus the test tools. Safe to run again: it only installs what is missing or changed.
+# plus the test tools and linters. Safe to run again: it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -18,4 +18,4 @@ $PIP install --quiet \
   -e ./esper-antipatterns \
   -e ./esper-policies \
   -e ./esper-telemetry \
-  pytest pytest-cov pytest-xdist hypothesis
+  pytest pytest-cov pytest-xdist hypothesis "ruff==0.17.6" "mypy==2.4.1"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run the test suite with per-distribution coverage.
+# Lint (ruff, mypy), then run the test suite with per-distribution coverage.
 #   bash scripts/test.sh --all      # everything, slow tests included (what CI runs)
 #   bash scripts/test.sh            # fast lane: everything not marked slow
 #   bash scripts/test.sh -m slow    # extra pytest arguments are passed through
+#   bash scripts/test.sh --no-lint  # skip ruff and mypy (e.g. tests of a half-finished change)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -12,13 +13,29 @@ if [ ! -x "$PY" ]; then
 fi
 marker=(-m "not slow")
 args=()
+lint=1
 for arg in "$@"; do
   case "$arg" in
     --all) marker=() ;;
+    --no-lint) lint=0 ;;
     -m) marker=(); args+=("$arg") ;;
     *) args+=("$arg") ;;
   esac
 done
+if [ "$lint" -eq 1 ]; then
+  # ruff checks every Python file in the repository; mypy the files pyproject.toml's
+  # [tool.mypy] names (the six distributions), incrementally through .mypy_cache.
+  # Both run, so one pass shows every finding; either failing stops the script before pytest.
+  failed=()
+  .venv/bin/ruff check . || failed+=("ruff check .")
+  .venv/bin/mypy || failed+=("mypy")
+  if [ "${#failed[@]}" -gt 0 ]; then
+    for tool in "${failed[@]}"; do
+      echo "lint failed: $tool (findings above; --no-lint skips the linters)" >&2
+    done
+    exit 1
+  fi
+fi
 # Small test tensors run fastest on one thread, and stay fast when the machine is busy.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # One pytest worker per core (pytest-xdist; ESPER_TEST_WORKERS=0 runs in this process). Tests of
