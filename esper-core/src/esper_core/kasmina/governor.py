@@ -9,9 +9,11 @@ non-finite too. That one host sync per step is deliberate: the step must be skip
 ``optimizer.step()`` mutates any state, and deciding which seed to cull is Python control flow
 (``torch.amp.GradScaler`` makes the same trade with its ``found_inf`` check).
 
-After each step the parameters' norms are computed without a sync and folded into the next
-step's check (and a last check at the end of the epoch), so non-finite parameters also roll
-back, at no extra sync.
+Parameters are checked once, at the end of the epoch. A step cannot make a parameter
+non-finite without the next step's loss (or the epoch-end check, for a parameter the loss does
+not use) showing it, and a rollback returns to the start of the epoch either way, so checking
+after every step — a ``_foreach_norm`` over every parameter, as costly as the gradient check —
+bought nothing but an earlier step number in the report (measured in ``benchmarks/bench_engine.py``).
 
 On a failure the governor restores the last good snapshot (parameters, buffers such as
 BatchNorm statistics, and every optimizer's state, bit for bit), culls the seed responsible
@@ -74,7 +76,6 @@ class SafetyGovernor:
         self._signature: tuple[tuple[int, tuple[int, ...], torch.dtype], ...] = ()
         self._optim: list[_OptimizerEntry] = []
         self._optimizers: list[torch.optim.Optimizer] = []
-        self._pending: Tensor | None = None
 
     # ------------------------------------------------------------------ snapshot
     def snapshot(self, optimizers: Iterable[torch.optim.Optimizer]) -> None:
@@ -105,7 +106,6 @@ class SafetyGovernor:
         self._optim = entries
         if sources:
             torch._foreach_copy_(self._buffers, sources)
-        self._pending = None
 
     def restore(self) -> None:
         """Put the snapshot back, bit for bit; optimizer state created since is dropped."""
@@ -129,26 +129,18 @@ class SafetyGovernor:
                         if state.get(key) is not self._sources[index]:
                             state[key] = self._buffers[index].clone()
                     state.update(entry.values)
-        self._pending = None
 
     # ------------------------------------------------------------------ checks
     def check(self, loss: Tensor, grad_norms: Mapping[str | None, Tensor]) -> bool:
-        """True when the loss, the gradients and last step's parameters are finite (one sync)."""
-        values = [loss, *grad_norms.values()]
-        if self._pending is not None:
-            values.append(self._pending)
-        return agree(_all_finite(values))
+        """True when the loss and the gradients are finite (one sync)."""
+        return agree(_all_finite([loss, *grad_norms.values()]))
 
-    def after_step(self, params: Sequence[Tensor]) -> None:
-        """Record the norms of the stepped parameters, checked with the next step (no sync)."""
-        if params:
-            with torch.no_grad():  # cheaper than detaching every parameter
-                self._pending = torch.stack(torch._foreach_norm(list(params))).sum()
-
-    def finish_epoch(self) -> bool:
-        """Check the last step's parameters (the only extra sync of the epoch)."""
-        pending, self._pending = self._pending, None
-        return agree(pending is None or _all_finite([pending]))
+    def finish_epoch(self, params: Sequence[Tensor]) -> bool:
+        """True when every trained parameter is finite after the epoch's last step (one sync)."""
+        if not params:
+            return agree(True)
+        with torch.no_grad():  # cheaper than detaching every parameter
+            return agree(_all_finite([torch.stack(torch._foreach_norm(list(params))).sum()]))
 
     # ------------------------------------------------------------------ rollback
     def rollback(self, *, epoch: int, step: int, cause: str) -> GovernorRollback:

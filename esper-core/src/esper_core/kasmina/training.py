@@ -251,14 +251,13 @@ class SeedTrainer:
             self.host_optimizer.step()
             for s in trained:
                 self.seed_optimizers[s.name].step()
-            if governor is not None:
-                governor.after_step([*host_params, *(p for ps in seed_params.values() for p in ps)])
             for s in tracked:
                 n_seed = sum(p.numel() for p in seed_params[s.name])
                 s.state.gradient.update(norms[s.name], norms[None], n_seed, n_host)
             loss_sum += loss.detach()
             steps += 1
-        if governor is not None and not governor.finish_epoch():
+        if governor is not None and not governor.finish_epoch(
+                [*host_params, *(p for ps in seed_params.values() for p in ps)]):
             rollbacks.append(governor.rollback(epoch=epoch, step=steps,
                                                cause="non-finite parameter after the last step"))
             self.sync()
