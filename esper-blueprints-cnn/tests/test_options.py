@@ -6,18 +6,21 @@ import pytest
 
 from esper_blueprints_cnn.tasks.cifar import ALLOWED_OPTIONS as CIFAR_ALLOWED
 from esper_blueprints_cnn.tasks.cifar import DEFAULT_OPTIONS as CIFAR_DEFAULTS
-from esper_blueprints_cnn.tasks.options import ImageTaskOptions, parse_options
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_blueprints_cnn.tasks.procedural import ALLOWED_OPTIONS, DEFAULT_OPTIONS, make_shapes_task
 from esper_core.errors import ConfigError
+from esper_core.options import parse_options
 
 
 def parse(options: Any) -> ImageTaskOptions:
-    return parse_options("shapes", options, allowed=ALLOWED_OPTIONS, defaults=DEFAULT_OPTIONS)
+    return parse_options(ImageTaskOptions, options, owner="task 'shapes'", allowed=ALLOWED_OPTIONS,
+                         base=DEFAULT_OPTIONS)
 
 
 def test_defaults_pass_through() -> None:
     assert parse({}) == DEFAULT_OPTIONS
-    assert DEFAULT_OPTIONS.widths == (4, 8, 16) and DEFAULT_OPTIONS.test_size == 2000 and DEFAULT_OPTIONS.augment is True
+    assert DEFAULT_OPTIONS.widths == (4, 8, 16) and DEFAULT_OPTIONS.test_size == 2000
+    assert DEFAULT_OPTIONS.augment is True
 
 
 def test_typed_and_string_values_are_accepted() -> None:
@@ -35,14 +38,15 @@ def test_unknown_key_names_key_and_allowed() -> None:
     with pytest.raises(ConfigError) as err:
         parse({"data_dir": "/tmp"})
     message = str(err.value)
-    assert "'data_dir'" in message and "shapes" in message
+    assert message.startswith("task 'shapes': unknown option 'data_dir' (did you mean 'data_seed'?); allowed options: ")
     for key in sorted(ALLOWED_OPTIONS):
         assert key in message
 
 
 def test_cifar_refuses_the_procedural_only_key() -> None:
     with pytest.raises(ConfigError, match="'data_seed'"):
-        parse_options("cifar10", {"data_seed": 1}, allowed=CIFAR_ALLOWED, defaults=CIFAR_DEFAULTS)
+        parse_options(ImageTaskOptions, {"data_seed": 1}, owner="task 'cifar10'", allowed=CIFAR_ALLOWED,
+                      base=CIFAR_DEFAULTS)
 
 
 @pytest.mark.parametrize(
@@ -65,14 +69,15 @@ def test_cifar_refuses_the_procedural_only_key() -> None:
     ],
 )
 def test_bad_values_name_the_key(key: str, value: Any) -> None:
-    with pytest.raises(ConfigError, match=f"option '{key}'"):
+    with pytest.raises(ConfigError, match=f"^task 'shapes' option '{key}' = .* is invalid; expected "):
         parse({key: value})
 
 
 def test_bad_cifar_values() -> None:
     for key, value in [("data_dir", ""), ("data_dir", 3), ("download", "perhaps")]:
         with pytest.raises(ConfigError, match=f"option '{key}'"):
-            parse_options("cifar10", {key: value}, allowed=CIFAR_ALLOWED, defaults=CIFAR_DEFAULTS)
+            parse_options(ImageTaskOptions, {key: value}, owner="task 'cifar10'", allowed=CIFAR_ALLOWED,
+                          base=CIFAR_DEFAULTS)
 
 
 def test_options_must_be_a_mapping() -> None:

@@ -19,8 +19,9 @@ import torch
 from attrs import frozen
 
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask
-from esper_blueprints_cnn.tasks.options import ImageTaskOptions, parse_options
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError, DataError
+from esper_core.options import parse_options
 
 ALLOWED_OPTIONS = frozenset(
     {"train_size", "val_size", "test_size", "batch_size", "widths", "data_dir", "download", "augment"}
@@ -127,9 +128,8 @@ def _subset(
 def make_cifar_task(
     variant: CifarVariant, *, seed: int, device: str, options: Mapping[str, Any]
 ) -> ImageTask:
-    opts: ImageTaskOptions = parse_options(
-        variant.task, options, allowed=ALLOWED_OPTIONS, defaults=DEFAULT_OPTIONS
-    )
+    opts = parse_options(ImageTaskOptions, options, owner=f"task {variant.task!r}", allowed=ALLOWED_OPTIONS,
+                         base=DEFAULT_OPTIONS)
     root = Path(opts.data_dir).expanduser() if opts.data_dir else default_data_dir()
     train_x, train_y, class_names = load_cifar_split(variant, root=root, train=True, download=opts.download)
     test_x, test_y = load_cifar(variant, root=root, train=False, download=opts.download)

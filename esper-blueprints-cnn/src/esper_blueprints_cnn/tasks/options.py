@@ -1,29 +1,17 @@
 """Validated task options (torch-free).
 
-A run's ``[task.options]`` table (or CLI overrides, which may arrive as strings) is checked
-key by key: an unknown key is a :class:`ConfigError` that names it and the allowed keys; a bad
-value is a :class:`ConfigError` that names the key and what it must be.
+A run's ``[task]`` table (or CLI overrides, which may arrive as strings) is built into
+:class:`ImageTaskOptions` by :func:`esper_core.options.parse_options`, each task allowing a
+subset of the keys: an unknown key or a bad value is a ``ConfigError`` naming the task, the key
+and what is allowed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
-from typing import Any
-
-import attrs
 from attrs import field, frozen
 
-from esper_blueprints_cnn.converters import (
-    to_bool,
-    to_fraction,
-    to_image_size,
-    to_optional_path,
-    to_optional_size,
-    to_positive_int,
-    to_seed,
-    to_widths,
-)
-from esper_core.errors import ConfigError
+from esper_blueprints_cnn.converters import to_widths
+from esper_core.options import as_bool, as_fraction, as_int, as_path
 
 
 @frozen(kw_only=True)
@@ -31,49 +19,31 @@ class ImageTaskOptions:
     """Every option an image task understands; each task allows a subset (see ``ALLOWED``)."""
 
     #: Training images used (``None``: the task's default; CIFAR: the whole training set).
-    train_size: int | None = field(default=None, converter=to_optional_size)
+    train_size: int | None = field(default=None, converter=as_int(1, optional=True))
     #: Validation images used (``None``: the task's default; CIFAR: 5,000 held back from the
     #: training set).
-    val_size: int | None = field(default=None, converter=to_optional_size)
+    val_size: int | None = field(default=None, converter=as_int(1, optional=True))
     #: Held-out test images (``None``: the task's default; CIFAR: the whole test set).
-    test_size: int | None = field(default=None, converter=to_optional_size)
-    batch_size: int = field(default=128, converter=to_positive_int)
+    test_size: int | None = field(default=None, converter=as_int(1, optional=True))
+    batch_size: int = field(default=128, converter=as_int(1))
     #: Host block widths (one injection point per block).
     widths: tuple[int, ...] = field(default=(8, 16, 32), converter=to_widths)
     #: Where dataset files live (``None``: ``$ESPER_DATA_DIR`` or ``~/.cache/esper/data``).
-    data_dir: str | None = field(default=None, converter=to_optional_path)
+    data_dir: str | None = field(default=None, converter=as_path)
     #: Fetch the dataset when it is missing (never done unless asked).
-    download: bool = field(default=False, converter=to_bool)
+    download: bool = field(default=False, converter=as_bool)
     #: Random 4-pixel-padded crops and horizontal flips on training batches.
-    augment: bool = field(default=True, converter=to_bool)
+    augment: bool = field(default=True, converter=as_bool)
     #: Seed of the procedural dataset itself (the run seed drives init and shuffling).
-    data_seed: int = field(default=0, converter=to_seed)
+    data_seed: int = field(default=0, converter=as_int(0))
     #: Training images per epoch, drawn afresh each epoch from the training set (``None``: all).
-    epoch_size: int | None = field(default=None, converter=to_optional_size)
+    epoch_size: int | None = field(default=None, converter=as_int(1, optional=True))
     #: Side of the square procedural images in pixels (``shapes``: 32, ``micro``: 16); for
     #: ``imagefolder`` the side every image is resized to.
-    image_size: int = field(default=32, converter=to_image_size)
+    image_size: int = field(default=32, converter=as_int(4))
     #: The data file or folder of the own-data tasks (``--data``).
-    path: str | None = field(default=None, converter=to_optional_path)
+    path: str | None = field(default=None, converter=as_path)
     #: Share of the training split carved off as validation when the data has no validation split.
-    val_fraction: float = field(default=0.1, converter=to_fraction)
+    val_fraction: float = field(default=0.1, converter=as_fraction)
     #: Share of the training split carved off as test when the data has no test split.
-    test_fraction: float = field(default=0.1, converter=to_fraction)
-
-
-def parse_options(
-    task: str, options: Mapping[str, Any], *, allowed: Set[str], defaults: ImageTaskOptions
-) -> ImageTaskOptions:
-    """Validate ``options`` for ``task`` on top of ``defaults``; raise :class:`ConfigError`."""
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"task {task!r}: options must be a table of key = value, got {options!r}")
-    known = ", ".join(sorted(allowed))
-    result = defaults
-    for key, value in options.items():
-        if key not in allowed:
-            raise ConfigError(f"task {task!r}: unknown option {key!r}; allowed options: {known}")
-        try:
-            result = attrs.evolve(result, **{key: value})
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"task {task!r}: option {key!r} {exc}") from None
-    return result
+    test_fraction: float = field(default=0.1, converter=as_fraction)

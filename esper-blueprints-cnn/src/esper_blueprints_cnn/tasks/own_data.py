@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
-from esper_blueprints_cnn.tasks.options import ImageTaskOptions, parse_options
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError, DataError
+from esper_core.options import parse_options
 
 SPLITS = ("train", "val", "test")
 _COMMON_OPTIONS = {"path", "train_size", "epoch_size", "batch_size", "widths", "augment",
@@ -294,8 +295,8 @@ def _make_task(task: str, opts: ImageTaskOptions, seed: int, device: str, num_cl
 
 def make_imagefolder_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
     """TaskSpec factory of ``imagefolder`` (``--data DIR`` with ``train/CLASS/*``)."""
-    opts = parse_options("imagefolder", options, allowed=IMAGEFOLDER_OPTIONS,
-                         defaults=DEFAULT_OPTIONS)
+    opts = parse_options(ImageTaskOptions, options, owner="task 'imagefolder'", allowed=IMAGEFOLDER_OPTIONS,
+                         base=DEFAULT_OPTIONS)
     root = _need_path("imagefolder", opts, "an image folder")
     classes, splits = load_image_folder(root, opts.image_size)
     return _make_task("imagefolder", opts, seed, device, len(classes), splits, tuple(classes))
@@ -303,7 +304,8 @@ def make_imagefolder_task(*, seed: int, device: str, options: Mapping[str, Any])
 
 def make_arrays_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
     """TaskSpec factory of ``arrays`` (``--data FILE.npz`` or ``FILE.pt``)."""
-    opts = parse_options("arrays", options, allowed=ARRAYS_OPTIONS, defaults=DEFAULT_OPTIONS)
+    opts = parse_options(ImageTaskOptions, options, owner="task 'arrays'", allowed=ARRAYS_OPTIONS,
+                         base=DEFAULT_OPTIONS)
     path = _need_path("arrays", opts, "an .npz or .pt file")
     num_classes, splits = load_arrays(path)
     return _make_task("arrays", opts, seed, device, num_classes, splits,

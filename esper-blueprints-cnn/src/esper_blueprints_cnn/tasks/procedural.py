@@ -35,8 +35,9 @@ from esper_blueprints_cnn.micro import (
     MICRO_WIDTHS,
 )
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
-from esper_blueprints_cnn.tasks.options import ImageTaskOptions, parse_options
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError
+from esper_core.options import parse_options
 
 logger = structlog.get_logger(__name__)
 
@@ -213,7 +214,7 @@ def _make_procedural_task(
     images come from separate streams of ``data_seed``, so changing one size never changes
     another split and every run seed sees the same dataset; ``seed`` drives host init,
     shuffling and augmentation."""
-    opts = parse_options(name, options, allowed=ALLOWED_OPTIONS, defaults=defaults)
+    opts = parse_options(ImageTaskOptions, options, owner=f"task {name!r}", allowed=ALLOWED_OPTIONS, base=defaults)
     assert opts.train_size is not None and opts.val_size is not None and opts.test_size is not None
     if opts.epoch_size is not None and opts.epoch_size > opts.train_size:
         raise ConfigError(
