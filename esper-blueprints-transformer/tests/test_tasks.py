@@ -132,7 +132,7 @@ def test_unknown_option_names_key_and_allowed() -> None:
     message = str(info.value)
     assert "'batchsize'" in message and "did you mean 'batch_size'" in message
     assert all(key in message for key in PYTEXT_KEYS)
-    with pytest.raises(ConfigError, match="unknown option 'path' for task 'pytext'"):
+    with pytest.raises(ConfigError, match="^task 'pytext': unknown option 'path'; allowed options: batch_size"):
         pytext_task(seed=0, device="cpu", options={"path": "x.txt"})
     assert "path" in TEXTFILE_KEYS
 
@@ -140,12 +140,12 @@ def test_unknown_option_names_key_and_allowed() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"batch_size": 0}, "batch_size = 0 is invalid"),
-        ({"context": "64"}, "context = '64' is invalid"),
-        ({"val_fraction": 1.0}, "val_fraction"),
-        ({"d_model": 30}, "not divisible by n_heads"),
-        ({"steps_per_epoch": -1}, "steps_per_epoch"),
-        ({"dropout": 2.0}, "dropout"),
+        ({"batch_size": 0}, "^task 'pytext' option 'batch_size' = 0 is invalid; expected an integer ≥ 1$"),
+        ({"context": "64"}, "^task 'pytext' option 'context' = '64' is invalid; expected an integer ≥ 1, got a string$"),
+        ({"val_fraction": 1.0}, r"option 'val_fraction' = 1.0 is invalid; expected a finite number in \(0, 1\)$"),
+        ({"d_model": 30}, "^task 'pytext': d_model = 30 is not divisible by n_heads"),
+        ({"steps_per_epoch": -1}, "option 'steps_per_epoch' = -1 is invalid; expected an integer ≥ 1$"),
+        ({"dropout": 2.0}, r"^task 'pytext': dropout = 2.0 is invalid; expected a finite number in \[0, 1\)$"),
     ],
 )
 def test_bad_option_values(options: dict[str, object], message: str) -> None:

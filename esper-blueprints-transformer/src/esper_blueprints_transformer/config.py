@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import attrs
 from attrs import field, frozen
 
 from esper_core.errors import ConfigError
-
-
-def _int_at_least(n: int) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < n:
-            raise ConfigError(f"{attribute.name} = {value!r} is invalid; expected an integer ≥ {n}")
-
-    return check
-
-
-def _probability(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-        raise ConfigError(f"{attribute.name} = {value!r} is invalid; expected a number in [0, 1)")
+from esper_core.options import int_at_least, number_in
 
 
 @frozen(kw_only=True)
@@ -31,13 +16,13 @@ class GPTConfig:
     ``n_layers // layers_per_point`` injection points named ``layer1``, ``layer2`` ...
     """
 
-    vocab_size: int = field(default=256, validator=_int_at_least(2))
-    context: int = field(default=64, validator=_int_at_least(1))
-    n_layers: int = field(default=2, validator=_int_at_least(1))
-    d_model: int = field(default=64, validator=_int_at_least(1))
-    n_heads: int = field(default=4, validator=_int_at_least(1))
-    dropout: float = field(default=0.0, validator=_probability)
-    layers_per_point: int = field(default=1, validator=_int_at_least(1))
+    vocab_size: int = field(default=256, validator=int_at_least(2))
+    context: int = field(default=64, validator=int_at_least(1))
+    n_layers: int = field(default=2, validator=int_at_least(1))
+    d_model: int = field(default=64, validator=int_at_least(1))
+    n_heads: int = field(default=4, validator=int_at_least(1))
+    dropout: float = field(default=0.0, validator=number_in(0.0, 1.0, high_open=True))
+    layers_per_point: int = field(default=1, validator=int_at_least(1))
 
     def __attrs_post_init__(self) -> None:
         if self.d_model % self.n_heads:

@@ -26,7 +26,7 @@ from esper_blueprints_transformer.tasks.options import (
     PYTEXT_KEYS,
     TEXTFILE_KEYS,
     TextTaskOptions,
-    parse_options,
+    text_task_options,
 )
 from esper_core.errors import ConfigError, DataError
 
@@ -141,7 +141,7 @@ class TextTask:
 
 def pytext_task(*, seed: int, device: str, options: Mapping[str, Any]) -> TextTask:
     """Bytes of the Python standard library's own sources (:data:`corpus.STDLIB_SOURCES`)."""
-    parsed = parse_options(options, task="pytext", allowed=PYTEXT_KEYS)
+    parsed = text_task_options(options, task="pytext", allowed=PYTEXT_KEYS)
     data = corpus.stdlib_corpus(parsed.chars or DEFAULT_CHARS)
     return TextTask(name="pytext", source="the standard-library corpus", data=data, seed=seed,
                     device=device, options=parsed)
@@ -149,7 +149,7 @@ def pytext_task(*, seed: int, device: str, options: Mapping[str, Any]) -> TextTa
 
 def textfile_task(*, seed: int, device: str, options: Mapping[str, Any]) -> TextTask:
     """Bytes of the UTF-8 text file at option ``path``."""
-    parsed = parse_options(options, task="textfile", allowed=TEXTFILE_KEYS)
+    parsed = text_task_options(options, task="textfile", allowed=TEXTFILE_KEYS)
     if parsed.path is None:
         raise ConfigError("task 'textfile' needs option 'path' (on the command line: --data PATH)")
     data = corpus.read_text_file(parsed.path, chars=parsed.chars)
