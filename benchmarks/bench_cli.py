@@ -1,4 +1,6 @@
-"""Whole-command figures: ``esper --help`` latency, and the default ``esper run``'s wall time,
+"""Whole-command figures: ``esper --help`` latency (against importing its dependencies alone), the
+cost of the default run's no-growth baseline (wall time with it, computed or cached, over
+without it), and the default ``esper run``'s wall time,
 time from the command to the end of its first epoch (the first ``epoch`` event's timestamp in
 ``events.jsonl`` minus the launch time), peak resident memory and outcome (heuristic vs the
 no-seed baseline).
@@ -84,15 +86,61 @@ def torch_build(python: str) -> str:
     return f"{out[0]} ({'CPU build' if out[1] == 'None' else 'CUDA ' + out[1] + ' build'})"
 
 
+#: what ``esper --help`` cannot avoid importing: its own dependencies
+DEPENDENCIES = "import click, structlog, attrs, pluggy, importlib_metadata"
+
+
+def _timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, env=CHILD_ENV)
+    return time.perf_counter() - start
+
+
 def help_latency(repeats: int) -> dict[str, float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([*esper(sys.executable), "--help"], check=True, capture_output=True,
-                       env=CHILD_ENV)
-        times.append(time.perf_counter() - start)
+    """``esper --help`` against a process that only imports Esper's CLI dependencies, alternated
+    (A B B A …) so load drift hits both; the goal is the ratio of the medians."""
+    times: list[float] = []
+    deps: list[float] = []
+    for i in range(repeats):
+        pair = [("help", [*esper(sys.executable), "--help"]), ("deps", [sys.executable, "-c", DEPENDENCIES])]
+        for name, argv in pair if i % 2 == 0 else pair[::-1]:
+            (times if name == "help" else deps).append(_timed(argv))
     return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
-            "max_s": round(max(times), 3), "goal_s": 0.3}
+            "max_s": round(max(times), 3),
+            "dependencies_median_s": round(statistics.median(deps), 3),
+            "over_dependencies": round(statistics.median(times) / statistics.median(deps), 3),
+            "goal_over_dependencies": 1.3}
+
+
+def baseline_cost(seed: int, repeats: int) -> dict[str, object]:
+    """The default run's wall time with its baseline — computed (an empty cache), and reused (the
+    cache of the run before) — over the same run with ``--no-compare-baseline``, alternated."""
+    walls: dict[str, list[float]] = {"with_baseline": [], "cached_baseline": [], "without_baseline": []}
+    sources = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            # "cached" reuses the entry "with" wrote just before it, in the same cache folder.
+            order = (["with_baseline", "cached_baseline", "without_baseline"] if i % 2 == 0
+                     else ["without_baseline", "with_baseline", "cached_baseline"])
+            for kind in order:
+                cache = Path(tmp) / f"cache-{i}"  # fresh per pair: "with" never finds an entry
+                env = {**CHILD_ENV, "ESPER_CACHE_DIR": str(cache)}
+                out = Path(tmp) / f"{kind}-{i}"
+                argv = [*esper(sys.executable), "--log-level", "warning", "run", "--seed", str(seed),
+                        "--out", str(out)]
+                if kind == "without_baseline":
+                    argv.append("--no-compare-baseline")
+                start = time.perf_counter()
+                subprocess.run(argv, check=True, capture_output=True, env=env)
+                walls[kind].append(time.perf_counter() - start)
+                summary = json.loads((out / "summary.json").read_text())
+                if "baseline" in summary:
+                    sources.add(f"{kind}:{summary['baseline']['source']}")
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    return {**{f"{k}_s": round(v, 1) for k, v in med.items()},
+            "with_over_without": round(med["with_baseline"] / med["without_baseline"], 3),
+            "cached_over_without": round(med["cached_baseline"] / med["without_baseline"], 3),
+            "goal_with_over_without": 1.25, "baseline_sources": sorted(sources), "repeats": repeats}
 
 
 def default_run(seed: int, python: str) -> dict[str, object]:
@@ -117,6 +165,8 @@ def default_run(seed: int, python: str) -> dict[str, object]:
         "first_epoch_s": round(first_epoch - launched, 2),
         "goal_first_epoch_s": 4,
         "plain_reference_first_epoch_s": round(plain_first_epoch, 2),
+        "first_epoch_over_plain_s": round(first_epoch - launched - plain_first_epoch, 2),
+        "goal_first_epoch_over_plain_s": 0.5,
         "import_torch": torch_import(python),
         "peak_rss_mb": round(peak, 1),
         "plain_reference_peak_rss_mb": round(plain_peak, 1),
@@ -133,6 +183,8 @@ def main() -> None:
     parser.add_argument("--help-repeats", type=int, default=7)
     parser.add_argument("--skip-run", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-repeats", type=int, default=2,
+                        help="alternated triples of default runs for the baseline's cost (0: skip)")
     parser.add_argument("--cpu-python", default=None,
                         help="also measure the default run under this interpreter (a CPU build of torch)")
     args = parser.parse_args()
@@ -141,6 +193,8 @@ def main() -> None:
     result: dict[str, object] = {"esper_help": help_latency(args.help_repeats)}
     if not args.skip_run:
         result["default_run"] = default_run(args.seed, sys.executable)
+        if args.baseline_repeats:
+            result["baseline_cost"] = baseline_cost(args.seed, args.baseline_repeats)
         if args.cpu_python:
             result["default_run_cpu_torch"] = default_run(args.seed, args.cpu_python)
     print(json.dumps(result, indent=2))

@@ -1,7 +1,8 @@
 """The whole run engine against a plain PyTorch training loop of the same host on the same data.
 
 * ``machinery_vs_plain``: epochs of a real default episode — ``HostEpisode`` with the
-  heuristic policy, signal tracking, the safety governor, validation with counterfactuals,
+  no-growth policy (the heuristic germinates after the first epoch, so its episodes have no
+  all-dormant epochs left to compare), the safety governor, validation with counterfactuals,
   every installed observer at its default profile, reward terms and a JSONL sink
   writing to disk — against a plain loop (``zero_grad``/forward/backward/``AdamW.step`` over
   the task's own augmented batches, then a ``no_grad`` validation pass, reporting the same
@@ -9,7 +10,8 @@
   two alternate epoch by epoch (A B B A …) so load drift hits both; the figure is the median
   of the per-epoch ratios. Only epochs in which every slot of the episode is still DORMANT
   count, so both sides do the same arithmetic (a live seed is extra work, measured by
-  ``bench_kasmina``). Goal ≤ 1.05.
+  ``bench_kasmina``). Goal (issue 26): the median of 3 runs of this script ≤ 1.03, none above
+  1.06 (``run_all.py`` runs it 3 times).
 * ``epoch_6400``: one training pass over 6,400 augmented 32×32 images plus a validation pass
   over 6,400 images, default CNN host, with the engine's trainer and ``evaluate`` on the
   thread count a run picks, at the default batch size (32) and at 128, beside the plain loop
@@ -71,9 +73,9 @@ def machinery_vs_plain(catalog: Any, epochs: int) -> dict[str, Any]:
         sinks = [spec.factory(run_dir=Path(tmp), options={}) for spec in resolved.sinks]
         hub = TelemetryHub(sinks)
         slot_names = tuple(p.name for p in task.build_host().injection_points)
-        policy = make_policy(resolved, "heuristic", catalog, slot_names, {})
+        policy = make_policy(resolved, "noop", catalog, slot_names, {})
         policy.reset(episode=0)
-        env = HostEpisode(resolved, task, episode=0, seed=0, emit=hub.emit, policy_name="heuristic")
+        env = HostEpisode(resolved, task, episode=0, seed=0, emit=hub.emit, policy_name="noop")
         plain = PlainLoop(copy.deepcopy(env.model.host), task, resolved.training.lr,
                           resolved.training.weight_decay)
         ratios, t_engine, t_plain = [], [], []
@@ -105,7 +107,7 @@ def machinery_vs_plain(catalog: Any, epochs: int) -> dict[str, Any]:
             env.close()
             hub.close()
     if not ratios:
-        raise SystemExit("no all-dormant epoch to compare (the heuristic germinated at once)")
+        raise SystemExit("no all-dormant epoch to compare")
     return {
         "epochs_compared": len(ratios),
         "threads": threads,
@@ -114,7 +116,7 @@ def machinery_vs_plain(catalog: Any, epochs: int) -> dict[str, Any]:
         "median": round(statistics.median(ratios), 4),
         "min": round(min(ratios), 4),
         "max": round(max(ratios), 4),
-        "goal": 1.05,
+        "goal_median_of_3_runs": 1.03,
     }
 
 

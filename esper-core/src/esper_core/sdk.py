@@ -106,6 +106,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     # -- commands, logging and reports
     "AppState": ("esper_core.cli.app:AppState", "the CLI's state (plugins, catalog) for esper_add_commands"),
     "format_table": ("esper_core.presentation.table:format_table", "a plain-text table, as the CLI prints"),
+    "Progress": ("esper_core.presentation.progress:Progress",
+                 "counts and ETA of long work: one line per unit on a terminal, nothing otherwise"),
     "deferred_logger": ("esper_core.log_config:deferred_logger",
                         "a structlog logger bound on first use (cheap at import)"),
     "TelemetryHub": ("esper_core.telemetry.hub:TelemetryHub", "fans telemetry events out to sinks"),
@@ -191,6 +193,7 @@ __all__ = [
     "PluginSettings",
     "PolicyFactory",
     "PolicyTrainerFactory",
+    "Progress",
     "ResolvedRun",
     "ResolvedRunView",
     "RewindableSink",
@@ -291,6 +294,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.options import int_at_least, non_negative_number, one_of, positive_number
     from esper_core.plugins.manager import PluginSettings, load_plugins
     from esper_core.plugins.registry import Catalog, build_catalog
+    from esper_core.presentation.progress import Progress
     from esper_core.presentation.table import format_table
     from esper_core.setup.policies import make_policy
     from esper_core.setup.resolve import ResolvedRun, resolve_run
