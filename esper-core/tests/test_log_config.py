@@ -82,7 +82,9 @@ def test_renderer_formats_events_and_passes_others_through():
                                   "decision": "GERMINATE slot=1 blueprint=cnn:conv_light",
                                   "slots": "block1=BLENDING block2=DORMANT block3=DORMANT"})
     assert out.splitlines() == [
-        "epoch  3/25  loss 0.8123  val 45.20  block1=BLEND block2=DORM block3=DORM  GERMINATE block2 cnn:conv_light  2.5s",
+        # 2.5 s for 3 epochs since the episode began: 22 more take 18 s at that pace.
+        "epoch  3/25  loss 0.8123  val 45.20  block1=BLEND block2=DORM block3=DORM  GERMINATE block2 cnn:conv_light"
+        "  2.5s  ETA 18s",
         "  block1 TRAINING -> BLENDING (G2 ok)",
     ]
     baseline = renderer(None, "info", {"event": "baseline: training the same host without growth", "policy": "noop"})

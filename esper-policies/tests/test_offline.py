@@ -273,3 +273,32 @@ def test_a_dataset_being_recorded_is_not_recorded_into_by_another_process(catalo
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_collect_shows_a_progress_line_per_episode_on_a_terminal_only(catalog, tmp_path, monkeypatch, terminal):
+    import io
+    import sys
+
+    import structlog
+
+    from esper_core.log_config import configure_logging
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("info", "auto")
+    try:
+        collect(_resolved(catalog, "random"), catalog, tmp_path / "d", episodes=2)
+    finally:
+        structlog.reset_defaults()
+    progress = [line for line in stream.getvalue().splitlines() if line.startswith("collect  ")]
+    if terminal:
+        assert [line.split("  ")[1] for line in progress] == ["1/2 episodes", "2/2 episodes"]
+        assert "final accuracy" in progress[0] and "ETA" in progress[0]
+        assert "episode_recorded" not in stream.getvalue()
+    else:
+        assert progress == [] and stream.getvalue().count('"episode_recorded"') == 2

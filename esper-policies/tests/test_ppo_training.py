@@ -3,9 +3,11 @@ worker processes, acting from a checkpoint, evaluation, and option errors."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import sys
 
 import pytest
 import torch
@@ -122,9 +124,14 @@ def test_a_trained_policy_runs_from_its_checkpoint_and_refuses_another_catalog(c
 
 def test_evaluate_runs_every_policy_on_the_same_held_out_episodes(catalog, tmp_path):
     _train(catalog, tmp_path / "train", rounds=1)
+    heard = []
     evaluation = evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=2,
-                                     against=("heuristic", "random", "noop"), epochs=4)
+                                     against=("heuristic", "random", "noop"), epochs=4,
+                                     on_progress=lambda *args: heard.append(args))
     rows = {p["policy"]: p for p in evaluation["policies"]}
+    # esper evaluate's progress: told the total first, then each of the 4 × 2 episodes as it ends.
+    assert [(done, total) for done, total, _ in heard] == [(k, 8) for k in range(9)]
+    assert heard[3][2] == f"heuristic episode 1/2: {rows['heuristic']['final_accuracies'][0]:.2f}%"
     assert list(rows) == ["ppo", "heuristic", "random", "noop"]
     assert all(len(p["final_accuracies"]) == 2 for p in rows.values())
     assert rows["noop"]["fossilized"] == rows["noop"]["culled"] == 0 and rows["noop"]["params_added_mean"] == 0
@@ -193,3 +200,33 @@ def test_sigterm_finishes_the_round_checkpoints_and_the_run_resumes_exactly(cata
     assert _train(catalog, run, resume=True, rounds=3, workers=workers)["rounds"] == 3
     whole, split = _weights(tmp_path / "whole" / "policy.pt"), _weights(run / "policy.pt")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_training_shows_a_progress_line_per_round_on_a_terminal_only(catalog, tmp_path, monkeypatch, terminal):
+    import structlog
+
+    from esper_core.log_config import configure_logging
+
+    stream = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("info", "auto")  # console on a terminal, JSON lines otherwise
+    try:
+        _train(catalog, tmp_path / "run")
+    finally:
+        structlog.reset_defaults()
+    lines = stream.getvalue().splitlines()
+    progress = [line for line in lines if line.startswith("PPO  ")]
+    if terminal:
+        assert [line.split("  ")[1] for line in progress] == ["1/2 rounds", "2/2 rounds"]
+        assert "mean return" in progress[0] and "ETA" in progress[0] and "ETA" not in progress[1]
+        assert not any("ppo_round" in line for line in lines)  # the progress line is the round's line
+    else:
+        assert progress == []
+        rounds = [json.loads(line) for line in lines if '"ppo_round"' in line]
+        assert [r["round"] for r in rounds] == ["1/2", "2/2"]

@@ -42,6 +42,18 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     )
 
 
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``: short enough for a progress line."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
 # Short stage names for the per-epoch console line; a stage not listed keeps its full name.
 _SHORT_STAGE = {"DORMANT": "DORM", "GERMINATED": "GERM", "TRAINING": "TRAIN", "BLENDING": "BLEND",
                 "SHADOWING": "SHADOW", "PROBATIONARY": "PROB", "FOSSILIZED": "FOSSIL", "EMBARGOED": "EMBARGO",
@@ -64,6 +76,8 @@ class CompactConsoleRenderer:
         self._pending: list[str] = []
         # Set at each episode announcement and epoch line: an epoch's seconds are the time since.
         self._mark: float | None = None
+        # When the episode being trained was announced: its epochs' pace gives the ETA.
+        self._episode_started: float | None = None
 
     def __call__(self, logger: Any, name: str, event_dict: dict[str, Any]) -> str:
         import structlog
@@ -78,7 +92,7 @@ class CompactConsoleRenderer:
             lines = [self._epoch_line(event_dict)]
         else:
             if event == "episode":
-                self._mark = self._clock()
+                self._mark = self._episode_started = self._clock()
             lines = [self._inner(logger, name, event_dict)]
             # Transitions not followed by an epoch line (an error mid-step) still get printed, first.
             lines[:0], self._pending = self._pending, []
@@ -105,8 +119,18 @@ class CompactConsoleRenderer:
         decision = " ".join(words)
         if ev.get("applied") is False and not decision.startswith("WAIT"):
             decision += " (refused)"
-        return (f"epoch {str(ev['epoch']):>5}  loss {float(ev['train_loss']):.4f}  "
-                f"val {float(ev['val_accuracy']):5.2f}  {slots}  {decision}{seconds}")
+        return (f"epoch {ev['epoch']!s:>5}  loss {float(ev['train_loss']):.4f}  "
+                f"val {float(ev['val_accuracy']):5.2f}  {slots}  {decision}{seconds}{self._eta(ev, now)}")
+
+    def _eta(self, ev: dict[str, Any], now: float) -> str:
+        """``  ETA 3m10s`` for the rest of the episode at its pace so far (epoch ``k/n``)."""
+        done, _, total = str(ev["epoch"]).partition("/")
+        if self._episode_started is None or not (done.isdigit() and total.isdigit()):
+            return ""
+        k, n = int(done), int(total)
+        if not 0 < k < n:
+            return ""
+        return f"  ETA {format_duration((now - self._episode_started) / k * (n - k))}"
 
 
 class DeferredLogger:

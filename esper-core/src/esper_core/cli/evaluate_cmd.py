@@ -29,6 +29,7 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
     from esper_core.files import check_writable_file, write_json
     from esper_core.presentation.evaluation_report import format_evaluation
+    from esper_core.presentation.progress import progress_callback
     from esper_core.tolaria.evaluation import evaluate_checkpoint
 
     if out is not None:
@@ -38,7 +39,8 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
     names = (comparison_policies(state.catalog) if against is None
              else tuple(n.strip() for n in against.split(",") if n.strip()))
     evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
-                                     epochs=epochs, device=device)
+                                     epochs=epochs, device=device,
+                                     on_progress=progress_callback("evaluate", "episodes"))
     if out is not None:
         write_json(out, evaluation)
     click.echo(json.dumps(evaluation, indent=2) if as_json else format_evaluation(evaluation))

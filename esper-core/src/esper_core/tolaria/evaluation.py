@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,10 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, against: Sequence[str],
                         seed: int | None = None, epochs: int | None = None,
-                        device: str | None = None) -> dict[str, Any]:
-    """Run the checkpoint's policy and each of ``against`` for ``episodes`` held-out episodes."""
+                        device: str | None = None,
+                        on_progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """Run the checkpoint's policy and each of ``against`` for ``episodes`` held-out episodes;
+    ``on_progress(done, total, note)`` hears of every finished episode (and once before the first)."""
     if episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {episodes}")
     data = load_policy_checkpoint(checkpoint)
@@ -53,11 +55,18 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
     device, _, slot_names = prepare_task(resolved)
     seeds = [episode_seed(resolved.config.seed, env=0, episode=k, held_out=True) for k in range(episodes)]
     rows = []
-    for name in (trained, *[a for a in against if a != trained]):
+    names = (trained, *[a for a in against if a != trained])
+    report = on_progress or (lambda done, total, note: None)
+    report(0, len(names) * episodes, "")
+    for name in names:
         options = {"checkpoint": str(checkpoint)} if name == trained else {}
         policy = make_policy(resolved, name, catalog, slot_names, options)
-        results = [run_episode(resolved, build_task(resolved, seed=s, device=device), policy, episode=k,
-                               emit=lambda event: None, policy_name=name, seed=s) for k, s in enumerate(seeds)]
+        results = []
+        for k, s in enumerate(seeds):
+            results.append(run_episode(resolved, build_task(resolved, seed=s, device=device), policy, episode=k,
+                                       emit=lambda event: None, policy_name=name, seed=s))
+            report(len(rows) * episodes + k + 1, len(names) * episodes,
+                   f"{name} episode {k + 1}/{episodes}: {results[-1].final_accuracy:.2f}%")
         accuracy = _mean_std([r.final_accuracy for r in results])
         params = _mean_std([float(r.fossilized_params) for r in results])
         returns = _mean_std([r.total_reward for r in results])

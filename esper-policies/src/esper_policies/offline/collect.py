@@ -20,6 +20,7 @@ from esper_core.errors import ConfigError
 from esper_core.sdk import (
     Catalog,
     HostEpisode,
+    Progress,
     ResolvedRun,
     RunDirLock,
     build_task,
@@ -120,14 +121,17 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
         done = len(dataset)
         if done:
             logger.info("collect_resumed", dataset=str(out), complete_episodes=done)
+        progress = Progress("collect", episodes, "episodes", done=done)
+        # On a terminal the progress line is the episode's line; its record stays at debug level.
+        log = logger.debug if progress.enabled else logger.info
         for k in range(done, episodes):
             seed = episode_seed(resolved.config.seed, env=0, episode=k)
             shard = record_episode(resolved, build_task(resolved, seed=seed, device=device), policy, episode=k,
                                    seed=seed, keys=keys, n_slots=len(slot_names), policy_name=resolved.policy.name)
             dataset.write_episode(k, shard)
-            logger.info("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
-                        final_accuracy=round(shard["final_accuracy"], 2),
-                        total_reward=round(shard["total_reward"], 3))
+            log("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
+                final_accuracy=round(shard["final_accuracy"], 2), total_reward=round(shard["total_reward"], 3))
+            progress.step(f"final accuracy {shard['final_accuracy']:.2f}%, return {shard['total_reward']:+.3f}")
     finally:
         lock.release()
     return {"dataset": str(out), "episodes": len(dataset), "recorded_now": max(0, episodes - done),

@@ -28,7 +28,7 @@ from esper_core.contracts.protocols import PolicyTrainingContext
 from esper_core.contracts.training import Environments, TrainingSessionProtocol
 from esper_core.errors import ConfigError
 from esper_core.options import parse_options
-from esper_core.sdk import adam, episode_seed
+from esper_core.sdk import Progress, adam, episode_seed
 from esper_policies import checkpoint
 from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions
 from esper_policies.ppo.config import PPOConfig
@@ -146,6 +146,9 @@ class _Training:
             self._resume()
         envs = self.session.environments(n_envs=self.cfg.envs, workers=self.cfg.workers, policy_name="ppo",
                                          length=self.length)
+        progress = Progress("PPO", self.cfg.rounds, "rounds", done=self.rounds_done)
+        # On a terminal the progress line is the round's line; its record stays at debug level.
+        log = logger.debug if progress.enabled else logger.info
         try:
             for round_index in range(self.rounds_done, self.cfg.rounds):
                 metrics = self._round(envs, round_index)
@@ -155,11 +158,13 @@ class _Training:
                                             epoch=self.length,
                                             metrics={k: v for k, v in metrics.items() if v is not None}))
                 self._save(self.session.checkpoint_dir / LATEST)
-                logger.info("ppo_round", round=f"{self.rounds_done}/{self.cfg.rounds}",
-                            mean_return=round(metrics["mean_return"], 3),
-                            mean_final_accuracy=round(metrics["mean_final_accuracy"], 2),
-                            entropy=round(metrics["entropy"], 3), approx_kl=round(metrics["approx_kl"], 4),
-                            antipattern_share=metrics.get("antipattern_share"))
+                log("ppo_round", round=f"{self.rounds_done}/{self.cfg.rounds}",
+                    mean_return=round(metrics["mean_return"], 3),
+                    mean_final_accuracy=round(metrics["mean_final_accuracy"], 2),
+                    entropy=round(metrics["entropy"], 3), approx_kl=round(metrics["approx_kl"], 4),
+                    antipattern_share=metrics.get("antipattern_share"))
+                progress.step(f"mean return {metrics['mean_return']:+.3f}, mean final accuracy "
+                              f"{metrics['mean_final_accuracy']:.2f}%, entropy {metrics['entropy']:.3f}")
                 # A first SIGINT/SIGTERM lets the round finish, so a resume loses no work.
                 self.session.checkpointed(f"round {self.rounds_done} of {self.cfg.rounds}")
         finally:
