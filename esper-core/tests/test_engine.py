@@ -82,7 +82,7 @@ def test_resolution_errors(catalog):
         resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "blueprints": ["cnn:conv"]}}), catalog)
     with pytest.raises(UnknownNameError, match="alpha schedule"):
         resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}, "kasmina": {"alpha_schedule": "step"}}), catalog)
-    with pytest.raises(ConfigError, match="unknown toy task option 'colour'"):
+    with pytest.raises(ConfigError, match="^task 'toy': unknown option 'colour'; allowed options: batch_size, classes, features"):
         resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}, "task": {"colour": 1}}), catalog)
         resolved.task.factory(seed=0, device="cpu", options=resolved.task_options)
 

@@ -116,7 +116,7 @@ def test_a_run_with_a_checkpoint_keeps_its_files_for_resume(tmp_path):
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["--task-option", "no_such_option=1"], "no_such_option"),
-    (["--config", "{sink_config}"], "jsonl sink max_bytes must be a positive integer"),
+    (["--config", "{sink_config}"], "telemetry sink 'jsonl' option 'max_bytes' = -1 is invalid; expected an integer ≥ 1"),
 ], ids=["bad-task-option", "sink-cannot-start"])
 def test_cli_a_run_failing_before_its_first_epoch_leaves_out_as_found(tmp_path, args, needle):
     sink_config = tmp_path / "sink.toml"

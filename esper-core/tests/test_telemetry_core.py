@@ -39,9 +39,9 @@ def test_cap_stops_writing_with_one_warning(tmp_path):
 
 
 def test_options_are_validated(tmp_path):
-    with pytest.raises(ConfigError, match="unknown jsonl sink option 'rotate'"):
+    with pytest.raises(ConfigError, match="sink 'jsonl': unknown option 'rotate'; allowed options: max_bytes, path$"):
         JsonlSink.from_options(run_dir=tmp_path, options={"rotate": True})
-    with pytest.raises(ConfigError, match="max_bytes"):
+    with pytest.raises(ConfigError, match="sink 'jsonl' option 'max_bytes' = 0 is invalid; expected an integer ≥ 1$"):
         JsonlSink.from_options(run_dir=tmp_path, options={"max_bytes": 0})
     with pytest.raises(ConfigError, match="run directory"):
         JsonlSink.from_options(run_dir=None, options={})

@@ -13,14 +13,26 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
+from attrs import field, frozen
 
 from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
 from esper_core.errors import CheckpointError, ConfigError
+from esper_core.options import int_at_least, non_empty_text, parse_options
 
 logger = structlog.get_logger(__name__)
 
 EVENTS_FILE = "events.jsonl"
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+
+@frozen(kw_only=True)
+class JsonlOptions:
+    """``[telemetry.jsonl]``."""
+
+    #: The events file; default ``<run_dir>/events.jsonl``.
+    path: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
+    #: Stop writing before the file would exceed this many bytes.
+    max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=int_at_least(1))
 
 
 class EventsLost(CheckpointError):
@@ -56,18 +68,11 @@ class JsonlSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> JsonlSink:
-        unknown = set(options) - {"path", "max_bytes"}
-        if unknown:
-            raise ConfigError(f"unknown jsonl sink option {sorted(unknown)[0]!r}; allowed: max_bytes, path")
-        path = options.get("path")
-        if path is None:
-            if run_dir is None:
-                raise ConfigError("the jsonl sink needs a run directory or a 'path' option")
-            path = run_dir / EVENTS_FILE
-        max_bytes = options.get("max_bytes", DEFAULT_MAX_BYTES)
-        if not isinstance(max_bytes, int) or max_bytes <= 0:
-            raise ConfigError(f"jsonl sink max_bytes must be a positive integer, got {max_bytes!r}")
-        return cls(Path(path), max_bytes=max_bytes)
+        opts = parse_options(JsonlOptions, options, owner="telemetry sink 'jsonl'")
+        if opts.path is None and run_dir is None:
+            raise ConfigError("the jsonl sink needs a run directory or a 'path' option")
+        path = Path(opts.path) if opts.path is not None else run_dir / EVENTS_FILE  # type: ignore[operator]
+        return cls(path, max_bytes=opts.max_bytes)
 
     def emit(self, event: TelemetryEvent) -> None:
         if self._handle is None or self._capped:

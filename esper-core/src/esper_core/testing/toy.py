@@ -11,14 +11,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
+from attrs import field, frozen
 from torch import Tensor, nn
 
 from esper_core.contracts.protocols import InjectionPoint
 from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings, TopologyDefaults
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
-from esper_core.errors import ConfigError
 from esper_core.markers import hookimpl
+from esper_core.options import as_int, parse_options
 
 TOPOLOGY = "toy"
 TOY_DEFAULTS = TopologyDefaults(
@@ -65,7 +66,16 @@ def identity(*, width: int) -> nn.Module:
     return nn.Identity()
 
 
-_OPTIONS = {"batch_size", "train_size", "val_size", "features", "classes", "width"}
+@frozen(kw_only=True)
+class ToyOptions:
+    """The ``[task]`` options of ``toy``."""
+
+    batch_size: int = field(default=32, converter=as_int(1))
+    train_size: int = field(default=256, converter=as_int(1))
+    val_size: int = field(default=128, converter=as_int(1))
+    features: int = field(default=8, converter=as_int(1))
+    classes: int = field(default=4, converter=as_int(2))
+    width: int = field(default=16, converter=as_int(1))
 
 
 class ToyTask:
@@ -75,13 +85,9 @@ class ToyTask:
     topology = TOPOLOGY
 
     def __init__(self, *, seed: int, device: str, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ConfigError(f"unknown toy task option {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_OPTIONS))}")
-        self.batch_size = int(options.get("batch_size", 32))
-        self.features = int(options.get("features", 8))
-        self.classes = int(options.get("classes", 4))
-        self.width = int(options.get("width", 16))
+        opts = parse_options(ToyOptions, options, owner="task 'toy'")
+        self.batch_size, self.features = opts.batch_size, opts.features
+        self.classes, self.width = opts.classes, opts.width
         self.device = torch.device(device)
         self.seed = seed
         g = torch.Generator().manual_seed(seed)
@@ -92,9 +98,9 @@ class ToyTask:
             x = centres[y] + torch.randn(n, self.features, generator=g)
             return x.to(self.device), y.to(self.device)
 
-        self.train = sample(int(options.get("train_size", 256)))
-        self.val = sample(int(options.get("val_size", 128)))
-        self.test = sample(int(options.get("test_size", 128)))
+        self.train = sample(opts.train_size)
+        self.val = sample(opts.val_size)
+        self.test = sample(128)
 
     def build_host(self) -> nn.Module:
         return ToyHost(features=self.features, width=self.width, classes=self.classes).to(self.device)
