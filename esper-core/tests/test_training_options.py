@@ -17,7 +17,7 @@ from esper_core.config import RunConfig
 from esper_core.contracts import PolicySpec, TrainingOption
 from esper_core.errors import ConfigError
 from esper_core.markers import hookimpl
-from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.plugins import PluginSettings, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.setup.training_options import check_training_options, declared_training_options
 from esper_core.storage.rundir import create_run_dir

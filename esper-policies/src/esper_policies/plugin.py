@@ -12,7 +12,6 @@ from esper_core.contracts.specs import GeneratorSpec, PolicySpec, TrainingOption
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
 
-
 # The defaults repeat PPOConfig's and IQLConfig's for `esper run --help` (importing the configs
 # here would load more than the contracts); test_plugin checks that they agree.
 PPO_TRAINING_OPTIONS = (

@@ -242,7 +242,7 @@ def _records(source: RunSource, run_id: str | None = None) -> list[RunRecord]:
         params = (run_id,)
     records = []
     for row in source.connection.execute(query, params).fetchall():
-        values = dict(zip(_RUN_COLUMNS, row))
+        values = dict(zip(_RUN_COLUMNS, row[:-1], strict=True))  # row[-1]: summary_json
         values["training_rounds"] = _training_rounds(row[-1])
         values["truncated"] = bool(values["truncated"])
         values["epochs"] = values["epochs"] or 0

@@ -31,7 +31,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
     widths = [max([len(headers[i]), *(len(row[i]) for row in cells)]) for i in range(n)]
 
     def line(row: Sequence[str]) -> str:
-        parts = [c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align)]
+        parts = [c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align, strict=True)]
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)

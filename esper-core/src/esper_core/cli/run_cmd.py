@@ -15,7 +15,6 @@ from esper_core.cli.app import AppState
 from esper_core.config import RunConfig, parse_key_values
 from esper_core.errors import ConfigError
 
-
 #: The parameter names under which the training options' flags reach the command.
 _TRAINING_FLAG = "training_option__"
 
@@ -60,7 +59,8 @@ def _training_flags(state: AppState, taken: set[str]) -> list[click.Option]:
 @click.option("--blueprints", default=None, help="Comma-separated blueprints the controller may use.")
 @click.option("--blueprint-library", default=None,
               help="Blueprint library file from `esper discover`: adds its blueprints to the catalog.")
-@click.option("--max-seeds", type=int, default=None, help="Most live seeds at once (default: the task's, e.g. 3 for shapes).")
+@click.option("--max-seeds", type=int, default=None,
+              help="Most live seeds at once (default: the task's, e.g. 3 for shapes).")
 @click.option("--param-budget", type=int, default=None, help="Most seed parameters in total.")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")

@@ -82,7 +82,8 @@ class ActionMask:
     blueprint_keys: tuple[str, ...] = field(converter=tuple)
     #: ``costs[i][j]``: parameters blueprint ``blueprint_keys[j]`` would add in slot ``i`` (its
     #: estimate at that slot's width); empty when the builder does not know them.
-    costs: tuple[tuple[int, ...], ...] = field(default=(), converter=lambda v: tuple(tuple(int(c) for c in r) for r in v))
+    costs: tuple[tuple[int, ...], ...] = field(
+        default=(), converter=lambda v: tuple(tuple(int(c) for c in r) for r in v))
     #: seed parameters still allowed by the run's parameter budget (None: no budget).
     budget_left: int | None = None
 

@@ -37,6 +37,18 @@ def _hist(values: tuple[float, ...], i: int, default: float) -> float:
     return padded[i]
 
 
+def _accuracy_at(i: int) -> Callable[[TrainingSignals], float]:
+    return lambda s: _hist(s.accuracy_history, i, 0.0)
+
+
+def _loss_at(i: int) -> Callable[[TrainingSignals], float]:
+    return lambda s: _hist(s.loss_history, i, 0.0)
+
+
+def _in_stage(stage: SeedStage) -> Callable[[SlotReport, TrainingSignals], float]:
+    return lambda r, s: float(r.stage is stage)
+
+
 _GLOBAL: list[tuple[str, float, Callable[[TrainingSignals], float]]] = [
     ("epoch_fraction", 1.0, lambda s: s.report.epoch / s.report.max_epochs),
     ("val_accuracy", 100.0, lambda s: s.report.val_accuracy),
@@ -49,25 +61,17 @@ _GLOBAL: list[tuple[str, float, Callable[[TrainingSignals], float]]] = [
     ("plateau_epochs", 10.0, lambda s: s.plateau_epochs),
     ("epochs_since_cull", 10.0, lambda s: min(s.epochs_since_cull, 50)),
     ("live_seed_fraction", 1.0, lambda s: s.report.live_seeds / max(1, len(s.report.slots))),
-    ("seed_capacity_left", 1.0, lambda s: max(0, s.report.max_seeds - s.report.live_seeds) / max(1, s.report.max_seeds)),
+    ("seed_capacity_left", 1.0,
+     lambda s: max(0, s.report.max_seeds - s.report.live_seeds) / max(1, s.report.max_seeds)),
     ("param_growth", 1.0, lambda s: s.report.seed_params / max(1, s.report.host_params)),
-    *[
-        (f"accuracy_hist_{i}", 100.0, (lambda i: lambda s: _hist(s.accuracy_history, i, 0.0))(i))
-        for i in range(HISTORY)
-    ],
-    *[
-        (f"loss_hist_{i}", 10.0, (lambda i: lambda s: _hist(s.loss_history, i, 0.0))(i))
-        for i in range(HISTORY)
-    ],
+    *[(f"accuracy_hist_{i}", 100.0, _accuracy_at(i)) for i in range(HISTORY)],
+    *[(f"loss_hist_{i}", 10.0, _loss_at(i)) for i in range(HISTORY)],
 ]
 
 _STAGES = [s for s in SeedStage if s is not SeedStage.UNKNOWN]
 
 _SLOT: list[tuple[str, float, Callable[[SlotReport, TrainingSignals], float]]] = [
-    *[
-        (f"stage_{st.name.lower()}", 1.0, (lambda st: lambda r, s: float(r.stage is st))(st))
-        for st in _STAGES
-    ],
+    *[(f"stage_{st.name.lower()}", 1.0, _in_stage(st)) for st in _STAGES],
     ("epochs_in_stage", 10.0, lambda r, s: r.epochs_in_stage),
     ("alpha", 1.0, lambda r, s: r.alpha),
     ("contribution", 10.0, lambda r, s: r.contribution or 0.0),

@@ -91,7 +91,8 @@ _POOL = {(T.POOL_AVG3, 1): nn.AvgPool1d, (T.POOL_AVG3, 2): nn.AvgPool2d,
          (T.POOL_MAX3, 1): nn.MaxPool1d, (T.POOL_MAX3, 2): nn.MaxPool2d}
 
 
-def compile_program(program: CheckedProgram | Sequence[str], input_shape: Sequence[int] | None = None) -> BlueprintModule:
+def compile_program(program: CheckedProgram | Sequence[str],
+                    input_shape: Sequence[int] | None = None) -> BlueprintModule:
     """Build the module of a checked program (or check ``tokens`` for ``input_shape`` first)."""
     if not isinstance(program, CheckedProgram):
         if input_shape is None:

@@ -104,7 +104,7 @@ def parse(tokens: Sequence[str]) -> Program:
         if len(seq) > 1:
             raise GrammarError("IDENTITY must be the whole blueprint, alone", seq.index(T.IDENTITY))
         return Program(items=())
-    items, end = _parse_items(seq, 0, closer=None)
+    items, _ = _parse_items(seq, 0, closer=None)
     return Program(items=items)
 
 

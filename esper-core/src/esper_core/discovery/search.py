@@ -90,13 +90,14 @@ def _nodes(items: tuple[Node, ...], path: tuple[int, ...] = ()) -> list[tuple[in
     return out
 
 
-def _edit(items: tuple[Node, ...], path: tuple[int, ...], fn: Callable[[tuple[Node, ...], int], tuple[Node, ...]]) -> tuple[Node, ...]:
+def _edit(items: tuple[Node, ...], path: tuple[int, ...],
+          fn: Callable[[tuple[Node, ...], int], tuple[Node, ...]]) -> tuple[Node, ...]:
     if len(path) == 1:
         return fn(items, path[0])
     i = path[0]
     group = items[i]
     assert isinstance(group, Group)
-    return items[:i] + (Group(group.kind, _edit(group.body, path[1:], fn)),) + items[i + 1:]
+    return (*items[:i], Group(group.kind, _edit(group.body, path[1:], fn)), *items[i + 1:])
 
 
 def mutate(tokens: Tokens, rng: random.Random) -> Tokens:
@@ -114,13 +115,13 @@ def mutate(tokens: Tokens, rng: random.Random) -> Tokens:
         def apply(seq: tuple[Node, ...], i: int, kind: str = kind, depth: int = len(path) - 1) -> tuple[Node, ...]:
             node = seq[i]
             if kind == "replace":
-                return seq[:i] + (random_item(rng, depth),) + seq[i + 1:]
+                return (*seq[:i], random_item(rng, depth), *seq[i + 1:])
             if kind == "insert":
-                return seq[:i + 1] + (random_item(rng, depth),) + seq[i + 1:]
+                return (*seq[:i + 1], random_item(rng, depth), *seq[i + 1:])
             if kind == "delete":
                 return seq[:i] + seq[i + 1:] if len(seq) > 1 else seq
             if kind == "wrap":
-                return seq[:i] + (Group(T.RES_START, (node,)),) + seq[i + 1:] if depth < 2 else seq
+                return (*seq[:i], Group(T.RES_START, (node,)), *seq[i + 1:]) if depth < 2 else seq
             if isinstance(node, Layer):
                 choice = rng.random()
                 if choice < 0.5:
@@ -135,7 +136,7 @@ def mutate(tokens: Tokens, rng: random.Random) -> Tokens:
                                  depthwise=node.depthwise, zero_init=not node.zero_init)
             elif isinstance(node, Op) and node.name in T.ACTIVATIONS:
                 node = Op(rng.choice(T.ACTIVATIONS))
-            return seq[:i] + (node,) + seq[i + 1:]
+            return (*seq[:i], node, *seq[i + 1:])
 
         new = _edit(items, path, apply)
         child = to_tokens(Program(items=new)) if new else (T.IDENTITY,)

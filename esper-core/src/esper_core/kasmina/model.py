@@ -461,7 +461,8 @@ class MorphogeneticModel(nn.Module):
         said = f" (its param_estimate said {int(estimate)})" if estimate is not None else ""
         return GateResult(
             gate=result.gate, target=result.target, passed=False,
-            reason=f"{blueprint.key} built {built} parameters{said}, only {left} of the {self.param_budget} budget left",
+            reason=(f"{blueprint.key} built {built} parameters{said}, "
+                    f"only {left} of the {self.param_budget} budget left"),
             measurements={**result.measurements, "g0_blueprint_fits.seed_params": float(built),
                           "g0_blueprint_fits.budget_left": float(left)})
 
@@ -510,9 +511,9 @@ class MorphogeneticModel(nn.Module):
                 transitions.append(self._transition(
                     slot, SeedStage.CULLED, epoch=epoch,
                     reason=f"probation timeout: not fossilized after {st.epochs_in_stage} epochs"))
-            elif lc.auto_advance and stage in _AUTO_ADVANCE:
-                if self._try_gate(slot, NEXT_STAGE[stage], epoch).passed:
-                    transitions.append((slot.name, stage, slot.stage))
+            elif (lc.auto_advance and stage in _AUTO_ADVANCE
+                  and self._try_gate(slot, NEXT_STAGE[stage], epoch).passed):
+                transitions.append((slot.name, stage, slot.stage))
             transitions.extend(self._cooldown(slot, epoch))
         return transitions
 

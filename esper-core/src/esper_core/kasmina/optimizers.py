@@ -41,7 +41,7 @@ def _by_device_and_dtype(tensors: list[list[Tensor]]) -> list[list[list[Tensor]]
     runs: dict[tuple[torch.device, torch.dtype], list[list[Tensor]]] = {}
     for index, lead in enumerate(tensors[0]):
         run = runs.setdefault((lead.device, lead.dtype), [[] for _ in tensors])
-        for column, values in zip(run, tensors):
+        for column, values in zip(run, tensors, strict=True):
             column.append(values[index])
     return list(runs.values())
 
@@ -173,7 +173,7 @@ class FusedSGD(_EagerStep, torch.optim.SGD):
                               nesterov=group["nesterov"], maximize=False,
                               is_first_step=bool(first_step), grad_scale=None, found_inf=None)
         if first_step:
-            for p, buffer in zip(params, buffers):
+            for p, buffer in zip(params, buffers, strict=True):
                 self.state[p]["momentum_buffer"] = buffer
 
 

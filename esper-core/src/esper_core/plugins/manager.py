@@ -23,6 +23,7 @@ is the order of a run's gates, observers and reward terms, which must not depend
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -290,8 +291,6 @@ def installed_versions() -> list[tuple[str, str]]:
     found: dict[str, str] = {}
     for _, name, version in esper_entry_points():
         found[name] = version
-    try:
+    with contextlib.suppress(importlib_metadata.PackageNotFoundError):  # running from a checkout
         found.setdefault(CORE_DISTRIBUTION, importlib_metadata.version(CORE_DISTRIBUTION))
-    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
-        pass
     return sorted(found.items())

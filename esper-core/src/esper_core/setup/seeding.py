@@ -102,8 +102,8 @@ def resolve_device(device: str) -> str:
 
 #: Hosts below this many parameters train on one CPU thread by default. On an idle 2-core machine
 #: a second thread changes the default CNN host's step by under 10 % either way (0.92× and 1.06× in
-#: two measurements), but with one other process busy on a core, two threads made it 2.8× slower (benchmarks/bench_threads.py,
-#: docs/benchmarks.md): one thread costs little and never collapses.
+#: two measurements), but with one other process busy on a core, two threads made it 2.8× slower
+#: (benchmarks/bench_threads.py, docs/benchmarks.md): one thread costs little and never collapses.
 SMALL_HOST_PARAMS = 1_000_000
 
 

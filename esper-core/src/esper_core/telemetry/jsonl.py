@@ -63,7 +63,8 @@ class JsonlSink:
         self.path = path
         self.max_bytes = max_bytes
         self._written = path.stat().st_size if path.exists() else 0
-        self._handle: IO[str] | None = open(path, "a", encoding="utf-8")
+        # The sink holds the file open across emits until close(), so no `with` block.
+        self._handle: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115
         self._capped = False
 
     @classmethod

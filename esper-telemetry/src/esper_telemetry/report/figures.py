@@ -235,7 +235,7 @@ def parameters(history: RunHistory) -> Figure:
     seeds = [e.seed_params for e in history.epochs]
     axis.stackplot(x, host, seeds, labels=["host", "seeds"], colors=["#9ecae1", "#fdae6b"],
                    step="mid")
-    total_max = max(h + s for h, s in zip(host, seeds))
+    total_max = max(h + s for h, s in zip(host, seeds, strict=True))
     # Host parameters dwarf seed parameters; zoom on the range where seeds show.
     low = min(host) * 0.98 if total_max > 0 else 0
     axis.set_ylim(low, total_max * 1.01 + 1)
@@ -256,12 +256,12 @@ def rewards(history: RunHistory) -> Figure | None:
     positive = [0.0] * len(x)
     negative = [0.0] * len(x)
     colours = _palette(len(history.reward_terms))
-    for term, colour in zip(history.reward_terms, colours):
+    for term, colour in zip(history.reward_terms, colours, strict=True):
         values = [float(e.terms.get(term, 0.0)) for e in history.rewards]
-        bottoms = [p if v >= 0 else n for v, p, n in zip(values, positive, negative)]
+        bottoms = [p if v >= 0 else n for v, p, n in zip(values, positive, negative, strict=True)]
         axis.bar(x, values, bottom=bottoms, width=0.7, label=term, color=colour)
-        positive = [p + max(v, 0.0) for p, v in zip(positive, values)]
-        negative = [n + min(v, 0.0) for n, v in zip(negative, values)]
+        positive = [p + max(v, 0.0) for p, v in zip(positive, values, strict=True)]
+        negative = [n + min(v, 0.0) for n, v in zip(negative, values, strict=True)]
     axis.plot(x, [e.total for e in history.rewards], color="black", marker="o", markersize=3,
               label="total")
     axis.axhline(0.0, color="black", linewidth=0.8)
@@ -314,13 +314,13 @@ def ppo(history: RunHistory) -> Figure | None:
             names.setdefault(key, None)
     figure, axes = _figure(2, 2, height=3.0, width=11.0)
     lower = {k.lower(): k for k in names}
-    for axis, (title, select) in zip(axes.flat, PPO_PANELS):
+    for axis, (title, select) in zip(axes.flat, PPO_PANELS, strict=True):
         keys = [lower[k] for k in select(list(lower))]
         for key in keys:
             points = [(e.update, e.metrics[key]) for e in history.ppo
                       if key in e.metrics and _finite(e.metrics[key])]
             if points:
-                axis.plot(*zip(*points), marker="o", markersize=2, label=key)
+                axis.plot(*zip(*points, strict=True), marker="o", markersize=2, label=key)
         _style(axis, ylabel=title, title=title)
         axis.set_xlabel("PPO update")
         if keys:
@@ -373,7 +373,7 @@ def episodes(history: RunHistory) -> Figure | None:
         return None
     figure, axes = _figure(1, height=3.0)
     axis = axes[0, 0]
-    xs, ys = zip(*history.episode_accuracy)
+    xs, ys = zip(*history.episode_accuracy, strict=True)
     axis.plot(xs, ys, marker="o", markersize=3)
     _style(axis, ylabel="final accuracy (%)", title="Final accuracy per episode")
     axis.set_xlabel("episode")

@@ -23,7 +23,8 @@ class TimelineSink:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle: IO[str] | None = open(path, "a", encoding="utf-8")
+        # The sink holds the file open across emits until close(), so no `with` block.
+        self._handle: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> TimelineSink:
