@@ -28,6 +28,7 @@ def test_discover_prints_steps_and_writes_a_library(tmp_path, generator):
     lines = [line for line in result.output.splitlines() if line.startswith("step")]
     assert len(lines) == 2 and "evaluated     8" in lines[0] and "evaluated    16" in lines[1]
     assert "best" in lines[0] and "mean" in lines[0]
+    assert not any("elapsed" in line for line in lines)  # not a terminal: no progress timing
     library = read_library(out)
     assert library.provenance["generator"] == generator and library.provenance["budget"] == 16
     assert 1 <= len(library.entries) <= 3
@@ -46,6 +47,22 @@ def _passes_conformance(specs):
                 getattr(kit, name)()
             except pytest.skip.Exception:
                 assert name in ("test_identity_at_init_when_claimed",), (spec.key, name)
+
+
+def test_on_a_terminal_each_step_line_ends_with_the_time_taken_and_the_eta(tmp_path, monkeypatch):
+    import structlog
+
+    from esper_core.presentation import progress
+
+    monkeypatch.setattr(progress, "_is_terminal", lambda stream: True)
+    try:
+        result = CliRunner().invoke(build_cli(PluginSettings(allow=("cnn",))), [
+            "--log-format", "console", "discover", "--generator", "random", *FAST, "--out", str(tmp_path / "l.json")])
+    finally:
+        structlog.reset_defaults()
+    assert result.exit_code == 0, result.output
+    first, last = [line for line in result.output.splitlines() if line.startswith("step")]
+    assert " elapsed, ETA " in first and last.endswith(" elapsed")  # 8 of 16 candidates, then all 16
 
 
 def test_discover_is_deterministic_and_json(tmp_path):

@@ -63,6 +63,7 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     from esper_core.discovery.crucible import Crucible, CrucibleConfig, FitnessWeights
     from esper_core.discovery.library import BlueprintLibrary, LibraryEntry, write_library
     from esper_core.discovery.search import run_search
+    from esper_core.presentation.progress import Progress
 
     torch.set_num_threads(threads)
     weights = FitnessWeights() if latency_weight is None else FitnessWeights(latency_weight=latency_weight)
@@ -77,10 +78,14 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"generator {generator!r}: {exc}") from None
 
+    progress = Progress("discover", budget, "candidates")
+
     def show(step: Any) -> None:
-        if not as_json:
+        progress.advance(step.evaluated - progress.done)
+        if not as_json:  # on a terminal the line ends with the time taken and the ETA
+            timing = progress.status().partition("  ")[2]
             click.echo(f"step {step.step:>3}  evaluated {step.evaluated:>5}  best {step.best:+.4f}  "
-                       f"mean {step.mean:+.4f}  valid {step.valid:>4.0%}")
+                       f"mean {step.mean:+.4f}  valid {step.valid:>4.0%}" + (f"  {timing}" if timing else ""))
 
     result = run_search(gen, crucible, budget=budget, batch_size=batch_size, on_step=show)
     fame = list(result.hall_of_fame)[:library_size]
