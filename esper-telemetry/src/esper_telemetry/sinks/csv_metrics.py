@@ -20,9 +20,9 @@ import structlog
 from attrs import field, frozen
 
 from esper_core.contracts.events import EpochEnded, GradientHealth, TelemetryEvent
-from esper_core.errors import ConfigError
 from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_telemetry.limits import OutputCap
+from esper_telemetry.sinks.run_path import in_run_dir
 
 logger = structlog.get_logger(__name__)
 
@@ -81,14 +81,10 @@ class CsvSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> CsvSink:
-        opts = parse_options(CsvOptions, options, owner="telemetry sink 'csv'")
-        path = Path(opts.path).expanduser()
-        if not path.is_absolute():
-            if run_dir is None:
-                raise ConfigError("telemetry sink 'csv' needs a run directory or an absolute "
-                                  "'path' option")
-            path = Path(run_dir) / path
-        return cls(path, max_rows=opts.max_rows, max_bytes=opts.max_bytes)
+        owner = "telemetry sink 'csv'"
+        opts = parse_options(CsvOptions, options, owner=owner)
+        return cls(in_run_dir(opts.path, run_dir, owner=owner, key="path"), max_rows=opts.max_rows,
+                   max_bytes=opts.max_bytes)
 
     @staticmethod
     def _read_header(path: Path) -> list[str] | None:

@@ -28,9 +28,10 @@ from esper_core.contracts.events import (
     RewardComputed,
     TelemetryEvent,
 )
-from esper_core.errors import ConfigError, EsperError
+from esper_core.errors import EsperError
 from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_telemetry.limits import OutputCap
+from esper_telemetry.sinks.run_path import in_run_dir
 
 INSTALL_HINT = (
     "the 'tensorboard' telemetry sink needs the tensorboard package, which is not installed; "
@@ -69,14 +70,9 @@ class TensorBoardSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> TensorBoardSink:
-        opts = parse_options(TensorBoardOptions, options, owner="telemetry sink 'tensorboard'")
-        logdir = Path(opts.logdir).expanduser()
-        if not logdir.is_absolute():
-            if run_dir is None:
-                raise ConfigError("telemetry sink 'tensorboard' needs a run directory or an "
-                                  "absolute 'logdir' option")
-            logdir = Path(run_dir) / logdir
-        return cls(logdir, max_points=opts.max_points)
+        owner = "telemetry sink 'tensorboard'"
+        opts = parse_options(TensorBoardOptions, options, owner=owner)
+        return cls(in_run_dir(opts.logdir, run_dir, owner=owner, key="logdir"), max_points=opts.max_points)
 
     def _scalar(self, tag: str, value: Any, step: int) -> None:
         if value is None or isinstance(value, bool) or not isinstance(value, int | float):
