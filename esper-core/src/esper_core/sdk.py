@@ -115,6 +115,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Evaluation": ("esper_core.discovery.crucible:Evaluation", "the Crucible's verdict on one candidate"),
     "VOCABULARY": ("esper_core.discovery.tokens:VOCABULARY", "the blueprint grammar's tokens"),
     "MAX_TOKENS": ("esper_core.discovery.grammar:MAX_TOKENS", "the longest candidate the grammar allows"),
+    "CrucibleTask": ("esper_core.discovery.curriculum:CrucibleTask",
+                     "one Crucible task a topology declares (TopologySpec.crucible_tasks)"),
+    "TrainData": ("esper_core.discovery.batched:TrainData", "a Crucible task's train, eval and probe tensors"),
+    "ToSpatial": ("esper_core.discovery.batched:ToSpatial",
+                  "(N, C) to (N, C, 1, …, 1): a vector stem feeding a slot with spatial axes"),
     # -- extension-point protocols (also in esper_core.contracts.*)
     "TrainingSessionProtocol": ("esper_core.contracts.training:TrainingSessionProtocol",
                                 "what PolicyTrainer.train(session=...) may use"),
@@ -176,6 +181,7 @@ __all__ = [
     "Catalog",
     "CheckpointError",
     "ConfigError",
+    "CrucibleTask",
     "DataError",
     "Environments",
     "EpisodeStep",
@@ -206,6 +212,8 @@ __all__ = [
     "SinkFactory",
     "TaskFactory",
     "TelemetryHub",
+    "ToSpatial",
+    "TrainData",
     "TrainingSession",
     "TrainingSessionProtocol",
     "UnknownNameError",
@@ -285,7 +293,9 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
         RunConfigView,
         TrainingSessionProtocol,
     )
+    from esper_core.discovery.batched import ToSpatial, TrainData
     from esper_core.discovery.crucible import Evaluation
+    from esper_core.discovery.curriculum import CrucibleTask
     from esper_core.discovery.grammar import MAX_TOKENS
     from esper_core.discovery.tokens import VOCABULARY
     from esper_core.files import atomic_file, check_writable_dir, write_atomic, write_json

@@ -9,7 +9,7 @@ import torch
 
 from esper_core.discovery.batched import Scaffold, TrainData, train_batched, train_single
 from esper_core.discovery.compile import compile_program
-from esper_core.discovery.curriculum import TASKS
+from esper_core.discovery.curriculum import installed_tasks
 
 STRUCTURES = [
     "RELU",
@@ -53,16 +53,16 @@ def test_batched_matches_alone_float64(task_name, tokens):
     # float64 and 15 steps: some candidates are chaotic (a GroupNorm over two channels of a 1×1
     # slot grows a 1e-16 difference ~6× per Adam step), so long float32 runs part by rounding
     # alone; here any real difference of computation would still show.
-    _compare(TASKS[task_name], tokens, m=3, steps=15, dtype=torch.float64, atol=1e-4)
+    _compare(installed_tasks()[task_name], tokens, m=3, steps=15, dtype=torch.float64, atol=1e-4)
 
 
 def test_batched_matches_alone_float32_on_the_benchmark_candidate():
-    result = _compare(TASKS["xor"], "RELU", m=8, steps=100, dtype=torch.float32, atol=1e-4)
+    result = _compare(installed_tasks()["xor"], "RELU", m=8, steps=100, dtype=torch.float32, atol=1e-4)
     assert result.accuracy.min() > 0.9  # 2→16→ReLU→2 solves XOR
 
 
 def test_a_diverging_model_does_not_touch_the_others():
-    task = TASKS["image"]
+    task = installed_tasks()["image"]
     data = _data(task, torch.float32)
     models = _models(task, "RES_START CONV KERNEL_3 OUT_IN NORM RELU SCALE RES_END", 3, torch.float32)
     with torch.no_grad():
@@ -74,7 +74,7 @@ def test_a_diverging_model_does_not_touch_the_others():
 
 
 def test_parameter_free_scaffold_parts_and_unknown_modules():
-    task = TASKS["xor"]
+    task = installed_tasks()["xor"]
     data = _data(task, torch.float32)
     bad = Scaffold(torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Dropout()), torch.nn.Identity(),
                    task.make_head())

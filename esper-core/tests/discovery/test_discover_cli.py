@@ -16,7 +16,8 @@ FAST = ["--budget", "16", "--batch-size", "8", "--steps", "10", "--tasks", "xor,
 
 
 def _discover(args):
-    return CliRunner().invoke(build_cli(PluginSettings(autoload=False)), ["discover", *args])
+    # esper-blueprints-cnn provides the topology and curriculum the search runs on
+    return CliRunner().invoke(build_cli(PluginSettings(allow=("cnn",))), ["discover", *args])
 
 
 @pytest.mark.parametrize("generator", ["random", "evolution"])

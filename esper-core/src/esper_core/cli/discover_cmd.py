@@ -13,8 +13,6 @@ from esper_core.config import parse_key_values
 from esper_core.errors import ConfigError
 from esper_core.presentation.table import format_table
 
-TOPOLOGY = "cnn"  # the Crucible's curriculum presents image-shaped slots
-
 
 @click.command("discover")
 @click.option("--generator", default="architect", show_default=True,
@@ -23,8 +21,9 @@ TOPOLOGY = "cnn"  # the Crucible's curriculum presents image-shaped slots
               help="Candidates to evaluate in total (invalid ones count too).")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Candidates proposed and evaluated per step.")
-@click.option("--tasks", default="xor,temporal,image", show_default=True,
-              help="Comma-separated Crucible tasks (the Architect's curriculum follows this order).")
+@click.option("--tasks", default=None,
+              help="Comma-separated Crucible tasks (the Architect's curriculum follows this order; default: "
+                   "every task the installed topology declares, e.g. xor,temporal,image for cnn).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the generator, the task data and every candidate's initial weights.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
@@ -43,7 +42,7 @@ TOPOLOGY = "cnn"  # the Crucible's curriculum presents image-shaped slots
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def discover_command(state: AppState, generator: str, budget: int, batch_size: int, tasks: str, seed: int,
+def discover_command(state: AppState, generator: str, budget: int, batch_size: int, tasks: str | None, seed: int,
                      steps: int | None, latency_weight: float | None, hall_of_fame: int, library_size: int,
                      generator_option: tuple[str, ...], threads: int, out: Path, force: bool,
                      as_json: bool) -> None:
@@ -54,22 +53,25 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
 
     check_writable_file(out)  # before the search, not after it
     spec = state.catalog.generators.get(generator)
-    task_names = tuple(t.strip() for t in tasks.split(",") if t.strip())
-    if not task_names:
+    requested = None if tasks is None else tuple(t.strip() for t in tasks.split(",") if t.strip())
+    if requested == ():
         raise ConfigError("--tasks names no task")
 
     import torch
 
     from esper_core.discovery.crucible import Crucible, CrucibleConfig, FitnessWeights
+    from esper_core.discovery.curriculum import discovery_topology, tasks_of
     from esper_core.discovery.library import BlueprintLibrary, LibraryEntry, write_library
     from esper_core.discovery.search import run_search
     from esper_core.presentation.progress import Progress
 
     torch.set_num_threads(threads)
     weights = FitnessWeights() if latency_weight is None else FitnessWeights(latency_weight=latency_weight)
-    crucible = Crucible(CrucibleConfig(tasks=task_names, weights=weights, seed=seed, hall_of_fame=hall_of_fame,
-                                       steps=steps))
-    catalog_tokens = [s.tokens for s in state.catalog.blueprints.for_topology(TOPOLOGY) if s.tokens]
+    topology = discovery_topology(state.catalog)
+    crucible = Crucible(CrucibleConfig(tasks=requested, weights=weights, seed=seed, hall_of_fame=hall_of_fame,
+                                       steps=steps), curriculum=tasks_of(topology))
+    task_names = tuple(t.name for t in crucible.tasks)
+    catalog_tokens = [s.tokens for s in state.catalog.blueprints.for_topology(topology.name) if s.tokens]
     options: dict[str, Any] = {"budget": budget, "batch_size": batch_size, "tasks": task_names,
                                "catalog_tokens": catalog_tokens,
                                "generator_options": parse_key_values(generator_option, flag="--generator-option")}
@@ -95,7 +97,7 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
                       k: getattr(weights, k) for k in ("param_weight", "param_scale", "latency_weight",
                                                        "stability_bonus", "redundancy_weight")},
                   "generator_options": options["generator_options"]}
-    library = BlueprintLibrary(topology=TOPOLOGY, provenance=provenance, entries=[
+    library = BlueprintLibrary(topology=topology.name, provenance=provenance, entries=[
         LibraryEntry(name=f"{generator}-s{seed}-{rank:02d}", tokens=e.tokens, fitness=e.fitness,
                      performance=e.performance, params=e.params, evaluation=index[e.tokens])
         for rank, e in enumerate(fame, start=1)

@@ -7,7 +7,7 @@ never imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -273,11 +273,17 @@ class TopologySpec:
 
     ``example_input(width=C, size=S, batch=B, generator=torch.Generator)`` returns random inputs
     as a slot of width ``C`` receives them, ``S`` the extent of each other axis (``cnn``:
-    ``(B, C, S, S)``; ``transformer``: ``(B, S, C)``)."""
+    ``(B, C, S, S)``; ``transformer``: ``(B, S, C)``).
+
+    ``crucible_tasks()`` returns the Crucible's curriculum for blueprints of this topology
+    (:class:`esper_core.sdk.CrucibleTask` records, easiest first): ``esper discover`` searches
+    the topology that declares them. ``None``: discovery does not search this topology."""
 
     name: str = field(validator=component_name)
     description: str = field(validator=non_empty_str)
     example_input: Callable[..., Any] = field(validator=is_callable, eq=False)
+    crucible_tasks: Callable[[], Sequence[Any]] | None = field(
+        default=None, validator=validators.optional(is_callable), eq=False)
 
 
 @frozen(kw_only=True)

@@ -31,11 +31,16 @@ _POOLS = {nn.AvgPool1d: F.avg_pool1d, nn.AvgPool2d: F.avg_pool2d,
           nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d}
 
 
-class ToImage(nn.Module):
-    """``(N, C)`` → ``(N, C, 1, 1)``: lets a vector task feed an image-shaped slot."""
+class ToSpatial(nn.Module):
+    """``(N, C)`` → ``(N, C, 1, …, 1)`` with ``dims`` unit axes: lets a vector task (a crucible
+    task's stem) feed a slot with spatial axes."""
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        self.dims = dims
 
     def forward(self, x: Tensor) -> Tensor:
-        return x[:, :, None, None]
+        return x[(..., *([None] * self.dims))]
 
 
 class Scaffold(nn.Module):
@@ -120,8 +125,8 @@ def _forward(module: nn.Module, params: Mapping[str, Tensor], prefix: str, x: Te
         if x[0, 0, 0].numel() == 1:  # a 1×1 slot (XOR): pooling is a reshape
             return x.reshape(x.shape[:3])
         return torch.flatten(x, 3).mean(-1)
-    if isinstance(module, ToImage):
-        return x[..., None, None]
+    if isinstance(module, ToSpatial):
+        return module(x)
     if type(module) in _POOLS:
         flat = x.reshape(n, -1, *x.shape[3:])
         y = _POOLS[type(module)](flat, 3, stride=1, padding=1)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 import torch
@@ -58,7 +58,8 @@ class FitnessWeights:
 
 @frozen(kw_only=True)
 class CrucibleConfig:
-    tasks: tuple[str, ...] = field(default=("xor", "temporal", "image"), converter=tuple)
+    #: curriculum tasks to score on, in this order (None: every task of the curriculum)
+    tasks: tuple[str, ...] | None = field(default=None, converter=lambda v: None if v is None else tuple(v))
     weights: FitnessWeights = field(factory=FitnessWeights)
     seed: int = field(default=0, validator=int_at_least(0))
     hall_of_fame: int = field(default=16, validator=int_at_least(1))
@@ -141,9 +142,11 @@ class HallOfFame:
 class Crucible:
     """Evaluates batches of candidates; keeps the hall of fame across calls."""
 
-    def __init__(self, config: CrucibleConfig | None = None) -> None:
+    def __init__(self, config: CrucibleConfig | None = None,
+                 curriculum: Mapping[str, CrucibleTask] | None = None) -> None:
+        """``curriculum``: the tasks to choose from (default: the installed discovery topology's)."""
         self.config = config or CrucibleConfig()
-        self.tasks: tuple[CrucibleTask, ...] = get_tasks(self.config.tasks)
+        self.tasks: tuple[CrucibleTask, ...] = get_tasks(self.config.tasks, curriculum)
         self.data: dict[str, TrainData] = {t.name: t.make_data(self.config.seed) for t in self.tasks}
         self.hall_of_fame = HallOfFame(self.config.hall_of_fame)
         self.evaluated = 0  # candidates seen: each one's initial weights depend on its position
