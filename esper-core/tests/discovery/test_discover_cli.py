@@ -77,9 +77,11 @@ def test_discover_is_deterministic_and_json(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--generator", "genetic"], "unknown blueprint generator 'genetic'"),
     (["--generator", "random", "--tasks", "xor,mnist"], "unknown crucible task 'mnist'"),
-    (["--generator", "evolution", "--generator-option", "size=3"], "unknown evolution option 'size'"),
-    (["--generator", "evolution", "--generator-option", "population=1"], "population ≥ 2"),
-    (["--generator", "random", "--generator-option", "x=1"], "takes no options"),
+    (["--generator", "evolution", "--generator-option", "size=3"], "'evolution': unknown option 'size'; allowed options: population, sample"),
+    (["--generator", "evolution", "--generator-option", "population=1"], "option 'population' = 1 is invalid; expected an integer ≥ 2"),
+    (["--generator", "random", "--generator-option", "x=1"], "'random': unknown option 'x'; allowed options: none"),
+    (["--generator", "evolution", "--generator-option", "population=4", "--generator-option", "sample=5"],
+     "generator 'evolution': sample = 5 exceeds population = 4"),
     (["--generator", "random", "--batch-size", "2048"], "2048 is not in the range 1<=x<=1024"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

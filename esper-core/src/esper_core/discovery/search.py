@@ -31,6 +31,7 @@ from esper_core.discovery import tokens as T
 from esper_core.discovery.crucible import Crucible, Evaluation
 from esper_core.discovery.grammar import MAX_TOKENS, GrammarError, Group, Layer, Node, Op, Program, parse, to_tokens
 from esper_core.errors import ConfigError
+from esper_core.options import int_at_least, parse_options, reject_all
 
 logger = structlog.get_logger(__name__)
 
@@ -194,24 +195,28 @@ class RegularizedEvolution:
 
 def random_search(*, seed: int, options: Mapping[str, Any]) -> RandomSearch:
     """The ``random`` generator's factory (no options of its own)."""
-    if options.get("generator_options"):
-        raise ConfigError(f"the random generator takes no options, got {sorted(options['generator_options'])}")
+    reject_all(options.get("generator_options"), owner="generator 'random'")
     return RandomSearch(seed=seed)
 
 
+@frozen(kw_only=True)
+class EvolutionOptions:
+    """``--generator-option`` of the ``evolution`` generator."""
+
+    population: int = field(default=32, validator=int_at_least(2))
+    #: candidates drawn from the population for each tournament
+    sample: int = field(default=8, validator=int_at_least(1))
+
+    def __attrs_post_init__(self) -> None:
+        if self.sample > self.population:
+            raise ConfigError(f"sample = {self.sample} exceeds population = {self.population}")
+
+
 def regularized_evolution(*, seed: int, options: Mapping[str, Any]) -> RegularizedEvolution:
-    """The ``evolution`` generator's factory: ``population`` (default 32) and ``sample`` (8)
-    from ``options["generator_options"]``."""
-    own = dict(options.get("generator_options", {}))
-    unknown = set(own) - {"population", "sample"}
-    if unknown:
-        raise ConfigError(f"unknown evolution option {sorted(unknown)[0]!r}; allowed: population, sample")
-    population = own.get("population", 32)
-    sample = own.get("sample", 8)
-    if not (isinstance(population, int) and isinstance(sample, int) and population >= 2 and 1 <= sample <= population):
-        raise ConfigError(f"evolution needs integers population ≥ 2 and 1 ≤ sample ≤ population, got "
-                          f"population={population!r}, sample={sample!r}")
-    return RegularizedEvolution(seed=seed, population=population, sample=sample)
+    """The ``evolution`` generator's factory: :class:`EvolutionOptions` from
+    ``options["generator_options"]``."""
+    opts = parse_options(EvolutionOptions, options.get("generator_options", {}), owner="generator 'evolution'")
+    return RegularizedEvolution(seed=seed, population=opts.population, sample=opts.sample)
 
 
 # --------------------------------------------------------------------------------------------
