@@ -46,6 +46,7 @@ from esper_core.contracts.protocols import (
     Task,
 )
 from esper_core.contracts.reports import EpochReport, SlotReport, TrainingSignals
+from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
 from esper_core.contracts.seeds import ObservedModel, SeedView
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings, TopologyDefaults
 from esper_core.contracts.specs import (
@@ -132,6 +133,7 @@ __all__ = [
     "RewardTermSpec",
     "RewindableSink",
     "RunConfigView",
+    "RunDefaults",
     "RunEnded",
     "RunStarted",
     "SeedLifecycle",
@@ -151,6 +153,7 @@ __all__ = [
     "TopologySpec",
     "TrainingOption",
     "TrainingSessionProtocol",
+    "TrainingSettings",
     "TrainingSignals",
     "can_transition",
     "check_transition",
