@@ -37,7 +37,8 @@ DEFAULT_KINDS = (Kind.BLUEPRINT, Kind.POLICY, Kind.SINK, Kind.REWARD_TERM)
 class _KindParts:
     """What one kind adds to each generated file."""
 
-    spec_class: str
+    #: the ``esper_core.contracts`` names its hook uses
+    contracts: tuple[str, ...]
     registry: str  # the Catalog registry attribute it lands in
     hook: Template
     module: str
@@ -49,29 +50,29 @@ class _KindParts:
 
 _PARTS: dict[Kind, _KindParts] = {
     Kind.BLUEPRINT: _KindParts(
-        "BlueprintSpec", "blueprints", t.BLUEPRINT_HOOK, "blueprints", t.BLUEPRINT_MODULE, t.BLUEPRINT_TEST,
+        ("BlueprintSpec",), "blueprints", t.BLUEPRINT_HOOK, "blueprints", t.BLUEPRINT_MODULE, t.BLUEPRINT_TEST,
         ("from esper_core.testing import BlueprintConformance",
          "from $package.plugin import esper_register_blueprints"),
         "a blueprint"),
     Kind.POLICY: _KindParts(
-        "PolicySpec", "policies", t.POLICY_HOOK, "policy", t.POLICY_MODULE, t.POLICY_TEST,
+        ("PolicySpec",), "policies", t.POLICY_HOOK, "policy", t.POLICY_MODULE, t.POLICY_TEST,
         ("import attrs", "import pytest", "from esper_core.contracts.protocols import Policy, PolicyContext",
          "from esper_core.errors import ConfigError", "from esper_core.testing import PolicyConformance",
          "from $package.plugin import esper_register_policies"),
         "a policy"),
     Kind.SINK: _KindParts(
-        "SinkSpec", "sinks", t.SINK_HOOK, "sinks", t.SINK_MODULE, t.SINK_TEST,
+        ("SinkSpec",), "sinks", t.SINK_HOOK, "sinks", t.SINK_MODULE, t.SINK_TEST,
         ("import json", "from pathlib import Path", "from typing import Any",
          "from esper_core.contracts.protocols import Sink", "from esper_core.testing import SinkConformance",
          "from $package.plugin import esper_register_telemetry_sinks", "from $package.sinks import EVENTS_FILE"),
         "a telemetry sink"),
     Kind.REWARD_TERM: _KindParts(
-        "RewardTermSpec", "reward_terms", t.REWARD_TERM_HOOK, "rewards", t.REWARD_TERM_MODULE, t.REWARD_TERM_TEST,
+        ("RewardTermSpec",), "reward_terms", t.REWARD_TERM_HOOK, "rewards", t.REWARD_TERM_MODULE, t.REWARD_TERM_TEST,
         ("from esper_core.testing import RewardTermConformance",
          "from $package.plugin import esper_register_reward_terms"),
         "a reward term"),
     Kind.TASK: _KindParts(
-        "TaskSpec", "tasks", t.TASK_HOOK, "task", t.TASK_MODULE, t.TASK_TEST,
+        ("RunDefaults", "TaskSpec", "TrainingSettings"), "tasks", t.TASK_HOOK, "task", t.TASK_MODULE, t.TASK_TEST,
         ("import pytest", "import torch", "from esper_core.contracts.protocols import SegmentedHost, Task",
          "from esper_core.errors import ConfigError", "from $package.plugin import esper_register_tasks"),
         "a task"),
@@ -173,7 +174,7 @@ def render_plugin(names: PluginNames, kinds: Collection[Kind], *, core_version: 
         "events_file": names.events_file,
         "kinds_text": kinds_text,
         "dependencies": ", ".join(f'"{d}"' for d in dependencies),
-        "spec_classes": ", ".join(sorted(p.spec_class for p in parts)),
+        "spec_classes": "(\n" + "".join(f"    {c},\n" for c in sorted({c for p in parts for c in p.contracts})) + ")",
         "n_hooks": len(parts),
         "contributions": "{\n" + contributions + "    }",
         "component_rows": "\n".join(

@@ -58,7 +58,7 @@ called and what its return means: Esper's ``docs/writing-plugins.md``.
 
 from __future__ import annotations
 
-from esper_core.contracts.specs import $spec_classes
+from esper_core.contracts import $spec_classes
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
 ''')
@@ -142,7 +142,7 @@ def esper_register_tasks() -> list[TaskSpec]:
             topology="cnn",
             factory=lazy("$package.task:${Stem}Task"),
             description="horizontal or vertical stripes in noisy 8×8 images, made on the fly",
-            defaults={"epochs": 6, "batch_size": 32, "lr": 1e-2, "seed_lr": 1e-2},
+            defaults=RunDefaults(epochs=6, training=TrainingSettings(batch_size=32, lr=1e-2, seed_lr=1e-2)),
         )
     ]
 ''')
@@ -187,13 +187,21 @@ action mask, and applies the decision it returns; the decision must be one the m
 
 from __future__ import annotations
 
+from attrs import field, frozen
+
 from esper_core.contracts.decisions import ActionMask, Decision, Op
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
-from esper_core.errors import ConfigError
+from esper_core.options import int_at_least, parse_options
 
-OPTIONS = ("germinate_at",)
 DEFAULT_GERMINATE_AT = 3
+
+
+@frozen(kw_only=True)
+class ${Stem}Options:
+    """``--policy-option KEY=VALUE`` (or the run config's ``[policy]`` table)."""
+
+    germinate_at: int = field(default=DEFAULT_GERMINATE_AT, validator=int_at_least(1))
 
 
 class ${Stem}Policy:
@@ -208,13 +216,8 @@ class ${Stem}Policy:
     @classmethod
     def from_context(cls, *, context: PolicyContext) -> ${Stem}Policy:
         """Build from ``esper run --policy $policy [--policy-option germinate_at=N]``."""
-        unknown = sorted(set(context.options) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(f"unknown $policy policy option {unknown[0]!r}; allowed: {', '.join(OPTIONS)}")
-        germinate_at = context.options.get("germinate_at", DEFAULT_GERMINATE_AT)
-        if isinstance(germinate_at, bool) or not isinstance(germinate_at, int) or germinate_at < 1:
-            raise ConfigError(f"$policy policy option germinate_at must be an integer ≥ 1, got {germinate_at!r}")
-        return cls(germinate_at=germinate_at)
+        options = parse_options(${Stem}Options, context.options, owner="policy '$policy'")
+        return cls(germinate_at=options.germinate_at)
 
     def reset(self, *, episode: int) -> None:
         """Nothing to clear: every decision depends on the current report only."""
@@ -250,6 +253,7 @@ from typing import IO, Any
 
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.errors import ConfigError
+from esper_core.options import reject_all
 
 EVENTS_FILE = "$events_file"
 
@@ -266,8 +270,7 @@ class ${Stem}Sink:
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> ${Stem}Sink:
         """Build from a run; options come from the run config's ``[telemetry.$sink]`` table."""
-        if options:
-            raise ConfigError(f"the $sink sink takes no options, got {sorted(options)[0]!r}")
+        reject_all(options, owner="telemetry sink '$sink'")
         if run_dir is None:
             raise ConfigError("the $sink sink writes into the run directory, and this run has none")
         return cls(Path(run_dir) / EVENTS_FILE)
@@ -300,12 +303,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
+from attrs import field, frozen
 from torch import Tensor, nn
 
 from esper_core.contracts.protocols import InjectionPoint
-from esper_core.errors import ConfigError
+from esper_core.options import as_int, parse_options
 
-OPTIONS = ("batch_size", "train_size", "val_size", "test_size", "width")
 SIZE = 8
 CLASS_NAMES = ("horizontal", "vertical")
 
@@ -328,6 +331,18 @@ class ${Stem}Host(nn.Module):
         return x
 
 
+@frozen(kw_only=True)
+class ${Stem}TaskOptions:
+    """``--task-option KEY=VALUE`` (or the run config's ``[task]`` table); a value may arrive as a
+    string from the command line, so each is converted."""
+
+    batch_size: int = field(default=32, converter=as_int(1))
+    train_size: int = field(default=512, converter=as_int(1))
+    val_size: int = field(default=128, converter=as_int(1))
+    test_size: int = field(default=128, converter=as_int(1))
+    width: int = field(default=16, converter=as_int(1))
+
+
 class ${Stem}Task:
     """Class 0: one bright row; class 1: one bright column; both under Gaussian noise."""
 
@@ -336,17 +351,14 @@ class ${Stem}Task:
     class_names = CLASS_NAMES
 
     def __init__(self, *, seed: int, device: str, options: Mapping[str, Any]) -> None:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(f"unknown $task task option {unknown[0]!r}; allowed: {', '.join(OPTIONS)}")
-        self.batch_size = int(options.get("batch_size", 32))
-        self.width = int(options.get("width", 16))
+        opts = parse_options(${Stem}TaskOptions, options, owner="task '$task'")
+        self.batch_size, self.width = opts.batch_size, opts.width
         self.seed = seed
         self.device = torch.device(device)
         generator = torch.Generator().manual_seed(seed)
-        self.train = self._sample(int(options.get("train_size", 512)), generator)
-        self.val = self._sample(int(options.get("val_size", 128)), generator)
-        self.test = self._sample(int(options.get("test_size", 128)), generator)
+        self.train = self._sample(opts.train_size, generator)
+        self.val = self._sample(opts.val_size, generator)
+        self.test = self._sample(opts.test_size, generator)
 
     def _sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         labels = torch.randint(0, len(CLASS_NAMES), (n,), generator=generator)
@@ -488,9 +500,9 @@ class TestPolicyFromEpochOne(PolicyConformance):
 def test_policy_rejects_bad_options() -> None:
     context = PolicyConformance().context()
     factory = esper_register_policies()[0].factory
-    with pytest.raises(ConfigError, match="unknown $policy policy option 'speed'"):
+    with pytest.raises(ConfigError, match="'$policy': unknown option 'speed'; allowed options: germinate_at"):
         factory(context=attrs.evolve(context, options={"speed": 2}))
-    with pytest.raises(ConfigError, match="germinate_at must be an integer"):
+    with pytest.raises(ConfigError, match="option 'germinate_at' = 0 is invalid; expected an integer ≥ 1"):
         factory(context=attrs.evolve(context, options={"germinate_at": 0}))
 ''')
 
@@ -562,7 +574,7 @@ def test_data_is_fixed_by_the_seed() -> None:
 
 
 def test_task_rejects_unknown_options() -> None:
-    with pytest.raises(ConfigError, match="unknown $task task option 'speed'"):
+    with pytest.raises(ConfigError, match="'$task': unknown option 'speed'; allowed options: batch_size"):
         esper_register_tasks()[0].factory(seed=0, device="cpu", options={"speed": 2})
 ''')
 
