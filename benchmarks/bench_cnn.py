@@ -16,6 +16,7 @@ min–max spread, so a noisy neighbour hits both sides alike.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import statistics
 import time
@@ -112,7 +113,7 @@ def plain_sequential(config: HostConfig) -> nn.Sequential:
     """The host's layers written out as one ordinary ``nn.Sequential``."""
     layers: list[nn.Module] = []
     chans = (config.in_channels, *config.widths)
-    for c_in, c_out in zip(chans, chans[1:], strict=False):
+    for c_in, c_out in itertools.pairwise(chans):
         layers += [nn.Conv2d(c_in, c_out, config.kernel_size, padding=config.kernel_size // 2, bias=False),
                    nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(chans[-1], config.num_classes)]

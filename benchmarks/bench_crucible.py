@@ -66,14 +66,14 @@ def main() -> None:
     train_single(_models(1)[0], data, steps=5, lr=lr)
     batched, loop, ratios, crucible = [], [], [], []
     for r in range(REPEATS):
-        def run_batched() -> None:
-            models = _models(CANDIDATES, offset=r * 1000)
+        def run_batched(offset: int = r * 1000) -> None:
+            models = _models(CANDIDATES, offset=offset)
             start = time.perf_counter()
             train_batched(models, data, steps=STEPS, lr=lr)
             batched.append(CANDIDATES / (time.perf_counter() - start))
 
-        def run_loop() -> None:
-            models = _models(LOOP_MODELS, offset=r * 1000)
+        def run_loop(offset: int = r * 1000) -> None:
+            models = _models(LOOP_MODELS, offset=offset)
             start = time.perf_counter()
             for model in models:
                 train_single(model, data, steps=STEPS, lr=lr)

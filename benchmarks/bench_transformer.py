@@ -70,7 +70,8 @@ class PlainGPT(nn.Module):
             self.ln_f.load_state_dict(host.segments[-1].ln.state_dict())
 
 
-def train_steps(model: nn.Module, opt: torch.optim.Optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+def train_steps(model: nn.Module, opt: torch.optim.Optimizer,
+                batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """Seconds to run ``batches`` as training steps."""
     started = time.perf_counter()
     for x, y in batches:
@@ -90,7 +91,8 @@ def spread(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=41)
-    parser.add_argument("--steps", type=int, default=4, help="training steps per model per round (short rounds track load changes)")
+    parser.add_argument("--steps", type=int, default=4,
+                        help="training steps per model per round (short rounds track load changes)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

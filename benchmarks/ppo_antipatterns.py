@@ -67,8 +67,10 @@ def main() -> None:
                              "share": round(first[0] / first[1], 3) if first[1] else None},
             "last_rounds": {"antipattern": last[0], "germinations": last[1],
                             "share": round(last[0] / last[1], 3) if last[1] else None},
-            "final_accuracy_first": round(sum(h["mean_final_accuracy"] for h in history[:args.window]) / args.window, 2),
-            "final_accuracy_last": round(sum(h["mean_final_accuracy"] for h in history[-args.window:]) / args.window, 2),
+            "final_accuracy_first": round(
+                sum(h["mean_final_accuracy"] for h in history[:args.window]) / args.window, 2),
+            "final_accuracy_last": round(
+                sum(h["mean_final_accuracy"] for h in history[-args.window:]) / args.window, 2),
         }
     print(json.dumps({
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,

@@ -141,7 +141,8 @@ def test_unknown_option_names_key_and_allowed() -> None:
     ("options", "message"),
     [
         ({"batch_size": 0}, "^task 'pytext' option 'batch_size' = 0 is invalid; expected an integer ≥ 1$"),
-        ({"context": "64"}, "^task 'pytext' option 'context' = '64' is invalid; expected an integer ≥ 1, got a string$"),
+        ({"context": "64"},
+         "^task 'pytext' option 'context' = '64' is invalid; expected an integer ≥ 1, got a string$"),
         ({"val_fraction": 1.0}, r"option 'val_fraction' = 1.0 is invalid; expected a finite number in \(0, 1\)$"),
         ({"d_model": 30}, "^task 'pytext': d_model = 30 is not divisible by n_heads"),
         ({"steps_per_epoch": -1}, "option 'steps_per_epoch' = -1 is invalid; expected an integer ≥ 1$"),

@@ -55,7 +55,8 @@ param_rent = 2.0
         ('[run]\ncompare_baseline = "yes"\n', "compare_baseline = 'yes' is invalid; expected true or false"),
         ('[training]\nlr = -1.0\n', "[training] lr = -1.0 is invalid"),
         ('[training]\noptimizer = "rmsprop"\n', "one of 'adamw', 'sgd'"),
-        ('[training]\nmomentum = 0.9\n', "[training]: unknown key 'momentum'; allowed keys: batch_size, lr, lr_schedule"),
+        ('[training]\nmomentum = 0.9\n',
+         "[training]: unknown key 'momentum'; allowed keys: batch_size, lr, lr_schedule"),
         ('[rewards]\nparam_rent = "high"\n', "[rewards] param_rent = 'high' is invalid"),
         ('run = 3\n', "config key 'run' must be a table"),
         ('[telemetry]\nsqlite = 3\n', "expected a table [telemetry.sqlite]"),
@@ -116,10 +117,13 @@ def test_task_options_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize(("table", "key", "value", "message"), [
-    ("gates", "g5_min_contribution", [1, 2], "[gates] g5_min_contribution = [1, 2] is invalid; expected a number, got a list"),
+    ("gates", "g5_min_contribution", [1, 2],
+     "[gates] g5_min_contribution = [1, 2] is invalid; expected a number, got a list"),
     ("gates", "g2_min_epochs", "two", "[gates] g2_min_epochs = 'two' is invalid; expected an integer, got a string"),
-    ("kasmina", "blending_epochs", "x", "[kasmina] blending_epochs = 'x' is invalid; expected an integer, got a string"),
-    ("kasmina", "alpha_temperature", [1], "[kasmina] alpha_temperature = [1] is invalid; expected a number, got a list"),
+    ("kasmina", "blending_epochs", "x",
+     "[kasmina] blending_epochs = 'x' is invalid; expected an integer, got a string"),
+    ("kasmina", "alpha_temperature", [1],
+     "[kasmina] alpha_temperature = [1] is invalid; expected a number, got a list"),
 ])
 def test_a_wrong_type_names_the_key_and_the_type_in_words(table, key, value, message):
     cls = {"gates": GateThresholds, "kasmina": LifecycleSettings}[table]

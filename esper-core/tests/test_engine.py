@@ -57,7 +57,8 @@ def test_scripted_seed_goes_through_the_whole_lifecycle(catalog, tmp_path):
     assert all(e["run_id"] == "run" for e in events)
     saved = torch.load(out / "model.pt", weights_only=False)
     assert saved["task"] == "toy"
-    assert {"slot": "hidden2", "stage": "FOSSILIZED", "blueprint": "toy:residual_linear", "alpha": 1.0} in saved["architecture"]
+    fossil = {"slot": "hidden2", "stage": "FOSSILIZED", "blueprint": "toy:residual_linear", "alpha": 1.0}
+    assert fossil in saved["architecture"]
     text = format_summary(summary)
     assert "fossilized" in text and "noop (baseline)" in text
 
@@ -79,11 +80,15 @@ def test_resolution_errors(catalog):
     with pytest.raises(UnknownNameError, match="unknown task 'toys'"):
         resolve_run(RunConfig.from_dict({"run": {"task": "toys"}}), catalog)
     with pytest.raises(UnknownNameError, match="unknown toy blueprint 'cnn:conv'"):
-        resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "blueprints": ["cnn:conv"]}}), catalog)
+        resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "blueprints": ["cnn:conv"]}}),
+                    catalog)
     with pytest.raises(UnknownNameError, match="alpha schedule"):
-        resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}, "kasmina": {"alpha_schedule": "step"}}), catalog)
-    with pytest.raises(ConfigError, match="^task 'toy': unknown option 'colour'; allowed options: batch_size, classes, features"):
-        resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}, "task": {"colour": 1}}), catalog)
+        resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"},
+                                         "kasmina": {"alpha_schedule": "step"}}), catalog)
+    with pytest.raises(ConfigError,
+                       match="^task 'toy': unknown option 'colour'; allowed options: batch_size, classes, features"):
+        resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}, "task": {"colour": 1}}),
+                               catalog)
         resolved.task.factory(seed=0, device="cpu", options=resolved.task_options)
 
 

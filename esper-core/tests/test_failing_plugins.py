@@ -199,7 +199,7 @@ def test_the_parameter_budget_holds_the_module_actually_built(catalog, tmp_path)
 
 
 def test_a_seed_within_the_budget_still_germinates(catalog, tmp_path):
-    summary, out = _run(catalog, tmp_path, blueprint="toy:lies_about_size", param_budget=60000)
+    summary, _ = _run(catalog, tmp_path, blueprint="toy:lies_about_size", param_budget=60000)
     assert [s["blueprint"] for s in summary["seeds"]] == ["toy:lies_about_size"]
 
 

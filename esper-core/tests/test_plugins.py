@@ -117,8 +117,8 @@ def test_strict_mode_raises_naming_the_plugin(isolated_path, plugin_dir, monkeyp
 
 
 def test_strict_mode_covers_hook_failures(isolated_path, plugin_dir, monkeypatch):
-    loaded = _load(isolated_path, plugin_dir, monkeypatch, env={"ESPER_STRICT_PLUGINS": "true", "ESPER_PLUGINS": "brokenplug"},
-                   brokenplug=RAISING)
+    loaded = _load(isolated_path, plugin_dir, monkeypatch,
+                   env={"ESPER_STRICT_PLUGINS": "true", "ESPER_PLUGINS": "brokenplug"}, brokenplug=RAISING)
     with pytest.raises(PluginError, match="boom inside the hook"):
         build_catalog(loaded)
 

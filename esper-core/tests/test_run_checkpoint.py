@@ -274,7 +274,8 @@ def test_a_disk_full_inside_torch_save_is_a_clear_error(catalog, tmp_path, monke
     def failing_save(obj, handle):
         calls.append(1)
         if len(calls) == 3:
-            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/0: file write failed")
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing "
+                               "file data/0: file write failed")
         real_save(obj, handle)
 
     monkeypatch.setattr(checkpoint_module.torch, "save", failing_save)
@@ -346,7 +347,8 @@ def test_a_state_with_an_unlisted_class_fails_at_the_first_checkpoint(tmp_path):
     module.esper_register_policies = esper_register_policies
     catalog = build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("p", module)]))
     out = tmp_path / "run"
-    with pytest.raises(CheckpointError, match=r"its state holds \S*:_Opaque, which run checkpoints do not load") as info:
+    with pytest.raises(CheckpointError,
+                       match=r"its state holds \S*:_Opaque, which run checkpoints do not load") as info:
         _run(catalog, out, episodes=1)
     assert "state_dict must return plain data" in str(info.value)
     assert list_checkpoints(out) == []
@@ -376,6 +378,7 @@ def test_weights_that_do_not_fit_the_rebuilt_model_are_a_clear_error(catalog, on
     first = next(iter(data["model"]))
     data["model"][first] = torch.zeros(1)
     torch.save(data, path)
-    with pytest.raises(CheckpointError, match=r"after epoch 3 does not fit this run \(RuntimeError: .*delete it") as info:
+    with pytest.raises(CheckpointError,
+                       match=r"after epoch 3 does not fit this run \(RuntimeError: .*delete it") as info:
         _run(catalog, out, resume=True, checkpoint_keep=100)
     assert "\n" not in str(info.value)

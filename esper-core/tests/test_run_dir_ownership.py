@@ -116,7 +116,8 @@ def test_a_run_with_a_checkpoint_keeps_its_files_for_resume(tmp_path):
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["--task-option", "no_such_option=1"], "no_such_option"),
-    (["--config", "{sink_config}"], "telemetry sink 'jsonl' option 'max_bytes' = -1 is invalid; expected an integer ≥ 1"),
+    (["--config", "{sink_config}"],
+     "telemetry sink 'jsonl' option 'max_bytes' = -1 is invalid; expected an integer ≥ 1"),
 ], ids=["bad-task-option", "sink-cannot-start"])
 def test_cli_a_run_failing_before_its_first_epoch_leaves_out_as_found(tmp_path, args, needle):
     sink_config = tmp_path / "sink.toml"
@@ -193,7 +194,8 @@ def test_resume_with_a_truncated_events_file_is_refused(catalog, tmp_path):
     kept = b"".join(lines[: first_epoch + 1])  # only epoch 1's record survives
     events.write_bytes(kept)
     with pytest.raises(CheckpointError, match=r"events.jsonl' is shorter than its checkpoint recorded .*: the events "
-                                              r"after epoch 1 of episode 0 up to epoch 2 of episode 0 were lost") as info:
+                                              r"after epoch 1 of episode 0 up to epoch 2 of episode 0 "
+                                              r"were lost") as info:
         _run(catalog, out, resume=True)
     assert "\n" not in str(info.value)
     assert events.read_bytes() == kept, "nothing appended, no NUL padding"

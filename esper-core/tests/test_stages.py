@@ -8,7 +8,7 @@ from esper_core.errors import InvalidTransitionError
 HAPPY = [SeedStage.DORMANT, SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING,
          SeedStage.SHADOWING, SeedStage.PROBATIONARY, SeedStage.FOSSILIZED]
 VALID = {
-    *zip(HAPPY, HAPPY[1:], strict=False),
+    *itertools.pairwise(HAPPY),
     *((s, SeedStage.CULLED) for s in HAPPY[1:-1]),
     (SeedStage.CULLED, SeedStage.EMBARGOED),
     (SeedStage.EMBARGOED, SeedStage.RESETTING),

@@ -95,9 +95,11 @@ def test_factory_options_and_errors():
                                    "generator_options": {"decoder": "transformer", "hidden": 16,
                                                          "pretrain_steps": 2}})
     assert isinstance(a.model, DECODERS["transformer"])
-    with pytest.raises(ConfigError, match="generator 'architect': unknown option 'depth'; allowed options: advance_at, baseline_decay"):
+    with pytest.raises(ConfigError, match="generator 'architect': unknown option 'depth'; "
+                                          "allowed options: advance_at, baseline_decay"):
         architect(seed=0, options={"generator_options": {"depth": 3}})
-    with pytest.raises(ConfigError, match="generator 'architect' option 'decoder' = 'lstm' is invalid; expected one of 'gru', 'transformer'"):
+    with pytest.raises(ConfigError, match="generator 'architect' option 'decoder' = 'lstm' is invalid; "
+                                          "expected one of 'gru', 'transformer'"):
         architect(seed=0, options={"generator_options": {"decoder": "lstm"}})
     (spec,) = plugin.esper_register_generators()
     assert spec.name == "architect"

@@ -214,8 +214,8 @@ def test_fossilizes_probationary_seeds_at_the_threshold(contribution, op):
                             "fossilize cnn:conv_light in slot 0 (layer1)")
 
 
-@pytest.mark.parametrize(("contribution", "se", "op"),
-                         [(1.0, 0.7, Op.WAIT), (1.0, 0.6, Op.FOSSILIZE), (0.0, None, Op.WAIT), (0.1, None, Op.FOSSILIZE)])
+@pytest.mark.parametrize(("contribution", "se", "op"), [
+    (1.0, 0.7, Op.WAIT), (1.0, 0.6, Op.FOSSILIZE), (0.0, None, Op.WAIT), (0.1, None, Op.FOSSILIZE)])
 def test_fossilizes_exactly_what_g5_would_accept(contribution, se, op):
     from esper_core.contracts import GateThresholds
     from esper_core.kasmina import GateContext, g5_contribution

@@ -135,7 +135,8 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
         run({}, "a")
     with pytest.raises(DataError, match="is not an episode dataset"):
         run({"dataset": str(tmp_path)}, "b")
-    with pytest.raises(ConfigError, match=r"policy 'iql' option 'expectile' = 0.2 is invalid; expected a finite number in \[0.5, 1\]"):
+    with pytest.raises(ConfigError, match=r"policy 'iql' option 'expectile' = 0.2 is invalid; "
+                                          r"expected a finite number in \[0.5, 1\]"):
         run({"dataset": str(datasets / "random"), "expectile": 0.2}, "c")
     with pytest.raises(ConfigError, match="--resume applies to PPO"):
         run({"dataset": str(datasets / "random")}, "d", resume=True)

@@ -91,7 +91,8 @@ def test_truncated_episodes_and_option_errors(catalog, tmp_path):
         _train(catalog, tmp_path / "long", episode_length=9)
     with pytest.raises(ConfigError, match="policy 'ppo': unknown option 'roundz' \\(did you mean 'rounds'\\?\\)"):
         _train(catalog, tmp_path / "typo", roundz=3)
-    with pytest.raises(ConfigError, match=r"policy 'ppo' option 'clip' = 2.0 is invalid; expected a finite number in \(0, 1\]"):
+    with pytest.raises(ConfigError, match=r"policy 'ppo' option 'clip' = 2.0 is invalid; "
+                                          r"expected a finite number in \(0, 1\]"):
         _train(catalog, tmp_path / "clip", clip=2.0)
     with pytest.raises(ConfigError, match="latest.pt' does not exist"):
         _train(catalog, create_run_dir(tmp_path / "empty"), resume=True)

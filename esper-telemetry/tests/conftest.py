@@ -103,7 +103,7 @@ def make_run(run_id: str = "run-a", *, policy: str = "heuristic", accuracy_offse
         events.append(DecisionMade(**at(epoch=epoch), policy=policy, op=op, slot=slot,
                                    blueprint=bp, reason=reason, confidence=0.9))
 
-    for (epoch, s0, a0, c0, s1), acc in zip(_SLOT_PLAN, _ACCURACY):
+    for (epoch, s0, a0, c0, s1), acc in zip(_SLOT_PLAN, _ACCURACY, strict=True):
         slots = _slots(epoch, s0, a0, c0, s1)
         seed_params = sum(s["seed_params"] for s in slots)
         events.append(make_gradient_health(at(epoch=epoch), unhealthy=epoch == 6))

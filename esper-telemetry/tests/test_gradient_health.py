@@ -132,7 +132,8 @@ def test_hook_is_removed_when_training_raises():
 
 
 def test_config_validation():
-    with pytest.raises(ConfigError, match="gradient-health tracker: unknown option 'interval'; allowed options: every_n_steps"):
+    with pytest.raises(ConfigError,
+                       match="gradient-health tracker: unknown option 'interval'; allowed options: every_n_steps"):
         GradientHealthConfig.from_options({"interval": 3})
     with pytest.raises(ConfigError, match="profile"):
         GradientHealthConfig.from_profile("verbose")

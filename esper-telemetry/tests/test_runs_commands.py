@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from esper_core.contracts.events import RunEnded, RunStarted
+from esper_core.errors import EsperError
 from esper_telemetry import queries
 from esper_telemetry.commands import runs
 from esper_telemetry.sinks.sqlite import SqliteSink
@@ -226,7 +227,7 @@ def test_queries_read_summary_seeds_into_existing_rows(tmp_path, run_dir):
 
 
 def test_readonly_source_does_not_create_files(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(EsperError, match="no run database or runs directory at"):
         queries.open_sources(tmp_path / "missing.sqlite")
     assert not (tmp_path / "missing.sqlite").exists()
     assert sqlite3.sqlite_version  # the stdlib module is all the queries need

@@ -23,7 +23,7 @@ def test_round_trip_one_row_per_epoch(tmp_path, recorded_events):
     rows = _rows(tmp_path / "metrics.csv")
     epochs = [e for e in recorded_events if isinstance(e, EpochEnded)]
     assert len(rows) == len(epochs)
-    for row, event in zip(rows, epochs):
+    for row, event in zip(rows, epochs, strict=True):
         assert int(row["epoch"]) == event.epoch
         assert float(row["val_accuracy"]) == event.val_accuracy
         assert float(row["train_loss"]) == event.train_loss

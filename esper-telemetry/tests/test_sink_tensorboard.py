@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import ClassVar
 
 import pytest
 
@@ -11,7 +12,7 @@ from esper_telemetry.sinks import tensorboard as tb
 
 
 class FakeWriter:
-    instances: list[FakeWriter] = []
+    instances: ClassVar[list[FakeWriter]] = []
 
     def __init__(self, log_dir: str) -> None:
         self.log_dir = log_dir

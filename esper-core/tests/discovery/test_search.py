@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -60,6 +61,6 @@ def test_run_search_spends_exactly_the_budget():
     assert [s.evaluated for s in steps] == [4, 8, 10]
     assert len(result.evaluations) == 10 == crucible.evaluated
     assert steps[-1].best == max(e.fitness for e in result.evaluations) == result.best.fitness
-    assert all(a.best <= b.best for a, b in zip(steps, steps[1:], strict=False))
+    assert all(a.best <= b.best for a, b in itertools.pairwise(steps))
     with pytest.raises(ValueError, match="budget and batch size"):
         run_search(RandomSearch(), crucible, budget=0, batch_size=1)

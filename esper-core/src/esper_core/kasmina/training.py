@@ -14,8 +14,9 @@ with the seed switched fully in, and takes the gradient of that loss with respec
 seed's parameters alone (``torch.autograd.grad``): the downstream host layers pass the
 gradient back to the seed but receive none themselves, and BatchNorm running statistics of
 that pass are the seed path's own (:meth:`MorphogeneticModel.seed_path_statistics`), so the
-host never learns from the seed before BLENDING. The seed thus minimises the loss of the model it will join — a well-posed objective, bounded below
-— instead of the straight-through first-order term ∂L/∂h·s, which is unbounded below.
+host never learns from the seed before BLENDING. The seed thus minimises the loss of the model
+it will join — a well-posed objective, bounded below — instead of the straight-through
+first-order term ∂L/∂h·s, which is unbounded below.
 
 Measured on ``shapes`` (``benchmarks/growth_training_objective.py``, docs/growth.md section 2: a
 ``conv_light`` seed in ``block2`` kept in TRAINING for 22 epochs, three seeds): under the
