@@ -22,4 +22,5 @@ def esper_register_tasks() -> list[TaskSpec]:
 def esper_register_topologies() -> list[TopologySpec]:
     return [TopologySpec(name=TOPOLOGY, description="convolutional image hosts: a slot carries (batch, C, H, W)",
                          example_input=lazy("esper_blueprints_cnn.topology:example_input"),
-                         crucible_tasks=lazy("esper_blueprints_cnn.crucible_tasks:crucible_tasks"))]
+                         crucible_tasks=lazy("esper_blueprints_cnn.crucible_tasks:crucible_tasks"),
+                         token_spatial=(1, 1))]

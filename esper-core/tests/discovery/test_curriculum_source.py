@@ -61,3 +61,12 @@ def test_core_discovery_defines_no_curriculum_task():
         text = path.read_text(encoding="utf-8")
         assert "nn.Conv2d(1" not in text and 'name="xor"' not in text and "IMAGE_SIZE" not in text, path.name
     assert 'TOPOLOGY = "cnn"' not in (CORE / "cli" / "discover_cmd.py").read_text(encoding="utf-8")
+
+
+def test_token_blueprints_take_the_slot_layout_their_topology_declares():
+    from esper_core.discovery.library import token_topologies
+
+    assert token_topologies() == {"cnn": (1, 1)}  # esper-blueprints-cnn's; the transformer declares none
+    with pytest.raises(ValueError, match="token_spatial must be positive integers"):
+        TopologySpec(name="flat", description="d", example_input=lambda **kw: None, token_spatial=(0,))
+    assert "SLOT_SPATIAL" not in (CORE / "discovery" / "library.py").read_text(encoding="utf-8")

@@ -43,6 +43,15 @@ def _tokens(value: Any) -> tuple[str, ...] | None:
     return None if value is None else tuple(value)
 
 
+def _tokens_spatial(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    extent = tuple(value)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in extent):
+        raise ValueError(f"TopologySpec.token_spatial must be positive integers, got {value!r}")
+    return extent
+
+
 @frozen(kw_only=True)
 class BlueprintSpec:
     """A seed module design that a controller may germinate into a slot.
@@ -277,13 +286,19 @@ class TopologySpec:
 
     ``crucible_tasks()`` returns the Crucible's curriculum for blueprints of this topology
     (:class:`esper_core.sdk.CrucibleTask` records, easiest first): ``esper discover`` searches
-    the topology that declares them. ``None``: discovery does not search this topology."""
+    the topology that declares them. ``None``: discovery does not search this topology.
+
+    ``token_spatial`` is the extent of the other axes of the slot a blueprint written in the token
+    grammar is checked, priced and compiled for, channels first (``(1, 1)`` for ``cnn``, whose
+    slots carry ``(C, H, W)``); ``None``: token blueprints (blueprint libraries from ``esper
+    discover``) do not support this topology."""
 
     name: str = field(validator=component_name)
     description: str = field(validator=non_empty_str)
     example_input: Callable[..., Any] = field(validator=is_callable, eq=False)
     crucible_tasks: Callable[[], Sequence[Any]] | None = field(
         default=None, validator=validators.optional(is_callable), eq=False)
+    token_spatial: tuple[int, ...] | None = field(default=None, converter=_tokens_spatial)
 
 
 @frozen(kw_only=True)

@@ -8,7 +8,6 @@ declares some.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 
 from attrs import frozen
@@ -68,13 +67,11 @@ def tasks_of(topology: TopologySpec) -> dict[str, CrucibleTask]:
     return {task.name: task for task in topology.crucible_tasks()}
 
 
-@functools.cache
 def installed_tasks() -> dict[str, CrucibleTask]:
     """The curriculum of the installed discovery topology (for a Crucible given none)."""
-    from esper_core.plugins.manager import PluginSettings, load_plugins
-    from esper_core.plugins.registry import build_catalog
+    from esper_core.discovery.installed import installed_catalog
 
-    return tasks_of(discovery_topology(build_catalog(load_plugins(PluginSettings.from_env()))))
+    return tasks_of(discovery_topology(installed_catalog()))
 
 
 def get_tasks(names: Sequence[str] | None,

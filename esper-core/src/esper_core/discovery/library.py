@@ -30,8 +30,6 @@ from esper_core.files import write_atomic
 
 FORMAT = "esper-blueprint-library"
 VERSION = 1
-#: Slot layouts per topology: a blueprint is checked for ``(C, *spatial)`` of this rank.
-SLOT_SPATIAL: dict[str, tuple[int, ...]] = {"cnn": (1, 1)}
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 #: Bounds on what a library may hold, far above what ``esper discover`` writes (a few dozen
 #: entries, a few KiB): a larger file is refused before it is parsed.
@@ -125,9 +123,10 @@ def read_library(path: Path) -> BlueprintLibrary:
 
 
 def _validate(library: BlueprintLibrary, where: str) -> None:
-    if library.topology not in SLOT_SPATIAL:
+    supported = token_topologies()
+    if library.topology not in supported:
         raise LibraryError(f"blueprint library {where!r}: topology {library.topology!r} is not supported; "
-                           f"supported: {', '.join(SLOT_SPATIAL)}")
+                           f"supported: {', '.join(supported) or 'none installed'}")
     seen: set[str] = set()
     for entry in library.entries:
         if not isinstance(entry.name, str) or not _NAME.match(entry.name):
@@ -144,8 +143,16 @@ def _validate(library: BlueprintLibrary, where: str) -> None:
             raise LibraryError(f"blueprint library {where!r}: {entry.name}: {exc}") from None
 
 
+def token_topologies() -> dict[str, tuple[int, ...]]:
+    """The installed topologies whose slots take token blueprints, with the extent of the other
+    axes of the slot they are checked and compiled for (``TopologySpec.token_spatial``)."""
+    from esper_core.discovery.installed import installed_catalog
+
+    return {t.name: t.token_spatial for t in installed_catalog().topologies if t.token_spatial is not None}
+
+
 def _slot(topology: str, width: int) -> tuple[int, ...]:
-    return (width, *SLOT_SPATIAL[topology])
+    return (width, *token_topologies()[topology])
 
 
 class LibraryFactory:
