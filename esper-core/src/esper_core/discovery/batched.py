@@ -87,8 +87,9 @@ def _forward(module: nn.Module, params: Mapping[str, Tensor], prefix: str, x: Te
             x = _forward(child, params, f"{prefix}{name}.", x, m)
         return x
     if isinstance(module, Scaffold):
-        return _forward(module.head, params, f"{prefix}head.", _forward(
-            module.blueprint, params, f"{prefix}blueprint.", _forward(module.stem, params, f"{prefix}stem.", x, m), m), m)
+        stem = _forward(module.stem, params, f"{prefix}stem.", x, m)
+        return _forward(module.head, params, f"{prefix}head.",
+                        _forward(module.blueprint, params, f"{prefix}blueprint.", stem, m), m)
     if isinstance(module, Residual):
         return x + _forward(module.body, params, f"{prefix}body.", x, m)
     if isinstance(module, Gate):

@@ -36,11 +36,11 @@ import torch
 from attrs import define, field, frozen
 from torch import Tensor
 
-from esper_core.options import int_at_least, non_negative_number
 from esper_core.discovery.batched import Scaffold, TrainData, train_batched
 from esper_core.discovery.compile import compile_program
 from esper_core.discovery.curriculum import CrucibleTask, get_tasks
 from esper_core.discovery.grammar import CheckedProgram, GrammarError, check, structure_key
+from esper_core.options import int_at_least, non_negative_number
 
 logger = structlog.get_logger(__name__)
 
@@ -184,7 +184,7 @@ class Crucible:
                 scored.extend(self._score_group(key, chunk, checked[chunk[0]], first))
         redundancy = self._redundancy([p for _, _, p in scored])
         w = self.config.weights
-        for (i, ev, probes), red in zip(scored, redundancy, strict=True):
+        for (i, ev, _), red in zip(scored, redundancy, strict=True):
             fitness = ev.fitness - w.redundancy_weight * red
             results[i] = Evaluation(tokens=ev.tokens, fitness=fitness, valid=True, performance=ev.performance,
                                     params=ev.params, latency_ms=ev.latency_ms, stable=ev.stable,
