@@ -129,3 +129,26 @@ def test_core_declares_no_training_option_itself():
         text = path.read_text(encoding="utf-8")
         for flag in ('"--rounds"', '"--envs"', '"--episode-length"', '"--dataset"', "TRAINING_OPTIONS"):
             assert flag not in text, f"{path.relative_to(ESPER_CORE_SRC)} names {flag}"
+
+
+def test_a_declared_option_never_shadows_one_of_the_commands_own_flags():
+    module = types.ModuleType("shadowing")
+
+    @hookimpl
+    def esper_register_policies():
+        return [PolicySpec(name="shadow", factory=lambda context: None, trainer=_trainer, description="test",
+                           training_options=(TrainingOption(name="seed", type=int, help="trainer seed"),))]
+
+    module.esper_register_policies = esper_register_policies
+    plugins = load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("shadowing", module)])
+    state = AppState(PluginSettings(autoload=False), _plugins=plugins)
+    result = CliRunner().invoke(run_command, ["--help"], obj=state)
+    assert result.exit_code == 0 and result.output.count("--seed") == 1 and "trainer seed" not in result.output
+
+
+def test_the_option_that_extends_a_finished_run_on_resume(state):
+    from esper_core.setup.training_options import resume_extension
+
+    assert resume_extension(state.catalog.policies.get("stepper")).flag == "--rounds"
+    assert resume_extension(state.catalog.policies.get("scripted")) is None
+    check_training_options(state.catalog.policies.get("scripted"), state.catalog, {"other": 1}, training=False)
