@@ -144,6 +144,8 @@ def test_a_plugin_without_source_files_is_never_cached():
     (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "extra": 1}}), "exactly the fields"),
     (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "val_accuracy_per_epoch": ["x"]}}),
      "numbers only"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "test_metrics": {"perplexity": "x"}}}),
+     "map names to numbers"),
     (lambda entry: " " * (baseline_module.MAX_ENTRY_BYTES + 1), "larger than"),
 ])
 def test_a_damaged_entry_is_reported_and_recomputed(catalog, tmp_path, damage, why):

@@ -19,11 +19,11 @@ from esper_core.testing import toy
 from esper_core.tolaria.job import execute_run
 
 
-def _run(tmp_path):
+def _run(tmp_path, *, baseline=False):
     catalog = build_catalog(load_plugins(PluginSettings(autoload=False),
                                          extra=[("toy", toy), ("scripted", _policies_plugin())]))
     config = RunConfig.from_dict({"run": {"task": "toy", "policy": "scripted", "epochs": 3,
-                                          "compare_baseline": False}})
+                                          "compare_baseline": baseline, "baseline_cache": False}})
     out = create_run_dir(tmp_path / "run")
     summary = execute_run(resolve_run(config, catalog), catalog, out)
     epochs = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
@@ -59,3 +59,12 @@ def test_the_end_of_run_table_shows_test_loss_and_metrics_for_both_rows():
     assert run_row.split()[:5] == ["heuristic", "39.50", "1.7500", "5.7546", "2.5247"]
     # A baseline summary without the measures shows dashes, not a crash.
     assert base_row.split()[2:6] == ["37.00", "-", "-", "-"]
+
+
+def test_the_baseline_row_has_the_same_measures(tmp_path, monkeypatch):
+    monkeypatch.setattr(toy.ToyTask, "loss_metrics", lambda self, loss: {"twice": 2 * loss}, raising=False)
+    summary, _ = _run(tmp_path, baseline=True)
+    baseline = summary["baseline"]
+    assert baseline["test_metrics"] == {"twice": pytest.approx(2 * baseline["test_loss"])}
+    base_row = format_summary(summary).splitlines()[5]
+    assert f"{baseline['test_loss']:.4f}" in base_row and f"{2 * baseline['test_loss']:.4f}" in base_row

@@ -70,6 +70,8 @@ FIELDS: Mapping[str, tuple[type, ...]] = {
     "best_accuracy": (float, int),
     "val_accuracy_per_epoch": (list,),
     "test_accuracy": (float, int, type(None)),
+    "test_loss": (float, int, type(None)),
+    "test_metrics": (dict,),
     "host_params": (int,),
     "seed_params": (int,),
     "wall_seconds": (float, int),
@@ -181,6 +183,8 @@ def check_entry(data: Any, key: str) -> dict[str, Any]:
             raise ValueError(f"baseline field {name!r} holds {type(value).__name__}")
     if not all(type(v) in (float, int) for v in baseline["val_accuracy_per_epoch"]):
         raise ValueError("baseline field 'val_accuracy_per_epoch' must hold numbers only")
+    if not all(isinstance(k, str) and type(v) in (float, int) for k, v in baseline["test_metrics"].items()):
+        raise ValueError("baseline field 'test_metrics' must map names to numbers")
     return baseline
 
 
@@ -242,6 +246,10 @@ def baseline_episode(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_n
         "best_accuracy": result.best_accuracy,
         "val_accuracy_per_epoch": curve,
         "test_accuracy": result.test_accuracy,
+        # the test loss and the task's metrics of it (text: perplexity, bits per byte), for the
+        # end-of-run table's baseline row
+        "test_loss": result.test_loss,
+        "test_metrics": dict(result.test_metrics),
         "host_params": result.host_params,
         "seed_params": result.fossilized_params,
         "wall_seconds": round(result.seconds, 3),
