@@ -115,8 +115,9 @@ def _baseline_curve(axis: Axes, baseline: Mapping[str, Any]) -> None:
     """The no-seed baseline's validation accuracy per epoch; a summary from before the curve
     was recorded has only its final value, drawn as a flat line and labelled as such."""
     curve = baseline.get("val_accuracy_per_epoch")
-    values = [_number(v) for v in curve] if isinstance(curve, list) else []
-    if values and all(v is not None for v in values):
+    measured = [_number(v) for v in curve] if isinstance(curve, list) else []
+    values = [v for v in measured if v is not None]
+    if values and len(values) == len(measured):  # a damaged point: the final value only
         axis.plot(range(1, len(values) + 1), values, color="#555555", linestyle="--", linewidth=1,
                   label=f"no-seed baseline, validation (final {values[-1]:.1f}%)")
         return
