@@ -53,6 +53,10 @@ def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
 
+def _is_non_empty_str(v: Any) -> bool:
+    return isinstance(v, str) and v != ""
+
+
 @frozen(kw_only=True)
 class TrainingConfig:
     """The ``[training]`` table: :class:`~esper_core.contracts.run_defaults.TrainingSettings`
@@ -75,11 +79,9 @@ class RunConfig:
     """Everything ``esper run`` needs, before task defaults are applied (``None`` = default)."""
 
     #: None: the task an installed plugin declares the default (esper_core.setup.defaults)
-    task: str | None = field(default=None, validator=_check(
-        lambda v: v is None or (isinstance(v, str) and v), "a task name"))
+    task: str | None = field(default=None, validator=_check(_is_non_empty_str, "a task name", optional=True))
     #: None: the policy an installed plugin declares the default
-    policy: str | None = field(default=None, validator=_check(
-        lambda v: v is None or (isinstance(v, str) and v), "a policy name"))
+    policy: str | None = field(default=None, validator=_check(_is_non_empty_str, "a policy name", optional=True))
     epochs: int | None = field(default=None, validator=optional_int_at_least(1))
     episodes: int = field(default=1, validator=int_at_least(1))
     seed: int = field(default=0, validator=int_at_least(0))
@@ -96,14 +98,13 @@ class RunConfig:
     deterministic: bool = field(default=False, validator=_check(_is_bool, "true or false"))
     #: torch intra-op threads on CPU; 0 = automatic (see esper_core.setup.seeding.choose_threads)
     threads: int = field(default=0, validator=int_at_least(0))
-    reward_preset: str = field(default="shaped", validator=_check(lambda v: isinstance(v, str) and v, "a preset name"))
+    reward_preset: str = field(default="shaped", validator=_check(_is_non_empty_str, "a preset name"))
     telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_name_list)
     #: training observers to run; None = every installed one, [] = none
     observers: tuple[str, ...] | None = field(default=None, converter=_name_list)
-    out: str | None = field(default=None, validator=_check(lambda v: v is None or (isinstance(v, str) and v), "a path"))
+    out: str | None = field(default=None, validator=_check(_is_non_empty_str, "a path", optional=True))
     #: a blueprint library file (from ``esper discover``): its blueprints join the task's catalog
-    blueprint_library: str | None = field(
-        default=None, validator=_check(lambda v: v is None or (isinstance(v, str) and v), "a path"))
+    blueprint_library: str | None = field(default=None, validator=_check(_is_non_empty_str, "a path", optional=True))
     #: run checkpoints kept in ``RUN_DIR/checkpoints/`` (one is written after every epoch)
     checkpoint_keep: int = field(default=2, validator=int_at_least(1))
     training: TrainingConfig = field(factory=TrainingConfig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Literal
 
 LogFormat = Literal["auto", "console", "json"]
@@ -79,7 +79,7 @@ class CompactConsoleRenderer:
         # When the episode being trained was announced: its epochs' pace gives the ETA.
         self._episode_started: float | None = None
 
-    def __call__(self, logger: Any, name: str, event_dict: dict[str, Any]) -> str:
+    def __call__(self, logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> str:
         import structlog
 
         event = event_dict.get("event")
@@ -101,7 +101,7 @@ class CompactConsoleRenderer:
         self._pending = []
         return "\n".join(lines)
 
-    def _epoch_line(self, ev: dict[str, Any]) -> str:
+    def _epoch_line(self, ev: Mapping[str, Any]) -> str:
         now = self._clock()
         seconds = "" if self._mark is None else f"  {now - self._mark:.1f}s"
         self._mark = now
@@ -122,7 +122,7 @@ class CompactConsoleRenderer:
         return (f"epoch {ev['epoch']!s:>5}  loss {float(ev['train_loss']):.4f}  "
                 f"val {float(ev['val_accuracy']):5.2f}  {slots}  {decision}{seconds}{self._eta(ev, now)}")
 
-    def _eta(self, ev: dict[str, Any], now: float) -> str:
+    def _eta(self, ev: Mapping[str, Any], now: float) -> str:
         """``  ETA 3m10s`` for the rest of the episode at its pace so far (epoch ``k/n``)."""
         done, _, total = str(ev["epoch"]).partition("/")
         if self._episode_started is None or not (done.isdigit() and total.isdigit()):

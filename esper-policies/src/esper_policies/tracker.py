@@ -112,7 +112,7 @@ class SlotSignals:
     #: val accuracy now − accuracy at germination (negative = the model got worse).
     accuracy_change_since_germination: float | None
     #: the improvement measure over the current stage, oldest first, bounded by the window.
-    improvement_history: tuple[float, ...] = field(converter=tuple)
+    improvement_history: tuple[float, ...] = field(converter=tuple[float, ...])
 
     @property
     def live(self) -> bool:

@@ -18,14 +18,16 @@ from esper_core.options import as_bool, as_fraction, as_int, as_path
 class ImageTaskOptions:
     """Every option an image task understands; each task allows a subset (see ``ALLOWED``)."""
 
+    # as_int(...) is a call, and mypy's attrs plugin reads only named functions and lambdas as
+    # converters (hence the ignores); __init__ takes Any for these fields either way.
     #: Training images used (``None``: the task's default; CIFAR: the whole training set).
-    train_size: int | None = field(default=None, converter=as_int(1, optional=True))
+    train_size: int | None = field(default=None, converter=as_int(1, optional=True))  # type: ignore[misc]
     #: Validation images used (``None``: the task's default; CIFAR: 5,000 held back from the
     #: training set).
-    val_size: int | None = field(default=None, converter=as_int(1, optional=True))
+    val_size: int | None = field(default=None, converter=as_int(1, optional=True))  # type: ignore[misc]
     #: Held-out test images (``None``: the task's default; CIFAR: the whole test set).
-    test_size: int | None = field(default=None, converter=as_int(1, optional=True))
-    batch_size: int = field(default=128, converter=as_int(1))
+    test_size: int | None = field(default=None, converter=as_int(1, optional=True))  # type: ignore[misc]
+    batch_size: int = field(default=128, converter=as_int(1))  # type: ignore[misc]
     #: Host block widths (one injection point per block).
     widths: tuple[int, ...] = field(default=(8, 16, 32), converter=to_widths)
     #: Where dataset files live (``None``: ``$ESPER_DATA_DIR`` or ``~/.cache/esper/data``).
@@ -35,12 +37,12 @@ class ImageTaskOptions:
     #: Random 4-pixel-padded crops and horizontal flips on training batches.
     augment: bool = field(default=True, converter=as_bool)
     #: Seed of the procedural dataset itself (the run seed drives init and shuffling).
-    data_seed: int = field(default=0, converter=as_int(0))
+    data_seed: int = field(default=0, converter=as_int(0))  # type: ignore[misc]
     #: Training images per epoch, drawn afresh each epoch from the training set (``None``: all).
-    epoch_size: int | None = field(default=None, converter=as_int(1, optional=True))
+    epoch_size: int | None = field(default=None, converter=as_int(1, optional=True))  # type: ignore[misc]
     #: Side of the square procedural images in pixels (``shapes``: 32, ``micro``: 16); for
     #: ``imagefolder`` the side every image is resized to.
-    image_size: int = field(default=32, converter=as_int(4))
+    image_size: int = field(default=32, converter=as_int(4))  # type: ignore[misc]
     #: The data file or folder of the own-data tasks (``--data``).
     path: str | None = field(default=None, converter=as_path)
     #: Share of the training split carved off as validation when the data has no validation split.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -25,7 +26,7 @@ def plugins_command(state: AppState, as_json: bool) -> None:
         contributions = state.catalog.contributions
     except PluginError as exc:
         catalog_error = str(exc)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in loaded.plugins:
         rows.append({
             "name": info.name,

@@ -110,9 +110,9 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
             task_options[key] = value
     policy_options = parse_key_values(policy_option, flag="--policy-option")
     for key in [k for k in options if k.startswith(_TRAINING_FLAG)]:
-        value = options.pop(key)
-        if value is not None:
-            policy_options[key.removeprefix(_TRAINING_FLAG)] = value
+        flag_value = options.pop(key)
+        if flag_value is not None:
+            policy_options[key.removeprefix(_TRAINING_FLAG)] = flag_value
     if policy_checkpoint is not None:
         policy_options["checkpoint"] = str(policy_checkpoint)
         if options.get("policy") is None:

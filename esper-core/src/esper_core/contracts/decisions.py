@@ -79,7 +79,7 @@ class ActionMask:
 
     slots: tuple[tuple[bool, ...], ...] = field(converter=_bool_matrix)
     blueprints: tuple[bool, ...] = field(converter=_bool_tuple)
-    blueprint_keys: tuple[str, ...] = field(converter=tuple)
+    blueprint_keys: tuple[str, ...] = field(converter=tuple[str, ...])
     #: ``costs[i][j]``: parameters blueprint ``blueprint_keys[j]`` would add in slot ``i`` (its
     #: estimate at that slot's width); empty when the builder does not know them.
     costs: tuple[tuple[int, ...], ...] = field(

@@ -53,7 +53,7 @@ def event_from_record(record: Mapping[str, Any]) -> TelemetryEvent:
     if kind not in _EVENT_TYPES:
         raise ValueError(f"unknown telemetry event kind {kind!r}")
     cls = _EVENT_TYPES[kind]
-    hints = _field_types(cls)
+    hints = _field_types(kind)
     values = {k: v for k, v in data.items() if k in hints}
     for name, value in values.items():
         if not _accepts(hints[name], value):
@@ -64,7 +64,8 @@ def event_from_record(record: Mapping[str, Any]) -> TelemetryEvent:
 
 
 @functools.cache
-def _field_types(cls: type[TelemetryEvent]) -> dict[str, Any]:
+def _field_types(kind: str) -> dict[str, Any]:
+    cls = _EVENT_TYPES[kind]
     hints = typing.get_type_hints(cls)
     return {a.name: hints.get(a.name, Any) for a in attrs.fields(cls)}
 

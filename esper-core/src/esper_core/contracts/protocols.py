@@ -90,8 +90,8 @@ class Task(Protocol):
 class PolicyContext:
     """What a policy factory knows about the episodes it will control."""
 
-    slot_names: tuple[str, ...] = field(converter=tuple)
-    blueprint_keys: tuple[str, ...] = field(converter=tuple)
+    slot_names: tuple[str, ...] = field(converter=tuple[str, ...])
+    blueprint_keys: tuple[str, ...] = field(converter=tuple[str, ...])
     topology: str
     max_epochs: int
     seed: int
@@ -219,10 +219,11 @@ class RewardContext:
     decision: Decision
     decision_applied: bool
     #: (slot name, from stage name, to stage name) of every transition during this step.
-    transitions: tuple[tuple[str, str, str], ...] = field(converter=tuple, factory=tuple)
+    transitions: tuple[tuple[str, str, str], ...] = field(converter=tuple[tuple[str, str, str], ...], factory=tuple)
     rollbacks: int = 0
     #: (slot name or None, signature) of every anomaly detected during this step.
-    anomalies: tuple[tuple[str | None, str], ...] = field(converter=tuple, factory=tuple)
+    anomalies: tuple[tuple[str | None, str], ...] = field(converter=tuple[tuple[str | None, str], ...],
+                                                         factory=tuple)
     terminal: bool = False
     #: accuracy at the start of the episode (after epoch 1), for "total improvement" guards.
     start_accuracy: float = 0.0

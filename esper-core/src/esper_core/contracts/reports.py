@@ -67,7 +67,8 @@ class EpochReport:
     val_accuracy: float
     host_params: int
     seed_params: int  # live + fossilized seed parameters
-    slots: tuple[SlotReport, ...] = field(converter=tuple)
+    # A parametrised tuple converts like tuple() and tells mypy what callers may pass.
+    slots: tuple[SlotReport, ...] = field(converter=tuple[SlotReport, ...])
     rollbacks: int = 0
     max_seeds: int = 1
 
@@ -87,5 +88,5 @@ class TrainingSignals:
     smoothed_delta: float
     plateau_epochs: int
     epochs_since_cull: int
-    accuracy_history: tuple[float, ...] = field(converter=tuple)
-    loss_history: tuple[float, ...] = field(converter=tuple)
+    accuracy_history: tuple[float, ...] = field(converter=tuple[float, ...])
+    loss_history: tuple[float, ...] = field(converter=tuple[float, ...])

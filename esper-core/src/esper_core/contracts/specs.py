@@ -79,6 +79,10 @@ class BlueprintSpec:
         return f"{self.topology}:{self.name}"
 
 
+def _task_defaults(value: Any, spec: Any) -> RunDefaults:  # spec: the TaskSpec being built
+    return as_run_defaults(value, f"task {spec.name!r} defaults")
+
+
 @frozen(kw_only=True)
 class TaskSpec:
     """A training task: how to build the data and the host for one episode.
@@ -95,8 +99,8 @@ class TaskSpec:
     description: str = field(validator=non_empty_str)
     defaults: RunDefaults = field(
         factory=RunDefaults, eq=False,
-        converter=attrs.Converter(lambda value, self: as_run_defaults(value, f"task {self.name!r} defaults"),
-                                  takes_self=True))
+        # mypy's attrs plugin reads plain converters only, not attrs.Converter(takes_self=True).
+        converter=attrs.Converter(_task_defaults, takes_self=True))  # type: ignore[misc]
     #: Gate thresholds and lifecycle timing recommended for this task's topology.
     kasmina: TopologyDefaults = field(factory=TopologyDefaults)
     #: The widest injection point of the host at default options. Declared here, not read off a

@@ -11,7 +11,7 @@ elementwise, so one ``torch.optim.Adam`` over the stacked tensors is M independe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +27,8 @@ EXPLOSION_LOSS = 1e4
 _SMALL_MATMUL = 4096
 
 _ELEMENTWISE = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Identity)
-_POOLS = {nn.AvgPool1d: F.avg_pool1d, nn.AvgPool2d: F.avg_pool2d,
-          nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d}
+_POOLS: dict[type[nn.Module], Callable[..., Tensor]] = {
+    nn.AvgPool1d: F.avg_pool1d, nn.AvgPool2d: F.avg_pool2d, nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d}
 
 
 class ToSpatial(nn.Module):
@@ -186,7 +186,7 @@ def train_batched(models: Sequence[Scaffold], data: TrainData, *, steps: int, lr
     return TrainResult(losses=losses, accuracy=accuracy, stable=stable, probe=probe)
 
 
-def _adam(params: list[Tensor], lr: float) -> torch.optim.Optimizer:
+def _adam(params: Sequence[Tensor], lr: float) -> torch.optim.Optimizer:
     # The fused kernel does the whole update in one pass per tensor: the same arithmetic for a
     # stacked tensor as for each model's own.
     return adam(params, lr=lr)

@@ -225,11 +225,11 @@ class Crucible:
         w = self.config.weights
         out = []
         for j, i in enumerate(members):
-            perf = {name: float(v[j]) for name, v in performance.items()}
+            task_perf = {name: float(v[j]) for name, v in performance.items()}
             is_stable = bool(stable[j])
-            base = (statistics.fmean(perf.values()) - w.param_weight * params / max(w.param_scale, 1e-12)
+            base = (statistics.fmean(task_perf.values()) - w.param_weight * params / max(w.param_scale, 1e-12)
                     - w.latency_weight * latency + w.stability_bonus * is_stable)
-            ev = Evaluation(tokens=tokens, fitness=base, valid=True, performance=perf, params=params,
+            ev = Evaluation(tokens=tokens, fitness=base, valid=True, performance=task_perf, params=params,
                             latency_ms=latency, stable=is_stable)
             out.append((i, ev, {name: p[j] for name, p in probes.items()}))
         return out

@@ -44,7 +44,7 @@ class LibraryError(ConfigError):
 @frozen(kw_only=True)
 class LibraryEntry:
     name: str
-    tokens: tuple[str, ...] = field(converter=tuple)
+    tokens: tuple[str, ...] = field(converter=tuple[str, ...])
     fitness: float
     performance: Mapping[str, float] = field(factory=dict)
     params: float = 0.0
@@ -54,7 +54,7 @@ class LibraryEntry:
 @frozen(kw_only=True)
 class BlueprintLibrary:
     topology: str
-    entries: tuple[LibraryEntry, ...] = field(converter=tuple)
+    entries: tuple[LibraryEntry, ...] = field(converter=tuple[LibraryEntry, ...])
     provenance: Mapping[str, Any] = field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -175,7 +175,7 @@ class RegularizedEvolution:
         self.population: collections.deque[tuple[Tokens, float]] = collections.deque()
 
     def propose(self, n: int) -> list[Tokens]:
-        out = []
+        out: list[Tokens] = []
         for _ in range(n):
             if len(self.population) + len(out) < self.size or not self.population:
                 out.append(random_program(self.rng))

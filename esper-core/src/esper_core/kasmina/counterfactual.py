@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
 from attrs import field, frozen
@@ -75,7 +75,7 @@ class ValidationResult:
 
 
 @contextlib.contextmanager
-def _forced(model: MorphogeneticModel, alphas: Mapping[str, float]):  # type: ignore[no-untyped-def]
+def _forced(model: MorphogeneticModel, alphas: Mapping[str, float]) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for name, alpha in alphas.items():
             stack.enter_context(model.force_alpha(name, alpha))
@@ -180,6 +180,7 @@ def evaluate(
                         on = model.run_from(cache[p], p)
                     n_on = correct_fn(on, y)[0]
                     gain_correct[s.name] = gain_correct[s.name] + n_on
+                    assert base is not None  # computed whenever there are TRAINING seeds
                     gain_pairs[s.name].add(scores(on, y, n_on, n) - base)
                 if not shapley:
                     for s in blended:
@@ -188,6 +189,7 @@ def evaluate(
                             off_out = model.run_from(cache[p], p)
                         n_off = correct_fn(off_out, y)[0]
                         removed_correct[s.name] = removed_correct[s.name] + n_off
+                        assert base is not None  # computed whenever blended seeds are removed one by one
                         removed_pairs[s.name].add(base - scores(off_out, y, n_off, n))
                     continue
                 # Shapley: an "all blended seeds off" pass, then each coalition's suffix.

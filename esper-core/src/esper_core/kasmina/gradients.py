@@ -82,7 +82,7 @@ def group_grad_norms(
     out: dict[str | None, Tensor] = {}
     for key, start, stop in bounds:
         if stop > start:
-            out[key] = torch.linalg.vector_norm(torch.stack(norms[start:stop]))
+            out[key] = torch.linalg.vector_norm(torch.stack(list(norms[start:stop])))
         else:
             out[key] = torch.zeros(())
     return out

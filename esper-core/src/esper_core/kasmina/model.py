@@ -125,23 +125,22 @@ class MorphogeneticModel(nn.Module):
         self._emit = emit
         # Slots in the user's order (their index is the controller's slot index) ...
         ordered = sorted(chosen, key=known.index)
-        self.slots = nn.ModuleDict(
-            {
-                name: SeedSlot(
-                    name,
-                    points[known.index(name)],
-                    index=i,
-                    detach_host_in_blending=lifecycle.detach_host_in_blending,
-                    straight_through=lifecycle.training_objective == "straight_through",
-                )
-                for i, name in enumerate(ordered)
-            }
-        )
+        seed_slots = {
+            name: SeedSlot(
+                name,
+                points[known.index(name)],
+                index=i,
+                detach_host_in_blending=lifecycle.detach_host_in_blending,
+                straight_through=lifecycle.training_objective == "straight_through",
+            )
+            for i, name in enumerate(ordered)
+        }
+        self.slots = nn.ModuleDict(seed_slots)
         # ... and by injection point for the forward. Plain tuples (not registered twice);
         # indexing a tuple is much cheaper than an nn.ModuleList in the hot loop.
         by_point: list[SeedSlot | None] = [None] * len(points)
-        for slot in self.slots.values():
-            by_point[known.index(slot.name)] = slot  # type: ignore[union-attr]
+        for name, slot in seed_slots.items():
+            by_point[known.index(name)] = slot
         self._by_point: tuple[SeedSlot | None, ...] = tuple(by_point)
         self._segments: tuple[nn.Module, ...] = tuple(host.segments)
 

@@ -21,8 +21,9 @@ parameters, and torch's own classes elsewhere; every optimizer Esper creates com
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor
@@ -56,13 +57,18 @@ class _EagerStep:
     load_state_dict = _unwrapped("load_state_dict")
 
     param_groups: list[dict[str, Any]]
-    state: dict[Tensor, dict[str, Any]]
+    state: defaultdict[Tensor, Any]
     #: Group options the fused step leaves to torch.optim: each must be false in every group.
     _refused: tuple[str, ...] = ("maximize", "differentiable")
 
     def _fused_group_step(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    # The overloads are torch.optim.Optimizer.step's, which this step replaces.
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None
         if closure is not None:

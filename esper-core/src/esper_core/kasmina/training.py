@@ -63,7 +63,7 @@ class TrainStats:
 
     loss: float
     steps: int
-    rollbacks: tuple[GovernorRollback, ...] = field(factory=tuple, converter=tuple)
+    rollbacks: tuple[GovernorRollback, ...] = field(factory=tuple, converter=tuple[GovernorRollback, ...])
 
     @property
     def skipped(self) -> int:
@@ -198,7 +198,8 @@ class SeedTrainer:
     def _trained_params(self) -> tuple[list[SeedSlot], dict[str | None, list[nn.Parameter]]]:
         trained = [s for s in self.model.all_slots()
                    if s.stage in TRAINED_STAGES and s.seed is not None]
-        params = {s.name: list(s.seed.parameters()) for s in trained}  # type: ignore[union-attr]
+        params: dict[str | None, list[nn.Parameter]] = {
+            s.name: list(s.seed.parameters()) for s in trained}  # type: ignore[union-attr]
         return trained, params
 
     def train_epoch(

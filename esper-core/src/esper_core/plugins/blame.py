@@ -112,9 +112,10 @@ def blame(kind: str, name: str, module: str, doing: str) -> Iterator[None]:
 def blame_plugin_code(during: str, *, keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Name the plugin behind any exception from the block (see :func:`from_traceback`);
     Esper's own errors and the ``keep`` types pass through unchanged."""
+    passed: tuple[type[BaseException], ...] = (EsperError, *keep)
     try:
         yield
-    except (EsperError, *keep):
+    except passed:
         raise
     except Exception as exc:
         blamed = from_traceback(exc, during=during)

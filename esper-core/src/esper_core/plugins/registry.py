@@ -135,7 +135,7 @@ class Catalog:
         return self.plugins.failures
 
     def registry(self, attribute: str) -> Registry[Any]:
-        return getattr(self, attribute)  # type: ignore[no-any-return]
+        return getattr(self, attribute)
 
 
 def _specs(loaded: LoadedPlugins, info: PluginInfo, hook_name: str, spec_type: type,

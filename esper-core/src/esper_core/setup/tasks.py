@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
 from esper_core.contracts.events import TelemetryEvent
-from esper_core.contracts.protocols import Task
+from esper_core.contracts.protocols import SegmentedHost, Task
 from esper_core.kasmina import GateSuite, MorphogeneticModel
 from esper_core.plugins.blame import blame, module_of
 from esper_core.setup.resolve import ResolvedRun
@@ -40,7 +41,8 @@ def prepare_task(resolved: ResolvedRun) -> tuple[str, Task, tuple[str, ...]]:
     seed_everything(config.seed, deterministic=config.deterministic)
     task = build_task(resolved, seed=config.seed, device=device)
     probe_host = task.build_host()
-    slot_names = resolved.slots or tuple(p.name for p in probe_host.injection_points)
+    points = cast(SegmentedHost, probe_host).injection_points  # build_host's contract
+    slot_names = resolved.slots or tuple(p.name for p in points)
     threads = choose_threads(config.threads, device, sum(p.numel() for p in probe_host.parameters()))
     if threads is not None:
         torch.set_num_threads(threads)

@@ -153,7 +153,7 @@ def _refuse_policy_training_run(run_dir: Path, config: RunConfig, catalog: Catal
     """A run that trained a learned policy (PPO, IQL) grows hosts only inside its episodes and
     keeps none: its product is ``policy.pt``, so "not finished" would send the user to wait."""
     training = False
-    if "checkpoint" not in config.policy_options:
+    if "checkpoint" not in config.policy_options and config.policy is not None:
         try:
             training = catalog.policies.get(config.policy).learned
         except UnknownNameError:  # a policy not installed here: its policy.pt still tells
@@ -216,12 +216,12 @@ def export_model(run_dir: Path, catalog: Catalog, *, fmt: str = DEFAULT_FORMAT, 
                 torch.jit.save(program, handle, _extra_files={CONTRACT_FILE: text})
             got = program(example)
         elif fmt == "torch-export":
-            program = _torch_export(plain, example)
+            exported = _torch_export(plain, example)
             with atomic_file(path) as handle, warnings.catch_warnings():
                 # torch notes that shared (tied) weights are stored once; the model is on the CPU.
                 warnings.filterwarnings("ignore", "No complete tensor found", UserWarning)
-                torch.export.save(program, handle, extra_files={CONTRACT_FILE: text})
-            got = program.module()(example)
+                torch.export.save(exported, handle, extra_files={CONTRACT_FILE: text})
+            got = exported.module()(example)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -74,7 +74,7 @@ def check_header(data: Mapping[str, Any], fields: Mapping[str, type], *, where: 
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
             raise ConfigError(f"{where} is damaged: header field {key!r} is "
                               f"{'missing' if value is None else type(value).__name__}, not {kind.__name__}")
-        if kind is list and not all(isinstance(v, str) for v in value):
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} is damaged: header field {key!r} is not a list of names")
 
 

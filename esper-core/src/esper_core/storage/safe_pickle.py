@@ -112,7 +112,7 @@ class _Unpickler(pickle.Unpickler):
 
 def dumps(state: Any) -> tuple[bytes, list[torch.Tensor]]:
     """The pickle of ``state`` without its tensors, and the tensors (in persistent-id order)."""
-    buffer, tensors = io.BytesIO(), []
+    buffer, tensors = io.BytesIO(), []  # type: tuple[io.BytesIO, list[torch.Tensor]]
     _Pickler(buffer, tensors).dump(state)
     return buffer.getvalue(), tensors
 

@@ -213,7 +213,7 @@ class PolicyConformance:
                              seed=seed)
 
     def make_policy(self, context: PolicyContext) -> Policy:
-        return self.spec.factory(context=context)  # type: ignore[no-any-return]
+        return self.spec.factory(context=context)
 
     def _episode(self, seed: int) -> list[Decision]:
         rng = random.Random(seed)

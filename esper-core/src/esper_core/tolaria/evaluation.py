@@ -54,7 +54,7 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
     resolved = resolve_run(attrs.evolve(config, **changes), catalog)
     device, _, slot_names = prepare_task(resolved)
     seeds = [episode_seed(resolved.config.seed, env=0, episode=k, held_out=True) for k in range(episodes)]
-    rows = []
+    rows: list[dict[str, Any]] = []
     names = (trained, *[a for a in against if a != trained])
     report = on_progress or (lambda done, total, note: None)
     report(0, len(names) * episodes, "")
@@ -70,7 +70,7 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
         accuracy = _mean_std([r.final_accuracy for r in results])
         params = _mean_std([float(r.fossilized_params) for r in results])
         returns = _mean_std([r.total_reward for r in results])
-        outcomes: dict[str, Counter[str]] = {}
+        outcomes: dict[str | None, Counter[str]] = {}
         for r in results:
             for record in r.seeds:
                 outcomes.setdefault(record.blueprint, Counter())[record.outcome] += 1

@@ -50,7 +50,7 @@ _FIGURES = (
 class Report:
     history: RunHistory
     html: Path
-    figures: tuple[FigureFile, ...] = attrs.field(converter=tuple)
+    figures: tuple[FigureFile, ...] = attrs.field(converter=tuple[FigureFile, ...])
 
 
 def build_report(run_dir: Path, out_dir: Path | None = None, *,
