@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from attrs import field, frozen
 
@@ -15,12 +16,14 @@ from esper_core.options import (
     as_fraction,
     as_int,
     as_path,
+    check,
     int_at_least,
     is_bool,
     non_empty_text,
     number_in,
     one_of,
     parse_options,
+    reject_all,
 )
 
 OWNER = "task 'demo'"
@@ -104,3 +107,32 @@ def test_direct_construction_raises_a_value_error_naming_the_key() -> None:
     with pytest.raises(ValueError, match="^size = 0 is invalid; expected an integer ≥ 1$") as info:
         Demo(size=0)
     assert isinstance(info.value, InvalidValue) and isinstance(info.value, ConfigError)
+
+
+def test_a_component_without_options_refuses_every_key() -> None:
+    reject_all({}, owner="policy 'noop'")
+    reject_all(None, owner="policy 'noop'")
+    with pytest.raises(ConfigError, match="^policy 'noop': unknown option 'x'; allowed options: none$"):
+        reject_all({"x": 1}, owner="policy 'noop'")
+
+
+@frozen(kw_only=True)
+class Foreign:
+    """Validators written with attrs' own helpers still give the one message style."""
+
+    mode: str = field(default="a", validator=attrs.validators.in_(("a", "b")))
+    count: int = field(default=1, validator=attrs.validators.instance_of(int))
+    level: float = field(default=0.0, converter=float)
+    text: str | None = field(default=None, validator=check(lambda v: v is None or v.isalpha(), "letters"))
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"mode": "c"}, "sink 's' option 'mode' = 'c' is invalid; expected one of 'a', 'b'"),
+    ({"count": "2"}, "sink 's' option 'count' = '2' is invalid; expected an integer, got a string"),
+    ({"level": [1]}, "sink 's' option 'level' = [1] is invalid; expected a number, got a list"),
+    ({"text": "a1"}, "sink 's' option 'text' = 'a1' is invalid; expected letters"),
+])
+def test_foreign_validators_and_converters_are_reworded(given: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_options(Foreign, given, owner="sink 's'")
+    assert str(info.value) == expected

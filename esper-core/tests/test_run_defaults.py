@@ -56,3 +56,10 @@ def test_the_config_wins_then_the_task_then_the_record() -> None:
     assert (settings.epochs, settings.slots, settings.max_seeds) == (3, ("a",), 1)
     assert (settings.training.batch_size, settings.training.lr, settings.training.optimizer) == (8, 1e-2, "adamw")
     assert run_settings(RunConfig(), spec) == spec.defaults
+
+
+def test_from_mapping_takes_a_record_as_it_is_and_refuses_other_things() -> None:
+    record = RunDefaults(epochs=4)
+    assert RunDefaults.from_mapping(record) is record
+    with pytest.raises(ConfigError, match="^task 'toy' defaults: expected RunDefaults"):
+        task(("epochs", 4))
