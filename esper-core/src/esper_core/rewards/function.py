@@ -10,6 +10,7 @@ from attrs import frozen
 from esper_core.contracts.protocols import RewardContext
 from esper_core.contracts.specs import RewardTermSpec
 from esper_core.errors import ConfigError, PluginError, UnknownNameError
+from esper_core.options import invalid_message
 
 
 @frozen
@@ -36,7 +37,7 @@ class RewardFunction:
         self.weights: dict[str, float] = {s.name: s.presets[preset] for s in specs if preset in s.presets}
         for name, weight in (weights or {}).items():
             if not math.isfinite(weight):
-                raise ConfigError(f"[rewards] {name} = {weight!r} is invalid; expected a finite weight")
+                raise ConfigError(invalid_message("[rewards]", name, weight, "a finite weight"))
             self.weights[name] = float(weight)
         self._specs = {name: by_name[name] for name in self.weights}
 
