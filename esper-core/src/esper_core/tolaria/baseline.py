@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import platform
@@ -279,6 +280,10 @@ def _child(conn: Connection, parent: int, run_dir: Path | None, resolved: Resolv
     # The parent alone decides when the run stops (after its checkpoint) and ends this process.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+    # Its epoch lines would interleave with the run's on the same terminal; only warnings (a
+    # governor rollback, say) still show, marked as the baseline's.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    structlog.contextvars.bind_contextvars(baseline=True)
     _close_inherited_lock(run_dir)
     try:
         conn.send(("ok", baseline_episode(resolved, catalog, task, slot_names, parent=parent)))
