@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 from attrs import define, field, frozen, validators
@@ -22,13 +23,13 @@ from esper_core.contracts.reports import EpochReport, SlotReport
 from esper_core.options import int_at_least, non_negative_number, positive_number
 
 
-def _optional_number(instance: object, attribute: attrs.Attribute[object], value: float | None) -> None:
+def _optional_number(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     # NaN and Inf are allowed: they are what the detector looks for.
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise TypeError(f"{attribute.name} must be a number or None, got {value!r}")
 
 
-def _non_negative_or_non_finite(instance: object, attribute: attrs.Attribute[object],
+def _non_negative_or_non_finite(instance: object, attribute: attrs.Attribute[Any],
                                 value: float | None) -> None:
     _optional_number(instance, attribute, value)
     if value is not None and math.isfinite(value) and value < 0:

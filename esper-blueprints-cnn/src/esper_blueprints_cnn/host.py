@@ -9,6 +9,8 @@ something to do.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from attrs import field, frozen, validators
 from torch import nn
@@ -83,4 +85,5 @@ class CNNHost(nn.Module):
 
     def sequential(self) -> nn.Sequential:
         """The same layers (shared, not copied) as one flat ``nn.Sequential``."""
-        return nn.Sequential(*(layer for segment in self.segments for layer in segment))
+        # Every segment is an nn.Sequential (conv_block, classifier_head).
+        return nn.Sequential(*(layer for segment in self.segments for layer in cast(nn.Sequential, segment)))

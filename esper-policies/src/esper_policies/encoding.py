@@ -30,7 +30,7 @@ class MaskBatch:
     slots: torch.Tensor  # bool (B, n_ops, n_slots)
     blueprints: torch.Tensor  # bool (B, n_blueprints)
 
-    def index(self, rows: torch.Tensor | slice) -> MaskBatch:
+    def index(self, rows: torch.Tensor | slice | tuple[slice | torch.Tensor, ...]) -> MaskBatch:
         return MaskBatch(self.ops[rows], self.slots[rows], self.blueprints[rows])
 
     @staticmethod

@@ -7,6 +7,7 @@ matplotlib is imported only inside ``report``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -198,7 +199,7 @@ def compare_command(run_refs: tuple[str, ...], db: Path | None) -> None:
     for bp in blueprints:
         rows.append([f"{bp} F/C/L", *(
             "{fossilized}/{culled}/{live}".format_map(
-                {k: r.by_blueprint.get(bp, {}).get(k, 0) for k in ("fossilized", "culled", "live")}
+                {k: r.by_blueprint.get(bp, Counter()).get(k, 0) for k in ("fossilized", "culled", "live")}
             ) for r in records)])
     headers = ["", *(r.run_id for r in records)]
     click.echo(format_table(headers, rows, align="l" + "r" * len(records)))

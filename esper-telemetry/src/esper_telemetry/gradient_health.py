@@ -170,7 +170,7 @@ def _queue_engine_callback(callback: Any) -> None:
     """
     from torch.autograd import Variable
 
-    Variable._execution_engine.queue_callback(callback)  # type: ignore[attr-defined]
+    Variable._execution_engine.queue_callback(callback)
 
 
 class GradientHealthTracker:

@@ -24,6 +24,7 @@ class KaimingMismatch(nn.Module):
         self.conv = nn.Conv2d(width, width, kernel_size=3, padding=1)
         # The mismatch: the init says "relu", the forward has no relu.
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="relu")
+        assert self.conv.bias is not None  # Conv2d's default bias=True
         nn.init.zeros_(self.conv.bias)
         self.scale = LayerScale(width)
 

@@ -26,11 +26,13 @@ class ExpensiveIdentity(nn.Module):
         check_width(width)
         self.conv1 = nn.Conv2d(width, width, kernel_size=3, padding=1)
         nn.init.dirac_(self.conv1.weight)
+        assert self.conv1.bias is not None  # Conv2d's default bias=True
         nn.init.zeros_(self.conv1.bias)
         self.norm1 = nn.GroupNorm(norm_groups(width), width)
         self.act = nn.ReLU()
         self.conv2 = nn.Conv2d(width, width, kernel_size=3, padding=1)
         nn.init.zeros_(self.conv2.weight)
+        assert self.conv2.bias is not None
         nn.init.zeros_(self.conv2.bias)
         self.norm2 = nn.GroupNorm(norm_groups(width), width)
         self.scale = LayerScale(width)

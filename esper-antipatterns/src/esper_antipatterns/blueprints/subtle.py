@@ -72,6 +72,7 @@ class MomentumDampener(nn.Module):
         check_width(width)
         self.momentum = MOMENTUM
         self.register_buffer("ema", torch.zeros(1, width, 1, 1))
+        self.ema: torch.Tensor  # declared for mypy here: TorchScript rejects a class-level annotation
         self.scale = LayerScale(width, init=1.0 - MOMENTUM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,7 @@ class RepConv(nn.Module):
         conv = nn.Conv2d(width, width, 3, padding=1)
         with torch.no_grad():
             conv.weight.copy_(self.conv3.weight + F.pad(self.conv1.weight, [1, 1, 1, 1]))
-            assert self.conv3.bias is not None and self.conv1.bias is not None
+            assert conv.bias is not None and self.conv3.bias is not None and self.conv1.bias is not None
             conv.bias.copy_(self.conv3.bias + self.conv1.bias)
         return conv
 
@@ -104,6 +104,7 @@ class LaplacianEdges(nn.Module):
         check_width(width)
         lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
         self.register_buffer("kernel", lap.expand(width, 1, 3, 3).clone(), persistent=False)
+        self.kernel: torch.Tensor  # declared for mypy here: TorchScript rejects a class-level annotation
         self.groups = width
         self.proj = zero_(nn.Conv2d(width, width, 1))
 

@@ -83,7 +83,8 @@ def encode(sequences: list[tuple[str, ...]]) -> tuple[Tensor, Tensor, Tensor]:
 
 
 @torch.no_grad()
-def sample(model: nn.Module, n: int, generator: torch.Generator, temperature: float = 1.0) -> list[tuple[str, ...]]:
+def sample(model: GRUDecoder | TransformerDecoder, n: int, generator: torch.Generator,
+           temperature: float = 1.0) -> list[tuple[str, ...]]:
     """Draw ``n`` sequences (without EOS), each at most MAX_TOKENS tokens long."""
     token = torch.full((n,), INPUT_INDEX[BOS], dtype=torch.long)
     state = None

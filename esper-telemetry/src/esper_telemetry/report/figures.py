@@ -175,12 +175,13 @@ def _seed_lines(history: RunHistory, value: Callable[[Any], float | None], *, yl
     axis = axes[0, 0]
     banded = False
     for trace in traces:
-        points = [p for p in trace.points if value(p) is not None]
+        valued = [(p, y) for p in trace.points if (y := value(p)) is not None]
+        points = [p for p, _ in valued]
         xs = [p.epoch for p in points]
-        ys = [value(p) for p in points]
+        ys = [y for _, y in valued]
         (line,) = axis.plot(xs, ys, marker="o", markersize=3, label=trace.label)
-        spread = [(p.epoch, y, error(p)) for p, y in zip(points, ys, strict=True)] if error else []
-        spread = [(x, y, se) for x, y, se in spread if se is not None]
+        errors = [(p.epoch, y, error(p)) for p, y in zip(points, ys, strict=True)] if error else []
+        spread = [(x, y, se) for x, y, se in errors if se is not None]
         if len(spread) == 1:  # a band over one epoch has no width: an error bar instead
             (x, y, se), = spread
             axis.errorbar([x], [y], yerr=[se], color=line.get_color(), alpha=0.5, capsize=3)

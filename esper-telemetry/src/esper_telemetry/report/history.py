@@ -86,8 +86,8 @@ class RunHistory:
         for event in self.epochs:
             for slot in event.slots:
                 names.setdefault(str(slot.get("slot")), None)
-        for event in self.lifecycle:
-            names.setdefault(event.slot, None)
+        for transition in self.lifecycle:
+            names.setdefault(transition.slot, None)
         return list(names)
 
     def slot_points(self, slot: str) -> list[SlotPoint]:

@@ -56,7 +56,8 @@ def _summary_rows(history: RunHistory) -> list[tuple[str, Any, str]]:
     s = history.summary
     last = history.epochs[-1]
     best = max(e.val_accuracy for e in history.epochs)
-    baseline = s.get("baseline") if isinstance(s.get("baseline"), Mapping) else {}
+    recorded_baseline = s.get("baseline")
+    baseline: Mapping[str, Any] = recorded_baseline if isinstance(recorded_baseline, Mapping) else {}
     test, base_test = _number(s.get("test_accuracy")), _number(baseline.get("test_accuracy"))
     gain = test - base_test if test is not None and base_test is not None else None
     # The held-out test split (seen by no controller or gate) leads; validation figures,
@@ -81,7 +82,7 @@ def _summary_rows(history: RunHistory) -> list[tuple[str, Any, str]]:
     ]
 
 
-def _seed_rows(history: RunHistory) -> list[Mapping[str, Any]]:
+def _seed_rows(history: RunHistory) -> Sequence[Mapping[str, Any]]:
     seeds = history.summary.get("seeds")
     if isinstance(seeds, list) and seeds:
         return [s for s in seeds if isinstance(s, Mapping)]
