@@ -22,6 +22,7 @@ class PointwiseMLP(nn.Module):
         self.act = nn.GELU()
         self.down = nn.Conv2d(hidden, width, kernel_size=1)
         nn.init.zeros_(self.down.weight)
+        assert self.down.bias is not None  # Conv2d's default bias=True
         nn.init.zeros_(self.down.bias)
 
     def forward(self, x: Tensor) -> Tensor:
