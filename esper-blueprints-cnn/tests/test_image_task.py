@@ -195,3 +195,27 @@ def test_a_task_without_class_names_says_none() -> None:
     plain = ImageTask(name="plain", data=data, seed=0, device="cpu", batch_size=2, widths=(4, 8), augment=False)
     contract = plain.input_contract()
     assert contract["class_names"] is None and contract["input"]["shape"] == [1, 8, 8]
+
+
+def test_pre_padded_training_images_give_the_same_task() -> None:
+    # A dataset may come padded for the random crop (train_padding); the task must see the
+    # same images, statistics and batches as from the unpadded images it would pad itself.
+    from esper_blueprints_cnn.tasks.procedural import generate_shapes
+
+    images, labels = generate_shapes(70, seed=2)
+    padded, _ = generate_shapes(70, seed=2, padding=CROP_PADDING)
+
+    def task_of(train: torch.Tensor, padding: int, augment: bool) -> ImageTask:
+        data = ImageData(train_images=train, train_labels=labels, val_images=images, val_labels=labels,
+                         test_images=images, test_labels=labels, num_classes=10, train_padding=padding)
+        return ImageTask(name="t", data=data, seed=4, device="cpu", batch_size=16, widths=(4, 8),
+                         augment=augment)
+
+    for augment in (True, False):
+        own, given = task_of(images, 0, augment), task_of(padded, CROP_PADDING, augment)
+        assert given.image_size == own.image_size == (32, 32)
+        assert torch.equal(given._mean, own._mean) and torch.equal(given._inv_std, own._inv_std)
+        for (x1, y1), (x2, y2) in zip(own.train_batches(epoch=1), given.train_batches(epoch=1), strict=True):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    with pytest.raises(ValueError, match="train_padding must be 0 or 4"):
+        task_of(padded, 2, True)

@@ -98,3 +98,28 @@ def test_short_training_beats_chance_by_a_wide_margin() -> None:
             correct += int(c)
             total += n
     assert correct / total > 0.25  # chance is 0.10
+
+
+def test_padded_images_are_the_same_images_in_a_zero_border() -> None:
+    plain, labels = generate_shapes(40, seed=3)
+    padded, padded_labels = generate_shapes(40, seed=3, padding=4)
+    assert padded.shape == (40, 40, 40, 3) and torch.equal(labels, padded_labels)
+    assert torch.equal(padded[:, 4:-4, 4:-4], plain)
+    border = padded.clone()
+    border[:, 4:-4, 4:-4] = 0
+    assert not border.any()
+    with pytest.raises(ValueError, match="padding >= 0"):
+        generate_shapes(4, seed=0, padding=-1)
+
+
+def test_tasks_hold_the_shared_dataset_without_a_copy() -> None:
+    # A learned controller builds a task per episode: the process must hold one copy of the
+    # images however many tasks there are, padded for the crop or not.
+    options = {"train_size": 64, "val_size": 32, "test_size": 32}
+    a = make_shapes_task(seed=0, device="cpu", options=options)
+    b = make_shapes_task(seed=1, device="cpu", options=options)
+    assert a._train.data_ptr() == b._train.data_ptr() and a._val.data_ptr() == b._val.data_ptr()
+    assert a._train.shape == (64, 40, 40, 3)  # padded once, where it was generated
+    plain = make_shapes_task(seed=0, device="cpu", options={**options, "augment": False})
+    assert plain._train.shape == (64, 32, 32, 3)
+    assert torch.equal(plain._train, a._train[:, 4:-4, 4:-4])

@@ -43,7 +43,11 @@ class ImageData:
     """uint8 images ``(N, H, W, C)`` with int64 labels, for training, validation and test.
 
     The validation split is what controllers and gates see every epoch; the test split is held
-    out from both and measured once, at the end of an episode (``test_accuracy``)."""
+    out from both and measured once, at the end of an episode (``test_accuracy``).
+
+    ``train_padding`` is 0, or :data:`CROP_PADDING` when the training images already carry the
+    random crop's zero border: a task that augments then holds them as they are instead of a
+    padded copy (a dataset kept for many tasks, like the procedural ones, is kept padded)."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
@@ -52,6 +56,18 @@ class ImageData:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     num_classes: int = field()
+    train_padding: int = field(default=0)
+
+    @train_padding.validator
+    def _check_padding(self, _attribute: object, value: int) -> None:
+        if value not in (0, CROP_PADDING):
+            raise ValueError(f"train_padding must be 0 or {CROP_PADDING}, got {value}")
+
+    @property
+    def train_interior(self) -> torch.Tensor:
+        """The training images without their padding (a view)."""
+        p = self.train_padding
+        return self.train_images[:, p:-p, p:-p] if p else self.train_images
 
     def __attrs_post_init__(self) -> None:
         for name in ("train", "val", "test"):
@@ -132,13 +148,18 @@ class ImageTask:
             widths=widths, num_classes=data.num_classes, in_channels=data.train_images.shape[-1]
         )
         self.channels_last = prefers_channels_last(self.device, self.host_config.widths)
-        mean, std = channel_stats(data.train_images)
+        interior = data.train_interior
+        mean, std = channel_stats(interior)
         self._mean = mean.to(self.device)
         self._inv_std = std.reciprocal().to(self.device)
-        train = data.train_images.to(self.device)
         p = CROP_PADDING
-        # Pad once here rather than per batch; the crop is then a plain gather.
-        self._train = F.pad(train, (0, 0, p, p, p, p)) if augment else train
+        if augment:
+            # Pad once (here, or where the data was made) rather than per batch; the crop is
+            # then a plain gather.
+            train = data.train_images.to(self.device)
+            self._train = train if data.train_padding else F.pad(train, (0, 0, p, p, p, p))
+        else:
+            self._train = interior.to(self.device).contiguous()
         # One row per pixel: a crop is then a single index_select of precomputed pixel offsets,
         # 3.6x faster than advanced indexing with three broadcast index tensors (~100 vs ~380 us
         # for a batch of 32 on one thread).
@@ -148,7 +169,7 @@ class ImageTask:
         self._val_labels = data.val_labels.to(self.device, torch.int64)
         self._test = data.test_images.to(self.device)
         self._test_labels = data.test_labels.to(self.device, torch.int64)
-        self.image_size = (data.train_images.shape[1], data.train_images.shape[2])
+        self.image_size = (interior.shape[1], interior.shape[2])
         #: Training images per epoch: ``None`` is one pass over the training set; fewer draws
         #: each epoch a fresh subset (the head of that epoch's permutation) from the set as a pool.
         self.epoch_size = epoch_size
