@@ -50,8 +50,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PROFILES = ("minimal", "standard", "diagnostic")
 _DEFAULT_INTERVAL = {"minimal": 1, "standard": 10, "diagnostic": 1}
-#: Per-step, per-parameter norms wait on the device in a list and are folded into the epoch's
-#: accumulators once this many are waiting (bounded memory, amortised cost).
+#: Per-step, per-parameter norms wait on the device and are folded into the epoch's
+#: accumulators once this many are waiting (bounded memory, amortised cost). They wait as rows
+#: of one preallocated tensor per parameter set, not as the fused kernel's one-element tensors:
+#: thousands of those, each living for a hundred steps among a step's large temporaries,
+#: fragmented the C heap so much that the default run's peak memory grew by some 80 MB.
 _FOLD_NORMS = 4096
 
 
@@ -208,7 +211,8 @@ class GradientHealthTracker:
         self._buffers: dict[str, Any] | None = None
         self._index_cache: dict[tuple[int, ...], Any] = {}
         self._numel_cache: dict[tuple[int, ...], float] = {}
-        # Per-parameter norms of recent steps, by the parameters that had gradients.
+        # Per-parameter norms of recent steps, by the parameters that had gradients: a buffer
+        # of rows (one per step) and how many rows are filled.
         self._pending: dict[tuple[int, ...], list[Any]] = {}
         self._pending_count = 0
         # Backward-hook mode: an end-of-backward callback is queued for the running backward.
@@ -307,10 +311,14 @@ class GradientHealthTracker:
             norms = torch._foreach_norm(grads, 2, dtype=self._norm_dtype)
         pending = self._pending.get(present)
         if pending is None:
-            pending = self._pending[present] = []
+            rows = -(-_FOLD_NORMS // len(present))  # a fold comes before it can overflow
+            buffer = torch.empty(rows, len(present), device=norms[0].device, dtype=norms[0].dtype)
+            pending = self._pending[present] = [buffer, 0]
             if present not in self._numel_cache:
                 self._numel_cache[present] = float(sum(self._numel[i] for i in present))
-        pending.extend(norms)
+        row = pending[0][pending[1]]
+        torch.stack(norms, out=row)
+        pending[1] += 1
         self._pending_count += len(norms)
         if self._buffers is None:
             self._buffers = self._allocate(norms[0].device)
@@ -323,7 +331,7 @@ class GradientHealthTracker:
             if index is None:
                 index = torch.tensor(present, device=norms[0].device, dtype=torch.long)
                 self._index_cache[present] = index
-            self._accumulate_layers(grads, torch.stack(norms),
+            self._accumulate_layers(grads, row,  # (a fold leaves the rows' values as they are)
                                     self._buffers["numel"].index_select(0, index),
                                     self._buffers["layer_of"].index_select(0, index))
 
@@ -331,14 +339,17 @@ class GradientHealthTracker:
         """Add the waiting per-step norms into the accumulators (no device sync)."""
         import torch
 
-        pending, self._pending, self._pending_count = self._pending, {}, 0
-        if not pending:
+        if not self._pending_count:
             return
+        self._pending_count = 0
         assert self._buffers is not None
         cfg = self.config
-        for present, flat in pending.items():
+        for present, pending in self._pending.items():
+            (buffer, used), pending[1] = pending, 0
+            if not used:
+                continue
             # One row per step: that step's per-parameter norms, combined into its global norm.
-            total = torch.linalg.vector_norm(torch.stack(flat).view(-1, len(present)), dim=1)
+            total = torch.linalg.vector_norm(buffer[:used], dim=1)
             finite = torch.isfinite(total)
             rms = total / math.sqrt(self._numel_cache[present])
             vanish = (rms < cfg.vanishing_threshold) & finite
