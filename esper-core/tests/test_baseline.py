@@ -16,6 +16,7 @@ from engine_helpers import Scripted, _policies_plugin
 from structlog.testing import capture_logs
 
 from esper_core import hookimpl
+from esper_core.cache import cache_dir
 from esper_core.config import RunConfig
 from esper_core.contracts import PolicySpec
 from esper_core.errors import ConfigError
@@ -25,7 +26,7 @@ from esper_core.setup.tasks import prepare_task
 from esper_core.storage.rundir import LOCK_FILE, RunDirLock, create_run_dir
 from esper_core.testing import toy
 from esper_core.tolaria import baseline as baseline_module
-from esper_core.tolaria.baseline import Baseline, baseline_episode, cache_dir, cache_key, check_entry
+from esper_core.tolaria.baseline import Baseline, baseline_episode, cache_key, check_entry
 from esper_core.tolaria.job import execute_run
 
 PLUGIN = "esper_baseline_test_policies"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import define, field
 
 from esper_core.plugins.manager import LoadedPlugins, PluginSettings, load_plugins
-from esper_core.plugins.registry import Catalog, build_catalog
+
+if TYPE_CHECKING:  # the registries import every contract; `esper --help` needs none of them
+    from esper_core.plugins.registry import Catalog
 
 
 @define
@@ -25,5 +29,7 @@ class AppState:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
+            from esper_core.plugins.registry import build_catalog
+
             self._catalog = build_catalog(self.plugins)
         return self._catalog

@@ -9,9 +9,9 @@ to be a second full episode after the run's own, doubling the default run's wall
    options, rewards, telemetry, the blueprint list, where the run writes), the source of every
    loaded Esper distribution, torch's (and Python's and NumPy's) version, the thread count, the
    CPU and the device — trajectories depend on all of them. An entry is a small JSON file under
-   the cache directory (``$ESPER_CACHE_DIR``, else ``$XDG_CACHE_HOME/esper``, else
-   ``~/.cache/esper``), read like any input: size-capped, parsed as data, its key and every
-   field's type checked; a bad entry is reported and recomputed, never trusted.
+   the cache directory (:func:`esper_core.cache.cache_dir`), read like any input: size-capped,
+   parsed as data, its key and every field's type checked; a bad entry is reported and
+   recomputed, never trusted.
 2. **Run alongside** the run's own episodes, in a forked process, when the machine has a core
    the run does not use (CPU runs, which train small hosts on one thread): the fork holds the
    same resolved run and task, so it computes exactly what the sequential baseline computes.
@@ -47,6 +47,7 @@ import structlog
 import torch
 
 from esper_core import __version__
+from esper_core.cache import cache_dir
 from esper_core.contracts.events import EpochEnded, TelemetryEvent
 from esper_core.contracts.protocols import Task
 from esper_core.errors import EsperError
@@ -84,15 +85,6 @@ _IRRELEVANT = {
             "reward_preset", "blueprints", "max_seeds"},
     "policy": None, "telemetry": None, "rewards": None,
 }
-
-
-def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    if env.get("ESPER_CACHE_DIR"):
-        return Path(env["ESPER_CACHE_DIR"])
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]) / "esper"
-    return Path.home() / ".cache" / "esper"
 
 
 @cache
