@@ -5,6 +5,7 @@ holds the seed actually built, whatever param_estimate claims."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import types
@@ -162,6 +163,16 @@ def test_the_origin_of_installed_plugin_code_is_its_distribution():
 
     assert origin("esper_core.kasmina.model") == "esper-core"
     assert origin(MODULE) == f"module {MODULE}"
+
+
+def test_a_lazy_factory_is_blamed_on_the_module_it_names():
+    from esper_core.lazy import lazy
+    from esper_core.plugins.blame import module_of, origin
+
+    factory = lazy("esper_telemetry.sinks.csv_metrics:CsvMetricsSink")
+    assert module_of(factory) == "esper_telemetry.sinks.csv_metrics"
+    assert origin(module_of(factory)) == "esper-telemetry"  # not esper-core, whose lazy() only forwards
+    assert module_of(functools.partial(origin, "x")) == "esper_core.plugins.blame"
 
 
 def _caught_in(module):

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from types import TracebackType
 
 from esper_core.errors import EsperError, PluginError
+from esper_core.lazy import LazyCallable
 
 if sys.version_info >= (3, 12):  # pragma: no cover
     from importlib import metadata as importlib_metadata
@@ -125,7 +126,11 @@ def blame_plugin_code(during: str, *, keep: tuple[type[BaseException], ...] = ()
 
 
 def module_of(obj: object) -> str:
-    """The module that defined ``obj`` (a function, a class, a ``functools.partial``)."""
+    """The module that defined ``obj`` (a function, a class, a ``functools.partial``, or the
+    module a ``lazy("module:attr")`` reference names — not ``esper_core.lazy``, which only
+    forwards the call)."""
+    if isinstance(obj, LazyCallable):
+        return obj.path.partition(":")[0]
     target = getattr(obj, "func", obj)
     module = getattr(target, "__module__", None)
     return module if isinstance(module, str) else type(target).__module__
