@@ -193,7 +193,8 @@ class ImageTask:
             torch.manual_seed(stream_seed(self.seed, 0x4057))
             host = CNNHost(self.host_config)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        return host.to(device=self.device, memory_format=fmt)
+        # Module.to takes device and memory_format together; torch's overloads leave that out.
+        return host.to(device=self.device, memory_format=fmt)  # type: ignore[call-overload]
 
     def train_batches(self, *, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled (and, if enabled, augmented) batches; the order, the subset of the training
