@@ -157,4 +157,6 @@ class LazyEsperGroup(EsperGroup):
         if rows:
             limit = formatter.width - 6 - max(len(name) for name, _ in rows)
             with formatter.section("Commands"):
-                formatter.write_dl([(name, click.utils.make_default_short_help(text, limit)) for name, text in rows])
+                # click shortens a help line the same way for a stand-in command of that help.
+                formatter.write_dl([(name, click.Command(name, help=text).get_short_help_str(limit))
+                                    for name, text in rows])
