@@ -77,8 +77,10 @@ def test_discover_is_deterministic_and_json(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--generator", "genetic"], "unknown blueprint generator 'genetic'"),
     (["--generator", "random", "--tasks", "xor,mnist"], "unknown crucible task 'mnist'"),
-    (["--generator", "evolution", "--generator-option", "size=3"], "'evolution': unknown option 'size'; allowed options: population, sample"),
-    (["--generator", "evolution", "--generator-option", "population=1"], "option 'population' = 1 is invalid; expected an integer ≥ 2"),
+    (["--generator", "evolution", "--generator-option", "size=3"],
+     "'evolution': unknown option 'size'; allowed options: population, sample"),
+    (["--generator", "evolution", "--generator-option", "population=1"],
+     "option 'population' = 1 is invalid; expected an integer ≥ 2"),
     (["--generator", "random", "--generator-option", "x=1"], "'random': unknown option 'x'; allowed options: none"),
     (["--generator", "evolution", "--generator-option", "population=4", "--generator-option", "sample=5"],
      "generator 'evolution': sample = 5 exceeds population = 4"),
