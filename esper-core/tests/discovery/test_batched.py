@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from esper_core.discovery.batched import Scaffold, TrainData, train_batched, train_single
+from esper_core.discovery.batched import Scaffold, TrainData, train_batched, train_mixed, train_single
 from esper_core.discovery.compile import compile_program
 from esper_core.discovery.curriculum import installed_tasks
 
@@ -80,3 +80,23 @@ def test_parameter_free_scaffold_parts_and_unknown_modules():
                    task.make_head())
     with pytest.raises(TypeError, match="cannot run Dropout"):
         train_batched([bad], data, steps=1, lr=0.1)
+
+
+@pytest.mark.parametrize("task_name", ["xor", "temporal", "image"])
+def test_mixed_structures_train_together_as_they_do_alone(task_name):
+    # Different structures in one computation (stem, head, loss and Adam shared; each blueprint
+    # on its slice of the model axis) give each model what it gets alone: float64, 15 steps, as above.
+    task = installed_tasks()[task_name]
+    data = _data(task, torch.float64)
+    groups = [_models(task, tokens, m, torch.float64) for tokens, m in zip(STRUCTURES, (2, 1, 3, 1), strict=True)]
+    alone = [train_single(copy.deepcopy(model), data, steps=15, lr=task.lr) for group in groups for model in group]
+    together = train_mixed(groups, data, steps=15, lr=task.lr)
+    torch.testing.assert_close(together.losses, torch.cat([r.losses for r in alone], 1), atol=1e-4, rtol=0)
+    torch.testing.assert_close(together.probe, torch.cat([r.probe for r in alone]), atol=1e-4, rtol=0)
+    assert torch.equal(together.accuracy, torch.cat([r.accuracy for r in alone]))
+    assert together.stable.all()
+
+
+def test_mixed_training_needs_models():
+    with pytest.raises(ValueError, match="no empty group"):
+        train_mixed([[]], _data(installed_tasks()["xor"], torch.float32), steps=1, lr=0.1)

@@ -21,7 +21,7 @@ def _crucible(**kw):
 
 def test_invalid_candidates_score_minus_one_without_training(monkeypatch):
     calls = []
-    monkeypatch.setattr(crucible, "train_batched", lambda *a, **k: calls.append(a) or batched.train_batched(*a, **k))
+    monkeypatch.setattr(crucible, "train_mixed", lambda *a, **k: calls.append(a) or batched.train_mixed(*a, **k))
     c = _crucible()
     (ev,) = c.evaluate([("LINEAR", "KERNEL_5", "OUT_IN")])
     assert ev.fitness == -1.0 and not ev.valid
@@ -29,19 +29,52 @@ def test_invalid_candidates_score_minus_one_without_training(monkeypatch):
     assert calls == []
 
 
-def test_same_structures_train_together_in_one_call_per_task(monkeypatch):
+def _spy_group_sizes(monkeypatch):
     sizes = []
 
-    def spy(models, *a, **k):
-        sizes.append(len(models))
-        return batched.train_batched(models, *a, **k)
+    def spy(groups, *a, **k):
+        sizes.append([len(g) for g in groups])
+        return batched.train_mixed(groups, *a, **k)
 
-    monkeypatch.setattr(crucible, "train_batched", spy)
+    monkeypatch.setattr(crucible, "train_mixed", spy)
+    return sizes
+
+
+def test_all_structures_train_together_in_one_call_per_task(monkeypatch):
+    sizes = _spy_group_sizes(monkeypatch)
     c = _crucible()
     evs = c.evaluate([("RELU",), CONV_LIGHT, ("RELU",), ("BAD",), CONV_LIGHT, ("RELU",)])
-    assert sorted(sizes) == [2, 2, 3, 3]  # two structures × two tasks
+    assert sizes == [[3, 2], [3, 2]]  # one call per task, each structure one group
     assert [e.valid for e in evs] == [True, True, True, False, True, True]
     assert [e.tokens for e in evs][:3] == [("RELU",), CONV_LIGHT, ("RELU",)]
+
+
+MIXED = [("RELU",), CONV_LIGHT, ("GATE_START", "CONV", "KERNEL_3", "OUT_IN", "GATE_END"), ("RELU",),
+         tuple("CONV KERNEL_5 DILATE_2 DEPTHWISE OUT_IN POOL_MAX3 TANH".split()),
+         tuple("RES_START CONV KERNEL_1 OUT_X2 GELU CONV KERNEL_3 OUT_IN ZERO_INIT RES_END NORM".split())]
+
+
+def test_mixed_structures_score_as_they_do_one_by_one():
+    # The same positions in the evaluation stream (so the same initial weights); the hall of
+    # fame grows between single evaluations, so redundancy is left out of the comparison.
+    together = _crucible(tasks=("xor", "temporal", "image"), steps=15).evaluate(MIXED)
+    single = _crucible(tasks=("xor", "temporal", "image"), steps=15)
+    alone = [single.evaluate([tokens])[0] for tokens in MIXED]
+    for a, b in zip(together, alone, strict=True):
+        assert a.tokens == b.tokens and a.stable == b.stable and a.params == b.params
+        assert a.performance == pytest.approx(b.performance, abs=1e-6)
+        assert a.fitness + 0.1 * a.redundancy == pytest.approx(b.fitness + 0.1 * b.redundancy, abs=1e-6)
+
+
+def test_cache_sized_parts_change_nothing_but_the_calls(monkeypatch):
+    sizes = _spy_group_sizes(monkeypatch)
+    whole = _crucible(tasks=("temporal",), steps=5).evaluate(MIXED)
+    sizes.clear()
+    # temporal: 128 samples × 8 channels × 16 positions per candidate, so two candidates a part
+    parted = _crucible(tasks=("temporal",), steps=5, chunk_elements=2 * 128 * 8 * 16).evaluate(MIXED)
+    assert sizes == [[2], [1, 1], [1, 1]]  # RELU twice, then four structures
+    assert [e.performance["temporal"] for e in parted] == pytest.approx(
+        [e.performance["temporal"] for e in whole], abs=1e-6)
 
 
 def test_fitness_terms_and_ordering():
