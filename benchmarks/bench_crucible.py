@@ -1,4 +1,5 @@
-"""Crucible throughput: batched same-structure training vs a per-model Python loop.
+"""Crucible throughput: batched same-structure training vs a per-model Python loop, and mixed
+structures (random search) vs one structure on the three-task curriculum.
 
 The workload of the issue: the XOR task, a 2→16 stem, the candidate ``RELU`` at width 16 and a
 16→2 head (the 2-16-2 MLP), 100 full-batch Adam steps per candidate, one thread. In each of
@@ -14,9 +15,17 @@ Both report candidates per second; ``ratio`` is batched / loop per round (median
 evaluation, probes, hall of fame) on the same 256 candidates. Goals: ≥ 2,000 candidates/s
 batched and ≥ 100× the loop.
 
+The search workload (issue 28): :meth:`Crucible.evaluate` on the first ``MIXED_CANDIDATES``
+proposals of random search (generator seed 0; about half are invalid and cost no training,
+about 96 of 256 are distinct valid structures) on the three-task curriculum (xor, temporal,
+image), 100 steps per task, crucible seed 0, latency weight 0 (the one measured term, left out
+so the work is the same every round), one thread, ``MIXED_REPEATS`` rounds alternating with
+the same evaluation of ``MIXED_CANDIDATES`` copies of ``RELU`` (the structure above):
+``random_candidates_per_s``, ``same_structure_candidates_per_s`` (medians) and their ratio per
+round. Goal: random ≥ 0.5 × same structure.
+
 Run: ``python benchmarks/bench_crucible.py`` (prints one JSON object).
 """
-
 from __future__ import annotations
 
 import json
@@ -29,13 +38,17 @@ import torch
 from esper_core.discovery.batched import Scaffold, train_batched, train_single
 from esper_core.discovery.compile import compile_program
 from esper_core.discovery.crucible import Crucible, CrucibleConfig, FitnessWeights
-from esper_core.discovery.curriculum import TASKS
+from esper_core.discovery.curriculum import installed_tasks
+from esper_core.discovery.search import RandomSearch
 
 CANDIDATES = 256
 LOOP_MODELS = 16
 STEPS = 100
 REPEATS = int(os.environ.get("BENCH_CRUCIBLE_REPEATS", "7"))
 TOKENS = ("RELU",)
+MIXED_CANDIDATES = int(os.environ.get("BENCH_CRUCIBLE_MIXED_CANDIDATES", "256"))
+MIXED_REPEATS = int(os.environ.get("BENCH_CRUCIBLE_MIXED_REPEATS", "3"))
+TASKS = installed_tasks()
 
 
 def _models(n: int, offset: int = 0) -> list[Scaffold]:
@@ -51,6 +64,13 @@ def _rate(fn, n: int) -> float:
     start = time.perf_counter()
     fn()
     return n / (time.perf_counter() - start)
+
+
+def _search_rate(candidates: list[tuple[str, ...]]) -> float:
+    """Candidates/s of one :meth:`Crucible.evaluate` of ``candidates`` on the search workload."""
+    evaluator = Crucible(CrucibleConfig(tasks=("xor", "temporal", "image"), seed=0, steps=STEPS,
+                                        weights=FitnessWeights(latency_weight=0.0)))
+    return _rate(lambda: evaluator.evaluate(candidates), len(candidates))
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -85,6 +105,18 @@ def main() -> None:
         ratios.append(batched[-1] / loop[-1])
         evaluator = Crucible(CrucibleConfig(tasks=("xor",), seed=r, weights=FitnessWeights(latency_weight=0.0)))
         crucible.append(_rate(lambda evaluator=evaluator: evaluator.evaluate([TOKENS] * CANDIDATES), CANDIDATES))
+    random, same, mixed_ratios = [], [], []
+    proposals = RandomSearch(seed=0).propose(MIXED_CANDIDATES)
+    for r in range(MIXED_REPEATS):
+        def run_random() -> None:
+            random.append(_search_rate(proposals))
+
+        def run_same() -> None:
+            same.append(_search_rate([TOKENS] * MIXED_CANDIDATES))
+
+        for fn in (run_random, run_same) if r % 2 == 0 else (run_same, run_random):
+            fn()
+        mixed_ratios.append(random[-1] / same[-1])
     result = {
         "workload": f"xor, 2→16→ReLU→16→2, {STEPS} Adam steps, {CANDIDATES} candidates, 1 thread",
         "repeats": REPEATS,
@@ -92,6 +124,13 @@ def main() -> None:
         "loop_candidates_per_s": _summary(loop),
         "ratio_batched_over_loop": _summary(ratios),
         "crucible_evaluate_candidates_per_s": _summary(crucible),
+        "search_workload": (f"Crucible.evaluate of {MIXED_CANDIDATES} candidates, xor+temporal+image, {STEPS} steps "
+                            "per task, crucible seed 0, latency weight 0, 1 thread; random: RandomSearch(seed=0) "
+                            f"proposals; same structure: {MIXED_CANDIDATES} × {' '.join(TOKENS)}"),
+        "search_repeats": MIXED_REPEATS,
+        "random_candidates_per_s": statistics.median(random),
+        "same_structure_candidates_per_s": statistics.median(same),
+        "random_over_same_structure": _summary(mixed_ratios),
         "load_average_1min": os.getloadavg()[0],
         "cpus": os.cpu_count(),
     }
