@@ -55,6 +55,7 @@ def make_generator(name: str, seed: int, budget: int) -> Any:
 
 def run_one(name: str, seed: int, budget: int, batch_size: int) -> dict[str, Any]:
     crucible = Crucible(CrucibleConfig(tasks=TASKS, seed=seed, weights=FitnessWeights(latency_weight=0.0)))
+    crucible.seed_catalog(catalog_tokens())  # a rediscovered catalog design is redundant, not novel
     start = time.perf_counter()
     result = run_search(make_generator(name, seed, budget), crucible, budget=budget, batch_size=batch_size)
     wall = time.perf_counter() - start
@@ -64,6 +65,7 @@ def run_one(name: str, seed: int, budget: int, batch_size: int) -> dict[str, Any
             if step.evaluated >= c and c not in best_at:
                 best_at[c] = step.best
     best = result.best
+    novel = result.best_novel
     return {
         "generator": name, "seed": seed, "best": best.fitness,
         "mean": statistics.fmean(e.fitness for e in result.evaluations),
@@ -71,7 +73,9 @@ def run_one(name: str, seed: int, budget: int, batch_size: int) -> dict[str, Any
         "distinct": len({e.tokens for e in result.evaluations}),
         "best_at": best_at, "best_performance": best.performance, "best_params": best.params,
         "best_tokens": " ".join(best.tokens), "wall_s": wall,
-        "best_from_catalog": catalog_name(best.tokens),
+        "best_from_catalog": catalog_name(best.tokens), "distinct_valid": result.distinct_valid,
+        "best_novel": None if novel is None else novel.fitness,
+        "best_novel_tokens": None if novel is None else " ".join(novel.tokens),
     }
 
 
@@ -95,20 +99,24 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -
         f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "Fitness = mean chance-corrected accuracy − 0.05·params/1000 + 0.1·stable − 0.1·redundancy "
-        "(invalid: −1). `best@N`: best fitness after N evaluations.",
+        "(invalid: −1); the catalog's blueprints seed the hall of fame, so a copy of one has "
+        "redundancy 1. `best@N`: best fitness after N evaluations; `distinct valid`: distinct token "
+        "sequences that compile; `best novel`: the best candidate outside the catalog's radius "
+        "(CKA < 0.95 to every catalog blueprint, not one's tokens).",
         "",
         "| generator | seed | best | " + " | ".join(f"best@{c}" for c in CHECKPOINTS if c <= args.budget)
-        + " | mean | valid | distinct | wall s | best blueprint (xor / temporal / image) |",
-        "|---|---|---|" + "---|" * len([c for c in CHECKPOINTS if c <= args.budget]) + "---|---|---|---|---|",
+        + " | mean | valid | distinct valid | wall s | best blueprint (xor / temporal / image) | best novel |",
+        "|---|---|---|" + "---|" * len([c for c in CHECKPOINTS if c <= args.budget]) + "---|---|---|---|---|---|",
     ]
     for r in rows:
         perf = " / ".join(f"{r['best_performance'].get(t, 0):.2f}" for t in TASKS)
         lines.append(
             f"| {r['generator']} | {r['seed']} | {r['best']:.3f} | "
             + " | ".join(f"{r['best_at'].get(c, float('nan')):.3f}" for c in CHECKPOINTS if c <= args.budget)
-            + f" | {r['mean']:.3f} | {r['valid']:.0%} | {r['distinct']} | {r['wall_s']:.0f} | "
+            + f" | {r['mean']:.3f} | {r['valid']:.0%} | {r['distinct_valid']} | {r['wall_s']:.0f} | "
             f"`{r['best_tokens']}` ({perf})"
-            + (f" = catalog `{r['best_from_catalog']}`" if r["best_from_catalog"] else "") + " |")
+            + (f" = catalog `{r['best_from_catalog']}`" if r["best_from_catalog"] else "")
+            + (" | none |" if r["best_novel"] is None else f" | {r['best_novel']:.3f} `{r['best_novel_tokens']}` |"))
     lines += ["", "Means over seeds (± standard deviation):", "",
               "| generator | best | mean fitness | valid |", "|---|---|---|---|"]
     for name in args.generators:

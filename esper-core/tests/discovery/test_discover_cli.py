@@ -107,3 +107,28 @@ def test_builtin_generators_are_registered_through_the_hook():
     assert set(specs) == {"random", "evolution"}
     evolution = specs["evolution"].factory(seed=1, options={"generator_options": {"population": 4, "sample": 2}})
     assert len(evolution.propose(3)) == 3 and evolution.size == 4
+
+
+def test_discover_reports_distinct_structures_and_the_best_novel_blueprint_apart(tmp_path):
+    out = tmp_path / "lib.json"
+    result = _discover(["--generator", "random", *FAST, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["novelty_radius"] == 0.95
+    assert 1 <= summary["distinct_valid"] <= 16
+    novel = [e for e in summary["hall_of_fame"] if e["novel"]]
+    assert all(e["catalog_similarity"] < 0.95 for e in novel)
+    assert all(e["catalog_similarity"] >= 0.95 for e in summary["hall_of_fame"] if not e["novel"])
+    if novel:
+        assert summary["best_novel_fitness"] == max(e["fitness"] for e in novel)
+    provenance = read_library(out).provenance
+    assert provenance["distinct_valid"] == summary["distinct_valid"]
+    assert ["RES_START", "NORM", "SCALE", "RES_END"] in provenance["catalog"]  # the catalog's norm
+    text = _discover(["--generator", "random", *FAST, "--out", str(tmp_path / "t.json")]).output
+    assert f"distinct valid structures: {summary['distinct_valid']} of 16 candidates" in text
+    assert "best overall: " in text and "best novel:   " in text
+
+
+def test_a_novelty_radius_outside_0_1_is_refused(tmp_path):
+    result = _discover(["--novelty-radius", "1.5", "--budget", "1", "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 2 and "1.5 is not in the range 0<=x<=1" in result.output

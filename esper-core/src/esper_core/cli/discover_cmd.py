@@ -32,6 +32,8 @@ from esper_core.presentation.table import format_table
               help="Weight of the measured-latency penalty (0 makes runs bit-for-bit reproducible).")
 @click.option("--hall-of-fame", type=click.IntRange(min=1), default=16, show_default=True,
               help="Best distinct candidates kept (and compared against for redundancy).")
+@click.option("--novelty-radius", type=click.FloatRange(0, 1), default=0.95, show_default=True,
+              help="A candidate within this CKA of a catalog blueprint (or with its tokens) is not novel.")
 @click.option("--library-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Best hall-of-fame entries written to the library.")
 @click.option("--generator-option", "generator_option", multiple=True, metavar="KEY=VALUE",
@@ -43,7 +45,8 @@ from esper_core.presentation.table import format_table
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def discover_command(state: AppState, generator: str, budget: int, batch_size: int, tasks: str | None, seed: int,
-                     steps: int | None, latency_weight: float | None, hall_of_fame: int, library_size: int,
+                     steps: int | None, latency_weight: float | None, hall_of_fame: int, novelty_radius: float,
+                     library_size: int,
                      generator_option: tuple[str, ...], threads: int, out: Path, force: bool,
                      as_json: bool) -> None:
     """Search for blueprints with the Crucible; print best and mean fitness per step."""
@@ -69,7 +72,7 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     weights = FitnessWeights() if latency_weight is None else FitnessWeights(latency_weight=latency_weight)
     topology = discovery_topology(state.catalog)
     crucible = Crucible(CrucibleConfig(tasks=requested, weights=weights, seed=seed, hall_of_fame=hall_of_fame,
-                                       steps=steps), curriculum=tasks_of(topology))
+                                       steps=steps, novelty_radius=novelty_radius), curriculum=tasks_of(topology))
     task_names = tuple(t.name for t in crucible.tasks)
     catalog_tokens = [s.tokens for s in state.catalog.blueprints.for_topology(topology.name) if s.tokens]
     options: dict[str, Any] = {"budget": budget, "batch_size": batch_size, "tasks": task_names,
@@ -80,6 +83,8 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"generator {generator!r}: {exc}") from None
 
+    # The catalog seeds the hall of fame: rediscovering a catalog design is redundant, not novel.
+    crucible.seed_catalog(catalog_tokens)
     progress = Progress("discover", budget, "candidates")
 
     def show(step: Any) -> None:
@@ -91,12 +96,16 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
 
     result = run_search(gen, crucible, budget=budget, batch_size=batch_size, on_step=show)
     fame = list(result.hall_of_fame)[:library_size]
+    novel = result.best_novel
     index = {e.tokens: i for i, e in enumerate(result.evaluations)}
     provenance = {"generator": generator, "budget": budget, "batch_size": batch_size, "seed": seed,
                   "tasks": list(task_names), "steps": steps, "weights": {
                       k: getattr(weights, k) for k in ("param_weight", "param_scale", "latency_weight",
                                                        "stability_bonus", "redundancy_weight")},
-                  "generator_options": options["generator_options"]}
+                  "generator_options": options["generator_options"], "novelty_radius": novelty_radius,
+                  "catalog": [list(t) for t in catalog_tokens], "distinct_valid": result.distinct_valid,
+                  "best_novel": None if novel is None else {"tokens": list(novel.tokens), "fitness": novel.fitness},
+                  "novel": [f"{generator}-s{seed}-{rank:02d}" for rank, e in enumerate(fame, start=1) if e.novel]}
     library = BlueprintLibrary(topology=topology.name, provenance=provenance, entries=[
         LibraryEntry(name=f"{generator}-s{seed}-{rank:02d}", tokens=e.tokens, fitness=e.fitness,
                      performance=e.performance, params=e.params, evaluation=index[e.tokens])
@@ -105,10 +114,14 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     write_library(out, library)
     summary = {
         "generator": generator, "budget": budget, "best_fitness": result.best.fitness,
-        "best_tokens": list(result.best.tokens), "library": str(out),
+        "best_tokens": list(result.best.tokens), "best_novel": result.best.novel,
+        "best_novel_fitness": None if novel is None else novel.fitness,
+        "best_novel_tokens": None if novel is None else list(novel.tokens),
+        "distinct_valid": result.distinct_valid, "novelty_radius": novelty_radius, "library": str(out),
         "steps": [{"step": s.step, "evaluated": s.evaluated, "best": s.best, "mean": s.mean, "valid": s.valid}
                   for s in result.steps],
-        "hall_of_fame": [{"tokens": list(e.tokens), "fitness": e.fitness, "performance": e.performance}
+        "hall_of_fame": [{"tokens": list(e.tokens), "fitness": e.fitness, "performance": e.performance,
+                          "redundancy": e.redundancy, "catalog_similarity": e.catalog_similarity, "novel": e.novel}
                          for e in fame],
     }
     if as_json:
@@ -116,8 +129,15 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
         return
     click.echo("\nhall of fame")
     click.echo(format_table(
-        ["rank", "fitness", *task_names, "params", "tokens"],
+        ["rank", "fitness", *task_names, "params", "catalog CKA", "novel", "tokens"],
         [[i, f"{e.fitness:+.4f}", *(f"{e.performance[t]:.2f}" for t in task_names), f"{e.params:.0f}",
-          " ".join(e.tokens)] for i, e in enumerate(fame, start=1)],
+          f"{e.catalog_similarity:.2f}", "yes" if e.novel else "no", " ".join(e.tokens)]
+         for i, e in enumerate(fame, start=1)],
     ))
+    click.echo(f"\ndistinct valid structures: {result.distinct_valid} of {budget} candidates")
+    click.echo(f"best overall: {result.best.fitness:+.4f}  {' '.join(result.best.tokens)}"
+               + ("" if result.best.novel else "  (within the catalog's radius)"))
+    click.echo("best novel:   " + ("none (every valid candidate is within the catalog's radius "
+                                   f"{novelty_radius:g})" if novel is None
+                                   else f"{novel.fitness:+.4f}  {' '.join(novel.tokens)}"))
     click.echo(f"\nblueprint library: {out} ({len(fame)} blueprints; use with esper run --blueprint-library)")

@@ -21,6 +21,13 @@ candidate is
   Representations Revisited") between the candidate's outputs on the probe inputs and those of
   a hall-of-fame member, averaged over tasks. The hall of fame keeps the best distinct
   candidates seen so far; a candidate is compared with it as it stood before its own batch.
+  After :meth:`Crucible.seed_catalog` the catalog's blueprints count as members too (never
+  evicted, never reported as discoveries), and a candidate whose tokens are a catalog
+  blueprint's has redundancy 1: rediscovering the catalog earns nothing.
+
+A valid candidate is *novel* unless its tokens are a catalog blueprint's or its task-averaged
+CKA to some catalog blueprint is at least ``novelty_radius`` (default 0.95: the same function,
+up to the spread of training the same design from another initialisation).
 
 An invalid candidate scores −1 and is not trained. Initial weights come from the crucible seed
 and the candidate's position in the evaluation stream, data from the crucible seed: the same
@@ -42,8 +49,8 @@ from torch import Tensor
 from esper_core.discovery.batched import Scaffold, TrainData, TrainResult, train_mixed
 from esper_core.discovery.compile import compile_program
 from esper_core.discovery.curriculum import CrucibleTask, get_tasks
-from esper_core.discovery.grammar import CheckedProgram, GrammarError, check, structure_key
-from esper_core.options import int_at_least, non_negative_number
+from esper_core.discovery.grammar import CheckedProgram, GrammarError, check, parse, structure_key, to_tokens
+from esper_core.options import int_at_least, non_negative_number, number_in
 
 logger = structlog.get_logger(__name__)
 
@@ -74,6 +81,8 @@ class CrucibleConfig:
     chunk_elements: int = field(default=2**20, validator=int_at_least(1))
     #: override every task's training steps (None: the task's own)
     steps: int | None = None
+    #: a candidate within this CKA of a catalog blueprint (or with its tokens) is not novel
+    novelty_radius: float = field(default=0.95, validator=number_in(0.0, 1.0))
 
 
 @frozen(kw_only=True)
@@ -89,6 +98,10 @@ class Evaluation:
     latency_ms: float = 0.0
     stable: bool = False
     redundancy: float = 0.0
+    #: largest task-averaged CKA to a catalog blueprint (1 for a catalog blueprint's tokens)
+    catalog_similarity: float = 0.0
+    #: valid and outside the catalog's redundancy radius (see the module docstring)
+    novel: bool = False
 
     @property
     def mean_performance(self) -> float:
@@ -118,17 +131,19 @@ class HallOfFame:
 
     size: int
     entries: list[tuple[Evaluation, dict[str, Tensor]]] = field(factory=list)
+    #: the catalog's trained blueprints: members for redundancy, never evicted or reported
+    catalog: list[tuple[Evaluation, dict[str, Tensor]]] = field(factory=list)
+    #: every catalog token form, trainable on the curriculum or not
+    catalog_tokens: set[tuple[str, ...]] = field(factory=set)
 
     def redundancy(self, probes: dict[str, Tensor]) -> Tensor:
-        """Largest task-averaged CKA of each of M candidates (``probes[task]``: (M, P, D))."""
-        m = next(iter(probes.values())).shape[0]
-        if not self.entries:
-            return torch.zeros(m)
-        sims = torch.stack([
-            linear_cka(probes[task], torch.stack([e[1][task] for e in self.entries]))
-            for task in probes
-        ]).mean(0)
-        return sims.max(1).values
+        """Largest task-averaged CKA of each of M candidates (``probes[task]``: (M, P, D)) to a
+        member or a catalog blueprint."""
+        return _most_similar(probes, self.entries + self.catalog)
+
+    def catalog_similarity(self, probes: dict[str, Tensor]) -> Tensor:
+        """Largest task-averaged CKA of each of M candidates to a catalog blueprint."""
+        return _most_similar(probes, self.catalog)
 
     def add(self, evaluation: Evaluation, probes: dict[str, Tensor]) -> None:
         for i, (other, _) in enumerate(self.entries):
@@ -144,6 +159,17 @@ class HallOfFame:
     @property
     def evaluations(self) -> list[Evaluation]:
         return [e for e, _ in self.entries]
+
+
+def _most_similar(probes: dict[str, Tensor], members: list[tuple[Evaluation, dict[str, Tensor]]]) -> Tensor:
+    m = next(iter(probes.values())).shape[0]
+    if not members:
+        return torch.zeros(m)
+    sims = torch.stack([
+        linear_cka(probes[task], torch.stack([e[1][task] for e in members]))
+        for task in probes
+    ]).mean(0)
+    return sims.max(1).values
 
 
 class Crucible:
@@ -198,24 +224,55 @@ class Crucible:
                 else:
                     runs.append([i])
             scored.extend(self._score_chunk(runs, checked, first))
-        redundancy = self._redundancy([p for _, _, p in scored])
+        redundancy, similarity = self._similarity([p for _, _, p in scored])
+        catalog = self.hall_of_fame.catalog_tokens
         w = self.config.weights
-        for (i, ev, _), red in zip(scored, redundancy, strict=True):
+        for (i, ev, _), red, sim in zip(scored, redundancy, similarity, strict=True):
+            if ev.tokens in catalog:
+                red = sim = 1.0
             fitness = ev.fitness - w.redundancy_weight * red
             results[i] = Evaluation(tokens=ev.tokens, fitness=fitness, valid=True, performance=ev.performance,
                                     params=ev.params, latency_ms=ev.latency_ms, stable=ev.stable,
-                                    redundancy=red)
+                                    redundancy=red, catalog_similarity=sim,
+                                    novel=sim < self.config.novelty_radius)
         for (i, _, probes) in scored:
             final = results[i]
             assert final is not None
             self.hall_of_fame.add(final, probes)
         return [r for r in results if r is not None]
 
-    def _redundancy(self, probes: list[dict[str, Tensor]]) -> list[float]:
+    def _similarity(self, probes: list[dict[str, Tensor]]) -> tuple[list[float], list[float]]:
+        """Redundancy and catalog similarity of each candidate."""
         if not probes:
-            return []
+            return [], []
         stacked = {task: torch.stack([p[task] for p in probes]) for task in probes[0]}
-        return [float(v) for v in self.hall_of_fame.redundancy(stacked)]
+        return ([float(v) for v in self.hall_of_fame.redundancy(stacked)],
+                [float(v) for v in self.hall_of_fame.catalog_similarity(stacked)])
+
+    def seed_catalog(self, catalog: Sequence[Sequence[str]]) -> list[Evaluation]:
+        """Train the catalog's blueprints (their token forms) and keep them in the hall of fame
+        as the reference for redundancy and novelty; call before a search. They cost no
+        budget and take their initial weights from positions of their own (the search's
+        candidates start from the same weights as without a catalog). A token form the
+        curriculum cannot build still counts for identity; returns the catalog's evaluations."""
+        forms = list(dict.fromkeys(tuple(t) for t in catalog))
+        checked: dict[int, dict[str, CheckedProgram]] = {}
+        out = []
+        groups: list[list[int]] = []
+        for i, tokens in enumerate(forms):
+            try:
+                checked[i] = self.check(tokens)
+            except GrammarError as exc:
+                self.hall_of_fame.catalog_tokens.add(_canonical(tokens))
+                logger.info("catalog_blueprint_not_trainable", tokens=" ".join(tokens), reason=str(exc))
+                continue
+            self.hall_of_fame.catalog_tokens.add(checked[i][self.tasks[0].name].tokens)
+            groups.append([i])
+        trained = self._score_chunk(groups, checked, -len(forms)) if groups else []
+        for _, ev, probes in trained:
+            self.hall_of_fame.catalog.append((ev, probes))
+            out.append(ev)
+        return out
 
     def _score_chunk(self, groups: list[list[int]], checked: dict[int, dict[str, CheckedProgram]],
                      first: int) -> list[tuple[int, Evaluation, dict[str, Tensor]]]:
@@ -294,6 +351,13 @@ class Crucible:
                 total += statistics.median(times) * 1000.0
             self._latency[key] = total
         return self._latency[key]
+
+
+def _canonical(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return to_tokens(parse(tokens))
+    except GrammarError:
+        return tokens
 
 
 def _init_seed(seed: int, position: int, task_index: int) -> int:

@@ -244,6 +244,17 @@ class SearchResult:
     def best(self) -> Evaluation:
         return max(self.evaluations, key=lambda e: e.fitness)
 
+    @property
+    def best_novel(self) -> Evaluation | None:
+        """The best candidate outside the catalog's redundancy radius (None: no novel one)."""
+        novel = [e for e in self.evaluations if e.novel]
+        return max(novel, key=lambda e: e.fitness) if novel else None
+
+    @property
+    def distinct_valid(self) -> int:
+        """How many distinct token sequences compiled (a repeat of a structure counts once)."""
+        return len({e.tokens for e in self.evaluations if e.valid})
+
 
 def run_search(generator: Generator, crucible: Crucible, *, budget: int, batch_size: int,
                on_step: Callable[[SearchStep], Any] | None = None) -> SearchResult:
