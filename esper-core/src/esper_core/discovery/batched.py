@@ -129,19 +129,22 @@ def _forward(module: nn.Module, params: Mapping[str, Tensor], prefix: str, x: Te
     if isinstance(module, nn.Conv1d | nn.Conv2d):
         w = params[f"{prefix}weight"]
         bias = params.get(f"{prefix}bias")
-        padding = list(module.padding)
-        for axis, size in enumerate(x.shape[3:]):
-            k = w.shape[3 + axis]
-            if size == 1 and k > 1 and padding[axis] == module.dilation[axis] * (k // 2):
-                # Along a unit axis ("same" padding) only the centre tap meets data; the other
-                # taps multiply padding zeros and get zero gradient, so dropping them changes
-                # nothing but the cost (a 1×16 strip with a 7×7 kernel: 7× fewer products).
-                w = w.narrow(3 + axis, k // 2, 1)
-                padding[axis] = 0
+        padding: str | tuple[int, ...] = module.padding
+        if not isinstance(padding, str):
+            pads = list(padding)
+            for axis, size in enumerate(x.shape[3:]):
+                k = w.shape[3 + axis]
+                if size == 1 and k > 1 and pads[axis] == module.dilation[axis] * (k // 2):
+                    # Along a unit axis ("same" padding) only the centre tap meets data; the other
+                    # taps multiply padding zeros and get zero gradient, so dropping them changes
+                    # nothing but the cost (a 1×16 strip with a 7×7 kernel: 7× fewer products).
+                    w = w.narrow(3 + axis, k // 2, 1)
+                    pads[axis] = 0
+            padding = tuple(pads)
         conv = F.conv1d if isinstance(module, nn.Conv1d) else F.conv2d
         flat = x.reshape(n, -1, *x.shape[3:])
         y = conv(flat, w.reshape(-1, *w.shape[2:]), None if bias is None else bias.reshape(-1),
-                 padding=tuple(padding), dilation=module.dilation, groups=module.groups * m)
+                 padding=padding, dilation=module.dilation, groups=module.groups * m)
         return y.reshape(n, m, -1, *y.shape[2:])
     if isinstance(module, nn.GroupNorm):
         flat = x.reshape(n, -1, *x.shape[3:])
