@@ -121,6 +121,8 @@ def test_discover_reports_distinct_structures_and_the_best_novel_blueprint_apart
     assert all(e["catalog_similarity"] >= 0.95 for e in summary["hall_of_fame"] if not e["novel"])
     if novel:
         assert summary["best_novel_fitness"] == max(e["fitness"] for e in novel)
+    if summary["best_is_novel"]:
+        assert summary["best_novel_tokens"] == summary["best_tokens"]
     provenance = read_library(out).provenance
     assert provenance["distinct_valid"] == summary["distinct_valid"]
     assert ["RES_START", "NORM", "SCALE", "RES_END"] in provenance["catalog"]  # the catalog's norm

@@ -114,7 +114,7 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     write_library(out, library)
     summary = {
         "generator": generator, "budget": budget, "best_fitness": result.best.fitness,
-        "best_tokens": list(result.best.tokens), "best_novel": result.best.novel,
+        "best_tokens": list(result.best.tokens), "best_is_novel": result.best.novel,
         "best_novel_fitness": None if novel is None else novel.fitness,
         "best_novel_tokens": None if novel is None else list(novel.tokens),
         "distinct_valid": result.distinct_valid, "novelty_radius": novelty_radius, "library": str(out),
