@@ -29,11 +29,15 @@ thread, 2 shared cores:
   im2col (``unfold`` + einsum) convolution was 2–15× slower than the grouped one.
 
 ``benchmarks/bench_crucible.py`` (256 candidates, xor+temporal+image, 100 steps, one thread,
-median of 3, load average 4–5 on 2 shared cores): random search 3.6 → 5.1 candidates/s, 256
-copies of ``RELU`` 9.3 → 20.5 (cache-sized parts), so random / one structure went 0.38 → 0.25,
-short of the 0.5 goal. The limit is the work itself: convolutions are about half of the random
-run (≈ 25 s of 50), already twice the whole one-structure run (12.5 s), and ``RELU`` has none.
+median of 3; back-to-back runs at load average 1.2–2.7 on 2 shared cores): random search
+6.0 → 8.9 candidates/s, 256 copies of ``RELU`` 13.3 → 39.8 (cache-sized parts and the 1×1
+matmul help one structure far more), so random / one structure went 0.45 → 0.20, short of
+the 0.5 goal. The limit is the work itself: ``RELU`` has no convolution, while convolutions
+(5×5/7×7, dilated, 4× wide) are about half of the random run, more than the whole
+one-structure run; the rest is per-structure interpreter overhead (one call per op per
+structure, ≈ 96 structures per 256 candidates).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
