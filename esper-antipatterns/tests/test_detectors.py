@@ -162,6 +162,45 @@ def test_observe_report_covers_live_seeds_only() -> None:
     assert detector.observe_report(_report(4, SeedStage.CULLED), grad_norms={"a": 1e9}) == []
 
 
+def test_anomalies_of_an_antipattern_seed_say_whether_they_are_its_catalogued_signature() -> None:
+    detector = FailureDetector()
+    (explosion,) = detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={"a": 1e6})
+    assert (explosion.expected, explosion.matches) == ("gradient_explosion", True)
+    (non_finite,) = detector.observe_report(_report(3, SeedStage.TRAINING), grad_norms={}, finite={"a": False})
+    assert (non_finite.expected, non_finite.matches) == ("gradient_explosion", False)
+    # any other blueprint is not compared with anything
+    (other,) = detector.observe(obs(1, finite=False))
+    assert (other.expected, other.matches) == (None, None)
+
+
+def test_a_culled_antipattern_seed_without_its_signature_is_a_mismatch() -> None:
+    detector = FailureDetector()
+    assert detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={}, finite={"a": False})
+    (mismatch,) = detector.observe_report(_report(3, SeedStage.CULLED), grad_norms={})
+    assert (mismatch.slot, mismatch.epoch, mismatch.signature) == ("a", 3, "signature_mismatch")
+    assert (mismatch.expected, mismatch.matches) == ("gradient_explosion", False)
+    assert mismatch.detail == "cnn:gain_amplifier: expected gradient_explosion, detected nan_inf"
+    # checked once: the slot's history is gone
+    assert detector.observe_report(_report(4, SeedStage.CULLED), grad_norms={}) == []
+
+
+def test_a_seed_alive_at_the_episode_end_is_checked_on_the_last_epoch() -> None:
+    detector = FailureDetector()
+    assert detector.observe_report(_report(9, SeedStage.TRAINING), grad_norms={}) == []
+    (mismatch,) = detector.observe_report(_report(10, SeedStage.TRAINING), grad_norms={})
+    assert mismatch.detail == "cnn:gain_amplifier: expected gradient_explosion, detected nothing"
+
+
+def test_a_seed_that_showed_its_signature_ends_without_a_mismatch() -> None:
+    detector = FailureDetector()
+    detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={"a": 1e6})
+    assert detector.observe_report(_report(3, SeedStage.TRAINING), grad_norms={}) == []
+    assert detector.observe_report(_report(4, SeedStage.FOSSILIZED), grad_norms={}) == []
+    # a blueprint that is not an anti-pattern is never a mismatch
+    detector.observe(obs(1, slot="b"))
+    assert detector.forget("b", epoch=2) == []
+
+
 def test_from_reports_needs_a_seed() -> None:
     report = _report(2, SeedStage.TRAINING)
     with pytest.raises(ValueError, match="holds no seed"):

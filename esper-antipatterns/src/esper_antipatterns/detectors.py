@@ -6,6 +6,11 @@ seed's gradient norm and a finite flag — and the :class:`FailureDetector` retu
 :class:`~esper_core.contracts.events.Anomaly` events naming the slot and the signature. The
 ``(slot, signature)`` pairs then go into ``RewardContext.anomalies``, where the reward terms
 in :mod:`esper_antipatterns.rewards` price them. Torch-free.
+
+An anti-pattern seed is also checked against its catalog entry: each of its anomalies carries
+the ``expected`` signature and whether it ``matches``, and when the seed's life ends (cull,
+fossilization, the episode's last epoch) without its expected signature ever appearing, a
+``signature_mismatch`` anomaly records what was detected instead.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any
 import attrs
 from attrs import define, field, frozen, validators
 
-from esper_antipatterns.signatures import Signature
+from esper_antipatterns.catalog import ANTIPATTERNS
+from esper_antipatterns.signatures import SIGNATURE_MISMATCH, Signature
 from esper_core.contracts.events import Anomaly
 from esper_core.contracts.reports import EpochReport, SlotReport
 from esper_core.options import int_at_least, non_negative_number, positive_number
@@ -168,6 +174,13 @@ class _SeedHistory:
     measured_epochs: int = 0
     best_benefit: float = -math.inf
     cost_flagged: bool = False
+    #: Signatures shown so far, in order of first appearance (for the end-of-life check).
+    detected: list[str] = field(factory=list)
+    episode: int = 0
+
+
+def _catalogued_signatures() -> dict[str, str]:
+    return {entry.key: entry.expected_signature.value for entry in ANTIPATTERNS}
 
 
 @define
@@ -182,6 +195,8 @@ class FailureDetector:
 
     config: DetectorConfig = field(factory=DetectorConfig)
     run_id: str = ""
+    #: Blueprint key -> the signature it should show (default: the anti-pattern catalog's).
+    expected: Mapping[str, str] = field(factory=_catalogued_signatures)
     _histories: dict[str, _SeedHistory] = field(factory=dict, init=False)
 
     def observe(self, obs: SeedObservation) -> list[Anomaly]:
@@ -213,8 +228,14 @@ class FailureDetector:
                               f"{history.best_benefit:+.2f} over {history.measured_epochs} epochs "
                               f"(limit {self.config.max_growth_per_point:g})", cost))
 
+        history.episode = obs.episode
+        expected = self.expected.get(obs.blueprint)
+        for sig, _, _ in found:
+            if sig.value not in history.detected:
+                history.detected.append(sig.value)
         return [Anomaly(run_id=self.run_id, episode=obs.episode, epoch=obs.epoch, slot=obs.slot,
-                        signature=sig.value, detail=f"{obs.blueprint}: {detail}", value=value)
+                        signature=sig.value, detail=f"{obs.blueprint}: {detail}", value=value,
+                        expected=expected, matches=None if expected is None else sig.value == expected)
                 for sig, detail, value in found]
 
     def observe_all(self, observations: Sequence[SeedObservation]) -> list[Anomaly]:
@@ -226,21 +247,42 @@ class FailureDetector:
         """Observe every live seed of ``report``; slots without a seed are forgotten.
 
         ``grad_norms`` and ``finite`` are keyed by slot name (missing: no gradient / finite).
+        A seed whose life ended (its slot no longer live, or the episode's last epoch) gets its
+        end-of-life check (:meth:`forget`).
         """
         finite = finite or {}
         observations = []
+        ended: list[Anomaly] = []
         for slot in report.slots:
             if slot.live and slot.blueprint is not None:
                 observations.append(SeedObservation.from_reports(
                     report, slot, grad_norm=grad_norms.get(slot.slot),
                     finite=finite.get(slot.slot, True)))
             else:
-                self.forget(slot.slot)
-        return self.observe_all(observations)
+                ended += self.forget(slot.slot, epoch=report.epoch)
+        anomalies = self.observe_all(observations)
+        if report.epoch >= report.max_epochs:
+            for obs in observations:
+                anomalies += self.forget(obs.slot, epoch=report.epoch)
+        return ended + anomalies
 
-    def forget(self, slot: str) -> None:
-        """Drop a slot's history (its seed was culled or fossilized)."""
-        self._histories.pop(slot, None)
+    def forget(self, slot: str, *, epoch: int = 0) -> list[Anomaly]:
+        """Drop a slot's history (its seed was culled or fossilized, or the episode ended).
+
+        Returns the ``signature_mismatch`` anomaly of a seed that never showed the signature
+        its blueprint is catalogued with (empty otherwise).
+        """
+        history = self._histories.pop(slot, None)
+        if history is None:
+            return []
+        blueprint = history.identity.blueprint
+        expected = self.expected.get(blueprint)
+        if expected is None or expected in history.detected:
+            return []
+        detected = ", ".join(history.detected) or "nothing"
+        return [Anomaly(run_id=self.run_id, episode=history.episode, epoch=epoch, slot=slot,
+                        signature=SIGNATURE_MISMATCH, expected=expected, matches=False,
+                        detail=f"{blueprint}: expected {expected}, detected {detected}")]
 
     def reset(self) -> None:
         """Forget every slot, e.g. at the start of an episode."""

@@ -20,6 +20,11 @@ class Signature(enum.StrEnum):
     COST_WITHOUT_BENEFIT = "cost_without_benefit"
 
 
+#: The anomaly signature of an anti-pattern seed whose life ended without its catalogued
+#: signature (not a failure of the seed, so not a :class:`Signature` and never priced).
+SIGNATURE_MISMATCH = "signature_mismatch"
+
+
 #: Unweighted reward per occurrence of each signature (seed 000's table; DESIGN §7).
 PENALTIES: MappingProxyType[Signature, float] = MappingProxyType({
     Signature.NAN_INF: -100.0,

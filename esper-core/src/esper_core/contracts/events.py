@@ -183,6 +183,10 @@ class Anomaly(TelemetryEvent):
     signature: str
     detail: str = ""
     value: float | None = None
+    #: For a seed whose blueprint names the signature it should show (an anti-pattern's
+    #: catalogued one): that signature, and whether this anomaly is it. None otherwise.
+    expected: str | None = None
+    matches: bool | None = None
 
 
 @frozen(kw_only=True)
