@@ -153,8 +153,13 @@ def _report(epoch: int, stage: SeedStage, grad_norm_slot: str = "a") -> EpochRep
                        val_accuracy=40.0, host_params=1000, seed_params=9, slots=slots)
 
 
+def _explosive() -> FailureDetector:
+    """A detector for which the reports' blueprint is catalogued with gradient explosion."""
+    return FailureDetector(expected={"cnn:gain_amplifier": "gradient_explosion"})
+
+
 def test_observe_report_covers_live_seeds_only() -> None:
-    detector = FailureDetector()
+    detector = _explosive()
     found = detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={"a": 1e6, "b": 1e9})
     assert [(a.slot, a.signature) for a in found] == [("a", "gradient_explosion")]
     found = detector.observe_report(_report(3, SeedStage.TRAINING), grad_norms={}, finite={"a": False})
@@ -163,7 +168,7 @@ def test_observe_report_covers_live_seeds_only() -> None:
 
 
 def test_anomalies_of_an_antipattern_seed_say_whether_they_are_its_catalogued_signature() -> None:
-    detector = FailureDetector()
+    detector = _explosive()
     (explosion,) = detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={"a": 1e6})
     assert (explosion.expected, explosion.matches) == ("gradient_explosion", True)
     (non_finite,) = detector.observe_report(_report(3, SeedStage.TRAINING), grad_norms={}, finite={"a": False})
@@ -174,7 +179,7 @@ def test_anomalies_of_an_antipattern_seed_say_whether_they_are_its_catalogued_si
 
 
 def test_a_culled_antipattern_seed_without_its_signature_is_a_mismatch() -> None:
-    detector = FailureDetector()
+    detector = _explosive()
     assert detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={}, finite={"a": False})
     (mismatch,) = detector.observe_report(_report(3, SeedStage.CULLED), grad_norms={})
     assert (mismatch.slot, mismatch.epoch, mismatch.signature) == ("a", 3, "signature_mismatch")
@@ -185,20 +190,36 @@ def test_a_culled_antipattern_seed_without_its_signature_is_a_mismatch() -> None
 
 
 def test_a_seed_alive_at_the_episode_end_is_checked_on_the_last_epoch() -> None:
-    detector = FailureDetector()
+    detector = _explosive()
     assert detector.observe_report(_report(9, SeedStage.TRAINING), grad_norms={}) == []
     (mismatch,) = detector.observe_report(_report(10, SeedStage.TRAINING), grad_norms={})
     assert mismatch.detail == "cnn:gain_amplifier: expected gradient_explosion, detected nothing"
 
 
 def test_a_seed_that_showed_its_signature_ends_without_a_mismatch() -> None:
-    detector = FailureDetector()
+    detector = _explosive()
     detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={"a": 1e6})
     assert detector.observe_report(_report(3, SeedStage.TRAINING), grad_norms={}) == []
     assert detector.observe_report(_report(4, SeedStage.FOSSILIZED), grad_norms={}) == []
     # a blueprint that is not an anti-pattern is never a mismatch
     detector.observe(obs(1, slot="b"))
     assert detector.forget("b", epoch=2) == []
+
+
+def test_an_entry_that_expects_no_signature_is_a_mismatch_only_when_one_appears() -> None:
+    detector = FailureDetector(expected={"cnn:quiet": "none"})
+    assert detector.observe(obs(1, blueprint="cnn:quiet")) == []
+    assert detector.forget("s0", epoch=1) == []
+    (loud,) = detector.observe(obs(1, blueprint="cnn:quiet", finite=False))
+    assert (loud.expected, loud.matches) == ("none", False)
+    (mismatch,) = detector.forget("s0", epoch=2)
+    assert mismatch.detail == "cnn:quiet: expected none, detected nan_inf"
+
+
+def test_the_default_expectations_are_the_catalog_entries() -> None:
+    expected = FailureDetector().expected
+    assert expected["cnn:deep_linear_stack"] == "cost_without_benefit"
+    assert expected["cnn:gain_amplifier"] == "none"
 
 
 def test_from_reports_needs_a_seed() -> None:

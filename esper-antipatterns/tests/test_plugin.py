@@ -70,11 +70,15 @@ def test_cli_listing_json_and_errors() -> None:
     assert lines[0].split()[:3] == ["stage", "index", "name"]
     # The same header rule as every other table (esper_core.presentation.table.format_table).
     assert set(lines[1].replace(" ", "")) == {"-"}
-    assert [line.split()[2] for line in lines[2:]] == curriculum()
+    assert "measured" in lines[0].split()
+    assert [line.split()[2] for line in lines[2:12]] == curriculum()
+    assert "signature: what a real run measurably shows" in table.output
     data = json.loads(runner.invoke(antipatterns_command, ["--category", "deceptive", "--json"]).output)
+    # The measured signature, not seed 000's design: redundant_ensemble shows none in a real run.
     assert [(r["name"], r["signature"], r["penalty"]) for r in data["antipatterns"]] == [
         ("expensive_identity", "cost_without_benefit", -1.0),
-        ("redundant_ensemble", "cost_without_benefit", -1.0)]
+        ("redundant_ensemble", "none", None)]
+    assert data["antipatterns"][1]["measured"] == "nothing detected in 10 epochs (designed: cost_without_benefit)"
     both = runner.invoke(antipatterns_command, ["--category", "subtle", "--stage", "2"])
     assert both.exit_code == 2 and "not both" in both.output
     assert runner.invoke(antipatterns_command, ["--stage", "7"]).exit_code == 2

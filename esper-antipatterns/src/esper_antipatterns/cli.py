@@ -6,7 +6,7 @@ import json
 
 import click
 
-from esper_antipatterns.catalog import BY_NAME, Category
+from esper_antipatterns.catalog import BY_NAME, MEASUREMENT, Category
 from esper_antipatterns.curriculum import N_STAGES, curriculum, members
 from esper_antipatterns.signatures import PENALTIES
 from esper_core.sdk import format_table
@@ -22,7 +22,8 @@ from esper_core.sdk import format_table
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def antipatterns_command(category: str | None, stage: int | None, names: bool, as_json: bool) -> None:
     """List the anti-pattern blueprints in curriculum order (catastrophic → gradient killers →
-    deceptive → subtle), with severity, expected failure signature, penalty and lesson."""
+    deceptive → subtle), with severity, the failure signature each measurably shows (and its
+    penalty), what the measurement found against seed 000's design, and the lesson."""
     if category is not None and stage is not None:
         raise click.UsageError("give --category or --stage, not both")
     selected = (members(category) if category is not None
@@ -35,10 +36,13 @@ def antipatterns_command(category: str | None, stage: int | None, names: bool, a
         entry = BY_NAME[name]
         rows.append({"stage": entry.category.stage, "index": entry.index, "name": name,
                      "category": entry.category.value, "severity": entry.severity.value,
-                     "signature": entry.expected_signature.value,
-                     "penalty": PENALTIES[entry.expected_signature], "lesson": entry.lesson})
+                     "signature": entry.expected_value,
+                     "penalty": None if entry.expected_signature is None else PENALTIES[entry.expected_signature],
+                     "measured": entry.measured, "lesson": entry.lesson})
     if as_json:
         click.echo(json.dumps({"antipatterns": rows}, indent=2))
         return
-    headers = ["stage", "index", "name", "category", "severity", "signature", "penalty", "lesson"]
-    click.echo(format_table(headers, [[r[h] for h in headers] for r in rows]))
+    headers = ["stage", "index", "name", "category", "severity", "signature", "penalty", "measured", "lesson"]
+    click.echo(format_table(headers, [["-" if r[h] is None else r[h] for h in headers] for r in rows]))
+    click.echo(f"\nsignature: what a real run measurably shows ({MEASUREMENT}; "
+               "benchmarks/antipatterns_signatures.py); measured: that run's detections.")

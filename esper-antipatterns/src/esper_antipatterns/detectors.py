@@ -9,8 +9,9 @@ in :mod:`esper_antipatterns.rewards` price them. Torch-free.
 
 An anti-pattern seed is also checked against its catalog entry: each of its anomalies carries
 the ``expected`` signature and whether it ``matches``, and when the seed's life ends (cull,
-fossilization, the episode's last epoch) without its expected signature ever appearing, a
-``signature_mismatch`` anomaly records what was detected instead.
+fossilization, the episode's last epoch) without its expected signature ever appearing (or,
+for an entry that expects none, with one), a ``signature_mismatch`` anomaly records what was
+detected instead.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import attrs
 from attrs import define, field, frozen, validators
 
-from esper_antipatterns.catalog import ANTIPATTERNS
+from esper_antipatterns.catalog import ANTIPATTERNS, NO_SIGNATURE
 from esper_antipatterns.signatures import SIGNATURE_MISMATCH, Signature
 from esper_core.contracts.events import Anomaly
 from esper_core.contracts.reports import EpochReport, SlotReport
@@ -180,7 +181,7 @@ class _SeedHistory:
 
 
 def _catalogued_signatures() -> dict[str, str]:
-    return {entry.key: entry.expected_signature.value for entry in ANTIPATTERNS}
+    return {entry.key: entry.expected_value for entry in ANTIPATTERNS}
 
 
 @define
@@ -270,7 +271,8 @@ class FailureDetector:
         """Drop a slot's history (its seed was culled or fossilized, or the episode ended).
 
         Returns the ``signature_mismatch`` anomaly of a seed that never showed the signature
-        its blueprint is catalogued with (empty otherwise).
+        its blueprint is catalogued with, or showed one where its catalog entry expects none
+        (empty otherwise).
         """
         history = self._histories.pop(slot, None)
         if history is None:
@@ -278,6 +280,8 @@ class FailureDetector:
         blueprint = history.identity.blueprint
         expected = self.expected.get(blueprint)
         if expected is None or expected in history.detected:
+            return []
+        if expected == NO_SIGNATURE and not history.detected:
             return []
         detected = ", ".join(history.detected) or "nothing"
         return [Anomaly(run_id=self.run_id, episode=history.episode, epoch=epoch, slot=slot,
