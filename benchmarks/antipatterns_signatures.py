@@ -62,9 +62,10 @@ def render(results: dict, *, seed: int, epochs: int) -> str:
         "",
         f"Written by `.venv/bin/python benchmarks/antipatterns_signatures.py --seed {seed} --epochs {epochs}`: "
         f"the default `shapes` task, {epochs} epochs, seed {seed}, each anti-pattern germinated at epoch 1 "
-        f"in slot `{SLOT}` and never culled or fossilized (the heuristic restricted to it, with "
-        f"`{'`, `'.join(NEVER_END)}`). \"detected\" lists every signature the `failure_signatures` "
-        "observer reported, with the epoch it first appeared; \"expected\" is the catalog's "
+        f"in slot `{SLOT}` and never culled or fossilized by the policy (the heuristic restricted to it, with "
+        f"`{'`, `'.join(NEVER_END)}`; the safety governor still culls a seed it rolls back). "
+        "\"detected\" lists every signature the `failure_signatures` observer reported, with the epoch it "
+        "first appeared; \"expected\" is the catalog's "
         "`expected_signature` at the time of the run (`none`: it should show no signature), \"designed\" "
         "the signature seed 000 designed it to show; \"observer record\" is the observer's own "
         "end-of-life `signature_mismatch` anomaly (\"-\" when what appeared is what was expected).",

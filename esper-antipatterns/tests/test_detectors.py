@@ -206,6 +206,19 @@ def test_a_seed_that_showed_its_signature_ends_without_a_mismatch() -> None:
     assert detector.forget("b", epoch=2) == []
 
 
+def test_a_seed_culled_by_a_governor_rollback_showed_non_finite_values() -> None:
+    detector = _explosive()
+    detector.observe_report(_report(2, SeedStage.TRAINING), grad_norms={"a": 1.0})
+    culled = attrs.evolve(_report(3, SeedStage.CULLED), rollbacks=1)
+    found = detector.observe_report(culled, grad_norms={})
+    assert [(a.slot, a.signature, a.matches) for a in found] == [
+        ("a", "nan_inf", False), ("a", "signature_mismatch", False)]
+    assert found[1].detail == "cnn:gain_amplifier: expected gradient_explosion, detected nan_inf"
+    # a cull without a rollback in the epoch is the policy's: no signature of its own
+    detector.observe_report(_report(4, SeedStage.TRAINING), grad_norms={"a": 1e6})
+    assert detector.observe_report(_report(5, SeedStage.CULLED), grad_norms={}) == []
+
+
 def test_an_entry_that_expects_no_signature_is_a_mismatch_only_when_one_appears() -> None:
     detector = FailureDetector(expected={"cnn:quiet": "none"})
     assert detector.observe(obs(1, blueprint="cnn:quiet")) == []

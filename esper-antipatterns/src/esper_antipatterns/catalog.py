@@ -4,8 +4,9 @@ Torch-free, so the plugin, the curriculum and the CLI can list the catalog witho
 module. Indices, names, categories, severities and lessons follow seed 000's summary table;
 ``designed_signature`` follows its "telemetry hooks" task (which detector should fire);
 ``expected_signature`` is what a real run measurably shows (``measured`` says where from):
-``benchmarks/antipatterns_signatures.py``, docs/antipatterns_signatures.md — seven of the ten
-show no failure signature at all on the default task, and the entry says so (None).
+``benchmarks/antipatterns_signatures.py``, docs/antipatterns_signatures.md — six of the ten
+show no failure signature at all on the default task, and the entry says so (None);
+division_by_feature's NaN shows as the governor rollback that culls it.
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ ANTIPATTERNS: tuple[Antipattern, ...] = (
                 description="anti-pattern: ReLU Kaiming init on a conv with no activation"),
     Antipattern(name="division_by_feature", index=33, category=Category.CATASTROPHIC,
                 severity=Severity.CATASTROPHIC, lesson="Division by data is dangerous",
-                designed_signature=Signature.NAN_INF, expected_signature=None,
-                measured="nothing detected; one rollback (non-finite loss, epoch 4) came first (designed: nan_inf)",
+                designed_signature=Signature.NAN_INF, expected_signature=Signature.NAN_INF,
+                measured="matches: non-finite at epoch 4, the governor rolled back and culled it",
                 factory="catastrophic:DivisionByFeature", estimate=estimates.division_by_feature,
                 description="anti-pattern: divide activations by their channel mean, no epsilon"),
 )

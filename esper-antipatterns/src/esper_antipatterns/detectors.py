@@ -27,6 +27,7 @@ from esper_antipatterns.catalog import ANTIPATTERNS, NO_SIGNATURE
 from esper_antipatterns.signatures import SIGNATURE_MISMATCH, Signature
 from esper_core.contracts.events import Anomaly
 from esper_core.contracts.reports import EpochReport, SlotReport
+from esper_core.contracts.stages import SeedStage
 from esper_core.options import int_at_least, non_negative_number, positive_number
 
 
@@ -260,12 +261,32 @@ class FailureDetector:
                     report, slot, grad_norm=grad_norms.get(slot.slot),
                     finite=finite.get(slot.slot, True)))
             else:
+                if report.rollbacks and slot.stage is SeedStage.CULLED and slot.slot in self._histories:
+                    ended.append(self._rolled_back(slot.slot, report))
                 ended += self.forget(slot.slot, epoch=report.epoch)
         anomalies = self.observe_all(observations)
         if report.epoch >= report.max_epochs:
             for obs in observations:
                 anomalies += self.forget(obs.slot, epoch=report.epoch)
         return ended + anomalies
+
+    def _rolled_back(self, slot: str, report: EpochReport) -> Anomaly:
+        """The non-finite signature of a seed culled during the epoch by a governor rollback.
+
+        The governor rolls back only on a non-finite loss, gradient or parameter and culls the
+        seed it holds responsible, so by the time the observer looks the seed's values are
+        repaired and its slot is CULLED: the rollback is the only trace of its NaN/Inf. A
+        policy's cull shows only in a later epoch's report, after the epoch it was decided in.
+        """
+        history = self._histories[slot]
+        if Signature.NAN_INF.value not in history.detected:
+            history.detected.append(Signature.NAN_INF.value)
+        expected = self.expected.get(history.identity.blueprint)
+        return Anomaly(run_id=self.run_id, episode=report.episode, epoch=report.epoch, slot=slot,
+                       signature=Signature.NAN_INF.value, expected=expected,
+                       matches=None if expected is None else expected == Signature.NAN_INF.value,
+                       detail=f"{history.identity.blueprint}: culled by a governor rollback "
+                              "(non-finite loss, gradient or parameter)")
 
     def forget(self, slot: str, *, epoch: int = 0) -> list[Anomaly]:
         """Drop a slot's history (its seed was culled or fossilized, or the episode ended).
