@@ -235,3 +235,25 @@ def test_baseline_episode_is_the_sequential_path(catalog):
     _, task, slots = prepare_task(resolved)
     result = baseline_episode(resolved, catalog, task, slots)
     assert result["policy"] == "noop" and result["seed_params"] == 0
+
+
+def _print_logs_to_stdout():
+    import logging
+
+    import structlog
+
+    structlog.configure(processors=[structlog.processors.KeyValueRenderer(key_order=["event"])],
+                        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+
+
+@pytest.mark.parametrize("alongside", [True, False])
+def test_only_the_baseline_after_the_run_prints_its_epochs(catalog, capfd, alongside):
+    # Alongside, its epoch lines would interleave with the run's on the same terminal.
+    resolved = _resolved(catalog)
+    _, task, slots = prepare_task(resolved)
+    _print_logs_to_stdout()
+    Baseline.begin(resolved, catalog, task, slots, device="cpu", use_cache=False, alongside=alongside).finish()
+    out = capfd.readouterr().out
+    assert "baseline: training the same host without growth" in out
+    assert ("event='epoch'" in out) is not alongside
