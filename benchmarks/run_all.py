@@ -62,6 +62,8 @@ GOALS = [
     ("command to end of first epoch, default run − plain loop (s)", "cli", "default_run.first_epoch_over_plain_s",
      0.5, True),
     # Absolute figures, for reference.
+    ("site-packages on disk, installed torch (GB)", "install", "installed.site_packages_gb", None, True),
+    ("site-packages on disk, CPU build of torch (GB)", "install", "cpu_build.site_packages_gb", None, True),
     ("`esper --help` (s)", "cli", "esper_help.median_s", None, True),
     ("default `esper run` wall time incl. baseline (s)", "cli", "default_run.wall_s", None, True),
     ("default `esper run`: command to end of first epoch (s)", "cli", "default_run.first_epoch_s", None, True),
