@@ -98,6 +98,7 @@ class LazyEsperGroup(EsperGroup):
         self._settings = settings
         self._add_plugin_commands = add_plugin_commands
         self._plugins_added = False
+        self._cached_listing: dict[str, str] | None = None  # read once per process
 
     # -- loading
     def ensure_plugin_commands(self) -> None:
@@ -134,9 +135,10 @@ class LazyEsperGroup(EsperGroup):
 
     def _plugin_listing(self) -> dict[str, str]:
         if not self._plugins_added:
-            cached = read_listing(self._cache_path(), listing_key(self._settings))
-            if cached is not None:
-                return cached
+            if self._cached_listing is None:
+                self._cached_listing = read_listing(self._cache_path(), listing_key(self._settings))
+            if self._cached_listing is not None:
+                return self._cached_listing
             self.ensure_plugin_commands()
         return {name: first_paragraph(cmd) for name, cmd in self.commands.items() if name not in self._core}
 

@@ -309,6 +309,7 @@ class Baseline:
         self._process: Any = None
         self._conn: Connection | None = None
         self.source = "after"
+        self.policy = ""  # the baseline policy's name, set by begin()
 
     @classmethod
     def begin(cls, resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: tuple[str, ...], *,
@@ -319,6 +320,7 @@ class Baseline:
         name = baseline_policy(catalog).name  # a clear error when no plugin declares one
         key = cache_key(resolved, catalog, device=device) if use_cache else None
         baseline = cls(resolved, catalog, task, slot_names, key=key, root=cache_dir())
+        baseline.policy = name
         if key is not None:
             baseline._cached = read_cached(baseline._root, key)
             if baseline._cached is not None:
@@ -346,7 +348,7 @@ class Baseline:
         if self._conn is not None:
             result = self._receive()
         else:
-            logger.info("baseline: training the same host without growth", policy=baseline_policy(self._args[1]).name)
+            logger.info("baseline: training the same host without growth", policy=self.policy)
             result = baseline_episode(*self._args)
         if self._key is not None:
             write_cached(self._root, self._key, result)
