@@ -79,7 +79,9 @@ def run_episode(resolved: Any, *, static: Mapping[str, str] | None = None) -> di
     counts = result.model.param_counts()
     in_forward = sum(n for slot, n in counts.seeds.items()
                      if result.model.slot(slot).stage.name in ("BLENDING", "SHADOWING", "PROBATIONARY"))
-    key = repr((resolved.task.name, sorted(resolved.task_options.items()), resolved.slots))
+    # The compute model prices each offered blueprint, so runs offering other blueprints need their own.
+    key = repr((resolved.task.name, sorted(resolved.task_options.items()), resolved.slots,
+                [b.key for b in resolved.blueprints]))
     if key not in _COMPUTE:
         _COMPUTE[key] = ComputeModel(result.model, task, resolved.blueprints)
     feedback = resolved.lifecycle.training_objective == "feedback"

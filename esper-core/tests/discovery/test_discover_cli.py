@@ -123,6 +123,10 @@ def test_discover_reports_distinct_structures_and_the_best_novel_blueprint_apart
         assert summary["best_novel_fitness"] == max(e["fitness"] for e in novel)
     if summary["best_is_novel"]:
         assert summary["best_novel_tokens"] == summary["best_tokens"]
+    # The whole search in the summary, not just its best: what a comparison of generators needs.
+    assert 0 < summary["valid_fraction"] <= 1
+    assert -1 <= summary["mean_fitness"] <= summary["best_fitness"]
+    assert summary["best_params"] > 0 and set(summary["best_performance"]) == {"xor", "temporal"}
     provenance = read_library(out).provenance
     assert provenance["distinct_valid"] == summary["distinct_valid"]
     assert ["RES_START", "NORM", "SCALE", "RES_END"] in provenance["catalog"]  # the catalog's norm

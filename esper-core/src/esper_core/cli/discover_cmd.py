@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,9 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
         "best_tokens": list(result.best.tokens), "best_is_novel": result.best.novel,
         "best_novel_fitness": None if novel is None else novel.fitness,
         "best_novel_tokens": None if novel is None else list(novel.tokens),
+        "best_performance": dict(result.best.performance), "best_params": result.best.params,
+        "mean_fitness": statistics.fmean(e.fitness for e in result.evaluations),
+        "valid_fraction": sum(e.valid for e in result.evaluations) / len(result.evaluations),
         "distinct_valid": result.distinct_valid, "novelty_radius": novelty_radius, "library": str(out),
         "steps": [{"step": s.step, "evaluated": s.evaluated, "best": s.best, "mean": s.mean, "valid": s.valid}
                   for s in result.steps],
