@@ -58,13 +58,18 @@ def log(message: str) -> None:
 # -- 1. search -------------------------------------------------------------------------------
 
 
-def discover(generator: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """One ``esper discover`` run, cached: its JSON summary plus the wall time it took."""
-    summary_path = args.work / f"search-{generator}-s{seed}.json"
+def discover(generator: str, seed: int, args: argparse.Namespace, *, options: Sequence[str] = (),
+             label: str | None = None) -> dict[str, Any]:
+    """One ``esper discover`` run, cached under ``label``: its JSON summary plus its wall time.
+
+    ``options`` are ``KEY=VALUE`` generator options (``--generator-option``)."""
+    label = label or generator
+    summary_path = args.work / f"search-{label}-s{seed}.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())
-    library = args.work / f"library-{generator}-s{seed}.json"
+    library = args.work / f"library-{label}-s{seed}.json"
     command = [str(Path(sys.executable).parent / "esper"), "discover", "--generator", generator,
+               *(f"--generator-option={o}" for o in options),
                "--seed", str(seed), "--budget", str(args.budget), "--batch-size", str(args.batch_size),
                "--latency-weight", "0", "--library-size", str(LIBRARY_SIZE), "--threads", "1",
                "--out", str(library), "--force", "--json"]
@@ -75,10 +80,10 @@ def discover(generator: str, seed: int, args: argparse.Namespace) -> dict[str, A
     if done.returncode != 0:
         raise SystemExit(f"esper discover failed for {generator} seed {seed}:\n{done.stderr}")
     summary = json.loads(done.stdout)
-    summary.update(seed=seed, wall_s=wall, library=str(library.relative_to(ROOT)) if library.is_relative_to(ROOT)
-                   else str(library))
+    where = str(library.relative_to(ROOT)) if library.is_relative_to(ROOT) else str(library)
+    summary.update(seed=seed, wall_s=wall, label=label, options=list(options), library=where)
     summary_path.write_text(json.dumps(summary))
-    log(f"search {generator} seed {seed}: best {summary['best_fitness']:+.3f}, best novel "
+    log(f"search {label} seed {seed}: best {summary['best_fitness']:+.3f}, best novel "
         f"{summary['best_novel_fitness']}, {wall:.0f} s")
     return summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import torch
 from click.testing import CliRunner
@@ -88,6 +89,15 @@ def test_curriculum_rewards_stage_tasks_and_advances():
     metrics = a.observe([("RELU",)], [solved_xor])
     assert metrics["stage"] == 1.0 and a.stage == 1  # the batch solved XOR: temporal joins
     assert a.reward(solved_xor) == pytest.approx(0.55)
+
+
+def test_novelty_penalty_lowers_the_reward_of_a_catalog_copy_only():
+    a = _architect(pretrain_steps=0, novelty_penalty=0.5)
+    copy = _eval(("RELU",), fitness=0.9, xor=1.0)
+    novel = attrs.evolve(copy, novel=True)
+    assert a.reward(novel) - a.reward(copy) == pytest.approx(0.5)
+    assert a.reward(_eval(("X",), -1.0, valid=False)) == -1.0  # an invalid one is not penalised twice
+    assert _architect(pretrain_steps=0).reward(copy) == a.reward(novel)  # off by default
 
 
 def test_factory_options_and_errors():

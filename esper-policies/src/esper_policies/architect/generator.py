@@ -44,6 +44,10 @@ class ArchitectConfig:
     temperature: float = field(default=1.0, validator=positive_number())
     #: chance-corrected performance at which the curriculum adds the next task
     advance_at: float = field(default=0.7, validator=non_negative_number())
+    #: subtracted from the reward of a valid candidate within the catalog's radius (not novel):
+    #: the pre-training prior makes near-copies of the catalog likely, and the fitness's own
+    #: redundancy term (−0.1) is smaller than the gap between a catalog design and a new one.
+    novelty_penalty: float = field(default=0.0, validator=non_negative_number())
 
 
 class Architect:
@@ -82,12 +86,14 @@ class Architect:
         return sample(self.model, n, self.generator, self.config.temperature)
 
     def reward(self, evaluation: Evaluation) -> float:
-        """Fitness with performance over the current curriculum stage's tasks only."""
+        """Fitness with performance over the current curriculum stage's tasks only, less
+        ``novelty_penalty`` for a valid candidate within the catalog's radius."""
         if not evaluation.valid:
             return evaluation.fitness
         stage_tasks = self.tasks[: self.stage + 1]
         stage_perf = statistics.fmean(evaluation.performance[t] for t in stage_tasks)
-        return evaluation.fitness - evaluation.mean_performance + stage_perf
+        penalty = 0.0 if evaluation.novel else self.config.novelty_penalty
+        return evaluation.fitness - evaluation.mean_performance + stage_perf - penalty
 
     def observe(self, candidates: Sequence[tuple[str, ...]], evaluations: Sequence[Evaluation]) -> dict[str, float]:
         rewards = torch.tensor([self.reward(e) for e in evaluations])
