@@ -63,6 +63,9 @@ def test_training_writes_checkpoints_events_and_a_summary(catalog, tmp_path):
     assert sum(1 for e in events if e["kind"] == "decision") == 4 * 5
     text = format_summary(summary)
     assert "2 rounds × 2 environments × 5 epochs" in text and "policy checkpoint" in text
+    header = next(line for line in text.splitlines() if "mean return" in line)
+    assert header.split()[0] == "round" and "approx KL" in header
+    assert [r[0] for r in summary["report"]["rows"]] == [1, 2]  # rounds count from 1 in the table
     assert 0 < summary["policy_overhead"] < 1
 
 

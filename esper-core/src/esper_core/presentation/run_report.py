@@ -15,11 +15,6 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-_PPO_COLUMNS = (("round", "round"), ("mean return", "mean_return"), ("mean final acc %", "mean_final_accuracy"),
-                ("germinated", "germinations"), ("fossilized", "fossilized"), ("culled", "culled"),
-                ("anti-pattern share", "antipattern_share"), ("entropy", "entropy"), ("approx KL", "approx_kl"))
-
-
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -27,17 +22,23 @@ def _cell(value: Any) -> str:
 
 
 def format_training_summary(summary: dict[str, Any]) -> str:
-    """The end-of-training table of a learned policy: one row per round (PPO) or per logged
-    stretch of steps (offline learners), with the columns the trainer recorded."""
-    shape = (f": {summary['rounds']} rounds × {summary['envs']} environments × {summary['episode_length']} epochs"
-             if "rounds" in summary else "")
+    """The end-of-training table of a learned policy.
+
+    The trainer owns its table: ``summary["report"]`` (``columns`` and ``rows``) when it gives
+    one, otherwise every key of its ``history`` records; ``summary["shape"]`` says what it ran
+    (e.g. rounds × environments × epochs)."""
+    shape = f": {summary['shape']}" if summary.get("shape") else ""
     lines = [f"run {summary['run_id']}: trained {summary['policy']} on task {summary['task']}, seed "
              f"{summary['seed']}{shape}, {summary['wall_seconds']:.1f} s", ""]
-    history = summary.get("history") or []
-    columns = list(_PPO_COLUMNS) if "rounds" in summary else [(k, k) for k in (history[0] if history else {})]
-    rows = [[_cell(h.get(key) + 1 if key == "round" else h.get(key)) for _, key in columns] for h in history]
+    report = summary.get("report")
+    if report:
+        titles, rows = list(report["columns"]), [[_cell(v) for v in row] for row in report["rows"]]
+    else:
+        history = summary.get("history") or []
+        titles = list(history[0]) if history else []
+        rows = [[_cell(h.get(key)) for key in titles] for h in history]
     if rows:
-        lines.append(format_table([title for title, _ in columns], rows))
+        lines.append(format_table(titles, rows))
     if "policy_seconds" in summary:
         overhead = summary.get("policy_overhead")
         lines += ["", f"policy inference + updates: {summary['policy_seconds']:.1f} s, environments: "

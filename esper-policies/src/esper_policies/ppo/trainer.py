@@ -43,6 +43,11 @@ LATEST = "latest.pt"
 FINAL = "policy.pt"
 
 
+#: The end-of-training table ``esper run`` prints (title, history key); rounds count from 1 there.
+REPORT_COLUMNS = (("round", "round"), ("mean return", "mean_return"), ("mean final acc %", "mean_final_accuracy"),
+                  ("germinated", "germinations"), ("fossilized", "fossilized"), ("culled", "culled"),
+                  ("anti-pattern share", "antipattern_share"), ("entropy", "entropy"), ("approx KL", "approx_kl"))
+
 class PPOTrainer:
     """Built (and its options validated) before the run directory is written."""
 
@@ -280,4 +285,8 @@ class _Training:
             "env_seconds": round(self.env_seconds, 3),
             "policy_overhead": self.policy_seconds / total if total else None,
             "history": self.history,
+            "shape": f"{self.rounds_done} rounds × {self.cfg.envs} environments × {self.length} epochs",
+            "report": {"columns": [title for title, _ in REPORT_COLUMNS],
+                       "rows": [[h.get(key) + 1 if key == "round" else h.get(key) for _, key in REPORT_COLUMNS]
+                                for h in self.history]},
         }
