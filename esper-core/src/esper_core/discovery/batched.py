@@ -36,6 +36,37 @@ the 0.5 goal. The limit is the work itself: ``RELU`` has no convolution, while c
 (5×5/7×7, dilated, 4× wide) are about half of the random run, more than the whole
 one-structure run; the rest is per-structure interpreter overhead (one call per op per
 structure, ≈ 96 structures per 256 candidates).
+
+Batching across structures (issue 28): the structures of a batch run in lockstep
+(:func:`_plan`, :func:`_lockstep`). Each blueprint is flattened to straight-line instructions;
+a convolution, linear layer or max pool whose key (module hyperparameters and input shape)
+other structures share runs once for all of them, on their concatenated models and weights.
+Profiled first (torch.profiler, 20 steps, random search's candidates): convolution forward and
+backward were 44% of the image task (a quarter of temporal, profiled with grouping in place),
+the 3×3 pools 16% of image, the rest many small calls. What was kept, measured one thread on
+2 shared cores at load average 6:
+
+* grouping same-key convolutions: 8 structures' 8→8 convolutions on 64 samples of 8×8 run
+  1.3–2.3× faster per model as one call (3×3 … 7×7, dilated least), 4 structures' on
+  temporal's 1×16 strips 2.4–2.9× (a lone small convolution is mostly call overhead); in the
+  Crucible's cache-sized parts most keys are shared by 1–6 structures, so convolution time
+  fell by less (image: 770 → 460 convolution calls per 10 steps);
+* max pool through the channels-last kernel (the same values and argmax, ties included)
+  0.87 → 0.32 ms with its backward; average pool as shifted sums 0.61 → 0.34 ms;
+* on XOR's 1×1 slot a narrowed depthwise or dilated convolution is a scale or a matmul, not a
+  convolution call.
+
+Tried and dropped: grouping every instruction where the activations are tiny (XOR's 1×1
+slot) saved 1–16% of XOR's time in three rounds, not worth more keys; one part for the whole
+batch (more structures per key) ran the image task no faster (5.2–5.8 s either way, 20 steps:
+10% less convolution time, more time in the whole-batch stem, head and ``cat`` out of the
+caches) and temporal 3–9% faster, so the Crucible's cache-sized parts stay. Before/after in
+one process (bench_crucible's search workload, 3 alternating rounds, load average 5.2–6.1):
+random search 5.9 → 7.1 candidates/s, 256 × ``RELU`` 27.8 → 27.5 (that path is unchanged),
+random / one structure 0.21 → 0.26. The goal of 0.5 is out of reach this way: the image
+task's convolutions (5×5/7×7 at 8→8 channels on 64 samples of 8×8: 1.3 GMAC per step with
+the backward) run at 25–60 GFLOP/s in mkldnn and took 1.1 s of 2.7 s for 10 steps, so about
+11 s for 100 steps, more than the whole one-structure run (256 / 27.5 per s = 9.3 s).
 """
 
 from __future__ import annotations
@@ -330,7 +361,7 @@ def _lockstep(programs: Sequence[tuple[list[_Instruction], Mapping[str, Tensor],
     A group's call runs on the concatenated inputs and weights of its structures. That pays for
     its copies (one ``cat`` of the inputs and weights, one of the gradients): a grouped
     convolution of 8 same-shape 8→8 convolutions on 64 samples of 8×8 with its backward is
-    2–2.5× faster per model than one at a time (7×7: 1.31 → 0.62 ms).
+    1.3–2.3× faster per model than one at a time (7×7: 1.31 → 0.62 ms).
     """
     threads = [_Thread(code, params, k, x) for (code, params, k), x in zip(programs, parts, strict=True)]
     for entry in plan:
@@ -408,7 +439,9 @@ def train_mixed(groups: Sequence[Sequence[Scaffold]], data: TrainData, *, steps:
     The models of ``groups[g]`` share one blueprint structure, and every model shares the stem
     and head structure of the task. Stem, head, loss, backward and Adam step run once for all
     models; each structure's blueprint runs once for its group, on the group's contiguous slice
-    of the model axis, so a batch of M candidates of S structures costs one training loop, not S.
+    of the model axis, so a batch of M candidates of S structures costs one training loop, not S;
+    the structures run in lockstep, and a layer several of them share runs as one call
+    (:func:`_lockstep`).
     """
     models = [model for group in groups for model in group]
     m = len(models)
