@@ -7,6 +7,7 @@ Torch-free: the reward terms and the detectors share these names, and the names 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
 
@@ -33,3 +34,28 @@ PENALTIES: MappingProxyType[Signature, float] = MappingProxyType({
     Signature.PLATEAU: -5.0,
     Signature.COST_WITHOUT_BENEFIT: -1.0,
 })
+
+
+#: A signature is an anti-pattern's measured one when at least this share of the seeds it was
+#: run with showed it (2 of 3): one seed can be luck, and a failure that needs a lucky seed is
+#: not one the catalog should promise.
+CONSENSUS_SHARE = 2 / 3
+
+
+def consensus(per_seed: Sequence[Iterable[str]], designed: str) -> str | None:
+    """The signature a multi-seed measurement shows, from each seed's detected signatures.
+
+    A signature counts when it appeared in at least :data:`CONSENSUS_SHARE` of the seeds. The
+    designed signature wins when it counts; otherwise the counting signature with the largest
+    penalty (the most severe), ties in :class:`Signature` order; None when none counts.
+    """
+    if not per_seed:
+        raise ValueError("a consensus needs at least one seed")
+    seen = [set(detected) for detected in per_seed]
+    counting = [sig for sig in Signature
+                if sum(sig.value in s for s in seen) >= CONSENSUS_SHARE * len(seen) - 1e-9]
+    if not counting:
+        return None
+    if any(sig.value == designed for sig in counting):
+        return designed
+    return min(counting, key=lambda sig: (PENALTIES[sig], list(Signature).index(sig))).value
