@@ -24,6 +24,13 @@ the same evaluation of ``MIXED_CANDIDATES`` copies of ``RELU`` (the structure ab
 ``random_candidates_per_s``, ``same_structure_candidates_per_s`` (medians) and their ratio per
 round. Goal: random ≥ 0.5 × same structure.
 
+``RELU`` has no weights, so its copies do almost no arithmetic: the ratio above compares random
+structures with the cheapest one. Two figures put it in proportion: the same rate for
+``MIXED_CANDIDATES`` copies of a 3×3 convolution (``CONV_TOKENS``, a typical valid candidate),
+and each workload's achieved GFLOP/s — the floating-point operations of its matrix products and
+convolutions (torch's ``FlopCounterMode``), over its wall time. The count is taken at 1 and 2
+steps per task; the evaluation is linear in steps, so ``STEPS`` cost f₁ + (STEPS − 1)·(f₂ − f₁).
+
 Run: ``python benchmarks/bench_crucible.py`` (prints one JSON object).
 """
 from __future__ import annotations
@@ -46,6 +53,7 @@ LOOP_MODELS = 16
 STEPS = 100
 REPEATS = int(os.environ.get("BENCH_CRUCIBLE_REPEATS", "7"))
 TOKENS = ("RELU",)
+CONV_TOKENS = ("CONV", "KERNEL_3", "OUT_IN", "RELU")
 MIXED_CANDIDATES = int(os.environ.get("BENCH_CRUCIBLE_MIXED_CANDIDATES", "256"))
 MIXED_REPEATS = int(os.environ.get("BENCH_CRUCIBLE_MIXED_REPEATS", "3"))
 TASKS = installed_tasks()
@@ -71,6 +79,21 @@ def _search_rate(candidates: list[tuple[str, ...]]) -> float:
     evaluator = Crucible(CrucibleConfig(tasks=("xor", "temporal", "image"), seed=0, steps=STEPS,
                                         weights=FitnessWeights(latency_weight=0.0)))
     return _rate(lambda: evaluator.evaluate(candidates), len(candidates))
+
+
+def _search_flops(candidates: list[tuple[str, ...]]) -> float:
+    """Matrix-product and convolution FLOPs of the search workload's evaluation of ``candidates``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(steps: int) -> int:
+        evaluator = Crucible(CrucibleConfig(tasks=("xor", "temporal", "image"), seed=0, steps=steps,
+                                            weights=FitnessWeights(latency_weight=0.0)))
+        with FlopCounterMode(display=False) as counter:
+            evaluator.evaluate(candidates)
+        return counter.get_total_flops()
+
+    one, two = count(1), count(2)
+    return one + (STEPS - 1) * (two - one)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -105,7 +128,7 @@ def main() -> None:
         ratios.append(batched[-1] / loop[-1])
         evaluator = Crucible(CrucibleConfig(tasks=("xor",), seed=r, weights=FitnessWeights(latency_weight=0.0)))
         crucible.append(_rate(lambda evaluator=evaluator: evaluator.evaluate([TOKENS] * CANDIDATES), CANDIDATES))
-    random, same, mixed_ratios = [], [], []
+    random, same, conv, mixed_ratios = [], [], [], []
     proposals = RandomSearch(seed=0).propose(MIXED_CANDIDATES)
     for r in range(MIXED_REPEATS):
         def run_random() -> None:
@@ -114,9 +137,17 @@ def main() -> None:
         def run_same() -> None:
             same.append(_search_rate([TOKENS] * MIXED_CANDIDATES))
 
-        for fn in (run_random, run_same) if r % 2 == 0 else (run_same, run_random):
+        def run_conv() -> None:
+            conv.append(_search_rate([CONV_TOKENS] * MIXED_CANDIDATES))
+
+        for fn in (run_random, run_same, run_conv) if r % 2 == 0 else (run_conv, run_same, run_random):
             fn()
         mixed_ratios.append(random[-1] / same[-1])
+    flops = {name: _search_flops(c) for name, c in (("random", proposals), ("same", [TOKENS] * MIXED_CANDIDATES),
+                                                     ("conv", [CONV_TOKENS] * MIXED_CANDIDATES))}
+
+    def gflops(name: str, rate: float) -> float:
+        return flops[name] / (MIXED_CANDIDATES / rate) / 1e9
     result = {
         "workload": f"xor, 2→16→ReLU→16→2, {STEPS} Adam steps, {CANDIDATES} candidates, 1 thread",
         "repeats": REPEATS,
@@ -126,11 +157,18 @@ def main() -> None:
         "crucible_evaluate_candidates_per_s": _summary(crucible),
         "search_workload": (f"Crucible.evaluate of {MIXED_CANDIDATES} candidates, xor+temporal+image, {STEPS} steps "
                             "per task, crucible seed 0, latency weight 0, 1 thread; random: RandomSearch(seed=0) "
-                            f"proposals; same structure: {MIXED_CANDIDATES} × {' '.join(TOKENS)}"),
+                            f"proposals; same structure: {MIXED_CANDIDATES} × {' '.join(TOKENS)} (conv: "
+                            f"{' '.join(CONV_TOKENS)})"),
         "search_repeats": MIXED_REPEATS,
         "random_candidates_per_s": statistics.median(random),
         "same_structure_candidates_per_s": statistics.median(same),
         "random_over_same_structure": _summary(mixed_ratios),
+        "same_structure_conv_candidates_per_s": statistics.median(conv),
+        "random_over_same_structure_conv": statistics.median(random) / statistics.median(conv),
+        "search_gflop": {name: f / 1e9 for name, f in flops.items()},
+        "random_gflop_per_s": gflops("random", statistics.median(random)),
+        "same_structure_gflop_per_s": gflops("same", statistics.median(same)),
+        "same_structure_conv_gflop_per_s": gflops("conv", statistics.median(conv)),
         "load_average_1min": os.getloadavg()[0],
         "cpus": os.cpu_count(),
     }
