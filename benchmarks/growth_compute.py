@@ -37,14 +37,16 @@ class ComputeModel:
 
     def __init__(self, model: Any, task: Any, blueprints: Sequence[Any]) -> None:
         x, _ = next(iter(task.val_batches()))
-        h = x[:1]
+        # Two examples, halved below: a blueprint normalising over the batch (a discovered
+        # NORM after a global pool) cannot run on one.
+        h = x[:2]
         model.eval()
         self.points = {s.name: model.point_index(s) for s in model.all_slots()}
         acts = []
         segments = list(model.host.segments)
         self.segment_macs = []
         for i, segment in enumerate(segments):
-            self.segment_macs.append(_flops(segment, h) // 2)
+            self.segment_macs.append(_flops(segment, h) // 4)
             with torch.no_grad():
                 h = segment(h)
             if i < len(segments) - 1:
@@ -61,7 +63,7 @@ class ComputeModel:
                     seed = spec.factory(width=width).to(act.device).eval()
                 except Exception:  # a blueprint that does not build here is never germinated
                     continue
-                self.seed_macs[(name, spec.key)] = _flops(seed, act) // 2
+                self.seed_macs[(name, spec.key)] = _flops(seed, act) // 4
         self.train_examples = sum(int(y.shape[0]) for _, y in task.train_batches(epoch=1))
         self.val_examples = sum(int(y.shape[0]) for _, y in task.val_batches())
 
