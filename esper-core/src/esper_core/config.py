@@ -20,7 +20,7 @@ from esper_core.contracts.run_defaults import LR_SCHEDULES, OPTIMIZERS
 from esper_core.errors import ConfigError
 from esper_core.options import (
     InvalidValue,
-    Validator,
+    check,
     int_at_least,
     invalid_message,
     is_number,
@@ -30,13 +30,8 @@ from esper_core.options import (
     positive_number,
     unknown_message,
 )
-from esper_core.options import check as _check
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def optional_int_at_least(n: int) -> Validator:
-    return int_at_least(n, optional=True)
 
 
 def _name_list(value: Any) -> tuple[str, ...] | None:
@@ -62,7 +57,7 @@ class TrainingConfig:
     """The ``[training]`` table: :class:`~esper_core.contracts.run_defaults.TrainingSettings`
     with every key optional (``None`` takes the task's default)."""
 
-    batch_size: int | None = field(default=None, validator=optional_int_at_least(1))
+    batch_size: int | None = field(default=None, validator=int_at_least(1, optional=True))
     lr: float | None = field(default=None, validator=positive_number(optional=True))
     seed_lr: float | None = field(default=None, validator=positive_number(optional=True))
     weight_decay: float | None = field(default=None, validator=non_negative_number(optional=True))
@@ -70,7 +65,7 @@ class TrainingConfig:
     #: host learning-rate schedule over an episode (seeds keep ``seed_lr``)
     lr_schedule: str | None = field(default=None, validator=one_of(*LR_SCHEDULES, optional=True))
     #: ``step``: the epoch from which the host lr is multiplied by ``lr_step_factor``
-    lr_step_epoch: int | None = field(default=None, validator=optional_int_at_least(1))
+    lr_step_epoch: int | None = field(default=None, validator=int_at_least(1, optional=True))
     lr_step_factor: float | None = field(default=None, validator=positive_number(optional=True))
 
 
@@ -79,32 +74,32 @@ class RunConfig:
     """Everything ``esper run`` needs, before task defaults are applied (``None`` = default)."""
 
     #: None: the task an installed plugin declares the default (esper_core.setup.defaults)
-    task: str | None = field(default=None, validator=_check(_is_non_empty_str, "a task name", optional=True))
+    task: str | None = field(default=None, validator=check(_is_non_empty_str, "a task name", optional=True))
     #: None: the policy an installed plugin declares the default
-    policy: str | None = field(default=None, validator=_check(_is_non_empty_str, "a policy name", optional=True))
-    epochs: int | None = field(default=None, validator=optional_int_at_least(1))
+    policy: str | None = field(default=None, validator=check(_is_non_empty_str, "a policy name", optional=True))
+    epochs: int | None = field(default=None, validator=int_at_least(1, optional=True))
     episodes: int = field(default=1, validator=int_at_least(1))
     seed: int = field(default=0, validator=int_at_least(0))
-    device: str = field(default="auto", validator=_check(
+    device: str = field(default="auto", validator=check(
         lambda v: isinstance(v, str) and bool(DEVICE_PATTERN.match(v)), "'auto', 'cpu', 'cuda' or 'cuda:N'"))
     slots: tuple[str, ...] | None = field(default=None, converter=_name_list)
     blueprints: tuple[str, ...] | None = field(default=None, converter=_name_list)
     #: most live seeds at once; None = the task's default (1 unless the task says otherwise)
-    max_seeds: int | None = field(default=None, validator=optional_int_at_least(1))
-    param_budget: int | None = field(default=None, validator=optional_int_at_least(0))
-    compare_baseline: bool = field(default=True, validator=_check(_is_bool, "true or false"))
+    max_seeds: int | None = field(default=None, validator=int_at_least(1, optional=True))
+    param_budget: int | None = field(default=None, validator=int_at_least(0, optional=True))
+    compare_baseline: bool = field(default=True, validator=check(_is_bool, "true or false"))
     #: reuse a finished baseline whose numbers cannot differ (esper_core.tolaria.baseline)
-    baseline_cache: bool = field(default=True, validator=_check(_is_bool, "true or false"))
-    deterministic: bool = field(default=False, validator=_check(_is_bool, "true or false"))
+    baseline_cache: bool = field(default=True, validator=check(_is_bool, "true or false"))
+    deterministic: bool = field(default=False, validator=check(_is_bool, "true or false"))
     #: torch intra-op threads on CPU; 0 = automatic (see esper_core.setup.seeding.choose_threads)
     threads: int = field(default=0, validator=int_at_least(0))
-    reward_preset: str = field(default="shaped", validator=_check(_is_non_empty_str, "a preset name"))
+    reward_preset: str = field(default="shaped", validator=check(_is_non_empty_str, "a preset name"))
     telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_name_list)
     #: training observers to run; None = every installed one, [] = none
     observers: tuple[str, ...] | None = field(default=None, converter=_name_list)
-    out: str | None = field(default=None, validator=_check(_is_non_empty_str, "a path", optional=True))
+    out: str | None = field(default=None, validator=check(_is_non_empty_str, "a path", optional=True))
     #: a blueprint library file (from ``esper discover``): its blueprints join the task's catalog
-    blueprint_library: str | None = field(default=None, validator=_check(_is_non_empty_str, "a path", optional=True))
+    blueprint_library: str | None = field(default=None, validator=check(_is_non_empty_str, "a path", optional=True))
     #: run checkpoints kept in ``RUN_DIR/checkpoints/`` (one is written after every epoch)
     checkpoint_keep: int = field(default=2, validator=int_at_least(1))
     training: TrainingConfig = field(factory=TrainingConfig)
