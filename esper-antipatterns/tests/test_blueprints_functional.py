@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from esper_antipatterns import estimates
-from esper_antipatterns.catalog import ANTIPATTERNS, BY_NAME
+from esper_antipatterns.catalog import ANTIPATTERNS, BY_KEY, BY_NAME, TRANSFORMER_ANTIPATTERNS
 from esper_antipatterns.plugin import esper_register_blueprints
+from esper_core.contracts.specs import TopologySpec
 from esper_core.testing.conformance import BlueprintConformance
 
-SPECS = {spec.name: spec for spec in esper_register_blueprints()}
+SPECS = {spec.name: spec for spec in esper_register_blueprints() if spec.topology == "cnn"}
+TRANSFORMER_SPECS = {spec.name: spec for spec in esper_register_blueprints() if spec.topology == "transformer"}
+NAMES = ["correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich",
+         "gain_amplifier", "deep_linear_stack", "expensive_identity", "redundant_ensemble",
+         "kaiming_mismatch", "division_by_feature"]
+
+
+def _sequence_input(*, width: int, size: int, batch: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
+    return torch.randn(batch, size, width, generator=generator)
+
+
+#: A transformer slot's input, ``(batch, sequence, C)``, without needing the transformer plugin.
+SEQUENCE = TopologySpec(name="transformer", description="(batch, sequence, C)", example_input=_sequence_input)
 
 
 class _Conformance(BlueprintConformance):
@@ -65,17 +80,101 @@ class TestDivisionByFeature(_Conformance):
             assert self.build(width)(x).shape == x.shape
 
 
-def test_the_ten_are_registered_at_their_indices() -> None:
-    expected = ["correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich",
-                "gain_amplifier", "deep_linear_stack", "expensive_identity", "redundant_ensemble",
-                "kaiming_mismatch", "division_by_feature"]
+class _TransformerConformance(BlueprintConformance):
+    widths = (1, 8, 16)
+    sizes = (1, 6, 12)
+    topology = SEQUENCE
+
+
+class TestTransformerCorrelatedNoise(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["correlated_noise"]
+
+
+class TestTransformerAsymmetricBottleneck(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["asymmetric_bottleneck"]
+
+
+class TestTransformerMomentumDampener(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["momentum_dampener"]
+
+
+class TestTransformerSigmoidSandwich(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["sigmoid_sandwich"]
+
+
+class TestTransformerGainAmplifier(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["gain_amplifier"]
+
+
+class TestTransformerDeepLinearStack(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["deep_linear_stack"]
+
+
+class TestTransformerExpensiveIdentity(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["expensive_identity"]
+
+
+class TestTransformerRedundantEnsemble(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["redundant_ensemble"]
+
+
+class TestTransformerKaimingMismatch(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["kaiming_mismatch"]
+
+
+class TestTransformerDivisionByFeature(_TransformerConformance):
+    spec = TRANSFORMER_SPECS["division_by_feature"]
+
+
+def test_the_ten_are_registered_at_their_indices_in_both_topologies() -> None:
     specs = esper_register_blueprints()
-    assert [s.name for s in specs] == expected
-    assert [s.action_index for s in specs] == list(range(24, 34))
+    assert [s.name for s in specs] == NAMES + NAMES
+    assert [s.topology for s in specs] == ["cnn"] * 10 + ["transformer"] * 10
+    assert [s.action_index for s in specs] == [*range(24, 34), *range(24, 34)]
     for spec in specs:
-        assert spec.topology == "cnn" and spec.is_antipattern and not spec.identity_at_init
+        assert spec.is_antipattern and not spec.identity_at_init
         assert set(spec.metadata) == {"category", "severity", "lesson", "expected_signature"}
-        assert spec.metadata == BY_NAME[spec.name].metadata()
+        assert spec.metadata == BY_KEY[spec.key].metadata()
+    for cnn, transformer in zip(ANTIPATTERNS, TRANSFORMER_ANTIPATTERNS, strict=True):
+        assert BY_NAME[cnn.name] is cnn
+        assert (transformer.index, transformer.category, transformer.lesson, transformer.designed_signature) == (
+            cnn.index, cnn.category, cnn.lesson, cnn.designed_signature)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_transformer_forms_are_causal(name: str) -> None:
+    """Changing a later token never changes an earlier one's output (the EMA and the noise are
+    fixed before the batch is read), in training mode too."""
+    module = TRANSFORMER_SPECS[name].factory(width=16)
+    x = torch.rand(2, 6, 16) + 0.5
+    changed = x.clone()
+    changed[:, 4:] = torch.rand(2, 2, 16) + 3.0
+    for training in (False, True):
+        # A copy per pass: the dampener's EMA must be the same state for both inputs.
+        a_module, b_module = copy.deepcopy(module).train(training), copy.deepcopy(module).train(training)
+        torch.manual_seed(1)
+        a = a_module(x)
+        torch.manual_seed(1)
+        b = b_module(changed)
+        torch.testing.assert_close(a[:, :4], b[:, :4])
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 8, 33])
+@pytest.mark.parametrize("name", NAMES)
+def test_transformer_forms_keep_shape_and_exact_estimate(name: str, width: int) -> None:
+    torch.manual_seed(0)
+    module = TRANSFORMER_SPECS[name].factory(width=width)
+    x = torch.rand(3, 5, width) + 0.5
+    assert module(x).shape == x.shape
+    assert sum(p.numel() for p in module.parameters()) == TRANSFORMER_SPECS[name].param_estimate(width)
+
+
+def test_transformer_momentum_dampener_reads_only_past_batches() -> None:
+    module = TRANSFORMER_SPECS["momentum_dampener"].factory(width=4).train()
+    first = module(torch.full((2, 3, 4), 10.0))
+    # The EMA was 0 while the first batch was read: output = 0.01 · x.
+    torch.testing.assert_close(first, torch.full((2, 3, 4), 0.1))
+    torch.testing.assert_close(module.ema, torch.full((4,), 0.1))
 
 
 @pytest.mark.parametrize("entry", ANTIPATTERNS, ids=lambda a: a.name)

@@ -22,6 +22,10 @@ def test_stages_are_cumulative() -> None:
     assert curriculum(2) == curriculum("gradient_killer") == curriculum("Gradient-Killer") == ORDER[:5]
     assert curriculum(3) == curriculum("deceptive") == ORDER[:7]
     assert blueprint_keys(1) == ["cnn:division_by_feature", "cnn:kaiming_mismatch"]
+    assert blueprint_keys(1, topology="transformer") == ["transformer:division_by_feature",
+                                                         "transformer:kaiming_mismatch"]
+    with pytest.raises(ValueError, match="not 'rnn'"):
+        blueprint_keys(1, topology="rnn")
 
 
 def test_members_of_one_family() -> None:

@@ -219,6 +219,25 @@ def test_a_seed_culled_by_a_governor_rollback_showed_non_finite_values() -> None
     assert detector.observe_report(_report(5, SeedStage.CULLED), grad_norms={}) == []
 
 
+def test_a_seed_rolled_back_before_it_was_ever_observed_live_still_shows_non_finite_values() -> None:
+    """Germinated by the decision closing epoch 1, culled by the governor during epoch 2: the
+    observer's first look at it is the CULLED slot of epoch 2's report (measured:
+    division_by_feature on shapes, seeds 1 and 2)."""
+    detector = FailureDetector(expected={"cnn:gain_amplifier": "nan_inf"})
+    detector.observe_report(_report(1, SeedStage.DORMANT), grad_norms={})
+    culled = attrs.evolve(_report(2, SeedStage.CULLED), rollbacks=1)
+    culled = attrs.evolve(culled, slots=(attrs.evolve(culled.slots[0], germinated_epoch=1), culled.slots[1]))
+    found = detector.observe_report(culled, grad_norms={})
+    assert [(a.slot, a.signature, a.expected, a.matches) for a in found] == [("a", "nan_inf", "nan_inf", True)]
+    # Seen once: the same culled seed in the next report, or a stale cull, is not blamed again.
+    assert detector.observe_report(attrs.evolve(culled, epoch=3), grad_norms={}) == []
+    stale = attrs.evolve(culled, epoch=5)
+    assert detector.observe_report(stale, grad_norms={}) == []
+    # Without a rollback in the epoch a cull is the policy's, not a non-finite value.
+    fresh = FailureDetector(expected={"cnn:gain_amplifier": "nan_inf"})
+    assert fresh.observe_report(attrs.evolve(culled, rollbacks=0), grad_norms={}) == []
+
+
 def test_an_entry_that_expects_no_signature_is_a_mismatch_only_when_one_appears() -> None:
     detector = FailureDetector(expected={"cnn:quiet": "none"})
     assert detector.observe(obs(1, blueprint="cnn:quiet")) == []
@@ -231,8 +250,12 @@ def test_an_entry_that_expects_no_signature_is_a_mismatch_only_when_one_appears(
 
 def test_the_default_expectations_are_the_catalog_entries() -> None:
     expected = FailureDetector().expected
-    assert expected["cnn:deep_linear_stack"] == "cost_without_benefit"
+    assert expected["cnn:deep_linear_stack"] == "none"
     assert expected["cnn:gain_amplifier"] == "none"
+    assert expected["cnn:division_by_feature"] == "nan_inf"
+    assert expected["transformer:deep_linear_stack"] == "cost_without_benefit"
+    assert expected["transformer:division_by_feature"] == "plateau"
+    assert len(expected) == 20
 
 
 def test_from_reports_needs_a_seed() -> None:

@@ -18,6 +18,8 @@ def test_closed_forms() -> None:
     assert estimates.redundant_ensemble(c) == 4 * 32 * 32 + 5 * 32
     assert estimates.kaiming_mismatch(c) == 9 * 32 * 32 + 64
     assert estimates.division_by_feature(c) == 32
+    assert estimates.expensive_identity_linear(c) == 2 * 32 * 32 + 7 * 32
+    assert estimates.kaiming_mismatch_linear(c) == 32 * 32 + 64
 
 
 def test_bottleneck_keeps_at_least_one_channel() -> None:
@@ -38,5 +40,10 @@ def test_macs_per_pixel() -> None:
 def test_catalog_lookup() -> None:
     assert get("cnn:gain_amplifier").index == 28
     assert get("gain_amplifier").key == "cnn:gain_amplifier"
+    transformer = get("transformer:gain_amplifier")
+    assert (transformer.key, transformer.index, transformer.factory) == (
+        "transformer:gain_amplifier", 28, "transformer:GainAmplifier")
+    with pytest.raises(KeyError, match="topologies cnn, transformer"):
+        get("rnn:gain_amplifier")
     with pytest.raises(KeyError, match="known: correlated_noise"):
         get("gain")

@@ -175,6 +175,37 @@ def test_gain_amplifier_explodes_where_the_same_host_without_it_converges() -> N
     assert "nan_inf" in signatures_for("gain_amplifier", grad_norm=norms[-1], finite=False)
 
 
+def test_gain_amplifier_cannot_run_away_under_adamw_or_in_front_of_batchnorm() -> None:
+    """Why the real run shows no explosion (docs/antipatterns_signatures.md): the runs train
+    seeds with AdamW, whose step is about lr whatever the gradient, so the feedback loop cannot
+    compound; and the CNN host's next block starts conv → BatchNorm, whose batch statistics
+    cancel any output scale, so the gain's gradient is zero there."""
+    amplifier = GainAmplifier(width=16)
+    opt = torch.optim.AdamW(amplifier.parameters(), lr=0.01, weight_decay=5e-4)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 16, 1, 1, generator=generator)
+    y = 10 * (x.flatten(1) @ torch.randn(16, generator=generator))
+    torch.manual_seed(0)
+    head = nn.Linear(16, 1)
+    for _ in range(100):
+        opt.zero_grad()
+        (head(amplifier(x).flatten(1)).squeeze(1) - y).pow(2).mean().backward()
+        opt.step()
+    # Adam's step is at most (1 − β1)/√(1 − β2) ≈ 3.2 lr; SGD passed 1e4 in fewer steps.
+    assert abs(amplifier.gain.item() - 1.0) <= 100 * 0.01 * 3.2
+
+    def gain_gradient(norm: nn.Module) -> float:
+        torch.manual_seed(0)
+        amplifier = GainAmplifier(width=8)
+        block = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1, bias=False), norm, nn.ReLU())
+        block(amplifier(torch.rand(32, 8, 8, 8))).square().mean().backward()
+        assert amplifier.gain.grad is not None
+        return abs(amplifier.gain.grad.item())
+
+    # Only BatchNorm's eps keeps it from being exactly 0.
+    assert gain_gradient(nn.BatchNorm2d(16)) < 0.01 * gain_gradient(nn.Identity())
+
+
 def test_deep_linear_stack_is_one_poorly_conditioned_linear_map() -> None:
     torch.manual_seed(0)
     width = 32

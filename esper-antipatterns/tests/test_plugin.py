@@ -27,7 +27,7 @@ def test_plugin_import_and_registration_do_not_import_torch() -> None:
             "assert [s.param_estimate(16) for s in specs]\n"
             "print(len(specs), len(terms), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["10", "5", "False"]
+    assert out.stdout.split() == ["20", "5", "False"]
 
 
 def _esper(*args: str, plugins: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,6 +50,14 @@ def test_installed_antipatterns_appear_in_the_catalog_and_vanish_without_the_plu
         assert rows[name]["antipattern"] is True
         assert rows[name]["distribution"] == "esper-antipatterns"
     assert rows["gain_amplifier"]["index"] == 28 and rows["gain_amplifier"]["params"] == 17
+    listing = json.loads(_esper("blueprints", "--json", "--width", "64").stdout)["blueprints"]
+    transformer = {r["name"]: r for r in listing if r["topology"] == "transformer" and r["antipattern"]}
+    assert set(transformer) == NAMES
+    assert {r["distribution"] for r in transformer.values()} == {"esper-antipatterns"}
+    assert transformer["kaiming_mismatch"]["index"] == 32 and transformer["kaiming_mismatch"]["params"] == 64 * 64 + 128
+    # Without the transformer plugin its forms are still declared; nothing breaks.
+    cnn_only = _esper("blueprints", "--json", plugins="cnn,antipatterns")
+    assert cnn_only.returncode == 0, cnn_only.stderr
     without = _esper("blueprints", "--json", plugins="cnn,policies")
     assert without.returncode == 0, without.stderr
     assert not NAMES & {r["name"] for r in json.loads(without.stdout)["blueprints"]}
@@ -72,13 +80,19 @@ def test_cli_listing_json_and_errors() -> None:
     assert set(lines[1].replace(" ", "")) == {"-"}
     assert "measured" in lines[0].split()
     assert [line.split()[2] for line in lines[2:12]] == curriculum()
-    assert "signature: what a real run measurably shows" in table.output
+    assert "cnn forms. signature: what real runs measurably show" in table.output
     data = json.loads(runner.invoke(antipatterns_command, ["--category", "deceptive", "--json"]).output)
-    # The measured signature, not seed 000's design: redundant_ensemble shows none in a real run.
-    assert [(r["name"], r["signature"], r["penalty"]) for r in data["antipatterns"]] == [
-        ("expensive_identity", "cost_without_benefit", -1.0),
-        ("redundant_ensemble", "none", None)]
-    assert data["antipatterns"][1]["measured"] == "nothing detected in 10 epochs (designed: cost_without_benefit)"
+    # The measured signature, not seed 000's design: redundant_ensemble shows none in real runs.
+    assert [(r["name"], r["topology"], r["signature"], r["penalty"]) for r in data["antipatterns"]] == [
+        ("expensive_identity", "cnn", "cost_without_benefit", -1.0),
+        ("redundant_ensemble", "cnn", "none", None)]
+    assert data["antipatterns"][1]["measured"] == "nothing in 3/3 seeds"
+    assert data["antipatterns"][0]["note"] == "" and "invisible" in data["antipatterns"][1]["note"]
+    transformer = json.loads(runner.invoke(
+        antipatterns_command, ["--topology", "transformer", "--category", "deceptive", "--json"]).output)
+    assert [(r["topology"], r["signature"]) for r in transformer["antipatterns"]] == [
+        ("transformer", "cost_without_benefit"), ("transformer", "cost_without_benefit")]
+    assert runner.invoke(antipatterns_command, ["--topology", "rnn"]).exit_code == 2
     both = runner.invoke(antipatterns_command, ["--category", "subtle", "--stage", "2"])
     assert both.exit_code == 2 and "not both" in both.output
     assert runner.invoke(antipatterns_command, ["--stage", "7"]).exit_code == 2

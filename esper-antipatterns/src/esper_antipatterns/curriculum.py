@@ -12,7 +12,7 @@ order is seed 000's "Ordering" list. Pass the result to a run as its blueprint l
 
 from __future__ import annotations
 
-from esper_antipatterns.catalog import BY_NAME, TOPOLOGY, Antipattern, Category
+from esper_antipatterns.catalog import BY_NAME, TOPOLOGY, TRANSFORMER, Antipattern, Category
 
 #: Per family, the order of seed 000's "Ordering" section.
 _ORDER: dict[Category, tuple[str, ...]] = {
@@ -58,9 +58,12 @@ def curriculum(stage: str | int | None = None) -> list[str]:
     return [name for category in list(Category)[:last] for name in _ORDER[category]]
 
 
-def blueprint_keys(stage: str | int | None = None) -> list[str]:
-    """:func:`curriculum` as catalog keys (``cnn:name``)."""
-    return [f"{TOPOLOGY}:{name}" for name in curriculum(stage)]
+def blueprint_keys(stage: str | int | None = None, *, topology: str = TOPOLOGY) -> list[str]:
+    """:func:`curriculum` as catalog keys (``cnn:name``, or ``transformer:name`` for the
+    transformer forms)."""
+    if topology not in (TOPOLOGY, TRANSFORMER):
+        raise ValueError(f"anti-patterns exist for topologies {TOPOLOGY} and {TRANSFORMER}, not {topology!r}")
+    return [f"{topology}:{name}" for name in curriculum(stage)]
 
 
 def _category(value: Category | str) -> Category:

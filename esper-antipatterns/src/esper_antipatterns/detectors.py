@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 from attrs import define, field, frozen, validators
 
-from esper_antipatterns.catalog import ANTIPATTERNS, NO_SIGNATURE
+from esper_antipatterns.catalog import ALL_ANTIPATTERNS, NO_SIGNATURE
 from esper_antipatterns.signatures import SIGNATURE_MISMATCH, Signature
 from esper_core.contracts.events import Anomaly
 from esper_core.contracts.reports import EpochReport, SlotReport
@@ -182,7 +182,7 @@ class _SeedHistory:
 
 
 def _catalogued_signatures() -> dict[str, str]:
-    return {entry.key: entry.expected_value for entry in ANTIPATTERNS}
+    return {entry.key: entry.expected_value for entry in ALL_ANTIPATTERNS}
 
 
 @define
@@ -261,7 +261,7 @@ class FailureDetector:
                     report, slot, grad_norm=grad_norms.get(slot.slot),
                     finite=finite.get(slot.slot, True)))
             else:
-                if report.rollbacks and slot.stage is SeedStage.CULLED and slot.slot in self._histories:
+                if report.rollbacks and slot.stage is SeedStage.CULLED and self._unattributed(slot, report):
                     ended.append(self._rolled_back(slot.slot, report))
                 ended += self.forget(slot.slot, epoch=report.epoch)
         anomalies = self.observe_all(observations)
@@ -269,6 +269,24 @@ class FailureDetector:
             for obs in observations:
                 anomalies += self.forget(obs.slot, epoch=report.epoch)
         return ended + anomalies
+
+    def _unattributed(self, slot: SlotReport, report: EpochReport) -> bool:
+        """Whether ``slot``'s CULLED seed is one the rollback of this epoch may be blamed on.
+
+        A seed observed live is (its history is still here). So is one germinated after the last
+        observation — by the decision that closed the previous epoch — that the governor culled
+        during this epoch's training before the observer ever saw it live: without this, a seed
+        that goes non-finite in its first epoch leaves no signature at all. That seed gets its
+        history here, so the end-of-life check that follows sees what it showed.
+        """
+        if slot.slot in self._histories:
+            return True
+        if slot.blueprint is None or slot.germinated_epoch is None or slot.germinated_epoch < report.epoch - 1:
+            return False
+        self._histories[slot.slot] = _SeedHistory(_SeedIdentity(slot.blueprint, slot.germinated_epoch),
+                                                  planted_accuracy=slot.accuracy_at_germination,
+                                                  episode=report.episode)
+        return True
 
     def _rolled_back(self, slot: str, report: EpochReport) -> Anomaly:
         """The non-finite signature of a seed culled during the epoch by a governor rollback.

@@ -92,6 +92,21 @@ def division_by_feature(width: int) -> int:
     return check_width(width)
 
 
+# --- the transformer forms whose layers differ from their CNN twins' (a ``Linear`` where the CNN
+# form has a 3×3 convolution, LayerNorm where it has GroupNorm; both norms have 2·C parameters)
+
+
+def expensive_identity_linear(width: int) -> int:
+    c = check_width(width)
+    # two Linear layers with bias + two LayerNorms + the (C,) scale.
+    return 2 * (c * c + c) + 2 * (2 * c) + c
+
+
+def kaiming_mismatch_linear(width: int) -> int:
+    c = check_width(width)
+    return (c * c + c) + c
+
+
 # --- multiply-accumulates per spatial position (the FLOP cost that "cost without benefit" prices)
 
 

@@ -1,4 +1,5 @@
-"""The ``antipatterns`` plugin: the ten anti-pattern blueprints, their penalties, a command.
+"""The ``antipatterns`` plugin: the ten anti-pattern blueprints (a CNN and a transformer form of
+each), their penalties, a command.
 
 Importing this module never imports torch: the blueprints are declared with
 :mod:`esper_core.blueprint_catalog` (factories are ``module:attr`` paths, imported when a seed is
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from esper_antipatterns.catalog import ANTIPATTERNS, BLUEPRINT_PACKAGE, TOPOLOGY
+from esper_antipatterns.catalog import ANTIPATTERNS, BLUEPRINT_PACKAGE, TRANSFORMER_ANTIPATTERNS, Antipattern
 from esper_core.contracts.specs import BlueprintSpec, ObserverSpec, RewardTermSpec
 from esper_core.lazy import lazy
 from esper_core.markers import hookimpl
@@ -21,13 +22,17 @@ if TYPE_CHECKING:  # pragma: no cover
 PAPER = "Esper seed 000: Blueprint Compiler Appendix: Anti-Pattern Blueprints"
 
 
-@hookimpl
-def esper_register_blueprints() -> list[BlueprintSpec]:
-    return declare_blueprints(topology=TOPOLOGY, factories=BLUEPRINT_PACKAGE, entries=[
+def _declare(entries: tuple[Antipattern, ...]) -> list[BlueprintSpec]:
+    return declare_blueprints(topology=entries[0].topology, factories=BLUEPRINT_PACKAGE, entries=[
         BlueprintEntry(name=a.name, index=a.index, factory=a.factory, estimate=a.estimate,
                        description=a.description, is_antipattern=True, paper=PAPER, metadata=a.metadata())
-        for a in ANTIPATTERNS
+        for a in entries
     ])
+
+
+@hookimpl
+def esper_register_blueprints() -> list[BlueprintSpec]:
+    return _declare(ANTIPATTERNS) + _declare(TRANSFORMER_ANTIPATTERNS)
 
 
 @hookimpl
