@@ -287,6 +287,6 @@ class _Training:
             "history": self.history,
             "shape": f"{self.rounds_done} rounds × {self.cfg.envs} environments × {self.length} epochs",
             "report": {"columns": [title for title, _ in REPORT_COLUMNS],
-                       "rows": [[h.get(key) + 1 if key == "round" else h.get(key) for _, key in REPORT_COLUMNS]
+                       "rows": [[h["round"] + 1 if key == "round" else h.get(key) for _, key in REPORT_COLUMNS]
                                 for h in self.history]},
         }
