@@ -281,7 +281,7 @@ def render(data: Mapping[str, Any]) -> str:
     lines = [
         "# Blueprint discovery, judged by search and by growth",
         "",
-        f"Written by `{data['command']}` (results in `docs/discovery.json`; `--render` rewrites "
+        f"Written by `{data['command'].strip()}` (results in `docs/discovery.json`; `--render` rewrites "
         "this page from it). Every figure below is measured by that script.",
         "",
         f"Machine: {data['machine']}; 1 torch thread per process, {data['workers']} growth runs at a time; "
