@@ -4,8 +4,15 @@
 #   bash scripts/test.sh            # fast lane: everything not marked slow
 #   bash scripts/test.sh -m slow    # extra pytest arguments are passed through
 #   bash scripts/test.sh --no-lint  # skip ruff and mypy (e.g. tests of a half-finished change)
+#   bash scripts/test.sh --help     # this text
 set -uo pipefail
 cd "$(dirname "$0")/.."
+for arg in "$@"; do
+  if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
+    sed -n '2,7s/^# \{0,1\}//p' "$0"  # the usage lines at the top of this file
+    exit 0
+  fi
+done
 PY=.venv/bin/python
 if [ ! -x "$PY" ]; then
   echo "error: .venv is missing; run 'bash scripts/setup-env.sh' first" >&2
