@@ -28,8 +28,9 @@ round. Goal: random ≥ 0.5 × same structure.
 structures with the cheapest one. Two figures put it in proportion: the same rate for
 ``MIXED_CANDIDATES`` copies of a 3×3 convolution (``CONV_TOKENS``, a typical valid candidate),
 and each workload's achieved GFLOP/s — the floating-point operations of its matrix products and
-convolutions (torch's ``FlopCounterMode``), over its wall time. The count is taken at 1 and 2
-steps per task; the evaluation is linear in steps, so ``STEPS`` cost f₁ + (STEPS − 1)·(f₂ − f₁).
+convolutions (torch's ``FlopCounterMode``, each distinct structure counted alone), over its
+wall time. The count is taken at 1 and 2 steps per task; the evaluation is linear in steps, so
+``STEPS`` cost f₁ + (STEPS − 1)·(f₂ − f₁).
 
 Run: ``python benchmarks/bench_crucible.py`` (prints one JSON object).
 """
@@ -82,18 +83,28 @@ def _search_rate(candidates: list[tuple[str, ...]]) -> float:
 
 
 def _search_flops(candidates: list[tuple[str, ...]]) -> float:
-    """Matrix-product and convolution FLOPs of the search workload's evaluation of ``candidates``."""
+    """The arithmetic the search workload's evaluation of ``candidates`` needs: matrix-product
+    and convolution FLOPs of each distinct structure evaluated alone, times its copies.
+
+    Counted on one candidate at a time because torch's counter over-counts grouped
+    convolutions' backward (the batched paths' per-candidate count grew from 5.5 to 21 GFLOP as
+    8 → 128 copies shared a call), and alone is the work any evaluator must do."""
+    from collections import Counter
+
     from torch.utils.flop_counter import FlopCounterMode
 
-    def count(steps: int) -> int:
+    def count(tokens: tuple[str, ...], steps: int) -> int:
         evaluator = Crucible(CrucibleConfig(tasks=("xor", "temporal", "image"), seed=0, steps=steps,
                                             weights=FitnessWeights(latency_weight=0.0)))
         with FlopCounterMode(display=False) as counter:
-            evaluator.evaluate(candidates)
+            evaluator.evaluate([tokens])
         return counter.get_total_flops()
 
-    one, two = count(1), count(2)
-    return one + (STEPS - 1) * (two - one)
+    total = 0.0
+    for tokens, copies in Counter(candidates).items():
+        one, two = count(tokens, 1), count(tokens, 2)
+        total += copies * (one + (STEPS - 1) * (two - one))
+    return total
 
 
 def _summary(values: list[float]) -> dict[str, float]:
