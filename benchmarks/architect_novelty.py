@@ -22,18 +22,20 @@ from pathlib import Path
 
 from discovery_to_growth import HERE, discover
 
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "default": (),
-    "novelty_penalty=0.25": ("novelty_penalty=0.25",),
-    "novelty_penalty=0.5": ("novelty_penalty=0.5",),
-    "novelty_penalty=1": ("novelty_penalty=1.0",),
-    "temperature=1.5": ("temperature=1.5",),
+#: name → (cache label, generator options). Every variant names its temperature: these ran when
+#: the default was 1.0, and the winner (1.5) is the default now.
+VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "temperature=1 (the old default)": ("default", ("temperature=1.0",)),
+    "temperature=1, novelty_penalty=0.25": ("novelty_penalty0.25", ("temperature=1.0", "novelty_penalty=0.25")),
+    "temperature=1, novelty_penalty=0.5": ("novelty_penalty0.5", ("temperature=1.0", "novelty_penalty=0.5")),
+    "temperature=1, novelty_penalty=1": ("novelty_penalty1", ("temperature=1.0", "novelty_penalty=1.0")),
+    "temperature=1.5": ("temperature1.5", ("temperature=1.5",)),
 }
 
 
-def _ms(values: Sequence[float]) -> str:
+def _ms(values: Sequence[float], spec: str = ".3f") -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+    return f"{format(statistics.fmean(values), spec)} ± {format(sd, spec)}"
 
 
 def main() -> None:
@@ -49,8 +51,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(name, seed) for seed in seeds for name in VARIANTS]
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        rows = list(pool.map(lambda j: discover("architect", j[1], args, options=VARIANTS[j[0]],
-                                                label=f"architect-{j[0].replace('=', '')}"), jobs))
+        rows = list(pool.map(lambda j: discover("architect", j[1], args, options=VARIANTS[j[0]][1],
+                                                label=f"architect-{VARIANTS[j[0]][0]}"), jobs))
     lines = [
         "# The Architect's reward: does counting novelty find better novel blueprints?",
         "",
@@ -68,7 +70,7 @@ def main() -> None:
         novel = [r["best_novel_fitness"] if r["best_novel_fitness"] is not None else -1.0 for r in rs]
         share = [sum(e["novel"] for e in r["hall_of_fame"]) / max(1, len(r["hall_of_fame"])) for r in rs]
         lines.append(f"| {name} | {_ms(novel)} | {_ms([r['best_fitness'] for r in rs])} | "
-                     f"{_ms([r['distinct_valid'] for r in rs])} | {_ms(share)} | "
+                     f"{_ms([r['distinct_valid'] for r in rs], '.1f')} | {_ms(share, '.2f')} | "
                      + ", ".join(f"{v:.3f}" for v in novel) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
