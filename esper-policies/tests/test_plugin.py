@@ -76,7 +76,8 @@ def test_learned_policies_declare_their_training_flags_with_their_configs_defaul
             assert option.name in fields, f"{name} declares {option.name}, which its config lacks"
             if fields[option.name].default is not attrs.NOTHING:
                 assert option.default == fields[option.name].default, (name, option.name)
-    assert [o.flag for o in specs["ppo"].training_options] == ["--rounds", "--envs", "--episode-length", "--workers"]
+    assert [o.flag for o in specs["ppo"].training_options] == ["--rounds", "--envs", "--episode-length", "--workers",
+                                                                  "--bc-dataset"]
     assert [o.flag for o in specs["iql"].training_options] == ["--dataset"]
     assert [o.name for o in specs["ppo"].training_options if o.extends_on_resume] == ["rounds"]
 

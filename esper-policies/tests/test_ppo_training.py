@@ -162,6 +162,7 @@ def test_resuming_a_finished_training_run_is_refused_and_changes_nothing(catalog
     (lambda t: t.pop("optimizer"), "holds a damaged training state .KeyError"),
     (lambda t: t.update(rounds_done="many"), "holds a damaged training state .ValueError"),
     (lambda t: t.update(history=[1, 2]), r"holds a damaged training state \(rounds or history\)"),
+    (lambda t: t.update(bc=[0.5]), r"holds a damaged training state \(behaviour cloning record\)"),
 ])
 def test_a_damaged_training_state_is_named_on_resume(catalog, tmp_path, change, message):
     run = tmp_path / "run"

@@ -22,6 +22,9 @@ PPO_TRAINING_OPTIONS = (
                    help="epochs per training episode (default: --epochs)"),
     TrainingOption(name="workers", type=bool, default=False,
                    help="one worker process per environment (CPU)"),
+    TrainingOption(name="bc_dataset", type=str,
+                   help="behaviour-clone these `esper collect` datasets before the first round "
+                        "(comma-separate several)"),
 )
 IQL_TRAINING_OPTIONS = (
     TrainingOption(name="dataset", type=str,

@@ -9,9 +9,21 @@ over them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from attrs import field, frozen
 
 from esper_core.options import int_at_least, is_bool, number_in, one_of, optional
+
+
+def _datasets(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"bc_dataset must be a directory or a list of directories, got {value!r}")
+    return tuple(value)
 
 
 @frozen(kw_only=True)
@@ -47,6 +59,16 @@ class PPOConfig:
     normalize_observations: bool = field(default=True, validator=is_bool)
     #: divide rewards by the running std of the discounted return (Engstrom et al. 2020).
     normalize_rewards: bool = field(default=True, validator=is_bool)
+    #: behaviour cloning before the first round (see :mod:`esper_policies.ppo.bc`): `esper collect`
+    #: dataset directories (comma-separated on the command line), None for none.
+    bc_dataset: tuple[str, ...] | None = field(default=None, converter=_datasets)
+    bc_epochs: int = field(default=100, validator=int_at_least(1))
+    bc_lr: float = field(default=1e-3, validator=number_in(0.0, 1.0, low_open=True))
+    #: transitions per behaviour-cloning minibatch (whole episodes are kept together for the LSTM)
+    bc_batch_size: int = field(default=64, validator=int_at_least(1))
+    #: also fit the critic to the recorded discounted returns (only where the dataset's reward
+    #: weights are the run's: under other weights those returns are not this run's values)
+    bc_value: bool = field(default=True, validator=is_bool)
 
     def entropy_coef_at(self, round_index: int) -> float:
         frac = round_index / max(1, self.rounds - 1)

@@ -9,6 +9,9 @@ checkpoint — weights, optimizer, statistics, sampling generator, rounds done �
 because every episode's seed depends only on (run seed, environment, round), a resumed run
 makes the same decisions as one that was never interrupted. The final policy is
 ``RUN_DIR/policy.pt``, for ``esper evaluate`` and ``--policy-checkpoint``.
+
+With ``--bc-dataset`` the rounds start from a policy cloned from recorded episodes
+(:mod:`esper_policies.ppo.bc`); the cloning is checkpointed before the first round.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from esper_core.options import parse_options
 from esper_core.sdk import Progress, adam, episode_seed
 from esper_policies import checkpoint
 from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks, to_decisions
+from esper_policies.ppo.bc import behaviour_clone, load_datasets
 from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.gae import compute_gae
 from esper_policies.ppo.network import ActorCritic
@@ -62,6 +66,16 @@ class PPOTrainer:
         if self.config.workers and context.device != "cpu":
             raise ConfigError(f"--workers runs environments in CPU processes; device {context.device!r} "
                               "needs the in-process environments (drop --workers)")
+        # Read and checked here, before the run directory is written; a resumed run has cloned
+        # already (its checkpoint says so), so it neither clones again nor needs the data.
+        self.bc_data: list[dict[str, Any]] = []
+        self.bc_same_rewards = False
+        if self.config.bc_dataset and not context.resume:
+            ctx = context.policy
+            self.bc_data, self.bc_same_rewards = load_datasets(
+                self.config.bc_dataset, blueprint_keys=ctx.blueprint_keys, slot_names=ctx.slot_names,
+                task=context.resolved.task.name, obs_size=ObservationBuilder(1, ctx.n_slots).size,
+                reward_weights=context.resolved.to_toml_dict().get("rewards", {}))
 
     @classmethod
     def from_context(cls, *, context: PolicyTrainingContext) -> PPOTrainer:
@@ -91,6 +105,8 @@ class _Training:
         self.scaler = ReturnScaler(cfg.envs, cfg.gamma) if cfg.normalize_rewards else None
         self.generator = torch.Generator().manual_seed(self.seed)
         self.history: list[dict[str, Any]] = []
+        self.bc_data, self.bc_same_rewards = trainer.bc_data, trainer.bc_same_rewards
+        self.bc: dict[str, Any] | None = None
         self.rounds_done = 0
         self.policy_seconds = 0.0
         self.env_seconds = 0.0
@@ -105,6 +121,7 @@ class _Training:
             "reward_scaler": None if self.scaler is None else self.scaler.state_dict(),
             "generator": self.generator.get_state(),
             "history": self.history,
+            "bc": self.bc,
             "policy_seconds": self.policy_seconds,
             "env_seconds": self.env_seconds,
         }
@@ -135,6 +152,7 @@ class _Training:
             self.generator.set_state(state["generator"])
             self.history = list(state["history"])
             self.rounds_done = int(state["rounds_done"])
+            self.bc = state.get("bc")
             self.policy_seconds = float(state["policy_seconds"])
             self.env_seconds = float(state["env_seconds"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
@@ -142,13 +160,37 @@ class _Training:
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         if self.rounds_done < 0 or not all(isinstance(h, dict) for h in self.history):
             raise ConfigError(f"--resume: {str(path)!r} holds a damaged training state (rounds or history)")
+        if not isinstance(self.bc, dict | None):
+            raise ConfigError(f"--resume: {str(path)!r} holds a damaged training state (behaviour cloning record)")
         logger.info("ppo_resumed", checkpoint=str(path), rounds_done=self.rounds_done, rounds=self.cfg.rounds)
 
     # -- the loop ---------------------------------------------------------------------------
 
+    def _clone(self) -> None:
+        cfg = self.cfg
+        fit_value = cfg.bc_value and self.bc_same_rewards
+        started = time.perf_counter()
+        self.bc = behaviour_clone(self.network, self.bc_data, obs_norm=self.obs_norm, scaler=self.scaler,
+                                  fit_value=fit_value, epochs=cfg.bc_epochs, lr=cfg.bc_lr,
+                                  batch_size=cfg.bc_batch_size, gamma=cfg.gamma, value_coef=cfg.value_coef,
+                                  max_grad_norm=cfg.max_grad_norm, seed=self.seed)
+        if cfg.bc_value and not fit_value:
+            self.bc["value_skipped"] = "a dataset was recorded with other reward weights than this run's"
+        self.bc["datasets"] = list(cfg.bc_dataset or ())
+        self.bc["seconds"] = round(time.perf_counter() - started, 3)
+        self.bc_data = []
+        logger.info("ppo_behaviour_cloned", loss=round(self.bc["loss"], 4),
+                    held_out_agreement=round(self.bc["held_out_agreement"], 3),
+                    before=round(self.bc["held_out_agreement_before"], 3))
+        # Saved at once, so a run stopped from here on resumes after the cloning, never redoes it.
+        self._save(self.session.checkpoint_dir / LATEST)
+        self.session.checkpointed("behaviour cloning")
+
     def run(self) -> dict[str, Any]:
         if self.session.resume:
             self._resume()
+        elif self.bc_data:
+            self._clone()
         envs = self.session.environments(n_envs=self.cfg.envs, workers=self.cfg.workers, policy_name="ppo",
                                          length=self.length)
         progress = Progress("PPO", self.cfg.rounds, "rounds", done=self.rounds_done)
@@ -285,6 +327,7 @@ class _Training:
             "env_seconds": round(self.env_seconds, 3),
             "policy_overhead": self.policy_seconds / total if total else None,
             "history": self.history,
+            **({"bc": self.bc} if self.bc is not None else {}),
             "shape": f"{self.rounds_done} rounds × {self.cfg.envs} environments × {self.length} epochs",
             "report": {"columns": [title for title, _ in REPORT_COLUMNS],
                        "rows": [[h["round"] + 1 if key == "round" else h.get(key) for _, key in REPORT_COLUMNS]
