@@ -142,6 +142,14 @@ def test_evaluate_runs_every_policy_on_the_same_held_out_episodes(catalog, tmp_p
     assert all(s % 2 == 1 for s in evaluation["held_out_seeds"])
     text = format_evaluation(evaluation)
     assert "± " in text and "heuristic" in text and "2 held-out episodes of 4 epochs" in text
+    # Accuracy claims use the held-out test split, paired over the same episodes.
+    assert all(len(p["test_accuracies"]) == 2 and None not in p["test_accuracies"] for p in rows.values())
+    assert rows["noop"]["test_accuracy_mean"] == pytest.approx(sum(rows["noop"]["test_accuracies"]) / 2)
+    paired = evaluation["paired_test_accuracy"]
+    assert list(paired) == ["heuristic", "random", "noop"] and all(d["n"] == 2 for d in paired.values())
+    diffs = [a - b for a, b in zip(rows["ppo"]["test_accuracies"], rows["noop"]["test_accuracies"], strict=True)]
+    assert paired["noop"]["mean"] == pytest.approx(sum(diffs) / 2)
+    assert "test acc %" in text and f"− noop: {paired['noop']['mean']:+.2f}" in text
     with pytest.raises(Exception, match="unknown policy 'heuristik'"):
         evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=("heuristik",))
     with pytest.raises(ConfigError, match="--episodes must be at least 1"):

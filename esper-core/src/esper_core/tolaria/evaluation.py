@@ -31,6 +31,15 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean and sample sd of ``a − b`` over paired episodes, with the paired t statistic
+    (mean / (sd / √n); None when it is undefined: one episode, or no spread)."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    mean, sd = _mean_std(d)
+    t = mean / (sd / len(d) ** 0.5) if len(d) > 1 and sd > 0 else None
+    return {"mean": mean, "sd": sd, "t": t, "n": len(d)}
+
+
 def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, against: Sequence[str],
                         seed: int | None = None, epochs: int | None = None,
                         device: str | None = None,
@@ -68,6 +77,8 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
             report(len(rows) * episodes + k + 1, len(names) * episodes,
                    f"{name} episode {k + 1}/{episodes}: {results[-1].final_accuracy:.2f}%")
         accuracy = _mean_std([r.final_accuracy for r in results])
+        tests = [r.test_accuracy for r in results]
+        test = _mean_std([t for t in tests if t is not None]) if all(t is not None for t in tests) else (None, None)
         params = _mean_std([float(r.fossilized_params) for r in results])
         returns = _mean_std([r.total_reward for r in results])
         outcomes: dict[str | None, Counter[str]] = {}
@@ -79,6 +90,10 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
             "episodes": episodes,
             "final_accuracy_mean": accuracy[0],
             "final_accuracy_std": accuracy[1],
+            # The held-out test split, which neither the policy nor any gate saw (None: the task has none).
+            "test_accuracy_mean": test[0],
+            "test_accuracy_std": test[1],
+            "test_accuracies": tests,
             "params_added_mean": params[0],
             "params_added_std": params[1],
             "return_mean": returns[0],
@@ -89,5 +104,10 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
             "final_accuracies": [r.final_accuracy for r in results],
             "returns": [r.total_reward for r in results],
         })
+    # The trained policy against each other one on the same episodes: a paired comparison.
+    mine = rows[0]["test_accuracies"]
+    paired = {r["policy"]: paired_difference(mine, r["test_accuracies"]) for r in rows[1:]
+              if rows[0]["test_accuracy_mean"] is not None and r["test_accuracy_mean"] is not None}
     return {"checkpoint": str(checkpoint), "task": resolved.task.name, "epochs": resolved.epochs,
-            "seed": resolved.config.seed, "held_out_seeds": seeds, "policies": rows}
+            "seed": resolved.config.seed, "held_out_seeds": seeds, "policies": rows,
+            "paired_test_accuracy": paired}
