@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=5, help="held-out evaluation episodes per policy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a PPO option for the training run (e.g. entropy_coef=0); repeatable")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     start = time.perf_counter()
@@ -49,7 +51,8 @@ def main() -> None:
               *common)
         collected = time.perf_counter() - start
         esper("run", "--policy", "ppo", "--bc-dataset", str(root / "data"), "--rounds", str(args.rounds),
-              "--envs", str(args.envs), "--workers", "--no-compare-baseline", "--out", str(root / "ppo"), *common)
+              "--envs", str(args.envs), "--workers", "--no-compare-baseline", "--out", str(root / "ppo"),
+              *(f"--policy-option={o}" for o in args.policy_option), *common)
         summary = json.loads((root / "ppo" / "summary.json").read_text())
         trained = time.perf_counter() - start - collected
         evaluation = json.loads(esper("evaluate", "--policy-checkpoint", str(root / "ppo" / "policy.pt"),
@@ -61,7 +64,8 @@ def main() -> None:
         "",
         f"Written by `.venv/bin/python benchmarks/ppo_from_bc.py {' '.join(sys.argv[1:])}` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, task `{args.task}`: {args.collect} heuristic "
-        f"episodes cloned, then {args.rounds} PPO rounds × {args.envs} environments; evaluation on "
+        f"episodes cloned, then {args.rounds} PPO rounds × {args.envs} environments "
+        f"({', '.join(args.policy_option) or 'PPO defaults'}); evaluation on "
         f"{args.episodes} held-out episodes (the same for every policy). Collect {collected:.0f} s, clone + "
         f"train {trained:.0f} s, all {wall:.0f} s on this machine (2 cores, shared).",
         "",
