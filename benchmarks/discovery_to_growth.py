@@ -185,15 +185,17 @@ def run_growth(jobs: Sequence[Mapping[str, Any]], work: Path, workers: int) -> l
 # -- statistics ------------------------------------------------------------------------------
 
 
-def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """Mean, sd, paired t and 95 % confidence half-width of a − b over paired seeds."""
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    mean = statistics.fmean(d)
-    sd = statistics.stdev(d) if len(d) > 1 else 0.0
-    se = sd / math.sqrt(len(d)) if len(d) > 1 else math.inf
-    t = mean / se if se > 0 else math.copysign(math.inf, mean) if mean else 0.0
-    half = T975[min(len(d) - 1, len(T975)) - 1] * se if len(d) > 1 else math.inf
-    return {"mean": mean, "sd": sd, "t": t, "ci": half, "n": len(d)}
+def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """:func:`~esper_core.paired.paired_difference` of a − b, with its 95 % confidence half-width
+    (``ci``) and a signed infinite ``t`` where the spread is 0, so the tables can sort on it."""
+    from esper_core.paired import paired_difference
+
+    d = paired_difference(a, b)
+    n, mean, sd = int(d["n"] or 0), float(d["mean"] or 0.0), float(d["sd"] or 0.0)
+    if d["t"] is None:
+        d["t"] = math.copysign(math.inf, mean) if mean else 0.0
+    d["ci"] = T975[min(n - 1, len(T975)) - 1] * sd / math.sqrt(n) if n > 1 else math.inf
+    return d
 
 
 def by_method(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, Mapping[str, Any]]]:

@@ -2,8 +2,8 @@
 
 import pytest
 
+from esper_core.paired import paired_difference
 from esper_core.presentation.evaluation_report import format_evaluation
-from esper_core.tolaria.evaluation import paired_difference
 
 
 def test_paired_difference_mean_sd_and_t():

@@ -19,6 +19,7 @@ import attrs
 
 from esper_core.config import RunConfig
 from esper_core.errors import ConfigError
+from esper_core.paired import paired_difference
 from esper_core.plugins.registry import Catalog
 from esper_core.setup.policies import make_policy
 from esper_core.setup.resolve import resolve_run
@@ -29,15 +30,6 @@ from esper_core.tolaria.episode import run_episode
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int | None]:
-    """Mean and sample sd of ``a − b`` over paired episodes, with the paired t statistic
-    (mean / (sd / √n); None when it is undefined: one episode, or no spread)."""
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    mean, sd = _mean_std(d)
-    t = mean / (sd / len(d) ** 0.5) if len(d) > 1 and sd > 0 else None
-    return {"mean": mean, "sd": sd, "t": t, "n": len(d)}
 
 
 def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, against: Sequence[str],
