@@ -15,20 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ESPER = [sys.executable, "-c", "from esper_core.cli.main import main; main()"]
-
-
-def esper(*args: str) -> str:
-    proc = subprocess.run([*ESPER, "--log-level", "warning", *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"esper {' '.join(args)} failed: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
+from iql_mixed import esper
 
 
 def main() -> None:
