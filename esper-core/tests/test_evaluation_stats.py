@@ -13,7 +13,9 @@ def test_paired_difference_mean_sd_and_t():
     assert d["t"] == pytest.approx((29 / 3) / (1.527525 / 3 ** 0.5), rel=1e-5)
 
 
-@pytest.mark.parametrize(("a", "b"), [([70.0], [60.0]), ([70.0, 71.0], [60.0, 61.0])])
+@pytest.mark.parametrize(("a", "b"), [([70.0], [60.0]), ([70.0, 71.0], [60.0, 61.0]),
+                                      # returns summed in another order: equal up to rounding
+                                      ([2.09 + 0.1 + 0.2, 2.09 + 0.3], [2.59, 2.59])])
 def test_paired_t_is_undefined_for_one_episode_or_no_spread(a, b):
     assert paired_difference(a, b)["t"] is None
 

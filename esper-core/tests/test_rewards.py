@@ -24,14 +24,33 @@ def ctx(rep, previous=None, decision=None, applied=True, **kw):
                          decision_applied=applied, **kw)
 
 
-def test_counterfactual_sums_blended_contributions_only():
+def test_credited_contribution_sums_blended_contributions_only():
     rep = report(60.0, [SeedStage.BLENDING, SeedStage.TRAINING, SeedStage.PROBATIONARY], [2.0, 9.0, -0.5])
-    assert t.counterfactual_attribution(ctx(rep, start_accuracy=50.0)) == pytest.approx(1.5)
+    assert t.credited_contribution(rep, 50.0) == pytest.approx(1.5)
+    # the first step has no previous report: the potential before it is 0
+    assert t.counterfactual_attribution(ctx(rep, start_accuracy=50.0)) == pytest.approx(0.99 * 1.5)
 
 
 def test_ransomware_guard_zeroes_positive_credit_when_total_got_worse():
     rep = report(40.0, [SeedStage.BLENDING, SeedStage.SHADOWING], [5.0, -1.0])
-    assert t.counterfactual_attribution(ctx(rep, start_accuracy=50.0)) == pytest.approx(-1.0)
+    assert t.credited_contribution(rep, 50.0) == pytest.approx(-1.0)
+
+
+def test_counterfactual_credit_is_potential_based_so_a_culled_seed_pays_it_back():
+    """Germinate, blend (contribution 3 for three epochs), cull: the episode's counterfactual
+    terms sum to about 0 — what the old per-step credit paid 9 for — while a seed kept to the
+    end is paid its final contribution."""
+    dormant = report(50.0, [SeedStage.DORMANT], [None])
+    blended = report(55.0, [SeedStage.BLENDING], [3.0])
+    culled = report(52.0, [SeedStage.CULLED], [None])
+    reports = [dormant, blended, blended, blended, culled]
+    culled_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0))
+                       for before, now in zip(reports, reports[1:], strict=False))
+    assert culled_total == pytest.approx(-0.01 * 3 * 3, abs=1e-9)  # only the discount: (γ − 1)·Φ per blended step
+    kept = [dormant, blended, blended, blended, blended]
+    kept_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0))
+                     for before, now in zip(kept, kept[1:], strict=False))
+    assert kept_total == pytest.approx(3.0 - 0.01 * 3 * 4, abs=1e-9)
 
 
 def test_stage_shaping_is_potential_based():
