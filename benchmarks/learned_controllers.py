@@ -1,0 +1,299 @@
+"""Learned controllers against the behaviour policies on held-out episodes: PPO (from scratch,
+or cloned from the heuristic and then improved) and IQL (from a mixed heuristic + random dataset).
+
+    .venv/bin/python benchmarks/learned_controllers.py --work /tmp/learned --out docs/learned_shapes.md
+    .venv/bin/python benchmarks/learned_controllers.py --task micro --ppo bc,scratch --collect 12 \
+        --rounds 20 --episodes 10 --work /tmp/learned_micro --out docs/learned_micro.md
+
+1. ``esper collect`` records ``--collect`` heuristic and ``--collect`` random episodes (training
+   seeds), split over ``--jobs`` processes with distinct base seeds.
+2. For each ``--ppo`` variant, ``esper run --policy ppo`` trains ``--rounds`` rounds ×
+   ``--envs`` worker environments: ``bc`` first clones the heuristic episodes
+   (``--bc-dataset``), ``scratch`` starts from PPO's initialisation. Alongside, ``esper run
+   --policy iql --dataset <heuristic + random data>`` trains IQL for ``--iql-steps`` steps.
+3. ``esper evaluate`` runs each PPO against heuristic and noop, and IQL against heuristic and random,
+   on ``--episodes`` held-out episodes per policy (odd seeds no training saw), split over
+   ``--jobs`` processes with distinct evaluation seeds; the halves are pooled before the paired
+   statistics (``esper_core.paired``).
+
+Everything goes through the CLI a user runs. ``--work`` keeps each finished step, so an
+interrupted study resumes where it stopped; the markdown written to ``--out`` is the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from esper_core.paired import paired_difference
+
+ESPER = [sys.executable, "-c", "from esper_core.cli.main import main; main()"]
+
+
+def esper(*args: str) -> str:
+    proc = subprocess.run([*ESPER, "--log-level", "warning", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"esper {' '.join(args[:3])} failed: {proc.stderr.strip().splitlines()[-1]}")
+    return proc.stdout
+
+
+def parallel(jobs: Sequence[tuple[str, ...]], width: int) -> list[str]:
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        return list(pool.map(lambda a: esper(*a), jobs))
+
+
+def timed(label: str, timings: dict[str, float], fn: Any, *args: Any) -> Any:
+    start = time.perf_counter()
+    out = fn(*args)
+    timings[label] = timings.get(label, 0.0) + time.perf_counter() - start
+    return out
+
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def collect(work: Path, policy: str, episodes: int, jobs: int, args: argparse.Namespace) -> list[Path]:
+    dirs, todo = [], []
+    for j, n in enumerate(split(episodes, jobs)):
+        out = work / f"{policy}-{j}"
+        dirs.append(out)
+        if not (out / "done").exists():
+            todo.append(("collect", "--policy", policy, "--episodes", str(n), "--out", str(out), "--task", args.task,
+                         "--seed", str(1000 * (j + 1)), *args.config))
+    parallel(todo, jobs)
+    for d in dirs:
+        (d / "done").touch()
+    return dirs
+
+
+def evaluate(work: Path, name: str, checkpoint: Path, against: str, episodes: int, jobs: int) -> dict[str, Any]:
+    """``esper evaluate`` split over ``jobs`` evaluation seeds, pooled episode by episode."""
+    cached = work / f"eval-{name}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    halves = parallel([("evaluate", "--policy-checkpoint", str(checkpoint), "--episodes", str(n), "--against",
+                        against, "--seed", str(7000 + j), "--json") for j, n in enumerate(split(episodes, jobs))],
+                      jobs)
+    parts = [json.loads(h) for h in halves]
+    rows = []
+    for i, first in enumerate(parts[0]["policies"]):
+        row: dict[str, Any] = {"policy": first["policy"]}
+        for key in ("test_accuracies", "final_accuracies", "returns"):
+            row[key] = [v for p in parts for v in p["policies"][i][key]]
+        n = [p["policies"][i]["episodes"] for p in parts]
+        added = [p["policies"][i]["params_added_mean"] for p in parts]
+        row["params_added_mean"] = sum(a * k for a, k in zip(added, n, strict=True)) / sum(n)
+        for key in ("fossilized", "culled"):
+            row[key] = sum(p["policies"][i][key] for p in parts)
+        per_bp: dict[str, dict[str, int]] = {}
+        for p in parts:
+            for bp, outcomes in p["policies"][i]["per_blueprint"].items():
+                for outcome, count in outcomes.items():
+                    per_bp.setdefault(bp, {}).setdefault(outcome, 0)
+                    per_bp[bp][outcome] += count
+        row["per_blueprint"] = per_bp
+        rows.append(row)
+    result = {"policies": rows, "held_out_seeds": [s for p in parts for s in p["held_out_seeds"]],
+              "paired_test_accuracy": {r["policy"]: paired_difference(rows[0]["test_accuracies"], r["test_accuracies"])
+                                       for r in rows[1:]},
+              "paired_return": {r["policy"]: paired_difference(rows[0]["returns"], r["returns"]) for r in rows[1:]}}
+    cached.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def mean_sd(values: Sequence[float]) -> str:
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    lines = ["| policy | test acc % | final val % | params added (mean) | return | fossilized / culled "
+             "| per blueprint (F/C) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in result["policies"]:
+        per_bp = ", ".join(f"{bp} {c.get('fossilized', 0)}/{c.get('culled', 0)}"
+                           for bp, c in sorted(r["per_blueprint"].items()) if bp) or "-"
+        lines.append(f"| {r['policy']} | {mean_sd(r['test_accuracies'])} | {mean_sd(r['final_accuracies'])} | "
+                     f"{r['params_added_mean']:.0f} | {mean_sd(r['returns'])} | {r['fossilized']} / {r['culled']} | "
+                     f"{per_bp} |")
+    return lines
+
+
+def paired_lines(result: dict[str, Any], key: str, unit: str) -> list[str]:
+    first = result["policies"][0]["policy"]
+    out = []
+    for name, d in result[key].items():
+        t = "undefined" if d["t"] is None else f"{d['t']:.2f}"
+        out.append(f"- {first} − {name}: {d['mean']:+.2f} ± {d['sd']:.2f} {unit} (t {t}, {d['n']} episodes)")
+    return out
+
+
+def shown_arguments(argv: list[str]) -> list[str]:
+    """The command line without ``--note`` (its text is printed under the title)."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--note":
+            skip = True
+        elif not arg.startswith("--note="):
+            shown.append(arg)
+    return shown
+
+
+def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], bool]:
+    summary = json.loads((work / f"ppo-{name}" / "summary.json").read_text())
+    bc = summary.get("bc") or {}
+    ppo_row, heuristic_row = evaluation["policies"][0], evaluation["policies"][1]
+    d = evaluation["paired_test_accuracy"]["heuristic"]
+    params_ok = ppo_row["params_added_mean"] <= heuristic_row["params_added_mean"]
+    goal = d["t"] is not None and d["mean"] >= 1.0 and d["t"] >= 2.5 and d["n"] >= 20 and params_ok
+    if name == "bc":
+        how = (f"{args.collect} heuristic episodes recorded with `esper collect`; `esper run --policy ppo "
+               "--bc-dataset …` cloned them (held-out action agreement "
+               + (f"{bc['held_out_agreement_before']:.2f} → {bc['held_out_agreement']:.2f}, {bc.get('episodes')} "
+                  f"episodes cloned, {bc.get('held_out_episodes')} held out" if "held_out_agreement" in bc
+                  else "not reported") + "), then trained")
+    else:
+        how = "`esper run --policy ppo` from PPO's own initialisation, trained"
+    lines = [
+        f"## PPO ({'behaviour cloning of the heuristic, then PPO' if name == 'bc' else 'from scratch'})",
+        "",
+        f"{how} {args.rounds} rounds × {args.envs} worker environments "
+        f"({', '.join(args.policy_option) or 'PPO defaults'}).",
+        "",
+        "PPO rounds (mean return / mean final validation accuracy %): "
+        + ", ".join(f"{h['mean_return']:+.2f} / {h['mean_final_accuracy']:.2f}" for h in summary.get("history", [])),
+        "",
+        f"Held-out evaluation, {args.episodes} episodes per policy (the same episodes for every policy):",
+        "",
+        *table(evaluation),
+        "",
+        "Paired differences over the same episodes:",
+        "",
+        *paired_lines(evaluation, "paired_test_accuracy", "test-accuracy points"),
+        *paired_lines(evaluation, "paired_return", "return"),
+        "",
+        f"Goal (PPO ≥ heuristic + 1 point test accuracy, one-sided paired t ≥ 2.5 over ≥ 20 episodes, no more "
+        f"added parameters): **{'met' if goal else 'not met'}** (PPO adds {ppo_row['params_added_mean']:.0f} "
+        f"parameters per episode, the heuristic {heuristic_row['params_added_mean']:.0f}).",
+        "",
+    ]
+    return lines, goal
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="shapes")
+    parser.add_argument("--ppo", default="bc", help="comma-separated PPO variants: bc, scratch")
+    parser.add_argument("--collect", type=int, default=24, help="episodes recorded per behaviour policy")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--envs", type=int, default=4)
+    parser.add_argument("--iql-steps", type=int, default=3000)
+    parser.add_argument("--episodes", type=int, default=20, help="held-out evaluation episodes per policy")
+    parser.add_argument("--jobs", type=int, default=2, help="processes run side by side")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reward-preset", default=None, help="the runs' reward preset (default: the default, shaped)")
+    parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a PPO option for the training runs; repeatable")
+    parser.add_argument("--work", type=Path, required=True, help="keeps every finished step (resumable)")
+    parser.add_argument("--note", default=None, help="a paragraph put under the title (e.g. what code it ran)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    variants = args.ppo.split(",")
+    unknown = set(variants) - {"bc", "scratch"}
+    if unknown:
+        parser.error(f"unknown --ppo variant(s): {', '.join(sorted(unknown))} (known: bc, scratch)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    timings_file = args.work / "timings.json"
+    timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    if args.reward_preset:  # `esper collect` takes it from a config file, as `esper run` can
+        (args.work / "reward.toml").write_text(f'[run]\nreward_preset = "{args.reward_preset}"\n')
+    args.config = ("--config", str(args.work / "reward.toml")) if args.reward_preset else ()
+    common = ("--task", args.task, "--seed", str(args.seed), *args.config)
+
+    heuristic = timed("collect heuristic", timings, collect, args.work, "heuristic", args.collect, args.jobs, args)
+    random = timed("collect random", timings, collect, args.work, "random", args.collect, args.jobs, args)
+    timings_file.write_text(json.dumps(timings))
+
+    iql_dir = args.work / "iql"
+    runs = []
+    for name in variants:
+        out = args.work / f"ppo-{name}"
+        if not (out / "summary.json").exists():
+            clone = ("--bc-dataset", ",".join(map(str, heuristic))) if name == "bc" else ()
+            runs.append(("run", "--policy", "ppo", *clone, "--rounds", str(args.rounds), "--envs", str(args.envs),
+                         "--workers", "--no-compare-baseline", "--out", str(out),
+                         *(f"--policy-option={o}" for o in args.policy_option), *common))
+    if not (iql_dir / "summary.json").exists():
+        runs.append(("run", "--policy", "iql", "--dataset", ",".join(map(str, heuristic + random)),
+                     "--policy-option", f"steps={args.iql_steps}", "--no-compare-baseline", "--out", str(iql_dir),
+                     *common))
+    timed("train", timings, parallel, runs, args.jobs)
+    timings_file.write_text(json.dumps(timings))
+
+    evaluations = {}
+    for name in variants:
+        evaluations[name] = timed(f"evaluate ppo-{name}", timings, evaluate, args.work, f"ppo-{name}",
+                                  args.work / f"ppo-{name}" / "policy.pt", "heuristic,noop", args.episodes, args.jobs)
+        timings_file.write_text(json.dumps(timings))
+    iql_eval = timed("evaluate iql", timings, evaluate, args.work, "iql", iql_dir / "policy.pt", "heuristic,random",
+                     args.episodes, args.jobs)
+    timings_file.write_text(json.dumps(timings))
+
+    iql_summary = json.loads((iql_dir / "summary.json").read_text())
+    iql_rows = {r["policy"]: r for r in iql_eval["policies"]}
+    better = max(("heuristic", "random"), key=lambda p: statistics.fmean(iql_rows[p]["returns"]))
+    goal4 = statistics.fmean(iql_rows["iql"]["returns"]) >= statistics.fmean(iql_rows[better]["returns"])
+    lines = [
+        f"# Learned controllers on `{args.task}`",
+        "",
+        f"Written by `.venv/bin/python benchmarks/learned_controllers.py {' '.join(shown_arguments(sys.argv[1:]))}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}), task `{args.task}`, reward: "
+        + (f"preset `{args.reward_preset}`" if args.reward_preset else
+           "the default (`shaped`, with the installed anti-pattern terms)")
+        + f", on this machine (2 CPU cores, {args.jobs} processes side by side). Wall time per step: "
+        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()) + ".",
+        "",
+        *([args.note, ""] if args.note else []),
+    ]
+    goals = {}
+    for name in variants:
+        section, goals[name] = ppo_section(name, args.work, evaluations[name], args)
+        lines += section
+    lines += [
+        "## IQL from a mixed heuristic + random dataset",
+        "",
+        f"{args.collect} heuristic + {args.collect} random episodes; `esper run --policy iql --dataset …` for "
+        f"{args.iql_steps} steps (final losses: "
+        + json.dumps({k: round(v, 4) for k, v in (iql_summary.get("history") or [{}])[-1].items()
+                      if isinstance(v, float)}) + ").",
+        "",
+        *table(iql_eval),
+        "",
+        *paired_lines(iql_eval, "paired_return", "return"),
+        *paired_lines(iql_eval, "paired_test_accuracy", "test-accuracy points"),
+        "",
+        f"Goal (IQL's mean return ≥ the better behaviour policy's, here {better}): "
+        f"**{'met' if goal4 else 'not met'}**.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
+        args.out.with_suffix(".json").write_text(json.dumps(
+            {"ppo": evaluations, "iql": iql_eval, "goals": {"ppo": goals, "iql": goal4}, "timings": timings,
+             "ppo_history": {n: json.loads((args.work / f"ppo-{n}" / "summary.json").read_text()).get("history")
+                             for n in variants}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
