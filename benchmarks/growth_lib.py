@@ -43,12 +43,14 @@ def catalog() -> Any:
 def resolve(*, task: str, policy: str, seed: int, epochs: int | None = None,
             training: Mapping[str, Any] | None = None, task_options: Mapping[str, Any] | None = None,
             kasmina: Mapping[str, Any] | None = None, gates: Mapping[str, Any] | None = None,
-            policy_options: Mapping[str, Any] | None = None, run: Mapping[str, Any] | None = None) -> Any:
+            policy_options: Mapping[str, Any] | None = None, run: Mapping[str, Any] | None = None,
+            rewards: Mapping[str, Any] | None = None) -> Any:
     data: dict[str, Any] = {
         "run": {"task": task, "policy": policy, "seed": seed, "observers": [],
                 "compare_baseline": False, **(run or {})},
         "training": dict(training or {}), "task": dict(task_options or {}),
         "kasmina": dict(kasmina or {}), "gates": dict(gates or {}), "policy": dict(policy_options or {}),
+        "rewards": dict(rewards or {}),
     }
     if epochs is not None:
         data["run"]["epochs"] = epochs
@@ -95,6 +97,7 @@ def run_episode(resolved: Any, *, static: Mapping[str, str] | None = None) -> di
         "host_params": counts.host, "added_params": counts.fossilized + in_forward,
         "final_architecture": final_arch, "stages": stages, "lifecycle": lifecycle,
         "macs": _COMPUTE[key].episode(stages, feedback=feedback), "seconds": result.seconds,
+        "return": result.total_reward,
     }
 
 
