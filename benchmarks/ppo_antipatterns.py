@@ -2,12 +2,15 @@
 the action space and compare the share of germinations that pick one early and late.
 
     python benchmarks/ppo_antipatterns.py [--seeds 0,1,2] [--rounds 30] [--envs 2] [--task micro]
+        [--reward-preset sparse] [--jobs 2] [--out docs/antipatterns_learning.md]
 
 For every seed: ``esper run --policy ppo`` with good CNN blueprints plus blueprints 24–33;
 the trainer's per-round history has ``antipattern_share`` (anti-pattern germinations /
 all germinations in that round). Reported: the pooled share over the first and over the last
 ``--window`` rounds, per seed and over all seeds. With 5 good and 10 bad blueprints a uniform
-choice picks an anti-pattern 2/3 of the time. Prints one JSON object (needs esper-antipatterns).
+choice picks an anti-pattern 2/3 of the time. Seeds run ``--jobs`` at a time. Prints one JSON
+object (needs esper-antipatterns) and, with ``--out``, writes the markdown quoting it with the
+share of every round.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ESPER = [sys.executable, "-c", "from esper_core.cli.main import main; main()"]
@@ -36,6 +41,24 @@ def pooled(history: list[dict], rounds: range) -> tuple[int, int]:
     return bad, total
 
 
+def train(seed: int, args: argparse.Namespace) -> list[dict]:
+    """One PPO training run; its per-round history."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [*ESPER, "--log-level", "warning", "run", "--task", args.task, "--policy", "ppo", "--seed", str(seed),
+             "--rounds", str(args.rounds), "--envs", str(args.envs), "--blueprints", ",".join(GOOD + BAD),
+             "--reward-preset", args.reward_preset, "--no-compare-baseline", "--policy-option", f"lr={args.lr}",
+             *(f"--policy-option={o}" for o in args.policy_option), "--out", str(Path(tmp) / "run"), "--json"],
+            capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr.strip().splitlines()[-1])
+    return json.loads(proc.stdout[proc.stdout.index("{"):])["history"]
+
+
+def share(bad: int, total: int) -> float | None:
+    return round(bad / total, 3) if total else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2")
@@ -44,41 +67,76 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--task", default="micro")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--reward-preset", default="shaped")
+    parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs side by side")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        histories = dict(zip(seeds, pool.map(lambda s: train(s, args), seeds), strict=True))
+    wall = time.perf_counter() - start
     per_seed = {}
     totals = {"first": [0, 0], "last": [0, 0]}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            proc = subprocess.run(
-                [*ESPER, "--log-level", "warning", "run", "--task", args.task, "--policy", "ppo", "--seed", str(seed),
-                 "--rounds", str(args.rounds), "--envs", str(args.envs), "--blueprints", ",".join(GOOD + BAD),
-                 "--policy-option", f"lr={args.lr}", "--out", str(Path(tmp) / "run"), "--json"],
-                capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(proc.stderr.strip().splitlines()[-1])
-        history = json.loads(proc.stdout[proc.stdout.index("{"):])["history"]
+    for seed, history in histories.items():
         first = pooled(history, range(0, args.window))
         last = pooled(history, range(len(history) - args.window, len(history)))
         for name, (bad, total) in (("first", first), ("last", last)):
             totals[name][0] += bad
             totals[name][1] += total
         per_seed[seed] = {
-            "first_rounds": {"antipattern": first[0], "germinations": first[1],
-                             "share": round(first[0] / first[1], 3) if first[1] else None},
-            "last_rounds": {"antipattern": last[0], "germinations": last[1],
-                            "share": round(last[0] / last[1], 3) if last[1] else None},
+            "first_rounds": {"antipattern": first[0], "germinations": first[1], "share": share(*first)},
+            "last_rounds": {"antipattern": last[0], "germinations": last[1], "share": share(*last)},
+            "per_round": [h.get("antipattern_share") for h in history],
+            "germinations_per_round": [h["germinations"] for h in history],
             "final_accuracy_first": round(
                 sum(h["mean_final_accuracy"] for h in history[:args.window]) / args.window, 2),
             "final_accuracy_last": round(
                 sum(h["mean_final_accuracy"] for h in history[-args.window:]) / args.window, 2),
+            "return_first": round(sum(h["mean_return"] for h in history[:args.window]) / args.window, 3),
+            "return_last": round(sum(h["mean_return"] for h in history[-args.window:]) / args.window, 3),
         }
-    print(json.dumps({
+    result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
+        "reward_preset": args.reward_preset, "policy_options": args.policy_option, "wall_minutes": round(wall / 60, 1),
         "uniform_share": round(len(BAD) / (len(BAD) + len(GOOD)), 3),
         "per_seed": per_seed,
-        "pooled": {name: {"antipattern": b, "germinations": t, "share": round(b / t, 3) if t else None}
+        "pooled": {name: {"antipattern": b, "germinations": t, "share": share(b, t)}
                    for name, (b, t) in totals.items()},
-    }, indent=2))
+    }
+    print(json.dumps(result, indent=2))
+    if args.out is not None:
+        args.out.write_text(render(result, sys.argv[1:]))
+
+
+def render(result: dict, argv: list[str]) -> str:
+    w = result["window"]
+    lines = [
+        "# Does PPO learn to avoid the anti-patterns?",
+        "",
+        f"Written by `.venv/bin/python benchmarks/ppo_antipatterns.py {' '.join(argv)}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): task `{result['task']}`, reward preset "
+        f"`{result['reward_preset']}`, {result['rounds']} rounds × {result['envs']} environments per seed, PPO lr "
+        f"{result['lr']} {' '.join(result['policy_options'])}; {len(GOOD)} good and {len(BAD)} anti-pattern blueprints "
+        f"in the action space (uniform share {result['uniform_share']}); {result['wall_minutes']} min on this machine. "
+        "Shares are of the germinations sampled during training.",
+        "",
+        f"| seed | first {w} rounds | last {w} rounds | return first → last | final val % first → last |",
+        "|---|---|---|---|---|",
+    ]
+    for seed, r in result["per_seed"].items():
+        f, la = r["first_rounds"], r["last_rounds"]
+        lines.append(f"| {seed} | {f['antipattern']} / {f['germinations']} = {f['share']} | {la['antipattern']} / "
+                     f"{la['germinations']} = {la['share']} | {r['return_first']:+.2f} → {r['return_last']:+.2f} | "
+                     f"{r['final_accuracy_first']} → {r['final_accuracy_last']} |")
+    p = result["pooled"]
+    lines += [f"| pooled | {p['first']['antipattern']} / {p['first']['germinations']} = {p['first']['share']} | "
+              f"{p['last']['antipattern']} / {p['last']['germinations']} = {p['last']['share']} | | |", "",
+              "Share per round (anti-pattern germinations / germinations; - where a round germinated nothing):", ""]
+    for seed, r in result["per_seed"].items():
+        lines.append(f"- seed {seed}: " + " ".join("-" if s is None else f"{s:.2f}" for s in r["per_round"]))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
