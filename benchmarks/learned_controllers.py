@@ -190,6 +190,29 @@ def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argpars
     return lines, goal
 
 
+def iql_section(iql_dir: Path, iql_eval: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], bool]:
+    iql_summary = json.loads((iql_dir / "summary.json").read_text())
+    iql_rows = {r["policy"]: r for r in iql_eval["policies"]}
+    better = max(("heuristic", "random"), key=lambda p: statistics.fmean(iql_rows[p]["returns"]))
+    goal = statistics.fmean(iql_rows["iql"]["returns"]) >= statistics.fmean(iql_rows[better]["returns"])
+    return [
+        "## IQL from a mixed heuristic + random dataset",
+        "",
+        f"{args.collect} heuristic + {args.collect} random episodes; `esper run --policy iql --dataset …` for "
+        f"{args.iql_steps} steps (final losses: "
+        + json.dumps({k: round(v, 4) for k, v in (iql_summary.get("history") or [{}])[-1].items()
+                      if isinstance(v, float)}) + ").",
+        "",
+        *table(iql_eval),
+        "",
+        *paired_lines(iql_eval, "paired_return", "return"),
+        *paired_lines(iql_eval, "paired_test_accuracy", "test-accuracy points"),
+        "",
+        f"Goal (IQL's mean return ≥ the better behaviour policy's, here {better}): "
+        f"**{'met' if goal else 'not met'}**.",
+    ], goal
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="shapes")
@@ -198,6 +221,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--envs", type=int, default=4)
     parser.add_argument("--iql-steps", type=int, default=3000)
+    parser.add_argument("--no-iql", action="store_true", help="PPO only: no random episodes, no IQL")
     parser.add_argument("--episodes", type=int, default=20, help="held-out evaluation episodes per policy")
     parser.add_argument("--jobs", type=int, default=2, help="processes run side by side")
     parser.add_argument("--seed", type=int, default=0)
@@ -221,7 +245,8 @@ def main() -> None:
     common = ("--task", args.task, "--seed", str(args.seed), *args.config)
 
     heuristic = timed("collect heuristic", timings, collect, args.work, "heuristic", args.collect, args.jobs, args)
-    random = timed("collect random", timings, collect, args.work, "random", args.collect, args.jobs, args)
+    random = [] if args.no_iql else timed("collect random", timings, collect, args.work, "random", args.collect,
+                                          args.jobs, args)
     timings_file.write_text(json.dumps(timings))
 
     iql_dir = args.work / "iql"
@@ -233,7 +258,7 @@ def main() -> None:
             runs.append(("run", "--policy", "ppo", *clone, "--rounds", str(args.rounds), "--envs", str(args.envs),
                          "--workers", "--no-compare-baseline", "--out", str(out),
                          *(f"--policy-option={o}" for o in args.policy_option), *common))
-    if not (iql_dir / "summary.json").exists():
+    if not args.no_iql and not (iql_dir / "summary.json").exists():
         runs.append(("run", "--policy", "iql", "--dataset", ",".join(map(str, heuristic + random)),
                      "--policy-option", f"steps={args.iql_steps}", "--no-compare-baseline", "--out", str(iql_dir),
                      *common))
@@ -245,14 +270,10 @@ def main() -> None:
         evaluations[name] = timed(f"evaluate ppo-{name}", timings, evaluate, args.work, f"ppo-{name}",
                                   args.work / f"ppo-{name}" / "policy.pt", "heuristic,noop", args.episodes, args.jobs)
         timings_file.write_text(json.dumps(timings))
-    iql_eval = timed("evaluate iql", timings, evaluate, args.work, "iql", iql_dir / "policy.pt", "heuristic,random",
-                     args.episodes, args.jobs)
+    iql_eval = None if args.no_iql else timed("evaluate iql", timings, evaluate, args.work, "iql",
+                                              iql_dir / "policy.pt", "heuristic,random", args.episodes, args.jobs)
     timings_file.write_text(json.dumps(timings))
 
-    iql_summary = json.loads((iql_dir / "summary.json").read_text())
-    iql_rows = {r["policy"]: r for r in iql_eval["policies"]}
-    better = max(("heuristic", "random"), key=lambda p: statistics.fmean(iql_rows[p]["returns"]))
-    goal4 = statistics.fmean(iql_rows["iql"]["returns"]) >= statistics.fmean(iql_rows[better]["returns"])
     lines = [
         f"# Learned controllers on `{args.task}`",
         "",
@@ -269,22 +290,10 @@ def main() -> None:
     for name in variants:
         section, goals[name] = ppo_section(name, args.work, evaluations[name], args)
         lines += section
-    lines += [
-        "## IQL from a mixed heuristic + random dataset",
-        "",
-        f"{args.collect} heuristic + {args.collect} random episodes; `esper run --policy iql --dataset …` for "
-        f"{args.iql_steps} steps (final losses: "
-        + json.dumps({k: round(v, 4) for k, v in (iql_summary.get("history") or [{}])[-1].items()
-                      if isinstance(v, float)}) + ").",
-        "",
-        *table(iql_eval),
-        "",
-        *paired_lines(iql_eval, "paired_return", "return"),
-        *paired_lines(iql_eval, "paired_test_accuracy", "test-accuracy points"),
-        "",
-        f"Goal (IQL's mean return ≥ the better behaviour policy's, here {better}): "
-        f"**{'met' if goal4 else 'not met'}**.",
-    ]
+    goal4 = None
+    if iql_eval is not None:
+        section, goal4 = iql_section(iql_dir, iql_eval, args)
+        lines += section
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:

@@ -85,6 +85,28 @@ def test_encode_masks_counts_germinate_only_with_an_allowed_blueprint():
     assert batch.ops.tolist() == [[True, False, False, False, False]]
 
 
+@pytest.mark.parametrize("trunk", ["mlp", "lstm"])
+def test_initial_wait_logit_sets_the_starting_probability_of_wait(trunk):
+    """WAIT starts at e^b / (e^b + K) with K other allowed ops; b = 0 is the uniform start."""
+    rows = [[False, False] for _ in Op]
+    rows[Op.WAIT] = [True, True]
+    rows[Op.GERMINATE] = [True, False]
+    rows[Op.CULL] = [False, True]
+    masks = encode_masks([ActionMask(slots=rows, blueprints=[True] * 3, blueprint_keys=KEYS)])
+    for b, expected in ((0.0, 1 / 3), (2.5, 12.1825 / (12.1825 + 2))):
+        torch.manual_seed(0)
+        net = ActorCritic(5, 2, 3, trunk=trunk, hidden=8, initial_wait_logit=b)
+        features, _ = net.features(torch.randn(1, 5))
+        wait = torch.zeros(1, 3, dtype=torch.long)  # op WAIT; slot and blueprint do not count for WAIT
+        out = net.heads(features, masks, wait)
+        assert float(out.log_prob.exp()) == pytest.approx(expected, abs=0.01)
+
+
+def test_initial_wait_logit_is_validated():
+    with pytest.raises(ValueError, match="initial_wait_logit"):
+        PPOConfig(initial_wait_logit=50.0)
+
+
 def test_lstm_sequences_match_step_by_step_features():
     torch.manual_seed(0)
     net = ActorCritic(5, 2, 3, trunk="lstm", hidden=8)

@@ -39,6 +39,13 @@ class PPOConfig:
     #: ``mlp``: two tanh layers; ``lstm``: one tanh layer, then an LSTM over the episode.
     trunk: str = field(default="mlp", validator=one_of("mlp", "lstm"))
     hidden: int = field(default=64, validator=int_at_least(4))
+    #: initial logit of WAIT in the op head (the others start at 0): with K other allowed ops WAIT
+    #: starts with probability e^b / (e^b + K). A uniform op choice offers CULL every epoch a seed
+    #: lives, so an exploring policy rarely keeps a seed to fossilization and never sees what one
+    #: is worth; a WAIT prior lets seeds live. 0 keeps the uniform start. Measured on ``micro``
+    #: (sparse reward, 2.5, 30 rounds × 4 environments; docs/learned_micro_sparse_wait.md): seeds
+    #: still rarely lived (117 germinated, 4 fossilized) and the greedy policy learned not to grow.
+    initial_wait_logit: float = field(default=0.0, validator=number_in(-20.0, 20.0))
     lr: float = field(default=3e-4, validator=number_in(0.0, 1.0, low_open=True))
     #: linear learning-rate annealing to 0 over the rounds (CleanRL ``anneal_lr``).
     anneal_lr: bool = field(default=True, validator=is_bool)

@@ -10,7 +10,7 @@ entropy. Disallowed actions get a logit of ``finfo.min``: probability exactly 0,
 
 Initialisation follows CleanRL / the "37 implementation details": orthogonal weights, gain √2
 in the trunk, 0.01 for the policy heads (near-uniform initial policy), 1 for the value head;
-zero biases.
+zero biases, except WAIT's in the op head when ``initial_wait_logit`` is set.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class ActorCritic(nn.Module):
     """``trunk`` is ``mlp`` (features of one observation) or ``lstm`` (features of the episode so far)."""
 
     def __init__(self, obs_size: int, n_slots: int, n_blueprints: int, *, trunk: str = "mlp",
-                 hidden: int = 64) -> None:
+                 hidden: int = 64, initial_wait_logit: float = 0.0) -> None:
         super().__init__()
         if trunk not in ("mlp", "lstm"):
             raise ValueError(f"trunk must be 'mlp' or 'lstm', got {trunk!r}")
@@ -75,6 +75,8 @@ class ActorCritic(nn.Module):
                 else:
                     nn.init.zeros_(param)
         self.op_head = _init(nn.Linear(hidden, N_OPS), 0.01)
+        with torch.no_grad():  # see PPOConfig.initial_wait_logit
+            self.op_head.bias[Op.WAIT] = initial_wait_logit
         self.slot_head = _init(nn.Linear(hidden, N_OPS * n_slots), 0.01)
         self.blueprint_head = _init(nn.Linear(hidden, n_slots * n_blueprints), 0.01)
         self.value_head = _init(nn.Linear(hidden, 1), 1.0)
