@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from esper_core.builtin.plugin import esper_register_reward_terms
@@ -45,11 +47,11 @@ def test_counterfactual_credit_is_potential_based_so_a_culled_seed_pays_it_back(
     culled = report(52.0, [SeedStage.CULLED], [None])
     reports = [dormant, blended, blended, blended, culled]
     culled_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0))
-                       for before, now in zip(reports, reports[1:], strict=False))
+                       for before, now in itertools.pairwise(reports))
     assert culled_total == pytest.approx(-0.01 * 3 * 3, abs=1e-9)  # only the discount: (γ − 1)·Φ per blended step
     kept = [dormant, blended, blended, blended, blended]
     kept_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0))
-                     for before, now in zip(kept, kept[1:], strict=False))
+                     for before, now in itertools.pairwise(kept))
     assert kept_total == pytest.approx(3.0 - 0.01 * 3 * 4, abs=1e-9)
 
 
