@@ -66,8 +66,8 @@ def counterfactual_attribution(ctx: RewardContext) -> float:
     the end, so a seed is paid for what it contributes when the episode ends, as it earns it. A
     seed that is culled pays its credit back: Φ falls to 0 with it. Paying the contribution
     itself every step (the term before this one) is not potential-based, and PPO exploited it on
-    ``micro``: after 20 rounds it germinated ``depthwise`` and culled it once blended in every
-    held-out episode (20 culls, nothing fossilized), collecting the credit of a seed it never
+    ``micro``: after 20 rounds it germinated ``depthwise`` and culled it once blended (20 culls
+    in 10 held-out episodes, nothing fossilized), collecting the credit of a seed it never
     kept — the best return of all policies (+4.80 against the heuristic's +1.00) with 2.0 points
     less test accuracy than the heuristic (docs/learned_controllers.md).
     """
