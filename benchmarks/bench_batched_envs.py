@@ -31,6 +31,7 @@ import argparse
 import copy
 import functools
 import json
+import os
 import statistics
 import sys
 import time
@@ -186,8 +187,6 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    import os
-
     counts = [int(c) for c in args.counts.split(",")]
     tasks = args.tasks.split(",")
     result: dict[str, Any] = {"cpus": os.cpu_count(), "load": round(os.getloadavg()[0], 2), "counts": counts,

@@ -61,14 +61,14 @@ def split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def collect(work: Path, policy: str, episodes: int, jobs: int, args: argparse.Namespace) -> list[Path]:
+def collect(work: Path, policy: str, episodes: int, jobs: int, task: str, config: tuple[str, ...]) -> list[Path]:
     dirs, todo = [], []
     for j, n in enumerate(split(episodes, jobs)):
         out = work / f"{policy}-{j}"
         dirs.append(out)
         if not (out / "done").exists():
-            todo.append(("collect", "--policy", policy, "--episodes", str(n), "--out", str(out), "--task", args.task,
-                         "--seed", str(1000 * (j + 1)), *args.config))
+            todo.append(("collect", "--policy", policy, "--episodes", str(n), "--out", str(out), "--task", task,
+                         "--seed", str(1000 * (j + 1)), *config))
     parallel(todo, jobs)
     for d in dirs:
         (d / "done").touch()
@@ -241,12 +241,13 @@ def main() -> None:
     timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     if args.reward_preset:  # `esper collect` takes it from a config file, as `esper run` can
         (args.work / "reward.toml").write_text(f'[run]\nreward_preset = "{args.reward_preset}"\n')
-    args.config = ("--config", str(args.work / "reward.toml")) if args.reward_preset else ()
-    common = ("--task", args.task, "--seed", str(args.seed), *args.config)
+    config = ("--config", str(args.work / "reward.toml")) if args.reward_preset else ()
+    common = ("--task", args.task, "--seed", str(args.seed), *config)
 
-    heuristic = timed("collect heuristic", timings, collect, args.work, "heuristic", args.collect, args.jobs, args)
+    heuristic = timed("collect heuristic", timings, collect, args.work, "heuristic", args.collect, args.jobs, args.task,
+                      config)
     random = [] if args.no_iql else timed("collect random", timings, collect, args.work, "random", args.collect,
-                                          args.jobs, args)
+                                          args.jobs, args.task, config)
     timings_file.write_text(json.dumps(timings))
 
     iql_dir = args.work / "iql"
