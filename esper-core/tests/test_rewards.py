@@ -40,8 +40,8 @@ def test_ransomware_guard_zeroes_positive_credit_when_total_got_worse():
 
 def test_counterfactual_credit_is_potential_based_so_a_culled_seed_pays_it_back():
     """Germinate, blend (contribution 3 for three epochs), cull: the episode's counterfactual
-    terms sum to about 0 — what the old per-step credit paid 9 for — while a seed kept to the
-    end is paid its final contribution."""
+    terms sum to about 0 — what the old per-step credit paid 9 for. A seed kept blended to the
+    end pays its credit back at the terminal step too: the credit guides, it is not an objective."""
     dormant = report(50.0, [SeedStage.DORMANT], [None])
     blended = report(55.0, [SeedStage.BLENDING], [3.0])
     culled = report(52.0, [SeedStage.CULLED], [None])
@@ -50,9 +50,12 @@ def test_counterfactual_credit_is_potential_based_so_a_culled_seed_pays_it_back(
                        for before, now in itertools.pairwise(reports))
     assert culled_total == pytest.approx(-0.01 * 3 * 3, abs=1e-9)  # only the discount: (γ − 1)·Φ per blended step
     kept = [dormant, blended, blended, blended, blended]
-    kept_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0))
-                     for before, now in itertools.pairwise(kept))
-    assert kept_total == pytest.approx(3.0 - 0.01 * 3 * 4, abs=1e-9)
+    steps = list(itertools.pairwise(kept))
+    kept_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0,
+                                                      terminal=i == len(steps) - 1))
+                     for i, (before, now) in enumerate(steps))
+    assert kept_total == pytest.approx(culled_total, abs=1e-9)
+    assert t.counterfactual_attribution(ctx(blended, previous=blended, start_accuracy=50.0)) == pytest.approx(-0.03)
 
 
 def test_stage_shaping_is_potential_based():
@@ -60,9 +63,24 @@ def test_stage_shaping_is_potential_based():
     after = report(50, [SeedStage.BLENDING, SeedStage.GERMINATED], [None, None])
     expected = (0.99 * 3 - 2) + (0.99 * 1 - 0)
     assert t.stage_shaping(ctx(after, previous=before)) == pytest.approx(expected)
-    assert t.stage_shaping(ctx(after)) == 0.0
+    assert t.stage_shaping(ctx(after)) == pytest.approx(0.99 * 4)  # before the first step every slot is dormant
     culled = report(50, [SeedStage.CULLED, SeedStage.GERMINATED], [None, None])
     assert t.stage_shaping(ctx(culled, previous=after)) == pytest.approx(-3 + (0.99 - 1))
+
+
+@pytest.mark.parametrize("last_stage", [SeedStage.FOSSILIZED, SeedStage.PROBATIONARY, SeedStage.CULLED])
+def test_shaping_terms_sum_to_zero_over_an_episode_whatever_seeds_it_ends_with(last_stage):
+    """Terminal potential 0 (Ng et al. 1999): keeping seeds to the end earns no shaping of its
+    own, so the return ranks policies by the unshaped terms — accuracy, rent, costs."""
+    path = [SeedStage.DORMANT, SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING,
+            SeedStage.SHADOWING, SeedStage.PROBATIONARY, last_stage]
+    contributions = [None, None, None, 2.0, 2.0, 2.0, 2.0 if last_stage is SeedStage.PROBATIONARY else None]
+    reports = [report(50.0 + i, [stage], [c], epoch=i + 1) for i, (stage, c) in enumerate(zip(path, contributions,
+                                                                                                  strict=True))]
+    for term in (t.stage_shaping, t.counterfactual_attribution):
+        discounted = sum(0.99 ** i * term(ctx(now, previous=before, start_accuracy=50.0, terminal=i == len(path) - 1))
+                         for i, (before, now) in enumerate(itertools.pairwise([None, *reports])))
+        assert discounted == pytest.approx(0.0, abs=1e-9), term.__name__
 
 
 def test_rent_costs_terminal_and_rollbacks():
