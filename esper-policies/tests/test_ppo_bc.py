@@ -26,7 +26,7 @@ from esper_policies.offline.dataset import EpisodeDataset
 from esper_policies.ppo import bc, trainer
 from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.network import ActorCritic
-from esper_policies.ppo.normalize import RunningMeanStd
+from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
 
 EPOCHS, SEED = 5, 3
 GATES = {"g5_min_contribution": -100.0}
@@ -82,22 +82,63 @@ def _greedy_agreement(network, obs_norm, episodes):
 
 @pytest.mark.parametrize("trunk", ["mlp", "lstm"])
 def test_cloning_makes_the_actor_act_like_the_heuristic_on_episodes_it_never_saw(datasets, trunk):
+    """Three initialisations, with the critic fitted on scaled returns as PPO's trainer does
+    (unscaled returns of about 9 let the value loss swamp the shared trunk: the LSTM clone then
+    agreed on 0.63–0.87 of unseen steps over five initialisations)."""
+    data, judge = _episodes(datasets / "train"), _episodes(datasets / "judge")
+    size = ObservationBuilder(1, 2).size
+    agreements = []
+    for init in range(3):
+        torch.manual_seed(init)
+        network = ActorCritic(size, 2, int(data[0]["mask_blueprints"].shape[1]), trunk=trunk, hidden=16)
+        obs_norm = RunningMeanStd((size,))
+        obs_norm.update(torch.cat([e["obs"] for e in data]))
+        before = _greedy_agreement(network, obs_norm, judge)
+        cloned_norm = RunningMeanStd((size,))
+        metrics = bc.behaviour_clone(network, data, obs_norm=cloned_norm, scaler=ReturnScaler(1, 0.99),
+                                     fit_value=True, epochs=100, lr=1e-2, batch_size=16, gamma=0.99,
+                                     value_coef=0.5, max_grad_norm=0.5, seed=0)
+        assert metrics["held_out_episodes"] == 2 and metrics["episodes"] == 10 and metrics["transitions"] == 50
+        assert metrics["held_out_agreement"] >= metrics["held_out_agreement_before"] + 0.2
+        after = _greedy_agreement(network, cloned_norm, judge)
+        assert after >= before + 0.2, (init, before, after)
+        agreements.append(after)
+    assert min(agreements) >= 0.8 and sum(agreements) / 3 >= 0.85, agreements
+
+
+def test_cloning_only_the_op_and_slot_heads_leaves_the_blueprint_head_untouched(datasets):
+    """``bc_heads = op,slot``: the lifecycle is cloned, the blueprint choice keeps its initial
+    weights (no gradient reaches it), so PPO starts exploring blueprints uniformly."""
     data, judge = _episodes(datasets / "train"), _episodes(datasets / "judge")
     size = ObservationBuilder(1, 2).size
     torch.manual_seed(0)
-    network = ActorCritic(size, 2, int(data[0]["mask_blueprints"].shape[1]), trunk=trunk, hidden=16)
+    network = ActorCritic(size, 2, int(data[0]["mask_blueprints"].shape[1]), hidden=16)
+    blueprint_head = {k: v.clone() for k, v in network.blueprint_head.state_dict().items()}
+    op_head = network.op_head.weight.clone()
     obs_norm = RunningMeanStd((size,))
-    obs_norm.update(torch.cat([e["obs"] for e in data]))
-    before = _greedy_agreement(network, obs_norm, judge)
-    cloned_norm = RunningMeanStd((size,))
-    metrics = bc.behaviour_clone(network, data, obs_norm=cloned_norm, scaler=None, fit_value=True,
+    metrics = bc.behaviour_clone(network, data, obs_norm=obs_norm, scaler=None, fit_value=False,
                                  epochs=100, lr=1e-2, batch_size=16, gamma=0.99, value_coef=0.5,
-                                 max_grad_norm=0.5, seed=0)
-    assert metrics["held_out_episodes"] == 2 and metrics["episodes"] == 10 and metrics["transitions"] == 50
-    assert metrics["held_out_agreement"] >= 0.9 and metrics["held_out_agreement"] >= metrics[
-        "held_out_agreement_before"] + 0.2
-    after = _greedy_agreement(network, cloned_norm, judge)
-    assert after >= 0.9 and after >= before + 0.25, (before, after)
+                                 max_grad_norm=0.5, seed=0, heads=("op", "slot"))
+    assert metrics["heads"] == ["op", "slot"] and metrics["held_out_agreement"] >= 0.9
+    assert all(torch.equal(v, blueprint_head[k]) for k, v in network.blueprint_head.state_dict().items())
+    assert not torch.equal(network.op_head.weight, op_head)
+    episodes = bc.pad(judge)
+    assert bc.agreement(network, episodes, obs_norm, ("op", "slot")) >= 0.9
+    # agreement over all three factors counts the blueprint too: never higher than over two
+    assert bc.agreement(network, episodes, obs_norm) <= bc.agreement(network, episodes, obs_norm, ("op", "slot"))
+
+
+@pytest.mark.parametrize("value", ["op,slot", ["blueprint", "op"], "op"])
+def test_bc_heads_option_accepts_factors_in_any_order(value):
+    heads = PPOConfig(bc_heads=value).bc_heads
+    assert set(heads) <= {"op", "slot", "blueprint"} and list(heads) == sorted(heads, key=["op", "slot",
+                                                                                           "blueprint"].index)
+
+
+@pytest.mark.parametrize("value", ["", "op,value", [], 3])
+def test_bc_heads_option_refuses_unknown_or_empty_factors(value):
+    with pytest.raises(ValueError, match="bc_heads must be a non-empty list of op, slot, blueprint"):
+        PPOConfig(bc_heads=value)
 
 
 def test_discounted_returns_stop_at_each_episodes_end():

@@ -20,6 +20,9 @@ them.
 * **Actor loss.** Masked cross-entropy: ``−log π(a | s)`` of the recorded factored action under
   the recorded mask (the same masked heads PPO samples from, so disallowed actions have
   probability 0 and the slot and blueprint factors count only where the op uses them).
+* **Heads cloned** (``bc_heads``, all three by default). Only the chosen factors' log-probabilities
+  enter the loss; a head left out keeps its near-uniform initial output, so PPO explores it
+  from the start while the cloned heads act as the behaviour does.
 * **Critic.** Fitted too (``bc_value``, on by default) to the discounted return of the recorded
   rewards, scaled the way PPO scales rewards (divided by the standard deviation of the discounted
   return, whose statistics then seed PPO's reward scaler). A cloned actor with an untrained
@@ -48,7 +51,8 @@ from esper_core.contracts.decisions import Op
 from esper_core.errors import ConfigError, DataError
 from esper_policies.encoding import MaskBatch
 from esper_policies.offline.dataset import EpisodeDataset
-from esper_policies.ppo.network import ActorCritic
+from esper_policies.ppo.config import ACTION_FACTORS
+from esper_policies.ppo.network import ActorCritic, joint_log_prob
 from esper_policies.ppo.normalize import EPSILON, ReturnScaler, RunningMeanStd
 
 #: share of the episodes held out for the agreement measurement
@@ -161,8 +165,8 @@ def discounted_returns(rewards: Tensor, valid: Tensor, gamma: float) -> Tensor:
 
 
 def _forward(network: ActorCritic, batch: Episodes, obs_norm: RunningMeanStd | None,
-             *, greedy: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    """Flattened valid steps: log π(recorded action), values, greedy actions."""
+             heads: Sequence[str] = ACTION_FACTORS, *, greedy: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """Flattened valid steps: log π(recorded action) over ``heads``, values, greedy actions."""
     obs = batch.obs if obs_norm is None else obs_norm.normalize(batch.obs)
     features, _ = network.features(obs)  # (T, E, H): the LSTM runs each episode from its start
     flat = batch.valid.flatten()
@@ -171,23 +175,32 @@ def _forward(network: ActorCritic, batch: Episodes, obs_norm: RunningMeanStd | N
     actions = batch.actions.flatten(0, 1)[flat]
     scored = network.heads(features, masks, actions)
     chosen = network.heads(features, masks, greedy=True).actions if greedy else actions
-    return scored.log_prob, scored.value, chosen
+    columns = [ACTION_FACTORS.index(h) for h in heads]
+    return joint_log_prob(scored.factor_log_prob[:, columns]), scored.value, chosen
 
 
-def agreement(network: ActorCritic, episodes: Episodes, obs_norm: RunningMeanStd | None) -> float:
-    """Share of steps whose greedy action equals the recorded one on every factor the op uses."""
+def agreement(network: ActorCritic, episodes: Episodes, obs_norm: RunningMeanStd | None,
+              heads: Sequence[str] = ACTION_FACTORS) -> float:
+    """Share of steps whose greedy action equals the recorded one on every factor in ``heads``
+    that the recorded op uses (the greedy slot and blueprint follow the greedy op, so a factor
+    left out still counts where the op it follows differs)."""
     with torch.no_grad():
         _, _, chosen = _forward(network, episodes, obs_norm, greedy=True)
     recorded = episodes.actions.flatten(0, 1)[episodes.valid.flatten()]
-    op_same = chosen[:, 0] == recorded[:, 0]
-    slot_same = (chosen[:, 1] == recorded[:, 1]) | (recorded[:, 0] == Op.WAIT)
-    bp_same = (chosen[:, 2] == recorded[:, 2]) | (recorded[:, 0] != Op.GERMINATE)
-    return float((op_same & slot_same & bp_same).float().mean())
+    same = torch.ones(recorded.shape[0], dtype=torch.bool)
+    if "op" in heads:
+        same &= chosen[:, 0] == recorded[:, 0]
+    if "slot" in heads:
+        same &= (chosen[:, 1] == recorded[:, 1]) | (recorded[:, 0] == Op.WAIT)
+    if "blueprint" in heads:
+        same &= (chosen[:, 2] == recorded[:, 2]) | (recorded[:, 0] != Op.GERMINATE)
+    return float(same.float().mean())
 
 
 def behaviour_clone(network: ActorCritic, data: Sequence[Mapping[str, Tensor]], *, obs_norm: RunningMeanStd | None,
                     scaler: ReturnScaler | None, fit_value: bool, epochs: int, lr: float, batch_size: int,
-                    gamma: float, value_coef: float, max_grad_norm: float, seed: int) -> dict[str, Any]:
+                    gamma: float, value_coef: float, max_grad_norm: float, seed: int,
+                    heads: Sequence[str] = ACTION_FACTORS) -> dict[str, Any]:
     """Clone the recorded actions into ``network`` (in place); update ``obs_norm`` and seed
     ``scaler`` from the training episodes. Returns the metrics the run summary records."""
     generator = torch.Generator().manual_seed(seed)
@@ -208,7 +221,7 @@ def behaviour_clone(network: ActorCritic, data: Sequence[Mapping[str, Tensor]], 
         scaler.stats.load_state_dict(seeded.stats.state_dict())
         rewards = (rewards / math.sqrt(float(seeded.stats.var) + EPSILON)).clamp(-10.0, 10.0)
     returns = discounted_returns(rewards, train.valid, gamma)
-    before = agreement(network, held, obs_norm)
+    before = agreement(network, held, obs_norm, heads)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr, eps=1e-5)
     steps_per_episode = max(1.0, float(train.valid.sum()) / train.count)
     per_batch = max(1, round(batch_size / steps_per_episode))
@@ -218,7 +231,7 @@ def behaviour_clone(network: ActorCritic, data: Sequence[Mapping[str, Tensor]], 
         totals = [0.0, 0.0, 0]
         for columns in torch.randperm(train.count, generator=generator).split(per_batch):
             batch = train.select(columns)
-            log_prob, value, _ = _forward(network, batch, obs_norm)
+            log_prob, value, _ = _forward(network, batch, obs_norm, heads)
             target = returns[:, columns].flatten()[batch.valid.flatten()]
             pi_loss = -log_prob.mean()
             v_loss = 0.5 * (value - target).square().mean()
@@ -234,7 +247,7 @@ def behaviour_clone(network: ActorCritic, data: Sequence[Mapping[str, Tensor]], 
         actor_loss, value_loss = totals[0] / max(1, totals[2]), totals[1] / max(1, totals[2])
     network.eval()
     with torch.no_grad():
-        held_log_prob, _, _ = _forward(network, held, obs_norm)
+        held_log_prob, _, _ = _forward(network, held, obs_norm, heads)
     return {
         "episodes": train.count,
         "held_out_episodes": held.count,
@@ -244,7 +257,8 @@ def behaviour_clone(network: ActorCritic, data: Sequence[Mapping[str, Tensor]], 
         "value_loss": value_loss if fit_value else None,
         "value_fitted": fit_value,
         "held_out_loss": float(-held_log_prob.mean()),
-        "train_agreement": agreement(network, train, obs_norm),
+        "heads": list(heads),
+        "train_agreement": agreement(network, train, obs_norm, heads),
         "held_out_agreement_before": before,
-        "held_out_agreement": agreement(network, held, obs_norm),
+        "held_out_agreement": agreement(network, held, obs_norm, heads),
     }

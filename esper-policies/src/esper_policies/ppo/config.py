@@ -15,6 +15,17 @@ from attrs import field, frozen
 
 from esper_core.options import int_at_least, is_bool, number_in, one_of, optional
 
+#: the factors of an action, in the order of the actor's heads
+ACTION_FACTORS = ("op", "slot", "blueprint")
+
+
+def _factors(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not value or any(v not in ACTION_FACTORS for v in value):
+        raise ValueError(f"bc_heads must be a non-empty list of {', '.join(ACTION_FACTORS)}; got {value!r}")
+    return tuple(f for f in ACTION_FACTORS if f in value)
+
 
 def _datasets(value: Any) -> tuple[str, ...] | None:
     if value is None:
@@ -76,6 +87,11 @@ class PPOConfig:
     #: also fit the critic to the recorded discounted returns (only where the dataset's reward
     #: weights are the run's: under other weights those returns are not this run's values)
     bc_value: bool = field(default=True, validator=is_bool)
+    #: the heads cloned (comma-separated on the command line): the others keep their near-uniform
+    #: start, so PPO explores them while acting as the behaviour does in the cloned ones — e.g.
+    #: ``op,slot`` clones the heuristic's lifecycle management and leaves the choice of blueprint,
+    #: where a fixed order of preference is weakest, to be learned.
+    bc_heads: tuple[str, ...] = field(default=ACTION_FACTORS, converter=_factors)
 
     def entropy_coef_at(self, round_index: int) -> float:
         frac = round_index / max(1, self.rounds - 1)

@@ -47,6 +47,7 @@ class ActionOutput:
 
     actions: Tensor  # long (N, 3): op, slot, blueprint
     log_prob: Tensor  # (N,) joint log-probability of the actions
+    factor_log_prob: Tensor  # (N, 3): op, slot and blueprint log-probabilities (0 where a head does not apply)
     entropy: Tensor  # (N, 3): op, slot and blueprint head entropies (0 where a head does not apply)
     value: Tensor  # (N,)
 
@@ -119,16 +120,24 @@ class ActorCritic(nn.Module):
         has_slot = torch.tensor(_HAS_SLOT)[op]
         has_bp = op == Op.GERMINATE
         zero = torch.zeros(n)
-        log_prob = (op_logp[rows, op]
-                    + torch.where(has_slot, slot_logp[rows, slot], zero)
-                    + torch.where(has_bp, bp_logp[rows, bp], zero))
+        factor_log_prob = torch.stack([op_logp[rows, op], torch.where(has_slot, slot_logp[rows, slot], zero),
+                                       torch.where(has_bp, bp_logp[rows, bp], zero)], dim=1)
         entropy = torch.stack([_entropy(op_logp), torch.where(has_slot, _entropy(slot_logp), zero),
                                torch.where(has_bp, _entropy(bp_logp), zero)], dim=1)
-        return ActionOutput(actions=torch.stack([op, slot, bp], dim=1), log_prob=log_prob, entropy=entropy,
+        return ActionOutput(actions=torch.stack([op, slot, bp], dim=1), log_prob=joint_log_prob(factor_log_prob),
+                            factor_log_prob=factor_log_prob, entropy=entropy,
                             value=self.value_head(features).squeeze(-1))
 
     def value(self, features: Tensor) -> Tensor:
         return self.value_head(features).squeeze(-1)
+
+
+def joint_log_prob(factor_log_prob: Tensor) -> Tensor:
+    """Sum of the factors' log-probabilities, added left to right (as every trained policy was)."""
+    total = factor_log_prob[:, 0]
+    for column in range(1, factor_log_prob.shape[1]):
+        total = total + factor_log_prob[:, column]
+    return total
 
 
 def _choose(logp: Tensor, greedy: bool, generator: torch.Generator | None) -> Tensor:

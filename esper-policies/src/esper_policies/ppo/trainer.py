@@ -173,7 +173,7 @@ class _Training:
         self.bc = behaviour_clone(self.network, self.bc_data, obs_norm=self.obs_norm, scaler=self.scaler,
                                   fit_value=fit_value, epochs=cfg.bc_epochs, lr=cfg.bc_lr,
                                   batch_size=cfg.bc_batch_size, gamma=cfg.gamma, value_coef=cfg.value_coef,
-                                  max_grad_norm=cfg.max_grad_norm, seed=self.seed)
+                                  max_grad_norm=cfg.max_grad_norm, seed=self.seed, heads=cfg.bc_heads)
         if cfg.bc_value and not fit_value:
             self.bc["value_skipped"] = "a dataset was recorded with other reward weights than this run's"
         self.bc["datasets"] = list(cfg.bc_dataset or ())
