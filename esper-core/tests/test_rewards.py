@@ -30,7 +30,7 @@ def test_credited_contribution_sums_blended_contributions_only():
     rep = report(60.0, [SeedStage.BLENDING, SeedStage.TRAINING, SeedStage.PROBATIONARY], [2.0, 9.0, -0.5])
     assert t.credited_contribution(rep, 50.0) == pytest.approx(1.5)
     # the first step has no previous report: the potential before it is 0
-    assert t.counterfactual_attribution(ctx(rep, start_accuracy=50.0)) == pytest.approx(0.99 * 1.5)
+    assert t.counterfactual_attribution(ctx(rep, start_accuracy=50.0)) == pytest.approx(1.5)
 
 
 def test_ransomware_guard_zeroes_positive_credit_when_total_got_worse():
@@ -40,7 +40,7 @@ def test_ransomware_guard_zeroes_positive_credit_when_total_got_worse():
 
 def test_counterfactual_credit_is_potential_based_so_a_culled_seed_pays_it_back():
     """Germinate, blend (contribution 3 for three epochs), cull: the episode's counterfactual
-    terms sum to about 0 — what the old per-step credit paid 9 for. A seed kept blended to the
+    terms sum to 0 — what the old per-step credit paid 9 for. A seed kept blended to the
     end pays its credit back at the terminal step too: the credit guides, it is not an objective."""
     dormant = report(50.0, [SeedStage.DORMANT], [None])
     blended = report(55.0, [SeedStage.BLENDING], [3.0])
@@ -48,24 +48,25 @@ def test_counterfactual_credit_is_potential_based_so_a_culled_seed_pays_it_back(
     reports = [dormant, blended, blended, blended, culled]
     culled_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0))
                        for before, now in itertools.pairwise(reports))
-    assert culled_total == pytest.approx(-0.01 * 3 * 3, abs=1e-9)  # only the discount: (γ − 1)·Φ per blended step
+    assert culled_total == pytest.approx(0.0, abs=1e-9)
     kept = [dormant, blended, blended, blended, blended]
     steps = list(itertools.pairwise(kept))
     kept_total = sum(t.counterfactual_attribution(ctx(now, previous=before, start_accuracy=50.0,
                                                       terminal=i == len(steps) - 1))
                      for i, (before, now) in enumerate(steps))
     assert kept_total == pytest.approx(culled_total, abs=1e-9)
-    assert t.counterfactual_attribution(ctx(blended, previous=blended, start_accuracy=50.0)) == pytest.approx(-0.03)
+    assert t.counterfactual_attribution(ctx(blended, previous=blended, start_accuracy=50.0)) == 0.0
+    assert t.counterfactual_attribution(ctx(culled, previous=blended, start_accuracy=50.0)) == pytest.approx(-3.0)
 
 
 def test_stage_shaping_is_potential_based():
     before = report(50, [SeedStage.TRAINING, SeedStage.DORMANT], [None, None])
     after = report(50, [SeedStage.BLENDING, SeedStage.GERMINATED], [None, None])
-    expected = (0.99 * 3 - 2) + (0.99 * 1 - 0)
+    expected = (3 - 2) + (1 - 0)
     assert t.stage_shaping(ctx(after, previous=before)) == pytest.approx(expected)
-    assert t.stage_shaping(ctx(after)) == pytest.approx(0.99 * 4)  # before the first step every slot is dormant
+    assert t.stage_shaping(ctx(after)) == pytest.approx(4)  # before the first step every slot is dormant
     culled = report(50, [SeedStage.CULLED, SeedStage.GERMINATED], [None, None])
-    assert t.stage_shaping(ctx(culled, previous=after)) == pytest.approx(-3 + (0.99 - 1))
+    assert t.stage_shaping(ctx(culled, previous=after)) == pytest.approx(-3)
 
 
 @pytest.mark.parametrize("last_stage", [SeedStage.FOSSILIZED, SeedStage.PROBATIONARY, SeedStage.CULLED])
@@ -78,9 +79,9 @@ def test_shaping_terms_sum_to_zero_over_an_episode_whatever_seeds_it_ends_with(l
     reports = [report(50.0 + i, [stage], [c], epoch=i + 1) for i, (stage, c) in enumerate(zip(path, contributions,
                                                                                                   strict=True))]
     for term in (t.stage_shaping, t.counterfactual_attribution):
-        discounted = sum(0.99 ** i * term(ctx(now, previous=before, start_accuracy=50.0, terminal=i == len(path) - 1))
+        total = sum(term(ctx(now, previous=before, start_accuracy=50.0, terminal=i == len(path) - 1))
                          for i, (before, now) in enumerate(itertools.pairwise([None, *reports])))
-        assert discounted == pytest.approx(0.0, abs=1e-9), term.__name__
+        assert total == pytest.approx(0.0, abs=1e-9), term.__name__
 
 
 def test_rent_costs_terminal_and_rollbacks():
