@@ -2,7 +2,8 @@
 the action space and compare the share of germinations that pick one early and late.
 
     python benchmarks/ppo_antipatterns.py [--seeds 0,1,2] [--rounds 30] [--envs 2] [--task micro]
-        [--reward-preset sparse] [--jobs 2] [--out docs/antipatterns_learning.md]
+        [--reward-preset sparse] [--bc-collect 12 --policy-option bc_heads=op,slot] [--jobs 2]
+        [--out docs/antipatterns_learning.md]
 
 For every seed: ``esper run --policy ppo`` with good CNN blueprints plus blueprints 24–33;
 the trainer's per-round history has ``antipattern_share`` (anti-pattern germinations /
@@ -11,6 +12,12 @@ all germinations in that round). Reported: the pooled share over the first and o
 choice picks an anti-pattern 2/3 of the time. Seeds run ``--jobs`` at a time. Prints one JSON
 object (needs esper-antipatterns) and, with ``--out``, writes the markdown quoting it with the
 share of every round.
+
+With ``--bc-collect N``, each seed first records N heuristic episodes on the same action space
+(``esper collect``; the heuristic only ever picks a good blueprint) and PPO clones them before
+its first round (``--bc-dataset``); with ``--policy-option bc_heads=op,slot`` only the
+lifecycle is cloned and the blueprint head starts uniform, so the share still starts at chance
+while seeds live long enough for what they are worth to show in the return.
 """
 
 from __future__ import annotations
@@ -41,18 +48,31 @@ def pooled(history: list[dict], rounds: range) -> tuple[int, int]:
     return bad, total
 
 
-def train(seed: int, args: argparse.Namespace) -> list[dict]:
-    """One PPO training run; its per-round history."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [*ESPER, "--log-level", "warning", "run", "--task", args.task, "--policy", "ppo", "--seed", str(seed),
-             "--rounds", str(args.rounds), "--envs", str(args.envs), "--blueprints", ",".join(GOOD + BAD),
-             "--reward-preset", args.reward_preset, "--no-compare-baseline", "--policy-option", f"lr={args.lr}",
-             *(f"--policy-option={o}" for o in args.policy_option), "--out", str(Path(tmp) / "run"), "--json"],
-            capture_output=True, text=True, check=False)
+def esper(*args: str) -> str:
+    proc = subprocess.run([*ESPER, "--log-level", "warning", *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr.strip().splitlines()[-1])
-    return json.loads(proc.stdout[proc.stdout.index("{"):])["history"]
+    return proc.stdout
+
+
+def train(seed: int, args: argparse.Namespace) -> list[dict]:
+    """One PPO training run (after recording its behaviour-cloning data, with ``--bc-collect``);
+    its per-round history."""
+    blueprints = ",".join(GOOD + BAD)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "reward.toml"
+        config.write_text(f'[run]\nreward_preset = "{args.reward_preset}"\n')
+        clone: tuple[str, ...] = ()
+        if args.bc_collect:
+            esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
+                  "--seed", str(1000 * (seed + 1)), "--blueprints", blueprints, "--config", str(config),
+                  "--out", str(Path(tmp) / "bc"))
+            clone = ("--bc-dataset", str(Path(tmp) / "bc"))
+        out = esper("run", "--task", args.task, "--policy", "ppo", "--seed", str(seed), "--rounds", str(args.rounds),
+                    "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
+                    "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
+                    *(f"--policy-option={o}" for o in args.policy_option), "--out", str(Path(tmp) / "run"), "--json")
+    return json.loads(out[out.index("{"):])["history"]
 
 
 def share(bad: int, total: int) -> float | None:
@@ -69,6 +89,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--reward-preset", default="shaped")
     parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--bc-collect", type=int, default=0,
+                        help="heuristic episodes recorded per seed and cloned before training (0: none)")
     parser.add_argument("--jobs", type=int, default=1, help="training runs side by side")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -99,7 +121,8 @@ def main() -> None:
         }
     result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
-        "reward_preset": args.reward_preset, "policy_options": args.policy_option, "wall_minutes": round(wall / 60, 1),
+        "reward_preset": args.reward_preset, "policy_options": args.policy_option, "bc_collect": args.bc_collect,
+        "wall_minutes": round(wall / 60, 1),
         "uniform_share": round(len(BAD) / (len(BAD) + len(GOOD)), 3),
         "per_seed": per_seed,
         "pooled": {name: {"antipattern": b, "germinations": t, "share": share(b, t)}
@@ -118,7 +141,9 @@ def render(result: dict, argv: list[str]) -> str:
         f"Written by `.venv/bin/python benchmarks/ppo_antipatterns.py {' '.join(argv)}` "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): task `{result['task']}`, reward preset "
         f"`{result['reward_preset']}`, {result['rounds']} rounds × {result['envs']} environments per seed, PPO lr "
-        f"{result['lr']} {' '.join(result['policy_options'])}; {len(GOOD)} good and {len(BAD)} anti-pattern blueprints "
+        f"{result['lr']} {' '.join(result['policy_options'])}"
+        + (f", after cloning {result['bc_collect']} heuristic episodes" if result.get("bc_collect") else "")
+        + f"; {len(GOOD)} good and {len(BAD)} anti-pattern blueprints "
         f"in the action space (uniform share {result['uniform_share']}); {result['wall_minutes']} min on this machine. "
         "Shares are of the germinations sampled during training.",
         "",
