@@ -71,13 +71,13 @@ def shaping(ctx: RewardContext, potential: Callable[[EpochReport], float]) -> fl
     The potential before the first step (no previous report) is 0, and so is the potential of the
     terminal state: Ng et al.'s condition for an episodic task, under which the shaping terms of
     an episode telescope to 0 (exactly, with γ = 1) and the optimal policy is the unshaped
-    reward's. Before
-    terminal Φ was 0, a seed still fossilized (or blended) when the episode ended kept its
-    potential as a bonus, so the return paid for how many seeds a policy kept rather than for
-    the accuracy they bought: on ``shapes`` every catalog blueprint returned +0.8 to +1.1 over
-    noop whatever it added to accuracy, ``norm`` (+2.9 test points) more than ``conv_heavy``
-    (+13.6) (docs/blueprint_returns_shapes_catalog.md as of commit 2983033; with terminal
-    potential 0 conv_heavy and conv_light pay, +0.32 and +0.31 over noop, and norm does not, −0.04).
+    reward's. Before terminal Φ was 0, a seed still fossilized (or blended) when the episode
+    ended kept its potential as a bonus, so the return paid for how many seeds a policy kept
+    rather than for the accuracy they bought: on ``shapes`` every catalog blueprint returned
+    +0.8 to +1.1 over noop whatever it added to accuracy, ``norm`` (+2.9 test points) more than
+    ``conv_heavy`` (+13.6) (docs/blueprint_returns_shapes_catalog.md as of commit 2983033; with
+    terminal potential 0 conv_heavy and conv_light pay, +0.32 and +0.31 over noop, and norm
+    does not, −0.04).
     """
     before = 0.0 if ctx.previous is None else potential(ctx.previous)
     after = 0.0 if ctx.terminal else potential(ctx.report)
