@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ESPER = [sys.executable, "-c", "from esper_core.cli.main import main; main()"]
+from learned_controllers import esper
+
 GOOD = ("conv_light", "conv_small", "norm", "depthwise", "attention")
 BAD = ("correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich", "gain_amplifier",
        "deep_linear_stack", "expensive_identity", "redundant_ensemble", "kaiming_mismatch", "division_by_feature")
@@ -46,13 +46,6 @@ def pooled(history: list[dict], rounds: range) -> tuple[int, int]:
             bad += round(share * h["germinations"])
             total += h["germinations"]
     return bad, total
-
-
-def esper(*args: str) -> str:
-    proc = subprocess.run([*ESPER, "--log-level", "warning", *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr.strip().splitlines()[-1])
-    return proc.stdout
 
 
 def train(seed: int, args: argparse.Namespace) -> list[dict]:

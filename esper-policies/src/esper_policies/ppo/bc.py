@@ -182,8 +182,7 @@ def _forward(network: ActorCritic, batch: Episodes, obs_norm: RunningMeanStd | N
 def agreement(network: ActorCritic, episodes: Episodes, obs_norm: RunningMeanStd | None,
               heads: Sequence[str] = ACTION_FACTORS) -> float:
     """Share of steps whose greedy action equals the recorded one on every factor in ``heads``
-    that the recorded op uses (the greedy slot and blueprint follow the greedy op, so a factor
-    left out still counts where the op it follows differs)."""
+    that the recorded op uses (factors not in ``heads`` are not compared)."""
     with torch.no_grad():
         _, _, chosen = _forward(network, episodes, obs_norm, greedy=True)
     recorded = episodes.actions.flatten(0, 1)[episodes.valid.flatten()]
