@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from growth_compute import ComputeModel
 
 from esper_core.config import RunConfig
-from esper_core.contracts.events import EpochEnded, SeedLifecycle, TelemetryEvent
+from esper_core.contracts.events import EpochEnded, RewardComputed, SeedLifecycle, TelemetryEvent
 from esper_core.contracts.stages import SeedStage
 from esper_core.log_config import configure_logging
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
@@ -57,12 +57,16 @@ def resolve(*, task: str, policy: str, seed: int, epochs: int | None = None,
     return resolve_run(RunConfig.from_dict(data), catalog())
 
 
-def run_episode(resolved: Any, *, static: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One episode of ``resolved``; ``static`` maps slot → blueprint key to fossilize at build."""
+def run_episode(resolved: Any, *, static: Mapping[str, str] | None = None,
+                wrap: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """One episode of ``resolved``; ``static`` maps slot → blueprint key to fossilize at build;
+    ``wrap`` turns the run's policy into the one that acts (e.g. a scripted plan around it)."""
     config = resolved.config
     _, task, slot_names = prepare_task(resolved)
     events: list[TelemetryEvent] = []
     policy = make_policy(resolved, config.policy, catalog(), slot_names, dict(config.policy_options))
+    if wrap is not None:
+        policy = wrap(policy)
     with HostEpisode(resolved, task, episode=0, seed=config.seed, emit=events.append,
                      policy_name=config.policy) as env:
         if static:
@@ -97,8 +101,18 @@ def run_episode(resolved: Any, *, static: Mapping[str, str] | None = None) -> di
         "host_params": counts.host, "added_params": counts.fossilized + in_forward,
         "final_architecture": final_arch, "stages": stages, "lifecycle": lifecycle,
         "macs": _COMPUTE[key].episode(stages, feedback=feedback), "seconds": result.seconds,
-        "return": result.total_reward,
+        "return": result.total_reward, "reward_terms": reward_terms(events),
     }
+
+
+def reward_terms(events: Sequence[TelemetryEvent]) -> dict[str, float]:
+    """Each reward term's (weighted) sum over the episode."""
+    totals: dict[str, float] = {}
+    for event in events:
+        if isinstance(event, RewardComputed):
+            for name, value in event.terms.items():
+                totals[name] = totals.get(name, 0.0) + value
+    return totals
 
 
 def fossilize_at_build(env: HostEpisode, arch: Mapping[str, str], resolved: Any) -> None:
