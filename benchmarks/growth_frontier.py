@@ -68,6 +68,19 @@ def parse_plan(text: str) -> list[tuple[str, str]]:
     return entries
 
 
+def check_plans(plans: list[str], resolved: Any) -> None:
+    """Refuse a plan naming a slot or blueprint the task does not have: it would never germinate."""
+    slots = tuple(resolved.slots)
+    names = {b.name for b in resolved.blueprints}
+    for plan in plans:
+        for slot, blueprint in parse_plan(plan):
+            if slot not in slots:
+                raise SystemExit(f"plan {plan!r}: no slot {slot!r} on this task (slots: {', '.join(slots)})")
+            if blueprint not in names:
+                raise SystemExit(f"plan {plan!r}: blueprint {blueprint!r} is not offered on this task "
+                                 f"(offered: {', '.join(sorted(names))})")
+
+
 class PlannedGrowth:
     """The heuristic, except that each germination it proposes is replaced by the plan's next one.
 
@@ -142,9 +155,8 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     plans = [p.strip() for p in args.plans.split(";") if p.strip()]
-    for plan in plans:
-        parse_plan(plan)
     run: dict[str, Any] = {"observers": None, "reward_preset": args.preset}
+    check_plans(plans, resolve(task=args.task, policy="heuristic", seed=seeds[0], run=run))
     jobs = [(args.task, plan, seed, run) for plan in [None, *plans] for seed in seeds]
     start = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
