@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from growth_lib import resolve, run_episode, threads
+from growth_lib import format_t, publish, resolve, run_episode, threads
 
 from esper_core.paired import paired_difference
 
@@ -39,10 +39,6 @@ def row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"return": [r["return"] for r in runs], "test": [r["test_accuracy"] for r in runs],
             "added_params": statistics.fmean(r["added_params"] for r in runs), "fossilized": fossilized,
             "culled": culled}
-
-
-def fmt_t(t: float | None) -> str:
-    return "no spread" if t is None else f"{t:.1f}"
 
 
 def main() -> None:
@@ -94,8 +90,8 @@ def main() -> None:
     for key, r in ranked:
         dr, dt = paired_difference(r["return"], noop["return"]), paired_difference(r["test"], noop["test"])
         lines.append(f"| {key} | {'yes' if key in ANTIPATTERNS else ''} | {statistics.fmean(r['return']):+.2f} ± "
-                     f"{statistics.stdev(r['return']):.2f} | {dr['mean']:+.2f} ({fmt_t(dr['t'])}) | "
-                     f"{dt['mean']:+.2f} ({fmt_t(dt['t'])}) | {r['added_params']:.0f} | "
+                     f"{statistics.stdev(r['return']):.2f} | {dr['mean']:+.2f} ({format_t(dr['t'])}) | "
+                     f"{dt['mean']:+.2f} ({format_t(dt['t'])}) | {r['added_params']:.0f} | "
                      f"{r['fossilized']} / {r['culled']} |")
     good = [statistics.fmean(r["return"]) for k, r in rows.items() if k not in ANTIPATTERNS]
     bad = [statistics.fmean(r["return"]) for k, r in rows.items() if k in ANTIPATTERNS]
@@ -103,11 +99,7 @@ def main() -> None:
         lines += ["", f"Mean return of a germination: good blueprints {statistics.fmean(good):+.2f}, anti-patterns "
                       f"{statistics.fmean(bad):+.2f} (gap {statistics.fmean(good) - statistics.fmean(bad):+.2f}); "
                       f"best good {max(good):+.2f}, best anti-pattern {max(bad):+.2f}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps({"noop": noop, "blueprints": rows}, indent=1))
+    publish(lines, args.out, {"noop": noop, "blueprints": rows})
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ them separated by ``;``).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import statistics
 import sys
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from growth_lib import resolve, run_episode, threads
+from growth_lib import format_t, publish, resolve, run_episode, threads
 
 from esper_core.contracts.decisions import Decision, Op
 from esper_core.paired import paired_difference
@@ -140,8 +139,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def fmt(d: dict[str, Any], digits: int) -> str:
-    t = "no spread" if d["t"] is None else f"{d['t']:.1f}"
-    return f"{d['mean']:+.{digits}f} ({d['sd']:.{digits}f}, {t})"
+    return f"{d['mean']:+.{digits}f} ({d['sd']:.{digits}f}, {format_t(d['t'])})"
 
 
 def main() -> None:
@@ -199,11 +197,7 @@ def main() -> None:
             f"{statistics.fmean(r['penalty']):+.2f} ({hit}) | "
             f"{fmt(paired_difference(r['return_without_penalty'], base['return_without_penalty']), 2)} | "
             f"{r['fossilized']} / {r['culled']} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "runs": by_plan}, indent=1))
+    publish(lines, args.out, {"rows": rows, "runs": by_plan})
 
 
 if __name__ == "__main__":
