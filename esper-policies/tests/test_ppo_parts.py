@@ -8,9 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esper_core.contracts.decisions import ActionMask, Op
+from esper_core.errors import ConfigError
+from esper_core.options import parse_options
 from esper_policies.encoding import MaskBatch, encode_masks, to_decisions
 from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.gae import compute_gae
+from esper_policies.ppo.group import group_advantages
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
 from esper_policies.ppo.update import Rollout, explained_variance, ppo_update
@@ -212,3 +215,47 @@ def test_config_schedules_and_validation():
         PPOConfig(trunk="gru")
     with pytest.raises(ValueError, match="episode_length"):
         PPOConfig(episode_length=0)
+
+
+def test_group_advantages_are_the_return_to_go_less_the_rest_of_the_group():
+    to_go = torch.tensor([[1.0, 3.0, 8.0, 0.0, 10.0, 20.0],
+                          [2.0, 2.0, 2.0, 4.0, 5.0, 9.0]])
+    advantages = group_advantages(to_go, 3)
+    # step 0, group 0: 1 − (3 + 8)/2 = −4.5; 3 − (1 + 8)/2 = −1.5; 8 − (1 + 3)/2 = 6
+    assert advantages[0, :3].tolist() == [-4.5, -1.5, 6.0]
+    assert advantages[1, :3].tolist() == [0.0, 0.0, 0.0]
+    assert advantages[0, 3:].tolist() == [-15.0, 0.0, 15.0]
+    assert advantages[1, 3:].tolist() == [-3.0, -1.5, 4.5]
+    pairs = group_advantages(to_go, 2)
+    assert pairs[0].tolist() == [-2.0, 2.0, 8.0, -8.0, -10.0, 10.0]
+
+
+def test_group_advantages_cancel_what_a_group_shares():
+    """What every member of a group shares at a step (its episode seed's luck) leaves the
+    advantages unchanged, however large; what one member did is kept."""
+    gen = torch.Generator().manual_seed(0)
+    acted = (torch.rand(5, 8, generator=gen) < 0.5).float()
+    own = 0.2 * acted + 0.01 * torch.randn(5, 8, generator=gen)
+    shared = 50 * torch.randn(5, 2, 1, generator=gen).expand(5, 2, 4).reshape(5, 8)
+    advantages = group_advantages(own + shared, 4)
+    assert torch.allclose(advantages, group_advantages(own, 4), atol=1e-4)
+    assert advantages.view(5, 2, 4).sum(-1).abs().max() < 1e-3  # zero-sum within each group
+    assert float(advantages[acted == 1].mean()) > 0 > float(advantages[acted == 0].mean())
+
+
+@pytest.mark.parametrize("group_size", [1, 3])
+def test_group_advantages_refuse_a_group_size_that_does_not_divide_the_environments(group_size):
+    with pytest.raises(ValueError, match="group_size must be at least 2 and divide the 4 environments"):
+        group_advantages(torch.zeros(3, 4), group_size)
+    with pytest.raises(ValueError, match=r"must be \(T, N\)"):
+        group_advantages(torch.zeros(4), 2)
+
+
+def test_group_config_pairs_environments_and_checks_the_group_size():
+    cfg = PPOConfig(envs=8, advantage="group", group_size=4)
+    assert [cfg.group_of(i) for i in range(8)] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert [PPOConfig(envs=8, group_size=4).group_of(i) for i in range(3)] == [0, 1, 2]  # gae: its own seed
+    with pytest.raises(ConfigError, match="group_size = 3, which must divide envs = 8"):
+        parse_options(PPOConfig, {"envs": 8, "advantage": "group", "group_size": 3}, owner="policy 'ppo'")
+    with pytest.raises(ValueError, match="advantage"):
+        PPOConfig(advantage="rloo")

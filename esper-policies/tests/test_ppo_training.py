@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+import attrs
 import pytest
 import torch
 
@@ -243,3 +244,25 @@ def test_training_shows_a_progress_line_per_round_on_a_terminal_only(catalog, tm
         assert progress == []
         rounds = [json.loads(line) for line in lines if '"ppo_round"' in line]
         assert [r["round"] for r in rounds] == ["1/2", "2/2"]
+
+
+def test_group_advantages_run_each_group_on_one_episode_seed(catalog, tmp_path, monkeypatch):
+    """Under ``advantage = "group"`` the members of a group start from the same episode seed,
+    so they see the same first report; groups and rounds get different seeds."""
+    starts = []
+    original = InProcessEnvironments.start
+
+    def recording(self, episodes, seeds):
+        steps = original(self, episodes, seeds)
+        starts.append((list(seeds), [attrs.evolve(s.report, episode=0) for s in steps]))  # all but its number
+        return steps
+
+    monkeypatch.setattr(InProcessEnvironments, "start", recording)
+    summary = _train(catalog, tmp_path / "group", envs=4, advantage="group", group_size=2)
+    assert summary["episodes"] == 8 and len(starts) == 2
+    for seeds, reports in starts:
+        assert seeds[0] == seeds[1] != seeds[2] == seeds[3]
+        assert reports[0] == reports[1] != reports[2] == reports[3]
+    assert starts[0][0][0] != starts[1][0][0]
+    with pytest.raises(ConfigError, match="group_size = 3, which must divide envs = 4"):
+        _train(catalog, tmp_path / "bad", envs=4, advantage="group", group_size=3)

@@ -13,6 +13,7 @@ from typing import Any
 
 from attrs import field, frozen
 
+from esper_core.errors import ConfigError
 from esper_core.options import int_at_least, is_bool, number_in, one_of, optional
 
 #: the factors of an action, in the order of the actor's heads
@@ -62,6 +63,13 @@ class PPOConfig:
     anneal_lr: bool = field(default=True, validator=is_bool)
     gamma: float = field(default=0.99, validator=number_in(0.0, 1.0))
     gae_lambda: float = field(default=0.95, validator=number_in(0.0, 1.0))
+    #: ``gae``: GAE(γ, λ) against the critic. ``group``: environments run in groups of
+    #: ``group_size`` sharing one episode seed, and each step's advantage is its return-to-go less
+    #: the mean of the rest of its group's (see :mod:`esper_policies.ppo.group`); the critic is
+    #: still trained, but not used for advantages.
+    advantage: str = field(default="gae", validator=one_of("gae", "group"))
+    #: environments per group under ``advantage = "group"``; must divide ``envs``.
+    group_size: int = field(default=4, validator=int_at_least(2))
     clip: float = field(default=0.2, validator=number_in(0.0, 1.0, low_open=True))
     #: clip the value update like the policy's (PPO2 / CleanRL ``clip_vloss``).
     clip_value: bool = field(default=True, validator=is_bool)
@@ -92,6 +100,16 @@ class PPOConfig:
     #: ``op,slot`` clones the heuristic's lifecycle management and leaves the choice of blueprint,
     #: where a fixed order of preference is weakest, to be learned.
     bc_heads: tuple[str, ...] = field(default=ACTION_FACTORS, converter=_factors)
+
+    def __attrs_post_init__(self) -> None:
+        if self.advantage == "group" and self.envs % self.group_size:
+            raise ConfigError(f"advantage = 'group' runs environments in groups of group_size = {self.group_size}, "
+                              f"which must divide envs = {self.envs}")
+
+    def group_of(self, env: int) -> int:
+        """The index whose episode seed environment ``env`` runs: its group's under ``group``
+        advantages (the group shares one seed), else its own."""
+        return env // self.group_size if self.advantage == "group" else env
 
     def entropy_coef_at(self, round_index: int) -> float:
         frac = round_index / max(1, self.rounds - 1)

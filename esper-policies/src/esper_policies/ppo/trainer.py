@@ -37,6 +37,7 @@ from esper_policies.encoding import MaskBatch, ObservationBuilder, encode_masks,
 from esper_policies.ppo.bc import behaviour_clone, load_datasets
 from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.gae import compute_gae
+from esper_policies.ppo.group import group_advantages
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
 from esper_policies.ppo.update import Rollout, ppo_update
@@ -236,7 +237,7 @@ class _Training:
             self.scaler.reset()
         started = time.perf_counter()
         steps = envs.start([round_index * n + i for i in range(n)],
-                           [episode_seed(self.seed, env=i, episode=round_index) for i in range(n)])
+                           [episode_seed(self.seed, env=cfg.group_of(i), episode=round_index) for i in range(n)])
         env_time = time.perf_counter() - started
         policy_time = 0.0
         state = self.network.initial_state(n)
@@ -274,8 +275,12 @@ class _Training:
                 last_values = self.network.value(features)
         next_values = torch.cat([values[1:], last_values.unsqueeze(0)])
         terminated, truncated = torch.stack(term_t), torch.stack(trunc_t)
-        advantages, returns = compute_gae(torch.stack(rewards_t), values, next_values, terminated, truncated,
+        rewards = torch.stack(rewards_t)
+        advantages, returns = compute_gae(rewards, values, next_values, terminated, truncated,
                                           gamma=cfg.gamma, lam=cfg.gae_lambda)
+        if cfg.advantage == "group":  # λ = 1: the discounted return-to-go, bootstrapped where cut
+            _, to_go = compute_gae(rewards, values, next_values, terminated, truncated, gamma=cfg.gamma, lam=1.0)
+            advantages = group_advantages(to_go, cfg.group_size)
         rollout = Rollout(obs=torch.stack(obs_t), masks=MaskBatch.stack(masks_t), actions=torch.stack(actions_t),
                           log_probs=torch.stack(logp_t), values=values, advantages=advantages, returns=returns)
         self.network.train()

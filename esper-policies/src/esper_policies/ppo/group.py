@@ -1,0 +1,37 @@
+"""Group-relative advantages over environments that share an episode seed.
+
+With ``advantage = "group"`` the environments of a round run in groups of ``group_size`` on one
+episode seed (common random numbers: the same host initialisation, data order and
+augmentation), so the returns inside a group differ only through what the policy did. Each
+step's advantage is its discounted return-to-go less the mean return-to-go of the *other*
+members of its group at the same step:
+
+``A_{i,t} = G_{i,t} − (1 / (K − 1))·Σ_{j ≠ i} G_{j,t}``
+
+The baseline never depends on episode ``i``'s own actions, so the policy gradient stays
+unbiased (the leave-one-out baseline of Kool, van Hoof & Welling 2019, "Buy 4 REINFORCE
+Samples, Get a Baseline for Free!"; the group-relative advantage of GRPO, Shao et al. 2024,
+arXiv:2402.03300, which drops the critic the same way).
+
+Why it exists: on ``shapes`` the one growth choice worth a point of test accuracy (conv_heavy
+in block1, docs/growth_frontier_shapes.md) moves the return by about 0.2, while returns spread
+by about 0.5 from one episode seed to the next. The seed is not in the observation, so a critic
+cannot remove that spread and GAE's advantages carry it; pairing the episodes does.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def group_advantages(returns_to_go: Tensor, group_size: int) -> Tensor:
+    """Leave-one-out advantages of a ``(T, N)`` rollout whose environments ``k·K … k·K + K − 1``
+    (``K`` = ``group_size``) form group ``k``."""
+    if returns_to_go.dim() != 2:
+        raise ValueError(f"returns_to_go must be (T, N), got shape {tuple(returns_to_go.shape)}")
+    steps, n = returns_to_go.shape
+    if group_size < 2 or n % group_size:
+        raise ValueError(f"group_size must be at least 2 and divide the {n} environments, got {group_size}")
+    grouped = returns_to_go.reshape(steps, n // group_size, group_size)
+    others = (grouped.sum(-1, keepdim=True) - grouped) / (group_size - 1)
+    return (grouped - others).reshape(steps, n)
