@@ -75,13 +75,15 @@ def collect(work: Path, policy: str, episodes: int, jobs: int, task: str, config
     return dirs
 
 
-def evaluate(work: Path, name: str, checkpoint: Path, against: str, episodes: int, jobs: int) -> dict[str, Any]:
-    """``esper evaluate`` split over ``jobs`` evaluation seeds, pooled episode by episode."""
+def evaluate(work: Path, name: str, checkpoint: Path, against: str, episodes: int, jobs: int,
+             seed: int = 7000) -> dict[str, Any]:
+    """``esper evaluate`` split over ``jobs`` evaluation seeds (``seed``, ``seed + 1``, …), pooled
+    episode by episode."""
     cached = work / f"eval-{name}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     halves = parallel([("evaluate", "--policy-checkpoint", str(checkpoint), "--episodes", str(n), "--against",
-                        against, "--seed", str(7000 + j), "--json") for j, n in enumerate(split(episodes, jobs))],
+                        against, "--seed", str(seed + j), "--json") for j, n in enumerate(split(episodes, jobs))],
                       jobs)
     parts = [json.loads(h) for h in halves]
     rows = []
@@ -149,6 +151,32 @@ def shown_arguments(argv: list[str]) -> list[str]:
     return shown
 
 
+def germinations_by_slot(events: Path, envs: int, rounds: int, window: int = 5) -> list[str]:
+    """A table of the training run's germinations per slot and blueprint, over its first and last
+    ``window`` rounds (read from its ``events.jsonl``: the decisions applied)."""
+    early: dict[str, dict[str, int]] = {}
+    late: dict[str, dict[str, int]] = {}
+    with events.open() as lines:
+        for line in lines:
+            if '"decision"' not in line:
+                continue
+            e = json.loads(line)
+            if e["kind"] != "decision" or e.get("op") != "GERMINATE" or not e.get("applied"):
+                continue
+            r = e["episode"] // envs
+            for counts, inside in ((early, r < window), (late, r >= rounds - window)):
+                if inside:
+                    slot = counts.setdefault(e["slot"], {})
+                    slot[e["blueprint"]] = slot.get(e["blueprint"], 0) + 1
+    lines_out = [f"| slot | germinations, first {window} rounds | germinations, last {window} rounds |",
+                 "|---|---|---|"]
+    for slot in sorted(set(early) | set(late)):
+        cells = [", ".join(f"{bp.split(':')[-1]} {n}" for bp, n in sorted(c.get(slot, {}).items(), key=lambda x: -x[1]))
+                 or "-" for c in (early, late)]
+        lines_out.append(f"| {slot} | {cells[0]} | {cells[1]} |")
+    return lines_out
+
+
 def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], bool]:
     summary = json.loads((work / f"ppo-{name}" / "summary.json").read_text())
     bc = summary.get("bc") or {}
@@ -172,6 +200,10 @@ def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argpars
         "",
         "PPO rounds (mean return / mean final validation accuracy %): "
         + ", ".join(f"{h['mean_return']:+.2f} / {h['mean_final_accuracy']:.2f}" for h in summary.get("history", [])),
+        "",
+        "What PPO germinated while training (sampled actions, every environment):",
+        "",
+        *germinations_by_slot(work / f"ppo-{name}" / "events.jsonl", args.envs, len(summary.get("history", []))),
         "",
         f"Held-out evaluation, {args.episodes} episodes per policy (the same episodes for every policy):",
         "",
