@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -177,6 +178,58 @@ def germinations_by_slot(events: Path, envs: int, rounds: int, window: int = 5) 
     return lines_out
 
 
+def training_returns(events: Path, envs: int) -> tuple[dict[int, float], dict[str, list[float]]]:
+    """Each finished training episode's return, and each reward term's per-episode sum (from the
+    run's ``events.jsonl``; the last round counts only if it finished)."""
+    totals: dict[int, float] = {}
+    terms: dict[int, dict[str, float]] = {}
+    with events.open() as lines:
+        for line in lines:
+            if '"reward"' not in line:
+                continue
+            e = json.loads(line)
+            if e["kind"] != "reward":
+                continue
+            totals[e["episode"]] = totals.get(e["episode"], 0.0) + e["total"]
+            episode = terms.setdefault(e["episode"], {})
+            for term, value in e["terms"].items():
+                episode[term] = episode.get(term, 0.0) + value
+    complete = {r for r in {ep // envs for ep in totals} if all(r * envs + i in totals for i in range(envs))}
+    kept = sorted(ep for ep in totals if ep // envs in complete)
+    names = sorted({t for ep in kept for t in terms[ep]})
+    return {ep: totals[ep] for ep in kept}, {t: [terms[ep].get(t, 0.0) for ep in kept] for t in names}
+
+
+def spread_lines(run: Path, envs: int) -> list[str]:
+    """Where the spread of the training returns comes from: the sd within a round, within the
+    groups that share an episode seed (``advantage = "group"`` only), and each reward term's."""
+    totals, terms = training_returns(run / "events.jsonl", envs)
+    if not totals:
+        return []
+    policy = tomllib.loads((run / "config.toml").read_text()).get("policy", {})
+    rounds: dict[int, list[float]] = {}
+    for ep, value in totals.items():
+        rounds.setdefault(ep // envs, []).append(value)
+    # sample variances (n − 1): a population variance over 4 episodes runs lower than over 8 by
+    # itself, which would read as variance the shared seed explains
+    within_round = statistics.fmean(statistics.variance(v) for v in rounds.values()) ** 0.5
+    line = (f"Spread of the {len(totals)} training episodes' returns: sd {within_round:.3f} within a round (the "
+            "same policy)")
+    if policy.get("advantage") == "group":
+        size = int(policy.get("group_size", 4))
+        within_group = statistics.fmean(statistics.variance(v[g:g + size]) for v in rounds.values()
+                                        for g in range(0, len(v), size)) ** 0.5
+        line += (f", {within_group:.3f} within a group of {size} sharing an episode seed: the seed accounts for "
+                 f"{1 - within_group ** 2 / within_round ** 2:.0%} of the variance, the sampled actions for the rest")
+    rows = ["| reward term | mean per episode | sd | episodes where it is not 0 | most negative |",
+            "|---|---|---|---|---|"]
+    for term, values in sorted(terms.items(), key=lambda kv: -statistics.pstdev(kv[1])):
+        if any(abs(v) > 1e-9 for v in values):
+            rows.append(f"| {term} | {statistics.fmean(values):+.3f} | {statistics.pstdev(values):.3f} | "
+                        f"{sum(abs(v) > 1e-9 for v in values)} / {len(values)} | {min(values):+.2f} |")
+    return [line + ".", "", *rows, ""]
+
+
 def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], bool]:
     summary = json.loads((work / f"ppo-{name}" / "summary.json").read_text())
     bc = summary.get("bc") or {}
@@ -205,6 +258,7 @@ def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argpars
         "",
         *germinations_by_slot(work / f"ppo-{name}" / "events.jsonl", args.envs, len(summary.get("history", []))),
         "",
+        *spread_lines(work / f"ppo-{name}", args.envs),
         f"Held-out evaluation, {args.episodes} episodes per policy (the same episodes for every policy):",
         "",
         *table(evaluation),
