@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from growth_lib import format_t, publish, resolve, run_episode, threads
+from growth_lib import resolve, run_episode, threads
+from report import format_t, publish
 
 from esper_core.paired import paired_difference
 

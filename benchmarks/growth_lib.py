@@ -8,11 +8,9 @@ scratch) and trains it under the no-seed policy.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -145,20 +143,6 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def format_t(t: float | None) -> str:
-    """A paired t statistic for a table; ``None`` (no spread) says so."""
-    return "no spread" if t is None else f"{t:.1f}"
-
-
-def publish(lines: Sequence[str], out: Path | None, data: Any) -> None:
-    """Print an experiment's Markdown; with ``out``, write it there and ``data`` beside it as JSON."""
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if out is not None:
-        out.write_text(text)
-        out.with_suffix(".json").write_text(json.dumps(data, indent=1))
 
 
 def threads(n: int = 1) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from learned_controllers import evaluate, mean_sd, parallel, shown_arguments, timed
+from report import format_t, publish
 
 from esper_core.paired import paired_difference
 
@@ -40,7 +41,7 @@ def parse_variant(variant: str) -> list[str]:
 
 
 def difference(d: dict[str, Any]) -> str:
-    return f"{d['mean']:+.2f} (" + ("no spread" if d["t"] is None else f"{d['t']:.2f}") + ")"
+    return f"{d['mean']:+.2f} ({format_t(d['t'], 2)})"
 
 
 def main() -> None:
@@ -114,13 +115,8 @@ def main() -> None:
                      f"{difference(acc)} | {'—' if weight is None else round(weight, 2)} |")
     lines += ["", f"The better behaviour policy by mean return is `{better['policy']}`; a variant meets the goal "
               "(IQL ≥ the better behaviour policy's mean return) where its return difference is ≥ 0."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(
-            {"behaviours": behaviours, "variants": rows, "better": better["policy"], "timings": timings}, indent=1))
-
+    publish(lines, args.out, {"behaviours": behaviours, "variants": rows, "better": better["policy"],
+                              "timings": timings})
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from report import format_t, publish
+
 from esper_core.paired import paired_difference
+from esper_core.telemetry.jsonl import read_events
 
 ESPER = [sys.executable, "-c", "from esper_core.cli.main import main; main()"]
 
@@ -134,8 +137,8 @@ def paired_lines(result: dict[str, Any], key: str, unit: str) -> list[str]:
     first = result["policies"][0]["policy"]
     out = []
     for name, d in result[key].items():
-        t = "undefined" if d["t"] is None else f"{d['t']:.2f}"
-        out.append(f"- {first} − {name}: {d['mean']:+.2f} ± {d['sd']:.2f} {unit} (t {t}, {d['n']} episodes)")
+        out.append(f"- {first} − {name}: {d['mean']:+.2f} ± {d['sd']:.2f} {unit} (t {format_t(d['t'], 2)}, "
+                   f"{d['n']} episodes)")
     return out
 
 
@@ -152,23 +155,19 @@ def shown_arguments(argv: list[str]) -> list[str]:
     return shown
 
 
-def germinations_by_slot(events: Path, envs: int, rounds: int, window: int = 5) -> list[str]:
+def germinations_by_slot(events: list[dict[str, Any]], envs: int, rounds: int, window: int = 5) -> list[str]:
     """A table of the training run's germinations per slot and blueprint, over its first and last
-    ``window`` rounds (read from its ``events.jsonl``: the decisions applied)."""
+    ``window`` rounds (the decisions applied, from its events)."""
     early: dict[str, dict[str, int]] = {}
     late: dict[str, dict[str, int]] = {}
-    with events.open() as lines:
-        for line in lines:
-            if '"decision"' not in line:
-                continue
-            e = json.loads(line)
-            if e["kind"] != "decision" or e.get("op") != "GERMINATE" or not e.get("applied"):
-                continue
-            r = e["episode"] // envs
-            for counts, inside in ((early, r < window), (late, r >= rounds - window)):
-                if inside:
-                    slot = counts.setdefault(e["slot"], {})
-                    slot[e["blueprint"]] = slot.get(e["blueprint"], 0) + 1
+    for e in events:
+        if e.get("kind") != "decision" or e.get("op") != "GERMINATE" or not e.get("applied"):
+            continue
+        r = e["episode"] // envs
+        for counts, inside in ((early, r < window), (late, r >= rounds - window)):
+            if inside:
+                slot = counts.setdefault(e["slot"], {})
+                slot[e["blueprint"]] = slot.get(e["blueprint"], 0) + 1
     lines_out = [f"| slot | germinations, first {window} rounds | germinations, last {window} rounds |",
                  "|---|---|---|"]
     for slot in sorted(set(early) | set(late)):
@@ -178,32 +177,28 @@ def germinations_by_slot(events: Path, envs: int, rounds: int, window: int = 5) 
     return lines_out
 
 
-def training_returns(events: Path, envs: int) -> tuple[dict[int, float], dict[str, list[float]]]:
+def training_returns(events: list[dict[str, Any]], envs: int) -> tuple[dict[int, float], dict[str, list[float]]]:
     """Each finished training episode's return, and each reward term's per-episode sum (from the
-    run's ``events.jsonl``; the last round counts only if it finished)."""
+    run's events; the last round counts only if it finished)."""
     totals: dict[int, float] = {}
     terms: dict[int, dict[str, float]] = {}
-    with events.open() as lines:
-        for line in lines:
-            if '"reward"' not in line:
-                continue
-            e = json.loads(line)
-            if e["kind"] != "reward":
-                continue
-            totals[e["episode"]] = totals.get(e["episode"], 0.0) + e["total"]
-            episode = terms.setdefault(e["episode"], {})
-            for term, value in e["terms"].items():
-                episode[term] = episode.get(term, 0.0) + value
+    for e in events:
+        if e.get("kind") != "reward":
+            continue
+        totals[e["episode"]] = totals.get(e["episode"], 0.0) + e["total"]
+        episode = terms.setdefault(e["episode"], {})
+        for term, value in e["terms"].items():
+            episode[term] = episode.get(term, 0.0) + value
     complete = {r for r in {ep // envs for ep in totals} if all(r * envs + i in totals for i in range(envs))}
     kept = sorted(ep for ep in totals if ep // envs in complete)
     names = sorted({t for ep in kept for t in terms[ep]})
     return {ep: totals[ep] for ep in kept}, {t: [terms[ep].get(t, 0.0) for ep in kept] for t in names}
 
 
-def spread_lines(run: Path, envs: int) -> list[str]:
+def spread_lines(run: Path, events: list[dict[str, Any]], envs: int) -> list[str]:
     """Where the spread of the training returns comes from: the sd within a round, within the
     groups that share an episode seed (``advantage = "group"`` only), and each reward term's."""
-    totals, terms = training_returns(run / "events.jsonl", envs)
+    totals, terms = training_returns(events, envs)
     if not totals:
         return []
     policy = tomllib.loads((run / "config.toml").read_text()).get("policy", {})
@@ -232,6 +227,7 @@ def spread_lines(run: Path, envs: int) -> list[str]:
 
 def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], bool]:
     summary = json.loads((work / f"ppo-{name}" / "summary.json").read_text())
+    events = list(read_events(work / f"ppo-{name}" / "events.jsonl"))
     bc = summary.get("bc") or {}
     ppo_row, heuristic_row = evaluation["policies"][0], evaluation["policies"][1]
     d = evaluation["paired_test_accuracy"]["heuristic"]
@@ -256,9 +252,9 @@ def ppo_section(name: str, work: Path, evaluation: dict[str, Any], args: argpars
         "",
         "What PPO germinated while training (sampled actions, every environment):",
         "",
-        *germinations_by_slot(work / f"ppo-{name}" / "events.jsonl", args.envs, len(summary.get("history", []))),
+        *germinations_by_slot(events, args.envs, len(summary.get("history", []))),
         "",
-        *spread_lines(work / f"ppo-{name}", args.envs),
+        *spread_lines(work / f"ppo-{name}", events, args.envs),
         f"Held-out evaluation, {args.episodes} episodes per policy (the same episodes for every policy):",
         "",
         *table(evaluation),
@@ -381,15 +377,10 @@ def main() -> None:
     if iql_eval is not None:
         section, goal4 = iql_section(iql_dir, iql_eval, args)
         lines += section
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(
-            {"ppo": evaluations, "iql": iql_eval, "goals": {"ppo": goals, "iql": goal4}, "timings": timings,
-             "ppo_history": {n: json.loads((args.work / f"ppo-{n}" / "summary.json").read_text()).get("history")
-                             for n in variants}}, indent=1))
-
+    publish(lines, args.out, {
+        "ppo": evaluations, "iql": iql_eval, "goals": {"ppo": goals, "iql": goal4}, "timings": timings,
+        "ppo_history": {n: json.loads((args.work / f"ppo-{n}" / "summary.json").read_text()).get("history")
+                        for n in variants}})
 
 if __name__ == "__main__":
     main()
