@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 import pytest
+import structlog
 from click.testing import CliRunner
 from engine_helpers import _policies_plugin
 
@@ -112,6 +113,8 @@ def test_a_config_file_policy_table_is_checked_like_the_flags(state, tmp_path):
                                                 "policy": {"replay": "somewhere"}}), state.catalog)
     with pytest.raises(ConfigError, match=r"replay \(--replay\) is an option of policy 'replayer'"):
         execute_run(resolved, state.catalog, create_run_dir(tmp_path / "a"))
+    # A run refused before it starts leaves its id off the caller's later log records.
+    assert "run_id" not in structlog.contextvars.get_contextvars()
 
 
 def test_declarations_are_checked():

@@ -57,10 +57,16 @@ def _open_sinks(resolved: ResolvedRun, run_dir: Path) -> TelemetryHub:
 def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resume: bool = False) -> dict[str, Any]:
     """Run every episode (and the baseline) — or train a learned policy — write the run
     directory and return the summary."""
+    # Bound for exactly this call, however it ends: a run refused early (a bad option, a task
+    # that fails to build) must not stamp its id on the caller's later log records.
+    with structlog.contextvars.bound_contextvars(run_id=run_dir.name):
+        return _execute_run(resolved, catalog, run_dir, resume=resume)
+
+
+def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resume: bool) -> dict[str, Any]:
     started = time.perf_counter()
     config = resolved.config
     run_id = run_dir.name
-    structlog.contextvars.bind_contextvars(run_id=run_id)
     with blame_plugin_code("while building the task"):
         device, task, slot_names = prepare_task(resolved)
     options = dict(config.policy_options)
@@ -155,7 +161,6 @@ def execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resum
         if averaging is not None:
             averaging.remove()
         hub.close()
-        structlog.contextvars.unbind_contextvars("run_id")
     return summary
 
 
