@@ -17,7 +17,9 @@ no more parameters than the heuristic bounds from below what a controller choosi
 and slots can gain over it; when no plan gains, a learner has nothing to find in that part of
 the action space. Each plan is paired with the default heuristic on the same seeds (test
 accuracy, added parameters, and the return under the run's reward, which says whether the
-reward ranks the plan where its accuracy does).
+reward ranks the plan where its accuracy does). Two tables follow: each plan's mean reward terms
+(what its return is made of), and each plan paired against the most accurate one (whether the
+reward would lead a learner away from that plan, and at what price in accuracy).
 
 A plan is written ``slot=blueprint+slot=blueprint``, in germination order (``--plans`` takes
 them separated by ``;``).
@@ -198,7 +200,37 @@ def main() -> None:
             f"{statistics.fmean(r['penalty']):+.2f} ({hit}) | "
             f"{fmt(paired_difference(r['return_without_penalty'], base['return_without_penalty']), 2)} | "
             f"{r['fossilized']} / {r['culled']} |")
+    lines += reward_tables(rows, by_plan, seeds)
     publish(lines, args.out, {"rows": rows, "runs": by_plan})
+
+
+def reward_tables(rows: dict[str, dict[str, Any]], by_plan: dict[str, dict[int, dict[str, Any]]],
+                  seeds: list[int]) -> list[str]:
+    """Where each plan's return comes from (mean reward terms), and each plan paired against the
+    most accurate one: whether the reward would lead a learner from one to the other."""
+    order = sorted(rows, key=lambda name: -statistics.fmean(rows[name]["test"]))
+    # Terms that are 0 in every episode (detectors that never fired; the potential-based shaping,
+    # which sums to 0 over an episode) are left out of the table.
+    terms = sorted({k for runs in by_plan.values() for r in runs.values()
+                    for k, v in r["reward_terms"].items() if abs(v) > 1e-9})
+    lines = ["", "Mean reward terms per episode (the return is their sum; terms that are 0 in every episode left out):",
+             "",
+             "| plan | " + " | ".join(terms) + " | return |", "|---|" + "---|" * (len(terms) + 1)]
+    for name in order:
+        runs = [by_plan[name][s] for s in seeds]
+        means = [statistics.fmean(r["reward_terms"].get(k, 0.0) for r in runs) for k in terms]
+        lines.append(f"| {name.replace('+', ', ')} | " + " | ".join(f"{m:+.3f}" for m in means)
+                     + f" | {statistics.fmean(rows[name]['return']):+.3f} |")
+    top = order[0]
+    lines += ["", f"Against the most accurate plan ({top.replace('+', ', ')}), paired on the same seeds: a plan "
+              "with less test accuracy but no less return is one the reward does not steer a learner away from.", "",
+              "| plan | test % − top (sd, t) | params − top | return − top (sd, t) |", "|---|---|---|---|"]
+    for name in order[1:]:
+        r = rows[name]
+        params = statistics.fmean(r["added_params"]) - statistics.fmean(rows[top]["added_params"])
+        lines.append(f"| {name.replace('+', ', ')} | {fmt(paired_difference(r['test'], rows[top]['test']), 2)} | "
+                     f"{params:+.0f} | {fmt(paired_difference(r['return'], rows[top]['return']), 2)} |")
+    return lines
 
 
 if __name__ == "__main__":

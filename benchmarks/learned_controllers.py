@@ -16,6 +16,10 @@ or cloned from the heuristic and then improved) and IQL (from a mixed heuristic 
    ``--jobs`` processes with distinct evaluation seeds; the halves are pooled before the paired
    statistics (``esper_core.paired``).
 
+``--reward-preset`` and ``--param-budget`` go into one run-settings file that every step reads
+(``esper evaluate`` takes them from the checkpoint), so the behaviour policies are evaluated
+under the same reward and budget as the learner.
+
 Everything goes through the CLI a user runs. ``--work`` keeps each finished step, so an
 interrupted study resumes where it stopped; the markdown written to ``--out`` is the output.
 """
@@ -308,6 +312,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="processes run side by side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reward-preset", default=None, help="the runs' reward preset (default: the default, shaped)")
+    parser.add_argument("--param-budget", type=int, default=None,
+                        help="most seed parameters an episode may hold, for every run and every policy evaluated")
     parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
                         help="a PPO option for the training runs; repeatable")
     parser.add_argument("--work", type=Path, required=True, help="keeps every finished step (resumable)")
@@ -321,9 +327,16 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     timings_file = args.work / "timings.json"
     timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
-    if args.reward_preset:  # `esper collect` takes it from a config file, as `esper run` can
-        (args.work / "reward.toml").write_text(f'[run]\nreward_preset = "{args.reward_preset}"\n')
-    config = ("--config", str(args.work / "reward.toml")) if args.reward_preset else ()
+    if args.param_budget is not None and args.param_budget < 0:
+        parser.error(f"--param-budget must be ≥ 0, got {args.param_budget}")
+    # `esper collect` takes run settings from a config file, as `esper run` can; `esper evaluate`
+    # takes them from the checkpoint, so every policy is evaluated under them.
+    settings = {"reward_preset": f'"{args.reward_preset}"' if args.reward_preset else None,
+                "param_budget": args.param_budget}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if settings:
+        (args.work / "run.toml").write_text("[run]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    config = ("--config", str(args.work / "run.toml")) if settings else ()
     common = ("--task", args.task, "--seed", str(args.seed), *config)
 
     heuristic = timed("collect heuristic", timings, collect, args.work, "heuristic", args.collect, args.jobs, args.task,
@@ -364,6 +377,8 @@ def main() -> None:
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}), task `{args.task}`, reward: "
         + (f"preset `{args.reward_preset}`" if args.reward_preset else
            "the default (`shaped`, with the installed anti-pattern terms)")
+        + (f", a budget of {args.param_budget} seed parameters per episode for every policy"
+           if args.param_budget is not None else "")
         + f", on this machine (2 CPU cores, {args.jobs} processes side by side). Wall time per step: "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()) + ".",
         "",
