@@ -20,6 +20,7 @@ from esper_core.config import RunConfig
 from esper_core.contracts.events import EpochEnded, RewardComputed, SeedLifecycle, TelemetryEvent
 from esper_core.contracts.stages import SeedStage
 from esper_core.log_config import configure_logging
+from esper_core.paired import paired_difference
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.policies import make_policy
 from esper_core.setup.resolve import resolve_run
@@ -133,12 +134,14 @@ def fossilize_at_build(env: HostEpisode, arch: Mapping[str, str], resolved: Any)
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """Mean and sample std of a − b over paired seeds, with the paired t statistic."""
+    """:func:`esper_core.paired.paired_difference` in the keys the growth study's JSON has always
+    used (``std``; ``min`` and ``max`` of the differences; a t of ±inf, or 0, where the
+    differences do not spread)."""
+    core = paired_difference(a, b)
     d = [x - y for x, y in zip(a, b, strict=True)]
-    mean = statistics.fmean(d)
-    sd = statistics.stdev(d) if len(d) > 1 else 0.0
-    t = mean / (sd / math.sqrt(len(d))) if sd > 0 else (math.inf if mean > 0 else -math.inf if mean < 0 else 0.0)
-    return {"mean": mean, "std": sd, "t": t, "n": len(d), "min": min(d), "max": max(d)}
+    mean = float(core["mean"])
+    t = core["t"] if core["t"] is not None else (math.inf if mean > 0 else -math.inf if mean < 0 else 0.0)
+    return {"mean": mean, "std": float(core["sd"]), "t": float(t), "n": len(d), "min": min(d), "max": max(d)}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
