@@ -40,6 +40,7 @@ from typing import Any
 
 from report import format_t, publish
 
+from esper_core.config import dump_toml
 from esper_core.paired import paired_difference
 from esper_core.telemetry.jsonl import read_events
 
@@ -331,12 +332,11 @@ def main() -> None:
         parser.error(f"--param-budget must be ≥ 0, got {args.param_budget}")
     # `esper collect` takes run settings from a config file, as `esper run` can; `esper evaluate`
     # takes them from the checkpoint, so every policy is evaluated under them.
-    settings = {"reward_preset": f'"{args.reward_preset}"' if args.reward_preset else None,
-                "param_budget": args.param_budget}
-    settings = {k: v for k, v in settings.items() if v is not None}
-    if settings:
-        (args.work / "run.toml").write_text("[run]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
-    config = ("--config", str(args.work / "run.toml")) if settings else ()
+    settings = {"reward_preset": args.reward_preset or None, "param_budget": args.param_budget}
+    config: tuple[str, ...] = ()
+    if any(v is not None for v in settings.values()):
+        (args.work / "run.toml").write_text(dump_toml({"run": settings}))  # drops the unset ones
+        config = ("--config", str(args.work / "run.toml"))
     common = ("--task", args.task, "--seed", str(args.seed), *config)
 
     heuristic = timed("collect heuristic", timings, collect, args.work, "heuristic", args.collect, args.jobs, args.task,

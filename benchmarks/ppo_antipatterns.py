@@ -32,6 +32,8 @@ from pathlib import Path
 
 from learned_controllers import esper
 
+from esper_core.config import dump_toml
+
 GOOD = ("conv_light", "conv_small", "norm", "depthwise", "attention")
 BAD = ("correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich", "gain_amplifier",
        "deep_linear_stack", "expensive_identity", "redundant_ensemble", "kaiming_mismatch", "division_by_feature")
@@ -54,7 +56,7 @@ def train(seed: int, args: argparse.Namespace) -> list[dict]:
     blueprints = ",".join(GOOD + BAD)
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "reward.toml"
-        config.write_text(f'[run]\nreward_preset = "{args.reward_preset}"\n')
+        config.write_text(dump_toml({"run": {"reward_preset": args.reward_preset}}))
         clone: tuple[str, ...] = ()
         if args.bc_collect:
             esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
