@@ -30,9 +30,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from learned_controllers import esper
+from learned_controllers import esper, germinations_by_slot
 
 from esper_core.config import dump_toml
+from esper_core.telemetry.jsonl import read_events
 
 GOOD = ("conv_light", "conv_small", "norm", "depthwise", "attention")
 BAD = ("correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich", "gain_amplifier",
@@ -50,9 +51,10 @@ def pooled(history: list[dict], rounds: range) -> tuple[int, int]:
     return bad, total
 
 
-def train(seed: int, args: argparse.Namespace) -> list[dict]:
-    """One PPO training run (after recording its behaviour-cloning data, with ``--bc-collect``);
-    its per-round history."""
+def train(seed: int, args: argparse.Namespace) -> tuple[list[dict], list[str]]:
+    """One PPO training run (after recording its behaviour-cloning data, with ``--bc-collect``):
+    its per-round history and the table of what it germinated in each slot, first and last
+    ``--window`` rounds."""
     blueprints = ",".join(GOOD + BAD)
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "reward.toml"
@@ -67,7 +69,9 @@ def train(seed: int, args: argparse.Namespace) -> list[dict]:
                     "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
                     "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
                     *(f"--policy-option={o}" for o in args.policy_option), "--out", str(Path(tmp) / "run"), "--json")
-    return json.loads(out[out.index("{"):])["history"]
+        history = json.loads(out[out.index("{"):])["history"]
+        events = list(read_events(Path(tmp) / "run" / "events.jsonl"))
+    return history, germinations_by_slot(events, args.envs, len(history), window=args.window)
 
 
 def share(bad: int, total: int) -> float | None:
@@ -92,7 +96,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        histories = dict(zip(seeds, pool.map(lambda s: train(s, args), seeds), strict=True))
+        runs = dict(zip(seeds, pool.map(lambda s: train(s, args), seeds), strict=True))
+    histories = {seed: history for seed, (history, _) in runs.items()}
     wall = time.perf_counter() - start
     per_seed = {}
     totals = {"first": [0, 0], "last": [0, 0]}
@@ -113,6 +118,7 @@ def main() -> None:
                 sum(h["mean_final_accuracy"] for h in history[-args.window:]) / args.window, 2),
             "return_first": round(sum(h["mean_return"] for h in history[:args.window]) / args.window, 3),
             "return_last": round(sum(h["mean_return"] for h in history[-args.window:]) / args.window, 3),
+            "germinations_by_slot": runs[seed][1],
         }
     result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
@@ -156,6 +162,10 @@ def render(result: dict, argv: list[str]) -> str:
               "Share per round (anti-pattern germinations / germinations; - where a round germinated nothing):", ""]
     for seed, r in result["per_seed"].items():
         lines.append(f"- seed {seed}: " + " ".join("-" if s is None else f"{s:.2f}" for s in r["per_round"]))
+    for seed, r in result["per_seed"].items():
+        if r.get("germinations_by_slot"):
+            lines += ["", f"What seed {seed}'s PPO germinated while training (sampled actions, every environment):", "",
+                      *r["germinations_by_slot"]]
     return "\n".join(lines) + "\n"
 
 
