@@ -8,7 +8,8 @@ the action space and compare the share of germinations that pick one early and l
 For every seed: ``esper run --policy ppo`` with good CNN blueprints plus blueprints 24–33;
 the trainer's per-round history has ``antipattern_share`` (anti-pattern germinations /
 all germinations in that round). Reported: the pooled share over the first and over the last
-``--window`` rounds, per seed and over all seeds. With 5 good and 10 bad blueprints a uniform
+``--window`` rounds, per seed and over all seeds, and per seed which blueprints it germinated in
+each slot over those rounds (from the run's events). With 5 good and 10 bad blueprints a uniform
 choice picks an anti-pattern 2/3 of the time. Seeds run ``--jobs`` at a time. Prints one JSON
 object (needs esper-antipatterns) and, with ``--out``, writes the markdown quoting it with the
 share of every round.
