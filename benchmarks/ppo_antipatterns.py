@@ -56,22 +56,31 @@ def train(seed: int, args: argparse.Namespace) -> tuple[list[dict], list[str]]:
     """One PPO training run (after recording its behaviour-cloning data, with ``--bc-collect``):
     its per-round history and the table of what it germinated in each slot, first and last
     ``--window`` rounds."""
+    if args.work is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return train_in(Path(tmp), seed, args)
+    return train_in(args.work / f"seed{seed}", seed, args)
+
+
+def train_in(base: Path, seed: int, args: argparse.Namespace) -> tuple[list[dict], list[str]]:
+    """:func:`train` with its files under ``base``: the reward settings, the cloned episodes
+    (``bc``, continued where an earlier invocation left it) and the training run (``run``)."""
     blueprints = ",".join(GOOD + BAD)
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "reward.toml"
-        config.write_text(dump_toml({"run": {"reward_preset": args.reward_preset}}))
-        clone: tuple[str, ...] = ()
-        if args.bc_collect:
-            esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
-                  "--seed", str(1000 * (seed + 1)), "--blueprints", blueprints, "--config", str(config),
-                  "--out", str(Path(tmp) / "bc"))
-            clone = ("--bc-dataset", str(Path(tmp) / "bc"))
-        out = esper("run", "--task", args.task, "--policy", "ppo", "--seed", str(seed), "--rounds", str(args.rounds),
-                    "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
-                    "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
-                    *(f"--policy-option={o}" for o in args.policy_option), "--out", str(Path(tmp) / "run"), "--json")
-        history = json.loads(out[out.index("{"):])["history"]
-        events = list(read_events(Path(tmp) / "run" / "events.jsonl"))
+    base.mkdir(parents=True, exist_ok=True)
+    config = base / "reward.toml"
+    config.write_text(dump_toml({"run": {"reward_preset": args.reward_preset}}))
+    clone: tuple[str, ...] = ()
+    if args.bc_collect:
+        esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
+              "--seed", str(1000 * (seed + 1)), "--blueprints", blueprints, "--config", str(config),
+              "--out", str(base / "bc"))
+        clone = ("--bc-dataset", str(base / "bc"))
+    out = esper("run", "--task", args.task, "--policy", "ppo", "--seed", str(seed), "--rounds", str(args.rounds),
+                "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
+                "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
+                *(f"--policy-option={o}" for o in args.policy_option), "--out", str(base / "run"), "--json")
+    history = json.loads(out[out.index("{"):])["history"]
+    events = list(read_events(base / "run" / "events.jsonl"))
     return history, germinations_by_slot(events, args.envs, len(history), window=args.window)
 
 
@@ -92,6 +101,9 @@ def main() -> None:
     parser.add_argument("--bc-collect", type=int, default=0,
                         help="heuristic episodes recorded per seed and cloned before training (0: none)")
     parser.add_argument("--jobs", type=int, default=1, help="training runs side by side")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep each seed's files in WORK/seedN (default: a temporary directory); the "
+                             "cloned episodes are continued, the training run must not exist yet")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
