@@ -3,7 +3,11 @@ the action space and compare the share of germinations that pick one early and l
 
     python benchmarks/ppo_antipatterns.py [--seeds 0,1,2] [--rounds 30] [--envs 2] [--task micro]
         [--reward-preset sparse] [--bc-collect 12 --policy-option bc_heads=op,slot] [--jobs 2]
-        [--out docs/antipatterns_learning.md]
+        [--policy-option workers=true] [--work DIR] [--out docs/antipatterns_learning.md]
+
+On ``shapes`` pass ``--policy-option workers=true``: without it a run's environments take their
+epochs one after another in one process (8 environments: about 40 s a step here, sharing the
+cores with another run, against about 6 s in worker processes).
 
 For every seed: ``esper run --policy ppo`` with good CNN blueprints plus blueprints 24–33;
 the trainer's per-round history has ``antipattern_share`` (anti-pattern germinations /
