@@ -22,10 +22,11 @@ rounds × 8 environments, the heuristic's lifecycle cloned) the seed turned out 
 conv_heavy in block1 and beat the heuristic's return (+0.55, t 4.73 over 20 held-out
 episodes), where GAE with 20 rounds did not (+0.19, t 1.11). Under the goal's objective
 (``sparse`` and a 904-parameter budget, 30 × 8 each; docs/learned_controllers.md, "Which
-mattered") GAE found conv_heavy in block1 as well, so the rounds did that; the two then differed
-in block2, and the group-advantage policy was +1.06 test points above the GAE one on the same
-20 held-out episodes (t 2.67), +1.32 above the heuristic against GAE's +0.26. One training run
-per estimator, so GAE stays the default.
+mattered") GAE found conv_heavy in block1 as well, so group advantages are not needed for
+that; the two then differed in the other slots (conv_small against norm), and the
+group-advantage policy was +1.06 test points above the GAE one on the same 20 held-out
+episodes (t 2.67), +1.32 above the heuristic against GAE's +0.26. One training run per
+estimator, so GAE stays the default.
 """
 
 from __future__ import annotations
