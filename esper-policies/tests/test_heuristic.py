@@ -232,6 +232,21 @@ def test_fossilizes_exactly_what_g5_would_accept(contribution, se, op):
     assert passed is (op is Op.FOSSILIZE)
 
 
+@pytest.mark.parametrize(("stage", "measure"), [(S.PROBATIONARY, "contribution"), (S.TRAINING, "seed_gain")])
+def test_the_observation_tells_apart_what_only_the_standard_error_separates(stage, measure):
+    # The gates and the heuristic decide on measure − z·se: two states that differ only in the
+    # standard error must look different to a learner, or it cannot learn (or clone) the rule.
+    import torch
+
+    from esper_policies.encoding import ObservationBuilder
+
+    reports = [report(1, 50.0, slots=[slot(0, stage, **{measure: 1.0, f"{measure}_se": se})]) for se in (0.6, 0.7)]
+    if stage is S.PROBATIONARY:
+        assert [run(policy(), [r])[0].op for r in reports] == [Op.FOSSILIZE, Op.WAIT]
+    first, second = (ObservationBuilder(1, 1).build([r]) for r in reports)
+    assert not torch.equal(first, second)
+
+
 def test_heuristic_statistics_default_to_the_gates():
     from esper_core.contracts import GateThresholds
 

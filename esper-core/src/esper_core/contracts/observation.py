@@ -19,7 +19,11 @@ from esper_core.contracts.stages import SeedStage
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-OBSERVATION_SCHEMA_VERSION = 1
+#: v2 added each slot's ``contribution_se`` and ``seed_gain_se``: the gates and the heuristic
+#: decide on lower confidence bounds (measure − z·se), so without the standard errors a learner
+#: saw two states the heuristic treats differently (fossilize, or wait) as one
+#: (docs/learned_controllers.md, "What IQL could not see").
+OBSERVATION_SCHEMA_VERSION = 2
 HISTORY = 5
 CLIP = 5.0
 
@@ -76,6 +80,8 @@ _SLOT: list[tuple[str, float, Callable[[SlotReport, TrainingSignals], float]]] =
     ("alpha", 1.0, lambda r, s: r.alpha),
     ("contribution", 10.0, lambda r, s: r.contribution or 0.0),
     ("seed_gain", 10.0, lambda r, s: r.seed_gain or 0.0),
+    ("contribution_se", 10.0, lambda r, s: r.contribution_se or 0.0),
+    ("seed_gain_se", 10.0, lambda r, s: r.seed_gain_se or 0.0),
     ("gradient_ratio", 10.0, lambda r, s: r.gradient_ratio),
     ("seed_param_fraction", 1.0, lambda r, s: r.seed_params / max(1, s.report.host_params)),
     (
