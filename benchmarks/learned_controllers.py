@@ -307,7 +307,7 @@ def main() -> None:
     parser.add_argument("--collect", type=int, default=24, help="episodes recorded per behaviour policy")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--envs", type=int, default=4)
-    parser.add_argument("--iql-steps", type=int, default=3000)
+    parser.add_argument("--iql-steps", type=int, default=20000, help="IQL gradient steps (the product default)")
     parser.add_argument("--no-iql", action="store_true", help="PPO only: no random episodes, no IQL")
     parser.add_argument("--episodes", type=int, default=20, help="held-out evaluation episodes per policy")
     parser.add_argument("--jobs", type=int, default=2, help="processes run side by side")
