@@ -1,7 +1,9 @@
 """Two trained policies paired on the same held-out episodes: the ``ppo`` rows of two
-``learned_controllers.py`` JSON files (e.g. the same recipe with two advantage estimators).
+``learned_controllers.py`` JSON files (e.g. the same recipe with two advantage estimators), or two
+rows of ``iql_sweep.py`` JSON files (``--row-a`` / ``--row-b`` name the variant, e.g. ``beta=3``).
 
     python benchmarks/compare_learned.py A.json B.json [--name-a group] [--name-b gae] [--out FILE.md]
+    python benchmarks/compare_learned.py v2.json v1.json --row-a beta=3 --row-b beta=3 --name-a v2 --name-b v1
 
 Refuses a pair whose heuristic rows differ: then the files were not evaluated on the same
 episodes under the same settings, and a paired difference would mean nothing.
@@ -21,8 +23,18 @@ from esper_core.paired import paired_difference
 
 
 def policies(path: Path) -> dict[str, dict[str, Any]]:
+    """The file's rows by name: ``ppo`` and the behaviours of a ``learned_controllers.py`` file, or
+    every variant and behaviour of an ``iql_sweep.py`` file."""
     data = json.loads(path.read_text())
+    if "variants" in data:
+        return {**{p["policy"]: p for p in data["behaviours"]}, **data["variants"]}
     return {p["policy"]: p for p in data["ppo"]["bc"]["policies"]}
+
+
+def row(rows: dict[str, dict[str, Any]], name: str, path: Path) -> dict[str, Any]:
+    if name not in rows:
+        sys.exit(f"error: {path} has no row {name!r}; it has {', '.join(sorted(rows))}")
+    return rows[name]
 
 
 def main() -> None:
@@ -31,13 +43,17 @@ def main() -> None:
     parser.add_argument("b", type=Path)
     parser.add_argument("--name-a", default="A")
     parser.add_argument("--name-b", default="B")
+    parser.add_argument("--row-a", default="ppo", help="the row of A to compare (an iql_sweep variant, e.g. beta=3)")
+    parser.add_argument("--row-b", default="ppo", help="the row of B to compare")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     a, b = policies(args.a), policies(args.b)
     if a["heuristic"]["test_accuracies"] != b["heuristic"]["test_accuracies"]:
         sys.exit("error: the two files' heuristic rows differ, so their episodes are not the same; nothing to pair")
-    rows = {key: paired_difference(a["ppo"][key], b["ppo"][key]) for key in ("test_accuracies", "returns")}
-    lines = [f"# PPO ({args.name_a}) against PPO ({args.name_b}) on the same held-out episodes", "",
+    row_a, row_b = row(a, args.row_a, args.a), row(b, args.row_b, args.b)
+    rows = {key: paired_difference(row_a[key], row_b[key]) for key in ("test_accuracies", "returns")}
+    title = "PPO" if args.row_a == args.row_b == "ppo" else "IQL"
+    lines = [f"# {title} ({args.name_a}) against {title} ({args.name_b}) on the same held-out episodes", "",
              f"Written by `.venv/bin/python benchmarks/compare_learned.py {' '.join(sys.argv[1:])}`. "
              "The heuristic's held-out test accuracies are identical in both files, episode by episode.", "",
              f"| quantity | {args.name_a} − {args.name_b} (sd) | one-sided paired t | episodes |", "|---|---|---|---|"]

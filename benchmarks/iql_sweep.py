@@ -95,24 +95,28 @@ def main() -> None:
         "",
         *([args.note, ""] if args.note else []),
         "| policy | test acc % | params added (mean) | return | fossilized / culled | return − "
-        f"{better['policy']} (t) | test − {better['policy']} (t) | IQL's last mean weight |",
-        "|---|---|---|---|---|---|---|---|",
+        f"{better['policy']} (t) | test − {better['policy']} (t) | episodes returning exactly {better['policy']}'s "
+        "| IQL's last mean weight |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     rows: dict[str, Any] = {}
     for row in behaviours:
         lines.append(f"| {row['policy']} | {mean_sd(row['test_accuracies'])} | {row['params_added_mean']:.0f} | "
-                     f"{mean_sd(row['returns'])} | {row['fossilized']} / {row['culled']} | | | |")
+                     f"{mean_sd(row['returns'])} | {row['fossilized']} / {row['culled']} | | | | |")
     for v, e in evaluations.items():
         row = e["policies"][0]
         ret = paired_difference(row["returns"], better["returns"])
         acc = paired_difference(row["test_accuracies"], better["test_accuracies"])
         history = json.loads((args.work / slug(v) / "summary.json").read_text()).get("history") or [{}]
         weight = history[-1].get("mean_weight")
+        # the same actions on a deterministic episode give bit-identical returns
+        same = sum(a == b for a, b in zip(row["returns"], better["returns"], strict=True))
         rows[v] = {"returns": row["returns"], "test_accuracies": row["test_accuracies"], "return_vs_better": ret,
-                   "test_vs_better": acc, "last_mean_weight": weight}
+                   "test_vs_better": acc, "same_return_episodes": same, "last_mean_weight": weight}
         lines.append(f"| iql {v} | {mean_sd(row['test_accuracies'])} | {row['params_added_mean']:.0f} | "
                      f"{mean_sd(row['returns'])} | {row['fossilized']} / {row['culled']} | {difference(ret)} | "
-                     f"{difference(acc)} | {'—' if weight is None else round(weight, 2)} |")
+                     f"{difference(acc)} | {same} of {len(row['returns'])} | "
+                     f"{'—' if weight is None else round(weight, 2)} |")
     lines += ["", f"The better behaviour policy by mean return is `{better['policy']}`; a variant meets the goal "
               "(IQL ≥ the better behaviour policy's mean return) where its return difference is ≥ 0."]
     publish(lines, args.out, {"behaviours": behaviours, "variants": rows, "better": better["policy"],
