@@ -99,9 +99,11 @@ def test_cloning_makes_the_actor_act_like_the_heuristic_on_episodes_it_never_saw
                                      fit_value=True, epochs=100, lr=1e-2, batch_size=16, gamma=0.99,
                                      value_coef=0.5, max_grad_norm=0.5, seed=0)
         assert metrics["held_out_episodes"] == 2 and metrics["episodes"] == 10 and metrics["transitions"] == 50
-        assert metrics["held_out_agreement"] >= metrics["held_out_agreement_before"] + 0.2
+        # +0.2 agreement, or all of it where an initialisation already agrees on 0.8 or more
+        # (agreements are float32 fractions, hence the tolerance)
+        assert metrics["held_out_agreement"] >= min(1.0, metrics["held_out_agreement_before"] + 0.2) - 1e-6
         after = _greedy_agreement(network, cloned_norm, judge)
-        assert after >= before + 0.2, (init, before, after)
+        assert after >= min(1.0, before + 0.2) - 1e-6, (init, before, after)
         agreements.append(after)
     assert min(agreements) >= 0.8 and sum(agreements) / 3 >= 0.85, agreements
 
