@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ def row(rows: dict[str, dict[str, Any]], name: str, path: Path) -> dict[str, Any
     return rows[name]
 
 
+def kind(name: str) -> str:
+    """What a row is: PPO, a behaviour policy, or (any other row of an iql_sweep file) an IQL variant."""
+    return "PPO" if name == "ppo" else name if name in ("heuristic", "random", "noop") else "IQL"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("a", type=Path)
@@ -52,9 +58,9 @@ def main() -> None:
         sys.exit("error: the two files' heuristic rows differ, so their episodes are not the same; nothing to pair")
     row_a, row_b = row(a, args.row_a, args.a), row(b, args.row_b, args.b)
     rows = {key: paired_difference(row_a[key], row_b[key]) for key in ("test_accuracies", "returns")}
-    title = "PPO" if args.row_a == args.row_b == "ppo" else "IQL"
-    lines = [f"# {title} ({args.name_a}) against {title} ({args.name_b}) on the same held-out episodes", "",
-             f"Written by `.venv/bin/python benchmarks/compare_learned.py {' '.join(sys.argv[1:])}`. "
+    lines = [f"# {kind(args.row_a)} ({args.name_a}) against {kind(args.row_b)} ({args.name_b}) on the same held-out "
+             "episodes", "",
+             f"Written by `.venv/bin/python benchmarks/compare_learned.py {shlex.join(sys.argv[1:])}`. "
              "The heuristic's held-out test accuracies are identical in both files, episode by episode.", "",
              f"| quantity | {args.name_a} − {args.name_b} (sd) | one-sided paired t | episodes |", "|---|---|---|---|"]
     for key, label in (("test_accuracies", "test accuracy (points)"), ("returns", "return")):

@@ -14,6 +14,7 @@ The markdown written to ``--out`` is the output.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def main() -> None:
     resolved = resolve_run(config, catalog)
     device, _, slot_names = prepare_task(resolved)
     names = [data["policy"], *[a for a in args.against.split(",") if a and a != data["policy"]]]
-    lines = ["# Held-out episodes step by step", "", f"`benchmarks/episode_trace.py {' '.join(sys.argv[1:])}`", ""]
+    lines = ["# Held-out episodes step by step", "", f"`benchmarks/episode_trace.py {shlex.join(sys.argv[1:])}`", ""]
     rows: dict[str, Any] = {}
     for k in args.episode:
         seed = episode_seed(args.eval_seed, env=0, episode=k, held_out=True)

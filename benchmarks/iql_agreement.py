@@ -16,31 +16,33 @@ from __future__ import annotations
 
 import argparse
 import collections
+import shlex
 import statistics
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import torch
 from report import publish
 
+from esper_core.config import parse_key_values
 from esper_core.contracts.decisions import Op
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
+from esper_core.errors import ConfigError
 from esper_core.options import parse_options
 from esper_policies.encoding import MaskBatch
 from esper_policies.iql.config import IQLConfig
 from esper_policies.iql.trainer import FittedIQL, fit
 from esper_policies.offline.dataset import EpisodeDataset
+from esper_policies.ppo.bc import discounted_returns
 
 
 def parse_variant(variant: str) -> dict[str, Any]:
     try:
-        return {k.strip(): tomllib.loads(f"v = {v.strip()}")["v"]
-                for k, v in (o.split("=", 1) for o in variant.split("+") if o.strip())}
-    except (ValueError, tomllib.TOMLDecodeError):
-        raise SystemExit(f"--variant {variant!r}: expected KEY=VALUE IQL options joined by '+', e.g. beta=10") from None
+        return parse_key_values([o for o in variant.split("+") if o.strip()], flag="--variant")
+    except ConfigError as exc:
+        raise SystemExit(f"{exc}; IQL options are joined by '+', e.g. beta=10+steps=20000") from None
 
 
 def datasets(spec: str, flag: str) -> list[EpisodeDataset]:
@@ -73,7 +75,7 @@ def compare(fitted: FittedIQL, probe: list[EpisodeDataset], name: Namer) -> dict
     for dataset in probe:
         for shard in dataset.shards:
             episode = dataset.read_episode(shard)
-            obs = fitted.obs_norm.normalize(episode["obs"]) if fitted.obs_norm is not None else episode["obs"]
+            obs = normalized(fitted, episode["obs"])
             masks = MaskBatch(episode["mask_ops"], episode["mask_slots"], episode["mask_blueprints"])
             with torch.no_grad():
                 features, _ = fitted.actor.features(obs)
@@ -96,6 +98,10 @@ def compare(fitted: FittedIQL, probe: list[EpisodeDataset], name: Namer) -> dict
             "episodes": sum(len(d) for d in probe)}
 
 
+def normalized(fitted: FittedIQL, obs: torch.Tensor) -> torch.Tensor:
+    return fitted.obs_norm.normalize(obs) if fitted.obs_norm is not None else obs
+
+
 def value_fit(fitted: FittedIQL, train: list[EpisodeDataset], gamma: float) -> tuple[float, float]:
     """Mean V over the training states, and the mean of what V estimates there under the data's own
     actions, the recorded discounted return-to-go (IQL's V, an upper expectile, should sit at or
@@ -104,13 +110,11 @@ def value_fit(fitted: FittedIQL, train: list[EpisodeDataset], gamma: float) -> t
     for dataset in train:
         for shard in dataset.shards:
             episode = dataset.read_episode(shard)
-            obs = fitted.obs_norm.normalize(episode["obs"]) if fitted.obs_norm is not None else episode["obs"]
             with torch.no_grad():
-                values.extend(fitted.actor.value(fitted.actor.features(obs)[0]).tolist())
-            to_go = 0.0
-            for r in reversed(episode["rewards"].tolist()):
-                to_go = r + gamma * to_go
-                returns.append(to_go)
+                values.extend(fitted.actor.value(fitted.actor.features(normalized(fitted, episode["obs"]))[0]).tolist())
+            rewards = episode["rewards"].unsqueeze(1)  # one episode as the (T, 1) batch discounted_returns takes
+            every_step = torch.ones_like(rewards, dtype=torch.bool)
+            returns.extend(discounted_returns(rewards, every_step, gamma)[:, 0].tolist())
     return statistics.fmean(values), statistics.fmean(returns)
 
 
@@ -128,7 +132,7 @@ def main() -> None:
     train, probe = datasets(args.train, "--train"), datasets(args.probe, "--probe")
     name = Namer(train[0])
     lines = [f"# IQL's greedy actions against a behaviour policy's, on {sum(len(d) for d in probe)} held-out "
-             "episodes", "", f"`{' '.join(['benchmarks/iql_agreement.py', *sys.argv[1:]])}`", ""]
+             "episodes", "", f"`{shlex.join(['benchmarks/iql_agreement.py', *sys.argv[1:]])}`", ""]
     if args.note:
         lines += [args.note, ""]
     lines += [f"Observation schema v{OBSERVATION_SCHEMA_VERSION}. Training data: "
