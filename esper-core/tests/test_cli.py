@@ -101,6 +101,8 @@ def test_log_format_json_writes_json_lines_to_stderr(tmp_path):
 def test_learned_policy_options_are_checked_before_anything_runs(tmp_path):
     cases = [
         (["evaluate", "--policy-checkpoint", str(tmp_path / "missing.pt")], "does not exist"),
+        (["evaluate", "--policy-checkpoint", str(tmp_path / "missing.pt"), "--policy-option", "sample"],
+         "--policy-option 'sample' is invalid; expected KEY=VALUE"),
         (["run", "--resume", str(tmp_path)], "is not a run directory (no config.toml)"),
         (["run", "--policy-option", "sample"], "--policy-option 'sample' is invalid; expected KEY=VALUE"),
         (["run", "--policy", "noop", "--rounds", "3", "--out", str(tmp_path / "r"), "--task-option",

@@ -20,13 +20,18 @@ from esper_core.cli.app import AppState
 @click.option("--seed", type=int, default=None, help="Seed of the held-out episodes (default: the run's).")
 @click.option("--epochs", type=int, default=None, help="Epochs per episode (default: the training run's).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the training run's).")
+@click.option("--policy-option", "policy_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the trained policy as it acts (e.g. sample=true); repeatable. Values are "
+                   "parsed as TOML.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write the results to this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.pass_obj
 def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: str | None, seed: int | None,
-                     epochs: int | None, device: str | None, out: Path | None, as_json: bool) -> None:
+                     epochs: int | None, device: str | None, policy_option: tuple[str, ...], out: Path | None,
+                     as_json: bool) -> None:
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
+    from esper_core.config import parse_key_values
     from esper_core.files import check_writable_file, write_json
     from esper_core.presentation.evaluation_report import format_evaluation
     from esper_core.presentation.progress import progress_callback
@@ -40,6 +45,7 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
              else tuple(n.strip() for n in against.split(",") if n.strip()))
     evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
                                      epochs=epochs, device=device,
+                                     policy_options=parse_key_values(policy_option, flag="--policy-option"),
                                      on_progress=progress_callback("evaluate", "episodes"))
     if out is not None:
         write_json(out, evaluation)

@@ -9,7 +9,12 @@ from esper_core.presentation.table import format_table
 
 def format_evaluation(evaluation: dict[str, Any]) -> str:
     lines = [f"evaluation of {evaluation['checkpoint']} on task {evaluation['task']}: "
-             f"{len(evaluation['held_out_seeds'])} held-out episodes of {evaluation['epochs']} epochs each", ""]
+             f"{len(evaluation['held_out_seeds'])} held-out episodes of {evaluation['epochs']} epochs each"]
+    options = evaluation.get("policy_options") or {}
+    if options:
+        lines.append(f"{evaluation['policies'][0]['policy']} acts with "
+                     + ", ".join(f"{k} = {v!r}" for k, v in sorted(options.items())))
+    lines.append("")
     rows = []
     for p in evaluation["policies"]:
         per_bp = ", ".join(f"{bp} {c.get('fossilized', 0)}F/{c.get('culled', 0)}C"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,16 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, against: Sequence[str],
                         seed: int | None = None, epochs: int | None = None,
-                        device: str | None = None,
+                        device: str | None = None, policy_options: Mapping[str, Any] | None = None,
                         on_progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
-    """Run the checkpoint's policy and each of ``against`` for ``episodes`` held-out episodes;
-    ``on_progress(done, total, note)`` hears of every finished episode (and once before the first)."""
+    """Run the checkpoint's policy (acting with ``policy_options``) and each of ``against`` for
+    ``episodes`` held-out episodes; ``on_progress(done, total, note)`` hears of every finished
+    episode (and once before the first)."""
     if episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+    policy_options = dict(policy_options or {})
+    if "checkpoint" in policy_options:
+        raise ConfigError("--policy-option checkpoint: the checkpoint is --policy-checkpoint's argument")
     data = load_policy_checkpoint(checkpoint)
     trained = data["policy"]
     for name in against:
@@ -60,7 +64,7 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
     report = on_progress or (lambda done, total, note: None)
     report(0, len(names) * episodes, "")
     for name in names:
-        options = {"checkpoint": str(checkpoint)} if name == trained else {}
+        options = {**policy_options, "checkpoint": str(checkpoint)} if name == trained else {}
         policy = make_policy(resolved, name, catalog, slot_names, options)
         results = []
         for k, s in enumerate(seeds):
@@ -101,5 +105,5 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
     paired = {r["policy"]: paired_difference(mine, r["test_accuracies"]) for r in rows[1:]
               if rows[0]["test_accuracy_mean"] is not None and r["test_accuracy_mean"] is not None}
     return {"checkpoint": str(checkpoint), "task": resolved.task.name, "epochs": resolved.epochs,
-            "seed": resolved.config.seed, "held_out_seeds": seeds, "policies": rows,
+            "seed": resolved.config.seed, "held_out_seeds": seeds, "policy_options": policy_options, "policies": rows,
             "paired_test_accuracy": paired}
