@@ -74,5 +74,5 @@ def test_a_crafted_policy_checkpoint_is_refused_before_building(trained, tmp_pat
 
 
 def test_the_untouched_checkpoint_loads(trained):
-    network, obs_norm, _ = checkpoint.load(trained, policy="ppo", blueprint_keys=KEYS, slot_names=SLOTS)
-    assert network.hidden == 8 and obs_norm is not None
+    loaded = checkpoint.load(trained, policy="ppo", blueprint_keys=KEYS, slot_names=SLOTS)
+    assert loaded.network.hidden == 8 and loaded.obs_norm is not None and loaded.critic is None

@@ -13,13 +13,16 @@ from esper_core.config import RunConfig
 from esper_core.contracts.decisions import Op
 from esper_core.errors import ConfigError, DataError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.presentation.evaluation_report import format_evaluation
+from esper_core.sdk import load_policy_checkpoint
 from esper_core.setup.resolve import resolve_run
 from esper_core.storage.rundir import create_run_dir
+from esper_core.telemetry.jsonl import read_events
 from esper_core.testing import toy
 from esper_core.tolaria.evaluation import evaluate_checkpoint
 from esper_core.tolaria.interrupts import RunInterrupted
 from esper_core.tolaria.job import execute_run
-from esper_policies import plugin
+from esper_policies import checkpoint, plugin
 from esper_policies.encoding import MaskBatch
 from esper_policies.iql.config import IQLConfig
 from esper_policies.iql.update import IQLLearner, TwinQ, action_code
@@ -124,6 +127,83 @@ def test_iql_trains_from_datasets_and_its_policy_is_evaluated(catalog, datasets,
     assert {"v_loss", "q_loss", "pi_loss"} <= set(summary["history"][0])
     evaluation = evaluate_checkpoint(catalog, tmp_path / "iql" / "policy.pt", episodes=1, against=("noop",))
     assert [p["policy"] for p in evaluation["policies"]] == ["iql", "noop"]
+
+
+@pytest.fixture(scope="module")
+def iql_checkpoint(catalog, datasets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("iql") / "run"
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": f"{datasets / 'random'},{datasets / 'heuristic'}",
+                                             "steps": 40, "batch_size": 8, "hidden": 16}})
+    execute_run(resolve_run(config, catalog), catalog, create_run_dir(out))
+    return out / "policy.pt"
+
+
+def _load_iql(path):
+    data = load_policy_checkpoint(path)
+    return checkpoint.load(path, policy="iql", blueprint_keys=data["blueprint_catalog"],
+                           slot_names=data["slot_names"])
+
+
+def test_an_iql_checkpoint_keeps_its_critic_and_acts_on_it(catalog, iql_checkpoint, tmp_path):
+    loaded = _load_iql(iql_checkpoint)
+    assert isinstance(loaded.critic, TwinQ) and loaded.critic.hidden == 16 and not loaded.critic.training
+    fresh = TwinQ(loaded.network.trunk[0].in_features, loaded.network.n_slots, loaded.network.n_blueprints, 16)
+    assert fresh.state_dict().keys() == loaded.critic.state_dict().keys()
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"checkpoint": str(iql_checkpoint), "support_threshold": 0.5}})
+    execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "act"))
+    reasons = [e["reason"] for e in read_events(tmp_path / "act" / "events.jsonl") if e["kind"] == "decision"]
+    assert len(reasons) == 4 and all(r.startswith("iql (critic among the actor's choices, τ 0.5)") for r in reasons)
+    evaluation = evaluate_checkpoint(catalog, iql_checkpoint, episodes=1, against=("noop",),
+                                     policy_options={"support_threshold": 0.5})
+    assert evaluation["policy_options"] == {"support_threshold": 0.5}
+    assert "iql acts with support_threshold = 0.5" in format_evaluation(evaluation)
+
+
+def _without_critic(payload):
+    payload["critic"] = None
+
+
+def _critic_nan(payload):
+    payload["critic"]["state_dict"]["q1.0.weight"][0, 0] = float("nan")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda p: p.update(critic=[1]), "its critic is not a table of hidden and state_dict"),
+    (lambda p: p["critic"].update(hidden=10**9), "asks for a critic 1000000000 units wide"),
+    (lambda p: p["critic"].update(hidden=8), "its critic weights do not match|critic weight q1.0.weight"),
+    (lambda p: p["critic"]["state_dict"].pop("q2.4.bias"), "its critic weights do not match its architecture"),
+    (_critic_nan, r"has non-finite critic weights \(q1.0.weight\)"),
+])
+def test_a_crafted_critic_is_refused_naming_the_file(iql_checkpoint, tmp_path, change, message):
+    data = torch.load(iql_checkpoint, weights_only=True)
+    change(data["payload"])
+    path = tmp_path / "crafted.pt"
+    torch.save(data, path)
+    with pytest.raises(ConfigError, match=message) as info:
+        _load_iql(path)
+    assert str(path) in str(info.value)
+
+
+def test_acting_on_a_critic_the_checkpoint_lacks_or_with_bad_options_is_refused(catalog, iql_checkpoint, tmp_path):
+    data = torch.load(iql_checkpoint, weights_only=True)
+    _without_critic(data["payload"])
+    torch.save(data, tmp_path / "old.pt")
+    assert _load_iql(tmp_path / "old.pt").critic is None
+    with pytest.raises(ConfigError, match="old.pt' holds no critic .*support_threshold = 0.3 needs it"):
+        evaluate_checkpoint(catalog, tmp_path / "old.pt", episodes=1, against=(),
+                            policy_options={"support_threshold": 0.3})
+    # without the critic it still acts with its actor
+    assert evaluate_checkpoint(catalog, tmp_path / "old.pt", episodes=1, against=())["policies"][0]["policy"] == "iql"
+    for options, message in [
+        ({"support_threshold": 0.0}, r"'support_threshold' = 0.0 is invalid; expected a finite number in \(0, 1\]"),
+        ({"support_threshold": 0.3, "sample": True}, "cannot be combined with support_threshold = 0.3"),
+        ({"checkpoint": "x.pt"}, "the checkpoint is --policy-checkpoint's argument"),
+        ({"suport_threshold": 0.3}, "unknown option 'suport_threshold'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            evaluate_checkpoint(catalog, iql_checkpoint, episodes=1, against=(), policy_options=options)
 
 
 def test_iql_option_errors(catalog, datasets, tmp_path):

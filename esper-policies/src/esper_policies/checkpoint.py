@@ -1,24 +1,28 @@
 """The payload of a learned actor-critic inside the shared policy-checkpoint format
 (``esper_core.storage.policy_checkpoint``), written by PPO and IQL alike.
 
-The payload holds everything needed to act (network shape and weights, observation statistics)
-and, under ``training``, whatever the learner needs to continue exactly where it stopped (for
-PPO: optimizer, reward scaler, sampling generator, rounds done, per-round history).
+The payload holds everything needed to act (network shape and weights, observation statistics;
+for IQL also its critic, the twin Q) and, under ``training``, whatever the learner needs to
+continue exactly where it stopped (for PPO: optimizer, reward scaler, sampling generator, rounds
+done, per-round history).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
+from torch import nn
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError
 from esper_core.sdk import check_compatible, load_policy_checkpoint, save_policy_checkpoint
 from esper_policies.encoding import ObservationBuilder
+from esper_policies.iql.update import TwinQ
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
@@ -39,9 +43,25 @@ def build_network(arch: Mapping[str, Any]) -> ActorCritic:
                        hidden=arch["hidden"])
 
 
+@attrs.frozen
+class LoadedPolicy:
+    """What a checkpoint holds: the actor-critic (in eval mode), the observation statistics (None
+    when not normalising), the learner's training state, and IQL's critic (None when the
+    checkpoint has none: PPO's, or IQL's written before the critic was saved)."""
+
+    network: ActorCritic
+    obs_norm: RunningMeanStd | None
+    training: dict[str, Any]
+    critic: TwinQ | None
+
+
+def build_critic(arch: Mapping[str, Any], hidden: int) -> TwinQ:
+    return TwinQ(arch["obs_size"], arch["n_slots"], arch["n_blueprints"], hidden)
+
+
 def save(path: Path, *, policy: str, run_config: Mapping[str, Any], blueprint_keys: Sequence[str],
          slot_names: Sequence[str], network: ActorCritic, obs_size: int, obs_norm: RunningMeanStd | None,
-         training: Mapping[str, Any]) -> None:
+         training: Mapping[str, Any], critic: TwinQ | None = None) -> None:
     save_policy_checkpoint(
         path, policy=policy, run_config=run_config, blueprint_keys=blueprint_keys, slot_names=slot_names,
         observation_version=OBSERVATION_SCHEMA_VERSION,
@@ -51,14 +71,14 @@ def save(path: Path, *, policy: str, run_config: Mapping[str, Any], blueprint_ke
             "state_dict": network.state_dict(),
             "obs_norm": None if obs_norm is None else obs_norm.state_dict(),
             "training": dict(training),
+            "critic": None if critic is None else {"hidden": critic.hidden, "state_dict": critic.state_dict()},
         },
     )
 
 
 def load(path: Path | str, *, policy: str, blueprint_keys: Sequence[str], slot_names: Sequence[str]
-         ) -> tuple[ActorCritic, RunningMeanStd | None, dict[str, Any]]:
-    """The network (in eval mode), observation statistics and training state of a checkpoint
-    written by ``policy``."""
+         ) -> LoadedPolicy:
+    """Everything a checkpoint written by ``policy`` holds, checked before it is built."""
     data = load_policy_checkpoint(path)
     if data["policy"] != policy:
         raise ConfigError(f"policy checkpoint {str(path)!r} was written by policy {data['policy']!r}, "
@@ -72,7 +92,7 @@ def load(path: Path | str, *, policy: str, blueprint_keys: Sequence[str], slot_n
                           f"{version!r}; this version reads {PAYLOAD_VERSION}")
     arch = _checked_architecture(payload.get("architecture"), path=path, n_slots=len(slot_names),
                                  n_blueprints=len(blueprint_keys))
-    state = _checked_state(payload.get("state_dict"), arch, path=path)
+    state = _checked_state(payload.get("state_dict"), lambda: build_network(arch), path=path)
     network = build_network(arch)
     network.load_state_dict(state)
     network.eval()
@@ -83,7 +103,23 @@ def load(path: Path | str, *, policy: str, blueprint_keys: Sequence[str], slot_n
     training = payload.get("training")
     if not isinstance(training, Mapping):
         raise ConfigError(f"policy checkpoint {str(path)!r} is damaged: its training state is not a table")
-    return network, obs_norm, dict(training)
+    return LoadedPolicy(network=network, obs_norm=obs_norm, training=dict(training),
+                        critic=_checked_critic(payload.get("critic"), arch, path=path))
+
+
+def _checked_critic(critic: Any, arch: Mapping[str, Any], *, path: Path | str) -> TwinQ | None:
+    if critic is None:
+        return None
+    where = f"policy checkpoint {str(path)!r}"
+    if not isinstance(critic, Mapping) or set(critic) != {"hidden", "state_dict"}:
+        raise ConfigError(f"{where} is damaged: its critic is not a table of hidden and state_dict")
+    hidden = critic["hidden"]
+    if type(hidden) is not int or not 1 <= hidden <= MAX_HIDDEN:
+        raise ConfigError(f"{where} asks for a critic {hidden!r} units wide; 1 to {MAX_HIDDEN} are loaded")
+    state = _checked_state(critic["state_dict"], lambda: build_critic(arch, hidden), path=path, what="critic ")
+    q = build_critic(arch, hidden)
+    q.load_state_dict(state)
+    return q.eval()
 
 
 def _checked_architecture(arch: Any, *, path: Path | str, n_slots: int, n_blueprints: int) -> dict[str, Any]:
@@ -109,20 +145,21 @@ def _checked_architecture(arch: Any, *, path: Path | str, n_slots: int, n_bluepr
     return dict(arch)
 
 
-def _checked_state(state: Any, arch: Mapping[str, Any], *, path: Path | str) -> dict[str, torch.Tensor]:
-    """The weights, refused unless every tensor the architecture has is there with its shape
-    and finite: a network with NaN weights is not a policy."""
+def _checked_state(state: Any, build: Callable[[], nn.Module], *, path: Path | str,
+                   what: str = "") -> dict[str, torch.Tensor]:
+    """The weights of the module ``build`` makes, refused unless every tensor it has is there with
+    its shape and finite: a network with NaN weights is not a policy."""
     where = f"policy checkpoint {str(path)!r}"
     with torch.device("meta"):  # shapes only: nothing allocated, nothing initialised
-        shapes = {k: tuple(v.shape) for k, v in build_network(arch).state_dict().items()}
+        shapes = {k: tuple(v.shape) for k, v in build().state_dict().items()}
     if not isinstance(state, Mapping) or set(state) != set(shapes):
-        raise ConfigError(f"{where} is damaged: its weights do not match its architecture")
+        raise ConfigError(f"{where} is damaged: its {what}weights do not match its architecture")
     for key, shape in shapes.items():
         tensor = state[key]
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
-            raise ConfigError(f"{where} is damaged: weight {key} should have shape {shape}")
+            raise ConfigError(f"{where} is damaged: {what}weight {key} should have shape {shape}")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ConfigError(f"{where} has non-finite weights ({key}); refusing to act with it")
+            raise ConfigError(f"{where} has non-finite {what}weights ({key}); refusing to act with it")
     return dict(state)
 
 

@@ -10,9 +10,11 @@ from esper_core.contracts.decisions import ActionMask, Decision
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
 from esper_core.errors import ConfigError
-from esper_core.options import is_bool, parse_options
+from esper_core.options import is_bool, number_in, parse_options
 from esper_policies import checkpoint
 from esper_policies.encoding import ObservationBuilder, encode_masks, to_decisions
+from esper_policies.iql.extraction import q_filtered_action
+from esper_policies.iql.update import TwinQ
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
@@ -26,17 +28,39 @@ class InferenceOptions:
     sample: bool = field(default=False, validator=is_bool)
 
 
+@frozen(kw_only=True)
+class IQLInferenceOptions(InferenceOptions):
+    """Options of a trained IQL policy."""
+
+    #: τ of discrete BCQ's rule (:mod:`esper_policies.iql.extraction`): act on the critic among
+    #: the actions the actor gives at least τ times the probability of its most probable one;
+    #: 1 acts with the actor alone.
+    support_threshold: float = field(default=1.0, validator=number_in(0.0, 1.0, low_open=True))
+
+    def __attrs_post_init__(self) -> None:
+        if self.sample and self.support_threshold < 1.0:
+            raise ValueError("sample = true draws from the actor alone; it cannot be combined with "
+                             f"support_threshold = {self.support_threshold} (the critic's choice is greedy)")
+
+
 class CheckpointPolicy:
-    """Acts with a trained actor-critic: the most probable allowed action, or a sample."""
+    """Acts with a trained actor-critic: the most probable allowed action, or a sample; with a
+    critic and a support threshold below 1, the critic's best action among those the actor
+    supports."""
 
     def __init__(self, name: str, network: ActorCritic, obs_norm: RunningMeanStd | None, *,
-                 blueprint_keys: tuple[str, ...], n_slots: int, sample: bool = False, seed: int = 0) -> None:
+                 blueprint_keys: tuple[str, ...], n_slots: int, sample: bool = False, seed: int = 0,
+                 critic: TwinQ | None = None, support_threshold: float = 1.0) -> None:
+        if support_threshold < 1.0 and critic is None:
+            raise ValueError("a support threshold below 1 needs a critic")
         self.name = name
         self.network = network.eval()
         self.obs_norm = obs_norm
         self.blueprint_keys = blueprint_keys
         self.sample = sample
         self.seed = seed
+        self.critic = critic
+        self.support_threshold = support_threshold
         self._builder = ObservationBuilder(1, n_slots)
         self.reset(episode=0)
 
@@ -46,11 +70,18 @@ class CheckpointPolicy:
         if "checkpoint" not in context.options:
             raise ConfigError(f"the {name} policy acts from a trained checkpoint: train one with "
                               f"`esper run --policy {name}`, then pass --policy-checkpoint RUN_DIR/policy.pt")
-        options = parse_options(InferenceOptions, context.options, owner=f"policy {name!r}")
-        network, obs_norm, _ = checkpoint.load(options.checkpoint, policy=name,
-                                               blueprint_keys=context.blueprint_keys, slot_names=context.slot_names)
-        return cls(name, network, obs_norm, blueprint_keys=context.blueprint_keys, n_slots=context.n_slots,
-                   sample=options.sample, seed=context.seed)
+        options = parse_options(IQLInferenceOptions if name == "iql" else InferenceOptions, context.options,
+                                owner=f"policy {name!r}")
+        threshold = getattr(options, "support_threshold", 1.0)
+        loaded = checkpoint.load(options.checkpoint, policy=name, blueprint_keys=context.blueprint_keys,
+                                 slot_names=context.slot_names)
+        if threshold < 1.0 and loaded.critic is None:
+            raise ConfigError(f"policy checkpoint {options.checkpoint!r} holds no critic (it was written before IQL "
+                              f"saved one): support_threshold = {threshold} needs it; train it again with "
+                              "`esper run --policy iql`, or act with support_threshold = 1")
+        return cls(name, loaded.network, loaded.obs_norm, blueprint_keys=context.blueprint_keys,
+                   n_slots=context.n_slots, sample=options.sample, seed=context.seed, critic=loaded.critic,
+                   support_threshold=threshold)
 
 
     def reset(self, *, episode: int) -> None:
@@ -64,6 +95,11 @@ class CheckpointPolicy:
         if self.obs_norm is not None:
             obs = self.obs_norm.normalize(obs)
         features, self._state = self.network.features(obs, self._state)
+        if self.critic is not None and self.support_threshold < 1.0:
+            actions, probability, q = q_filtered_action(self.network, self.critic, obs, features, encode_masks([mask]),
+                                                        threshold=self.support_threshold)
+            return to_decisions(actions, probability, q, self.blueprint_keys, policy=self.name,
+                                how=f"critic among the actor's choices, τ {self.support_threshold:g}")[0]
         out = self.network.heads(features, encode_masks([mask]), greedy=not self.sample, generator=self._generator)
         return to_decisions(out.actions, out.log_prob.exp(), out.value, self.blueprint_keys, policy=self.name,
                             how="sampled" if self.sample else "greedy")[0]

@@ -135,7 +135,7 @@ class IQLTrainer:
         checkpoint.save(final, policy="iql", run_config=session.resolved.to_toml_dict(),
                         blueprint_keys=ctx.blueprint_keys, slot_names=ctx.slot_names, network=actor,
                         obs_size=ObservationBuilder(1, ctx.n_slots).size, obs_norm=obs_norm,
-                        training={"config": attrs.asdict(self.config), "history": history})
+                        training={"config": attrs.asdict(self.config), "history": history}, critic=fitted.q)
         return {
             "steps": self.config.steps,
             "datasets": [str(d.path) for d in self.datasets],

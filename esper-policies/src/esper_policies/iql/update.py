@@ -45,7 +45,7 @@ class TwinQ(nn.Module):
 
     def __init__(self, obs_size: int, n_slots: int, n_blueprints: int, hidden: int) -> None:
         super().__init__()
-        self.n_slots, self.n_blueprints = n_slots, n_blueprints
+        self.n_slots, self.n_blueprints, self.hidden = n_slots, n_blueprints, hidden
         size = obs_size + N_OPS + n_slots + n_blueprints
         self.q1, self.q2 = (nn.Sequential(nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                           nn.Linear(hidden, 1)) for _ in range(2))

@@ -137,8 +137,8 @@ class _Training:
         if not path.is_file():
             raise ConfigError(f"--resume: {str(path)!r} does not exist; was {str(self.session.run_dir)!r} "
                               "a PPO training run that finished at least one round?")
-        network, obs_norm, state = checkpoint.load(path, policy="ppo", blueprint_keys=self.keys,
-                                                   slot_names=self.slot_names)
+        loaded = checkpoint.load(path, policy="ppo", blueprint_keys=self.keys, slot_names=self.slot_names)
+        network, obs_norm, state = loaded.network, loaded.obs_norm, loaded.training
         saved = checkpoint.architecture(network, self.builder.size)
         wanted = checkpoint.architecture(self.network, self.builder.size)
         if saved != wanted or (obs_norm is None) != (self.obs_norm is None):
