@@ -5,7 +5,8 @@
 
 ``esper evaluate --seed S`` runs held-out episode ``k`` on task seed ``episode_seed(S, env=0,
 episode=k, held_out=True)``; this script runs the same episodes (``--eval-seed S --episode k``,
-repeatable) under the checkpoint's policy and each of ``--against``, with the checkpoint's run
+repeatable) under the checkpoint's policy (acting with ``--policy-option``, as ``esper evaluate``'s)
+and each of ``--against``, with the checkpoint's run
 settings, and lists every decision that is not WAIT (and whether it was applied), every G5 result
 and every stage change into CULLED with its reason, then the episode's return and final accuracy.
 The markdown written to ``--out`` is the output.
@@ -23,8 +24,9 @@ import attrs
 import torch
 from report import publish
 
-from esper_core.config import RunConfig
+from esper_core.config import RunConfig, parse_key_values
 from esper_core.contracts.events import DecisionMade, GateEvaluated, SeedLifecycle
+from esper_core.errors import ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.policies import make_policy
 from esper_core.setup.resolve import resolve_run
@@ -50,8 +52,14 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, required=True, help="the --seed given to esper evaluate")
     parser.add_argument("--episode", type=int, action="append", required=True, help="held-out episode index")
     parser.add_argument("--against", default="heuristic", help="comma-separated behaviour policies")
+    parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the trained policy as it acts (as esper evaluate's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    try:
+        acting = parse_key_values(args.policy_option, flag="--policy-option")
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
     torch.set_num_threads(1)
     catalog = build_catalog(load_plugins(PluginSettings()))
     data = load_policy_checkpoint(args.policy_checkpoint)
@@ -66,7 +74,7 @@ def main() -> None:
         seed = episode_seed(args.eval_seed, env=0, episode=k, held_out=True)
         lines += [f"## `esper evaluate --seed {args.eval_seed}`, episode {k} (task seed {seed})", ""]
         for name in names:
-            options = {"checkpoint": str(args.policy_checkpoint)} if name == data["policy"] else {}
+            options = {**acting, "checkpoint": str(args.policy_checkpoint)} if name == data["policy"] else {}
             policy = make_policy(resolved, name, catalog, slot_names, options)
             events: list[Any] = []
             result = run_episode(resolved, build_task(resolved, seed=seed, device=device), policy, episode=k,

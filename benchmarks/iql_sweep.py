@@ -5,7 +5,9 @@ the same held-out episodes.
         --variant beta=3 --variant beta=30 --work /tmp/iql_sweep --out docs/iql_sweep_shapes.md
 
 Each ``--variant`` (``KEY=VALUE`` IQL options joined by ``+``) trains ``esper run --policy iql`` on
-``--datasets``. The first variant is evaluated together with ``--against`` (the behaviour
+``--datasets``; the options of the trained policy as it acts (``support_threshold``) go to
+``esper evaluate --policy-option`` instead, so variants that differ only in them share one
+training. The first variant is evaluated together with ``--against`` (the behaviour
 policies); the others alone, on the same held-out seeds (checked), so every row is paired with
 the same behaviour episodes and the behaviours are run once. ``--work`` keeps each finished step,
 as ``learned_controllers.py`` does (whose helpers this uses); the markdown written to ``--out``
@@ -27,9 +29,20 @@ from report import format_t, publish
 
 from esper_core.paired import paired_difference
 
+#: options of the trained policy as it acts (esper evaluate --policy-option), not of its training
+ACT_OPTIONS = ("support_threshold",)
 
-def slug(variant: str) -> str:
-    return "iql-" + variant.replace("=", "").replace("+", "_").replace(".", "p")
+
+def slug(options: list[str]) -> str:
+    return "iql-" + "_".join(options).replace("=", "").replace(".", "p")
+
+
+def training_options(options: list[str]) -> list[str]:
+    return [o for o in options if o.partition("=")[0].strip() not in ACT_OPTIONS]
+
+
+def act_options(options: list[str]) -> list[str]:
+    return [o for o in options if o.partition("=")[0].strip() in ACT_OPTIONS]
 
 
 def parse_variant(variant: str) -> list[str]:
@@ -67,15 +80,17 @@ def main() -> None:
     timings_file = args.work / "timings.json"
     timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
 
+    trainings = {slug(training_options(o)): training_options(o) for o in variants.values()}
     runs = [("run", "--policy", "iql", "--dataset", args.datasets, *(f"--policy-option={o}" for o in options),
-             "--no-compare-baseline", "--out", str(args.work / slug(v)), "--task", args.task, "--seed", str(args.seed))
-            for v, options in variants.items() if not (args.work / slug(v) / "summary.json").exists()]
+             "--no-compare-baseline", "--out", str(args.work / name), "--task", args.task, "--seed", str(args.seed))
+            for name, options in trainings.items() if not (args.work / name / "summary.json").exists()]
     timed("train", timings, parallel, runs, args.jobs)
     evaluations = {}
-    for i, v in enumerate(variants):
-        checkpoint = args.work / slug(v) / "policy.pt"
-        evaluations[v] = timed(f"evaluate {v}", timings, evaluate, args.work, slug(v), checkpoint,
-                               args.against if i == 0 else "", args.episodes, args.jobs, args.eval_seed)
+    for i, (v, options) in enumerate(variants.items()):
+        checkpoint = args.work / slug(training_options(options)) / "policy.pt"
+        evaluations[v] = timed(f"evaluate {v}", timings, evaluate, args.work, slug(options), checkpoint,
+                               args.against if i == 0 else "", args.episodes, args.jobs, args.eval_seed,
+                               act_options(options))
         timings_file.write_text(json.dumps(timings))
     first = evaluations[next(iter(variants))]
     for v, e in evaluations.items():
@@ -107,7 +122,8 @@ def main() -> None:
         row = e["policies"][0]
         ret = paired_difference(row["returns"], better["returns"])
         acc = paired_difference(row["test_accuracies"], better["test_accuracies"])
-        history = json.loads((args.work / slug(v) / "summary.json").read_text()).get("history") or [{}]
+        summary = args.work / slug(training_options(variants[v])) / "summary.json"
+        history = json.loads(summary.read_text()).get("history") or [{}]
         weight = history[-1].get("mean_weight")
         # the same actions on a deterministic episode give bit-identical returns
         same = sum(a == b for a, b in zip(row["returns"], better["returns"], strict=True))

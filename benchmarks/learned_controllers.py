@@ -85,15 +85,15 @@ def collect(work: Path, policy: str, episodes: int, jobs: int, task: str, config
 
 
 def evaluate(work: Path, name: str, checkpoint: Path, against: str, episodes: int, jobs: int,
-             seed: int = 7000) -> dict[str, Any]:
+             seed: int = 7000, options: Sequence[str] = ()) -> dict[str, Any]:
     """``esper evaluate`` split over ``jobs`` evaluation seeds (``seed``, ``seed + 1``, …), pooled
-    episode by episode."""
+    episode by episode; ``options`` are the trained policy's ``KEY=VALUE`` options as it acts."""
     cached = work / f"eval-{name}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     halves = parallel([("evaluate", "--policy-checkpoint", str(checkpoint), "--episodes", str(n), "--against",
-                        against, "--seed", str(seed + j), "--json") for j, n in enumerate(split(episodes, jobs))],
-                      jobs)
+                        against, "--seed", str(seed + j), "--json", *(f"--policy-option={o}" for o in options))
+                       for j, n in enumerate(split(episodes, jobs))], jobs)
     parts = [json.loads(h) for h in halves]
     rows = []
     for i, first in enumerate(parts[0]["policies"]):
