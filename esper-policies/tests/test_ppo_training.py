@@ -155,6 +155,14 @@ def test_evaluate_runs_every_policy_on_the_same_held_out_episodes(catalog, tmp_p
         evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=("heuristik",))
     with pytest.raises(ConfigError, match="--episodes must be at least 1"):
         evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=0, against=())
+    # How the trained policy acts reaches it: sampling is accepted and recorded, an option only
+    # IQL has is refused for PPO by name.
+    sampled = evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=(), epochs=4,
+                                  policy_options={"sample": True})
+    assert sampled["policy_options"] == {"sample": True} and "ppo acts with sample = True" in format_evaluation(sampled)
+    with pytest.raises(ConfigError, match="policy 'ppo'.*support_threshold"):
+        evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=(),
+                            policy_options={"support_threshold": 0.5})
 
 
 def test_resuming_a_finished_training_run_is_refused_and_changes_nothing(catalog, tmp_path):

@@ -65,14 +65,15 @@ class CheckpointPolicy:
         self.reset(episode=0)
 
     @classmethod
-    def load(cls, name: str, context: PolicyContext) -> CheckpointPolicy:
-        """Policy ``name`` from the checkpoint named by ``context.options["checkpoint"]``."""
+    def load(cls, name: str, context: PolicyContext,
+             options_class: type[InferenceOptions] = InferenceOptions) -> CheckpointPolicy:
+        """Policy ``name`` from the checkpoint named by ``context.options["checkpoint"]``, acting
+        with the options ``options_class`` reads from ``context.options``."""
         if "checkpoint" not in context.options:
             raise ConfigError(f"the {name} policy acts from a trained checkpoint: train one with "
                               f"`esper run --policy {name}`, then pass --policy-checkpoint RUN_DIR/policy.pt")
-        options = parse_options(IQLInferenceOptions if name == "iql" else InferenceOptions, context.options,
-                                owner=f"policy {name!r}")
-        threshold = getattr(options, "support_threshold", 1.0)
+        options = parse_options(options_class, context.options, owner=f"policy {name!r}")
+        threshold = options.support_threshold if isinstance(options, IQLInferenceOptions) else 1.0
         loaded = checkpoint.load(options.checkpoint, policy=name, blueprint_keys=context.blueprint_keys,
                                  slot_names=context.slot_names)
         if threshold < 1.0 and loaded.critic is None:
@@ -110,4 +111,4 @@ def ppo_from_context(*, context: PolicyContext) -> CheckpointPolicy:
 
 
 def iql_from_context(*, context: PolicyContext) -> CheckpointPolicy:
-    return CheckpointPolicy.load("iql", context)
+    return CheckpointPolicy.load("iql", context, IQLInferenceOptions)
