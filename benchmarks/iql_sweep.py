@@ -37,12 +37,10 @@ def slug(options: list[str]) -> str:
     return "iql-" + "_".join(options).replace("=", "").replace(".", "p")
 
 
-def training_options(options: list[str]) -> list[str]:
-    return [o for o in options if o.partition("=")[0].strip() not in ACT_OPTIONS]
-
-
-def act_options(options: list[str]) -> list[str]:
-    return [o for o in options if o.partition("=")[0].strip() in ACT_OPTIONS]
+def split_options(options: list[str]) -> tuple[list[str], list[str]]:
+    """A variant's options: those of its training, and those of the trained policy as it acts."""
+    acting = [o for o in options if o.partition("=")[0].strip() in ACT_OPTIONS]
+    return [o for o in options if o not in acting], acting
 
 
 def parse_variant(variant: str) -> list[str]:
@@ -80,17 +78,18 @@ def main() -> None:
     timings_file = args.work / "timings.json"
     timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
 
-    trainings = {slug(training_options(o)): training_options(o) for o in variants.values()}
+    parts = {v: split_options(options) for v, options in variants.items()}
+    trained_in = {v: args.work / slug(training) for v, (training, _) in parts.items()}
+    trainings = {trained_in[v]: training for v, (training, _) in parts.items()}
     runs = [("run", "--policy", "iql", "--dataset", args.datasets, *(f"--policy-option={o}" for o in options),
-             "--no-compare-baseline", "--out", str(args.work / name), "--task", args.task, "--seed", str(args.seed))
-            for name, options in trainings.items() if not (args.work / name / "summary.json").exists()]
+             "--no-compare-baseline", "--out", str(out), "--task", args.task, "--seed", str(args.seed))
+            for out, options in trainings.items() if not (out / "summary.json").exists()]
     timed("train", timings, parallel, runs, args.jobs)
     evaluations = {}
     for i, (v, options) in enumerate(variants.items()):
-        checkpoint = args.work / slug(training_options(options)) / "policy.pt"
-        evaluations[v] = timed(f"evaluate {v}", timings, evaluate, args.work, slug(options), checkpoint,
-                               args.against if i == 0 else "", args.episodes, args.jobs, args.eval_seed,
-                               act_options(options))
+        evaluations[v] = timed(f"evaluate {v}", timings, evaluate, args.work, slug(options),
+                               trained_in[v] / "policy.pt", args.against if i == 0 else "", args.episodes,
+                               args.jobs, args.eval_seed, parts[v][1])
         timings_file.write_text(json.dumps(timings))
     first = evaluations[next(iter(variants))]
     for v, e in evaluations.items():
@@ -122,8 +121,7 @@ def main() -> None:
         row = e["policies"][0]
         ret = paired_difference(row["returns"], better["returns"])
         acc = paired_difference(row["test_accuracies"], better["test_accuracies"])
-        summary = args.work / slug(training_options(variants[v])) / "summary.json"
-        history = json.loads(summary.read_text()).get("history") or [{}]
+        history = json.loads((trained_in[v] / "summary.json").read_text()).get("history") or [{}]
         weight = history[-1].get("mean_weight")
         # the same actions on a deterministic episode give bit-identical returns
         same = sum(a == b for a, b in zip(row["returns"], better["returns"], strict=True))
