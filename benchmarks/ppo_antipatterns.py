@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -45,15 +46,18 @@ BAD = ("correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoi
        "deep_linear_stack", "expensive_identity", "redundant_ensemble", "kaiming_mismatch", "division_by_feature")
 
 
-def pooled(history: list[dict], rounds: range) -> tuple[int, int]:
-    """(anti-pattern germinations, germinations) over ``rounds``."""
+def pooled(history: list[dict], rounds: range) -> tuple[int, int, float]:
+    """(anti-pattern germinations, germinations, anti-pattern germinations a uniform choice among
+    the blueprints the mask offered would have made) over ``rounds``."""
     bad = total = 0
+    expected = 0.0
     for h in (history[i] for i in rounds):
         share = h.get("antipattern_share")
         if share is not None:
             bad += round(share * h["germinations"])
             total += h["germinations"]
-    return bad, total
+            expected += h["antipattern_chance"] * h["germinations"]
+    return bad, total, expected
 
 
 def train(seed: int, args: argparse.Namespace) -> tuple[list[dict], list[str]]:
@@ -72,7 +76,8 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> tuple[list[dict
     blueprints = ",".join(GOOD + BAD)
     base.mkdir(parents=True, exist_ok=True)
     config = base / "reward.toml"
-    config.write_text(dump_toml({"run": {"reward_preset": args.reward_preset}}))
+    settings = {"reward_preset": args.reward_preset, "param_budget": args.param_budget}
+    config.write_text(dump_toml({"run": {k: v for k, v in settings.items() if v is not None}}))
     clone: tuple[str, ...] = ()
     if args.bc_collect:
         esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
@@ -88,8 +93,12 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> tuple[list[dict
     return history, germinations_by_slot(events, args.envs, len(history), window=args.window)
 
 
-def share(bad: int, total: int) -> float | None:
+def share(bad: float, total: int) -> float | None:
     return round(bad / total, 3) if total else None
+
+
+def window_result(bad: int, total: int, expected: float) -> dict:
+    return {"antipattern": bad, "germinations": total, "share": share(bad, total), "chance": share(expected, total)}
 
 
 def main() -> None:
@@ -104,6 +113,9 @@ def main() -> None:
     parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--bc-collect", type=int, default=0,
                         help="heuristic episodes recorded per seed and cloned before training (0: none)")
+    parser.add_argument("--param-budget", type=int, default=None,
+                        help="seed parameters per episode; blueprints that do not fit are masked, so chance is "
+                             "read from the mask at each germination")
     parser.add_argument("--jobs", type=int, default=1, help="training runs side by side")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep each seed's files in WORK/seedN (default: a temporary directory); the "
@@ -117,17 +129,17 @@ def main() -> None:
     histories = {seed: history for seed, (history, _) in runs.items()}
     wall = time.perf_counter() - start
     per_seed = {}
-    totals = {"first": [0, 0], "last": [0, 0]}
+    totals = {"first": [0, 0, 0.0], "last": [0, 0, 0.0]}
     for seed, history in histories.items():
         first = pooled(history, range(0, args.window))
         last = pooled(history, range(len(history) - args.window, len(history)))
-        for name, (bad, total) in (("first", first), ("last", last)):
-            totals[name][0] += bad
-            totals[name][1] += total
+        for name, counts in (("first", first), ("last", last)):
+            totals[name] = [a + b for a, b in zip(totals[name], counts, strict=True)]
         per_seed[seed] = {
-            "first_rounds": {"antipattern": first[0], "germinations": first[1], "share": share(*first)},
-            "last_rounds": {"antipattern": last[0], "germinations": last[1], "share": share(*last)},
+            "first_rounds": window_result(*first),
+            "last_rounds": window_result(*last),
             "per_round": [h.get("antipattern_share") for h in history],
+            "chance_per_round": [h.get("antipattern_chance") for h in history],
             "germinations_per_round": [h["germinations"] for h in history],
             "final_accuracy_first": round(
                 sum(h["mean_final_accuracy"] for h in history[:args.window]) / args.window, 2),
@@ -139,12 +151,12 @@ def main() -> None:
         }
     result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
-        "reward_preset": args.reward_preset, "policy_options": args.policy_option, "bc_collect": args.bc_collect,
+        "reward_preset": args.reward_preset, "param_budget": args.param_budget, "policy_options": args.policy_option,
+        "bc_collect": args.bc_collect,
         "wall_minutes": round(wall / 60, 1),
         "uniform_share": round(len(BAD) / (len(BAD) + len(GOOD)), 3),
         "per_seed": per_seed,
-        "pooled": {name: {"antipattern": b, "germinations": t, "share": share(b, t)}
-                   for name, (b, t) in totals.items()},
+        "pooled": {name: window_result(*counts) for name, counts in totals.items()},
     }
     print(json.dumps(result, indent=2))
     if args.out is not None:
@@ -153,32 +165,43 @@ def main() -> None:
 
 def render(result: dict, argv: list[str]) -> str:
     w = result["window"]
+    budget = result.get("param_budget")
     lines = [
         "# Does PPO learn to avoid the anti-patterns?",
         "",
-        f"Written by `.venv/bin/python benchmarks/ppo_antipatterns.py {' '.join(argv)}` "
+        f"Written by `.venv/bin/python benchmarks/ppo_antipatterns.py {shlex.join(argv)}` "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): task `{result['task']}`, reward preset "
-        f"`{result['reward_preset']}`, {result['rounds']} rounds × {result['envs']} environments per seed, PPO lr "
+        f"`{result['reward_preset']}`"
+        + (f", a budget of {budget} seed parameters per episode" if budget is not None else "")
+        + f", {result['rounds']} rounds × {result['envs']} environments per seed, PPO lr "
         f"{result['lr']} {' '.join(result['policy_options'])}"
         + (f", after cloning {result['bc_collect']} heuristic episodes" if result.get("bc_collect") else "")
         + f"; {len(GOOD)} good and {len(BAD)} anti-pattern blueprints "
         f"in the action space (uniform share {result['uniform_share']}); {result['wall_minutes']} min on this machine. "
-        "Shares are of the germinations sampled during training.",
+        "Shares are of the germinations sampled during training. Chance is what a uniform choice among the "
+        "blueprints the action mask offered at the same germinations would have picked"
+        + (" (the budget masks the blueprints that do not fit)." if budget is not None else "."),
         "",
-        f"| seed | first {w} rounds | last {w} rounds | return first → last | final val % first → last |",
+        f"| seed | first {w} rounds (chance) | last {w} rounds (chance) | return first → last | "
+        "final val % first → last |",
         "|---|---|---|---|---|",
     ]
+
+    def cell(r: dict) -> str:
+        return f"{r['antipattern']} / {r['germinations']} = {r['share']} ({r['chance']})"
+
     for seed, r in result["per_seed"].items():
-        f, la = r["first_rounds"], r["last_rounds"]
-        lines.append(f"| {seed} | {f['antipattern']} / {f['germinations']} = {f['share']} | {la['antipattern']} / "
-                     f"{la['germinations']} = {la['share']} | {r['return_first']:+.2f} → {r['return_last']:+.2f} | "
+        lines.append(f"| {seed} | {cell(r['first_rounds'])} | {cell(r['last_rounds'])} | "
+                     f"{r['return_first']:+.2f} → {r['return_last']:+.2f} | "
                      f"{r['final_accuracy_first']} → {r['final_accuracy_last']} |")
     p = result["pooled"]
-    lines += [f"| pooled | {p['first']['antipattern']} / {p['first']['germinations']} = {p['first']['share']} | "
-              f"{p['last']['antipattern']} / {p['last']['germinations']} = {p['last']['share']} | | |", "",
+    lines += [f"| pooled | {cell(p['first'])} | {cell(p['last'])} | | |", "",
               "Share per round (anti-pattern germinations / germinations; - where a round germinated nothing):", ""]
     for seed, r in result["per_seed"].items():
         lines.append(f"- seed {seed}: " + " ".join("-" if s is None else f"{s:.2f}" for s in r["per_round"]))
+    lines += ["", "Chance per round:", ""]
+    for seed, r in result["per_seed"].items():
+        lines.append(f"- seed {seed}: " + " ".join("-" if s is None else f"{s:.2f}" for s in r["chance_per_round"]))
     for seed, r in result["per_seed"].items():
         if r.get("germinations_by_slot"):
             lines += ["", f"What seed {seed}'s PPO germinated while training (sampled actions, every environment):", "",

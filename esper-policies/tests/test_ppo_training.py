@@ -8,13 +8,15 @@ import json
 import os
 import signal
 import sys
+import types
 
 import attrs
 import pytest
 import torch
 
+from esper_core import hookimpl
 from esper_core.config import RunConfig
-from esper_core.contracts import PolicyContext
+from esper_core.contracts import BlueprintSpec, PolicyContext
 from esper_core.errors import ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.presentation.evaluation_report import format_evaluation
@@ -274,3 +276,38 @@ def test_group_advantages_run_each_group_on_one_episode_seed(catalog, tmp_path, 
     assert starts[0][0][0] != starts[1][0][0]
     with pytest.raises(ConfigError, match="group_size = 3, which must divide envs = 4"):
         _train(catalog, tmp_path / "bad", envs=4, advantage="group", group_size=3)
+
+
+def _catalog_with_antipatterns():
+    """The toy catalog plus two anti-pattern blueprints: a cheap one and one no budget below a
+    million parameters admits."""
+    module = types.ModuleType("bad_blueprints")
+    module.esper_register_blueprints = hookimpl(lambda: [
+        BlueprintSpec(name=name, topology=toy.TOPOLOGY, factory=toy.residual_linear, param_estimate=estimate,
+                      description="anti-pattern (test)", is_antipattern=True)
+        for name, estimate in (("bad_cheap", lambda w: 1), ("bad_huge", lambda w: 10**6))])
+    return build_catalog(load_plugins(PluginSettings(autoload=False),
+                                      extra=[("toy", toy), ("policies", plugin), ("bad", module)]))
+
+
+@pytest.mark.parametrize(("budget", "chance"), [(None, 2 / 3), (10**5, 1 / 2)])
+def test_each_round_records_the_anti_pattern_share_and_what_chance_would_give(tmp_path, budget, chance):
+    # Chance is read from the mask at each germination: a budget that rules out an anti-pattern
+    # lowers it below the catalog's proportion (2 of 3 blueprints).
+    cat = _catalog_with_antipatterns()
+    config = RunConfig.from_dict({
+        "run": {"task": "toy", "policy": "ppo", "epochs": 5, "seed": 3, "param_budget": budget,
+                "blueprints": ["residual_linear", "bad_cheap", "bad_huge"]},
+        "policy": {"rounds": 3, "envs": 2, "update_epochs": 1, "hidden": 16},
+    })
+    summary = execute_run(resolve_run(config, cat), cat, create_run_dir(tmp_path / "run"))
+    rounds = [h for h in summary["history"] if h["germinations"]]
+    assert rounds, "no round germinated anything"
+    for h in rounds:
+        assert h["antipattern_chance"] == pytest.approx(chance)
+        assert 0 <= h["antipattern_share"] <= 1
+        bad = h.get("germinated.toy:bad_cheap", 0) + h.get("germinated.toy:bad_huge", 0)
+        assert h["antipattern_share"] == pytest.approx(bad / h["germinations"])
+    if budget is not None:
+        assert not any("germinated.toy:bad_huge" in h for h in summary["history"])
+    assert all(h["antipattern_chance"] is None for h in summary["history"] if not h["germinations"])

@@ -51,7 +51,8 @@ FINAL = "policy.pt"
 #: The end-of-training table ``esper run`` prints (title, history key); rounds count from 1 there.
 REPORT_COLUMNS = (("round", "round"), ("mean return", "mean_return"), ("mean final acc %", "mean_final_accuracy"),
                   ("germinated", "germinations"), ("fossilized", "fossilized"), ("culled", "culled"),
-                  ("anti-pattern share", "antipattern_share"), ("entropy", "entropy"), ("approx KL", "approx_kl"))
+                  ("anti-pattern share", "antipattern_share"), ("anti-pattern chance", "antipattern_chance"),
+                  ("entropy", "entropy"), ("approx KL", "approx_kl"))
 
 class PPOTrainer:
     """Built (and its options validated) before the run directory is written."""
@@ -210,7 +211,8 @@ class _Training:
                     mean_return=round(metrics["mean_return"], 3),
                     mean_final_accuracy=round(metrics["mean_final_accuracy"], 2),
                     entropy=round(metrics["entropy"], 3), approx_kl=round(metrics["approx_kl"], 4),
-                    antipattern_share=metrics.get("antipattern_share"))
+                    antipattern_share=metrics.get("antipattern_share"),
+                    antipattern_chance=metrics.get("antipattern_chance"))
                 progress.step(f"mean return {metrics['mean_return']:+.3f}, mean final accuracy "
                               f"{metrics['mean_final_accuracy']:.2f}%, entropy {metrics['entropy']:.3f}")
                 # A first SIGINT/SIGTERM lets the round finish, so a resume loses no work.
@@ -290,13 +292,13 @@ class _Training:
         policy_time += time.perf_counter() - t0
         self.policy_seconds += policy_time
         self.env_seconds += env_time
-        metrics.update(self._round_statistics(envs, torch.stack(actions_t), torch.stack(raw_t)))
+        metrics.update(self._round_statistics(envs, torch.stack(actions_t), torch.stack(raw_t), rollout.masks))
         metrics.update(round=round_index, lr=cfg.lr_at(round_index), entropy_coef=cfg.entropy_coef_at(round_index),
                        policy_seconds=policy_time, env_seconds=env_time)
         return metrics
 
-    def _round_statistics(self, envs: Environments, actions: torch.Tensor,
-                          rewards: torch.Tensor) -> dict[str, Any]:
+    def _round_statistics(self, envs: Environments, actions: torch.Tensor, rewards: torch.Tensor,
+                          masks: MaskBatch) -> dict[str, Any]:
         results = [r for r in envs.results() if r is not None]
         ops = Counter(Op(int(o)).name for o in actions[..., 0].flatten())
         total = max(1, sum(ops.values()))
@@ -315,6 +317,14 @@ class _Training:
         if self.antipatterns:
             bad = sum(1 for key in germinated if key in self.antipatterns)
             stats["antipattern_share"] = bad / len(germinated) if germinated else None
+            # What a uniform blueprint choice would have picked at the same decisions: the mask
+            # (a parameter budget, the topology) can leave fewer or more anti-patterns on offer
+            # than the catalog's overall proportion.
+            is_bad = torch.tensor([key in self.antipatterns for key in self.keys])
+            at = actions[..., 0] == Op.GERMINATE
+            offered = masks.blueprints[at]
+            chance = (offered & is_bad).sum(1) / offered.sum(1).clamp(min=1)
+            stats["antipattern_chance"] = float(chance.mean()) if germinated else None
         return stats
 
     def _summary(self, final: Path) -> dict[str, Any]:
