@@ -2,8 +2,8 @@
 the action space and compare the share of germinations that pick one early and late.
 
     python benchmarks/ppo_antipatterns.py [--seeds 0,1,2] [--rounds 30] [--envs 2] [--task micro]
-        [--reward-preset sparse] [--bc-collect 12 --policy-option bc_heads=op,slot] [--jobs 2]
-        [--policy-option workers=true] [--work DIR] [--out docs/antipatterns_learning.md]
+        [--reward-preset sparse] [--param-budget N] [--bc-collect 12 --policy-option bc_heads=op,slot]
+        [--evaluate 20] [--jobs 2] [--policy-option workers=true] [--work DIR] [--out docs/antipatterns_learning.md]
 
 On ``shapes`` pass ``--policy-option workers=true``: without it a run's environments take their
 epochs one after another in one process (8 environments: about 40 s a step here, sharing the
@@ -11,18 +11,25 @@ cores with another run, against about 6 s in worker processes).
 
 For every seed: ``esper run --policy ppo`` with good CNN blueprints plus blueprints 24–33;
 the trainer's per-round history has ``antipattern_share`` (anti-pattern germinations /
-all germinations in that round). Reported: the pooled share over the first and over the last
-``--window`` rounds, per seed and over all seeds, and per seed which blueprints it germinated in
-each slot over those rounds (from the run's events). With 5 good and 10 bad blueprints a uniform
-choice picks an anti-pattern 2/3 of the time. Seeds run ``--jobs`` at a time. Prints one JSON
-object (needs esper-antipatterns) and, with ``--out``, writes the markdown quoting it with the
-share of every round.
+all germinations in that round) and ``antipattern_chance`` (what a uniform choice among the
+blueprints the action mask offered at the same germinations would have picked: 2/3 without a
+budget, less where ``--param-budget`` masks anti-patterns that do not fit). Reported: the pooled
+share and chance over the first and over the last ``--window`` rounds, per seed and over all
+seeds, and per seed which blueprints it germinated in each slot over those rounds (from the
+run's events). Seeds run ``--jobs`` at a time. Prints one JSON object (needs esper-antipatterns)
+and, with ``--out``, writes the markdown quoting it with the share of every round.
 
 With ``--bc-collect N``, each seed first records N heuristic episodes on the same action space
 (``esper collect``; the heuristic only ever picks a good blueprint) and PPO clones them before
 its first round (``--bc-dataset``); with ``--policy-option bc_heads=op,slot`` only the
 lifecycle is cloned and the blueprint head starts uniform, so the share still starts at chance
 while seeds live long enough for what they are worth to show in the return.
+
+The shares while training are of sampled actions, which the entropy bonus keeps exploring. With
+``--evaluate N`` each trained policy also acts greedily on N held-out episodes beside the
+heuristic (``esper evaluate``): its anti-pattern share there, and its test accuracy paired with
+the heuristic's. With ``--work``, a seed whose training run finished in an earlier invocation is
+reused (its history read from the run's summary), and so is its evaluation.
 """
 
 from __future__ import annotations
@@ -35,12 +42,16 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from learned_controllers import esper, germinations_by_slot
 
 from esper_core.config import dump_toml
+from esper_core.paired import paired_difference
 from esper_core.telemetry.jsonl import read_events
 
+#: Held-out episodes: a seed no training run (seeds 0, 1, …) or cloned episode (1000, 2000, …) uses.
+EVAL_SEED = 7000
 GOOD = ("conv_light", "conv_small", "norm", "depthwise", "attention")
 BAD = ("correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich", "gain_amplifier",
        "deep_linear_stack", "expensive_identity", "redundant_ensemble", "kaiming_mismatch", "division_by_feature")
@@ -60,37 +71,68 @@ def pooled(history: list[dict], rounds: range) -> tuple[int, int, float]:
     return bad, total, expected
 
 
-def train(seed: int, args: argparse.Namespace) -> tuple[list[dict], list[str]]:
+def train(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One PPO training run (after recording its behaviour-cloning data, with ``--bc-collect``):
-    its per-round history and the table of what it germinated in each slot, first and last
-    ``--window`` rounds."""
+    its per-round history, the table of what it germinated in each slot, first and last
+    ``--window`` rounds, and with ``--evaluate`` what the trained policy does on held-out episodes."""
     if args.work is None:
         with tempfile.TemporaryDirectory() as tmp:
             return train_in(Path(tmp), seed, args)
     return train_in(args.work / f"seed{seed}", seed, args)
 
 
-def train_in(base: Path, seed: int, args: argparse.Namespace) -> tuple[list[dict], list[str]]:
+def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """:func:`train` with its files under ``base``: the reward settings, the cloned episodes
-    (``bc``, continued where an earlier invocation left it) and the training run (``run``)."""
+    (``bc``, continued where an earlier invocation left it), the training run (``run``, reused
+    when an earlier invocation finished it) and the evaluation (``eval.json``, likewise)."""
     blueprints = ",".join(GOOD + BAD)
     base.mkdir(parents=True, exist_ok=True)
     config = base / "reward.toml"
     settings = {"reward_preset": args.reward_preset, "param_budget": args.param_budget}
     config.write_text(dump_toml({"run": {k: v for k, v in settings.items() if v is not None}}))
-    clone: tuple[str, ...] = ()
-    if args.bc_collect:
-        esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
-              "--seed", str(1000 * (seed + 1)), "--blueprints", blueprints, "--config", str(config),
-              "--out", str(base / "bc"))
-        clone = ("--bc-dataset", str(base / "bc"))
-    out = esper("run", "--task", args.task, "--policy", "ppo", "--seed", str(seed), "--rounds", str(args.rounds),
-                "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
-                "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
-                *(f"--policy-option={o}" for o in args.policy_option), "--out", str(base / "run"), "--json")
-    history = json.loads(out[out.index("{"):])["history"]
-    events = list(read_events(base / "run" / "events.jsonl"))
-    return history, germinations_by_slot(events, args.envs, len(history), window=args.window)
+    run = base / "run"
+    reused = (run / "summary.json").is_file()
+    if not reused:
+        clone: tuple[str, ...] = ()
+        if args.bc_collect:
+            esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
+                  "--seed", str(1000 * (seed + 1)), "--blueprints", blueprints, "--config", str(config),
+                  "--out", str(base / "bc"))
+            clone = ("--bc-dataset", str(base / "bc"))
+        esper("run", "--task", args.task, "--policy", "ppo", "--seed", str(seed), "--rounds", str(args.rounds),
+              "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
+              "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
+              *(f"--policy-option={o}" for o in args.policy_option), "--out", str(run), "--json")
+    summary = json.loads((run / "summary.json").read_text())
+    history = summary["history"]
+    if len(history) != args.rounds:
+        raise SystemExit(f"{run} has {len(history)} rounds, not --rounds {args.rounds}")
+    events = list(read_events(run / "events.jsonl"))
+    result = {"history": history, "by_slot": germinations_by_slot(events, args.envs, len(history), window=args.window),
+              "train_minutes": round(summary["wall_seconds"] / 60, 1), "reused": reused}
+    if args.evaluate:
+        cached = base / f"eval-{args.evaluate}.json"
+        if not cached.is_file():
+            cached.write_text(esper("evaluate", "--policy-checkpoint", str(run / "policy.pt"), "--episodes",
+                                    str(args.evaluate), "--against", "heuristic", "--seed", str(EVAL_SEED), "--json"))
+        result["evaluation"] = held_out(json.loads(cached.read_text()))
+    return result
+
+
+def held_out(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """What the trained policy (greedy) germinated on the held-out episodes, and its test accuracy
+    paired with the heuristic's on the same episodes."""
+    ppo, heuristic = evaluation["policies"]
+    counts: dict[str, int] = {}
+    for blueprint, outcomes in ppo["per_blueprint"].items():
+        counts[blueprint.split(":")[-1]] = sum(outcomes.values())
+    bad = sum(n for b, n in counts.items() if b in BAD)
+    total = sum(counts.values())
+    return {"episodes": ppo["episodes"], "antipattern": bad, "germinations": total, "share": share(bad, total),
+            "germinated": dict(sorted(counts.items(), key=lambda x: -x[1])),
+            "test_vs_heuristic": paired_difference(ppo["test_accuracies"], heuristic["test_accuracies"]),
+            "params_added": round(ppo["params_added_mean"]), "heuristic_params_added":
+                round(heuristic["params_added_mean"])}
 
 
 def share(bad: float, total: int) -> float | None:
@@ -116,6 +158,9 @@ def main() -> None:
     parser.add_argument("--param-budget", type=int, default=None,
                         help="seed parameters per episode; blueprints that do not fit are masked, so chance is "
                              "read from the mask at each germination")
+    parser.add_argument("--evaluate", type=int, default=0, metavar="N",
+                        help=f"run each trained policy (greedy) and the heuristic on N held-out episodes (seed "
+                             f"{EVAL_SEED}) and report the policy's anti-pattern share there")
     parser.add_argument("--jobs", type=int, default=1, help="training runs side by side")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep each seed's files in WORK/seedN (default: a temporary directory); the "
@@ -126,7 +171,7 @@ def main() -> None:
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         runs = dict(zip(seeds, pool.map(lambda s: train(s, args), seeds), strict=True))
-    histories = {seed: history for seed, (history, _) in runs.items()}
+    histories = {seed: run["history"] for seed, run in runs.items()}
     wall = time.perf_counter() - start
     per_seed = {}
     totals = {"first": [0, 0, 0.0], "last": [0, 0, 0.0]}
@@ -147,7 +192,10 @@ def main() -> None:
                 sum(h["mean_final_accuracy"] for h in history[-args.window:]) / args.window, 2),
             "return_first": round(sum(h["mean_return"] for h in history[:args.window]) / args.window, 3),
             "return_last": round(sum(h["mean_return"] for h in history[-args.window:]) / args.window, 3),
-            "germinations_by_slot": runs[seed][1],
+            "germinations_by_slot": runs[seed]["by_slot"],
+            "train_minutes": runs[seed]["train_minutes"],
+            "reused": runs[seed]["reused"],
+            "held_out": runs[seed].get("evaluation"),
         }
     result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
@@ -174,7 +222,7 @@ def render(result: dict, argv: list[str]) -> str:
         f"`{result['reward_preset']}`"
         + (f", a budget of {budget} seed parameters per episode" if budget is not None else "")
         + f", {result['rounds']} rounds × {result['envs']} environments per seed, PPO lr "
-        f"{result['lr']} {' '.join(result['policy_options'])}"
+        + " ".join([str(result["lr"]), *result["policy_options"]])
         + (f", after cloning {result['bc_collect']} heuristic episodes" if result.get("bc_collect") else "")
         + f"; {len(GOOD)} good and {len(BAD)} anti-pattern blueprints "
         f"in the action space (uniform share {result['uniform_share']}); {result['wall_minutes']} min on this machine. "
@@ -202,6 +250,23 @@ def render(result: dict, argv: list[str]) -> str:
     lines += ["", "Chance per round:", ""]
     for seed, r in result["per_seed"].items():
         lines.append(f"- seed {seed}: " + " ".join("-" if s is None else f"{s:.2f}" for s in r["chance_per_round"]))
+    evaluated = {seed: r["held_out"] for seed, r in result["per_seed"].items() if r.get("held_out")}
+    if evaluated:
+        n = next(iter(evaluated.values()))["episodes"]
+        lines += ["", f"The trained policies (greedy) on {n} held-out episodes (evaluation seed {EVAL_SEED}), each "
+                  "with the heuristic on the same episodes:", "",
+                  "| seed | anti-pattern germinations | germinated | test points over the heuristic (t) | "
+                  "parameters added, PPO / heuristic |", "|---|---|---|---|---|"]
+        for seed, e in evaluated.items():
+            d = e["test_vs_heuristic"]
+            t = "-" if d["t"] is None else f"{d['t']:.2f}"
+            kinds = ", ".join(f"{b} {k}" for b, k in e["germinated"].items()) or "-"
+            lines.append(f"| {seed} | {e['antipattern']} / {e['germinations']} = {e['share']} | {kinds} | "
+                         f"{d['mean']:+.2f} ± {d['sd']:.2f} ({t}) | {e['params_added']} / "
+                         f"{e['heuristic_params_added']} |")
+    lines += ["", "Training time per seed (minutes, as the run recorded it): " + ", ".join(
+        f"seed {seed} {r['train_minutes']}" + (" (reused from an earlier invocation)" if r["reused"] else "")
+        for seed, r in result["per_seed"].items()) + "."]
     for seed, r in result["per_seed"].items():
         if r.get("germinations_by_slot"):
             lines += ["", f"What seed {seed}'s PPO germinated while training (sampled actions, every environment):", "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import torch
 from hypothesis import given, settings
@@ -187,6 +188,28 @@ def test_an_update_raises_the_probability_of_advantaged_actions(trunk):
                         rollout.actions.flatten(0, 1))
     change = new.log_prob - rollout.log_probs.flatten()
     assert float((change * rollout.advantages.flatten()).sum()) > 0
+
+
+@pytest.mark.parametrize(("heads", "moved"), [("op,slot,blueprint", {"op", "slot", "blueprint"}),
+                                              ("blueprint", {"blueprint"})])
+def test_the_entropy_bonus_moves_only_the_heads_it_names(heads, moved):
+    # No advantage and no value loss: the entropy bonus is the only force, so a head it does not
+    # name keeps its weights (the trunk is shared and moves either way).
+    torch.manual_seed(0)
+    net = ActorCritic(5, 2, 3, hidden=16)
+    rollout = attrs.evolve(_rollout(net), advantages=torch.zeros(6, 4))
+    before = {h: getattr(net, f"{h}_head").weight.detach().clone() for h in ("op", "slot", "blueprint")}
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    config = PPOConfig(update_epochs=2, minibatches=2, target_kl=None, value_coef=0.0, entropy_heads=heads)
+    ppo_update(net, optimizer, rollout, config=config, entropy_coef=1.0, generator=torch.Generator())
+    changed = {h for h, w in before.items() if not torch.equal(w, getattr(net, f"{h}_head").weight)}
+    assert changed == moved
+
+
+def test_entropy_heads_refuses_unknown_or_empty_factors():
+    for value in ("", "op,colour", []):
+        with pytest.raises(ValueError, match="entropy_heads must be a non-empty list of op, slot, blueprint"):
+            PPOConfig(entropy_heads=value)
 
 
 def test_the_update_stops_early_on_a_large_kl():

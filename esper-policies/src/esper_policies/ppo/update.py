@@ -9,7 +9,8 @@ Per minibatch:
 * policy loss ``max(−A·ρ, −A·clip(ρ, 1 − ε, 1 + ε))`` with ``ρ = π_new(a|s) / π_old(a|s)``;
 * value loss ``½·max((V − R)², (V_old + clip(V − V_old, −ε, ε) − R)²)`` (or the unclipped
   square), weighted by ``value_coef``;
-* minus ``entropy_coef`` × the summed entropy of the three heads;
+* minus ``entropy_coef`` × the summed entropy of the heads ``entropy_heads`` names (all three
+  by default);
 * the global gradient norm is clipped to ``max_grad_norm`` before the Adam step.
 
 After each epoch over the data, the update stops early once the approximate KL divergence
@@ -28,10 +29,8 @@ from attrs import frozen
 from torch import Tensor
 
 from esper_policies.encoding import MaskBatch
-from esper_policies.ppo.config import PPOConfig
+from esper_policies.ppo.config import ACTION_FACTORS, PPOConfig
 from esper_policies.ppo.network import ActorCritic
-
-HEADS = ("op", "slot", "blueprint")
 
 
 @frozen
@@ -81,6 +80,7 @@ def ppo_update(network: ActorCritic, optimizer: torch.optim.Optimizer, rollout: 
                config: PPOConfig, entropy_coef: float, generator: torch.Generator) -> dict[str, float]:
     """Run the update epochs on ``rollout``; return the last epoch's mean statistics."""
     recurrent = network.lstm is not None
+    bonus_heads = [ACTION_FACTORS.index(h) for h in config.entropy_heads]
     epochs_run = 0
     stats: dict[str, list[float]] = {}
     for _ in range(config.update_epochs):
@@ -103,7 +103,8 @@ def ppo_update(network: ActorCritic, optimizer: torch.optim.Optimizer, rollout: 
                 value_loss = 0.5 * (out.value - returns).square().mean()
             head_entropy = out.entropy.mean(0)
             entropy = head_entropy.sum()
-            loss = policy_loss - entropy_coef * entropy + config.value_coef * value_loss
+            bonus = head_entropy[bonus_heads].sum()
+            loss = policy_loss - entropy_coef * bonus + config.value_coef * value_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), config.max_grad_norm)
@@ -111,7 +112,7 @@ def ppo_update(network: ActorCritic, optimizer: torch.optim.Optimizer, rollout: 
             for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss), ("entropy", entropy),
                                ("approx_kl", approx_kl), ("clip_fraction", clip_fraction),
                                ("grad_norm", grad_norm),
-                               *((f"entropy_{h}", e) for h, e in zip(HEADS, head_entropy, strict=True))):
+                               *((f"entropy_{h}", e) for h, e in zip(ACTION_FACTORS, head_entropy, strict=True))):
                 stats.setdefault(key, []).append(float(value.detach()))
         if config.target_kl is not None and sum(stats["approx_kl"]) / len(stats["approx_kl"]) > config.target_kl:
             break
