@@ -3,7 +3,8 @@ the action space and compare the share of germinations that pick one early and l
 
     python benchmarks/ppo_antipatterns.py [--seeds 0,1,2] [--rounds 30] [--envs 2] [--task micro]
         [--reward-preset sparse] [--param-budget N] [--bc-collect 12 --policy-option bc_heads=op,slot]
-        [--evaluate 20] [--jobs 2] [--policy-option workers=true] [--work DIR] [--out docs/antipatterns_learning.md]
+        [--evaluate 20 [--sampled]] [--jobs 2] [--policy-option workers=true] [--work DIR]
+        [--out docs/antipatterns_learning.md]
 
 On ``shapes`` pass ``--policy-option workers=true``: without it a run's environments take their
 epochs one after another in one process (8 environments: about 40 s a step here, sharing the
@@ -28,7 +29,9 @@ while seeds live long enough for what they are worth to show in the return.
 The shares while training are of sampled actions, which the entropy bonus keeps exploring. With
 ``--evaluate N`` each trained policy also acts greedily on N held-out episodes beside the
 heuristic (``esper evaluate``): its anti-pattern share there, and its test accuracy paired with
-the heuristic's. With ``--work``, a seed whose training run finished in an earlier invocation is
+the heuristic's; with ``--sampled`` as well, the same policy sampling its actions there
+(``sample=true``), which is the trained policy's own distribution without the updates of the
+last rounds mixed in. With ``--work``, a seed whose training run finished in an earlier invocation is
 reused (its history read from the run's summary), and so is its evaluation.
 """
 
@@ -116,20 +119,32 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
             cached.write_text(esper("evaluate", "--policy-checkpoint", str(run / "policy.pt"), "--episodes",
                                     str(args.evaluate), "--against", "heuristic", "--seed", str(EVAL_SEED), "--json"))
         result["evaluation"] = held_out(json.loads(cached.read_text()))
+        if args.sampled:
+            cached = base / f"eval-sampled-{args.evaluate}.json"
+            if not cached.is_file():
+                cached.write_text(esper("evaluate", "--policy-checkpoint", str(run / "policy.pt"), "--episodes",
+                                        str(args.evaluate), "--against", "noop", "--seed", str(EVAL_SEED),
+                                        "--policy-option", "sample=true", "--json"))
+            result["sampled_evaluation"] = germinated(json.loads(cached.read_text())["policies"][0])
     return result
+
+
+def germinated(policy: dict[str, Any]) -> dict[str, Any]:
+    """A policy's germinations on evaluated episodes: anti-patterns, all, and per blueprint."""
+    counts: dict[str, int] = {}
+    for blueprint, outcomes in policy["per_blueprint"].items():
+        counts[blueprint.split(":")[-1]] = sum(outcomes.values())
+    bad = sum(n for b, n in counts.items() if b in BAD)
+    total = sum(counts.values())
+    return {"episodes": policy["episodes"], "antipattern": bad, "germinations": total, "share": share(bad, total),
+            "germinated": dict(sorted(counts.items(), key=lambda x: -x[1]))}
 
 
 def held_out(evaluation: dict[str, Any]) -> dict[str, Any]:
     """What the trained policy (greedy) germinated on the held-out episodes, and its test accuracy
     paired with the heuristic's on the same episodes."""
     ppo, heuristic = evaluation["policies"]
-    counts: dict[str, int] = {}
-    for blueprint, outcomes in ppo["per_blueprint"].items():
-        counts[blueprint.split(":")[-1]] = sum(outcomes.values())
-    bad = sum(n for b, n in counts.items() if b in BAD)
-    total = sum(counts.values())
-    return {"episodes": ppo["episodes"], "antipattern": bad, "germinations": total, "share": share(bad, total),
-            "germinated": dict(sorted(counts.items(), key=lambda x: -x[1])),
+    return {**germinated(ppo),
             "test_vs_heuristic": paired_difference(ppo["test_accuracies"], heuristic["test_accuracies"]),
             "params_added": round(ppo["params_added_mean"]), "heuristic_params_added":
                 round(heuristic["params_added_mean"])}
@@ -161,6 +176,9 @@ def main() -> None:
     parser.add_argument("--evaluate", type=int, default=0, metavar="N",
                         help=f"run each trained policy (greedy) and the heuristic on N held-out episodes (seed "
                              f"{EVAL_SEED}) and report the policy's anti-pattern share there")
+    parser.add_argument("--sampled", action="store_true",
+                        help="with --evaluate, also run each trained policy sampling its actions (sample=true) on "
+                             "the same held-out episodes")
     parser.add_argument("--jobs", type=int, default=1, help="training runs side by side")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep each seed's files in WORK/seedN (default: a temporary directory); the "
@@ -196,6 +214,7 @@ def main() -> None:
             "train_minutes": runs[seed]["train_minutes"],
             "reused": runs[seed]["reused"],
             "held_out": runs[seed].get("evaluation"),
+            "held_out_sampled": runs[seed].get("sampled_evaluation"),
         }
     result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
@@ -264,6 +283,14 @@ def render(result: dict, argv: list[str]) -> str:
             lines.append(f"| {seed} | {e['antipattern']} / {e['germinations']} = {e['share']} | {kinds} | "
                          f"{d['mean']:+.2f} ± {d['sd']:.2f} ({t}) | {e['params_added']} / "
                          f"{e['heuristic_params_added']} |")
+    sampled = {seed: r["held_out_sampled"] for seed, r in result["per_seed"].items() if r.get("held_out_sampled")}
+    if sampled:
+        n = next(iter(sampled.values()))["episodes"]
+        lines += ["", f"The same trained policies sampling their actions (`sample=true`) on the same {n} held-out "
+                  "episodes:", "", "| seed | anti-pattern germinations | germinated |", "|---|---|---|"]
+        for seed, e in sampled.items():
+            kinds = ", ".join(f"{b} {k}" for b, k in e["germinated"].items()) or "-"
+            lines.append(f"| {seed} | {e['antipattern']} / {e['germinations']} = {e['share']} | {kinds} |")
     lines += ["", "Training time per seed (minutes, as the run recorded it): " + ", ".join(
         f"seed {seed} {r['train_minutes']}" + (" (reused from an earlier invocation)" if r["reused"] else "")
         for seed, r in result["per_seed"].items()) + "."]
