@@ -30,8 +30,8 @@ group_size=4`` with training seeds 0, 1 and 2 (docs/learned_micro_budget.md, ``_
 ``_seed2``): PPO − heuristic +2.97, +2.95, +2.92 test points (t 4.41, 4.45, 4.19) and +0.35
 return (t 5.45) each. This test, in process with seed 0, measured seed 0's figures exactly.
 
-**Beating random** (``test_ppo_beats_random_on_the_micro_task``, about two and a half minutes
-of one CPU core, ``slow``):
+**Beating random** (``test_ppo_beats_random_on_the_micro_task``, under two minutes of one CPU
+core: 74 s and 105 s measured, ``slow``):
 
 * Three training seeds. Each trains PPO for 10 rounds × 4 environments × 16 epochs on ``micro``
   (300 training images per epoch, 200 validation images, so an epoch takes about 0.05 s), with
