@@ -311,3 +311,5 @@ def test_each_round_records_the_anti_pattern_share_and_what_chance_would_give(tm
     if budget is not None:
         assert not any("germinated.toy:bad_huge" in h for h in summary["history"])
     assert all(h["antipattern_chance"] is None for h in summary["history"] if not h["germinations"])
+    header = next(line for line in format_summary(summary).splitlines() if "mean return" in line)
+    assert "anti-pattern share" in header and "anti-pattern chance" in header

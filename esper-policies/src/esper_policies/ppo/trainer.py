@@ -97,6 +97,8 @@ class _Training:
         self.slot_names = ctx.slot_names
         self.seed = ctx.seed
         self.antipatterns = {b.key for b in session.resolved.blueprints if b.is_antipattern}
+        #: which of the action's blueprints (``keys``, the blueprint head's order) are anti-patterns
+        self.is_antipattern = torch.tensor([key in self.antipatterns for key in self.keys])
         self.builder = ObservationBuilder(cfg.envs, ctx.n_slots)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -320,10 +322,8 @@ class _Training:
             # What a uniform blueprint choice would have picked at the same decisions: the mask
             # (a parameter budget, the topology) can leave fewer or more anti-patterns on offer
             # than the catalog's overall proportion.
-            is_bad = torch.tensor([key in self.antipatterns for key in self.keys])
-            at = actions[..., 0] == Op.GERMINATE
-            offered = masks.blueprints[at]
-            chance = (offered & is_bad).sum(1) / offered.sum(1).clamp(min=1)
+            offered = masks.blueprints[actions[..., 0] == Op.GERMINATE]
+            chance = (offered & self.is_antipattern).sum(1) / offered.sum(1).clamp(min=1)
             stats["antipattern_chance"] = float(chance.mean()) if germinated else None
         return stats
 
