@@ -47,10 +47,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from learned_controllers import esper, germinations_by_slot
+from learned_controllers import esper, evaluate, germinations_by_slot
 
 from esper_core.config import dump_toml
-from esper_core.paired import paired_difference
 from esper_core.telemetry.jsonl import read_events
 
 #: Held-out episodes: a seed no training run (seeds 0, 1, …) or cloned episode (1000, 2000, …) uses.
@@ -87,7 +86,8 @@ def train(seed: int, args: argparse.Namespace) -> dict[str, Any]:
 def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """:func:`train` with its files under ``base``: the reward settings, the cloned episodes
     (``bc``, continued where an earlier invocation left it), the training run (``run``, reused
-    when an earlier invocation finished it) and the evaluation (``eval.json``, likewise)."""
+    when an earlier invocation finished it) and the evaluations (``eval-greedy-N.json``,
+    ``eval-sampled-N.json``, likewise)."""
     blueprints = ",".join(GOOD + BAD)
     base.mkdir(parents=True, exist_ok=True)
     config = base / "reward.toml"
@@ -114,18 +114,13 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     result = {"history": history, "by_slot": germinations_by_slot(events, args.envs, len(history), window=args.window),
               "train_minutes": round(summary["wall_seconds"] / 60, 1), "reused": reused}
     if args.evaluate:
-        cached = base / f"eval-{args.evaluate}.json"
-        if not cached.is_file():
-            cached.write_text(esper("evaluate", "--policy-checkpoint", str(run / "policy.pt"), "--episodes",
-                                    str(args.evaluate), "--against", "heuristic", "--seed", str(EVAL_SEED), "--json"))
-        result["evaluation"] = held_out(json.loads(cached.read_text()))
+        # One evaluation process (jobs 1) per seed: its episodes are evaluation seed EVAL_SEED's.
+        greedy = evaluate(base, f"greedy-{args.evaluate}", run / "policy.pt", "heuristic", args.evaluate, 1, EVAL_SEED)
+        result["evaluation"] = held_out(greedy)
         if args.sampled:
-            cached = base / f"eval-sampled-{args.evaluate}.json"
-            if not cached.is_file():
-                cached.write_text(esper("evaluate", "--policy-checkpoint", str(run / "policy.pt"), "--episodes",
-                                        str(args.evaluate), "--against", "noop", "--seed", str(EVAL_SEED),
-                                        "--policy-option", "sample=true", "--json"))
-            result["sampled_evaluation"] = germinated(json.loads(cached.read_text())["policies"][0])
+            sampled = evaluate(base, f"sampled-{args.evaluate}", run / "policy.pt", "noop", args.evaluate, 1,
+                               EVAL_SEED, ("sample=true",))
+            result["sampled_evaluation"] = germinated(sampled["policies"][0])
     return result
 
 
@@ -136,7 +131,7 @@ def germinated(policy: dict[str, Any]) -> dict[str, Any]:
         counts[blueprint.split(":")[-1]] = sum(outcomes.values())
     bad = sum(n for b, n in counts.items() if b in BAD)
     total = sum(counts.values())
-    return {"episodes": policy["episodes"], "antipattern": bad, "germinations": total, "share": share(bad, total),
+    return {"episodes": len(policy["returns"]), "antipattern": bad, "germinations": total, "share": share(bad, total),
             "germinated": dict(sorted(counts.items(), key=lambda x: -x[1]))}
 
 
@@ -145,7 +140,7 @@ def held_out(evaluation: dict[str, Any]) -> dict[str, Any]:
     paired with the heuristic's on the same episodes."""
     ppo, heuristic = evaluation["policies"]
     return {**germinated(ppo),
-            "test_vs_heuristic": paired_difference(ppo["test_accuracies"], heuristic["test_accuracies"]),
+            "test_vs_heuristic": evaluation["paired_test_accuracy"]["heuristic"],
             "params_added": round(ppo["params_added_mean"]), "heuristic_params_added":
                 round(heuristic["params_added_mean"])}
 
