@@ -188,6 +188,45 @@ def test_a_run_stopped_right_after_cloning_resumes_into_its_first_round(catalog,
     assert resumed["rounds"] == 1 and resumed["bc"] == saved["bc"]
 
 
+def test_bc_anchor_freezes_the_cloned_policy_into_the_checkpoint_and_resumes_exactly(catalog, datasets, tmp_path,
+                                                                                      monkeypatch):
+    anchored = {"bc_dataset": str(datasets / "train"), "bc_heads": "op,slot", "bc_anchor": 1.0}
+    whole = _train(catalog, tmp_path / "whole", rounds=2, **anchored)
+    assert all(h["kl_to_cloned"] >= 0 for h in whole["history"]) and whole["history"][1]["kl_to_cloned"] > 0
+    assert "kl_to_cloned" not in _train(catalog, tmp_path / "free", bc_dataset=str(datasets / "train"))["history"][0]
+
+    def stop(self, envs, round_index):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer._Training, "_round", stop)
+        with pytest.raises(KeyboardInterrupt):
+            _train(catalog, tmp_path / "split", rounds=2, **anchored)
+    cloned = torch.load(tmp_path / "split" / "checkpoints" / "latest.pt", weights_only=True)["payload"]
+    frozen = cloned["training"]["reference"]
+    assert all(torch.equal(frozen["state_dict"][k], v) for k, v in cloned["state_dict"].items())
+    assert torch.equal(frozen["obs_norm"]["mean"], cloned["obs_norm"]["mean"])
+    resumed = _train(catalog, tmp_path / "split", resume=True, rounds=2, **anchored)
+    assert [h["kl_to_cloned"] for h in resumed["history"]] == [h["kl_to_cloned"] for h in whole["history"]]
+    final = torch.load(tmp_path / "split" / "policy.pt", weights_only=True)["payload"]
+    assert all(torch.equal(final["training"]["reference"]["state_dict"][k], v)
+               for k, v in frozen["state_dict"].items())  # the anchor never moves
+    assert not all(torch.equal(final["state_dict"][k], v) for k, v in frozen["state_dict"].items())
+    a = torch.load(tmp_path / "whole" / "policy.pt", weights_only=True)["payload"]["state_dict"]
+    assert all(torch.equal(a[k], final["state_dict"][k]) for k in a)
+
+
+def test_a_checkpoint_without_the_frozen_cloned_policy_is_named_on_resume(catalog, datasets, tmp_path):
+    anchored = {"bc_dataset": str(datasets / "train"), "bc_anchor": 1.0}
+    _train(catalog, tmp_path / "run", **anchored)
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    stored = torch.load(latest, weights_only=True)
+    stored["payload"]["training"]["reference"] = None
+    torch.save(stored, latest)
+    with pytest.raises(ConfigError, match="damaged training state"):
+        _train(catalog, tmp_path / "run", resume=True, rounds=2, **anchored)
+
+
 def test_other_reward_weights_leave_the_critic_alone(catalog, datasets, tmp_path):
     summary = _train(catalog, tmp_path / "run", bc_dataset=str(datasets / "train"), bc_epochs=2,
                      rewards={"action_cost": 2.0})

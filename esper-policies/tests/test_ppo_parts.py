@@ -17,7 +17,7 @@ from esper_policies.ppo.gae import compute_gae
 from esper_policies.ppo.group import group_advantages
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
-from esper_policies.ppo.update import Rollout, explained_variance, ppo_update
+from esper_policies.ppo.update import Rollout, anchor_kl, explained_variance, ppo_update
 
 KEYS = ("a", "b", "c")
 
@@ -210,6 +210,79 @@ def test_entropy_heads_refuses_unknown_or_empty_factors():
     for value in ("", "op,colour", []):
         with pytest.raises(ValueError, match="entropy_heads must be a non-empty list of op, slot, blueprint"):
             PPOConfig(entropy_heads=value)
+
+
+def _heads(net, obs, masks, actions=None):
+    with torch.no_grad():
+        features, _ = net.features(obs)
+        return net.heads(features, masks, actions)
+
+
+def test_anchor_kl_is_the_kl_of_each_head_where_it_took_part():
+    torch.manual_seed(0)
+    reference, learner = ActorCritic(5, 2, 3, hidden=16), ActorCritic(5, 2, 3, hidden=16)
+    for net in (reference, learner):  # sharper heads than the near-uniform start
+        for head in (net.op_head, net.slot_head, net.blueprint_head):
+            torch.nn.init.normal_(head.weight, std=1.0)
+    # "c" is never allowed: a probability of 0 under both policies must add nothing, not NaN
+    masks = encode_masks([ActionMask(slots=[[True, True]] * len(Op), blueprints=[True, True, False],
+                                     blueprint_keys=KEYS)] * 64)
+    obs = torch.randn(64, 5)
+    ref = _heads(reference, obs, masks)
+    out = _heads(learner, obs, masks, ref.actions)
+    assert ref.applies[:, 0].all() and not ref.applies[:, 2].all() and ref.applies[:, 2].any()
+    for head in range(3):
+        p, q = ref.head_log_probs[head], out.head_log_probs[head]
+        expected = torch.where(ref.applies[:, head],
+                               torch.nansum(p.exp() * (p - q), -1), 0.0).mean()
+        got = anchor_kl(out, ref.head_log_probs, [head])
+        assert torch.isfinite(got) and float(got) > 0
+        assert float(got) == pytest.approx(float(expected), rel=1e-5)
+    together = anchor_kl(out, ref.head_log_probs, [0, 1, 2])
+    assert float(together) == pytest.approx(sum(float(anchor_kl(out, ref.head_log_probs, [h])) for h in range(3)))
+    assert float(anchor_kl(ref, ref.head_log_probs, [0, 1, 2])) == 0.0
+
+
+@pytest.mark.parametrize("trunk", ["mlp", "lstm"])
+def test_bc_anchor_pulls_the_heads_it_anchors_back_to_the_cloned_policy(trunk):
+    # No advantage, no value loss, no entropy bonus: the anchor is the only force. It pulls the
+    # perturbed op head back toward the cloned policy and leaves the unanchored blueprint head be.
+    torch.manual_seed(0)
+    net = ActorCritic(5, 2, 3, trunk=trunk, hidden=16)
+    rollout = attrs.evolve(_rollout(net), advantages=torch.zeros(6, 4))
+    obs = rollout.obs if net.lstm is not None else rollout.obs.flatten(0, 1)
+    masks, actions = rollout.masks.flatten(), rollout.actions.flatten(0, 1)
+
+    def rows(features):
+        return net.heads(features.flatten(0, 1) if net.lstm is not None else features, masks, actions)
+
+    with torch.no_grad():
+        reference = rows(net.features(obs)[0])
+        torch.nn.init.normal_(net.op_head.weight, std=3.0)
+        drifted = anchor_kl(rows(net.features(obs)[0]), reference.head_log_probs, [0])
+    shaped = tuple(r.view(6, 4, -1) for r in reference.head_log_probs)
+    rollout = attrs.evolve(rollout, reference=shaped)
+    blueprint_before = net.blueprint_head.weight.detach().clone()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    config = PPOConfig(update_epochs=10, minibatches=2, target_kl=None, value_coef=0.0, bc_dataset="data",
+                       bc_heads="op", bc_anchor=1.0)
+    metrics = ppo_update(net, optimizer, rollout, config=config, entropy_coef=0.0, generator=torch.Generator())
+    with torch.no_grad():
+        after = anchor_kl(rows(net.features(obs)[0]), reference.head_log_probs, [0])
+    assert float(drifted) > 0.05 and float(after) < 0.5 * float(drifted)
+    assert metrics["kl_to_cloned"] < float(drifted)
+    assert torch.equal(net.blueprint_head.weight, blueprint_before)
+    free = PPOConfig(update_epochs=1, minibatches=2, target_kl=None, bc_dataset="data")  # bc_anchor 0: no term
+    assert "kl_to_cloned" not in ppo_update(net, optimizer, rollout, config=free, entropy_coef=0.0,
+                                            generator=torch.Generator())
+
+
+def test_bc_anchor_needs_a_dataset_to_clone_and_a_non_negative_weight():
+    with pytest.raises(ConfigError, match=r"bc_anchor = 1\.0 .*needs bc_dataset"):
+        PPOConfig(bc_anchor=1.0)
+    with pytest.raises(ValueError, match="bc_anchor"):
+        PPOConfig(bc_anchor=-1.0, bc_dataset="data")
+    assert PPOConfig(bc_anchor=0.5, bc_dataset="data").bc_anchor == 0.5
 
 
 def test_the_update_stops_early_on_a_large_kl():

@@ -119,8 +119,17 @@ class PPOConfig:
     #: ``op,slot`` clones the heuristic's lifecycle management and leaves the choice of blueprint,
     #: where a fixed order of preference is weakest, to be learned.
     bc_heads: tuple[str, ...] = field(default=ACTION_FACTORS, converter=_bc_heads)
+    #: the weight of a penalty ``KL(π_cloned ‖ π)`` on the heads ``bc_heads`` names, at the states
+    #: each round visits (:func:`esper_policies.ppo.update.anchor_kl`): the cloned heads stay near
+    #: the behaviour while the others learn; 0 leaves them free. ``π_cloned`` is the policy as
+    #: cloning left it, frozen with its observation statistics. A KL to a supervised policy during
+    #: reinforcement learning, as in AlphaStar (Vinyals et al. 2019, Nature 575, 350–354).
+    bc_anchor: float = field(default=0.0, validator=number_in(0.0))
 
     def __attrs_post_init__(self) -> None:
+        if self.bc_anchor and not self.bc_dataset:
+            raise ConfigError(f"bc_anchor = {self.bc_anchor} anchors the cloned heads to the cloned policy; "
+                              "it needs bc_dataset (--bc-dataset)")
         if self.advantage == "group" and self.envs % self.group_size:
             raise ConfigError(f"advantage = 'group' runs environments in groups of group_size = {self.group_size}, "
                               f"which must divide envs = {self.envs}")

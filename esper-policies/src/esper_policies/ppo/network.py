@@ -50,6 +50,10 @@ class ActionOutput:
     factor_log_prob: Tensor  # (N, 3): op, slot and blueprint log-probabilities (0 where a head does not apply)
     entropy: Tensor  # (N, 3): op, slot and blueprint head entropies (0 where a head does not apply)
     value: Tensor  # (N,)
+    #: each head's whole log-probability row: op (N, ops); slot (N, slots), given the chosen op;
+    #: blueprint (N, blueprints), given the chosen slot
+    head_log_probs: tuple[Tensor, Tensor, Tensor]
+    applies: Tensor  # bool (N, 3): whether each head took part in the action
 
 
 class ActorCritic(nn.Module):
@@ -119,6 +123,7 @@ class ActorCritic(nn.Module):
         bp = actions[:, 2] if actions is not None else _choose(bp_logp, greedy, generator)
         has_slot = torch.tensor(_HAS_SLOT)[op]
         has_bp = op == Op.GERMINATE
+        applies = torch.stack([torch.ones_like(has_bp), has_slot, has_bp], dim=1)
         zero = torch.zeros(n)
         factor_log_prob = torch.stack([op_logp[rows, op], torch.where(has_slot, slot_logp[rows, slot], zero),
                                        torch.where(has_bp, bp_logp[rows, bp], zero)], dim=1)
@@ -126,7 +131,8 @@ class ActorCritic(nn.Module):
                                torch.where(has_bp, _entropy(bp_logp), zero)], dim=1)
         return ActionOutput(actions=torch.stack([op, slot, bp], dim=1), log_prob=joint_log_prob(factor_log_prob),
                             factor_log_prob=factor_log_prob, entropy=entropy,
-                            value=self.value_head(features).squeeze(-1))
+                            value=self.value_head(features).squeeze(-1), head_log_probs=(op_logp, slot_logp, bp_logp),
+                            applies=applies)
 
     def value(self, features: Tensor) -> Tensor:
         return self.value_head(features).squeeze(-1)

@@ -11,11 +11,15 @@ makes the same decisions as one that was never interrupted. The final policy is
 ``RUN_DIR/policy.pt``, for ``esper evaluate`` and ``--policy-checkpoint``.
 
 With ``--bc-dataset`` the rounds start from a policy cloned from recorded episodes
-(:mod:`esper_policies.ppo.bc`); the cloning is checkpointed before the first round.
+(:mod:`esper_policies.ppo.bc`); the cloning is checkpointed before the first round. With
+``bc_anchor`` a frozen copy of the cloned policy (and of its observation statistics) acts beside
+the learner in every round, so the update can hold the cloned heads near it; the copy is part of
+the checkpoint.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from pathlib import Path
@@ -111,6 +115,9 @@ class _Training:
         self.history: list[dict[str, Any]] = []
         self.bc_data, self.bc_same_rewards = trainer.bc_data, trainer.bc_same_rewards
         self.bc: dict[str, Any] | None = None
+        #: the cloned policy and its observation statistics, frozen (``bc_anchor`` only)
+        self.reference: ActorCritic | None = None
+        self.reference_norm: RunningMeanStd | None = None
         self.rounds_done = 0
         self.policy_seconds = 0.0
         self.env_seconds = 0.0
@@ -126,6 +133,9 @@ class _Training:
             "generator": self.generator.get_state(),
             "history": self.history,
             "bc": self.bc,
+            "reference": None if self.reference is None else {
+                "state_dict": self.reference.state_dict(),
+                "obs_norm": None if self.reference_norm is None else self.reference_norm.state_dict()},
             "policy_seconds": self.policy_seconds,
             "env_seconds": self.env_seconds,
         }
@@ -157,6 +167,11 @@ class _Training:
             self.history = list(state["history"])
             self.rounds_done = int(state["rounds_done"])
             self.bc = state.get("bc")
+            if self.cfg.bc_anchor:
+                saved = state["reference"]
+                if not isinstance(saved, dict):
+                    raise TypeError("bc_anchor's frozen cloned policy is missing")
+                self._freeze_reference(saved)
             self.policy_seconds = float(state["policy_seconds"])
             self.env_seconds = float(state["env_seconds"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
@@ -169,6 +184,17 @@ class _Training:
         logger.info("ppo_resumed", checkpoint=str(path), rounds_done=self.rounds_done, rounds=self.cfg.rounds)
 
     # -- the loop ---------------------------------------------------------------------------
+
+    def _freeze_reference(self, saved: dict[str, Any] | None = None) -> None:
+        """The policy ``bc_anchor`` holds the cloned heads near: the network and observation
+        statistics as cloning left them, or as a checkpoint ``saved`` them."""
+        self.reference = copy.deepcopy(self.network)
+        self.reference_norm = copy.deepcopy(self.obs_norm)
+        if saved is not None:
+            self.reference.load_state_dict(saved["state_dict"])
+            if self.reference_norm is not None:
+                self.reference_norm.load_state_dict(saved["obs_norm"])
+        self.reference.eval().requires_grad_(False)
 
     def _clone(self) -> None:
         cfg = self.cfg
@@ -183,6 +209,8 @@ class _Training:
         self.bc["datasets"] = list(cfg.bc_dataset or ())
         self.bc["seconds"] = round(time.perf_counter() - started, 3)
         self.bc_data = []
+        if cfg.bc_anchor:
+            self._freeze_reference()
         logger.info("ppo_behaviour_cloned", loss=round(self.bc["loss"], 4),
                     held_out_agreement=round(self.bc["held_out_agreement"], 3),
                     before=round(self.bc["held_out_agreement_before"], 3))
@@ -245,14 +273,21 @@ class _Training:
         env_time = time.perf_counter() - started
         policy_time = 0.0
         state = self.network.initial_state(n)
+        reference_state = None if self.reference is None else self.reference.initial_state(n)
         obs_t, masks_t, actions_t, logp_t, values_t, rewards_t, raw_t, term_t, trunc_t = ([] for _ in range(9))
+        reference_t: list[tuple[torch.Tensor, ...]] = []
         for _ in range(self.length):
             t0 = time.perf_counter()
-            obs = self._normalize(self.builder.build([s.report for s in steps]), update_stats=True)
+            built = self.builder.build([s.report for s in steps])
+            obs = self._normalize(built, update_stats=True)
             masks = encode_masks([s.mask for s in steps])
             with torch.no_grad():
                 features, state = self.network.features(obs, state)
                 out = self.network.heads(features, masks, generator=self.generator)
+                if self.reference is not None:  # what the cloned policy makes of the same choice
+                    seen = built if self.reference_norm is None else self.reference_norm.normalize(built)
+                    reference_features, reference_state = self.reference.features(seen, reference_state)
+                    reference_t.append(self.reference.heads(reference_features, masks, out.actions).head_log_probs)
             decisions = to_decisions(out.actions, out.log_prob.exp(), out.value, self.keys, how="sampled")
             t1 = time.perf_counter()
             steps = envs.step(decisions)
@@ -286,7 +321,8 @@ class _Training:
             _, to_go = compute_gae(rewards, values, next_values, terminated, truncated, gamma=cfg.gamma, lam=1.0)
             advantages = group_advantages(to_go, cfg.group_size)
         rollout = Rollout(obs=torch.stack(obs_t), masks=MaskBatch.stack(masks_t), actions=torch.stack(actions_t),
-                          log_probs=torch.stack(logp_t), values=values, advantages=advantages, returns=returns)
+                          log_probs=torch.stack(logp_t), values=values, advantages=advantages, returns=returns,
+                          reference=_stack_heads(reference_t) if reference_t else None)
         self.network.train()
         metrics: dict[str, Any] = ppo_update(self.network, self.optimizer, rollout, config=cfg,
                                              entropy_coef=cfg.entropy_coef_at(round_index), generator=self.generator)
@@ -348,3 +384,9 @@ class _Training:
                        "rows": [[h["round"] + 1 if key == "round" else h.get(key) for _, key in REPORT_COLUMNS]
                                 for h in self.history]},
         }
+
+
+def _stack_heads(steps: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-step head rows ``(N, K)`` stacked into ``(T, N, K)`` per head."""
+    op, slot, blueprint = (torch.stack(rows) for rows in zip(*steps, strict=True))
+    return op, slot, blueprint
