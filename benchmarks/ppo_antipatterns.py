@@ -16,9 +16,11 @@ all germinations in that round) and ``antipattern_chance`` (what a uniform choic
 blueprints the action mask offered at the same germinations would have picked: 2/3 without a
 budget, less where ``--param-budget`` masks anti-patterns that do not fit). Reported: the pooled
 share and chance over the first and over the last ``--window`` rounds, per seed and over all
-seeds, and per seed which blueprints it germinated in each slot over those rounds (from the
-run's events). Seeds run ``--jobs`` at a time. Prints one JSON object (needs esper-antipatterns)
-and, with ``--out``, writes the markdown quoting it with the share of every round.
+seeds; the seeds culled and fossilized per round (where the cloned lifecycle drifts, it shows
+there) and, with ``bc_anchor``, the KL to the cloned policy; and per seed which blueprints it
+germinated in each slot over those rounds (from the run's events). Seeds run ``--jobs`` at a
+time. Prints one JSON object (needs esper-antipatterns) and, with ``--out``, writes the markdown
+quoting it with the share of every round.
 
 With ``--bc-collect N``, each seed first records N heuristic episodes on the same action space
 (``esper collect``; the heuristic only ever picks a good blueprint) and PPO clones them before
@@ -199,6 +201,9 @@ def main() -> None:
             "per_round": [h.get("antipattern_share") for h in history],
             "chance_per_round": [h.get("antipattern_chance") for h in history],
             "germinations_per_round": [h["germinations"] for h in history],
+            "culled_per_round": [h["culled"] for h in history],
+            "fossilized_per_round": [h["fossilized"] for h in history],
+            "kl_to_cloned_per_round": [h.get("kl_to_cloned") for h in history],
             "final_accuracy_first": round(
                 sum(h["mean_final_accuracy"] for h in history[:args.window]) / args.window, 2),
             "final_accuracy_last": round(
@@ -245,9 +250,13 @@ def render(result: dict, argv: list[str]) -> str:
         + (" (the budget masks the blueprints that do not fit)." if budget is not None else "."),
         "",
         f"| seed | first {w} rounds (chance) | last {w} rounds (chance) | return first → last | "
-        "final val % first → last |",
-        "|---|---|---|---|---|",
+        "final val % first → last | culled / fossilized a round, first → last |",
+        "|---|---|---|---|---|---|",
     ]
+
+    def per_round(counts: list[int], rounds: slice) -> float:
+        window = counts[rounds]
+        return round(sum(window) / len(window), 1)
 
     def cell(r: dict) -> str:
         return f"{r['antipattern']} / {r['germinations']} = {r['share']} ({r['chance']})"
@@ -255,15 +264,29 @@ def render(result: dict, argv: list[str]) -> str:
     for seed, r in result["per_seed"].items():
         lines.append(f"| {seed} | {cell(r['first_rounds'])} | {cell(r['last_rounds'])} | "
                      f"{r['return_first']:+.2f} → {r['return_last']:+.2f} | "
-                     f"{r['final_accuracy_first']} → {r['final_accuracy_last']} |")
+                     f"{r['final_accuracy_first']} → {r['final_accuracy_last']} | "
+                     + " → ".join(f"{per_round(r['culled_per_round'], rounds)} / "
+                                  f"{per_round(r['fossilized_per_round'], rounds)}"
+                                  for rounds in (slice(0, w), slice(-w, None))) + " |")
     p = result["pooled"]
-    lines += [f"| pooled | {cell(p['first'])} | {cell(p['last'])} | | |", "",
+    lines += [f"| pooled | {cell(p['first'])} | {cell(p['last'])} | | | |", "",
               "Share per round (anti-pattern germinations / germinations; - where a round germinated nothing):", ""]
     for seed, r in result["per_seed"].items():
         lines.append(f"- seed {seed}: " + " ".join("-" if s is None else f"{s:.2f}" for s in r["per_round"]))
     lines += ["", "Chance per round:", ""]
     for seed, r in result["per_seed"].items():
         lines.append(f"- seed {seed}: " + " ".join("-" if s is None else f"{s:.2f}" for s in r["chance_per_round"]))
+    lines += ["", "Seeds culled / fossilized per round (all environments; a drift of the cloned lifecycle shows "
+              "here):", ""]
+    for seed, r in result["per_seed"].items():
+        lines.append(f"- seed {seed}: " + " ".join(
+            f"{c}/{f}" for c, f in zip(r["culled_per_round"], r["fossilized_per_round"], strict=True)))
+    if any(k is not None for r in result["per_seed"].values() for k in r["kl_to_cloned_per_round"]):
+        lines += ["", "KL(cloned policy ‖ policy) on the anchored heads per round (`bc_anchor`; the update's mean):",
+                  ""]
+        for seed, r in result["per_seed"].items():
+            lines.append(f"- seed {seed}: " + " ".join(
+                "-" if k is None else f"{k:.3f}" for k in r["kl_to_cloned_per_round"]))
     evaluated = {seed: r["held_out"] for seed, r in result["per_seed"].items() if r.get("held_out")}
     if evaluated:
         n = next(iter(evaluated.values()))["episodes"]
