@@ -59,6 +59,18 @@ class Rogue(Scripted):
         return Decision(op=Op.FOSSILIZE, slot=0, reason="ignores the mask")
 
 
+class Insistent(Scripted):
+    """Germinates like Scripted, then asks to fossilize every PROBATIONARY seed, offered or not."""
+
+    name = "insistent"
+
+    def decide(self, *, report, mask):
+        for s in report.slots:
+            if s.stage.name == "PROBATIONARY":
+                return Decision(op=Op.FOSSILIZE, slot=s.index, reason="insists")
+        return super().decide(report=report, mask=mask)
+
+
 def _policies_plugin(*, baseline_role: bool = True):
     """Scripted policies; ``noop`` plays the baseline role, as esper-policies' does, unless told not to."""
     module = types.ModuleType("scripted_policies")
@@ -70,6 +82,7 @@ def _policies_plugin(*, baseline_role: bool = True):
             PolicySpec(name="noop", factory=lambda context: Waiting(context), description="test",
                        roles=("baseline",) if baseline_role else ()),
             PolicySpec(name="rogue", factory=lambda context: Rogue(context), description="test"),
+            PolicySpec(name="insistent", factory=lambda context: Insistent(context), description="test"),
         ]
 
     module.esper_register_policies = esper_register_policies

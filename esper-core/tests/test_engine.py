@@ -11,7 +11,7 @@ from engine_helpers import Scripted, _policies_plugin
 
 from esper_core import hookimpl
 from esper_core.config import RunConfig
-from esper_core.contracts import Op, PolicySpec, SeedStage, SlotReport
+from esper_core.contracts import GateResult, Op, PolicySpec, SeedStage, SlotReport
 from esper_core.errors import ConfigError, UnknownNameError
 from esper_core.files import write_json
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
@@ -71,6 +71,35 @@ def test_masked_decisions_are_refused_and_recorded(catalog, tmp_path):
     assert summary["seeds"] == [] and "baseline" not in summary
 
 
+def _gated_run(catalog, tmp_path, *, mask_by_gates):
+    # G5 can never pass: a PROBATIONARY seed is never fossilized, and the probation timeout culls it.
+    config = RunConfig.from_dict({
+        "run": {"task": "toy", "policy": "insistent", "epochs": 12, "compare_baseline": False},
+        "gates": {"g5_min_contribution": 100.0},
+        "kasmina": {"mask_by_gates": mask_by_gates},
+    })
+    out = create_run_dir(tmp_path / f"run-{mask_by_gates}")
+    summary = execute_run(resolve_run(config, catalog), catalog, out)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    asked = [e for e in events if e["kind"] == "decision" and e["op"] == "FOSSILIZE"]
+    g5 = [e for e in events if e["kind"] == "gate" and e["target"] == "FOSSILIZED"]
+    return summary, asked, g5
+
+
+def test_fossilize_is_offered_only_where_g5_would_pass_and_a_refusal_names_the_gate(catalog, tmp_path):
+    summary, asked, g5 = _gated_run(catalog, tmp_path, mask_by_gates=True)
+    assert asked and all(not d["applied"] for d in asked)
+    assert all("not allowed by the action mask: the gate into FOSSILIZED would refuse it" in d["outcome"]
+               and "lower bound" in d["outcome"] for d in asked)
+    assert g5 == []  # refused by the mask: the gate itself was never asked, so nothing was reported
+    assert [s["outcome"] for s in summary["seeds"]] == ["culled"]
+    # Offered by stage: the same decisions reach the gate, which refuses each one.
+    summary, asked_by_stage, g5 = _gated_run(catalog, tmp_path, mask_by_gates=False)
+    assert len(asked_by_stage) == len(asked) and len(g5) == len(asked)
+    assert all(not e["passed"] and "lower bound" in e["reason"] for e in g5)
+    assert [s["outcome"] for s in summary["seeds"]] == ["culled"]
+
+
 def test_several_episodes(catalog, tmp_path):
     summary, _ = _run(catalog, tmp_path, episodes=2, epochs=3, compare_baseline=False)
     assert summary["episodes"] == 2 and len(summary["per_episode"]) == 2
@@ -125,6 +154,30 @@ def test_action_mask_rules(catalog):
     assert budget.costs == tuple((0, s.width * s.width + s.width) for s in slots)
     assert budget.cost(0, bps[1].key) == 72 and budget.budget_left == 50
     assert mask.budget_left is None
+
+
+def test_action_mask_offers_fossilize_and_advance_only_where_the_gates_would_pass(catalog):
+    bps = catalog.blueprints.for_topology("toy")
+    slots = [_slot(SeedStage.TRAINING), _slot(SeedStage.PROBATIONARY), _slot(SeedStage.PROBATIONARY),
+             _slot(SeedStage.DORMANT)]
+    refuse = GateResult(gate="g", target=SeedStage.FOSSILIZED, passed=False, reason="no")
+    accept = GateResult(gate="g", target=SeedStage.FOSSILIZED, passed=True, reason="yes")
+    advance = GateResult(gate="g", target=SeedStage.BLENDING, passed=True, reason="yes")
+    previews = [advance, refuse, accept, None]
+    kwargs = {"max_seeds": 4, "param_budget": None, "seed_params_in_use": 0}
+    gated = build_action_mask(slots, bps, auto_advance=False, gate_previews=previews, **kwargs)
+    assert gated.slots[Op.FOSSILIZE] == (False, False, True, False)
+    assert gated.slots[Op.ADVANCE] == (True, False, False, False)
+    assert gated.slots[Op.CULL] == (True, True, True, False)  # culling needs no gate
+    # A refusing gate takes ADVANCE away too; auto-advance never offers it.
+    held = build_action_mask(slots, bps, auto_advance=False, gate_previews=[refuse, refuse, accept, None], **kwargs)
+    assert held.slots[Op.ADVANCE] == (False,) * 4
+    assert not any(build_action_mask(slots, bps, auto_advance=True, gate_previews=previews, **kwargs).slots[Op.ADVANCE])
+    # Without previews, by stage alone.
+    by_stage = build_action_mask(slots, bps, auto_advance=False, **kwargs)
+    assert by_stage.slots[Op.FOSSILIZE] == (False, True, True, False)
+    with pytest.raises(ValueError, match="one entry per slot"):
+        build_action_mask(slots, bps, auto_advance=True, gate_previews=previews[:2], **kwargs)
 
 
 def test_ledger_tracks_outcomes():

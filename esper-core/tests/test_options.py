@@ -136,3 +136,35 @@ def test_foreign_validators_and_converters_are_reworded(given: dict, expected: s
     with pytest.raises(ConfigError) as info:
         parse_options(Foreign, given, owner="sink 's'")
     assert str(info.value) == expected
+
+
+@frozen(kw_only=True)
+class _Unchecked:
+    on: bool = True
+    label: str = "x"
+    count: int = 1
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"on": "yes"}, "[kasmina] on = 'yes' is invalid; expected true or false, got a string"),
+    ({"on": 1}, "[kasmina] on = 1 is invalid; expected true or false, got an integer"),
+    ({"label": 3}, "[kasmina] label = 3 is invalid; expected a string, got an integer"),
+    ({"count": 2.5}, "[kasmina] count = 2.5 is invalid; expected an integer, got a number"),
+])
+def test_a_field_with_no_validator_still_gets_only_its_own_type(given: dict, expected: str) -> None:
+    # Such a field would take any value if nothing checked it ("yes" would turn a flag on).
+    with pytest.raises(ConfigError) as info:
+        parse_options(_Unchecked, given, owner="[kasmina]", noun="key")
+    assert str(info.value) == expected
+    assert parse_options(_Unchecked, {"on": False, "label": "y", "count": 2}, owner="[kasmina]") == \
+        _Unchecked(on=False, label="y", count=2)
+
+
+def test_the_lifecycle_flags_refuse_a_string() -> None:
+    from esper_core.config import build_section
+    from esper_core.contracts.settings import LifecycleSettings
+
+    for key in ("auto_advance", "mask_by_gates", "detach_host_in_blending"):
+        with pytest.raises(ConfigError, match=rf"^\[kasmina\] {key} = 'no' is invalid; expected true or false"):
+            build_section(LifecycleSettings, {key: "no"}, "kasmina")
+    assert build_section(LifecycleSettings, {"mask_by_gates": False}, "kasmina").mask_by_gates is False

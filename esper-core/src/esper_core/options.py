@@ -276,6 +276,10 @@ def parse_options(cls: type[T], given: Mapping[str, Any] | None, *, owner: str,
     for key in given:
         if key not in names:
             raise ConfigError(unknown_message(owner, key, names, noun))
+    # A field with neither a converter nor a validator (a plain ``bool``) would otherwise take
+    # any value, and "yes" would be true; the others check their own input, in their own words.
+    _check_types(cls, {k: v for k, v in given.items()
+                       if fields[k].converter is None and fields[k].validator is None}, owner)
     for key, value in given.items():  # converters do not know their field: name it here
         converter = fields[key].converter
         if callable(converter):

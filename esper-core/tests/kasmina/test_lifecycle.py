@@ -162,6 +162,29 @@ def test_zero_dwell_cooldown_passes_straight_through():
     assert [t[2] for t in model.step_lifecycle(epoch=1)] == [S.EMBARGOED, S.RESETTING, S.DORMANT]
 
 
+def test_preview_gates_decides_as_the_gate_would_and_changes_nothing(events):
+    model = build_model(TinyHost(3), lifecycle=LifecycleSettings(auto_advance=False), events=events)
+    set_stage(model, "p0", S.PROBATIONARY)
+    set_stage(model, "p1", S.GERMINATED)
+    events.clear()
+    model.record_validation(contributions={"p0": 0.3}, seed_gains={}, epoch=1, contribution_ses={"p0": 0.5})
+
+    p0, p1, p2 = model.preview_gates(epoch=1, advance=True)
+    # 0.3 − 1.645 × 0.5 < 0: G5 would refuse, and says why; p1 → TRAINING needs a probe (G1),
+    # which the seed has not seen yet; p2 is DORMANT, which no gate guards.
+    assert p0 is not None and not p0.passed and p0.target is S.FOSSILIZED and "lower bound" in p0.reason
+    assert p1 is not None and p1.target is S.TRAINING
+    assert p2 is None
+    assert model.preview_gates(epoch=1, advance=False)[1] is None  # auto-advance: only G5 is asked
+    assert events == [] and model.slot("p0").stage is S.PROBATIONARY  # nothing reported or moved
+
+    model.record_validation(contributions={"p0": 3.0}, seed_gains={}, epoch=2, contribution_ses={"p0": 0.5})
+    preview = model.preview_gates(epoch=2, advance=False)[0]
+    assert preview is not None and preview.passed
+    # The gate, asked for real on the same state, decides the same.
+    assert model.fossilize("p0", epoch=2).passed == preview.passed
+
+
 def test_probation_timeout_culls():
     model = build_model(lifecycle=LifecycleSettings(probation_epochs=5))
     set_stage(model, "p0", S.PROBATIONARY, epoch=10)

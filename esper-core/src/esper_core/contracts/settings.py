@@ -69,6 +69,10 @@ class LifecycleSettings:
     detach_host_in_blending: bool = True
     #: Advance automatically when a gate passes; otherwise wait for an ADVANCE decision.
     auto_advance: bool = True
+    #: Offer FOSSILIZE, and ADVANCE when ``auto_advance`` is off, only where the gates into
+    #: the next stage would pass now (the action mask then says exactly what the lifecycle
+    #: accepts); off: offered by stage alone, and the gate refuses when the decision is applied.
+    mask_by_gates: bool = True
     #: PROBATIONARY timeout: a seed not fossilized after this many epochs is culled.
     probation_epochs: int = field(default=5, validator=[validators.instance_of(int), validators.ge(5)])
     embargo_epochs: int = field(default=5, validator=_nonneg_int)

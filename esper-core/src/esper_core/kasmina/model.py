@@ -34,7 +34,7 @@ from esper_core.contracts.stages import (
     check_transition,
 )
 from esper_core.errors import ConfigError, EsperError, PluginError
-from esper_core.kasmina.distributed import agree, agree_min_many
+from esper_core.kasmina.distributed import agree, agree_all, agree_min_many
 from esper_core.kasmina.gates import GateContext, GateSuite
 from esper_core.kasmina.slot import SeedSlot, SlotState
 from esper_core.plugins.blame import blame, module_of
@@ -486,6 +486,32 @@ class MorphogeneticModel(nn.Module):
             return self._refusal(s, SeedStage.FOSSILIZED,
                                  f"slot {s.name} is {s.stage.name}, not PROBATIONARY", epoch)
         return self._try_gate(s, SeedStage.FOSSILIZED, epoch)
+
+    def preview_gates(self, *, epoch: int, advance: bool) -> list[GateResult | None]:
+        """What the gates into each slot's next stage would decide now, changing nothing and
+        reporting nothing: a PROBATIONARY slot's (→ FOSSILIZED) always, the earlier live
+        stages' only when ``advance`` (a lifecycle that waits for ADVANCE decisions); None for
+        every other slot. Agreed across ranks, as the gate is when the decision is applied.
+
+        The action mask reads this, so a controller is offered FOSSILIZE (and ADVANCE) only
+        when the lifecycle would accept it: the gates are the lifecycle's rules, not something a
+        controller should spend its data learning to predict (measured: docs/learned_controllers.md,
+        "Offering only what the gates accept").
+        """
+        previews: list[GateResult | None] = []
+        for s in self.all_slots():
+            target = NEXT_STAGE.get(s.stage) if advance or s.stage is SeedStage.PROBATIONARY else None
+            if target is None or s.stage not in LIVE_STAGES:
+                previews.append(None)
+                continue
+            previews.append(self.gates.evaluate(target, self._context(s, epoch, s.blueprint)))
+        agreed = agree_all([p is not None and p.passed for p in previews])
+        return [
+            p if p is None or ok == p.passed
+            else GateResult(gate=p.gate, target=p.target, passed=False,
+                            reason=f"{p.reason}; refused on another rank", measurements=p.measurements)
+            for p, ok in zip(previews, agreed, strict=True)
+        ]
 
     def cull(self, slot: str, *, epoch: int, reason: str) -> None:
         """Remove a live seed: → CULLED, module dropped; raises InvalidTransitionError otherwise."""

@@ -28,6 +28,7 @@ from esper_core.contracts.events import (
 )
 from esper_core.contracts.protocols import Policy, RewardContext, Stateful, Task
 from esper_core.contracts.reports import EpochReport
+from esper_core.contracts.specs import GateResult
 from esper_core.kasmina import (
     MorphogeneticModel,
     SafetyGovernor,
@@ -159,6 +160,7 @@ class HostEpisode:
         self._previous: EpochReport | None = None
         self._current: EpochReport | None = None
         self._current_mask: ActionMask | None = None
+        self._gate_previews: list[GateResult | None] | None = None
         self._anomalies: list[tuple[str | None, str]] = []
         self._start_accuracy = 0.0
         self._best = float("-inf")
@@ -223,11 +225,26 @@ class HostEpisode:
         )
 
     def _mask(self, report: EpochReport) -> ActionMask:
+        lifecycle = self.resolved.lifecycle
+        self._gate_previews = (self.model.preview_gates(epoch=report.epoch, advance=not lifecycle.auto_advance)
+                               if lifecycle.mask_by_gates else None)
         return build_action_mask(
             report.slots, self.resolved.blueprints, max_seeds=self.resolved.max_seeds,
             param_budget=self.resolved.config.param_budget, seed_params_in_use=report.seed_params,
-            auto_advance=self.resolved.lifecycle.auto_advance,
+            auto_advance=lifecycle.auto_advance, gate_previews=self._gate_previews,
         )
+
+    def _refusal(self, decision: Decision) -> str:
+        """Why the mask refuses ``decision``, naming the gate where a gate is the reason."""
+        refused = f"refused: {decision.describe()} is not allowed by the action mask"
+        previews, slot = self._gate_previews, decision.slot
+        if (previews is None or slot is None or not 0 <= slot < len(previews)
+                or decision.op not in (Op.FOSSILIZE, Op.ADVANCE)):
+            return refused
+        preview = previews[slot]
+        if preview is None or preview.passed:
+            return refused
+        return f"{refused}: the gate into {preview.target.name} would refuse it ({preview.reason})"
 
     def _train_epoch(self) -> EpochReport:
         """Train and validate the next epoch; run the observers; emit the epoch's event."""
@@ -315,7 +332,7 @@ class HostEpisode:
         if mask.allows(decision):
             applied, outcome = _apply(self.model, decision, resolved, epoch, report.val_accuracy)
         else:
-            applied, outcome = False, f"refused: {decision.describe()} is not allowed by the action mask"
+            applied, outcome = False, self._refusal(decision)
             logger.warning("decision_masked", policy=self.policy_name, decision=decision.describe())
         names = self.model.slot_names
         self._emit(DecisionMade(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from esper_core.contracts.decisions import ActionMask, Op
 from esper_core.contracts.reports import SlotReport
-from esper_core.contracts.specs import BlueprintSpec
+from esper_core.contracts.specs import BlueprintSpec, GateResult
 from esper_core.contracts.stages import LIVE_STAGES, SeedStage
 from esper_core.plugins.blame import blame, module_of
 
@@ -21,13 +21,18 @@ def build_action_mask(
     param_budget: int | None,
     seed_params_in_use: int,
     auto_advance: bool,
+    gate_previews: Sequence[GateResult | None] | None = None,
 ) -> ActionMask:
     """Mask for ``slots`` given the seed cap and the remaining parameter budget.
 
     ADVANCE is offered only when the lifecycle does not advance by itself. A blueprint is
     allowed when it fits the remaining budget in at least one free slot (the G0 gate re-checks
-    the exact slot, and the module actually built, at germination).
+    the exact slot, and the module actually built, at germination). ``gate_previews`` (one per
+    slot, from :meth:`MorphogeneticModel.preview_gates`) narrows FOSSILIZE and ADVANCE to the
+    slots whose gates into the next stage would pass now; without it they are offered by stage.
     """
+    if gate_previews is not None and len(gate_previews) != len(slots):
+        raise ValueError(f"gate_previews needs one entry per slot ({len(slots)}), got {len(gate_previews)}")
     live = sum(1 for s in slots if s.stage in LIVE_STAGES)
     rows: dict[Op, list[bool]] = {op: [False] * len(slots) for op in Op}
     for i, s in enumerate(slots):
@@ -35,6 +40,11 @@ def build_action_mask(
         rows[Op.ADVANCE][i] = not auto_advance and s.stage in _ADVANCEABLE
         rows[Op.CULL][i] = s.stage in LIVE_STAGES
         rows[Op.FOSSILIZE][i] = s.stage is SeedStage.PROBATIONARY
+        if gate_previews is not None:
+            preview = gate_previews[i]
+            passes = preview is not None and preview.passed
+            rows[Op.ADVANCE][i] = rows[Op.ADVANCE][i] and passes
+            rows[Op.FOSSILIZE][i] = rows[Op.FOSSILIZE][i] and passes
     # Each blueprint's parameters in each slot, computed once: the budget check below and the
     # controllers' cost-aware choices (ActionMask.costs) read the same figures.
     costs = [[_estimate(b, s.width) for b in blueprints] for s in slots]
