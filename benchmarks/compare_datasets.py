@@ -28,6 +28,7 @@ def compare(a_dir: Path, b_dir: Path) -> dict[str, object]:
     if len(a) != len(b):
         raise SystemExit(f"{a_dir} has {len(a)} episodes, {b_dir} {len(b)}: not the same recording")
     same_actions = same_rewards = steps = differing_masks = 0
+    changes: dict[tuple[str, str], int] = {}
     offered = {"a": [0] * len(Op), "b": [0] * len(Op)}
     taken_when_offered = {"a": [0] * len(Op), "b": [0] * len(Op)}
     for shard_a, shard_b in zip(a.shards, b.shards, strict=True):
@@ -37,13 +38,18 @@ def compare(a_dir: Path, b_dir: Path) -> dict[str, object]:
         steps += len(x["actions"])
         if x["mask_ops"].shape == y["mask_ops"].shape:
             differing_masks += int((x["mask_ops"] != y["mask_ops"]).any(dim=1).sum())
+        n = min(len(x["actions"]), len(y["actions"]))
+        for i in (x["actions"][:n, 0] != y["actions"][:n, 0]).nonzero().flatten().tolist():
+            key = (Op(int(y["actions"][i, 0])).name, Op(int(x["actions"][i, 0])).name)
+            changes[key] = changes.get(key, 0) + 1
         for key, data in (("a", x), ("b", y)):
             for op in Op:
                 on = data["mask_ops"][:, op]
                 offered[key][op] += int(on.sum())
                 taken_when_offered[key][op] += int((on & (data["actions"][:, 0] == op)).sum())
     return {"episodes": len(a), "steps": steps, "same_actions": same_actions, "same_rewards": same_rewards,
-            "differing_masks": differing_masks, "offered": offered, "taken": taken_when_offered}
+            "differing_masks": differing_masks, "offered": offered, "taken": taken_when_offered,
+            "changes": changes}
 
 
 def main() -> None:
@@ -57,19 +63,23 @@ def main() -> None:
     lines = ["# The same recorded episodes under two settings", "",
              f"Written by `.venv/bin/python benchmarks/compare_datasets.py {shlex.join(sys.argv[1:])}`. "
              f"A = {la}, B = {lb}. Offered: steps at which the mask allowed the op in some slot; "
-             "taken: of those, steps at which the behaviour policy chose it.", "",
+             "taken: of those, steps at which the behaviour policy chose it. Ops that differ: at the same step "
+             "of the same episode, until either episode ends.", "",
              "| A | B | episodes | same actions | same rewards | steps | steps whose op mask differs "
-             "| FOSSILIZE offered A / B | FOSSILIZE taken when offered A / B |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| FOSSILIZE offered A / B | FOSSILIZE taken when offered A / B | ops that differ, B → A (steps) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for pair in args.pairs:
         a_dir, b_dir = (Path(p) for p in pair.split(":"))
         r = compare(a_dir, b_dir)
         offered, taken = r["offered"], r["taken"]
         assert isinstance(offered, dict) and isinstance(taken, dict)
         f = Op.FOSSILIZE
+        changes = r["changes"]
+        assert isinstance(changes, dict)
+        changed = ", ".join(f"{b} → {a} ({k})" for (b, a), k in sorted(changes.items())) or "none"
         lines.append(f"| {a_dir} | {b_dir} | {r['episodes']} | {r['same_actions']} | {r['same_rewards']} "
                      f"| {r['steps']} | {r['differing_masks']} | {offered['a'][f]} / {offered['b'][f]} "
-                     f"| {taken['a'][f]} / {taken['b'][f]} |")
+                     f"| {taken['a'][f]} / {taken['b'][f]} | {changed} |")
     text = "\n".join(lines) + "\n"
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")

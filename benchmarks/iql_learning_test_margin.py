@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from esper_core.config import RunConfig
+from esper_core.paired import paired_difference
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.storage.rundir import create_run_dir
@@ -74,6 +75,10 @@ def statistics_at(evaluation: dict[str, Any], n: int) -> tuple[float, dict[str, 
     return t, means, gap
 
 
+def _listed(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2")
@@ -91,18 +96,34 @@ def main() -> None:
              "gap in mean return that IQL closes. The test asserts t > 2.72 and gap ≥ 0.75 over 12 "
              "episodes (before: t > 3.4 over 6).", "",
              "| mask_by_gates | run seed | IQL | heuristic | random | t (6 episodes) | gap (6) | t (12) | gap (12) "
-             "| IQL returns |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| IQL returns | heuristic returns |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    iql_mean: dict[str, list[float]] = {}
+    heuristic_mean: dict[str, list[float]] = {}
     for mask in args.masks.split(","):
         if mask not in ("on", "off"):
             raise SystemExit(f"--masks: {mask!r} is neither on nor off")
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in seeds:
             evaluation = run_recipe(args.work / f"{mask}-seed{seed}", seed=seed, mask_by_gates=mask == "on")
             t6, _, gap6 = statistics_at(evaluation, 6)
             t12, means, gap12 = statistics_at(evaluation, EPISODES)
-            iql = next(p for p in evaluation["policies"] if p["policy"] == "iql")["returns"]
+            iql_mean.setdefault(mask, []).append(means["iql"] - means["heuristic"])
+            heuristic_mean.setdefault(mask, []).append(means["heuristic"])
+            rows = {p["policy"]: p["returns"] for p in evaluation["policies"]}
             lines.append(f"| {mask} | {seed} | {means['iql']:.2f} | {means['heuristic']:.2f} | {means['random']:.2f} "
-                         f"| {t6:.2f} | {gap6:.2f} | {t12:.2f} | {gap12:.2f} | {', '.join(f'{r:.2f}' for r in iql)} |")
+                         f"| {t6:.2f} | {gap6:.2f} | {t12:.2f} | {gap12:.2f} | {_listed(rows['iql'])} "
+                         f"| {_listed(rows['heuristic'])} |")
+    for mask, gaps in iql_mean.items():
+        lines += ["", f"IQL − heuristic in mean return, mask {mask}: {', '.join(f'{g:+.2f}' for g in gaps)} "
+                      f"(≥ 0 in {sum(g >= -1e-9 for g in gaps)} of {len(gaps)} seeds)."]
+    if set(iql_mean) == {"on", "off"}:
+        d = paired_difference(iql_mean["on"], iql_mean["off"])
+        t = "-" if d["t"] is None else f"{d['t']:.2f}"
+        lines += ["", f"Paired by run seed, IQL − heuristic with the mask on less with it off: {d['mean']:+.2f} "
+                      f"(sd {d['sd']:.2f}, t {t}, {len(seeds)} seeds). The heuristic's mean return is "
+                      + ("the same under both masks in every seed." if heuristic_mean["on"] == heuristic_mean["off"]
+                         else "not the same under both masks in every seed.")]
     lines += ["", f"Wall time {(time.perf_counter() - started) / 60:.1f} min (finished work reused from `--work`)."]
     text = "\n".join(lines) + "\n"
     if args.out is not None:

@@ -1,7 +1,7 @@
 """IQL learns from a mixed dataset: on ``micro`` it beats the poor behaviour policy and gets
 close to the good one.
 
-The test (about two minutes of one CPU core, ``slow``):
+The test (72 s of one CPU core here, ``slow``):
 
 * Reward: the ``shaped`` preset with ``action_cost`` weighted 2.0 (as in the PPO learning test),
   so acting is expensive and the good behaviour is known: ``heuristic`` acts rarely and

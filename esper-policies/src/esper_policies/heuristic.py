@@ -16,7 +16,9 @@ blueprint-penalty bookkeeping once for the epoch, and then considers, in priorit
 2. **Fossilize** a PROBATIONARY seed whose contribution's lower confidence bound
    (``contribution − confidence_z·se``) > ``fossilize_min_contribution`` — the G5 defaults
    (0 points at z = 1.645), so the heuristic proposes exactly what G5 accepts; below that it
-   keeps waiting.
+   keeps waiting. Where a task's G5 asks more (``micro``: 1 point), the action mask, which
+   offers FOSSILIZE only where G5 would pass (``[kasmina] mask_by_gates``), passes over the
+   proposal as it does any masked candidate.
 3. **Advance** a live seed (GERMINATED … SHADOWING) that has no cull reason, when the mask
    offers ADVANCE for its slot (lifecycles run with ``auto_advance`` off) and
    ``advance_when_allowed`` is on. PROBATIONARY is never advanced: that would fossilize
