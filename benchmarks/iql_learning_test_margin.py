@@ -2,12 +2,14 @@
 run for several run seeds and both action-mask settings, with the test's two statistics at 6 and
 at 12 held-out episodes.
 
-    .venv/bin/python benchmarks/iql_learning_test_margin.py --seeds 0,1,2 --masks on,off \\
+    .venv/bin/python benchmarks/iql_learning_test_margin.py --seeds 0,1,2 --masks on,off,on-stage-data \\
         --work /tmp/iql_margin --out docs/iql_learning_test_margin.md
 
 For each (mask, seed): ``esper collect`` 16 heuristic and 16 random episodes on ``micro`` (the
 test's reward and sizes, ``[kasmina] mask_by_gates`` on or off), IQL for 1,500 steps, then IQL,
-heuristic and random on the same 12 held-out episodes. The statistics are the test's: the
+heuristic and random on the same 12 held-out episodes (``on-stage-data``: no recording; IQL
+trains on what ``off`` recorded for that seed and acts under the gated mask, which separates
+the data's masks from the mask IQL acts under). The statistics are the test's: the
 one-sided paired t of IQL − random, and the fraction of the random → heuristic gap in mean return
 that IQL closes. ``--work`` keeps each finished (mask, seed) (its ``evaluation.json``) and reuses
 it; the markdown written to ``--out`` is the output.
@@ -35,6 +37,9 @@ from esper_core.tolaria.job import execute_run
 from esper_policies.offline.collect import collect
 
 EPISODES = 12
+#: ``on``: recorded, trained and evaluated with the gated mask; ``off``: by stage;
+#: ``on-stage-data``: trained on the episodes ``off`` recorded, evaluated with the gated mask.
+MASKS = ("on", "off", "on-stage-data")
 
 
 def config(policy: str, *, seed: int, mask_by_gates: bool, **policy_options: Any) -> RunConfig:
@@ -48,16 +53,20 @@ def config(policy: str, *, seed: int, mask_by_gates: bool, **policy_options: Any
     })
 
 
-def run_recipe(work: Path, *, seed: int, mask_by_gates: bool) -> dict[str, Any]:
+def run_recipe(work: Path, *, seed: int, mask_by_gates: bool, data: Path | None = None) -> dict[str, Any]:
+    """The test's recipe in ``work``; with ``data``, IQL trains on the episodes recorded there
+    (another setting's ``work``) instead of recording its own."""
     done = work / "evaluation.json"
     if done.exists():
         return json.loads(done.read_text())
     catalog = build_catalog(load_plugins(PluginSettings(allow=("cnn", "policies"))))
-    for behaviour in ("heuristic", "random"):
-        collect(resolve_run(config(behaviour, seed=seed, mask_by_gates=mask_by_gates), catalog), catalog,
-                work / behaviour, episodes=16)
+    if data is None:
+        data = work
+        for behaviour in ("heuristic", "random"):
+            collect(resolve_run(config(behaviour, seed=seed, mask_by_gates=mask_by_gates), catalog), catalog,
+                    work / behaviour, episodes=16)
     out = create_run_dir(work / "iql")
-    datasets = f"{work / 'heuristic'},{work / 'random'}"
+    datasets = f"{data / 'heuristic'},{data / 'random'}"
     execute_run(resolve_run(config("iql", seed=seed, mask_by_gates=mask_by_gates, dataset=datasets, steps=1500),
                             catalog), catalog, out)
     evaluation = evaluate_checkpoint(catalog, out / "policy.pt", episodes=EPISODES, against=("heuristic", "random"))
@@ -82,7 +91,7 @@ def _listed(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--masks", default="on,off", help="mask_by_gates settings: on, off or both")
+    parser.add_argument("--masks", default="on,off", help="comma-separated: on, off, on-stage-data (needs off's work)")
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -94,7 +103,8 @@ def main() -> None:
              f"IQL 1,500 steps) per run seed and action-mask setting, on {EPISODES} held-out episodes. "
              "t: one-sided paired t of IQL − random in return; gap: the share of the random → heuristic "
              "gap in mean return that IQL closes. The test asserts t > 2.72 and gap ≥ 0.75 over 12 "
-             "episodes (before: t > 3.4 over 6).", "",
+             "episodes (before: t > 3.4 over 6). mask_by_gates `on-stage-data`: IQL trained on the episodes "
+             "recorded by stage (`off`) and evaluated with the gated mask.", "",
              "| mask_by_gates | run seed | IQL | heuristic | random | t (6 episodes) | gap (6) | t (12) | gap (12) "
              "| IQL returns | heuristic returns |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -102,10 +112,11 @@ def main() -> None:
     iql_mean: dict[str, list[float]] = {}
     heuristic_mean: dict[str, list[float]] = {}
     for mask in args.masks.split(","):
-        if mask not in ("on", "off"):
-            raise SystemExit(f"--masks: {mask!r} is neither on nor off")
+        if mask not in MASKS:
+            raise SystemExit(f"--masks: {mask!r} is none of {', '.join(MASKS)}")
         for seed in seeds:
-            evaluation = run_recipe(args.work / f"{mask}-seed{seed}", seed=seed, mask_by_gates=mask == "on")
+            data = args.work / f"off-seed{seed}" if mask == "on-stage-data" else None
+            evaluation = run_recipe(args.work / f"{mask}-seed{seed}", seed=seed, mask_by_gates=mask != "off", data=data)
             t6, _, gap6 = statistics_at(evaluation, 6)
             t12, means, gap12 = statistics_at(evaluation, EPISODES)
             iql_mean.setdefault(mask, []).append(means["iql"] - means["heuristic"])
@@ -117,13 +128,15 @@ def main() -> None:
     for mask, gaps in iql_mean.items():
         lines += ["", f"IQL − heuristic in mean return, mask {mask}: {', '.join(f'{g:+.2f}' for g in gaps)} "
                       f"(≥ 0 in {sum(g >= -1e-9 for g in gaps)} of {len(gaps)} seeds)."]
-    if set(iql_mean) == {"on", "off"}:
-        d = paired_difference(iql_mean["on"], iql_mean["off"])
+    for a in ("on", "on-stage-data"):
+        if a not in iql_mean or "off" not in iql_mean:
+            continue
+        d = paired_difference(iql_mean[a], iql_mean["off"])
         t = "-" if d["t"] is None else f"{d['t']:.2f}"
-        lines += ["", f"Paired by run seed, IQL − heuristic with the mask on less with it off: {d['mean']:+.2f} "
+        lines += ["", f"Paired by run seed, IQL − heuristic, {a} less off: {d['mean']:+.2f} "
                       f"(sd {d['sd']:.2f}, t {t}, {len(seeds)} seeds). The heuristic's mean return is "
-                      + ("the same under both masks in every seed." if heuristic_mean["on"] == heuristic_mean["off"]
-                         else "not the same under both masks in every seed.")]
+                      + ("the same under both in every seed." if heuristic_mean[a] == heuristic_mean["off"]
+                         else "not the same under both in every seed.")]
     lines += ["", f"Wall time {(time.perf_counter() - started) / 60:.1f} min (finished work reused from `--work`)."]
     text = "\n".join(lines) + "\n"
     if args.out is not None:
