@@ -71,14 +71,14 @@ def test_masked_decisions_are_refused_and_recorded(catalog, tmp_path):
     assert summary["seeds"] == [] and "baseline" not in summary
 
 
-def _gated_run(catalog, tmp_path, *, mask_by_gates, auto_advance=True):
+def _gated_run(catalog, tmp_path, *, mask_by_gates):
     # G5 can never pass: a PROBATIONARY seed is never fossilized, and the probation timeout culls it.
     config = RunConfig.from_dict({
         "run": {"task": "toy", "policy": "insistent", "epochs": 12, "compare_baseline": False},
         "gates": {"g5_min_contribution": 100.0},
-        "kasmina": {"mask_by_gates": mask_by_gates, "auto_advance": auto_advance},
+        "kasmina": {"mask_by_gates": mask_by_gates},
     })
-    out = create_run_dir(tmp_path / f"run-{mask_by_gates}-{auto_advance}")
+    out = create_run_dir(tmp_path / f"run-{mask_by_gates}")
     summary = execute_run(resolve_run(config, catalog), catalog, out)
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     asked = [e for e in events if e["kind"] == "decision" and e["op"] == "FOSSILIZE"]
