@@ -7,6 +7,7 @@ import os
 import signal
 
 import pytest
+import structlog.testing
 import torch
 
 from esper_core.config import RunConfig
@@ -383,3 +384,45 @@ def test_collect_shows_a_progress_line_per_episode_on_a_terminal_only(catalog, t
         assert "episode_recorded" not in stream.getvalue()
     else:
         assert progress == [] and stream.getvalue().count('"episode_recorded"') == 2
+
+
+def _training_context(resolved):
+    from esper_core.contracts.protocols import PolicyTrainingContext
+    from esper_core.tolaria.job import policy_context, prepare_task
+
+    device, _, slot_names = prepare_task(resolved)
+    context = policy_context(resolved, slot_names, dict(resolved.config.policy_options))
+    return PolicyTrainingContext(policy=context, device=device, resolved=resolved)
+
+
+def _mask_warnings(catalog, policy, options, *, mask_by_gates):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": policy, "epochs": 4},
+                                  "kasmina": {"mask_by_gates": mask_by_gates}, "policy": options})
+    resolved = resolve_run(config, catalog)
+    with structlog.testing.capture_logs() as logs:
+        resolved.policy.trainer(context=_training_context(resolved))
+    return [e for e in logs if e["event"] == "dataset_mask_differs"]
+
+
+def test_a_dataset_recorded_under_another_mask_rule_is_named_in_a_warning(catalog, datasets):
+    # The fixture's datasets were recorded under the default, gated mask.
+    heuristic = str(datasets / "heuristic")
+    for policy, options in (("iql", {"dataset": heuristic}), ("ppo", {"bc_dataset": heuristic})):
+        assert _mask_warnings(catalog, policy, options, mask_by_gates=True) == []
+        (warning,) = _mask_warnings(catalog, policy, options, mask_by_gates=False)
+        assert warning["dataset"] == heuristic and warning["recorded_mask_by_gates"] is True
+        assert warning["run_mask_by_gates"] is False and "record the episodes again" in warning["hint"]
+
+
+def test_a_dataset_from_before_the_mask_setting_counts_as_recorded_by_stage(datasets, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(datasets / "heuristic", old)
+    meta = json.loads((old / "dataset.json").read_text())
+    del meta["run_config"]["kasmina"]["mask_by_gates"]
+    (old / "dataset.json").write_text(json.dumps(meta))
+    with structlog.testing.capture_logs() as logs:
+        EpisodeDataset(old).warn_if_masked_differently({"kasmina": {"mask_by_gates": True}})
+        EpisodeDataset(old).warn_if_masked_differently({"kasmina": {"mask_by_gates": False}})
+    assert [e["recorded_mask_by_gates"] for e in logs if e["event"] == "dataset_mask_differs"] == [False]

@@ -108,8 +108,10 @@ class IQLTrainer:
             require_dataset(None)
         self.config = parse_options(IQLConfig, options, owner="policy 'iql'")
         self.datasets = [EpisodeDataset(path) for path in self.config.dataset]
+        run_config = context.resolved.to_toml_dict()
         for dataset in self.datasets:
             dataset.check(blueprint_keys=context.policy.blueprint_keys, slot_names=context.policy.slot_names)
+            dataset.warn_if_masked_differently(run_config)
             if not len(dataset):
                 raise ConfigError(f"episode dataset {str(dataset.path)!r} has no complete episodes yet")
 

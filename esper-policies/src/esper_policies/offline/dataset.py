@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
 import torch
 from attrs import frozen
 
@@ -33,6 +34,8 @@ from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
 from esper_core.sdk import atomic_file, check_compatible, check_header, write_json
 from esper_policies.encoding import N_OPS, MaskBatch
+
+logger = structlog.get_logger(__name__)
 
 FORMAT = "esper-episodes"
 FORMAT_VERSION = 1
@@ -116,6 +119,22 @@ class EpisodeDataset:
         check_compatible(self.metadata, path=self.path, blueprint_keys=blueprint_keys, slot_names=slot_names,
                          observation_version=OBSERVATION_SCHEMA_VERSION, what="episode dataset",
                          verb="was recorded")
+
+    def warn_if_masked_differently(self, run_config: Mapping[str, Any]) -> None:
+        """Warn when the dataset was recorded under another ``[kasmina] mask_by_gates`` than the
+        run's. It still trains (its masks are what the behaviour policy saw), but what a policy
+        learns from them about when to fossilize differs: measured on ``shapes``, IQL trained on a
+        recording by stage returned exactly the same acting under the gated mask, and 0.10 less
+        than from a recording under it (docs/learned_controllers.md). Recordings made before the
+        setting existed were by stage."""
+        recorded_config = self.metadata.get("run_config")
+        kasmina = recorded_config.get("kasmina") if isinstance(recorded_config, Mapping) else None
+        recorded = kasmina.get("mask_by_gates", False) if isinstance(kasmina, Mapping) else False
+        run = run_config.get("kasmina", {}).get("mask_by_gates", True)
+        if recorded != run:
+            logger.warning("dataset_mask_differs", dataset=str(self.path), recorded_mask_by_gates=recorded,
+                           run_mask_by_gates=run,
+                           hint="record the episodes again under this run's [kasmina] mask_by_gates")
 
     def write_episode(self, index: int, episode: Mapping[str, Any]) -> Path:
         """Write one episode's shard atomically."""

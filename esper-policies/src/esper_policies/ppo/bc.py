@@ -80,9 +80,11 @@ class Episodes:
 
 
 def load_datasets(paths: Sequence[str], *, blueprint_keys: Sequence[str], slot_names: Sequence[str], task: str,
-                  obs_size: int, reward_weights: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+                  obs_size: int, run_config: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     """Every complete episode of the datasets (checked against the run), and whether all of
-    them were recorded with the run's reward weights."""
+    them were recorded with the run's reward weights. ``run_config`` is the run's configuration
+    as tables (``ResolvedRunView.to_toml_dict()``); a dataset recorded under another
+    ``[kasmina] mask_by_gates`` is named in a warning."""
     episodes: list[dict[str, Any]] = []
     same_rewards = True
     for path in paths:
@@ -105,7 +107,8 @@ def load_datasets(paths: Sequence[str], *, blueprint_keys: Sequence[str], slot_n
         if not len(dataset):
             raise ConfigError(f"{where} has no complete episodes yet")
         recorded = meta.get("run_config", {}).get("rewards") if isinstance(meta.get("run_config"), dict) else None
-        same_rewards = same_rewards and recorded == dict(reward_weights)
+        same_rewards = same_rewards and recorded == dict(run_config.get("rewards", {}))
+        dataset.warn_if_masked_differently(run_config)
         for shard in dataset.shards:
             try:
                 data = dataset.read_episode(shard)

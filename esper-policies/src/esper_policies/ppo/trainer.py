@@ -81,7 +81,7 @@ class PPOTrainer:
             self.bc_data, self.bc_same_rewards = load_datasets(
                 self.config.bc_dataset, blueprint_keys=ctx.blueprint_keys, slot_names=ctx.slot_names,
                 task=context.resolved.task.name, obs_size=ObservationBuilder(1, ctx.n_slots).size,
-                reward_weights=context.resolved.to_toml_dict().get("rewards", {}))
+                run_config=context.resolved.to_toml_dict())
 
     @classmethod
     def from_context(cls, *, context: PolicyTrainingContext) -> PPOTrainer:
