@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ppo_antipatterns import pooled
+from report import format_t, publish
 
 from esper_core.paired import paired_difference
 
@@ -48,24 +49,22 @@ def main() -> None:
              f"seeds {args.seeds}.", "",
              "| A | B | A per seed | B per seed | A − B (sd, t) | A lower in |", "|---|---|---|---|---|---|"]
     kl_lines: dict[Path, str] = {}  # one line per anchored run, however many pairs it is in
+    data = []
     for pair in args.pairs:
         a_dir, b_dir = (Path(p) for p in pair.split(":"))
         (a, a_kl), (b, _) = last_shares(a_dir, seeds, args.window), last_shares(b_dir, seeds, args.window)
         d = paired_difference(a, b)
-        t = "-" if d["t"] is None else f"{d['t']:.2f}"
         lower = sum(x < y for x, y in zip(a, b, strict=True))
         lines.append(f"| {a_dir} | {b_dir} | {', '.join(f'{x:.3f}' for x in a)} | {', '.join(f'{x:.3f}' for x in b)} "
-                     f"| {d['mean']:+.3f} ({d['sd']:.3f}, {t}) | {lower} of {len(seeds)} |")
+                     f"| {d['mean']:+.3f} ({d['sd']:.3f}, {format_t(d['t'], 2)}) | {lower} of {len(seeds)} |")
+        data.append({"a": str(a_dir), "b": str(b_dir), "a_shares": a, "b_shares": b, "difference": d})
         if a_kl:
             kl_lines[a_dir] = (f"- {a_dir}: median {statistics.median(a_kl):.3f}, max {max(a_kl):.3f} "
                                f"over {len(a_kl)} rounds")
     if kl_lines:
         lines += ["", "KL(cloned policy ‖ policy) per round, the update's mean (A's runs with `bc_anchor`):", "",
                   *kl_lines.values()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    publish(lines, args.out, data)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,16 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
+from report import publish
 
 from esper_core.contracts.decisions import Op
 from esper_policies.offline.dataset import EpisodeDataset
 
 
-def compare(a_dir: Path, b_dir: Path) -> dict[str, object]:
+def compare(a_dir: Path, b_dir: Path) -> dict[str, Any]:
     """Episode-by-episode comparison of two datasets recorded with the same seeds."""
     a, b = EpisodeDataset(a_dir), EpisodeDataset(b_dir)
     if len(a) != len(b):
@@ -40,8 +42,8 @@ def compare(a_dir: Path, b_dir: Path) -> dict[str, object]:
             differing_masks += int((x["mask_ops"] != y["mask_ops"]).any(dim=1).sum())
         n = min(len(x["actions"]), len(y["actions"]))
         for i in (x["actions"][:n, 0] != y["actions"][:n, 0]).nonzero().flatten().tolist():
-            key = (Op(int(y["actions"][i, 0])).name, Op(int(x["actions"][i, 0])).name)
-            changes[key] = changes.get(key, 0) + 1
+            change = (Op(int(y["actions"][i, 0])).name, Op(int(x["actions"][i, 0])).name)
+            changes[change] = changes.get(change, 0) + 1
         for key, data in (("a", x), ("b", y)):
             for op in Op:
                 on = data["mask_ops"][:, op]
@@ -68,22 +70,19 @@ def main() -> None:
              "| A | B | episodes | same actions | same rewards | steps | steps whose op mask differs "
              "| FOSSILIZE offered A / B | FOSSILIZE taken when offered A / B | ops that differ, B → A (steps) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    results = []
     for pair in args.pairs:
         a_dir, b_dir = (Path(p) for p in pair.split(":"))
         r = compare(a_dir, b_dir)
+        results.append({"a": str(a_dir), "b": str(b_dir), **r,
+                        "changes": [{"b": b, "a": a, "steps": k} for (b, a), k in sorted(r["changes"].items())]})
         offered, taken = r["offered"], r["taken"]
-        assert isinstance(offered, dict) and isinstance(taken, dict)
         f = Op.FOSSILIZE
-        changes = r["changes"]
-        assert isinstance(changes, dict)
-        changed = ", ".join(f"{b} → {a} ({k})" for (b, a), k in sorted(changes.items())) or "none"
+        changed = ", ".join(f"{b} → {a} ({k})" for (b, a), k in sorted(r["changes"].items())) or "none"
         lines.append(f"| {a_dir} | {b_dir} | {r['episodes']} | {r['same_actions']} | {r['same_rewards']} "
                      f"| {r['steps']} | {r['differing_masks']} | {offered['a'][f]} / {offered['b'][f]} "
                      f"| {taken['a'][f]} / {taken['b'][f]} | {changed} |")
-    text = "\n".join(lines) + "\n"
-    if args.out is not None:
-        args.out.write_text(text, encoding="utf-8")
-    print(text, end="")
+    publish(lines, args.out, results)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from report import format_t, publish
+
 from esper_core.config import RunConfig
 from esper_core.paired import paired_difference
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
@@ -111,16 +113,20 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     iql_mean: dict[str, list[float]] = {}
     heuristic_mean: dict[str, list[float]] = {}
+    data: dict[str, Any] = {"runs": [], "paired": {}}
     for mask in args.masks.split(","):
         if mask not in MASKS:
             raise SystemExit(f"--masks: {mask!r} is none of {', '.join(MASKS)}")
         for seed in seeds:
-            data = args.work / f"off-seed{seed}" if mask == "on-stage-data" else None
-            evaluation = run_recipe(args.work / f"{mask}-seed{seed}", seed=seed, mask_by_gates=mask != "off", data=data)
+            recorded = args.work / f"off-seed{seed}" if mask == "on-stage-data" else None
+            evaluation = run_recipe(args.work / f"{mask}-seed{seed}", seed=seed, mask_by_gates=mask != "off",
+                                    data=recorded)
             t6, _, gap6 = statistics_at(evaluation, 6)
             t12, means, gap12 = statistics_at(evaluation, EPISODES)
             iql_mean.setdefault(mask, []).append(means["iql"] - means["heuristic"])
             heuristic_mean.setdefault(mask, []).append(means["heuristic"])
+            data["runs"].append({"mask": mask, "seed": seed, "means": means, "t6": t6, "gap6": gap6,
+                                 "t12": t12, "gap12": gap12})
             rows = {p["policy"]: p["returns"] for p in evaluation["policies"]}
             lines.append(f"| {mask} | {seed} | {means['iql']:.2f} | {means['heuristic']:.2f} | {means['random']:.2f} "
                          f"| {t6:.2f} | {gap6:.2f} | {t12:.2f} | {gap12:.2f} | {_listed(rows['iql'])} "
@@ -132,16 +138,13 @@ def main() -> None:
         if a not in iql_mean or "off" not in iql_mean:
             continue
         d = paired_difference(iql_mean[a], iql_mean["off"])
-        t = "-" if d["t"] is None else f"{d['t']:.2f}"
+        data["paired"][a] = d
+        same = "the same" if heuristic_mean[a] == heuristic_mean["off"] else "not the same"
         lines += ["", f"Paired by run seed, IQL − heuristic, {a} less off: {d['mean']:+.2f} "
-                      f"(sd {d['sd']:.2f}, t {t}, {len(seeds)} seeds). The heuristic's mean return is "
-                      + ("the same under both in every seed." if heuristic_mean[a] == heuristic_mean["off"]
-                         else "not the same under both in every seed.")]
+                      f"(sd {d['sd']:.2f}, t {format_t(d['t'], 2)}, {len(seeds)} seeds). "
+                      f"The heuristic's mean return is {same} under both in every seed."]
     lines += ["", f"Wall time {(time.perf_counter() - started) / 60:.1f} min (finished work reused from `--work`)."]
-    text = "\n".join(lines) + "\n"
-    if args.out is not None:
-        args.out.write_text(text, encoding="utf-8")
-    print(text, end="")
+    publish(lines, args.out, data)
 
 
 if __name__ == "__main__":
