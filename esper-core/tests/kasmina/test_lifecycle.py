@@ -185,6 +185,27 @@ def test_preview_gates_decides_as_the_gate_would_and_changes_nothing(events):
     assert model.fossilize("p0", epoch=2).passed == preview.passed
 
 
+def test_preview_gates_refuses_what_another_rank_refuses(monkeypatch):
+    import esper_core.kasmina.model as model_module
+
+    model = build_model(TinyHost(3))
+    set_stage(model, "p0", S.PROBATIONARY)
+    set_stage(model, "p1", S.PROBATIONARY)
+    model.record_validation(contributions={"p0": 3.0, "p1": 3.0}, seed_gains={}, epoch=1,
+                            contribution_ses={"p0": 0.5, "p1": 0.5})
+    asked = []
+
+    def other_rank_refuses_p1(flags):
+        asked.append(list(flags))
+        return [flags[0], False, flags[2]]
+
+    monkeypatch.setattr(model_module, "agree_all", other_rank_refuses_p1)
+    p0, p1, p2 = model.preview_gates(epoch=1, advance=False)
+    assert asked == [[True, True, False]]  # one collective for every slot's verdict
+    assert p0.passed and p2 is None
+    assert not p1.passed and p1.reason.endswith("; refused on another rank")
+
+
 def test_probation_timeout_culls():
     model = build_model(lifecycle=LifecycleSettings(probation_epochs=5))
     set_stage(model, "p0", S.PROBATIONARY, epoch=10)
