@@ -151,11 +151,12 @@ def main() -> None:
         def run_conv() -> None:
             conv.append(_search_rate([CONV_TOKENS] * MIXED_CANDIDATES))
 
-        for fn in (run_random, run_same, run_conv) if r % 2 == 0 else (run_conv, run_same, run_random):
-            fn()
+        for mixed in (run_random, run_same, run_conv) if r % 2 == 0 else (run_conv, run_same, run_random):
+            mixed()
         mixed_ratios.append(random[-1] / same[-1])
-    flops = {name: _search_flops(c) for name, c in (("random", proposals), ("same", [TOKENS] * MIXED_CANDIDATES),
-                                                     ("conv", [CONV_TOKENS] * MIXED_CANDIDATES))}
+    searched: dict[str, list[tuple[str, ...]]] = {
+        "random": list(proposals), "same": [TOKENS] * MIXED_CANDIDATES, "conv": [CONV_TOKENS] * MIXED_CANDIDATES}
+    flops = {name: _search_flops(c) for name, c in searched.items()}
 
     def gflops(name: str, rate: float) -> float:
         return flops[name] / (MIXED_CANDIDATES / rate) / 1e9

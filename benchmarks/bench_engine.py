@@ -26,19 +26,22 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import torch
 from plain_reference import PlainLoop
 
 from esper_core.config import RunConfig
+from esper_core.contracts.protocols import SegmentedHost
 from esper_core.contracts.stages import SeedStage
 from esper_core.kasmina import SafetyGovernor, SeedTrainer, evaluate
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
@@ -72,7 +75,7 @@ def machinery_vs_plain(catalog: Any, epochs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         sinks = [spec.factory(run_dir=Path(tmp), options={}) for spec in resolved.sinks]
         hub = TelemetryHub(sinks)
-        slot_names = tuple(p.name for p in task.build_host().injection_points)
+        slot_names = tuple(p.name for p in cast(SegmentedHost, task.build_host()).injection_points)
         policy = make_policy(resolved, "noop", catalog, slot_names, {})
         policy.reset(episode=0)
         env = HostEpisode(resolved, task, episode=0, seed=0, emit=hub.emit, policy_name="noop")
@@ -88,7 +91,8 @@ def machinery_vs_plain(catalog: Any, epochs: int) -> dict[str, Any]:
                         policy.decide(report=step.report, mask=step.mask))
                     hub.flush()
 
-                order = [("engine", engine_epoch), ("plain", lambda e=epoch: plain.epoch(e))]
+                order: list[tuple[str, Callable[[], object]]] = [
+                    ("engine", engine_epoch), ("plain", functools.partial(plain.epoch, epoch))]
                 if epoch % 2 == 0:
                     order.reverse()
                 seconds = {}

@@ -18,6 +18,7 @@ minute, because each measurement is only a few batches long).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import statistics
 import sys
@@ -140,7 +141,7 @@ def plain_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches) -> None:
 def plain_validation(model: nn.Module, batches) -> None:
     model.eval()
     with torch.no_grad():
-        total, ok = 0.0, 0
+        total, ok = torch.zeros(()), torch.zeros((), dtype=torch.long)
         for x, y in batches:
             out = model(x)
             total = total + loss_fn(out, y)
@@ -197,7 +198,9 @@ def main() -> None:
     model.slot("b2").alpha = 0.5
     trainer = SeedTrainer(model, host_lr=0.01, seed_lr=0.01, optimizer="sgd")
     static_host = copy.deepcopy(host)
-    seeds = copy.deepcopy([model.slot("b1").seed, model.slot("b2").seed])
+    seed_b1, seed_b2 = model.slot("b1").seed, model.slot("b2").seed
+    assert seed_b1 is not None and seed_b2 is not None  # to_stage germinated both
+    seeds = copy.deepcopy([seed_b1, seed_b2])
     static = nn.Sequential(static_host.segments[0], static_host.segments[1],
                            Mixed(seeds[0], None), static_host.segments[2],
                            Mixed(seeds[1], 0.5), static_host.segments[3])
@@ -213,8 +216,8 @@ def main() -> None:
         m = build(copy.deepcopy(host))
         to_stage(m, name, SeedStage.BLENDING)
         m.slot(name).alpha = 0.5
-        cf[name] = ratio(lambda m=m: evaluate(m, batches, loss_fn, correct_fn, record=False),
-                         lambda m=m: plain_validation(m, batches), minus_one=True)
+        cf[name] = ratio(functools.partial(evaluate, m, batches, loss_fn, correct_fn, record=False),
+                         functools.partial(plain_validation, m, batches), minus_one=True)
     results["counterfactual_extra_vs_validation"] = cf
 
     # 4. governor snapshot vs one training step (with optimizer state allocated)

@@ -22,11 +22,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ESPER = [sys.executable, "-c", "from esper_core.cli.main import main; main()"]
 
 
-def train(args: list[str]) -> tuple[dict[str, object], float]:
+def train(args: list[str]) -> tuple[dict[str, Any], float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         start = time.perf_counter()

@@ -16,6 +16,7 @@ import json
 import math
 import statistics
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,8 +58,9 @@ class PlainGPT(nn.Module):
 
     def load_from_host(self, host: GPTHost) -> None:
         """Copy GPTHost's weights so both models compute the same function."""
-        blocks = [m for m in host.modules() if type(m).__name__ == "Block"]
-        emb = host.segments[0][0]
+        # The host's submodules by attribute, as GPTHost builds them (nn.Module types them loosely).
+        blocks: list[Any] = [m for m in host.modules() if type(m).__name__ == "Block"]
+        emb: Any = host.segments[0][0]  # type: ignore[index]
         with torch.no_grad():
             self.tok.weight.copy_(emb.tok.weight)
             self.pos.weight.copy_(emb.pos.weight)
@@ -67,7 +69,8 @@ class PlainGPT(nn.Module):
                                  (self.attn_proj[i], blk.attn.proj), (self.ln2[i], blk.ln2),
                                  (self.fc[i], blk.mlp.fc), (self.mlp_proj[i], blk.mlp.proj)):
                     dst.load_state_dict(src.state_dict())
-            self.ln_f.load_state_dict(host.segments[-1].ln.state_dict())
+            final: Any = host.segments[-1]
+            self.ln_f.load_state_dict(final.ln.state_dict())
 
 
 def train_steps(model: nn.Module, opt: torch.optim.Optimizer,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from growth_compute import ComputeModel
@@ -139,9 +139,10 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     differences do not spread)."""
     core = paired_difference(a, b)
     d = [x - y for x, y in zip(a, b, strict=True)]
-    mean = float(core["mean"])
+    # Only the t statistic can be None; the mean and sd always are numbers.
+    mean, sd = cast(float, core["mean"]), cast(float, core["sd"])
     t = core["t"] if core["t"] is not None else (math.inf if mean > 0 else -math.inf if mean < 0 else 0.0)
-    return {"mean": mean, "std": float(core["sd"]), "t": float(t), "n": len(d), "min": min(d), "max": max(d)}
+    return {"mean": float(mean), "std": float(sd), "t": float(t), "n": len(d), "min": min(d), "max": max(d)}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -141,7 +141,7 @@ def _variant(policy: Mapping[str, Any] | None = None, gates: Mapping[str, Any] |
     """A heuristic variant: options over the task's defaults. ``base`` first sets the settings
     the search started from (the defaults before this study: host input detached while
     blending, G2 requiring a significant gain, one live seed, blueprints in rotation)."""
-    start = {"policy": {"blueprint_choice": "rotate"}, "gates": {"g2_test": "better"},
+    start: dict[str, dict[str, Any]] = {"policy": {"blueprint_choice": "rotate"}, "gates": {"g2_test": "better"},
              "kasmina": {"detach_host_in_blending": True}, "run": {"max_seeds": 1}} if base else \
         {"policy": {}, "gates": {}, "kasmina": {}, "run": {}}
     for key, extra in (("policy", policy), ("gates", gates), ("kasmina", kasmina), ("run", run)):

@@ -171,8 +171,8 @@ def germinations_by_slot(events: list[dict[str, Any]], envs: int, rounds: int, w
         r = e["episode"] // envs
         for counts, inside in ((early, r < window), (late, r >= rounds - window)):
             if inside:
-                slot = counts.setdefault(e["slot"], {})
-                slot[e["blueprint"]] = slot.get(e["blueprint"], 0) + 1
+                in_slot = counts.setdefault(e["slot"], {})
+                in_slot[e["blueprint"]] = in_slot.get(e["blueprint"], 0) + 1
     lines_out = [f"| slot | germinations, first {window} rounds | germinations, last {window} rounds |",
                  "|---|---|---|"]
     for slot in sorted(set(early) | set(late)):

@@ -189,12 +189,13 @@ def main() -> None:
     histories = {seed: run["history"] for seed, run in runs.items()}
     wall = time.perf_counter() - start
     per_seed = {}
-    totals = {"first": [0, 0, 0.0], "last": [0, 0, 0.0]}
+    totals: dict[str, tuple[int, int, float]] = {"first": (0, 0, 0.0), "last": (0, 0, 0.0)}
     for seed, history in histories.items():
         first = pooled(history, range(0, args.window))
         last = pooled(history, range(len(history) - args.window, len(history)))
         for name, counts in (("first", first), ("last", last)):
-            totals[name] = [a + b for a, b in zip(totals[name], counts, strict=True)]
+            bad, total, expected = totals[name]
+            totals[name] = (bad + counts[0], total + counts[1], expected + counts[2])
         per_seed[seed] = {
             "first_rounds": window_result(*first),
             "last_rounds": window_result(*last),

@@ -31,7 +31,7 @@ for arg in "$@"; do
 done
 if [ "$lint" -eq 1 ]; then
   # ruff checks every Python file in the repository; mypy the files pyproject.toml's
-  # [tool.mypy] names (the six distributions), incrementally through .mypy_cache.
+  # [tool.mypy] names (the distributions and benchmarks), incrementally through .mypy_cache.
   # Both run, so one pass shows every finding; either failing stops the script before pytest.
   failed=()
   .venv/bin/ruff check . || failed+=("ruff check .")
