@@ -533,3 +533,18 @@ def test_after_a_fossilization_the_same_blueprint_is_tried_first():
         assert p.decide(report=_flat(2), mask=lifecycle_mask(_flat(2))).blueprint == A  # rotation → B
         d = p.decide(report=grown(6), mask=lifecycle_mask(grown(6)))  # A's seed has fossilized
         assert (d.slot, d.blueprint) == (1, expected)
+
+
+def test_after_a_fossilization_the_same_blueprint_is_tried_first_in_preference_order_too():
+    # B was germinated because A was not offered; once B's seed fossilizes, B comes before A,
+    # the top of the catalog order, for the rest of the episode (until B is culled).
+    def grown(epoch):
+        return _flat(3, epoch=epoch, slots=[slot(0, S.FOSSILIZED, blueprint=B), slot(1), slot(2)])
+
+    for repeat, expected in ((True, B), (False, A)):
+        p = default_policy(repeat_fossilized_blueprint=repeat)
+        first = p.decide(report=_flat(3), mask=mask(3, germinate=[0], blueprints=[B, C]))
+        assert (first.slot, first.blueprint) == (0, B)
+        for epoch in (6, 7):
+            d = p.decide(report=grown(epoch), mask=lifecycle_mask(grown(epoch)))
+            assert (d.op, d.blueprint) == (Op.GERMINATE, expected)

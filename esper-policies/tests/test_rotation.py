@@ -95,3 +95,28 @@ def test_preference_order_uses_a_blueprint_again_until_it_is_culled():
     assert r.pick(["a", "c"]).key == "c"  # b not allowed this time
     rotating = BlueprintRotation(["a", "b", "c"])
     assert [rotating.pick(["a", "b", "c"]).key for _ in range(3)] == ["a", "b", "c"]
+
+
+def test_without_rotation_a_preferred_key_heads_the_order_until_penalised():
+    rot = BlueprintRotation(KEYS, rotate=False, penalty_on_cull=4.0, decay=1.0, threshold=3.0)
+    assert rot.pick(KEYS).key == A
+    rot.prefer(C)
+    assert [rot.pick(KEYS).key for _ in range(2)] == [C, C]  # kept, not a one-off
+    rot.prefer(B)
+    assert rot.pick(KEYS).key == B  # the latest preference first
+    assert rot.pick([A, C]).key == C  # then the earlier one, before the catalog order
+    rot.penalise(B)
+    assert rot.pick(KEYS).key == C  # a culled preference is skipped like any culled key
+
+
+def test_preferences_survive_a_checkpoint_and_clear_on_reset():
+    rot = BlueprintRotation(KEYS, rotate=False)
+    rot.prefer(C)
+    restored = BlueprintRotation(KEYS, rotate=False)
+    restored.load_state_dict(rot.state_dict())
+    assert restored.pick(KEYS).key == C
+    old = {k: v for k, v in rot.state_dict().items() if k != "preferred"}  # written before preferences
+    restored.load_state_dict(old)
+    assert restored.pick(KEYS).key == A
+    rot.reset()
+    assert rot.pick(KEYS).key == A

@@ -41,7 +41,8 @@ class BlueprintPick:
 
 class BlueprintRotation:
     """Round-robin over catalog keys with decaying cull penalties (or, with ``rotate=False``,
-    always the first key in catalog order that is not penalised)."""
+    always the first key in preference order that is not penalised: the keys passed to
+    :meth:`prefer`, latest first, then the catalog order)."""
 
     def __init__(
         self,
@@ -65,17 +66,21 @@ class BlueprintRotation:
         self._penalties: dict[str, float] = {}
         self._next = 0
         self._epoch = 0
+        #: keys passed to :meth:`prefer`, latest first (the head of the preference order)
+        self._preferred: list[str] = []
 
     def state_dict(self) -> dict[str, Any]:
         """Keys seen, penalties and the round-robin position (for run checkpoints)."""
         return {"keys": list(self._keys), "penalties": dict(self._penalties), "next": self._next,
-                "epoch": self._epoch}
+                "epoch": self._epoch, "preferred": list(self._preferred)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._keys = list(state["keys"])
         self._penalties = dict(state["penalties"])
         self._next = state["next"]
         self._epoch = state["epoch"]
+        # Checkpoints written before preferences applied without rotation have none to restore.
+        self._preferred = list(state.get("preferred", ()))
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -99,9 +104,12 @@ class BlueprintRotation:
         self._penalties = {k: p * factor for k, p in self._penalties.items() if p * factor >= 1e-6}
 
     def prefer(self, key: str) -> None:
-        """Make ``key`` the next pick in rotation (e.g. a blueprint that just proved itself)."""
+        """Try ``key`` first at the next pick (e.g. a blueprint that just proved itself). In
+        rotation the round-robin continues from it; without rotation it heads the preference
+        order from now on, so it is used again until it is culled."""
         self._remember(key)
         self._next = self._keys.index(key)
+        self._preferred = [key, *(k for k in self._preferred if k != key)]
 
     def penalise(self, key: str) -> float:
         """Add the cull penalty to ``key``; returns its new penalty."""
@@ -115,8 +123,10 @@ class BlueprintRotation:
         for key in sorted(allowed_set - set(self._keys)):
             self._remember(key)
         n = len(self._keys)
-        start = self._next if self.rotate else 0
-        order = [self._keys[(start + i) % n] for i in range(n)]
+        if self.rotate:
+            order = [self._keys[(self._next + i) % n] for i in range(n)]
+        else:
+            order = [*self._preferred, *(k for k in self._keys if k not in self._preferred)]
         candidates = [k for k in order if k in allowed_set]
         if not candidates:
             raise ValueError("no blueprint is allowed: nothing to pick from")
