@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,61 +27,39 @@ from typing import Any
 
 from report import format_t, publish
 
-from esper_core.config import RunConfig
 from esper_core.paired import paired_difference
-from esper_core.plugins import PluginSettings, build_catalog, load_plugins
-from esper_core.setup.resolve import resolve_run
-from esper_core.storage.rundir import create_run_dir
-from esper_core.tolaria.evaluation import evaluate_checkpoint
-from esper_core.tolaria.job import execute_run
-from esper_policies.offline.collect import collect
 
-EPISODES = 12
+# The recipe and its statistics are the test's own, imported so that the margin measured is its.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_iql_learning import (
+    GAP_CLOSED,
+    HELD_OUT_EPISODES,
+    T_THRESHOLD,
+    recipe_statistics,
+    run_recipe,
+)
+
 #: ``on``: recorded, trained and evaluated with the gated mask; ``off``: by stage;
 #: ``on-stage-data``: trained on the episodes ``off`` recorded, evaluated with the gated mask.
 MASKS = ("on", "off", "on-stage-data")
 
 
-def config(policy: str, *, seed: int, mask_by_gates: bool, **policy_options: Any) -> RunConfig:
-    """The test's configuration (tests/test_iql_learning.py), with the run seed and mask setting."""
-    return RunConfig.from_dict({
-        "run": {"task": "micro", "policy": policy, "seed": seed, "telemetry": [], "observers": []},
-        "task": {"epoch_size": 300, "val_size": 200},
-        "rewards": {"action_cost": 2.0},
-        "kasmina": {"mask_by_gates": mask_by_gates},
-        "policy": policy_options,
-    })
-
-
-def run_recipe(work: Path, *, seed: int, mask_by_gates: bool, data: Path | None = None) -> dict[str, Any]:
-    """The test's recipe in ``work``; with ``data``, IQL trains on the episodes recorded there
-    (another setting's ``work``) instead of recording its own."""
+def cached_recipe(work: Path, *, seed: int, mask_by_gates: bool, data: Path | None = None) -> dict[str, Any]:
+    """The test's recipe in ``work`` (reused when ``work`` holds its result); with ``data``, IQL
+    trains on the episodes recorded there (another setting's ``work``) instead of recording its own."""
     done = work / "evaluation.json"
     if done.exists():
         return json.loads(done.read_text())
-    catalog = build_catalog(load_plugins(PluginSettings(allow=("cnn", "policies"))))
-    if data is None:
-        data = work
-        for behaviour in ("heuristic", "random"):
-            collect(resolve_run(config(behaviour, seed=seed, mask_by_gates=mask_by_gates), catalog), catalog,
-                    work / behaviour, episodes=16)
-    out = create_run_dir(work / "iql")
-    datasets = f"{data / 'heuristic'},{data / 'random'}"
-    execute_run(resolve_run(config("iql", seed=seed, mask_by_gates=mask_by_gates, dataset=datasets, steps=1500),
-                            catalog), catalog, out)
-    evaluation = evaluate_checkpoint(catalog, out / "policy.pt", episodes=EPISODES, against=("heuristic", "random"))
+    evaluation = run_recipe(work, seed=seed, kasmina={"mask_by_gates": mask_by_gates}, data=data)
     done.write_text(json.dumps(evaluation, default=str))
     return evaluation
 
 
 def statistics_at(evaluation: dict[str, Any], n: int) -> tuple[float, dict[str, float], float]:
-    """The test's t (IQL − random, one-sided paired) and gap fraction over the first ``n`` episodes."""
-    returns = {p["policy"]: p["returns"][:n] for p in evaluation["policies"]}
-    diff = [a - b for a, b in zip(returns["iql"], returns["random"], strict=True)]
-    t = statistics.fmean(diff) / (statistics.stdev(diff) / math.sqrt(n))
-    means = {k: statistics.fmean(v) for k, v in returns.items()}
-    gap = (means["iql"] - means["random"]) / (means["heuristic"] - means["random"])
-    return t, means, gap
+    """The test's t and mean returns over the first ``n`` episodes, with the share of the
+    random → heuristic gap IQL closes."""
+    t, means = recipe_statistics(evaluation, n)
+    return t, means, (means["iql"] - means["random"]) / (means["heuristic"] - means["random"])
 
 
 def _listed(values: list[float]) -> str:
@@ -102,11 +78,11 @@ def main() -> None:
              f"Written by `.venv/bin/python benchmarks/iql_learning_test_margin.py {shlex.join(sys.argv[1:])}` "
              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): the recipe of "
              "`tests/test_iql_learning.py` (`micro`, `action_cost` 2.0, 16 heuristic + 16 random episodes, "
-             f"IQL 1,500 steps) per run seed and action-mask setting, on {EPISODES} held-out episodes. "
+             f"IQL 1,500 steps) per run seed and action-mask setting, on {HELD_OUT_EPISODES} held-out episodes. "
              "t: one-sided paired t of IQL − random in return; gap: the share of the random → heuristic "
-             "gap in mean return that IQL closes. The test asserts t > 2.72 and gap ≥ 0.75 over 12 "
-             "episodes (before: t > 3.4 over 6). mask_by_gates `on-stage-data`: IQL trained on the episodes "
-             "recorded by stage (`off`) and evaluated with the gated mask.", "",
+             f"gap in mean return that IQL closes. The test asserts t > {T_THRESHOLD} and gap ≥ {GAP_CLOSED} over "
+             f"{HELD_OUT_EPISODES} episodes (before: t > 3.4 over 6). mask_by_gates `on-stage-data`: IQL trained "
+             "on the episodes recorded by stage (`off`) and evaluated with the gated mask.", "",
              "| mask_by_gates | run seed | IQL | heuristic | random | t (6 episodes) | gap (6) | t (12) | gap (12) "
              "| IQL returns | heuristic returns |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -119,10 +95,10 @@ def main() -> None:
             raise SystemExit(f"--masks: {mask!r} is none of {', '.join(MASKS)}")
         for seed in seeds:
             recorded = args.work / f"off-seed{seed}" if mask == "on-stage-data" else None
-            evaluation = run_recipe(args.work / f"{mask}-seed{seed}", seed=seed, mask_by_gates=mask != "off",
-                                    data=recorded)
+            evaluation = cached_recipe(args.work / f"{mask}-seed{seed}", seed=seed, mask_by_gates=mask != "off",
+                                       data=recorded)
             t6, _, gap6 = statistics_at(evaluation, 6)
-            t12, means, gap12 = statistics_at(evaluation, EPISODES)
+            t12, means, gap12 = statistics_at(evaluation, HELD_OUT_EPISODES)
             iql_mean.setdefault(mask, []).append(means["iql"] - means["heuristic"])
             heuristic_mean.setdefault(mask, []).append(means["heuristic"])
             data["runs"].append({"mask": mask, "seed": seed, "means": means, "t6": t6, "gap6": gap6,
