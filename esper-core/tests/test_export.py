@@ -138,7 +138,7 @@ def test_onnx_without_the_extra_names_the_missing_package(catalog, fossil_run, m
 def test_export_errors(catalog, fossil_run, tmp_path):
     with pytest.raises(ConfigError, match="is not a run directory"):
         export_model(tmp_path, catalog, fmt="torchscript")
-    with pytest.raises(ConfigError, match="the run's own model.pt"):
+    with pytest.raises(ConfigError, match="would replace 'model.pt' of the run"):
         export_model(fossil_run, catalog, fmt="state-dict", out=fossil_run / "model.pt")
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from esper_core.config import RunConfig, dump_toml, read_toml
+from esper_core.config import MAX_THREADS, RunConfig, dump_toml, read_toml
 from esper_core.contracts.events import SeedLifecycle
 from esper_core.contracts.stages import (
     BLENDED_STAGES,
@@ -26,6 +26,7 @@ from esper_core.contracts.stages import (
 )
 from esper_core.errors import ConfigError, InvalidTransitionError
 from esper_core.kasmina.slot import SEEDED_STAGES
+from esper_core.options import INT_MAX
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.setup.tasks import build_model, build_task
@@ -197,17 +198,19 @@ def test_valid_configs_round_trip_through_toml(tmp_path, run, training, task):
 
 INT_KEYS = ["epochs", "episodes", "seed", "max_seeds", "threads", "checkpoint_keep"]
 MINIMUM = {"epochs": 1, "episodes": 1, "seed": 0, "max_seeds": 1, "threads": 0, "checkpoint_keep": 1}
+#: torch takes 64-bit integers; a huge thread count crashes it
+MAXIMUM = {**dict.fromkeys(INT_KEYS, INT_MAX), "threads": MAX_THREADS}
 
 
 @settings(max_examples=200)
 @given(key=st.sampled_from(INT_KEYS),
-       value=st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.text(max_size=4), st.booleans(),
-                       st.lists(st.integers(), max_size=2), st.none()))
+       value=st.one_of(st.integers(-10**6, 10**6), st.integers(INT_MAX - 2, 2**65), st.floats(allow_nan=True),
+                       st.text(max_size=4), st.booleans(), st.lists(st.integers(), max_size=2), st.none()))
 def test_integer_keys_accept_exactly_their_range(key, value):
     if value is None:  # an absent override: the default stays
         assert getattr(RunConfig.from_dict({}, {key: value}), key) == getattr(RunConfig(), key)
         return
-    valid = isinstance(value, int) and not isinstance(value, bool) and value >= MINIMUM[key]
+    valid = isinstance(value, int) and not isinstance(value, bool) and MINIMUM[key] <= value <= MAXIMUM[key]
     if valid:
         assert getattr(RunConfig.from_dict({"run": {key: value}}), key) == value
     else:

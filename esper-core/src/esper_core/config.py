@@ -24,6 +24,7 @@ from esper_core.options import (
     int_at_least,
     invalid_message,
     is_number,
+    non_empty_text,
     non_negative_number,
     one_of,
     parse_options,
@@ -32,6 +33,8 @@ from esper_core.options import (
 )
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+#: Most CPU threads a run may ask torch for (far beyond any CPU; torch crashes on a huge count).
+MAX_THREADS = 1024
 
 
 def _name_list(value: Any) -> tuple[str, ...] | None:
@@ -92,14 +95,14 @@ class RunConfig:
     baseline_cache: bool = field(default=True, validator=check(_is_bool, "true or false"))
     deterministic: bool = field(default=False, validator=check(_is_bool, "true or false"))
     #: torch intra-op threads on CPU; 0 = automatic (see esper_core.setup.seeding.choose_threads)
-    threads: int = field(default=0, validator=int_at_least(0))
+    threads: int = field(default=0, validator=int_at_least(0, high=MAX_THREADS))
     reward_preset: str = field(default="shaped", validator=check(_is_non_empty_str, "a preset name"))
     telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_name_list)
     #: training observers to run; None = every installed one, [] = none
     observers: tuple[str, ...] | None = field(default=None, converter=_name_list)
-    out: str | None = field(default=None, validator=check(_is_non_empty_str, "a path", optional=True))
+    out: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
     #: a blueprint library file (from ``esper discover``): its blueprints join the task's catalog
-    blueprint_library: str | None = field(default=None, validator=check(_is_non_empty_str, "a path", optional=True))
+    blueprint_library: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
     #: run checkpoints kept in ``RUN_DIR/checkpoints/`` (one is written after every epoch)
     checkpoint_keep: int = field(default=2, validator=int_at_least(1))
     training: TrainingConfig = field(factory=TrainingConfig)
@@ -228,14 +231,38 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: every character TOML does not take literally escaped,
+    so what Esper writes (``config.toml``) always reads back as the same value."""
+    out = []
+    for char in text:
+        if "\ud800" <= char <= "\udfff":  # a byte of a non-UTF-8 file name (surrogateescape)
+            raise ConfigError(f"{text!r} is not valid Unicode text (a non-UTF-8 file name?); "
+                              "it cannot be written to config.toml")
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _toml_string(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str | Path):
-        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{text}"'
+        return _toml_string(str(value))
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
@@ -245,7 +272,7 @@ def dump_toml(data: Mapping[str, Mapping[str, Any]], prefix: str = "") -> str:
     """Write nested tables of scalars and lists as TOML (sub-tables as ``[a.b]``)."""
     lines: list[str] = []
     for table, values in data.items():
-        name = f"{prefix}{table}"
+        name = f"{prefix}{_toml_key(table)}"
         lines.append(f"[{name}]")
         subtables = {}
         for key, value in values.items():
@@ -254,7 +281,7 @@ def dump_toml(data: Mapping[str, Mapping[str, Any]], prefix: str = "") -> str:
             if isinstance(value, Mapping):
                 subtables[key] = value
             else:
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
         lines.append("")
         if subtables:
             lines.append(dump_toml(subtables, prefix=f"{name}."))

@@ -36,7 +36,9 @@ def _create_beside(path: Path) -> tuple[int, str]:
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file beside ``path``, synced and renamed over ``path``
     when the block ends; on any failure the temporary file is removed and ``path`` is untouched
-    (a kill mid-write leaves the previous version intact)."""
+    (a kill mid-write leaves the previous version intact). Missing folders above ``path`` are
+    created, as :func:`check_writable_file` promised when it accepted them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -90,7 +92,9 @@ def check_writable_dir(path: Path, *, flag: str = "--out") -> None:
 
 
 def check_writable_file(path: Path, *, flag: str = "--out") -> None:
-    """As :func:`check_writable_dir`, for an output file (its folder must accept files)."""
+    """As :func:`check_writable_dir`, for an output file (its folder must accept files). The
+    CLI's outputs go through :func:`esper_core.storage.rundir.check_output_file`, which also
+    keeps them off the files of run and dataset directories."""
     if path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is a directory; name a file")
     _probe(_nearest_existing(path.parent, flag, path), flag, path)

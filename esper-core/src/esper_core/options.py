@@ -123,15 +123,26 @@ def optional(validator: Validator) -> Validator:
     return validate
 
 
-def int_at_least(low: int, *, optional: bool = False) -> Validator:
-    """An ``int`` (not a bool) that is ``≥ low``."""
-    expected = f"an integer ≥ {low}"
+#: The largest integer an option may hold: torch and NumPy take seeds, sizes and counts as
+#: 64-bit integers, and a larger one would fail deep inside them (or wrap) instead of here.
+INT_MAX = 2**63 - 1
+
+
+def _int_expected(low: int, high: int, value: Any) -> str:
+    if _is_int(value) and value > high:
+        return f"an integer ≥ {low} and ≤ {high}"
+    return f"an integer ≥ {low}"
+
+
+def int_at_least(low: int, *, high: int = INT_MAX, optional: bool = False) -> Validator:
+    """An ``int`` (not a bool) that is ``≥ low`` (and ``≤ high``, by default :data:`INT_MAX`)."""
 
     def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if optional and value is None:
             return
-        if not (_is_int(value) and value >= low):
-            raise InvalidValue(attribute.name, value, expected, _wrong_type(value, _is_int))
+        if not (_is_int(value) and low <= value <= high):
+            raise InvalidValue(attribute.name, value, _int_expected(low, high, value),
+                               _wrong_type(value, _is_int))
 
     return validate
 
@@ -218,17 +229,16 @@ def as_bool(value: Any) -> bool:
     raise InvalidValue(None, value, "true or false")
 
 
-def as_int(low: int, *, optional: bool = False) -> Callable[[Any], Any]:
-    """A converter to an int ≥ ``low``; a string of digits is read as one."""
-    expected = f"an integer ≥ {low}"
+def as_int(low: int, *, high: int = INT_MAX, optional: bool = False) -> Callable[[Any], Any]:
+    """A converter to an int in ``[low, high]``; a string of digits is read as one."""
 
     def convert(value: Any) -> Any:
         if optional and value is None:
             return None
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value.strip())
-        if not (_is_int(value) and value >= low):
-            raise InvalidValue(None, value, expected, _wrong_type(value, _is_int))
+        if not (_is_int(value) and low <= value <= high):
+            raise InvalidValue(None, value, _int_expected(low, high, value), _wrong_type(value, _is_int))
         return value
 
     return convert

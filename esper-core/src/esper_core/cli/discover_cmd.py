@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from esper_core.cli.app import AppState
-from esper_core.config import parse_key_values
+from esper_core.config import MAX_THREADS, parse_key_values
 from esper_core.errors import ConfigError
 from esper_core.presentation.table import format_table
 
@@ -39,7 +39,8 @@ from esper_core.presentation.table import format_table
               help="Best hall-of-fame entries written to the library.")
 @click.option("--generator-option", "generator_option", multiple=True, metavar="KEY=VALUE",
               help="A generator setting (e.g. population=64 for evolution); repeatable.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
+              help="CPU threads for torch.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("blueprint-library.json"),
               show_default=True, help="Blueprint library file to write.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
@@ -53,9 +54,9 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
     """Search for blueprints with the Crucible; print best and mean fitness per step."""
     if out.exists() and not force:
         raise ConfigError(f"--out {str(out)!r} exists; choose another file or pass --force")
-    from esper_core.files import check_writable_file
+    from esper_core.storage.rundir import check_output_file
 
-    check_writable_file(out)  # before the search, not after it
+    check_output_file(out)  # before the search, not after it
     spec = state.catalog.generators.get(generator)
     requested = None if tasks is None else tuple(t.strip() for t in tasks.split(",") if t.strip())
     if requested == ():

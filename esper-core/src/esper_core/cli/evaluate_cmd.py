@@ -32,13 +32,14 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
                      as_json: bool) -> None:
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
     from esper_core.config import parse_key_values
-    from esper_core.files import check_writable_file, write_json
+    from esper_core.files import write_json
     from esper_core.presentation.evaluation_report import format_evaluation
     from esper_core.presentation.progress import progress_callback
+    from esper_core.storage.rundir import check_output_file
     from esper_core.tolaria.evaluation import evaluate_checkpoint
 
     if out is not None:
-        check_writable_file(out)  # before the episodes, not after them
+        check_output_file(out)  # before the episodes, not after them
     from esper_core.setup.defaults import comparison_policies
 
     names = (comparison_policies(state.catalog) if against is None

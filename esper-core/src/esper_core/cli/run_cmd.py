@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -124,7 +123,9 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     config = RunConfig.from_sources(config_path, options, task_options=task_options,
                                     policy_options=policy_options)
     resolved = resolve_run(config, state.catalog)
-    rank = int(os.environ.get("RANK", "0") or 0)  # torchrun: only rank 0 writes the run directory
+    from esper_core.tolaria.distributed_run import launch_rank
+
+    rank = launch_rank()  # torchrun: only rank 0 writes the run directory
     created = None
     if rank != 0:
         run_dir = Path(tempfile.mkdtemp(prefix=f"esper-rank{rank}-"))

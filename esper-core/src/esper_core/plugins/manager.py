@@ -34,7 +34,7 @@ import pluggy
 from attrs import field, frozen
 
 from esper_core import hookspecs
-from esper_core.errors import PluginError
+from esper_core.errors import ConfigError, PluginError
 from esper_core.markers import ENTRY_POINT_GROUP, PROJECT_NAME
 
 if sys.version_info >= (3, 12):  # pragma: no cover
@@ -45,6 +45,7 @@ else:  # pragma: no cover
 CORE_DISTRIBUTION = "esper-core"
 BUILTIN_PLUGIN_NAME = "core"
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
 
 
 @frozen(kw_only=True)
@@ -62,11 +63,20 @@ class PluginSettings:
         allow_raw = env.get("ESPER_PLUGINS", "").strip()
         allow = tuple(a.strip() for a in allow_raw.split(",") if a.strip()) if allow_raw else None
         return cls(
-            autoload=env.get("ESPER_DISABLE_PLUGIN_AUTOLOAD", "").lower() not in _TRUE,
+            autoload=not _env_flag(env, "ESPER_DISABLE_PLUGIN_AUTOLOAD"),
             allow=allow,
-            strict=strict or env.get("ESPER_STRICT_PLUGINS", "").lower() in _TRUE,
-            trace=env.get("ESPER_TRACE_HOOKS", "").lower() in _TRUE,
+            strict=strict or _env_flag(env, "ESPER_STRICT_PLUGINS"),
+            trace=_env_flag(env, "ESPER_TRACE_HOOKS"),
         )
+
+
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    """An on/off environment variable; a value that is neither is refused, not read as off."""
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise ConfigError(f"{name}={env[name]!r} is invalid; expected one of "
+                      f"{', '.join(sorted(_TRUE))} (on) or {', '.join(sorted(_FALSE - {''}))} (off)")
 
 
 @frozen(kw_only=True)
@@ -275,6 +285,16 @@ def load_plugins(
                                       stage="import", error=_one_line(exc)))
             continue
         loaded.register(plugin, name=ep.name, distribution=distribution, version=version)
+
+    if settings.allow is not None:
+        # A name in ESPER_PLUGINS that no entry point has would silently load nothing in its place.
+        extra = list(extra)
+        known = {BUILTIN_PLUGIN_NAME, CORE_DISTRIBUTION, *(name for name, _ in extra)}
+        known.update(name for ep, distribution, _ in esper_entry_points() for name in (ep.name, distribution))
+        unknown = [name for name in settings.allow if name not in known]
+        if unknown:
+            raise ConfigError(f"ESPER_PLUGINS names {', '.join(map(repr, unknown))}, which no installed plugin "
+                              f"is; installed plugins and distributions: {', '.join(sorted(known))}")
 
     for name, plugin in extra:
         loaded.register(plugin, name=name, distribution=name, version="local")

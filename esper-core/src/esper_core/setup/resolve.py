@@ -17,7 +17,7 @@ from esper_core.config import RunConfig, build_section
 from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings
 from esper_core.contracts.specs import BlueprintSpec, GateSpec, ObserverSpec, PolicySpec, SinkSpec, TaskSpec
-from esper_core.errors import ConfigError
+from esper_core.errors import ConfigError, UnknownNameError
 from esper_core.plugins.registry import Catalog
 from esper_core.rewards.function import RewardFunction
 from esper_core.setup.defaults import default_policy, default_task
@@ -128,6 +128,16 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     sinks = tuple(catalog.sinks.get(name) for name in config.telemetry)
     observers = (tuple(catalog.observers) if config.observers is None
                  else tuple(catalog.observers.get(name) for name in config.observers))
+    # A [telemetry.<name>] or [observers.<name>] table must name an installed component: a
+    # misspelt one would otherwise be ignored. (One for an installed component this run leaves
+    # out is kept: evaluation and `esper collect` run a config with its sinks switched off.)
+    for table, names, registry in (("telemetry", config.telemetry_options, catalog.sinks),
+                                   ("observers", config.observer_options, catalog.observers)):
+        for name in names:
+            try:
+                registry.get(name)
+            except UnknownNameError as exc:
+                raise ConfigError(f"[{table}.{name}]: {exc}") from None
     task_options = {"batch_size": training.batch_size, **config.task_options}
     return ResolvedRun(
         config=config,

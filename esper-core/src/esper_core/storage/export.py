@@ -52,7 +52,7 @@ from esper_core.plugins.registry import Catalog
 from esper_core.setup.resolve import resolve_run
 from esper_core.setup.tasks import build_model, build_task
 from esper_core.storage.run_checkpoint import rebuild_architecture
-from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE
+from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE, refuse_run_files
 
 logger = structlog.get_logger(__name__)
 
@@ -193,11 +193,12 @@ def export_model(run_dir: Path, catalog: Catalog, *, fmt: str = DEFAULT_FORMAT, 
         if missing:
             raise ConfigError(f"ONNX export needs the {' and '.join(map(repr, missing))} package"
                               f"{'s' if len(missing) > 1 else ''}: pip install 'esper-core[onnx]'")
+    path = out or run_dir / f"model{SUFFIXES[fmt]}"
+    defaults = tuple(run_dir / f"model{suffix}" for suffix in SUFFIXES.values())
+    for target in (path, sidecar_path(path)):  # the run's own files stay as they are
+        refuse_run_files(target, replaceable=(*defaults, *map(sidecar_path, defaults)))
     model, example, info = load_run_model(run_dir, catalog)
     plain = fold(model)
-    path = out or run_dir / f"model{SUFFIXES[fmt]}"
-    if path.resolve() == (run_dir / MODEL_FILE).resolve():
-        raise ConfigError(f"--out {str(path)!r} is the run's own {MODEL_FILE}; choose another file")
     contract = {**info.pop("contract"), "format": fmt, "file": path.name,
                 "loading_example": LOADING[fmt].format(path=path.name)}
     text = json.dumps(contract, indent=2)

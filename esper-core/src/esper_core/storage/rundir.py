@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from esper_core.errors import ConfigError
-from esper_core.files import FILE_MODE
+from esper_core.files import FILE_MODE, check_writable_file
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
@@ -43,7 +43,12 @@ def default_run_dir(task: str, policy: str, root: Path = Path("runs")) -> Path:
 
 
 def create_run_dir(path: Path) -> Path:
-    """Create ``path`` for a new run; an existing non-empty directory is never reused."""
+    """Create ``path`` for a new run; an existing non-empty directory is never reused, and a
+    run is never put inside another run's (or a dataset's) directory."""
+    outer = enclosing_run_dir(path)
+    if outer is not None:
+        raise ConfigError(f"--out {str(path)!r} is inside the run or dataset directory {str(outer)!r}; "
+                          "choose a directory outside it")
     if path.exists():
         if not path.is_dir():
             raise ConfigError(f"--out {str(path)!r} exists and is not a directory")
@@ -64,6 +69,62 @@ def create_run_dir(path: Path) -> Path:
     except OSError as exc:
         raise ConfigError(f"--out {str(path)!r} is not writable: {exc.strerror or exc}") from None
     return path
+
+
+DATASET_FILE = "dataset.json"
+EPISODES_DIR = "episodes"
+
+
+def is_run_or_dataset_dir(folder: Path) -> bool:
+    """Whether ``folder`` is an Esper run directory or an ``esper collect`` dataset: it holds the
+    lock file a run or a recording keeps, or a run's config beside its checkpoints or summary, or
+    a dataset's metadata beside its episodes. A ``config.toml`` alone does not count: a project
+    folder often holds the one passed to ``--config``, with its runs below it."""
+    if (folder / LOCK_FILE).is_file():
+        return True
+    if (folder / CONFIG_FILE).is_file() and ((folder / SUMMARY_FILE).is_file() or (folder / CHECKPOINTS_DIR).is_dir()):
+        return True
+    return (folder / DATASET_FILE).is_file() and (folder / EPISODES_DIR).is_dir()
+
+
+def enclosing_run_dir(path: Path) -> Path | None:
+    """The nearest run (or dataset) directory holding ``path``, or None."""
+    for folder in path.resolve().parents:
+        if is_run_or_dataset_dir(folder):
+            return folder
+    return None
+
+
+def check_output_file(path: Path, *, flag: str = "--out") -> None:
+    """Before the work, for a file the CLI will write (``esper evaluate``, ``export``,
+    ``discover``): its folder accepts files, and it replaces no file of a run or dataset
+    directory (:func:`refuse_run_files`)."""
+    check_writable_file(path, flag=flag)
+    refuse_run_files(path, flag=flag)
+
+
+def refuse_run_files(path: Path, *, flag: str = "--out", replaceable: tuple[Path, ...] = ()) -> None:
+    """Refuse an output file that would replace a file of a run or dataset directory, or go
+    under one's ``checkpoints/`` or ``episodes/`` (where a stray file would be read back as a
+    checkpoint or a shard). Inside a run directory an output may add new files, and replace an
+    earlier export (a file with its ``FILE.json`` contract beside it) or one of ``replaceable``.
+    """
+    run_dir = enclosing_run_dir(path)
+    if run_dir is None:
+        return
+    resolved = path.resolve()
+    inner = resolved.relative_to(run_dir).parts
+    if len(inner) > 1 and inner[0] in (CHECKPOINTS_DIR, EPISODES_DIR):
+        raise ConfigError(f"{flag} {str(path)!r} is inside {str(run_dir / inner[0])!r}, which Esper reads "
+                          "back; choose a file outside it")
+    if not resolved.exists() or resolved in {p.resolve() for p in replaceable}:
+        return
+    earlier_export = (resolved.with_name(resolved.name + ".json").is_file()
+                      or (resolved.suffix == ".json" and resolved.with_suffix("").is_file()))
+    if earlier_export and resolved.name not in (CONFIG_FILE, SUMMARY_FILE, MODEL_FILE, LOCK_FILE):
+        return
+    raise ConfigError(f"{flag} {str(path)!r} would replace {resolved.name!r} of the run or dataset directory "
+                      f"{str(run_dir)!r}; choose a new file name (what a run wrote is never overwritten)")
 
 
 def _read_pid(path: Path) -> int | None:

@@ -40,6 +40,25 @@ def launched_with_several_processes() -> bool:
         raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
 
 
+def launch_rank() -> int:
+    """This process's rank: ``RANK`` under a multi-process launch, else 0. A ``RANK`` that is not
+    an integer in ``[0, WORLD_SIZE)`` is refused; so is a non-zero one without ``WORLD_SIZE`` > 1,
+    which would make this lone process run without writing its run directory."""
+    raw = os.environ.get("RANK", "").strip()
+    if not raw:
+        return 0
+    try:
+        rank = int(raw)
+    except ValueError:
+        raise ConfigError(f"RANK={raw!r} is not an integer") from None
+    world = int(os.environ.get("WORLD_SIZE", "1")) if launched_with_several_processes() else 1
+    if not 0 <= rank < world:
+        raise ConfigError(f"RANK={raw!r} is outside 0..{world - 1} (WORLD_SIZE="
+                          f"{os.environ.get('WORLD_SIZE', 'unset')}); only rank 0 writes the run directory, "
+                          "so unset RANK or launch with torchrun")
+    return rank
+
+
 def init_process_group(device: str) -> tuple[int, int]:
     """Join the launcher's process group (gloo on CPU, NCCL on CUDA); returns (rank, world size)."""
     if not dist.is_available():
