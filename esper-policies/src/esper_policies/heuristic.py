@@ -29,7 +29,8 @@ blueprint-penalty bookkeeping once for the epoch, and then considers, in priorit
    seen in the last ``embargo_epochs_after_cull`` (5) epochs, and the mask allows GERMINATE in a
    DORMANT slot with at least one allowed blueprint, chosen by
    :class:`~esper_policies.rotation.BlueprintRotation`: by default the first one in the task's
-   blueprint order (its order of preference) that has not been culled, or cycling through them
+   blueprint order (its order of preference) that has not been culled, a blueprint whose seed
+   fossilized going first (``repeat_fossilized_blueprint``), or cycling through them
    (``blueprint_choice = "rotate"``). The choice is cost-aware: a blueprint is considered only
    where its parameters (the mask's ``costs``) keep all seeds within ``max_added_fraction``
    (1.0) of the host's own parameter count, and it goes into the free slot where it costs the

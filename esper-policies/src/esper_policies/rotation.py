@@ -70,7 +70,7 @@ class BlueprintRotation:
         self._preferred: list[str] = []
 
     def state_dict(self) -> dict[str, Any]:
-        """Keys seen, penalties and the round-robin position (for run checkpoints)."""
+        """Keys seen, penalties, the round-robin position and the preferred keys (for run checkpoints)."""
         return {"keys": list(self._keys), "penalties": dict(self._penalties), "next": self._next,
                 "epoch": self._epoch, "preferred": list(self._preferred)}
 
