@@ -140,6 +140,12 @@ def test_export_errors(catalog, fossil_run, tmp_path):
         export_model(tmp_path, catalog, fmt="torchscript")
     with pytest.raises(ConfigError, match="would replace 'model.pt' of the run"):
         export_model(fossil_run, catalog, fmt="state-dict", out=fossil_run / "model.pt")
+    config = (fossil_run / "config.toml").read_text()
+    with pytest.raises(ConfigError, match="would replace 'config.toml' of the run"):
+        export_model(fossil_run, catalog, fmt="torchscript", out=fossil_run / "config.toml")
+    with pytest.raises(ConfigError, match="would replace 'summary.json' of the run"):  # its contract would
+        export_model(fossil_run, catalog, fmt="torchscript", out=fossil_run / "summary")
+    assert (fossil_run / "config.toml").read_text() == config
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "config.toml").write_text((fossil_run / "config.toml").read_text())

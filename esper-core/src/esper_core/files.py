@@ -93,8 +93,8 @@ def check_writable_dir(path: Path, *, flag: str = "--out") -> None:
 
 def check_writable_file(path: Path, *, flag: str = "--out") -> None:
     """As :func:`check_writable_dir`, for an output file (its folder must accept files). The
-    CLI's outputs go through :func:`esper_core.storage.rundir.check_output_file`, which also
-    keeps them off the files of run and dataset directories."""
+    CLI keeps its outputs off the files of run and dataset directories as well
+    (:func:`esper_core.storage.rundir.check_output_file`; export, in ``export_model``)."""
     if path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is a directory; name a file")
     _probe(_nearest_existing(path.parent, flag, path), flag, path)

@@ -25,11 +25,11 @@ DEFAULT_FORMAT = "torch-export"
 def export_command(state: AppState, run_dir: Path, fmt: str, out: Path | None) -> None:
     """Write RUN_DIR's final model with its fossilized seeds folded in and no slot machinery,
     and beside it FILE.json: the input shape, dtype, normalisation and class names to feed it."""
+    from esper_core.files import check_writable_file
     from esper_core.storage.export import export_model, sidecar_path
-    from esper_core.storage.rundir import check_output_file
 
     if out is not None:
-        check_output_file(out)
+        check_writable_file(out)  # the run's own files: export_model refuses them before loading
     path = export_model(run_dir, state.catalog, fmt=fmt, out=out)
     click.echo(f"wrote {path}")
     click.echo(f"wrote {sidecar_path(path)} (how to feed it: input shape, dtype, normalisation, classes)")

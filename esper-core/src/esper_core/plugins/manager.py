@@ -271,7 +271,8 @@ def load_plugins(
     loaded.register(builtin_plugin, name=BUILTIN_PLUGIN_NAME, distribution=CORE_DISTRIBUTION,
                     version=__version__)
 
-    for ep, distribution, version in esper_entry_points():
+    entry_points = esper_entry_points()
+    for ep, distribution, version in entry_points:
         if distribution == CORE_DISTRIBUTION and ep.name == BUILTIN_PLUGIN_NAME:
             continue
         if not _allowed(settings, ep.name, distribution):
@@ -290,7 +291,7 @@ def load_plugins(
         # A name in ESPER_PLUGINS that no entry point has would silently load nothing in its place.
         extra = list(extra)
         known = {BUILTIN_PLUGIN_NAME, CORE_DISTRIBUTION, *(name for name, _ in extra)}
-        known.update(name for ep, distribution, _ in esper_entry_points() for name in (ep.name, distribution))
+        known.update(name for ep, distribution, _ in entry_points for name in (ep.name, distribution))
         unknown = [name for name in settings.allow if name not in known]
         if unknown:
             raise ConfigError(f"ESPER_PLUGINS names {', '.join(map(repr, unknown))}, which no installed plugin "

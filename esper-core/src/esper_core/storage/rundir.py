@@ -96,8 +96,8 @@ def enclosing_run_dir(path: Path) -> Path | None:
 
 
 def check_output_file(path: Path, *, flag: str = "--out") -> None:
-    """Before the work, for a file the CLI will write (``esper evaluate``, ``export``,
-    ``discover``): its folder accepts files, and it replaces no file of a run or dataset
+    """Before the work, for a file the CLI will write (``esper evaluate``, ``discover``; export
+    checks its file and contract itself): its folder accepts files, and it replaces no file of a run or dataset
     directory (:func:`refuse_run_files`)."""
     check_writable_file(path, flag=flag)
     refuse_run_files(path, flag=flag)
