@@ -6,6 +6,7 @@ for components that do not exist, and plugin environment variables with unreadab
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import pytest
@@ -246,3 +247,250 @@ def test_a_bad_plugin_variable_is_one_line_through_the_cli(monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2
+
+
+# -- lists of names: one parser, no blank item dropped ---------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "got"), [(",", r"a blank name \(item 1\)"), ("a,,b", r"a blank name \(item 2\)"),
+                                            ("a, ", r"a blank name \(item 2\)"), ("", "no name"), ("  ", "no name")])
+def test_a_list_option_with_a_blank_item_or_no_item_names_the_option(tmp_path, value, got):
+    # Each used to be read as fewer names (none at all for ',' and ''): evaluate compared the
+    # policy with nothing, discover searched fewer tasks, a run had no slots.
+    cli = build_cli(PluginSettings(autoload=False))
+    for args, what in ((["evaluate", "--policy-checkpoint", "p.pt", "--against", value], "--against"),
+                       (["discover", "--tasks", value, "--out", str(tmp_path / "lib.json")], "--tasks"),
+                       (["run", "--slots", value, "--out", str(tmp_path / "r")], r"\[run\] slots ="),
+                       (["run", "--blueprints", value, "--out", str(tmp_path / "r")], r"\[run\] blueprints =")):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        assert re.search(rf"Error: {what} '{value}' is invalid; expected one or more comma-separated "
+                         rf"[a-z ]+ names, got {got}", result.output), result.output
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("slots", "", r"\[run\] slots = '' is invalid; expected one or more comma-separated slot names, got no name"),
+    ("slots", [], r"\[run\] slots = \[\] is invalid; expected a non-empty list of slot names, got no name"),
+    ("slots", ["block1", " "], r"expected a non-empty list of slot names, got a blank name \(item 2\)"),
+    ("blueprints", [], r"\[run\] blueprints = \[\] is invalid; expected a non-empty list of blueprint names"),
+    ("telemetry", "jsonl,", r"\[run\] telemetry = 'jsonl,' is invalid; expected comma-separated telemetry sinks "
+                            r"\('' for none\), got a blank name \(item 2\)"),
+    ("observers", ["a", ""], r"\[run\] observers = \['a', ''\] is invalid; expected a list of observers"),
+])
+def test_a_blank_name_in_a_config_list_is_refused_by_key(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict({"run": {key: value}})
+
+
+def test_a_config_file_with_blank_slots_is_refused_through_the_cli(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('[run]\nslots = ""\n')
+    result = CliRunner().invoke(build_cli(PluginSettings(autoload=False)),
+                                ["run", "--config", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "[run] slots = '' is invalid" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_sinks_and_no_observers_stay_explicit_choices():
+    # `esper collect` and `--observers ''` switch them off on purpose; names are stripped.
+    config = RunConfig.from_dict({"run": {"telemetry": "", "observers": [], "slots": " block1 , block2"}})
+    assert (config.telemetry, config.observers, config.slots) == ((), (), ("block1", "block2"))
+    assert RunConfig.from_dict({"run": {"telemetry": [], "observers": " "}}).observers == ()
+
+
+def test_a_task_default_of_no_slot_is_refused():
+    from esper_core.contracts.run_defaults import RunDefaults
+
+    with pytest.raises(ConfigError, match=r"task 'toy' defaults option 'slots' = \[\] is invalid; expected a "
+                                          r"non-empty list of slot names, got no name"):
+        RunDefaults.from_mapping({"slots": []}, owner="task 'toy' defaults")
+    with pytest.raises(ConfigError, match="got a blank name"):
+        RunDefaults(slots=("block1", ""))
+    assert RunDefaults(blueprints=()).blueprints == ()  # every blueprint of the topology
+
+
+@pytest.mark.parametrize("value", [",", "toy,,core", "toy,"])
+def test_esper_plugins_with_a_blank_name_is_refused(value):
+    with pytest.raises(ConfigError, match=rf"ESPER_PLUGINS='{value}' is invalid; expected one or more comma-separated "
+                                          r"plugin names, got a blank name"):
+        PluginSettings.from_env({"ESPER_PLUGINS": value})
+    assert PluginSettings.from_env({"ESPER_PLUGINS": " toy , core "}).allow == ("toy", "core")
+    assert PluginSettings.from_env({"ESPER_PLUGINS": "  "}).allow is None  # unset: every plugin
+
+
+# -- options tables of installed components the run leaves out -------------------------------------
+
+
+@pytest.mark.parametrize("sinks", [[], ["jsonl"]])
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_byts": 10}, r"telemetry sink 'jsonl': unknown option 'max_byts' \(did you mean 'max_bytes'\?\)"),
+    ({"max_bytes": 0}, r"telemetry sink 'jsonl' option 'max_bytes' = 0 is invalid; expected an integer ≥ 1"),
+])
+def test_an_options_table_is_checked_whether_or_not_the_run_enables_the_component(catalog, sinks, options, message):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "germinating", "telemetry": sinks},
+                                  "telemetry": {"jsonl": options}})
+    with pytest.raises(ConfigError, match=message):
+        resolve_run(config, catalog)
+
+
+def test_declared_observer_options_are_checked_too():
+    from attrs import frozen
+
+    from esper_core import hookimpl
+    from esper_core.contracts.specs import ObserverSpec
+    from esper_core.lazy import lazy
+
+    @frozen(kw_only=True)
+    class Options:
+        window: int = 3
+
+    class Observers:
+        @hookimpl
+        def esper_register_observers(self):
+            return [ObserverSpec(name="watch", factory=print, description="test", options=Options),
+                    ObserverSpec(name="lazy_watch", factory=print, description="test",
+                                 options=lazy("esper_core.telemetry.jsonl:JsonlOptions"))]
+
+    from engine_helpers import _policies_plugin
+
+    catalog = build_catalog(load_plugins(PluginSettings(autoload=False),
+                                         extra=[("toy", toy), ("p", _policies_plugin()), ("o", Observers())]))
+    run = {"task": "toy", "policy": "scripted", "observers": []}
+    with pytest.raises(ConfigError, match=r"observer 'watch': unknown option 'windw' \(did you mean 'window'\?\)"):
+        resolve_run(RunConfig.from_dict({"run": run, "observers": {"watch": {"windw": 2}}}), catalog)
+    with pytest.raises(ConfigError, match=r"observer 'lazy_watch': unknown option 'max_byte'"):
+        resolve_run(RunConfig.from_dict({"run": run, "observers": {"lazy_watch": {"max_byte": 2}}}), catalog)
+    resolve_run(RunConfig.from_dict({"run": run, "observers": {"watch": {"window": 2}}}), catalog)
+
+
+# -- resume of a run whose checkpoints are gone ------------------------------------------------------
+
+
+def _toy_run(catalog, out, *, resume=False, **run):
+    from esper_core.tolaria.job import execute_run
+
+    if not resume:
+        create_run_dir(out)
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "germinating", "epochs": 3,
+                                          "compare_baseline": False, "out": str(out), **run}})
+    return execute_run(resolve_run(config, catalog), catalog, out, resume=resume)
+
+
+@pytest.fixture(scope="module")
+def finished_run(catalog, tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    _toy_run(catalog, out)
+    return out
+
+
+def _unfinished_copy(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    for name in (SUMMARY_FILE, MODEL_FILE):
+        (out / name).unlink()
+    return out
+
+
+def test_a_resume_whose_checkpoints_were_deleted_is_refused_and_keeps_the_events(catalog, finished_run, tmp_path):
+    import shutil
+
+    from esper_core.errors import CheckpointError
+
+    out = _unfinished_copy(finished_run, tmp_path)
+    shutil.rmtree(out / CHECKPOINTS_DIR)
+    events, config = (out / "events.jsonl").read_bytes(), (out / CONFIG_FILE).read_bytes()
+    with pytest.raises(CheckpointError, match=r"refused: the run's checkpoints are missing \('.*events.jsonl' records "
+                                              r"epoch 3 of episode 0, after the first checkpoint\); starting over "
+                                              r"would overwrite what it recorded"):
+        _toy_run(catalog, out, resume=True)
+    assert (out / "events.jsonl").read_bytes() == events and (out / CONFIG_FILE).read_bytes() == config
+
+    from esper_core.cli.app import AppState
+    from esper_core.cli.run_cmd import run_command
+
+    result = CliRunner().invoke(run_command, ["--resume", str(out)],
+                                obj=AppState(PluginSettings(autoload=False), _catalog=catalog))
+    assert isinstance(result.exception, CheckpointError) and "checkpoints are missing" in str(result.exception)
+    assert (out / "events.jsonl").read_bytes() == events and (out / CONFIG_FILE).read_bytes() == config
+
+
+def test_an_emptied_checkpoints_folder_is_refused_without_events(catalog, tmp_path):
+    from esper_core.errors import CheckpointError
+
+    out = tmp_path / "run"
+    _toy_run(catalog, out, telemetry=[])
+    for name in (SUMMARY_FILE, MODEL_FILE):
+        (out / name).unlink()
+    for path in (out / CHECKPOINTS_DIR).iterdir():
+        path.unlink()
+    with pytest.raises(CheckpointError, match=r"checkpoints are missing \(checkpoints/ is empty, and only a "
+                                              r"checkpoint creates it\)"):
+        _toy_run(catalog, out, resume=True, telemetry=[])
+
+
+def test_a_run_stopped_before_its_first_checkpoint_still_starts_over(catalog, finished_run, tmp_path):
+    import shutil
+
+    out = _unfinished_copy(finished_run, tmp_path)
+    shutil.rmtree(out / CHECKPOINTS_DIR)
+    # Killed after epoch 1's event, before its checkpoint was written (and a first write cut
+    # short leaves its temporary file in checkpoints/).
+    lines = (out / "events.jsonl").read_text().splitlines(keepends=True)
+    first_epoch = next(i for i, line in enumerate(lines) if '"kind": "epoch"' in line)
+    (out / "events.jsonl").write_text("".join(lines[:first_epoch + 1]))
+    (out / CHECKPOINTS_DIR).mkdir()
+    (out / CHECKPOINTS_DIR / ".ep0000-epoch00001.pt.0123456789ab.tmp").write_bytes(b"partial")
+    summary = _toy_run(catalog, out, resume=True)
+    assert summary["epochs"] == 3 and (out / SUMMARY_FILE).is_file()
+
+
+# -- export: nothing written unless the exported model passes its check -----------------------------
+
+
+def _differing_fold(monkeypatch):
+    from torch import nn
+
+    from esper_core.storage import export as export_module
+
+    class Shift(nn.Module):
+        def forward(self, x):
+            return x + 1.0
+
+    fold = export_module.fold
+    monkeypatch.setattr(export_module, "fold", lambda model: nn.Sequential(*fold(model), Shift()).eval())
+
+
+@pytest.mark.parametrize("fmt", ["state-dict", "torch-export"])
+def test_an_export_that_fails_its_check_writes_nothing(catalog, finished_run, tmp_path, monkeypatch, fmt):
+    from esper_core.errors import CheckpointError
+    from esper_core.storage.export import export_model
+
+    _differing_fold(monkeypatch)
+    target = tmp_path / "out" / "model.bin"
+    with pytest.raises(CheckpointError, match=r"the exported model differs from the run's model by .* on the example "
+                                              r"batch; nothing was written"):
+        export_model(finished_run, catalog, fmt=fmt, out=target)
+    assert not target.exists() and not (tmp_path / "out" / "model.bin.json").exists()
+    assert not list((tmp_path / "out").iterdir()), "no temporary file left"
+
+
+def test_an_export_that_fails_its_check_keeps_the_earlier_export(catalog, finished_run, tmp_path, monkeypatch):
+    import shutil
+
+    from esper_core.cli.app import AppState
+    from esper_core.cli.export_cmd import export_command
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "model.pt2").write_bytes(b"earlier export")
+    (run / "model.pt2.json").write_text("{}")
+    _differing_fold(monkeypatch)
+    result = CliRunner().invoke(export_command, [str(run)], obj=AppState(PluginSettings(autoload=False),
+                                                                          _catalog=catalog))
+    assert "differs from the run's model" in str(result.exception)
+    assert (run / "model.pt2").read_bytes() == b"earlier export" and (run / "model.pt2.json").read_text() == "{}"
+    assert sorted(p.name for p in run.iterdir()) == sorted([p.name for p in finished_run.iterdir()]
+                                                           + ["model.pt2", "model.pt2.json"]), "no temporary file"

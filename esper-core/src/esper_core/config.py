@@ -19,11 +19,11 @@ from attrs import field, frozen
 from esper_core.contracts.run_defaults import LR_SCHEDULES, OPTIMIZERS
 from esper_core.errors import ConfigError
 from esper_core.options import (
-    InvalidValue,
     check,
     int_at_least,
     invalid_message,
     is_number,
+    name_list,
     non_empty_text,
     non_negative_number,
     one_of,
@@ -37,14 +37,21 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 MAX_THREADS = 1024
 
 
-def _name_list(value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise InvalidValue(None, value, "a list of names")
-    return tuple(value)
+# Every list of names goes through options.name_list: a blank name is refused, never dropped.
+def _slot_names(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else name_list(value, noun="slot name")
+
+
+def _blueprint_names(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else name_list(value, noun="blueprint name")
+
+
+def _sink_names(value: Any) -> tuple[str, ...]:
+    return name_list(value, noun="telemetry sink", allow_empty=True)
+
+
+def _observer_names(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else name_list(value, noun="observer", allow_empty=True)
 
 
 def _is_bool(v: Any) -> bool:
@@ -85,8 +92,12 @@ class RunConfig:
     seed: int = field(default=0, validator=int_at_least(0))
     device: str = field(default="auto", validator=check(
         lambda v: isinstance(v, str) and bool(DEVICE_PATTERN.match(v)), "'auto', 'cpu', 'cuda' or 'cuda:N'"))
-    slots: tuple[str, ...] | None = field(default=None, converter=_name_list)
-    blueprints: tuple[str, ...] | None = field(default=None, converter=_name_list)
+    #: None: every injection point of the host (the task's default). A run always has a slot:
+    #: an empty list is refused, not read as "none" or "the default" (a run with no seeds at
+    #: all is the baseline, ``--policy noop`` or compare_baseline).
+    slots: tuple[str, ...] | None = field(default=None, converter=_slot_names)
+    #: None: the task's default (every blueprint of its topology); an empty list is refused.
+    blueprints: tuple[str, ...] | None = field(default=None, converter=_blueprint_names)
     #: most live seeds at once; None = the task's default (1 unless the task says otherwise)
     max_seeds: int | None = field(default=None, validator=int_at_least(1, optional=True))
     param_budget: int | None = field(default=None, validator=int_at_least(0, optional=True))
@@ -97,9 +108,10 @@ class RunConfig:
     #: torch intra-op threads on CPU; 0 = automatic (see esper_core.setup.seeding.choose_threads)
     threads: int = field(default=0, validator=int_at_least(0, high=MAX_THREADS))
     reward_preset: str = field(default="shaped", validator=check(_is_non_empty_str, "a preset name"))
-    telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_name_list)
-    #: training observers to run; None = every installed one, [] = none
-    observers: tuple[str, ...] | None = field(default=None, converter=_name_list)
+    #: telemetry sinks; [] (or '') = none
+    telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_sink_names)
+    #: training observers to run; None = every installed one, [] (or '') = none
+    observers: tuple[str, ...] | None = field(default=None, converter=_observer_names)
     out: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
     #: a blueprint library file (from ``esper discover``): its blueprints join the task's catalog
     blueprint_library: str | None = field(default=None, validator=non_empty_text("a path", optional=True))

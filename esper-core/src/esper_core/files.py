@@ -51,6 +51,25 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """As :func:`atomic_file`, for writers that take a file name (``torch.onnx.export``): the
+    block writes (and may read back and check) the temporary file whose path it is given; when
+    the block ends the file is synced and renamed over ``path``. If the block raises, the
+    temporary file is removed and ``path`` is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_beside(path)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename over it."""
     with atomic_file(path) as handle:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import attrs
 
 from esper_core.errors import ConfigError
+from esper_core.wording import plural
 
 T = TypeVar("T")
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
@@ -242,6 +243,48 @@ def as_int(low: int, *, high: int = INT_MAX, optional: bool = False) -> Callable
         return value
 
     return convert
+
+
+def name_list(value: Any, *, noun: str = "name", allow_empty: bool = False) -> tuple[str, ...]:
+    """Names, as a list of strings or as one comma-separated string (a command-line option, an
+    environment variable): the one parser of every list of names Esper reads.
+
+    A blank name is refused, never dropped: ``','``, ``'a,,b'``, a trailing comma and
+    ``['a', ' ']`` name something the user did not mean. An empty list (``''`` or ``[]``) is
+    refused too, unless ``allow_empty`` (where "none" is a meaningful choice, e.g. no telemetry
+    sinks). Names from a string are stripped of surrounding spaces (``'a, b'``). Raises
+    :class:`InvalidValue` naming what was expected (``noun``: "slot name" ...) and what was wrong.
+    """
+    text = isinstance(value, str)
+    names = plural(noun)
+    if allow_empty:
+        expected = (f"comma-separated {names} ('' for none)" if text else f"a list of {names} ([] for none)")
+    else:
+        expected = f"one or more comma-separated {names}" if text else f"a non-empty list of {names}"
+    if text:
+        items: list[Any] = [v.strip() for v in value.split(",")] if value.strip() else []
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise InvalidValue(None, value, expected, got_word(value))
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, str):
+            raise InvalidValue(None, value, expected, f"{got_word(item)} (item {i})")
+        if not item.strip():
+            raise InvalidValue(None, value, expected, f"a blank name (item {i})")
+    if not items and not allow_empty:
+        raise InvalidValue(None, value, expected, "no name")
+    return tuple(items)
+
+
+def option_names(text: str, *, option: str, noun: str, allow_empty: bool = False) -> tuple[str, ...]:
+    """A command-line option's comma-separated names (:func:`name_list`); a bad list is a
+    :class:`ConfigError` naming ``option`` (``--against ',' is invalid; expected ...``)."""
+    try:
+        return name_list(text, noun=noun, allow_empty=allow_empty)
+    except InvalidValue as exc:
+        tail = f", got {exc.got}" if exc.got else ""
+        raise ConfigError(f"{option} {text!r} is invalid; expected {exc.expected}{tail}") from None
 
 
 def as_fraction(value: Any) -> float:

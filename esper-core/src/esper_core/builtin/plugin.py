@@ -61,7 +61,8 @@ def esper_register_reward_terms() -> list[RewardTermSpec]:
 def esper_register_telemetry_sinks() -> list[SinkSpec]:
     return [
         SinkSpec(name="jsonl", factory=lazy("esper_core.telemetry.jsonl:JsonlSink.from_options"),
-                 description="one JSON event per line in events.jsonl, flushed every epoch"),
+                 description="one JSON event per line in events.jsonl, flushed every epoch",
+                 options=lazy("esper_core.telemetry.jsonl:JsonlOptions")),
     ]
 
 

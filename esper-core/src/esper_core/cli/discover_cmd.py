@@ -12,6 +12,7 @@ import click
 from esper_core.cli.app import AppState
 from esper_core.config import MAX_THREADS, parse_key_values
 from esper_core.errors import ConfigError
+from esper_core.options import option_names
 from esper_core.presentation.table import format_table
 
 
@@ -52,15 +53,13 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
                      generator_option: tuple[str, ...], threads: int, out: Path, force: bool,
                      as_json: bool) -> None:
     """Search for blueprints with the Crucible; print best and mean fitness per step."""
+    requested = None if tasks is None else option_names(tasks, option="--tasks", noun="task name")
     if out.exists() and not force:
         raise ConfigError(f"--out {str(out)!r} exists; choose another file or pass --force")
     from esper_core.storage.rundir import check_output_file
 
     check_output_file(out)  # before the search, not after it
     spec = state.catalog.generators.get(generator)
-    requested = None if tasks is None else tuple(t.strip() for t in tasks.split(",") if t.strip())
-    if requested == ():
-        raise ConfigError("--tasks names no task")
 
     import torch
 

@@ -33,17 +33,17 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
     from esper_core.config import parse_key_values
     from esper_core.files import write_json
+    from esper_core.options import option_names
     from esper_core.presentation.evaluation_report import format_evaluation
     from esper_core.presentation.progress import progress_callback
+    from esper_core.setup.defaults import comparison_policies
     from esper_core.storage.rundir import check_output_file
     from esper_core.tolaria.evaluation import evaluate_checkpoint
 
+    names = (comparison_policies(state.catalog) if against is None
+             else option_names(against, option="--against", noun="policy name"))
     if out is not None:
         check_output_file(out)  # before the episodes, not after them
-    from esper_core.setup.defaults import comparison_policies
-
-    names = (comparison_policies(state.catalog) if against is None
-             else tuple(n.strip() for n in against.split(",") if n.strip()))
     evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
                                      epochs=epochs, device=device,
                                      policy_options=parse_key_values(policy_option, flag="--policy-option"),

@@ -20,6 +20,7 @@ from esper_core.errors import ConfigError
 from esper_core.options import (
     InvalidValue,
     int_at_least,
+    name_list,
     non_negative_number,
     one_of,
     parse_options,
@@ -59,15 +60,19 @@ class TrainingSettings:
         return self.lr
 
 
-def _names(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list | tuple) or not all(
-            isinstance(v, str) and v for v in value):
+def _blueprint_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # a declaration, not a command line: no comma-separated form
         raise InvalidValue(None, value, "a list of names")
-    return tuple(value)
+    return name_list(value, noun="blueprint name", allow_empty=True)
 
 
-def _optional_names(value: Any) -> tuple[str, ...] | None:
-    return None if value is None else _names(value)
+def _slot_names(value: Any) -> tuple[str, ...] | None:
+    """``None`` (every slot) or one or more slot names: a task with no slot is no task to grow."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise InvalidValue(None, value, "a list of names")
+    return name_list(value, noun="slot name")
 
 
 def _training(value: Any) -> TrainingSettings:
@@ -90,9 +95,9 @@ class RunDefaults:
     #: most live seeds at once
     max_seeds: int = field(default=1, validator=int_at_least(1))
     #: injection points offered to the policy (``None``: every slot of the host)
-    slots: tuple[str, ...] | None = field(default=None, converter=_optional_names)
+    slots: tuple[str, ...] | None = field(default=None, converter=_slot_names)
     #: blueprints offered, in order of preference (empty: every one of the task's topology)
-    blueprints: tuple[str, ...] = field(default=(), converter=_names)
+    blueprints: tuple[str, ...] = field(default=(), converter=_blueprint_names)
     training: TrainingSettings = field(factory=TrainingSettings, converter=_training)
 
     @classmethod

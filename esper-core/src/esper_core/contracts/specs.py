@@ -17,6 +17,7 @@ from esper_core.contracts.run_defaults import RunDefaults, as_run_defaults
 from esper_core.contracts.settings import TopologyDefaults
 from esper_core.contracts.stages import SeedStage
 from esper_core.contracts.validators import component_name, is_callable, non_empty_str
+from esper_core.lazy import LazyCallable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from esper_core.contracts.factories import (
@@ -250,13 +251,27 @@ class RewardTermSpec:
     presets: Mapping[str, float] = field(factory=dict)
 
 
+def _options_class(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None or isinstance(value, LazyCallable) or (isinstance(value, type) and attrs.has(value)):
+        return
+    raise TypeError(f"{type(instance).__name__}.{attribute.name} must be None, an attrs class of options or "
+                    f"lazy('package.module:Class'), got {value!r}")
+
+
 @frozen(kw_only=True)
 class SinkSpec:
-    """A telemetry sink. ``factory(run_dir=Path | None, options=Mapping)`` returns a Sink."""
+    """A telemetry sink. ``factory(run_dir=Path | None, options=Mapping)`` returns a Sink.
+
+    ``options``: the attrs class the factory parses its ``[telemetry.<name>]`` table into (or
+    ``lazy("package.module:Class")``). Declared, the table is checked when the run is resolved,
+    before anything is written and whether or not the run enables the sink, so a misspelt key
+    in the table of a sink switched off is refused, not silently kept. ``None``: only the
+    factory checks the table, when the sink starts."""
 
     name: str = field(validator=component_name)
     factory: SinkFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
+    options: Any = field(default=None, validator=_options_class, eq=False)
 
 
 @frozen(kw_only=True)
@@ -271,11 +286,14 @@ class AlphaScheduleSpec:
 @frozen(kw_only=True)
 class ObserverSpec:
     """A training observer. ``factory(model=..., options=Mapping)`` returns an Observer that
-    watches one episode's model and adds telemetry events (e.g. anomalies) after each epoch."""
+    watches one episode's model and adds telemetry events (e.g. anomalies) after each epoch.
+
+    ``options``: as :class:`SinkSpec`'s, for its ``[observers.<name>]`` table."""
 
     name: str = field(validator=component_name)
     factory: ObserverFactory = field(validator=is_callable, eq=False)
     description: str = field(validator=non_empty_str)
+    options: Any = field(default=None, validator=_options_class, eq=False)
 
 
 @frozen(kw_only=True)

@@ -36,6 +36,7 @@ from attrs import field, frozen
 from esper_core import hookspecs
 from esper_core.errors import ConfigError, PluginError
 from esper_core.markers import ENTRY_POINT_GROUP, PROJECT_NAME
+from esper_core.options import InvalidValue, name_list
 
 if sys.version_info >= (3, 12):  # pragma: no cover
     from importlib import metadata as importlib_metadata
@@ -60,8 +61,14 @@ class PluginSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, strict: bool = False) -> PluginSettings:
         env = os.environ if environ is None else environ
-        allow_raw = env.get("ESPER_PLUGINS", "").strip()
-        allow = tuple(a.strip() for a in allow_raw.split(",") if a.strip()) if allow_raw else None
+        allow_raw = env.get("ESPER_PLUGINS", "")
+        allow = None  # unset or blank: every installed plugin
+        if allow_raw.strip():
+            try:
+                allow = name_list(allow_raw, noun="plugin name")
+            except InvalidValue as exc:  # ',' or 'a,,b' would silently allow fewer plugins
+                raise ConfigError(f"ESPER_PLUGINS={allow_raw!r} is invalid; expected {exc.expected}, "
+                                  f"got {exc.got}") from None
         return cls(
             autoload=not _env_flag(env, "ESPER_DISABLE_PLUGIN_AUTOLOAD"),
             allow=allow,

@@ -17,7 +17,10 @@ from esper_core.config import RunConfig, build_section
 from esper_core.contracts.run_defaults import RunDefaults, TrainingSettings
 from esper_core.contracts.settings import GateThresholds, LifecycleSettings
 from esper_core.contracts.specs import BlueprintSpec, GateSpec, ObserverSpec, PolicySpec, SinkSpec, TaskSpec
-from esper_core.errors import ConfigError, UnknownNameError
+from esper_core.errors import ConfigError, PluginError, UnknownNameError
+from esper_core.lazy import LazyCallable
+from esper_core.options import parse_options
+from esper_core.plugins.blame import blame, module_of, origin
 from esper_core.plugins.registry import Catalog
 from esper_core.rewards.function import RewardFunction
 from esper_core.setup.defaults import default_policy, default_task
@@ -112,6 +115,33 @@ def register_library(path: str, topology: str, catalog: Catalog) -> None:
         catalog.blueprints.add(spec, provider)
 
 
+def _check_component_tables(config: RunConfig, catalog: Catalog) -> None:
+    """Every ``[telemetry.<name>]`` and ``[observers.<name>]`` table must name an installed
+    component, and hold options it declares (``SinkSpec.options``, ``ObserverSpec.options``): a
+    misspelt table or key would otherwise be ignored. A table for an installed component this
+    run leaves out is kept (evaluation and ``esper collect`` run a config with its sinks switched
+    off), and checked all the same, so the typo is found now, not when the sink is next enabled."""
+    tables: tuple[tuple[str, str, Mapping[str, Mapping[str, Any]], Any], ...] = (
+        ("telemetry", "telemetry sink", config.telemetry_options, catalog.sinks),
+        ("observers", "observer", config.observer_options, catalog.observers))
+    for table, kind, given, registry in tables:
+        for name, options in given.items():
+            try:
+                spec = registry.get(name)
+            except UnknownNameError as exc:
+                raise ConfigError(f"[{table}.{name}]: {exc}") from None
+            declared = spec.options
+            if declared is None:
+                continue
+            if isinstance(declared, LazyCallable):
+                with blame(kind, name, module_of(declared), "importing its options class"):
+                    declared = declared.resolve()
+                if not (isinstance(declared, type) and attrs.has(declared)):
+                    raise PluginError(f"{kind} {name!r} (from {origin(module_of(spec.options))}) declares "
+                                      f"options {spec.options!r}, which is not an attrs class")
+            parse_options(declared, options, owner=f"{kind} {name!r}")
+
+
 def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     """Look up every name in ``config`` and apply the task's defaults."""
     task = catalog.tasks.get(config.task) if config.task is not None else default_task(catalog)
@@ -128,16 +158,7 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     sinks = tuple(catalog.sinks.get(name) for name in config.telemetry)
     observers = (tuple(catalog.observers) if config.observers is None
                  else tuple(catalog.observers.get(name) for name in config.observers))
-    # A [telemetry.<name>] or [observers.<name>] table must name an installed component: a
-    # misspelt one would otherwise be ignored. (One for an installed component this run leaves
-    # out is kept: evaluation and `esper collect` run a config with its sinks switched off.)
-    for table, names, registry in (("telemetry", config.telemetry_options, catalog.sinks),
-                                   ("observers", config.observer_options, catalog.observers)):
-        for name in names:
-            try:
-                registry.get(name)
-            except UnknownNameError as exc:
-                raise ConfigError(f"[{table}.{name}]: {exc}") from None
+    _check_component_tables(config, catalog)
     task_options = {"batch_size": training.batch_size, **config.task_options}
     return ResolvedRun(
         config=config,

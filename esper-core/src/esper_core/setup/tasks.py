@@ -42,7 +42,7 @@ def prepare_task(resolved: ResolvedRun) -> tuple[str, Task, tuple[str, ...]]:
     task = build_task(resolved, seed=config.seed, device=device)
     probe_host = task.build_host()
     points = cast(SegmentedHost, probe_host).injection_points  # build_host's contract
-    slot_names = resolved.slots or tuple(p.name for p in points)
+    slot_names = resolved.slots if resolved.slots is not None else tuple(p.name for p in points)
     threads = choose_threads(config.threads, device, sum(p.numel() for p in probe_host.parameters()))
     if threads is not None:
         torch.set_num_threads(threads)

@@ -46,7 +46,7 @@ from esper_core import __version__
 from esper_core.config import RunConfig
 from esper_core.contracts.stages import BLENDED_STAGES, SeedStage
 from esper_core.errors import CheckpointError, ConfigError, UnknownNameError
-from esper_core.files import atomic_file, write_atomic
+from esper_core.files import atomic_file, atomic_path, write_atomic
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.plugins.registry import Catalog
 from esper_core.setup.resolve import resolve_run
@@ -202,23 +202,25 @@ def export_model(run_dir: Path, catalog: Catalog, *, fmt: str = DEFAULT_FORMAT, 
     contract = {**info.pop("contract"), "format": fmt, "file": path.name,
                 "loading_example": LOADING[fmt].format(path=path.name)}
     text = json.dumps(contract, indent=2)
-    with torch.no_grad():
+    # Written beside ``path`` and renamed over it only once the check passed: an export that
+    # fails it leaves no file behind, and an earlier export at ``path`` as it was.
+    with torch.no_grad(), atomic_path(path) as staged:
         expected = model(example)
         if fmt == "state-dict":
             data = {"format": "esper-exported-state-dict", "layers": [type(m).__name__ for m in plain],
                     "state_dict": plain.state_dict(), "contract": text, **info}
-            with atomic_file(path) as handle:
+            with open(staged, "wb") as handle:
                 torch.save(data, handle)
-            got = expected
+            got = plain(example)
         elif fmt == "torchscript":
             program = _script(plain, example)
-            with atomic_file(path) as handle, warnings.catch_warnings():
+            with open(staged, "wb") as handle, warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
                 torch.jit.save(program, handle, _extra_files={CONTRACT_FILE: text})
             got = program(example)
         elif fmt == "torch-export":
             exported = _torch_export(plain, example)
-            with atomic_file(path) as handle, warnings.catch_warnings():
+            with open(staged, "wb") as handle, warnings.catch_warnings():
                 # torch notes that shared (tied) weights are stored once; the model is on the CPU.
                 warnings.filterwarnings("ignore", "No complete tensor found", UserWarning)
                 torch.export.save(exported, handle, extra_files={CONTRACT_FILE: text})
@@ -226,15 +228,22 @@ def export_model(run_dir: Path, catalog: Catalog, *, fmt: str = DEFAULT_FORMAT, 
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(plain, (example,), str(path), input_names=["input"], output_names=["output"],
+                torch.onnx.export(plain, (example,), str(staged), input_names=["input"], output_names=["output"],
                                   dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
-            _embed_onnx_contract(path, text)
-            got = _run_onnx(path, example, fallback=plain)
-    if not torch.allclose(got, expected, atol=1e-5, rtol=0):
-        raise CheckpointError(f"the exported model differs from the run's model by "
-                              f"{float((got - expected).abs().max()):.2e} on the example batch")
+            _embed_onnx_contract(staged, text)
+            got = _run_onnx(staged, example, fallback=plain)
+        check_export(got, expected)
     write_atomic(sidecar_path(path), text + "\n")
     return path
+
+
+def check_export(got: Tensor, expected: Tensor) -> None:
+    """The exported model's output on the example batch must be the run's model's."""
+    if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5, rtol=0):
+        gap = f"by {float((got - expected).abs().max()):.2e}" if got.shape == expected.shape else \
+            f"in shape ({tuple(got.shape)} against {tuple(expected.shape)})"
+        raise CheckpointError(f"the exported model differs from the run's model {gap} on the example batch; "
+                              "nothing was written")
 
 
 def sidecar_path(path: Path) -> Path:

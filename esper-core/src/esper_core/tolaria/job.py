@@ -25,9 +25,9 @@ from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
 from esper_core.setup.training_options import check_training_options, resume_extension
 from esper_core.storage.run_checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
-from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
+from esper_core.storage.rundir import CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
 from esper_core.telemetry.hub import TelemetryHub
-from esper_core.telemetry.jsonl import EventsLost
+from esper_core.telemetry.jsonl import EVENTS_FILE, EventsLost, last_epoch
 from esper_core.tolaria import distributed_run
 from esper_core.tolaria.baseline import Baseline
 from esper_core.tolaria.episode import EpisodeResult, HostEpisode, save_model
@@ -81,6 +81,8 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
     check_training_options(resolved.policy, catalog, options, training=training)
     if resume and (run_dir / SUMMARY_FILE).exists():
         _refuse_finished(run_dir, resume_extension(resolved.policy) if training else None, options)
+    if resume and not training and not list_checkpoints(run_dir):
+        _refuse_lost_checkpoints(run_dir, config.telemetry_options.get("jsonl", {}).get("path"))
     context = policy_context(resolved, slot_names, options)
     if training:
         assert resolved.policy.trainer is not None
@@ -187,6 +189,33 @@ def _refuse_finished(run_dir: Path, extension: TrainingOption | None, options: d
         raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished{more} ({SUMMARY_FILE} "
                           f"exists); to train further, resume with a larger {extension.flag}")
     raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
+
+
+def _refuse_lost_checkpoints(run_dir: Path, events_path: Any) -> None:
+    """A resumed run with no checkpoint starts over. That is right for a run stopped before its
+    first checkpoint (killed during epoch 1 of episode 0: it loses only that epoch), and wrong for
+    a run whose checkpoints were deleted: starting over would truncate its events and write over
+    what it recorded. The first checkpoint is written after epoch 1 of episode 0, and it alone
+    creates ``checkpoints/``, so the run got past it when either shows:
+
+    * ``checkpoints/`` exists and is empty (a first write cut short leaves its temporary file);
+    * the events file records an epoch after epoch 1 of episode 0.
+    """
+    folder = run_dir / CHECKPOINTS_DIR
+    evidence = None
+    if folder.is_dir() and not any(folder.iterdir()):
+        evidence = f"{CHECKPOINTS_DIR}/ is empty, and only a checkpoint creates it"
+    else:
+        paths = [run_dir / EVENTS_FILE, *([Path(events_path)] if isinstance(events_path, str) else [])]
+        for path in paths:
+            last = last_epoch(path) if path.is_file() else None
+            if last is not None and last > (0, 1):
+                evidence = f"{str(path)!r} records epoch {last[1]} of episode {last[0]}, after the first checkpoint"
+                break
+    if evidence is not None:
+        raise CheckpointError(f"--resume {str(run_dir)!r} refused: the run's checkpoints are missing ({evidence}); "
+                              f"starting over would overwrite what it recorded. Restore {CHECKPOINTS_DIR}/, "
+                              "or start a new run in another directory")
 
 
 def _run_episodes(resolved: ResolvedRun, task: Task, policy: Any, *, run_dir: Path, hub: TelemetryHub,
