@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from esper_blueprints_cnn.converters import to_widths
 from esper_blueprints_cnn.tasks.cifar import ALLOWED_OPTIONS as CIFAR_ALLOWED
 from esper_blueprints_cnn.tasks.cifar import DEFAULT_OPTIONS as CIFAR_DEFAULTS
 from esper_blueprints_cnn.tasks.options import ImageTaskOptions
@@ -88,3 +89,25 @@ def test_options_must_be_a_mapping() -> None:
 def test_factory_validates_before_generating() -> None:
     with pytest.raises(ConfigError, match="'epochs'"):
         make_shapes_task(seed=0, device="cpu", options={"epochs": 3})
+
+
+@pytest.mark.parametrize(("value", "got"), [
+    ("8,,16", r"a blank name \(item 2\)"),
+    (",", r"a blank name \(item 1\)"),
+    ("8,16,", r"a blank name \(item 3\)"),
+    ("8, 16, ", r"a blank name \(item 3\)"),
+    ("", "no name"),
+])
+def test_command_line_widths_with_a_blank_item_are_refused_not_dropped(value: str, got: str) -> None:
+    # "8,,16" and "8,16," used to build a two-block host without a word (a blank item dropped)
+    with pytest.raises(ConfigError, match=rf"^task 'shapes' option 'widths' = {value!r} is invalid; expected a "
+                                          rf"non-empty list of positive integers, got {got}$"):
+        parse({"widths": value})
+    with pytest.raises(ValueError, match=rf"^{value!r} is invalid; expected a non-empty list of positive integers, "
+                                         rf"got {got}$"):
+        to_widths(value)
+
+
+def test_command_line_widths_are_stripped() -> None:
+    assert to_widths(" 4 , 8,16 ") == (4, 8, 16) and to_widths("4") == (4,)
+    assert to_widths([4, "8"]) == (4, 8)

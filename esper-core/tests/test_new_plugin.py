@@ -138,11 +138,12 @@ def test_generated_tests_pass_as_generated(tmp_path: Path) -> None:
     full = _pytest_in(everything)
     assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-2000:]
     summary = full.stdout.strip().splitlines()[-1]
-    # 7 blueprint, 3 + 3 + 1 policy, 3 sink, 3 reward-term conformance checks; 3 plugin checks.
-    assert summary.startswith("23 passed") and "skipped" not in summary and "failed" not in summary, summary
+    # 7 blueprint, 3 + 3 + 1 policy, 3 + 1 sink (its declared options), 3 reward-term conformance
+    # checks; 3 plugin checks.
+    assert summary.startswith("24 passed") and "skipped" not in summary and "failed" not in summary, summary
     partial = _pytest_in(sinks_only)
     assert partial.returncode == 0, partial.stdout[-3000:] + partial.stderr[-2000:]
-    assert partial.stdout.strip().splitlines()[-1].startswith("6 passed")
+    assert partial.stdout.strip().splitlines()[-1].startswith("7 passed")
 
 
 def test_task_scaffold_writes_a_cnn_task_whose_tests_pass(tmp_path: Path) -> None:

@@ -221,7 +221,7 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
         run({"dataset": str(datasets / "random"), "expectile": 0.2}, "c")
     with pytest.raises(ConfigError, match="--resume applies to PPO"):
         run({"dataset": str(datasets / "random")}, "d", resume=True)
-    with pytest.raises(ValueError, match="dataset must be"):
+    with pytest.raises(ValueError, match=r"dataset = \[\] is invalid; expected a directory or a list of directories"):
         IQLConfig(dataset=[])
 
 

@@ -208,7 +208,8 @@ def test_the_entropy_bonus_moves_only_the_heads_it_names(heads, moved):
 
 def test_entropy_heads_refuses_unknown_or_empty_factors():
     for value in ("", "op,colour", []):
-        with pytest.raises(ValueError, match="entropy_heads must be a non-empty list of op, slot, blueprint"):
+        with pytest.raises(ValueError, match=r"entropy_heads = .* is invalid; expected a non-empty list of op, slot, "
+                                             r"blueprint"):
             PPOConfig(entropy_heads=value)
 
 

@@ -62,9 +62,10 @@ _PARTS: dict[Kind, _KindParts] = {
         "a policy"),
     Kind.SINK: _KindParts(
         ("SinkSpec",), "sinks", t.SINK_HOOK, "sinks", t.SINK_MODULE, t.SINK_TEST,
-        ("import json", "from pathlib import Path", "from typing import Any",
-         "from esper_core.contracts.protocols import Sink", "from esper_core.testing import SinkConformance",
-         "from $package.plugin import esper_register_telemetry_sinks", "from $package.sinks import EVENTS_FILE"),
+        ("import json", "import pytest", "from pathlib import Path", "from typing import Any",
+         "from esper_core.contracts.protocols import Sink", "from esper_core.errors import ConfigError",
+         "from esper_core.testing import SinkConformance", "from $package.plugin import esper_register_telemetry_sinks",
+         "from $package.sinks import EVENTS_FILE, ${Stem}SinkOptions"),
         "a telemetry sink"),
     Kind.REWARD_TERM: _KindParts(
         ("RewardTermSpec",), "reward_terms", t.REWARD_TERM_HOOK, "rewards", t.REWARD_TERM_MODULE, t.REWARD_TERM_TEST,

@@ -112,6 +112,10 @@ def esper_register_telemetry_sinks() -> list[SinkSpec]:
             name="$sink",
             factory=lazy("$package.sinks:${Stem}Sink.from_options"),
             description="every event as one JSON line in $events_file in the run directory",
+            # the class its [telemetry.$sink] table is parsed into: declared, Esper checks the
+            # table when a run is resolved, whether or not the run enables the sink (a typo in
+            # the table of a sink switched off is refused, not kept until it is switched on)
+            options=lazy("$package.sinks:${Stem}SinkOptions"),
         )
     ]
 ''')
@@ -241,7 +245,9 @@ SINK_MODULE = Template('''\
 """The ``$sink`` telemetry sink: every event as one JSON line in ``$events_file``.
 
 Select it with ``esper run --telemetry jsonl,$sink``. Esper calls ``emit`` for every event,
-``flush`` at least once per epoch and ``close`` once at the end of the run.
+``flush`` at least once per epoch and ``close`` once at the end of the run. Its options come
+from the run config's ``[telemetry.$sink]`` table, parsed into :class:`${Stem}SinkOptions`,
+the class the plugin declares on its ``SinkSpec`` (``options=``).
 """
 
 from __future__ import annotations
@@ -251,11 +257,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from attrs import field, frozen
+
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.errors import ConfigError
-from esper_core.options import reject_all
+from esper_core.options import is_bool, parse_options
 
 EVENTS_FILE = "$events_file"
+
+
+@frozen(kw_only=True)
+class ${Stem}SinkOptions:
+    """The ``[telemetry.$sink]`` table; an unknown key or a bad value is a ConfigError."""
+
+    #: write each record's keys in sorted order
+    sort_keys: bool = field(default=False, validator=is_bool)
 
 
 class ${Stem}Sink:
@@ -263,21 +279,23 @@ class ${Stem}Sink:
 
     name = "$sink"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sort_keys: bool = False) -> None:
         self.path = path
+        self.sort_keys = sort_keys
         self._handle: IO[str] | None = open(path, "a", encoding="utf-8")
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> ${Stem}Sink:
         """Build from a run; options come from the run config's ``[telemetry.$sink]`` table."""
-        reject_all(options, owner="telemetry sink '$sink'")
+        opts = parse_options(${Stem}SinkOptions, options, owner="telemetry sink '$sink'")
         if run_dir is None:
             raise ConfigError("the $sink sink writes into the run directory, and this run has none")
-        return cls(Path(run_dir) / EVENTS_FILE)
+        return cls(Path(run_dir) / EVENTS_FILE, sort_keys=opts.sort_keys)
 
     def emit(self, event: TelemetryEvent) -> None:
         if self._handle is not None:
-            self._handle.write(json.dumps(event.to_record(), default=str) + "\\n")
+            record = json.dumps(event.to_record(), default=str, sort_keys=self.sort_keys)
+            self._handle.write(record + "\\n")
 
     def flush(self) -> None:
         if self._handle is not None:
@@ -516,6 +534,18 @@ class TestSink(SinkConformance):
     def read_back(self, run_dir: Path) -> list[dict[str, Any]]:
         lines = (run_dir / EVENTS_FILE).read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines]
+
+
+def test_sink_declares_the_options_it_parses(tmp_path: Path) -> None:
+    # Esper checks a [telemetry.$sink] table against the declared class when a run is resolved,
+    # even in a run that leaves the sink out; the factory parses into the same class.
+    spec = esper_register_telemetry_sinks()[0]
+    assert spec.options.resolve() is ${Stem}SinkOptions
+    with pytest.raises(ConfigError, match="telemetry sink '$sink': unknown option 'sort_key'"):
+        spec.factory(run_dir=tmp_path, options={"sort_key": True})
+    with pytest.raises(ConfigError, match="telemetry sink '$sink' option 'sort_keys' = 'yes' is invalid"):
+        spec.factory(run_dir=tmp_path, options={"sort_keys": "yes"})
+    spec.factory(run_dir=tmp_path, options={"sort_keys": True}).close()
 ''')
 
 REWARD_TERM_TEST = Template('''\

@@ -11,15 +11,16 @@ from typing import Any
 
 from attrs import field, frozen
 
-from esper_core.options import int_at_least, is_bool, number_in
+from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in
 
 
 def _dataset_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"dataset must be a directory or a list of directories, got {value!r}")
-    return tuple(value)
+    """``dataset``: one or more directories; a blank one (``'a,,b'``, a trailing comma) is refused."""
+    try:
+        return name_list(value, noun="dataset directory")
+    except InvalidValue as exc:
+        raise InvalidValue("dataset", value, "a directory or a list of directories (comma-separated on the "
+                                             "command line)", exc.got) from None
 
 
 @frozen(kw_only=True)

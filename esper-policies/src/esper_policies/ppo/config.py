@@ -14,7 +14,7 @@ from typing import Any
 from attrs import field, frozen
 
 from esper_core.errors import ConfigError
-from esper_core.options import int_at_least, is_bool, number_in, one_of, optional
+from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in, one_of, optional
 
 #: the factors of an action, in the order of the actor's heads
 ACTION_FACTORS = ("op", "slot", "blueprint")
@@ -22,12 +22,16 @@ ACTION_FACTORS = ("op", "slot", "blueprint")
 
 def _factor_list(option: str, value: Any) -> tuple[str, ...]:
     """Option ``option`` naming some of the action's factors (a list, or comma-separated), in the
-    heads' order."""
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list | tuple) or not value or any(v not in ACTION_FACTORS for v in value):
-        raise ValueError(f"{option} must be a non-empty list of {', '.join(ACTION_FACTORS)}; got {value!r}")
-    return tuple(f for f in ACTION_FACTORS if f in value)
+    heads' order. A blank item (``'op,,slot'``, ``','``, a trailing comma) is refused, not dropped."""
+    expected = f"a non-empty list of {', '.join(ACTION_FACTORS)} (comma-separated on the command line)"
+    try:
+        names = name_list(value, noun="action factor")
+    except InvalidValue as exc:
+        raise InvalidValue(option, value, expected, exc.got) from None
+    unknown = [name for name in names if name not in ACTION_FACTORS]
+    if unknown:
+        raise InvalidValue(option, value, expected, f"an unknown factor {unknown[0]!r}")
+    return tuple(f for f in ACTION_FACTORS if f in names)
 
 
 def _bc_heads(value: Any) -> tuple[str, ...]:
@@ -39,13 +43,14 @@ def _entropy_heads(value: Any) -> tuple[str, ...]:
 
 
 def _datasets(value: Any) -> tuple[str, ...] | None:
+    """``bc_dataset``: None for none, else one or more directories (a blank one is refused)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"bc_dataset must be a directory or a list of directories, got {value!r}")
-    return tuple(value)
+    try:
+        return name_list(value, noun="dataset directory")
+    except InvalidValue as exc:
+        raise InvalidValue("bc_dataset", value, "a directory or a list of directories (comma-separated on the "
+                                                "command line)", exc.got) from None
 
 
 @frozen(kw_only=True)
