@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from esper_antipatterns import plugin
 from esper_antipatterns.cli import antipatterns_command
 from esper_antipatterns.curriculum import curriculum
+from esper_antipatterns.detectors import DetectorConfig
+from esper_core.config import RunConfig
+from esper_core.contracts.specs import PolicySpec
+from esper_core.errors import ConfigError
+from esper_core.markers import hookimpl
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.testing import toy
 
 ESPER = Path(sys.executable).with_name("esper")
 NAMES = {"correlated_noise", "asymmetric_bottleneck", "momentum_dampener", "sigmoid_sandwich",
@@ -96,3 +105,20 @@ def test_cli_listing_json_and_errors() -> None:
     both = runner.invoke(antipatterns_command, ["--category", "subtle", "--stage", "2"])
     assert both.exit_code == 2 and "not both" in both.output
     assert runner.invoke(antipatterns_command, ["--stage", "7"]).exit_code == 2
+
+
+def test_the_observer_declares_its_options_so_a_switched_off_table_is_checked() -> None:
+    # Esper checks [observers.failure_signatures] when a run is resolved, also in a run that
+    # leaves the observer out: a misspelt key is refused, not kept until the observer is enabled.
+    (spec,) = plugin.esper_register_observers()
+    assert spec.options.resolve() is DetectorConfig
+    class Policies:  # resolving a run needs a policy; none is built here
+        @hookimpl
+        def esper_register_policies(self) -> list[PolicySpec]:
+            return [PolicySpec(name="still", factory=print, description="a policy never built here")]
+
+    catalog = build_catalog(load_plugins(PluginSettings(autoload=False),
+                                         extra=[("toy", toy), ("p", Policies()), ("antipatterns", plugin)]))
+    run = {"task": "toy", "policy": "still", "observers": []}
+    with pytest.raises(ConfigError, match="observer 'failure_signatures': unknown option"):
+        resolve_run(RunConfig.from_dict({"run": run, "observers": {"failure_signatures": {"not_a_key": 1}}}), catalog)

@@ -49,6 +49,8 @@ def esper_register_observers() -> list[ObserverSpec]:
             name="failure_signatures",
             factory=lazy("esper_antipatterns.observer:FailureSignatureObserver.from_options"),
             description="detects NaN/Inf, gradient collapse/explosion, plateau and cost without benefit per seed",
+            # checked when a run is resolved, also in a run that leaves the observer out
+            options=lazy("esper_antipatterns.detectors:DetectorConfig"),
         )
     ]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from esper_core.config import RunConfig
 from esper_core.contracts.decisions import ActionMask, Op
 from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport, SlotReport
@@ -18,10 +19,11 @@ from esper_core.contracts.stages import SeedStage
 from esper_core.errors import ConfigError
 from esper_core.plugins.manager import PluginSettings, load_plugins
 from esper_core.plugins.registry import build_catalog
-from esper_core.testing import sample_event_stream
+from esper_core.setup.resolve import resolve_run
+from esper_core.testing import sample_event_stream, toy
 from esper_example_plugin import plugin
 from esper_example_plugin.policy import EagerPolicy
-from esper_example_plugin.timeline import TimelineSink
+from esper_example_plugin.timeline import TimelineOptions, TimelineSink
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("cnn:conv_light", "cnn:pointwise_mlp")
@@ -121,7 +123,21 @@ def test_timeline_lines_are_epoch_kind_record(tmp_path: Path) -> None:
 
 
 def test_timeline_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match="unknown timeline sink option 'format'"):
-        TimelineSink.from_options(run_dir=None, options={"format": "csv"})
+    with pytest.raises(ConfigError, match=r"telemetry sink 'timeline': unknown option 'pth' \(did you mean 'path'\?\)"):
+        TimelineSink.from_options(run_dir=None, options={"pth": "t.tsv"})
+    with pytest.raises(ConfigError, match="telemetry sink 'timeline' option 'path' = 5 is invalid; expected a path"):
+        TimelineSink.from_options(run_dir=None, options={"path": 5})
     with pytest.raises(ConfigError, match="needs a run directory"):
         TimelineSink.from_options(run_dir=None, options={})
+
+
+def test_timeline_declares_its_options_so_a_switched_off_table_is_checked() -> None:
+    # Esper checks [telemetry.timeline] when a run is resolved, also in a run that leaves the sink out.
+    (spec,) = plugin.esper_register_telemetry_sinks()
+    assert spec.options.resolve() is TimelineOptions
+    catalog = build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("example", plugin)]))
+    run = {"task": "toy", "policy": "eager", "telemetry": []}
+    with pytest.raises(ConfigError, match="telemetry sink 'timeline': unknown option 'pth'"):
+        resolve_run(RunConfig.from_dict({"run": run, "telemetry": {"timeline": {"pth": "t.tsv"}}}), catalog)
+    resolved = resolve_run(RunConfig.from_dict({"run": run, "telemetry": {"timeline": {"path": "t.tsv"}}}), catalog)
+    assert resolved.sinks == ()

@@ -53,5 +53,6 @@ def esper_register_telemetry_sinks() -> list[SinkSpec]:
             name="timeline",
             factory=lazy("esper_example_plugin.timeline:TimelineSink.from_options"),
             description="one tab-separated line per event (epoch, kind, JSON record) in timeline.tsv",
+            options=lazy("esper_example_plugin.timeline:TimelineOptions"),
         )
     ]

@@ -12,10 +12,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from attrs import field, frozen
+
 from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
 from esper_core.errors import ConfigError
+from esper_core.options import non_empty_text, parse_options
 
 TIMELINE_FILE = "timeline.tsv"
+
+
+@frozen(kw_only=True)
+class TimelineOptions:
+    """The ``[telemetry.timeline]`` table. The plugin declares this class on its ``SinkSpec``, so
+    Esper checks the table when a run is resolved, even in a run that leaves the sink out."""
+
+    #: The file to write; default ``<run_dir>/timeline.tsv``.
+    path: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
 
 
 class TimelineSink:
@@ -28,12 +40,10 @@ class TimelineSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> TimelineSink:
-        """Options come from the run config's ``[telemetry.timeline]`` table: ``path`` only."""
-        unknown = sorted(set(options) - {"path"})
-        if unknown:
-            raise ConfigError(f"unknown timeline sink option {unknown[0]!r}; allowed: path")
-        if "path" in options:
-            return cls(Path(options["path"]))
+        """Options come from the run config's ``[telemetry.timeline]`` table (:class:`TimelineOptions`)."""
+        opts = parse_options(TimelineOptions, options, owner="telemetry sink 'timeline'")
+        if opts.path is not None:
+            return cls(Path(opts.path))
         if run_dir is None:
             raise ConfigError("the timeline sink needs a run directory or a 'path' option")
         return cls(Path(run_dir) / TIMELINE_FILE)
