@@ -85,7 +85,36 @@ def main() -> None:
             lines += [f"**{name}**: return {result.total_reward:+.2f}, final validation {result.final_accuracy:.2f} %"
                       + ("" if result.test_accuracy is None else f", test {result.test_accuracy:.2f} %"), ""]
             lines += [f"- epoch {epoch}: {text}" for epoch, text in steps] + [""]
+    lines += departures(rows, args.episode, names)
     publish(lines, args.out, rows)
+
+
+def first_departure(trained: list[tuple[int, str]], other: list[tuple[int, str]]) -> str:
+    """Where two step lists first differ, as 'epoch E: A / B' (a missing step reads '-')."""
+    for k in range(max(len(trained), len(other))):
+        mine = trained[k] if k < len(trained) else None
+        theirs = other[k] if k < len(other) else None
+        if mine != theirs:
+            epoch = min(step[0] for step in (mine, theirs) if step is not None)
+            return f"epoch {epoch}: {mine[1] if mine else '-'} / {theirs[1] if theirs else '-'}"
+    return "none"
+
+
+def departures(rows: dict[str, Any], episodes: list[int], names: list[str]) -> list[str]:
+    """A table: per episode and behaviour policy, the returns and the first step where the
+    trained policy's trace parts from the behaviour policy's."""
+    trained, others = names[0], names[1:]
+    lines = ["## Where the traces part", "",
+             f"| episode | against | {trained} return | its return | difference | first departure ({trained} / it) |",
+             "|---|---|---|---|---|---|"]
+    for k in episodes:
+        mine = rows[f"{k}/{trained}"]
+        for name in others:
+            theirs = rows[f"{k}/{name}"]
+            parted = first_departure(mine["steps"], theirs["steps"])
+            lines.append(f"| {k} | {name} | {mine['return']:+.2f} | {theirs['return']:+.2f} | "
+                         f"{mine['return'] - theirs['return']:+.2f} | {parted} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
