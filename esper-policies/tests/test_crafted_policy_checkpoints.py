@@ -20,15 +20,18 @@ SLOTS = ("hidden1", "hidden2")
 KEYS = ("toy:residual_linear",)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def _train(out, **options):
     catalog = build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("policies", plugin)]))
-    out = tmp_path_factory.mktemp("ppo") / "run"
     config = RunConfig.from_dict({"run": {"task": "toy", "policy": "ppo", "epochs": 3, "seed": 3},
                                   "policy": {"rounds": 1, "envs": 1, "update_epochs": 1, "hidden": 8,
-                                             "normalize_observations": True}})
+                                             "normalize_observations": True, **options}})
     execute_run(resolve_run(config, catalog), catalog, create_run_dir(out))
     return out / "policy.pt"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("ppo") / "run")
 
 
 def _crafted(trained, tmp_path, change):
@@ -58,6 +61,9 @@ def _huge_but_within_cap(payload):
     (lambda p: p["architecture"].update(n_slots=5), "architecture n_slots = 5, but its slots"),
     (lambda p: p["architecture"].update(obs_size="57"), "architecture obs_size is str, not an integer"),
     (lambda p: p.update(architecture=[1, 2]), "its architecture is not a table"),
+    (lambda p: p["architecture"].update(slot_head="attention"),
+     "asks for slot head 'attention'; known: linear, shared"),
+    (lambda p: p["architecture"].update(slot_heads="shared"), "its architecture is not a table"),
     (_nan_weight, r"has non-finite weights \(op_head.weight\)"),
     (lambda p: p["state_dict"].pop("value_head.bias"), "its weights do not match its architecture"),
     (lambda p: p["state_dict"].update({"op_head.weight": torch.zeros(2, 2)}),
@@ -76,3 +82,20 @@ def test_a_crafted_policy_checkpoint_is_refused_before_building(trained, tmp_pat
 def test_the_untouched_checkpoint_loads(trained):
     loaded = checkpoint.load(trained, policy="ppo", blueprint_keys=KEYS, slot_names=SLOTS)
     assert loaded.network.hidden == 8 and loaded.obs_norm is not None and loaded.critic is None
+
+
+def test_a_checkpoint_written_before_slot_heads_loads_with_the_linear_head(trained, tmp_path):
+    path = _crafted(trained, tmp_path, lambda p: p["architecture"].pop("slot_head"))
+    loaded = checkpoint.load(path, policy="ppo", blueprint_keys=KEYS, slot_names=SLOTS)
+    assert loaded.network.slot_head_kind == "linear"
+    untouched = checkpoint.load(trained, policy="ppo", blueprint_keys=KEYS, slot_names=SLOTS)
+    assert untouched.network.slot_head_kind == "linear"
+
+
+def test_a_shared_slot_head_trains_and_is_rebuilt_from_its_checkpoint(tmp_path):
+    path = _train(tmp_path / "run", slot_head="shared")
+    loaded = checkpoint.load(path, policy="ppo", blueprint_keys=KEYS, slot_names=SLOTS)
+    assert loaded.network.slot_head_kind == "shared"
+    with pytest.raises(ConfigError, match="its weights do not match its architecture|should have shape"):
+        checkpoint.load(_crafted(path, tmp_path, lambda p: p["architecture"].update(slot_head="linear")),
+                        policy="ppo", blueprint_keys=KEYS, slot_names=SLOTS)

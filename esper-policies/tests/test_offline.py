@@ -223,6 +223,23 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
         run({"dataset": str(datasets / "random")}, "d", resume=True)
     with pytest.raises(ValueError, match=r"dataset = \[\] is invalid; expected a directory or a list of directories"):
         IQLConfig(dataset=[])
+    with pytest.raises(ConfigError, match=r"policy 'iql' option 'slot_head' = 'pointer' is invalid; "
+                                          r"expected one of 'linear', 'shared'"):
+        run({"dataset": str(datasets / "random"), "slot_head": "pointer"}, "e")
+
+
+def test_iql_trains_a_shared_slot_head_that_its_checkpoint_rebuilds(catalog, datasets, tmp_path):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": str(datasets / "heuristic"), "steps": 20, "batch_size": 8,
+                                             "hidden": 16, "slot_head": "shared"}})
+    execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "run"))
+    loaded = _load_iql(tmp_path / "run" / "policy.pt")
+    assert loaded.network.slot_head_kind == "shared"
+    assert load_policy_checkpoint(tmp_path / "run" / "policy.pt")["payload"]["architecture"]["slot_head"] == "shared"
+    acting = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"checkpoint": str(tmp_path / "run" / "policy.pt")}})
+    execute_run(resolve_run(acting, catalog), catalog, create_run_dir(tmp_path / "act"))
+    assert (tmp_path / "act" / "summary.json").is_file()
 
 
 def test_resuming_an_unfinished_iql_run_is_refused_before_anything_is_written(catalog, datasets, tmp_path):

@@ -9,13 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esper_core.contracts.decisions import ActionMask, Op
+from esper_core.contracts.observation import ObservationLayout
 from esper_core.errors import ConfigError
 from esper_core.options import parse_options
 from esper_policies.encoding import MaskBatch, encode_masks, to_decisions
 from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.gae import compute_gae
 from esper_policies.ppo.group import group_advantages
-from esper_policies.ppo.network import ActorCritic
+from esper_policies.ppo.network import SLOT_HEADS, ActorCritic
 from esper_policies.ppo.normalize import ReturnScaler, RunningMeanStd
 from esper_policies.ppo.update import Rollout, anchor_kl, explained_variance, ppo_update
 
@@ -64,15 +65,16 @@ masks_strategy = st.integers(1, 3).flatmap(lambda n_slots: st.builds(
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(masks_strategy, min_size=1, max_size=4).filter(lambda ms: len({m.n_slots for m in ms}) == 1),
-       st.integers(0, 2**16), st.sampled_from(["mlp", "lstm"]), st.booleans())
-def test_sampled_and_greedy_actions_are_always_allowed(masks, seed, trunk, greedy):
+       st.integers(0, 2**16), st.sampled_from(["mlp", "lstm"]), st.booleans(), st.sampled_from(SLOT_HEADS))
+def test_sampled_and_greedy_actions_are_always_allowed(masks, seed, trunk, greedy, slot_head):
     torch.manual_seed(seed)
     n_slots = masks[0].n_slots
-    net = ActorCritic(7, n_slots, len(KEYS), trunk=trunk, hidden=8)
+    obs_size = ObservationLayout(n_slots).size  # the shared slot head reads the layout's slot blocks
+    net = ActorCritic(obs_size, n_slots, len(KEYS), trunk=trunk, hidden=8, slot_head=slot_head)
     with torch.no_grad():  # large random weights: a peaked policy that would pick masked actions
         for p in net.parameters():
             p.normal_(0, 3)
-    features, _ = net.features(torch.randn(len(masks), 7))
+    features, _ = net.features(torch.randn(len(masks), obs_size))
     out = net.heads(features, encode_masks(masks), greedy=greedy, generator=torch.Generator().manual_seed(seed))
     decisions = to_decisions(out.actions, out.log_prob.exp(), out.value, KEYS, how="test")
     for mask, decision in zip(masks, decisions, strict=True):
@@ -125,6 +127,78 @@ def test_lstm_sequences_match_step_by_step_features():
     assert ActorCritic(5, 2, 3).initial_state(3) is None
     with pytest.raises(ValueError, match="trunk"):
         ActorCritic(5, 2, 3, trunk="gru")
+
+
+def _slot_choice_data(n: int, n_slots: int, generator: torch.Generator) -> tuple[torch.Tensor, MaskBatch, torch.Tensor]:
+    """Random observations where FOSSILIZE is offered in two random slots, and the slot chosen is
+    the one whose ``contribution`` feature is larger: the heuristic's rule."""
+    layout = ObservationLayout(n_slots)
+    obs = torch.randn(n, layout.size, generator=generator)
+    contribution = next(f.index for f in layout.slot_features if f.name == "contribution")
+    start, width = len(layout.global_features), len(layout.slot_features)
+    ops = torch.zeros(n, len(Op), dtype=torch.bool)
+    ops[:, Op.WAIT] = ops[:, Op.FOSSILIZE] = True
+    slots = torch.zeros(n, len(Op), n_slots, dtype=torch.bool)
+    actions = torch.zeros(n, 3, dtype=torch.long)
+    actions[:, 0] = Op.FOSSILIZE
+    for i in range(n):
+        pair = torch.randperm(n_slots, generator=generator)[:2]
+        slots[i, Op.FOSSILIZE, pair] = True
+        slots[i, Op.WAIT] = True
+        values = obs[i, start + pair * width + contribution]
+        actions[i, 1] = pair[int(values.argmax())]
+    return obs, MaskBatch(ops, slots, torch.ones(n, len(KEYS), dtype=torch.bool)), actions
+
+
+def _cloned_slot_accuracy(slot_head: str) -> float:
+    n_slots = 4
+    obs, masks, actions = _slot_choice_data(192, n_slots, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = ActorCritic(ObservationLayout(n_slots).size, n_slots, len(KEYS), hidden=16, slot_head=slot_head)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(300):
+        features, _ = net.features(obs)
+        loss = -net.heads(features, masks, actions).factor_log_prob[:, 1].mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    obs, masks, actions = _slot_choice_data(400, n_slots, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features, _ = net.features(obs)
+        chosen = net.heads(features, masks, actions).head_log_probs[1].argmax(dim=1)
+    return float((chosen == actions[:, 1]).float().mean())
+
+
+def test_the_shared_slot_head_learns_a_rule_over_slots_that_the_linear_head_does_not():
+    """192 cloned choices of "the larger contribution first", two of 4 slots offered each time
+    (about 32 per pair), every other feature noise. The shared scorer needs one weight, the same
+    for every slot, and picks the rule's slot on 400 fresh states (0.93 when this was written);
+    the linear head must learn each pair apart and stays near chance (0.63)."""
+    shared, linear = _cloned_slot_accuracy("shared"), _cloned_slot_accuracy("linear")
+    assert shared >= 0.8 and shared >= linear + 0.15, (shared, linear)
+
+
+def test_the_shared_slot_head_scores_each_slot_with_the_same_weights():
+    torch.manual_seed(0)
+    layout = ObservationLayout(3)
+    net = ActorCritic(layout.size, 3, len(KEYS), hidden=8, slot_head="shared")
+    obs = torch.randn(2, layout.size)
+    features, _ = net.features(obs)
+    assert features.shape == (2, 8 + 3 * len(layout.slot_features))
+    start, width = len(layout.global_features), len(layout.slot_features)
+    trunk = net.trunk(obs)
+    masks = MaskBatch(torch.ones(2, len(Op), dtype=torch.bool), torch.ones(2, len(Op), 3, dtype=torch.bool),
+                      torch.ones(2, len(KEYS), dtype=torch.bool))
+    logp = net.heads(features, masks, torch.tensor([[Op.CULL, 0, 0]] * 2)).head_log_probs[1]
+    by_hand = torch.stack([net.slot_head(torch.cat([trunk, obs[:, start + k * width:start + (k + 1) * width],
+                                                    torch.eye(3)[k].expand(2, 3)], dim=1))[:, Op.CULL]
+                           for k in range(3)], dim=1)
+    assert torch.allclose(logp, torch.log_softmax(by_hand, dim=1), atol=1e-6)
+    assert torch.allclose(net.value(features), net.value_head(trunk).squeeze(-1))
+    with pytest.raises(ValueError, match="obs_size must be"):
+        ActorCritic(layout.size + 1, 3, len(KEYS), slot_head="shared")
+    with pytest.raises(ValueError, match="slot_head must be one of linear, shared"):
+        ActorCritic(layout.size, 3, len(KEYS), slot_head="pointer")
 
 
 def test_running_mean_std_merges_batches_exactly():

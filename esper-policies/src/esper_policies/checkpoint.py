@@ -23,7 +23,7 @@ from esper_core.errors import ConfigError
 from esper_core.sdk import check_compatible, load_policy_checkpoint, save_policy_checkpoint
 from esper_policies.encoding import ObservationBuilder
 from esper_policies.iql.update import TwinQ
-from esper_policies.ppo.network import ActorCritic
+from esper_policies.ppo.network import SLOT_HEADS, ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
 PAYLOAD_VERSION = 1
@@ -35,12 +35,12 @@ TRUNKS = ("mlp", "lstm")
 
 def architecture(network: ActorCritic, obs_size: int) -> dict[str, Any]:
     return {"trunk": network.trunk_kind, "hidden": network.hidden, "obs_size": obs_size,
-            "n_slots": network.n_slots, "n_blueprints": network.n_blueprints}
+            "n_slots": network.n_slots, "n_blueprints": network.n_blueprints, "slot_head": network.slot_head_kind}
 
 
 def build_network(arch: Mapping[str, Any]) -> ActorCritic:
     return ActorCritic(arch["obs_size"], arch["n_slots"], arch["n_blueprints"], trunk=arch["trunk"],
-                       hidden=arch["hidden"])
+                       hidden=arch["hidden"], slot_head=arch["slot_head"])
 
 
 @attrs.frozen
@@ -127,10 +127,15 @@ def _checked_architecture(arch: Any, *, path: Path | str, n_slots: int, n_bluepr
     need (and of a sane width) — checked before anything is allocated."""
     where = f"policy checkpoint {str(path)!r}"
     keys = {"trunk", "hidden", "obs_size", "n_slots", "n_blueprints"}
-    if not isinstance(arch, Mapping) or set(arch) != keys:
-        raise ConfigError(f"{where} is damaged: its architecture is not a table of {', '.join(sorted(keys))}")
+    # slot_head came later: a checkpoint written before it has the linear head, the only one then.
+    if not isinstance(arch, Mapping) or set(arch) - {"slot_head"} != keys:
+        raise ConfigError(f"{where} is damaged: its architecture is not a table of "
+                          f"{', '.join(sorted(keys))} (and slot_head)")
+    arch = {"slot_head": "linear", **arch}
     if arch["trunk"] not in TRUNKS:
         raise ConfigError(f"{where} asks for trunk {arch['trunk']!r}; known: {', '.join(TRUNKS)}")
+    if arch["slot_head"] not in SLOT_HEADS:
+        raise ConfigError(f"{where} asks for slot head {arch['slot_head']!r}; known: {', '.join(SLOT_HEADS)}")
     for key in keys - {"trunk"}:
         if type(arch[key]) is not int:
             raise ConfigError(f"{where} is damaged: architecture {key} is {type(arch[key]).__name__}, not an integer")

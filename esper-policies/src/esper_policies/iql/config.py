@@ -11,7 +11,8 @@ from typing import Any
 
 from attrs import field, frozen
 
-from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in
+from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in, one_of
+from esper_policies.ppo.network import SLOT_HEADS
 
 
 def _dataset_list(value: Any) -> tuple[str, ...]:
@@ -41,6 +42,10 @@ class IQLConfig:
     polyak: float = field(default=0.005, validator=number_in(0.0, 1.0, low_open=True))
     max_weight: float = field(default=100.0, validator=number_in(0.0, low_open=True))
     hidden: int = field(default=64, validator=int_at_least(4))
+    #: how the actor scores slots: ``linear`` (one weight set per slot) or ``shared`` (one scorer
+    #: applied to every slot's block of the observation; esper_policies.ppo.network). Measured on the
+    #: default task in docs/learned_controllers.md, "One scorer for every slot".
+    slot_head: str = field(default="linear", validator=one_of(*SLOT_HEADS))
     normalize_observations: bool = field(default=True, validator=is_bool)
     #: log and record the losses every this many steps
     log_every: int = field(default=250, validator=int_at_least(1))

@@ -75,7 +75,7 @@ def fit(cfg: IQLConfig, datasets: list[EpisodeDataset], *, n_slots: int, n_bluep
                 obs_norm.update(dataset.read_episode(shard)["obs"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        actor = ActorCritic(obs_size, n_slots, n_blueprints, hidden=cfg.hidden)
+        actor = ActorCritic(obs_size, n_slots, n_blueprints, hidden=cfg.hidden, slot_head=cfg.slot_head)
         q = TwinQ(obs_size, n_slots, n_blueprints, cfg.hidden)
     learner = IQLLearner(actor, q, lr=cfg.lr, gamma=cfg.gamma, expectile=cfg.expectile, beta=cfg.beta,
                          polyak=cfg.polyak, max_weight=cfg.max_weight)

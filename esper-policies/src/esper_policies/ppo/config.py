@@ -15,6 +15,7 @@ from attrs import field, frozen
 
 from esper_core.errors import ConfigError
 from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in, one_of, optional
+from esper_policies.ppo.network import SLOT_HEADS
 
 #: the factors of an action, in the order of the actor's heads
 ACTION_FACTORS = ("op", "slot", "blueprint")
@@ -66,6 +67,10 @@ class PPOConfig:
     #: ``mlp``: two tanh layers; ``lstm``: one tanh layer, then an LSTM over the episode.
     trunk: str = field(default="mlp", validator=one_of("mlp", "lstm"))
     hidden: int = field(default=64, validator=int_at_least(4))
+    #: how the actor scores slots: ``linear`` (one weight set per slot) or ``shared`` (one scorer
+    #: applied to every slot's block of the observation; esper_policies.ppo.network). Measured on the
+    #: default task in docs/learned_controllers.md, "One scorer for every slot".
+    slot_head: str = field(default="linear", validator=one_of(*SLOT_HEADS))
     #: initial logit of WAIT in the op head (the others start at 0): with K other allowed ops WAIT
     #: starts with probability e^b / (e^b + K). A uniform op choice offers CULL every epoch a seed
     #: lives, so an exploring policy rarely keeps a seed to fossilization and never sees what one

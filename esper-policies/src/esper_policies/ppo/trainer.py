@@ -107,7 +107,8 @@ class _Training:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.network = ActorCritic(self.builder.size, ctx.n_slots, len(self.keys), trunk=cfg.trunk,
-                                       hidden=cfg.hidden, initial_wait_logit=cfg.initial_wait_logit)
+                                       hidden=cfg.hidden, initial_wait_logit=cfg.initial_wait_logit,
+                                       slot_head=cfg.slot_head)
         self.optimizer = adam(self.network.parameters(), lr=cfg.lr, eps=1e-5)
         self.obs_norm = RunningMeanStd((self.builder.size,)) if cfg.normalize_observations else None
         self.scaler = ReturnScaler(cfg.envs, cfg.gamma) if cfg.normalize_rewards else None
