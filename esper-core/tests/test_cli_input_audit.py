@@ -258,15 +258,25 @@ def test_a_list_option_with_a_blank_item_or_no_item_names_the_option(tmp_path, v
     # Each used to be read as fewer names (none at all for ',' and ''): evaluate compared the
     # policy with nothing, discover searched fewer tasks, a run had no slots.
     cli = build_cli(PluginSettings(autoload=False))
-    for args, what in ((["evaluate", "--policy-checkpoint", "p.pt", "--against", value], "--against"),
-                       (["discover", "--tasks", value, "--out", str(tmp_path / "lib.json")], "--tasks"),
-                       (["run", "--slots", value, "--out", str(tmp_path / "r")], r"\[run\] slots ="),
-                       (["run", "--blueprints", value, "--out", str(tmp_path / "r")], r"\[run\] blueprints =")):
+    cases = [(["discover", "--tasks", value, "--out", str(tmp_path / "lib.json")], "--tasks", "one or more "),
+             (["run", "--slots", value, "--out", str(tmp_path / "r")], r"\[run\] slots =", "one or more "),
+             (["run", "--blueprints", value, "--out", str(tmp_path / "r")], r"\[run\] blueprints =", "one or more ")]
+    if value.strip():  # evaluate --against '' is a choice: compare with no other policy
+        cases.append((["evaluate", "--policy-checkpoint", "p.pt", "--against", value], "--against", ""))
+    for args, what, how_many in cases:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
-        assert re.search(rf"Error: {what} '{value}' is invalid; expected one or more comma-separated "
-                         rf"[a-z ]+ names, got {got}", result.output), result.output
+        assert re.search(rf"Error: {what} '{value}' is invalid; expected {how_many}comma-separated "
+                         rf"[a-z ]+ names( \('' for none\))?, got {got}", result.output), result.output
+
+
+def test_evaluate_against_nothing_is_a_choice_not_an_error(tmp_path):
+    # The benchmarks evaluate a second variant alone on episodes the behaviour policies already ran.
+    result = CliRunner().invoke(build_cli(PluginSettings(autoload=False)),
+                                ["evaluate", "--policy-checkpoint", str(tmp_path / "missing.pt"), "--against", ""])
+    assert result.exit_code == 2 and "--against" not in result.output, result.output
+    assert "missing.pt" in result.output
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [

@@ -16,7 +16,7 @@ from esper_core.cli.app import AppState
 @click.option("--episodes", type=int, default=3, show_default=True, help="Held-out episodes per policy.")
 @click.option("--against", default=None,
               help="Comma-separated policies to compare with (default: every installed policy declared "
-                   "for comparison, e.g. heuristic, random and noop from esper-policies).")
+                   "for comparison, e.g. heuristic, random and noop from esper-policies); '' for none.")
 @click.option("--seed", type=int, default=None, help="Seed of the held-out episodes (default: the run's).")
 @click.option("--epochs", type=int, default=None, help="Epochs per episode (default: the training run's).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the training run's).")
@@ -41,7 +41,7 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
     from esper_core.tolaria.evaluation import evaluate_checkpoint
 
     names = (comparison_policies(state.catalog) if against is None
-             else option_names(against, option="--against", noun="policy name"))
+             else option_names(against, option="--against", noun="policy name", allow_empty=True))
     if out is not None:
         check_output_file(out)  # before the episodes, not after them
     evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
