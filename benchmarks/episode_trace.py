@@ -90,13 +90,12 @@ def main() -> None:
 
 
 def first_departure(trained: list[tuple[int, str]], other: list[tuple[int, str]]) -> str:
-    """Where two step lists first differ, as 'epoch E: A / B' (a missing step reads '-')."""
+    """Where two step lists first differ, as 'epoch E: A / epoch F: B' (a missing step reads '-')."""
     for k in range(max(len(trained), len(other))):
         mine = trained[k] if k < len(trained) else None
         theirs = other[k] if k < len(other) else None
         if mine != theirs:
-            epoch = min(step[0] for step in (mine, theirs) if step is not None)
-            return f"epoch {epoch}: {mine[1] if mine else '-'} / {theirs[1] if theirs else '-'}"
+            return " / ".join("-" if step is None else f"epoch {step[0]}: {step[1]}" for step in (mine, theirs))
     return "none"
 
 
