@@ -68,8 +68,10 @@ class PPOConfig:
     trunk: str = field(default="mlp", validator=one_of("mlp", "lstm"))
     hidden: int = field(default=64, validator=int_at_least(4))
     #: how the actor scores slots: ``linear`` (one weight set per slot) or ``shared`` (one scorer
-    #: applied to every slot's block of the observation; esper_policies.ppo.network). Measured on the
-    #: default task in docs/learned_controllers.md, "One scorer for every slot".
+    #: applied to every slot's block of the observation; esper_policies.ppo.network). Measured for
+    #: IQL on the default task in docs/learned_controllers.md ("Three times the data, and one scorer
+    #: for every slot"): no better than linear there (paired −0.09 to +0.05 of return, three
+    #: seeds); not measured for PPO.
     slot_head: str = field(default="linear", validator=one_of(*SLOT_HEADS))
     #: initial logit of WAIT in the op head (the others start at 0): with K other allowed ops WAIT
     #: starts with probability e^b / (e^b + K). A uniform op choice offers CULL every epoch a seed

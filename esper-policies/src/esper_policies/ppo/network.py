@@ -19,6 +19,10 @@ larger contribution first" is one weight on the contribution feature, the same f
 slot, learnt from every step that offers the op in more than one slot; the one-hot keeps a
 per-slot preference possible. The slot blocks are taken from the (normalised) observation, so
 ``features`` carries them beside the trunk's output and the other heads use the trunk's part.
+Measured: cloning "the larger contribution first" from 192 choices among 4 slots, the shared
+scorer picks the rule's slot on 0.93 of fresh states and the linear head on 0.63 (a test in
+tests/test_ppo_parts.py); IQL on the default task, three training seeds, returned no more with it
+(paired −0.09 to +0.05; docs/learned_controllers.md), so ``linear`` stays the default.
 
 Initialisation follows CleanRL / the "37 implementation details": orthogonal weights, gain √2
 in the trunk, 0.01 for the policy heads (near-uniform initial policy), 1 for the value head;
