@@ -210,6 +210,17 @@ def test_a_damaged_checkpoint_is_a_clear_error(catalog, one_checkpoint, damage):
     assert path.name in str(info.value) and "delete it" in str(info.value)
 
 
+def test_a_damaged_only_checkpoint_says_the_run_cannot_continue(catalog, one_checkpoint):
+    # Deleting it would leave no checkpoint, and --resume refuses a run past its first one with none.
+    out, path = one_checkpoint
+    for earlier in list_checkpoints(out)[:-1]:
+        earlier.unlink()
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as info:
+        _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert "only checkpoint" in str(info.value) and "delete it" not in str(info.value)
+
+
 def test_a_file_of_another_kind_is_refused(catalog, one_checkpoint):
     out, path = one_checkpoint
     torch.save({"state_dict": {}}, path)

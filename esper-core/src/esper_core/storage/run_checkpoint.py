@@ -219,9 +219,19 @@ def save_run_checkpoint(run_dir: Path, *, resolved: Any, slot_names: Sequence[st
     return path
 
 
+def _damaged_hint(path: Path) -> str:
+    """What to do about a damaged checkpoint: resume from an earlier one where there is one. With
+    none, deleting it would leave a run past its first checkpoint with no checkpoint at all, which
+    ``--resume`` refuses (it would start over on top of what the run recorded)."""
+    earlier = list_checkpoints(path.parent.parent)
+    if path in earlier and earlier.index(path) > 0:
+        return "; delete it to resume from the checkpoint before it, or start a new run"
+    return "; it is the run's only checkpoint, so the run cannot continue: start a new run"
+
+
 def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str]) -> dict[str, Any]:
     """Read and check a run checkpoint for ``resolved``; every problem is a one-line error."""
-    hint = "; delete it to resume from the checkpoint before it, or start a new run"
+    hint = _damaged_hint(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
