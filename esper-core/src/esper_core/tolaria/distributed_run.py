@@ -32,12 +32,17 @@ from esper_core.errors import ConfigError, EsperError
 logger = structlog.get_logger(__name__)
 
 
-def launched_with_several_processes() -> bool:
-    """True under ``torchrun`` (or any launcher setting ``WORLD_SIZE``) with more than one rank."""
+def _launch_world_size() -> int:
+    """``WORLD_SIZE`` as the launcher set it (1 when unset)."""
     try:
-        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+        return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
+
+
+def launched_with_several_processes() -> bool:
+    """True under ``torchrun`` (or any launcher setting ``WORLD_SIZE``) with more than one rank."""
+    return _launch_world_size() > 1
 
 
 def launch_rank() -> int:
@@ -51,7 +56,7 @@ def launch_rank() -> int:
         rank = int(raw)
     except ValueError:
         raise ConfigError(f"RANK={raw!r} is not an integer") from None
-    world = int(os.environ.get("WORLD_SIZE", "1")) if launched_with_several_processes() else 1
+    world = max(1, _launch_world_size())
     if not 0 <= rank < world:
         raise ConfigError(f"RANK={raw!r} is outside 0..{world - 1} (WORLD_SIZE="
                           f"{os.environ.get('WORLD_SIZE', 'unset')}); only rank 0 writes the run directory, "
