@@ -38,6 +38,7 @@ MAX_THREADS = 1024
 
 
 # Every list of names goes through options.name_list: a blank name is refused, never dropped.
+# One named converter per field: mypy's attrs plugin takes no converter made by a factory.
 def _slot_names(value: Any) -> tuple[str, ...] | None:
     return None if value is None else name_list(value, noun="slot name")
 
