@@ -12,6 +12,7 @@ import torch
 
 from esper_core.config import RunConfig
 from esper_core.contracts.decisions import Op
+from esper_core.contracts.observation import ObservationLayout
 from esper_core.errors import ConfigError, DataError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.presentation.evaluation_report import format_evaluation
@@ -226,6 +227,52 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
     with pytest.raises(ConfigError, match=r"policy 'iql' option 'slot_head' = 'pointer' is invalid; "
                                           r"expected one of 'linear', 'shared'"):
         run({"dataset": str(datasets / "random"), "slot_head": "pointer"}, "e")
+    with pytest.raises(ConfigError, match=r"'actor_dropout' = 1 is invalid; expected a finite number in \[0, 1\)"):
+        run({"dataset": str(datasets / "random"), "actor_dropout": 1}, "f")
+    with pytest.raises(ConfigError, match=r"option 'actor_weight_decay' = -0.1 is invalid"):
+        run({"dataset": str(datasets / "random"), "actor_weight_decay": -0.1}, "g")
+
+
+@pytest.mark.parametrize("slot_head", ["linear", "shared"])
+def test_actor_dropout_drops_only_the_trunk_features_the_policy_heads_read(slot_head):
+    torch.manual_seed(0)
+    actor = ActorCritic(ObservationLayout(2).size, 2, 3, hidden=32, slot_head=slot_head)
+    features, _ = actor.features(torch.randn(64, ObservationLayout(2).size))
+    plain = IQLLearner(actor, TwinQ(ObservationLayout(2).size, 2, 3, 8), lr=1e-3, gamma=0.9, expectile=0.7,
+                       beta=3.0, polyak=0.005, max_weight=100.0)
+    assert plain._dropped(features) is features
+    learner = IQLLearner(actor, TwinQ(ObservationLayout(2).size, 2, 3, 8), lr=1e-3, gamma=0.9, expectile=0.7,
+                         beta=3.0, polyak=0.005, max_weight=100.0, actor_dropout=0.5)
+    dropped = learner._dropped(features)
+    trunk, kept = dropped[:, :32], dropped[:, :32] != 0
+    assert 0.35 < float(kept.float().mean()) < 0.65  # about half of 2,048 features dropped
+    assert torch.allclose(trunk[kept], 2 * features[:, :32][kept])  # the rest scaled by 1 / (1 − p)
+    assert torch.equal(dropped[:, 32:], features[:, 32:])  # the shared scorer's observation blocks stay whole
+
+
+def test_actor_weight_decay_reaches_the_policy_optimiser_only():
+    actor, q = ActorCritic(6, 2, 3, hidden=8), TwinQ(6, 2, 3, 8)
+    learner = IQLLearner(actor, q, lr=1e-3, gamma=0.9, expectile=0.7, beta=3.0, polyak=0.005, max_weight=100.0,
+                         actor_weight_decay=0.05)
+    assert [g["weight_decay"] for g in learner.pi_opt.param_groups] == [0.05]
+    assert "AdamW" in type(learner.pi_opt).__name__  # decoupled: the decay is not scaled by Adam's moments
+    assert [g["weight_decay"] for g in learner.v_opt.param_groups + learner.q_opt.param_groups] == [0, 0]
+    # with no gradient at all the decay alone shrinks the policy heads, and nothing V-only moves
+    head, value = actor.op_head.weight.detach().clone(), actor.value_head.weight.detach().clone()
+    for p in actor.parameters():
+        p.grad = torch.zeros_like(p)
+    learner.pi_opt.step()
+    assert torch.allclose(actor.op_head.weight, head * (1 - 1e-3 * 0.05))
+    assert torch.equal(actor.value_head.weight, value)
+
+
+def test_iql_trains_with_a_regularised_actor_and_records_it(catalog, datasets, tmp_path):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": str(datasets / "heuristic"), "steps": 20, "batch_size": 8,
+                                             "hidden": 16, "actor_dropout": 0.2, "actor_weight_decay": 0.01}})
+    execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "run"))
+    trained = _load_iql(tmp_path / "run" / "policy.pt").training["config"]
+    assert (trained["actor_dropout"], trained["actor_weight_decay"]) == (0.2, 0.01)
 
 
 def test_iql_trains_a_shared_slot_head_that_its_checkpoint_rebuilds(catalog, datasets, tmp_path):

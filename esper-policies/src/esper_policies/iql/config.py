@@ -42,6 +42,11 @@ class IQLConfig:
     polyak: float = field(default=0.005, validator=number_in(0.0, 1.0, low_open=True))
     max_weight: float = field(default=100.0, validator=number_in(0.0, low_open=True))
     hidden: int = field(default=64, validator=int_at_least(4))
+    #: dropout on the trunk's output in the policy loss, and decoupled weight decay (AdamW) of the
+    #: policy's parameters: they keep the actor from fitting every recorded action one state at a
+    #: time (esper_policies.iql.update.IQLLearner)
+    actor_dropout: float = field(default=0.0, validator=number_in(0.0, 1.0, high_open=True))
+    actor_weight_decay: float = field(default=0.0, validator=number_in(0.0))
     #: how the actor scores slots: ``linear`` (one weight set per slot) or ``shared`` (one scorer
     #: applied to every slot's block of the observation; esper_policies.ppo.network). Measured on the
     #: default task in docs/learned_controllers.md ("Three times the data, and one scorer for every

@@ -56,20 +56,41 @@ class TwinQ(nn.Module):
 
 
 class IQLLearner:
-    """The networks, optimisers and one training step."""
+    """The networks, optimisers and one training step.
+
+    ``actor_dropout`` (on the trunk's output, in the policy loss only) and ``actor_weight_decay``
+    (of the parameters the policy loss trains: the policy heads and the trunk it shares with V)
+    regularise the actor. The recorded states are nearly all distinct, so an unregularised actor can fit
+    every recorded action, the random policy's included, whatever its advantage weight: AWR's
+    weights only rank actions taken *in the same state*. IQL's own configurations use actor
+    dropout for the same reason on its small-data tasks (0.1 on Kitchen and Adroit; Kostrikov et
+    al. 2021, appendix). Measured on the default task in docs/learned_controllers.md.
+    """
 
     def __init__(self, actor: ActorCritic, q: TwinQ, *, lr: float, gamma: float, expectile: float, beta: float,
-                 polyak: float, max_weight: float) -> None:
+                 polyak: float, max_weight: float, actor_dropout: float = 0.0, actor_weight_decay: float = 0.0
+                 ) -> None:
         self.actor, self.q = actor, q
         self.q_target = copy.deepcopy(q).requires_grad_(False)
         self.gamma, self.expectile, self.beta, self.polyak, self.max_weight = gamma, expectile, beta, polyak, max_weight
+        self.actor_dropout = actor_dropout
         value_params = list(actor.value_head.parameters())
         value_ids = {id(p) for p in value_params}
         # V shares the actor's trunk: the value loss trains trunk and value head, the policy
         # loss trunk and policy heads, as in PPO's shared actor-critic.
         self.v_opt = adam(value_params + list(actor.trunk.parameters()), lr=lr)
-        self.pi_opt = adam([p for p in actor.parameters() if id(p) not in value_ids], lr=lr)
+        self.pi_opt = adam([p for p in actor.parameters() if id(p) not in value_ids], lr=lr,
+                           decoupled=actor_weight_decay > 0, weight_decay=actor_weight_decay)
         self.q_opt = adam(q.parameters(), lr=lr)
+
+    def _dropped(self, features: Tensor) -> Tensor:
+        # Dropout on the trunk's output as the policy heads read it; the shared slot scorer's
+        # observation blocks that travel after it (ActorCritic.features) are left whole.
+        if not self.actor_dropout:
+            return features
+        hidden = self.actor.hidden
+        trunk = nn.functional.dropout(features[..., :hidden], p=self.actor_dropout, training=True)
+        return torch.cat([trunk, features[..., hidden:]], dim=-1)
 
     def step(self, batch: Batch) -> dict[str, float]:
         with torch.no_grad():
@@ -97,7 +118,7 @@ class IQLLearner:
         with torch.no_grad():
             advantage = q_target - self.actor.value(features)
             awr = torch.exp(self.beta * advantage).clamp(max=self.max_weight)
-        log_prob = self.actor.heads(features, batch.masks, batch.actions).log_prob
+        log_prob = self.actor.heads(self._dropped(features), batch.masks, batch.actions).log_prob
         pi_loss = -(awr * log_prob).mean()
         self.pi_opt.zero_grad(set_to_none=True)
         pi_loss.backward()
