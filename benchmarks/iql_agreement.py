@@ -9,7 +9,9 @@ Then, on every step of the ``--probe`` episodes (recorded by ``esper collect`` w
 no training episode used), its greedy action is compared with the recorded one: how often they
 agree, which actions it puts in place of which, and each probe episode's first departure (after
 it, a policy acting on its own would have left the recorded trajectory). ``Q̄ − V`` is IQL's own
-advantage of each of the two actions there. The markdown written to ``--out`` is the output.
+advantage of each of the two actions there. The same agreement on the training episodes, per
+behaviour policy, shows how far the actor fitted each policy's recorded actions. The markdown
+written to ``--out`` is the output.
 """
 
 from __future__ import annotations
@@ -150,6 +152,11 @@ def main() -> None:
         seconds = time.perf_counter() - started
         result = compare(fitted, probe, name)
         result["mean_v"], result["mean_return_to_go"] = value_fit(fitted, train, config.gamma)
+        # How closely the actor reproduces its own training data, per behaviour policy: near 100 %
+        # for the random policy's episodes means it fitted random actions state by state.
+        fits = {policy: compare(fitted, [d for d in train if d.metadata["policy"] == policy], name)
+                for policy in sorted({d.metadata["policy"] for d in train})}
+        result["training_fit"] = {policy: {"agree": f["agree"], "total": f["total"]} for policy, f in fits.items()}
         data["variants"][variant] = {**result, "swaps": [[r, o, n] for (r, o), n in result["swaps"].most_common()],
                                      "train_seconds": round(seconds, 1)}
         lines += [f"## {variant}", "",
@@ -157,7 +164,9 @@ def main() -> None:
                   f"**{result['agree']} of {result['total']}** steps; {len(result['firsts'])} of "
                   f"{result['episodes']} episodes leave the recorded trajectory. V over the training states: mean "
                   f"{result['mean_v']:.2f}, against {result['mean_return_to_go']:.2f} for the recorded discounted "
-                  "return-to-go.", ""]
+                  "return-to-go. Greedy agreement with its own training episodes: "
+                  + "; ".join(f"{policy} {f['agree']} of {f['total']} steps ({100 * f['agree'] / f['total']:.0f} %)"
+                              for policy, f in result["training_fit"].items()) + ".", ""]
         if result["swaps"]:
             lines += ["| recorded action | IQL's greedy action | steps |", "|---|---|---|"]
             lines += [f"| {r} | {o} | {n} |" for (r, o), n in result["swaps"].most_common()]
