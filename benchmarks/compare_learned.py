@@ -66,7 +66,19 @@ def main() -> None:
     for key, label in (("test_accuracies", "test accuracy (points)"), ("returns", "return")):
         d = rows[key]
         lines.append(f"| {label} | {d['mean']:+.2f} ({d['sd']:.2f}) | {format_t(d['t'], 2)} | {d['n']} |")
+    lines += differing_episodes(row_a["returns"], row_b["returns"], a["heuristic"]["returns"], args.name_a, args.name_b)
     publish(lines, args.out, rows)
+
+
+def differing_episodes(a: list[float], b: list[float], heuristic: list[float], name_a: str, name_b: str) -> list[str]:
+    """The held-out episodes (numbered from 0 in the files' order) where the two returns differ,
+    each against the heuristic's return there: a mean difference is usually a few such episodes."""
+    rows = [(i, x, y, h) for i, (x, y, h) in enumerate(zip(a, b, heuristic, strict=True)) if abs(x - y) > 1e-9]
+    if not rows:
+        return ["", "The two returned the same in every episode."]
+    return ["", f"Episodes where the returns differ ({len(rows)} of {len(a)}):", "",
+            f"| episode | {name_a} − heuristic | {name_b} − heuristic | {name_a} − {name_b} |", "|---|---|---|---|",
+            *(f"| {i} | {x - h:+.2f} | {y - h:+.2f} | {x - y:+.2f} |" for i, x, y, h in rows)]
 
 
 if __name__ == "__main__":
