@@ -92,11 +92,11 @@ def test_factory_validates_before_generating() -> None:
 
 
 @pytest.mark.parametrize(("value", "got"), [
-    ("8,,16", r"a blank name \(item 2\)"),
-    (",", r"a blank name \(item 1\)"),
-    ("8,16,", r"a blank name \(item 3\)"),
-    ("8, 16, ", r"a blank name \(item 3\)"),
-    ("", "no name"),
+    ("8,,16", r"a blank entry \(item 2\)"),
+    (",", r"a blank entry \(item 1\)"),
+    ("8,16,", r"a blank entry \(item 3\)"),
+    ("8, 16, ", r"a blank entry \(item 3\)"),
+    ("", "none"),
 ])
 def test_command_line_widths_with_a_blank_item_are_refused_not_dropped(value: str, got: str) -> None:
     # "8,,16" and "8,16," used to build a two-block host without a word (a blank item dropped)

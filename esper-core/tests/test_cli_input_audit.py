@@ -252,8 +252,8 @@ def test_a_bad_plugin_variable_is_one_line_through_the_cli(monkeypatch):
 # -- lists of names: one parser, no blank item dropped ---------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "got"), [(",", r"a blank name \(item 1\)"), ("a,,b", r"a blank name \(item 2\)"),
-                                            ("a, ", r"a blank name \(item 2\)"), ("", "no name"), ("  ", "no name")])
+@pytest.mark.parametrize(("value", "got"), [(",", r"a blank entry \(item 1\)"), ("a,,b", r"a blank entry \(item 2\)"),
+                                            ("a, ", r"a blank entry \(item 2\)"), ("", "none"), ("  ", "none")])
 def test_a_list_option_with_a_blank_item_or_no_item_names_the_option(tmp_path, value, got):
     # Each used to be read as fewer names (none at all for ',' and ''): evaluate compared the
     # policy with nothing, discover searched fewer tasks, a run had no slots.
@@ -280,12 +280,12 @@ def test_evaluate_against_nothing_is_a_choice_not_an_error(tmp_path):
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("slots", "", r"\[run\] slots = '' is invalid; expected one or more comma-separated slot names, got no name"),
-    ("slots", [], r"\[run\] slots = \[\] is invalid; expected a non-empty list of slot names, got no name"),
-    ("slots", ["block1", " "], r"expected a non-empty list of slot names, got a blank name \(item 2\)"),
+    ("slots", "", r"\[run\] slots = '' is invalid; expected one or more comma-separated slot names, got none"),
+    ("slots", [], r"\[run\] slots = \[\] is invalid; expected a non-empty list of slot names, got none"),
+    ("slots", ["block1", " "], r"expected a non-empty list of slot names, got a blank entry \(item 2\)"),
     ("blueprints", [], r"\[run\] blueprints = \[\] is invalid; expected a non-empty list of blueprint names"),
     ("telemetry", "jsonl,", r"\[run\] telemetry = 'jsonl,' is invalid; expected comma-separated telemetry sinks "
-                            r"\('' for none\), got a blank name \(item 2\)"),
+                            r"\('' for none\), got a blank entry \(item 2\)"),
     ("observers", ["a", ""], r"\[run\] observers = \['a', ''\] is invalid; expected a list of observers"),
 ])
 def test_a_blank_name_in_a_config_list_is_refused_by_key(key, value, message):
@@ -313,9 +313,9 @@ def test_a_task_default_of_no_slot_is_refused():
     from esper_core.contracts.run_defaults import RunDefaults
 
     with pytest.raises(ConfigError, match=r"task 'toy' defaults option 'slots' = \[\] is invalid; expected a "
-                                          r"non-empty list of slot names, got no name"):
+                                          r"non-empty list of slot names, got none"):
         RunDefaults.from_mapping({"slots": []}, owner="task 'toy' defaults")
-    with pytest.raises(ConfigError, match="got a blank name"):
+    with pytest.raises(ConfigError, match="got a blank entry"):
         RunDefaults(slots=("block1", ""))
     assert RunDefaults(blueprints=()).blueprints == ()  # every blueprint of the topology
 
@@ -323,7 +323,7 @@ def test_a_task_default_of_no_slot_is_refused():
 @pytest.mark.parametrize("value", [",", "toy,,core", "toy,"])
 def test_esper_plugins_with_a_blank_name_is_refused(value):
     with pytest.raises(ConfigError, match=rf"ESPER_PLUGINS='{value}' is invalid; expected one or more comma-separated "
-                                          r"plugin names, got a blank name"):
+                                          r"plugin names, got a blank entry"):
         PluginSettings.from_env({"ESPER_PLUGINS": value})
     assert PluginSettings.from_env({"ESPER_PLUGINS": " toy , core "}).allow == ("toy", "core")
     assert PluginSettings.from_env({"ESPER_PLUGINS": "  "}).allow is None  # unset: every plugin

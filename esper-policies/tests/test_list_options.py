@@ -26,10 +26,10 @@ OPTIONS = [
 
 #: (text, the blank item the message names)
 BLANK = [
-    ("{0},,{1}", "a blank name \\(item 2\\)"),
-    (",", "a blank name \\(item 1\\)"),
-    ("{0},", "a blank name \\(item 2\\)"),
-    ("{0}, {1}, ", "a blank name \\(item 3\\)"),
+    ("{0},,{1}", "a blank entry \\(item 2\\)"),
+    (",", "a blank entry \\(item 1\\)"),
+    ("{0},", "a blank entry \\(item 2\\)"),
+    ("{0}, {1}, ", "a blank entry \\(item 3\\)"),
 ]
 
 
@@ -52,7 +52,7 @@ def test_a_blank_item_is_refused_by_the_option_name(cls, owner, option, good, ex
 @pytest.mark.parametrize(("cls", "owner", "option", "good", "expected"), OPTIONS, ids=[o[2] for o in OPTIONS])
 def test_a_blank_item_in_a_toml_list_is_refused(cls, owner, option, good, expected):
     with pytest.raises(ConfigError, match=rf"option '{option}' = \[.*\] is invalid; expected {expected}, "
-                                          rf"got a blank name \(item 2\)$"):
+                                          rf"got a blank entry \(item 2\)$"):
         parse_options(cls, _options(cls, option, [good[0], " "]), owner=owner)
 
 
@@ -61,7 +61,7 @@ def test_a_blank_item_in_a_toml_list_is_refused(cls, owner, option, good, expect
 def test_an_empty_list_stays_refused(cls, owner, option, good, expected, value):
     # none of these has a meaning for "no item": no heads cloned or rewarded is not offered, and
     # no dataset is bc_dataset's default (None, the option left out) or IQL's missing dataset
-    with pytest.raises(ConfigError, match=rf"option '{option}' = .* is invalid; expected {expected}, got no name$"):
+    with pytest.raises(ConfigError, match=rf"option '{option}' = .* is invalid; expected {expected}, got none$"):
         parse_options(cls, _options(cls, option, value), owner=owner)
 
 

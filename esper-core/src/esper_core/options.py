@@ -271,9 +271,9 @@ def name_list(value: Any, *, noun: str = "name", allow_empty: bool = False) -> t
         if not isinstance(item, str):
             raise InvalidValue(None, value, expected, f"{got_word(item)} (item {i})")
         if not item.strip():
-            raise InvalidValue(None, value, expected, f"a blank name (item {i})")
+            raise InvalidValue(None, value, expected, f"a blank entry (item {i})")
     if not items and not allow_empty:
-        raise InvalidValue(None, value, expected, "no name")
+        raise InvalidValue(None, value, expected, "none")
     return tuple(items)
 
 
