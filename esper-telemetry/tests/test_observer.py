@@ -23,7 +23,7 @@ from esper_core.tolaria.job import execute_run
 from esper_telemetry import observer as observer_module
 from esper_telemetry import plugin
 from esper_telemetry.gradient_health import GradientHealthConfig
-from esper_telemetry.observer import GradientHealthObserver, parse_observer_options
+from esper_telemetry.observer import GradientHealthObserver, ObserverOptions, parse_observer_options
 
 
 def _report(epoch: int = 1) -> EpochReport:
@@ -181,6 +181,8 @@ def test_options_are_validated_with_clear_messages():
     observer = spec.factory(model=model, options={})
     assert observer.config.profile == "minimal"
     observer.close()
+    # The options class the run's config check reads says the same default as the factory.
+    assert ObserverOptions().profile == "minimal" and parse_observer_options({})[0].profile == "minimal"
 
 
 # --------------------------------------------------------------------------- engine runs

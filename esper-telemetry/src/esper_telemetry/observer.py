@@ -35,8 +35,9 @@ from attrs import field, frozen
 
 from esper_core.contracts.events import GradientHealth, TelemetryEvent
 from esper_core.contracts.reports import EpochReport
-from esper_core.options import int_at_least, parse_options
+from esper_core.options import int_at_least, one_of, parse_options
 from esper_telemetry.gradient_health import (
+    PROFILES,
     GradientHealthConfig,
     GradientHealthReport,
     GradientHealthTracker,
@@ -57,8 +58,11 @@ def _short(value: float | None) -> float | None:
 
 @frozen(kw_only=True)
 class ObserverOptions(GradientHealthConfig):
-    """``[observers.gradient_health]``: the tracker's settings and how many layers an event carries."""
+    """``[observers.gradient_health]``: the tracker's settings and how many layers an event carries.
+    The observer's default profile is ``minimal`` (the tracker's own is ``standard``): every run
+    that lists the observer pays for it, so by default it pays only for the global norm."""
 
+    profile: str = field(default=DEFAULT_PROFILE, validator=one_of(*PROFILES))
     max_layers: int = field(default=DEFAULT_MAX_LAYERS, validator=int_at_least(0))
 
 
@@ -68,8 +72,7 @@ def parse_observer_options(options: Mapping[str, Any]) -> tuple[GradientHealthCo
     Unknown keys and bad values raise :class:`~esper_core.errors.ConfigError` naming the
     observer, the key and what is allowed.
     """
-    given = {"profile": DEFAULT_PROFILE, **options} if isinstance(options, Mapping) else options
-    parsed = parse_options(ObserverOptions, given, owner=OWNER)
+    parsed = parse_options(ObserverOptions, options, owner=OWNER)
     tracker = {a.name: getattr(parsed, a.name) for a in attrs.fields(GradientHealthConfig)}
     return GradientHealthConfig(**tracker), parsed.max_layers
 
