@@ -5,8 +5,9 @@ rows of ``iql_sweep.py`` JSON files (``--row-a`` / ``--row-b`` name the variant,
     python benchmarks/compare_learned.py A.json B.json [--name-a group] [--name-b gae] [--out FILE.md]
     python benchmarks/compare_learned.py v2.json v1.json --row-a beta=3 --row-b beta=3 --name-a v2 --name-b v1
 
-Refuses a pair whose heuristic rows differ: then the files were not evaluated on the same
-episodes under the same settings, and a paired difference would mean nothing.
+Lists the episodes where the two returns differ. Refuses a pair whose heuristic rows differ: then
+the files were not evaluated on the same episodes under the same settings, and a paired
+difference would mean nothing.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def main() -> None:
 
 def differing_episodes(a: list[float], b: list[float], heuristic: list[float], name_a: str, name_b: str) -> list[str]:
     """The held-out episodes (numbered from 0 in the files' order) where the two returns differ,
-    each against the heuristic's return there: a mean difference is usually a few such episodes."""
-    rows = [(i, x, y, h) for i, (x, y, h) in enumerate(zip(a, b, heuristic, strict=True)) if abs(x - y) > 1e-9]
+    each against the heuristic's return there: a mean difference is usually a few such episodes.
+    "Differ" is inequality, as in iql_sweep.py's exact-return count: the same actions on a
+    deterministic episode give bit-identical returns."""
+    rows = [(i, x, y, h) for i, (x, y, h) in enumerate(zip(a, b, heuristic, strict=True)) if x != y]
     if not rows:
         return ["", "The two returned the same in every episode."]
     return ["", f"Episodes where the returns differ ({len(rows)} of {len(a)}):", "",
