@@ -20,6 +20,7 @@ from esper_core.options import INT_MAX, as_int
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.storage.rundir import (
+    CHECKPOINTED_FILE,
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     LOCK_FILE,
@@ -411,6 +412,7 @@ def test_a_resume_whose_checkpoints_were_deleted_is_refused_and_keeps_the_events
 
     out = _unfinished_copy(finished_run, tmp_path)
     shutil.rmtree(out / CHECKPOINTS_DIR)
+    (out / CHECKPOINTED_FILE).unlink()  # as in a run from before the marker: the events show it
     events, config = (out / "events.jsonl").read_bytes(), (out / CONFIG_FILE).read_bytes()
     with pytest.raises(CheckpointError, match=r"refused: the run's checkpoints are missing \('.*events.jsonl' records "
                                               r"epoch 3 of episode 0, after the first checkpoint\); starting over "
@@ -436,9 +438,29 @@ def test_an_emptied_checkpoints_folder_is_refused_without_events(catalog, tmp_pa
         (out / name).unlink()
     for path in (out / CHECKPOINTS_DIR).iterdir():
         path.unlink()
+    (out / CHECKPOINTED_FILE).unlink()  # a run from before the marker
     with pytest.raises(CheckpointError, match=r"checkpoints are missing \(checkpoints/ is empty, and only a "
                                               r"checkpoint creates it\)"):
         _toy_run(catalog, out, resume=True, telemetry=[])
+
+
+def test_a_resume_without_events_or_checkpoints_is_refused_by_the_marker_of_the_first(catalog, tmp_path):
+    import shutil
+
+    from esper_core.errors import CheckpointError
+
+    out = tmp_path / "run"
+    _toy_run(catalog, out, telemetry=[])  # no events file: only the marker shows it checkpointed
+    for name in (SUMMARY_FILE, MODEL_FILE):
+        (out / name).unlink()
+    shutil.rmtree(out / CHECKPOINTS_DIR)
+    assert not (out / "events.jsonl").exists()
+    config = (out / CONFIG_FILE).read_bytes()
+    with pytest.raises(CheckpointError, match=r"checkpoints are missing \(\.esper\.checkpointed records that it "
+                                              r"wrote ep0000-epoch00001\.pt\); starting over would overwrite"):
+        _toy_run(catalog, out, resume=True, telemetry=[])
+    assert sorted(p.name for p in out.iterdir()) == [CHECKPOINTED_FILE, CONFIG_FILE]
+    assert (out / CONFIG_FILE).read_bytes() == config
 
 
 def test_a_run_stopped_before_its_first_checkpoint_still_starts_over(catalog, finished_run, tmp_path):
@@ -446,6 +468,7 @@ def test_a_run_stopped_before_its_first_checkpoint_still_starts_over(catalog, fi
 
     out = _unfinished_copy(finished_run, tmp_path)
     shutil.rmtree(out / CHECKPOINTS_DIR)
+    (out / CHECKPOINTED_FILE).unlink()  # written with the first checkpoint, so never there
     # Killed after epoch 1's event, before its checkpoint was written (and a first write cut
     # short leaves its temporary file in checkpoints/).
     lines = (out / "events.jsonl").read_text().splitlines(keepends=True)

@@ -46,7 +46,7 @@ from esper_core.kasmina.slot import SEEDED_STAGES, SlotState
 from esper_core.plugins.blame import blame, module_of
 from esper_core.storage import safe_pickle as state_pickle
 from esper_core.storage.policy_checkpoint import check_compatible, check_header
-from esper_core.storage.rundir import CHECKPOINTS_DIR
+from esper_core.storage.rundir import CHECKPOINTED_FILE, CHECKPOINTS_DIR
 
 logger = structlog.get_logger(__name__)
 
@@ -207,6 +207,9 @@ def save_run_checkpoint(run_dir: Path, *, resolved: Any, slot_names: Sequence[st
         folder.mkdir(exist_ok=True)
         with atomic_file(path) as handle:
             torch.save(data, handle)
+        marker = run_dir / CHECKPOINTED_FILE
+        if not marker.exists():
+            marker.write_text(f"{path.name}\n", encoding="utf-8")
     except (OSError, RuntimeError) as exc:
         # torch.save reports a full disk as a RuntimeError from its zip writer, not an OSError.
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).splitlines() or [""])[0]

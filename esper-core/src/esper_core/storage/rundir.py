@@ -26,6 +26,9 @@ SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.pt"
 CHECKPOINTS_DIR = "checkpoints"
 LOCK_FILE = ".esper.lock"
+#: written beside ``checkpoints/`` with the run's first checkpoint, so a resume can tell a run that
+#: checkpointed (and lost its checkpoints) from one stopped before its first, whatever sinks it had
+CHECKPOINTED_FILE = ".esper.checkpointed"
 
 
 class RunDirBusy(ConfigError):

@@ -25,7 +25,7 @@ from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
 from esper_core.setup.training_options import check_training_options, resume_extension
 from esper_core.storage.run_checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
-from esper_core.storage.rundir import CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
+from esper_core.storage.rundir import CHECKPOINTED_FILE, CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
 from esper_core.telemetry.hub import TelemetryHub
 from esper_core.telemetry.jsonl import EVENTS_FILE, EventsLost, last_epoch
 from esper_core.tolaria import distributed_run
@@ -196,14 +196,20 @@ def _refuse_lost_checkpoints(run_dir: Path, events_path: Any) -> None:
     first checkpoint (killed during epoch 1 of episode 0: it loses only that epoch), and wrong for
     a run whose checkpoints were deleted: starting over would truncate its events and write over
     what it recorded. The first checkpoint is written after epoch 1 of episode 0, and it alone
-    creates ``checkpoints/``, so the run got past it when either shows:
+    creates ``checkpoints/``, so the run got past it when any of these shows:
 
+    * ``.esper.checkpointed``, written with the first checkpoint beside ``checkpoints/``, exists
+      (the one sign that does not depend on the run's telemetry sinks);
     * ``checkpoints/`` exists and is empty (a first write cut short leaves its temporary file);
-    * the events file records an epoch after epoch 1 of episode 0.
+    * the events file records an epoch after epoch 1 of episode 0 (runs from before the marker).
     """
     folder = run_dir / CHECKPOINTS_DIR
+    marker = run_dir / CHECKPOINTED_FILE
     evidence = None
-    if folder.is_dir() and not any(folder.iterdir()):
+    if marker.is_file():
+        first = marker.read_text(encoding="utf-8", errors="replace").strip()[:80]
+        evidence = f"{CHECKPOINTED_FILE} records that it wrote {first or 'a checkpoint'}"
+    elif folder.is_dir() and not any(folder.iterdir()):
         evidence = f"{CHECKPOINTS_DIR}/ is empty, and only a checkpoint creates it"
     else:
         paths = [run_dir / EVENTS_FILE, *([Path(events_path)] if isinstance(events_path, str) else [])]
