@@ -231,6 +231,9 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
         run({"dataset": str(datasets / "random"), "actor_dropout": 1}, "f")
     with pytest.raises(ConfigError, match=r"option 'actor_weight_decay' = -0.1 is invalid"):
         run({"dataset": str(datasets / "random"), "actor_weight_decay": -0.1}, "g")
+    with pytest.raises(ConfigError, match=r"option 'advantage_weights' = 'hard' is invalid; "
+                                          r"expected one of 'exponential', 'binary'"):
+        run({"dataset": str(datasets / "random"), "advantage_weights": "hard"}, "h")
 
 
 @pytest.mark.parametrize("slot_head", ["linear", "shared"])
@@ -269,10 +272,12 @@ def test_actor_weight_decay_reaches_the_policy_optimiser_only():
 def test_iql_trains_with_a_regularised_actor_and_records_it(catalog, datasets, tmp_path):
     config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
                                   "policy": {"dataset": str(datasets / "heuristic"), "steps": 20, "batch_size": 8,
-                                             "hidden": 16, "actor_dropout": 0.2, "actor_weight_decay": 0.01}})
+                                             "hidden": 16, "actor_dropout": 0.2, "actor_weight_decay": 0.01,
+                                             "advantage_weights": "binary"}})
     execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "run"))
     trained = _load_iql(tmp_path / "run" / "policy.pt").training["config"]
-    assert (trained["actor_dropout"], trained["actor_weight_decay"]) == (0.2, 0.01)
+    assert (trained["actor_dropout"], trained["actor_weight_decay"], trained["advantage_weights"]) == (0.2, 0.01,
+                                                                                                      "binary")
 
 
 def test_iql_trains_a_shared_slot_head_that_its_checkpoint_rebuilds(catalog, datasets, tmp_path):
@@ -348,6 +353,60 @@ def test_expectile_value_sits_above_the_mean_of_dataset_q():
         features, _ = actor.features(obs[:1])
         out = actor.heads(features, masks.index(slice(0, 1)), greedy=True)
     assert out.actions[0, 0].item() == 3
+
+
+def _one_state_batch():
+    """Eight copies of one state with two recorded actions, WAIT (return 0) and CULL (return 1)."""
+    obs = torch.zeros(8, 3)
+    masks = MaskBatch(torch.ones(8, 5, dtype=torch.bool), torch.ones(8, 5, 1, dtype=torch.bool),
+                      torch.ones(8, 1, dtype=torch.bool))
+    return Batch(obs=obs, next_obs=obs, masks=masks, actions=torch.tensor([[0, 0, 0], [3, 0, 0]] * 4),
+                 rewards=torch.tensor([0.0, 1.0] * 4), terminated=torch.ones(8, dtype=torch.bool))
+
+
+def test_policy_weights_are_awr_exponentials_or_crr_indicators():
+    def learner(weights):
+        return IQLLearner(ActorCritic(3, 1, 1, hidden=8), TwinQ(3, 1, 1, 8), lr=1e-3, gamma=0.9, expectile=0.7,
+                          beta=2.0, polyak=0.005, max_weight=5.0, advantage_weights=weights)
+
+    advantage = torch.tensor([-1.0, 0.0, 0.5, 3.0])
+    assert torch.allclose(learner("exponential").policy_weights(advantage),
+                          torch.tensor([torch.e ** -2, 1.0, torch.e, 5.0]))  # exp(β·A), clipped at max_weight
+    assert learner("binary").policy_weights(advantage).tolist() == [0.0, 0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="advantage_weights must be one of"):
+        learner("hard")
+
+
+@pytest.mark.parametrize("weights", ["exponential", "binary"])
+def test_binary_weights_leave_actions_the_critic_rates_below_v_unfitted(weights):
+    torch.manual_seed(0)
+    actor, q = ActorCritic(3, 1, 1, hidden=8), TwinQ(3, 1, 1, 8)
+    learner = IQLLearner(actor, q, lr=1e-2, gamma=0.0, expectile=0.7, beta=1.0, polyak=1.0, max_weight=100.0,
+                         advantage_weights=weights)
+    with torch.no_grad():  # a target critic that rates every recorded action below V (≈ 0 at initialisation)
+        for net in (learner.q_target.q1, learner.q_target.q2):
+            net[-1].weight.zero_()
+            net[-1].bias.fill_(-2.0)
+    head = actor.op_head.weight.detach().clone()
+    stats = learner.step(_one_state_batch())
+    moved = not torch.equal(actor.op_head.weight, head)
+    assert moved == (weights == "exponential")
+    assert (stats["mean_weight"] == 0.0) == (weights == "binary")
+
+
+def test_binary_weights_still_prefer_the_better_recorded_action():
+    torch.manual_seed(0)
+    actor, q = ActorCritic(3, 1, 1, hidden=8), TwinQ(3, 1, 1, 8)
+    learner = IQLLearner(actor, q, lr=1e-2, gamma=0.0, expectile=0.9, beta=1.0, polyak=1.0, max_weight=100.0,
+                         advantage_weights="binary")
+    batch = _one_state_batch()
+    for _ in range(600):
+        stats = learner.step(batch)
+    assert 0.4 < stats["mean_weight"] < 0.6  # CULL's four copies kept, WAIT's four dropped
+    with torch.no_grad():
+        features, _ = actor.features(batch.obs[:1])
+        probs = actor.heads(features, batch.masks.index(slice(0, 1)), greedy=True)
+    assert probs.actions[0, 0].item() == 3
 
 
 def _shard_copy(datasets, tmp_path):

@@ -12,6 +12,7 @@ from typing import Any
 from attrs import field, frozen
 
 from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in, one_of
+from esper_policies.iql.update import ADVANTAGE_WEIGHTS
 from esper_policies.ppo.network import SLOT_HEADS
 
 
@@ -48,6 +49,10 @@ class IQLConfig:
     #: "The actor fits the random episodes state by state"), so both are off by default.
     actor_dropout: float = field(default=0.0, validator=number_in(0.0, 1.0, high_open=True))
     actor_weight_decay: float = field(default=0.0, validator=number_in(0.0))
+    #: how the policy loss weights a recorded action by its advantage A = Q̄(s, a) − V(s):
+    #: ``exponential`` (AWR, min(exp(β·A), max_weight)) or ``binary`` (1(A > 0), CRR's indicator;
+    #: ``beta`` and ``max_weight`` then do not apply). esper_policies.iql.update.
+    advantage_weights: str = field(default="exponential", validator=one_of(*ADVANTAGE_WEIGHTS))
     #: how the actor scores slots: ``linear`` (one weight set per slot) or ``shared`` (one scorer
     #: applied to every slot's block of the observation; esper_policies.ppo.network). Measured on the
     #: default task in docs/learned_controllers.md ("Three times the data, and one scorer for every

@@ -79,7 +79,7 @@ def fit(cfg: IQLConfig, datasets: list[EpisodeDataset], *, n_slots: int, n_bluep
         q = TwinQ(obs_size, n_slots, n_blueprints, cfg.hidden)
     learner = IQLLearner(actor, q, lr=cfg.lr, gamma=cfg.gamma, expectile=cfg.expectile, beta=cfg.beta,
                          polyak=cfg.polyak, max_weight=cfg.max_weight, actor_dropout=cfg.actor_dropout,
-                         actor_weight_decay=cfg.actor_weight_decay)
+                         actor_weight_decay=cfg.actor_weight_decay, advantage_weights=cfg.advantage_weights)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, Any]] = []
     window: list[dict[str, float]] = []

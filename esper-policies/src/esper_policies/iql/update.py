@@ -10,7 +10,10 @@ Three losses per minibatch of recorded transitions ``(s, a, r, s', terminated)``
   networks; the target Q̄ follows Q by Polyak averaging, ``Q̄ ← (1 − ρ)·Q̄ + ρ·Q``.
 * **Policy by advantage-weighted regression**: ``L_π = −E[min(exp(β·(Q̄(s,a) − V(s))), w_max) ·
   log π(a | s)]``; ``log π`` is the masked, factored log-probability of the recorded action, so
-  the actor never puts probability on an action the mask forbade.
+  the actor never puts probability on an action the mask forbade. With
+  ``advantage_weights = "binary"`` the weight is instead ``1(Q̄(s,a) − V(s) > 0)``, the
+  indicator of Critic Regularized Regression (Wang et al. 2020, arXiv:2006.15134): the actor
+  clones only the recorded actions the critic rates above V and does not fit the others at all.
 
 Q scores a factored action from one-hot codes of op, slot (zero for WAIT) and blueprint (zero
 unless GERMINATE).
@@ -28,6 +31,8 @@ from esper_core.sdk import adam
 from esper_policies.encoding import N_OPS
 from esper_policies.offline.dataset import Batch
 from esper_policies.ppo.network import ActorCritic
+
+ADVANTAGE_WEIGHTS = ("exponential", "binary")
 
 
 def action_code(actions: Tensor, n_slots: int, n_blueprints: int) -> Tensor:
@@ -65,15 +70,19 @@ class IQLLearner:
     AWR's weights only rank actions taken *in the same state*. Implementations of IQL use actor
     dropout (0.1) on small-data tasks such as Adroit. On the default task neither option changed
     the actor's agreement with the heuristic on held-out episodes (docs/learned_controllers.md).
+    ``advantage_weights = "binary"`` removes the down-weighted actions from the policy loss
+    instead of fitting them with a smaller weight.
     """
 
     def __init__(self, actor: ActorCritic, q: TwinQ, *, lr: float, gamma: float, expectile: float, beta: float,
-                 polyak: float, max_weight: float, actor_dropout: float = 0.0, actor_weight_decay: float = 0.0
-                 ) -> None:
+                 polyak: float, max_weight: float, actor_dropout: float = 0.0, actor_weight_decay: float = 0.0,
+                 advantage_weights: str = "exponential") -> None:
+        if advantage_weights not in ADVANTAGE_WEIGHTS:
+            raise ValueError(f"advantage_weights must be one of {ADVANTAGE_WEIGHTS}, got {advantage_weights!r}")
         self.actor, self.q = actor, q
         self.q_target = copy.deepcopy(q).requires_grad_(False)
         self.gamma, self.expectile, self.beta, self.polyak, self.max_weight = gamma, expectile, beta, polyak, max_weight
-        self.actor_dropout = actor_dropout
+        self.actor_dropout, self.advantage_weights = actor_dropout, advantage_weights
         value_params = list(actor.value_head.parameters())
         value_ids = {id(p) for p in value_params}
         # V shares the actor's trunk: the value loss trains trunk and value head, the policy
@@ -91,6 +100,12 @@ class IQLLearner:
         hidden = self.actor.hidden
         trunk = nn.functional.dropout(features[..., :hidden], p=self.actor_dropout, training=True)
         return torch.cat([trunk, features[..., hidden:]], dim=-1)
+
+    def policy_weights(self, advantage: Tensor) -> Tensor:
+        """Each recorded action's weight in the policy loss, from its advantage ``Q̄(s, a) − V(s)``."""
+        if self.advantage_weights == "binary":
+            return (advantage > 0).float()
+        return torch.exp(self.beta * advantage).clamp(max=self.max_weight)
 
     def step(self, batch: Batch) -> dict[str, float]:
         with torch.no_grad():
@@ -117,7 +132,7 @@ class IQLLearner:
         features, _ = self.actor.features(batch.obs)
         with torch.no_grad():
             advantage = q_target - self.actor.value(features)
-            awr = torch.exp(self.beta * advantage).clamp(max=self.max_weight)
+            awr = self.policy_weights(advantage)
         log_prob = self.actor.heads(self._dropped(features), batch.masks, batch.actions).log_prob
         pi_loss = -(awr * log_prob).mean()
         self.pi_opt.zero_grad(set_to_none=True)
