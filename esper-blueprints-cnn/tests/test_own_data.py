@@ -187,6 +187,20 @@ def test_unreadable_array_files_are_refused(tmp_path: Path) -> None:
         make_arrays_task(seed=0, device="cpu", options={"path": str(csv)})
 
 
+@pytest.mark.parametrize("content", [b"x_train,y_train\n1,2\n", bytes(range(256)) * 8, b""],
+                         ids=["text", "random bytes", "empty"])
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_an_array_file_that_is_not_one_is_named_as_such(tmp_path: Path, content: bytes, suffix: str) -> None:
+    # numpy reads such a file as a pickle and advises loading it unsafely; torch raises KeyError or
+    # IndexError: neither says what is wrong.
+    path = tmp_path / f"data{suffix}"
+    path.write_bytes(content)
+    expected = {".npz": r"is not an \.npz archive \(the zip file np\.savez writes\)",
+                ".pt": r"is not a readable tensor file \(it is (empty|not a file torch\.save writes)\)"}[suffix]
+    with pytest.raises(DataError, match=expected):
+        make_arrays_task(seed=0, device="cpu", options={"path": str(path)})
+
+
 # --- through the CLI -----------------------------------------------------------------------------
 
 

@@ -152,7 +152,7 @@ def test_export_errors(catalog, fossil_run, tmp_path):
     with pytest.raises(ConfigError, match="has no model.pt yet"):
         export_model(unfinished, catalog, fmt="torchscript")
     (unfinished / "model.pt").write_bytes(b"not a model")
-    with pytest.raises(Exception, match="truncated, corrupt or not an Esper model"):
+    with pytest.raises(Exception, match="model.pt' cannot be read: it is not a file torch.save writes"):
         export_model(unfinished, catalog, fmt="torchscript")
 
 

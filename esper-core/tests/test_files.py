@@ -12,7 +12,7 @@ import pytest
 from engine_helpers import _policies_plugin
 
 from esper_core.config import RunConfig
-from esper_core.files import atomic_file, write_atomic, write_json
+from esper_core.files import UnreadableTorchFile, atomic_file, load_torch_file, write_atomic, write_json
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.storage.rundir import create_run_dir
@@ -67,3 +67,35 @@ def test_every_file_of_a_run_directory_has_one_mode(tmp_path):
     assert {"config.toml", "summary.json", "events.jsonl", "model.pt"} <= set(modes)
     assert any(name.startswith("checkpoints/") for name in modes)
     assert set(modes.values()) == {oct(0o644)}, modes
+
+
+class _NotPlainData:
+    pass
+
+
+def test_load_torch_file_reads_tensors_and_says_in_words_why_a_file_is_not_one(tmp_path):
+    import torch
+
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.ones(2), "n": 3}, good)
+    loaded = load_torch_file(good)
+    assert torch.equal(loaded["w"], torch.ones(2)) and loaded["n"] == 3
+    whole = good.read_bytes()
+    cases = {
+        "text.pt": (b"hello\n", "it is not a file torch.save writes"),  # torch: KeyError '104'
+        "noise.pt": (bytes(range(256)) * 4, "it is not a file torch.save writes"),  # torch: IndexError
+        "empty.pt": (b"", "it is empty"),
+        "cut.pt": (whole[: len(whole) // 2], "it is truncated or corrupt (PytorchStreamReader failed"),
+    }
+    for name, (content, why) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(UnreadableTorchFile) as info:
+            load_torch_file(tmp_path / name)
+        assert str(info.value).startswith(why), (name, str(info.value))
+    torch.save({"obj": _NotPlainData()}, tmp_path / "object.pt")
+    with pytest.raises(UnreadableTorchFile, match=r"^it holds Python objects other than tensors and plain data, "
+                                                  r"which Esper never loads \(Unsupported global: GLOBAL "
+                                                  r"\S*test_files\._NotPlainData\)$"):
+        load_torch_file(tmp_path / "object.pt")
+    with pytest.raises(UnreadableTorchFile, match="^it cannot be opened: Is a directory$"):
+        load_torch_file(tmp_path)

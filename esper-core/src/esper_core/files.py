@@ -1,10 +1,12 @@
-"""Files written so that nothing already there is lost: atomic replacement, and output paths
-proved writable before any work starts."""
+"""Files written so that nothing already there is lost (atomic replacement, output paths proved
+writable before any work starts), and torch files read without running code."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -117,3 +119,46 @@ def check_writable_file(path: Path, *, flag: str = "--out") -> None:
     if path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is a directory; name a file")
     _probe(_nearest_existing(path.parent, flag, path), flag, path)
+
+
+class UnreadableTorchFile(Exception):
+    """A file :func:`load_torch_file` could not read; the message says why, in words."""
+
+
+#: the first bytes of a zip archive (what torch.save writes) and of a pickle (its legacy format)
+_ZIP_START, _PICKLE_START = b"PK\x03\x04", b"\x80"
+
+
+def load_torch_file(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU: tensors and plain data only, never code.
+
+    Raises :class:`UnreadableTorchFile` with the reason in words. torch's own errors do not say
+    it for a file that is not one of its archives (a text file gives ``KeyError: '101'``, random
+    bytes an ``IndexError``), so the reason is read from the file's first bytes.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises anything from KeyError to RuntimeError on a bad file
+        raise UnreadableTorchFile(_why_unreadable(path, exc)) from None
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(len(_ZIP_START))
+    except OSError as error:
+        return f"it cannot be opened: {error.strerror or error}"
+    if not start:
+        return "it is empty"
+    if not start.startswith((_ZIP_START, _PICKLE_START)):
+        # torch reads such a file as a legacy pickle: its refusal would blame objects that are not there
+        return "it is not a file torch.save writes"
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text:
+        named = re.search(r"Unsupported global: GLOBAL \S+", text)
+        return ("it holds Python objects other than tensors and plain data, which Esper never loads"
+                + (f" ({named.group(0)})" if named else ""))
+    detail = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(exc).__name__
+    return f"it is truncated or corrupt ({detail})"

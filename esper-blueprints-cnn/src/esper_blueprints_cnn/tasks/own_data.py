@@ -23,7 +23,6 @@ give the same splits. Normalisation statistics come from the training split alon
 
 from __future__ import annotations
 
-import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
 from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError, DataError
 from esper_core.options import parse_options
+from esper_core.sdk import UnreadableTorchFile, load_torch_file
 
 SPLITS = ("train", "val", "test")
 _COMMON_OPTIONS = {"path", "train_size", "epoch_size", "batch_size", "widths", "augment",
@@ -122,6 +122,15 @@ def _read_array_file(path: Path) -> dict[str, torch.Tensor]:
         raise DataError(f"array file {path} does not exist or is not a file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        # np.load takes anything that is not a zip archive or an .npy for a pickle, and refuses it
+        # with advice to load it unsafely: say what the file is not instead.
+        try:
+            with open(path, "rb") as handle:
+                start = handle.read(4)
+        except OSError as exc:
+            raise DataError(f"array file {path} cannot be opened: {exc.strerror or exc}") from None
+        if start != b"PK\x03\x04":
+            raise DataError(f"array file {path} is not an .npz archive (the zip file np.savez writes)")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 return {key: torch.from_numpy(np.array(npz[key])) for key in npz.files}
@@ -134,11 +143,9 @@ def _read_array_file(path: Path) -> dict[str, torch.Tensor]:
             raise DataError(f"array file {path} holds an array torch cannot use ({exc})") from None
     if suffix == ".pt":
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"array file {path} is not a readable tensor file "
-                            f"(torch.load weights_only=True: {first})") from None
+            loaded = load_torch_file(path)
+        except UnreadableTorchFile as exc:
+            raise DataError(f"array file {path} is not a readable tensor file ({exc})") from None
         if not isinstance(loaded, Mapping) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
         ):

@@ -46,7 +46,7 @@ from esper_core import __version__
 from esper_core.config import RunConfig
 from esper_core.contracts.stages import BLENDED_STAGES, SeedStage
 from esper_core.errors import CheckpointError, ConfigError, UnknownNameError
-from esper_core.files import atomic_file, atomic_path, write_atomic
+from esper_core.files import UnreadableTorchFile, atomic_file, atomic_path, load_torch_file, write_atomic
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.plugins.registry import Catalog
 from esper_core.setup.resolve import resolve_run
@@ -117,13 +117,16 @@ def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel,
         raise ConfigError(f"run {str(run_dir)!r} has no {MODEL_FILE} yet: it has not finished "
                           "(continue it with esper run --resume)")
     try:
-        saved = torch.load(model_path, map_location="cpu", weights_only=True)
+        saved = load_torch_file(model_path)
+    except UnreadableTorchFile as exc:
+        raise CheckpointError(f"{str(model_path)!r} cannot be read: {exc}") from None
+    try:
         architecture, state_dict = saved["architecture"], saved["state_dict"]
         if not isinstance(architecture, list) or not isinstance(state_dict, dict):
             raise TypeError("architecture or weights of the wrong type")
     except Exception as exc:
         raise CheckpointError(f"{str(model_path)!r} cannot be read ({type(exc).__name__}); "
-                              "it is truncated, corrupt or not an Esper model") from None
+                              "it is not an Esper model (an architecture list and a state dict)") from None
     resolved = resolve_run(config, catalog)
     if list(saved.get("blueprint_catalog", [])) != list(resolved.blueprint_keys):
         raise CheckpointError(f"{str(model_path)!r} was saved with blueprints {saved.get('blueprint_catalog')}; "

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from esper_core.errors import ConfigError
-from esper_core.files import atomic_file
+from esper_core.files import UnreadableTorchFile, atomic_file, load_torch_file
 from esper_core.wording import count
 
 FORMAT = "esper-policy-checkpoint"
@@ -48,10 +48,9 @@ def load_policy_checkpoint(path: Path | str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"policy checkpoint {str(path)!r} does not exist")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"policy checkpoint {str(path)!r} cannot be read: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        data = load_torch_file(path)
+    except UnreadableTorchFile as exc:
+        raise ConfigError(f"policy checkpoint {str(path)!r} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"{str(path)!r} is not an Esper policy checkpoint")
     if data.get("format_version") != FORMAT_VERSION:

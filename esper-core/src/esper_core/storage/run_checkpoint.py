@@ -40,7 +40,7 @@ from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.contracts.specs import BlueprintSpec
 from esper_core.contracts.stages import SeedStage
 from esper_core.errors import CheckpointError, ConfigError
-from esper_core.files import atomic_file
+from esper_core.files import UnreadableTorchFile, atomic_file, load_torch_file
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.kasmina.slot import SEEDED_STAGES, SlotState
 from esper_core.plugins.blame import blame, module_of
@@ -236,10 +236,9 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
     """Read and check a run checkpoint for ``resolved``; every problem is a one-line error."""
     hint = _damaged_hint(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"run checkpoint {str(path)!r} is truncated or corrupt ({first}){hint}") from None
+        data = load_torch_file(path)
+    except UnreadableTorchFile as exc:
+        raise CheckpointError(f"run checkpoint {str(path)!r} is truncated or corrupt ({exc}){hint}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an Esper run checkpoint{hint}")
     if data.get("format_version") != FORMAT_VERSION:

@@ -32,7 +32,7 @@ from attrs import frozen
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
-from esper_core.sdk import atomic_file, check_compatible, check_header, write_json
+from esper_core.sdk import UnreadableTorchFile, atomic_file, check_compatible, check_header, load_torch_file, write_json
 from esper_policies.encoding import N_OPS, MaskBatch
 
 logger = structlog.get_logger(__name__)
@@ -146,9 +146,9 @@ class EpisodeDataset:
     def read_episode(self, shard: Path) -> dict[str, Any]:
         """One shard; a corrupt or incomplete one is a DataError naming it."""
         try:
-            data = torch.load(shard, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise DataError(f"episode shard {str(shard)!r} is corrupt ({type(exc).__name__}); delete it "
+            data = load_torch_file(shard)
+        except UnreadableTorchFile as exc:
+            raise DataError(f"episode shard {str(shard)!r} is corrupt ({exc}); delete it "
                             "and run `esper collect` again to re-record that episode") from None
         missing = [k for k in _TENSORS if not isinstance(data, dict) or not isinstance(data.get(k), torch.Tensor)]
         if missing:
