@@ -70,7 +70,7 @@ def main() -> None:
              f"`{shlex.join(['benchmarks/iql_kept_actions.py', *sys.argv[1:]])}`", ""]
     if args.note:
         lines += [args.note, ""]
-    lines += ["| checkpoint | advantage_weights | behaviour | steps | Q̄ − V > 0 | mean Q̄ − V | actor reproduces |",
+    lines += ["| checkpoint | advantage_weights | behaviour | steps | Q̄ − V > 0 | mean Q̄ − V (sd) | actor reproduces |",
               "|---|---|---|---|---|---|---|"]
     data: dict[str, Any] = {}
     for path in args.checkpoint:
@@ -81,10 +81,12 @@ def main() -> None:
             adv = advantages(fitted, own)
             fit = compare(fitted, own, name)
             rows[policy] = {"steps": len(adv), "positive": sum(a > 0 for a in adv),
-                            "mean_advantage": statistics.fmean(adv), "reproduced": fit["agree"]}
+                            "mean_advantage": statistics.fmean(adv), "sd_advantage": statistics.stdev(adv),
+                            "reproduced": fit["agree"]}
             r = rows[policy]
             lines.append(f"| {path} | {config.get('advantage_weights', 'exponential')} | {policy} | {r['steps']} | "
-                         f"{r['positive']} ({100 * r['positive'] / r['steps']:.0f} %) | {r['mean_advantage']:+.3f} | "
+                         f"{r['positive']} ({100 * r['positive'] / r['steps']:.0f} %) | {r['mean_advantage']:+.3f} "
+                         f"({r['sd_advantage']:.3f}) | "
                          f"{r['reproduced']} ({100 * r['reproduced'] / r['steps']:.0f} %) |")
         data[str(path)] = {"config": config, "behaviours": rows}
     lines.append("")
