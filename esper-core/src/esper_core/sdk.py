@@ -304,7 +304,14 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.discovery.curriculum import CrucibleTask
     from esper_core.discovery.grammar import MAX_TOKENS
     from esper_core.discovery.tokens import VOCABULARY
-    from esper_core.files import atomic_file, check_writable_dir, write_atomic, write_json
+    from esper_core.files import (
+        UnreadableTorchFile,
+        atomic_file,
+        check_writable_dir,
+        load_torch_file,
+        write_atomic,
+        write_json,
+    )
     from esper_core.kasmina.optimizers import adam, sgd
     from esper_core.log_config import deferred_logger
     from esper_core.options import int_at_least, non_negative_number, one_of, positive_number
