@@ -12,8 +12,10 @@ Three losses per minibatch of recorded transitions ``(s, a, r, s', terminated)``
   log π(a | s)]``; ``log π`` is the masked, factored log-probability of the recorded action, so
   the actor never puts probability on an action the mask forbade. With
   ``advantage_weights = "binary"`` the weight is instead ``1(Q̄(s,a) − V(s) > 0)``, the
-  indicator of Critic Regularized Regression (Wang et al. 2020, arXiv:2006.15134): the actor
-  clones only the recorded actions the critic rates above V and does not fit the others at all.
+  indicator of Critic Regularized Regression (Wang et al. 2020, arXiv:2006.15134): each step
+  clones only the recorded actions the critic rates above V. Where every recorded state holds
+  one action (the default task), those advantages are noise around zero and the actor still
+  ends up fitting nearly every recorded action (docs/learned_controllers.md).
 
 Q scores a factored action from one-hot codes of op, slot (zero for WAIT) and blueprint (zero
 unless GERMINATE).
@@ -70,8 +72,8 @@ class IQLLearner:
     AWR's weights only rank actions taken *in the same state*. Implementations of IQL use actor
     dropout (0.1) on small-data tasks such as Adroit. On the default task neither option changed
     the actor's agreement with the heuristic on held-out episodes (docs/learned_controllers.md).
-    ``advantage_weights = "binary"`` removes the down-weighted actions from the policy loss
-    instead of fitting them with a smaller weight.
+    ``advantage_weights = "binary"`` removes the down-weighted actions from each step's policy
+    loss instead of fitting them with a smaller weight; on the default task it did not stop the fit.
     """
 
     def __init__(self, actor: ActorCritic, q: TwinQ, *, lr: float, gamma: float, expectile: float, beta: float,
