@@ -22,6 +22,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,11 @@ class Namer:
         return f"{op.name} {self.slots[int(action[1])]}"
 
 
-def compare(fitted: FittedIQL, probe: list[EpisodeDataset], name: Namer) -> dict[str, Any]:
-    agree = total = 0
-    swaps: collections.Counter[tuple[str, str]] = collections.Counter()
-    firsts: list[tuple[int, str, str, float, float]] = []
-    for dataset in probe:
+def scored_episodes(fitted: FittedIQL, datasets: list[EpisodeDataset]
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Each recorded episode as (recorded actions, IQL's greedy actions, the recorded actions'
+    Q̄ − V, the greedy actions' Q̄ − V), step by step."""
+    for dataset in datasets:
         for shard in dataset.shards:
             episode = dataset.read_episode(shard)
             obs = normalized(fitted, episode["obs"])
@@ -85,17 +86,25 @@ def compare(fitted: FittedIQL, probe: list[EpisodeDataset], name: Namer) -> dict
                 v = fitted.actor.value(features)
                 a_chosen = torch.min(*fitted.q(obs, chosen)) - v
                 a_recorded = torch.min(*fitted.q(obs, episode["actions"])) - v
-            departed = False
-            for t in range(obs.shape[0]):
-                total += 1
-                recorded, own = name(episode["actions"][t]), name(chosen[t])
-                if recorded == own:
-                    agree += 1
-                    continue
-                swaps[(recorded, own)] += 1
-                if not departed:
-                    departed = True
-                    firsts.append((t + 1, recorded, own, float(a_recorded[t]), float(a_chosen[t])))
+            yield episode["actions"], chosen, a_recorded, a_chosen
+
+
+def compare(fitted: FittedIQL, probe: list[EpisodeDataset], name: Namer) -> dict[str, Any]:
+    agree = total = 0
+    swaps: collections.Counter[tuple[str, str]] = collections.Counter()
+    firsts: list[tuple[int, str, str, float, float]] = []
+    for actions, chosen, a_recorded, a_chosen in scored_episodes(fitted, probe):
+        departed = False
+        for t in range(actions.shape[0]):
+            total += 1
+            recorded, own = name(actions[t]), name(chosen[t])
+            if recorded == own:
+                agree += 1
+                continue
+            swaps[(recorded, own)] += 1
+            if not departed:
+                departed = True
+                firsts.append((t + 1, recorded, own, float(a_recorded[t]), float(a_chosen[t])))
     return {"agree": agree, "total": total, "swaps": swaps, "firsts": firsts,
             "episodes": sum(len(d) for d in probe)}
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from iql_agreement import Namer, compare, datasets, normalized
+from iql_agreement import Namer, datasets, scored_episodes
 from report import publish
 
 from esper_policies.checkpoint import load
@@ -40,16 +40,13 @@ def loaded(path: Path, name: Namer, blueprint_keys: list[str]) -> tuple[FittedIQ
     return fitted, dict(policy.training.get("config", {}))
 
 
-def advantages(fitted: FittedIQL, train: list[Any]) -> list[float]:
-    out: list[float] = []
-    for dataset in train:
-        for shard in dataset.shards:
-            episode = dataset.read_episode(shard)
-            obs = normalized(fitted, episode["obs"])
-            with torch.no_grad():
-                v = fitted.actor.value(fitted.actor.features(obs)[0])
-                out.extend((torch.min(*fitted.q(obs, episode["actions"])) - v).tolist())
-    return out
+def scored(fitted: FittedIQL, datasets: list[Any], name: Namer) -> tuple[list[float], int]:
+    """The recorded actions' Q̄ − V over ``datasets``, and how many of them the actor reproduces."""
+    advantages, reproduced = [], 0
+    for actions, chosen, a_recorded, _ in scored_episodes(fitted, datasets):
+        advantages.extend(a_recorded.tolist())
+        reproduced += sum(name(a) == name(c) for a, c in zip(actions, chosen, strict=True))
+    return advantages, reproduced
 
 
 def main() -> None:
@@ -78,11 +75,10 @@ def main() -> None:
         rows = {}
         for policy in behaviours:
             own = [d for d in train if d.metadata["policy"] == policy]
-            adv = advantages(fitted, own)
-            fit = compare(fitted, own, name)
+            adv, reproduced = scored(fitted, own, name)
             rows[policy] = {"steps": len(adv), "positive": sum(a > 0 for a in adv),
                             "mean_advantage": statistics.fmean(adv), "sd_advantage": statistics.stdev(adv),
-                            "reproduced": fit["agree"]}
+                            "reproduced": reproduced}
             r = rows[policy]
             lines.append(f"| {path} | {config.get('advantage_weights', 'exponential')} | {policy} | {r['steps']} | "
                          f"{r['positive']} ({100 * r['positive'] / r['steps']:.0f} %) | {r['mean_advantage']:+.3f} "
