@@ -206,9 +206,8 @@ def _refuse_lost_checkpoints(run_dir: Path, events_path: Any) -> None:
     folder = run_dir / CHECKPOINTS_DIR
     marker = run_dir / CHECKPOINTED_FILE
     evidence = None
-    if marker.is_file():
-        first = marker.read_text(encoding="utf-8", errors="replace").strip()[:80]
-        evidence = f"{CHECKPOINTED_FILE} records that it wrote {first or 'a checkpoint'}"
+    if marker.exists():
+        evidence = f"{CHECKPOINTED_FILE} is there, and only its first checkpoint writes it"
     elif folder.is_dir() and not any(folder.iterdir()):
         evidence = f"{CHECKPOINTS_DIR}/ is empty, and only a checkpoint creates it"
     else:
