@@ -107,6 +107,9 @@ _LAZY: dict[str, tuple[str, str]] = {
                            "refuse an output folder that cannot be written, naming the flag"),
     "RunDirLock": ("esper_core.storage.rundir:RunDirLock", "one writer per run or dataset folder"),
     "RunDirBusy": ("esper_core.storage.rundir:RunDirBusy", "raised when another process holds the lock"),
+    "DATASET_FILE": ("esper_core.storage.rundir:DATASET_FILE",
+                     "an episode dataset's metadata file, by which Esper knows a dataset folder"),
+    "EPISODES_DIR": ("esper_core.storage.rundir:EPISODES_DIR", "an episode dataset's folder of episode shards"),
     # -- commands, logging and reports
     "AppState": ("esper_core.cli.app:AppState", "the CLI's state (plugins, catalog) for esper_add_commands"),
     "format_table": ("esper_core.presentation.table:format_table", "a plain-text table, as the CLI prints"),
@@ -173,7 +176,9 @@ DESCRIPTIONS: dict[str, str] = {**_EAGER, **{name: doc for name, (_, doc) in _LA
 #: Every name above, written out for tools that read ``__all__`` without running the module (a test
 #: checks it matches ``DESCRIPTIONS``).
 __all__ = [
+    "DATASET_FILE",
     "DESCRIPTIONS",
+    "EPISODES_DIR",
     "MAX_TOKENS",
     "PUBLIC_MODULES",
     "VOCABULARY",
@@ -328,7 +333,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
         load_policy_checkpoint,
         save_policy_checkpoint,
     )
-    from esper_core.storage.rundir import RunDirBusy, RunDirLock
+    from esper_core.storage.rundir import DATASET_FILE, EPISODES_DIR, RunDirBusy, RunDirLock
     from esper_core.telemetry.hub import TelemetryHub
     from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments
     from esper_core.tolaria.episode import EpisodeStep, HostEpisode

@@ -18,6 +18,7 @@ import torch
 from esper_core.contracts.decisions import Op
 from esper_core.errors import ConfigError
 from esper_core.sdk import (
+    DATASET_FILE,
     Catalog,
     HostEpisode,
     Progress,
@@ -29,7 +30,7 @@ from esper_core.sdk import (
     prepare_task,
 )
 from esper_policies.encoding import ObservationBuilder, encode_masks
-from esper_policies.offline.dataset import METADATA, EpisodeDataset
+from esper_policies.offline.dataset import EpisodeDataset
 
 logger = structlog.get_logger(__name__)
 
@@ -104,7 +105,7 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
         "run_config": resolved.to_toml_dict(),
     }
     policy = make_policy(resolved, resolved.policy.name, catalog, slot_names, dict(resolved.config.policy_options))
-    if (out / METADATA).is_file():
+    if (out / DATASET_FILE).is_file():
         dataset = EpisodeDataset(out)
         different = [k for k in _SAME if dataset.metadata.get(k) != metadata[k]]
         if different:

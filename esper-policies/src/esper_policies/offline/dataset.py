@@ -32,15 +32,22 @@ from attrs import frozen
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
-from esper_core.sdk import UnreadableTorchFile, atomic_file, check_compatible, check_header, load_torch_file, write_json
+from esper_core.sdk import (
+    DATASET_FILE,
+    EPISODES_DIR,
+    UnreadableTorchFile,
+    atomic_file,
+    check_compatible,
+    check_header,
+    load_torch_file,
+    write_json,
+)
 from esper_policies.encoding import N_OPS, MaskBatch
 
 logger = structlog.get_logger(__name__)
 
 FORMAT = "esper-episodes"
 FORMAT_VERSION = 1
-METADATA = "dataset.json"
-EPISODES = "episodes"
 #: dataset.json is a few KiB; anything far larger is not one this code wrote.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 _METADATA_FIELDS: dict[str, type] = {"observation_version": int, "observation_size": int, "slot_names": list,
@@ -73,9 +80,9 @@ class EpisodeDataset:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        meta_path = self.path / METADATA
+        meta_path = self.path / DATASET_FILE
         if not meta_path.is_file():
-            raise DataError(f"{str(self.path)!r} is not an episode dataset (no {METADATA}); "
+            raise DataError(f"{str(self.path)!r} is not an episode dataset (no {DATASET_FILE}); "
                             "record one with `esper collect`")
         if meta_path.stat().st_size > MAX_METADATA_BYTES:
             raise DataError(f"episode dataset metadata {str(meta_path)!r} is larger than "
@@ -100,15 +107,15 @@ class EpisodeDataset:
     def create(path: Path, metadata: Mapping[str, Any]) -> EpisodeDataset:
         """Start a dataset at ``path`` (which must not hold one), or return the existing one."""
         path.mkdir(parents=True, exist_ok=True)
-        (path / EPISODES).mkdir(exist_ok=True)
-        write_json(path / METADATA, {"format": FORMAT, "format_version": FORMAT_VERSION,
+        (path / EPISODES_DIR).mkdir(exist_ok=True)
+        write_json(path / DATASET_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
                                      "observation_version": OBSERVATION_SCHEMA_VERSION, **metadata})
         return EpisodeDataset(path)
 
     @property
     def shards(self) -> list[Path]:
         """Complete shards in episode order (temporary files of an interrupted write are ignored)."""
-        folder = self.path / EPISODES
+        folder = self.path / EPISODES_DIR
         return sorted(p for p in folder.glob("*.pt") if not p.name.startswith(".")) if folder.is_dir() else []
 
     def __len__(self) -> int:
@@ -138,7 +145,7 @@ class EpisodeDataset:
 
     def write_episode(self, index: int, episode: Mapping[str, Any]) -> Path:
         """Write one episode's shard atomically."""
-        target = self.path / EPISODES / shard_name(index)
+        target = self.path / EPISODES_DIR / shard_name(index)
         with atomic_file(target) as handle:
             torch.save(dict(episode), handle)
         return target
