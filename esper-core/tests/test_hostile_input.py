@@ -186,9 +186,27 @@ def test_cli_resume_with_another_configuration_is_refused(stopped_cli_run, tmp_p
     run_dir = tmp_path / "run"
     shutil.copytree(stopped_cli_run, run_dir)
     (run_dir / "summary.json").unlink()
-    done = _resume(run_dir, "--seed", "5")
+    config = (run_dir / "config.toml").read_bytes()
+    for changed in (("--seed", "5"), ("--epochs", "2"), ("--reward-preset", "sparse")):
+        done = _resume(run_dir, *changed)
+        assert done.returncode == 2
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert "the run continues under the configuration it started with" in done.stderr
+        # Refused before anything is written: the run's own config still resumes it.
+        assert (run_dir / "config.toml").read_bytes() == config
+    assert "([run] seed: 0 in its config.toml, 5 now)" in _resume(run_dir, "--seed", "5").stderr
+    assert _resume(run_dir).returncode == 0
+
+
+def test_cli_resume_of_a_project_folder_with_only_a_config_is_refused(tmp_path):
+    (tmp_path / "config.toml").write_text('[run]\ntask = "micro"\nepochs = 1\ncompare_baseline = false\n')
+    (tmp_path / "model.pt").write_text("PRECIOUS")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    done = _resume(tmp_path)
     assert done.returncode == 2
-    assert "was written under another configuration ([run] seed: 0 in the checkpoint, 5 now)" in done.stderr
+    assert "is not a run directory: it holds a config.toml but none of the files a run writes" in done.stderr
+    assert f"pass --config '{tmp_path / 'config.toml'}'" in done.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_cli_resume_of_a_directory_that_is_no_run(tmp_path):

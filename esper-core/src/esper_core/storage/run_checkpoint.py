@@ -162,17 +162,20 @@ def _header(resolved: Any, slot_names: Sequence[str]) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "run_config": _comparable_config(resolved.to_toml_dict()),
+        "run_config": comparable_config(resolved.to_toml_dict()),
         "blueprint_catalog": list(resolved.blueprint_keys),
         "slot_names": list(slot_names),
         "observation_version": OBSERVATION_SCHEMA_VERSION,
     }
 
 
-def _comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    # The run directory may be moved between the crash and the resume, and how many
-    # checkpoints are kept does not change the run.
-    run = {k: v for k, v in config.get("run", {}).items() if k not in {"out", "checkpoint_keep"}}
+def comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's configuration as a resume compares it: every table, less what may change
+    between the crash and the resume without changing the run (where the run directory now
+    is, how many checkpoints are kept)."""
+    run = config.get("run", {})
+    if isinstance(run, Mapping):
+        run = {k: v for k, v in run.items() if k not in {"out", "checkpoint_keep"}}
     return {**config, "run": run}
 
 
@@ -254,7 +257,8 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
     now = _header(resolved, slot_names)["run_config"]
     if data["run_config"] != now:
         raise CheckpointError(f"run checkpoint {str(path)!r} was written under another configuration "
-                              f"({_first_difference(data['run_config'], now)}); resume with the run "
+                              f"({first_difference(data['run_config'], now, saved_in='the checkpoint')}); "
+                              "resume with the run "
                               "directory's own config.toml")
     blob, tensors = data.get("python"), data.get("python_tensors")
     if not isinstance(blob, bytes) or not isinstance(tensors, list):
@@ -324,10 +328,20 @@ def _rng_problem(rng: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _first_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+def first_difference(saved: Mapping[str, Any], now: Mapping[str, Any], *, saved_in: str) -> str | None:
+    """The first key (by table, then key) whose value differs between two configurations, in
+    words; None when they agree."""
     for table in sorted(set(saved) | set(now)):
         a, b = saved.get(table, {}), now.get(table, {})
+        if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+            if a != b:
+                return f"{table}: {a!r} in {saved_in}, {b!r} now"
+            continue
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
-                return f"[{table}] {key}: {a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
-    return "unknown difference"
+                return f"[{table}] {key}: {_shown(a, key)} in {saved_in}, {_shown(b, key)} now"
+    return None
+
+
+def _shown(table: Mapping[str, Any], key: str) -> str:
+    return repr(table[key]) if key in table else "not set"

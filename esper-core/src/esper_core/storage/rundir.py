@@ -20,6 +20,7 @@ from pathlib import Path
 
 from esper_core.errors import ConfigError
 from esper_core.files import FILE_MODE, check_writable_file
+from esper_core.telemetry.jsonl import EVENTS_FILE
 
 CONFIG_FILE = "config.toml"
 SUMMARY_FILE = "summary.json"
@@ -88,6 +89,17 @@ def is_run_or_dataset_dir(folder: Path) -> bool:
     if (folder / CONFIG_FILE).is_file() and ((folder / SUMMARY_FILE).is_file() or (folder / CHECKPOINTS_DIR).is_dir()):
         return True
     return (folder / DATASET_FILE).is_file() and (folder / EPISODES_DIR).is_dir()
+
+
+def is_run_dir(folder: Path) -> bool:
+    """Whether ``folder`` is a run directory ``--resume`` may continue: its ``config.toml``
+    beside a file only a run writes (the lock every run holds while it runs and leaves behind,
+    its checkpoints or their marker, its summary, its events), and not an ``esper collect``
+    dataset. A folder holding only a ``config.toml`` is a project folder, not a run."""
+    if not (folder / CONFIG_FILE).is_file() or (folder / DATASET_FILE).is_file():
+        return False
+    return any((folder / name).exists()
+               for name in (LOCK_FILE, CHECKPOINTS_DIR, CHECKPOINTED_FILE, SUMMARY_FILE, EVENTS_FILE))
 
 
 def enclosing_run_dir(path: Path) -> Path | None:

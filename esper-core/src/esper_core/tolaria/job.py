@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import structlog
 
-from esper_core.config import dump_toml
+from esper_core.config import dump_toml, read_toml
 from esper_core.contracts.decisions import Decision
 from esper_core.contracts.events import RunEnded, RunStarted, TelemetryEvent
 from esper_core.contracts.protocols import PolicyTrainingContext, Sink, Stateful, Task
@@ -24,7 +24,13 @@ from esper_core.setup.policies import policy_context
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
 from esper_core.setup.training_options import check_training_options, resume_extension
-from esper_core.storage.run_checkpoint import list_checkpoints, load_run_checkpoint, save_run_checkpoint
+from esper_core.storage.run_checkpoint import (
+    comparable_config,
+    first_difference,
+    list_checkpoints,
+    load_run_checkpoint,
+    save_run_checkpoint,
+)
 from esper_core.storage.rundir import CHECKPOINTED_FILE, CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
 from esper_core.telemetry.hub import TelemetryHub
 from esper_core.telemetry.jsonl import EVENTS_FILE, EventsLost, last_epoch
@@ -79,8 +85,11 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
         rank, world = distributed_run.init_process_group(device)
         task = distributed_run.ShardedTask(task, rank=rank, world_size=world)
     check_training_options(resolved.policy, catalog, options, training=training)
+    extension = resume_extension(resolved.policy) if training else None
+    if resume:
+        _refuse_changed_config(run_dir, resolved, extension)
     if resume and (run_dir / SUMMARY_FILE).exists():
-        _refuse_finished(run_dir, resume_extension(resolved.policy) if training else None, options)
+        _refuse_finished(run_dir, extension, options)
     if resume and not training and not list_checkpoints(run_dir):
         _refuse_lost_checkpoints(run_dir, config.telemetry_options.get("jsonl", {}).get("path"))
     context = policy_context(resolved, slot_names, options)
@@ -189,6 +198,30 @@ def _refuse_finished(run_dir: Path, extension: TrainingOption | None, options: d
         raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished{more} ({SUMMARY_FILE} "
                           f"exists); to train further, resume with a larger {extension.flag}")
     raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
+
+
+def _refuse_changed_config(run_dir: Path, resolved: ResolvedRun, extension: TrainingOption | None) -> None:
+    """A resumed run continues under the configuration it started with: its checkpoints, its
+    events and its summary all belong to that one. Checked against the run directory's
+    ``config.toml`` before anything is written, so a refused resume leaves the directory as it
+    was (a plain ``--resume`` still works). The one option that may change is the trainer's
+    ``extends_on_resume`` option (train further); where the run directory is and how many
+    checkpoints are kept do not change the run either."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        return  # nothing recorded to compare with, and nothing of the run's to overwrite
+    saved = comparable_config(read_toml(run_dir / CONFIG_FILE))
+    now = comparable_config(resolved.to_toml_dict())
+    if extension is not None:
+        for config in (saved, now):
+            policy = config.get("policy")
+            if isinstance(policy, dict):
+                config["policy"] = {k: v for k, v in policy.items() if k != extension.name}
+    difference = first_difference(saved, now, saved_in=f"its {CONFIG_FILE}")
+    if difference is not None:
+        more = f" (only {extension.flag} may change, to train further)" if extension is not None else ""
+        raise ConfigError(f"--resume {str(run_dir)!r} refused: the run continues under the configuration it "
+                          f"started with, and this changes it ({difference}); resume without the options that "
+                          f"change it{more}, or start a new run")
 
 
 def _refuse_lost_checkpoints(run_dir: Path, events_path: Any) -> None:
