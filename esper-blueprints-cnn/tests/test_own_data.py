@@ -94,6 +94,24 @@ def test_imagefolder_refuses_missing_folders(tmp_path: Path) -> None:
         make_imagefolder_task(seed=0, device="cpu", options={"path": str(tmp_path)})
 
 
+def test_special_files_are_refused_before_they_are_opened(tmp_path: Path) -> None:
+    import os
+
+    # a named pipe among the images, or as the array file, once blocked the run forever
+    write_pngs(tmp_path, "train", 2)
+    pipe = tmp_path / "train" / "dog" / "stuck.png"
+    os.mkfifo(pipe)
+    with pytest.raises(DataError, match=rf"image '{pipe}' is not a regular file \(a named pipe\)"):
+        make_imagefolder_task(seed=0, device="cpu", options={"path": str(tmp_path)})
+    for suffix in (".npz", ".pt"):
+        array_pipe = tmp_path / f"pipe{suffix}"
+        os.mkfifo(array_pipe)
+        with pytest.raises(DataError, match=rf"array file '{array_pipe}' is not a regular file \(a named pipe\)"):
+            make_arrays_task(seed=0, device="cpu", options={"path": str(array_pipe)})
+    with pytest.raises(DataError, match=r"array file '.*missing.npz' does not exist"):
+        make_arrays_task(seed=0, device="cpu", options={"path": str(tmp_path / "missing.npz")})
+
+
 def test_too_little_data_to_carve_is_refused(tmp_path: Path) -> None:
     write_pngs(tmp_path, "train", 1)
     with pytest.raises(ConfigError, match="leaves 1 to train on"):

@@ -185,8 +185,17 @@ def test_textfile_refuses_bad_files(tmp_path: Path, content: bytes, message: str
 def test_textfile_refuses_missing_and_directories(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         textfile_task(seed=0, device="cpu", options={"path": str(tmp_path / "nope.txt")})
-    with pytest.raises(DataError, match="not a regular file"):
+    with pytest.raises(DataError, match=r"not a regular file \(a directory\)"):
         textfile_task(seed=0, device="cpu", options={"path": str(tmp_path)})
+
+
+def test_textfile_refuses_a_named_pipe_without_waiting_on_it(tmp_path: Path) -> None:
+    import os
+
+    pipe = tmp_path / "pipe.txt"
+    os.mkfifo(pipe)  # opening it would wait for a writer forever
+    with pytest.raises(DataError, match=r"text file '.*pipe.txt' is not a regular file \(a named pipe\)"):
+        textfile_task(seed=0, device="cpu", options={"path": str(pipe)})
 
 
 def test_textfile_reads_utf8_and_caps(tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ def test_a_plugin_without_source_files_is_never_cached():
      "numbers only"),
     (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "test_metrics": {"perplexity": "x"}}}),
      "map names to numbers"),
-    (lambda entry: " " * (baseline_module.MAX_ENTRY_BYTES + 1), "larger than"),
+    (lambda entry: " " * (baseline_module.MAX_ENTRY_BYTES + 1), f"at most {baseline_module.MAX_ENTRY_BYTES} are read"),
 ])
 def test_a_damaged_entry_is_reported_and_recomputed(catalog, tmp_path, damage, why):
     first = _run(catalog, tmp_path, "first")

@@ -114,3 +114,44 @@ def test_learned_policy_options_are_checked_before_anything_runs(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_special_files_are_refused_by_name_not_read_or_waited_on(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    cases = [
+        (["run", "--config", str(fifo)], f"config file {str(fifo)!r} is not a regular file (a named pipe)"),
+        (["run", "--blueprint-library", str(fifo)],
+         f"blueprint library {str(fifo)!r} is not a regular file (a named pipe)"),
+        (["run", "--policy-checkpoint", str(fifo)],
+         f"policy checkpoint {str(fifo)!r} is not a regular file (a named pipe)"),
+        (["evaluate", "--policy-checkpoint", str(fifo)],
+         f"policy checkpoint {str(fifo)!r} is not a regular file (a named pipe)"),
+    ]
+    if os.path.exists("/dev/zero"):  # reading it grew memory until the process was killed
+        cases += [(["run", "--config", "/dev/zero"],
+                   "config file '/dev/zero' is not a regular file (a character device)"),
+                  (["run", "--blueprint-library", "/dev/zero"],
+                   "blueprint library '/dev/zero' is not a regular file (a character device)")]
+    for args, message in cases:
+        result = run_esper(args, timeout=120)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_counts_checkpoints_and_policies_that_cannot_work_are_refused_up_front(tmp_path):
+    cases = [
+        # ran until killed; the bound is the one every episode count shares (esper_core.options)
+        (["evaluate", "--policy-checkpoint", str(tmp_path / "missing.pt"), "--episodes", "100000000000000000000"],
+         "--episodes 100000000000000000000 is invalid; expected an integer ≥ 1 and ≤ 100000"),
+        (["run", "--episodes", "100001"], "[run] episodes = 100001 is invalid; expected an integer ≥ 1 and ≤ 100000"),
+        # once "policy 'heuristic': unknown option 'checkpoint'", an option the user never passed
+        (["run", "--policy", "heuristic", "--policy-checkpoint", str(tmp_path / "p.pt")],
+         "--policy-checkpoint needs a learned policy; policy 'heuristic' is not one (learned policies: "),
+    ]
+    for args, message in cases:
+        result = run_esper(args, timeout=120)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)

@@ -118,12 +118,29 @@ def test_task_options_from_the_command_line(tmp_path):
 
 @pytest.mark.parametrize(("table", "key", "value", "message"), [
     ("gates", "g5_min_contribution", [1, 2],
-     "[gates] g5_min_contribution = [1, 2] is invalid; expected a number, got a list"),
-    ("gates", "g2_min_epochs", "two", "[gates] g2_min_epochs = 'two' is invalid; expected an integer, got a string"),
+     "[gates] g5_min_contribution = [1, 2] is invalid; expected a finite number, got a list"),
+    ("gates", "g2_min_epochs", "two",
+     "[gates] g2_min_epochs = 'two' is invalid; expected an integer ≥ 0, got a string"),
     ("kasmina", "blending_epochs", "x",
-     "[kasmina] blending_epochs = 'x' is invalid; expected an integer, got a string"),
+     "[kasmina] blending_epochs = 'x' is invalid; expected an integer ≥ 1, got a string"),
     ("kasmina", "alpha_temperature", [1],
-     "[kasmina] alpha_temperature = [1] is invalid; expected a number, got a list"),
+     "[kasmina] alpha_temperature = [1] is invalid; expected a finite number ≥ 0, got a list"),
+    # a value of the right type out of range names the table and key the same way (it once read
+    # "[gates]: must be a non-negative number, got -5.0" and "'g4_window' must be >= 1: 0")
+    ("gates", "confidence_z", -5, "[gates] confidence_z = -5.0 is invalid; expected a finite number ≥ 0"),
+    ("gates", "g4_window", 0, "[gates] g4_window = 0 is invalid; expected an integer ≥ 1"),
+    ("kasmina", "alpha_temperature", -1, "[kasmina] alpha_temperature = -1.0 is invalid; expected a finite number ≥ 0"),
+    ("kasmina", "probation_epochs", 2, "[kasmina] probation_epochs = 2 is invalid; expected an integer ≥ 5"),
+    ("kasmina", "training_objective", "fed",
+     "[kasmina] training_objective = 'fed' is invalid; expected one of 'feedback', 'straight_through'"),
+    # α never exceeds 1: a G3 threshold above it could never pass
+    ("gates", "g3_min_alpha", 2, "[gates] g3_min_alpha = 2.0 is invalid; expected a finite number in [0, 1]"),
+    ("gates", "g3_min_alpha", -0.1, "[gates] g3_min_alpha = -0.1 is invalid; expected a finite number in [0, 1]"),
+    ("gates", "g2_min_improvement", float("nan"),
+     "[gates] g2_min_improvement = nan is invalid; expected a finite number"),
+    # a bool is no number (float(True) once made it 1.0), and is shown as TOML writes it
+    ("gates", "confidence_z", True, "[gates] confidence_z = true is invalid; expected a finite number ≥ 0, "
+                                    "got true/false"),
 ])
 def test_a_wrong_type_names_the_key_and_the_type_in_words(table, key, value, message):
     cls = {"gates": GateThresholds, "kasmina": LifecycleSettings}[table]
@@ -144,4 +161,54 @@ def test_a_hostile_config_file_is_a_config_error(tmp_path, content, message):
     else:
         path.write_text(content)
     with pytest.raises(ConfigError, match=message):
+        read_toml(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # finite but huge weights summed to inf, and the summary then held "total_reward": NaN
+    ("[rewards]\nterminal_accuracy = 1.7e308\n",
+     "[rewards] terminal_accuracy = 1.7e+308 is invalid; expected a weight from -1000000 to 1000000"),
+    ("[rewards]\nparam_rent = -2e6\n", "[rewards] param_rent = -2000000.0 is invalid; expected a weight from"),
+    # an integer too large for a float once raised OverflowError (a traceback)
+    ("[rewards]\nparam_rent = 1" + "0" * 400 + "\n", "[rewards] param_rent = 1000"),
+    ("[rewards]\nparam_rent = true\n", "[rewards] param_rent = true is invalid; expected a weight from "
+                                       "-1000000 to 1000000 (a larger one would overflow the reward sums), "
+                                       "got true/false"),
+    ("[run]\nepochs = true\n", "[run] epochs = true is invalid"),
+    ("[run]\nepisodes = 100000000000000000000\n", "[run] episodes = 100000000000000000000 is invalid; "
+                                                  "expected an integer ≥ 1 and ≤ 100000"),
+])
+def test_out_of_range_values_are_refused_in_toml_words(tmp_path, text, message):
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_sources(write(tmp_path, text))
+    assert message in str(info.value)
+    assert "True" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_reward_weights_up_to_the_bound_are_accepted(tmp_path):
+    config = RunConfig.from_sources(write(tmp_path, "[rewards]\nparam_rent = 1e6\naction_cost = -1e6\n"))
+    assert config.reward_weights == {"param_rent": 1e6, "action_cost": -1e6}
+
+
+def test_a_special_config_file_is_refused_before_it_is_opened(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    with pytest.raises(ConfigError, match=r"config file '.*pipe.toml' is not a regular file \(a named pipe\)"):
+        read_toml(fifo)
+    if Path("/dev/zero").exists():  # reading it would fill memory
+        with pytest.raises(ConfigError, match=r"config file '/dev/zero' is not a regular file \(a character device\)"):
+            read_toml(Path("/dev/zero"))
+    with pytest.raises(ConfigError, match="is not a regular file \\(a directory\\)"):
+        read_toml(tmp_path)
+
+
+def test_an_oversized_config_file_is_refused(tmp_path, monkeypatch):
+    from esper_core import files
+
+    path = write(tmp_path, "[run]\nseed = 1\n" + "#" * 100 + "\n")
+    monkeypatch.setattr(files.read_input_file, "__kwdefaults__",
+                        {**files.read_input_file.__kwdefaults__, "max_bytes": 50})
+    with pytest.raises(ConfigError, match=r"config file '.*run.toml' is \d+ bytes; at most 50 are read"):
         read_toml(path)

@@ -12,7 +12,18 @@ import pytest
 from engine_helpers import _policies_plugin
 
 from esper_core.config import RunConfig
-from esper_core.files import UnreadableTorchFile, atomic_file, load_torch_file, write_atomic, write_json
+from esper_core.errors import ConfigError
+from esper_core.files import (
+    UnreadableTorchFile,
+    atomic_file,
+    check_input_file,
+    check_writable_file,
+    input_file_problem,
+    load_torch_file,
+    read_input_file,
+    write_atomic,
+    write_json,
+)
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.storage.rundir import create_run_dir
@@ -97,5 +108,95 @@ def test_load_torch_file_reads_tensors_and_says_in_words_why_a_file_is_not_one(t
                                                   r"which Esper never loads \(Unsupported global: GLOBAL "
                                                   r"\S*test_files\._NotPlainData\)$"):
         load_torch_file(tmp_path / "object.pt")
-    with pytest.raises(UnreadableTorchFile, match="^it cannot be opened: Is a directory$"):
+    with pytest.raises(UnreadableTorchFile, match=r"^it is not a regular file \(a directory\)$"):
         load_torch_file(tmp_path)
+
+
+# -- input files: regular files only, checked before they are opened ----------------------------
+
+
+@contextmanager
+def _no_hang(seconds: int = 20) -> Iterator[None]:
+    """Fail (instead of waiting forever) if the block blocks, e.g. on opening a named pipe."""
+    import signal
+
+    def alarm(*_: object) -> None:
+        raise AssertionError("blocked: a named pipe or device was opened")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_input_file_problem_names_what_a_path_is_in_words(tmp_path):
+    regular = tmp_path / "a.toml"
+    regular.write_text("x = 1\n")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "nowhere")
+    assert input_file_problem(regular) is None
+    assert input_file_problem(regular, max_bytes=3) == "is 6 bytes; at most 3 are read"
+    assert input_file_problem(fifo) == "is not a regular file (a named pipe)"
+    assert input_file_problem(tmp_path) == "is not a regular file (a directory)"
+    assert input_file_problem(tmp_path / "missing") == "does not exist"
+    assert input_file_problem(broken) == "does not exist"
+    if os.path.exists("/dev/zero"):
+        assert input_file_problem("/dev/zero") == "is not a regular file (a character device)"
+    with pytest.raises(ConfigError, match=r"^--config '.*pipe' is not a regular file \(a named pipe\)$"):
+        check_input_file(fifo, label="--config")
+
+
+def test_readers_refuse_pipes_and_devices_without_blocking_or_filling_memory(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with _no_hang():
+        with pytest.raises(ConfigError, match=r"named pipe"):
+            read_input_file(fifo, label="input")
+        with pytest.raises(UnreadableTorchFile, match=r"^it is not a regular file \(a named pipe\)$"):
+            load_torch_file(fifo)
+        if os.path.exists("/dev/zero"):
+            with pytest.raises(UnreadableTorchFile, match=r"a character device"):
+                load_torch_file("/dev/zero")
+            with pytest.raises(ConfigError, match=r"a character device"):
+                read_input_file("/dev/zero", label="input")
+
+
+def test_read_input_file_reads_at_most_its_cap_even_from_a_file_with_no_size(tmp_path):
+    path = tmp_path / "small.json"
+    path.write_bytes(b"{}")
+    assert read_input_file(path, label="input", max_bytes=2) == b"{}"
+    with pytest.raises(ConfigError, match=r"^input '.*small.json' is 2 bytes; at most 1 are read$"):
+        read_input_file(path, label="input", max_bytes=1)
+    status = "/proc/self/status"  # a regular file that reports size 0 but holds more
+    if os.path.exists(status) and os.stat(status).st_size == 0:
+        with pytest.raises(ConfigError, match="is over 10 bytes; at most 10 are read"):
+            read_input_file(status, label="input", max_bytes=10)
+
+
+def test_write_json_never_writes_invalid_json(tmp_path):
+    import json
+    import math
+
+    path = tmp_path / "summary.json"
+    write_json(path, {"total_reward": math.nan, "rows": [1.5, math.inf, {"x": -math.inf}], "n": 3, "ok": True})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+    def strict(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    assert json.loads(text, parse_constant=strict) == {"total_reward": None, "rows": [1.5, None, {"x": None}],
+                                                        "n": 3, "ok": True}
+
+
+def test_an_output_under_a_broken_symlink_is_named_not_file_exists(tmp_path):
+    link = tmp_path / "gone"
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=r"^--out '.*gone/x.json' cannot be created: '.*gone' is a broken "
+                                          r"symbolic link \(to '.*nowhere', which does not exist\)$"):
+        check_writable_file(link / "x.json")

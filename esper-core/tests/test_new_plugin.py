@@ -40,7 +40,8 @@ def test_names_are_normalised_and_derived() -> None:
     ("esper-", "not a valid distribution name"),
     ("esper", "names no plugin"),
     ("3d-blocks", "not a Python identifier"),
-    ("class", "not a Python identifier"),
+    ("class", "'class' gives the import package 'class', which is a Python keyword and cannot be imported"),
+    ("Import", "which is a Python keyword"),  # normalised to lower case: 'import'
     ("esper-3d", "must start with a letter"),
 ])
 def test_bad_names_are_refused_with_the_reason(raw: str, message: str) -> None:

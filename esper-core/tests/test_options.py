@@ -72,7 +72,7 @@ def test_unknown_key_suggests_and_lists_the_allowed() -> None:
 @pytest.mark.parametrize(("given", "expected"), [
     ({"size": 0}, "task 'demo' option 'size' = 0 is invalid; expected an integer ≥ 1"),
     ({"size": "ten"}, "task 'demo' option 'size' = 'ten' is invalid; expected an integer ≥ 1, got a string"),
-    ({"size": True}, "task 'demo' option 'size' = True is invalid; expected an integer ≥ 1, got true/false"),
+    ({"size": True}, "task 'demo' option 'size' = true is invalid; expected an integer ≥ 1, got true/false"),
     ({"limit": -1}, "task 'demo' option 'limit' = -1 is invalid; expected an integer ≥ 0"),
     ({"rate": 0.0}, "task 'demo' option 'rate' = 0.0 is invalid; expected a finite number in (0, 1]"),
     ({"rate": [1]}, "task 'demo' option 'rate' = [1] is invalid; expected a finite number in (0, 1], got a list"),
@@ -168,3 +168,37 @@ def test_the_lifecycle_flags_refuse_a_string() -> None:
         with pytest.raises(ConfigError, match=rf"^\[kasmina\] {key} = 'no' is invalid; expected true or false"):
             build_section(LifecycleSettings, {key: "no"}, "kasmina")
     assert build_section(LifecycleSettings, {"mask_by_gates": False}, "kasmina").mask_by_gates is False
+
+
+def test_values_are_shown_as_toml_writes_them():
+    from esper_core.options import invalid_message, shown
+
+    assert (shown(True), shown(False), shown([True, "a", 1.5]), shown("x")) == ("true", "false", "[true, 'a', 1.5]",
+                                                                                "'x'")
+    assert (invalid_message("[run]", "epochs", True, "an integer ≥ 1")
+            == "[run] epochs = true is invalid; expected an integer ≥ 1")
+
+
+def test_an_integer_too_large_for_a_float_is_no_number_not_a_traceback():
+    from esper_core.options import is_number
+
+    assert not is_number(10**400) and not is_number(-(10**400)) and is_number(10**300)
+
+
+def test_name_list_refuses_a_name_twice_only_when_asked():
+    from esper_core.options import InvalidValue, name_list
+
+    assert name_list("a,a") == ("a", "a")
+    with pytest.raises(InvalidValue, match=r"expected distinct dataset directories, got 'a' twice \(items 1 and 3\)"):
+        name_list("a, b, a", noun="dataset directory", unique=True)
+
+
+def test_check_count_names_the_flag_and_the_shared_bound():
+    from esper_core.errors import ConfigError
+    from esper_core.options import MAX_EPISODES, check_count
+
+    assert check_count(MAX_EPISODES, flag="--episodes") == MAX_EPISODES
+    for value, expected in ((0, "an integer ≥ 1"), (MAX_EPISODES + 1, f"an integer ≥ 1 and ≤ {MAX_EPISODES}"),
+                            (True, "an integer ≥ 1")):
+        with pytest.raises(ConfigError, match=f"^--episodes {value!r} is invalid; expected {expected}$"):
+            check_count(value, flag="--episodes")

@@ -14,7 +14,7 @@ from esper_policies.iql.config import IQLConfig
 from esper_policies.ppo.config import PPOConfig
 
 HEADS = "a non-empty list of op, slot, blueprint \\(comma-separated on the command line\\)"
-DIRECTORIES = "a directory or a list of directories \\(comma-separated on the command line\\)"
+DIRECTORIES = "a directory or a list of distinct directories \\(comma-separated on the command line\\)"
 
 #: (config class, owner, option, a good value, what it expects)
 OPTIONS = [
@@ -82,3 +82,14 @@ def test_an_unknown_factor_is_named():
 
 def test_bc_dataset_left_out_is_none():
     assert PPOConfig().bc_dataset is None and PPOConfig(bc_dataset=None).bc_dataset is None
+
+
+@pytest.mark.parametrize("value", ["runs/a,runs/a", "runs/a, runs/b, runs/a", ["runs/a", "runs/a"]])
+@pytest.mark.parametrize(("cls", "owner", "option"), [(PPOConfig, "policy 'ppo'", "bc_dataset"),
+                                                      (IQLConfig, "policy 'iql'", "dataset")])
+def test_a_dataset_named_twice_is_refused_by_name(cls, owner, option, value):
+    # its episodes would count twice, silently
+    with pytest.raises(ConfigError, match=rf"^{owner} option '{option}' = .* is invalid; expected {DIRECTORIES}, "
+                                          r"got 'runs/a' twice \(items 1 and [23]\)$"):
+        parse_options(cls, {"dataset": "runs/b", option: value} if cls is IQLConfig else {option: value},
+                      owner=owner)

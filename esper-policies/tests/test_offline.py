@@ -82,7 +82,8 @@ def test_collection_resumes_and_refuses_other_recordings(catalog, datasets, tmp_
     first = EpisodeDataset(out).read_episode(EpisodeDataset(out).shards[0])
     again = EpisodeDataset(datasets / "random").read_episode(EpisodeDataset(datasets / "random").shards[0])
     assert torch.equal(first["obs"], again["obs"])  # episode k always has the same seed
-    with pytest.raises(ConfigError, match="recorded with another policy"):
+    with pytest.raises(ConfigError, match=r"recorded with other settings \(\[dataset\] policy: 'random' in its "
+                                          r"dataset.json, 'noop' now\)"):
         collect(_resolved(catalog, "noop"), catalog, out, episodes=3)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("x")
@@ -90,6 +91,52 @@ def test_collection_resumes_and_refuses_other_recordings(catalog, datasets, tmp_
         collect(_resolved(catalog, "noop"), catalog, tmp_path / "junk", episodes=1)
     with pytest.raises(ConfigError, match="--episodes must be at least 1"):
         collect(_resolved(catalog, "noop"), catalog, tmp_path / "z", episodes=0)
+
+
+@pytest.mark.parametrize(("table", "key", "value"), [
+    ("policy", "confidence_z", 3.0), ("task", "train_size", 24), ("rewards", "param_rent", 50.0),
+    ("kasmina", "blending_epochs", 1), ("gates", "confidence_z", 3.0), ("training", "lr", 0.5),
+])
+def test_continuing_a_dataset_refuses_any_other_setting_and_changes_nothing(catalog, tmp_path, table, key, value):
+    out = tmp_path / "ds"
+    collect(_resolved(catalog, "heuristic"), catalog, out, episodes=1)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    config = {"run": {"task": "toy", "policy": "heuristic", "epochs": 4},
+              "gates": {"g5_min_contribution": -100.0}}
+    config.setdefault(table, {})[key] = value
+    changed = resolve_run(RunConfig.from_dict(config), catalog)
+    with pytest.raises(ConfigError, match=rf"recorded with other settings \(\[{table}\] {key}: .* in its "
+                                          rf"dataset.json, {value!r} now\)"):
+        collect(changed, catalog, out, episodes=2)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_continuing_a_dataset_may_ask_for_more_episodes_elsewhere_or_on_more_threads(catalog, tmp_path):
+    out = tmp_path / "ds"
+    collect(_resolved(catalog, "random"), catalog, out, episodes=1)
+    summary = collect(_resolved(catalog, "random", episodes=7, threads=2, device="cpu", checkpoint_keep=5),
+                      catalog, out, episodes=2)
+    assert summary["episodes"] == 2 and summary["recorded_now"] == 1
+
+
+def test_collect_never_puts_a_dataset_inside_a_run_or_another_dataset(catalog, datasets, tmp_path):
+    from click.testing import CliRunner
+
+    from esper_core.sdk import AppState
+    from esper_policies.offline.commands import collect_command
+
+    run = tmp_path / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.toml").write_text("[run]\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for out in (run / "sub", datasets / "random" / "inner"):
+        result = CliRunner().invoke(collect_command, ["--policy", "random", "--task", "toy", "--episodes", "1",
+                                                      "--out", str(out)],
+                                    obj=AppState(PluginSettings(autoload=False), _catalog=catalog))
+        assert isinstance(result.exception, ConfigError), result.output
+        assert "is inside the run or dataset directory" in str(result.exception)
+        assert not out.exists()
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 def test_bad_datasets_are_errors_that_name_the_file(datasets, tmp_path):
@@ -222,7 +269,8 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
         run({"dataset": str(datasets / "random"), "expectile": 0.2}, "c")
     with pytest.raises(ConfigError, match="--resume applies to PPO"):
         run({"dataset": str(datasets / "random")}, "d", resume=True)
-    with pytest.raises(ValueError, match=r"dataset = \[\] is invalid; expected a directory or a list of directories"):
+    with pytest.raises(ValueError, match=r"dataset = \[\] is invalid; expected a directory or a list of distinct "
+                                         r"directories"):
         IQLConfig(dataset=[])
     with pytest.raises(ConfigError, match=r"policy 'iql' option 'slot_head' = 'pointer' is invalid; "
                                           r"expected one of 'linear', 'shared'"):
@@ -549,3 +597,30 @@ def test_a_dataset_from_before_the_mask_setting_counts_as_recorded_by_stage(data
         EpisodeDataset(old).warn_if_masked_differently({"kasmina": {"mask_by_gates": True}})
         EpisodeDataset(old).warn_if_masked_differently({"kasmina": {"mask_by_gates": False}})
     assert [e["recorded_mask_by_gates"] for e in logs if e["event"] == "dataset_mask_differs"] == [False]
+
+
+@pytest.mark.parametrize(("episodes", "expected"), [("100000000000000000000", "an integer ≥ 1 and ≤ 100000"),
+                                                    ("0", "an integer ≥ 1")])
+def test_collect_refuses_an_episode_count_out_of_range_before_any_work(catalog, tmp_path, episodes, expected):
+    from click.testing import CliRunner
+
+    from esper_core.sdk import AppState
+    from esper_policies.offline.commands import collect_command
+
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(collect_command, ["--policy", "random", "--task", "toy", "--episodes", episodes,
+                                                  "--out", str(out)],
+                                obj=AppState(PluginSettings(autoload=False), _catalog=catalog))
+    assert isinstance(result.exception, ConfigError), result.output
+    assert str(result.exception) == f"--episodes {episodes} is invalid; expected {expected}"
+    assert not out.exists()
+
+
+def test_ppo_rounds_share_the_episode_bound():
+    from esper_core.options import MAX_EPISODES, parse_options
+    from esper_policies.ppo.config import PPOConfig
+
+    assert parse_options(PPOConfig, {"rounds": MAX_EPISODES}, owner="policy 'ppo'").rounds == MAX_EPISODES
+    with pytest.raises(ConfigError, match=rf"^policy 'ppo' option 'rounds' = {MAX_EPISODES + 1} is invalid; "
+                                          rf"expected an integer ≥ 1 and ≤ {MAX_EPISODES}$"):
+        parse_options(PPOConfig, {"rounds": MAX_EPISODES + 1}, owner="policy 'ppo'")

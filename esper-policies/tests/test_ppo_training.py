@@ -103,6 +103,14 @@ def test_truncated_episodes_and_option_errors(catalog, tmp_path):
     with pytest.raises(ConfigError, match="latest.pt' does not exist"):
         _train(catalog, create_run_dir(tmp_path / "empty"), resume=True)
     _train(catalog, tmp_path / "mlp", rounds=1)
+    config = (tmp_path / "mlp" / "config.toml").read_bytes()
+    refused = (r"the run continues under the configuration it started with, and this changes it "
+               r"\(\[policy\] trunk: not set in its config.toml, 'lstm' now\)")
+    with pytest.raises(ConfigError, match=refused):
+        _train(catalog, tmp_path / "mlp", resume=True, trunk="lstm")
+    assert (tmp_path / "mlp" / "config.toml").read_bytes() == config
+    # Without the run's config to compare with, the checkpoint's own record still refuses it.
+    (tmp_path / "mlp" / "config.toml").unlink()
     with pytest.raises(ConfigError, match="differs from the options"):
         _train(catalog, tmp_path / "mlp", resume=True, trunk="lstm")
 
@@ -155,7 +163,7 @@ def test_evaluate_runs_every_policy_on_the_same_held_out_episodes(catalog, tmp_p
     assert "test acc %" in text and f"− noop: {paired['noop']['mean']:+.2f}" in text
     with pytest.raises(Exception, match="unknown policy 'heuristik'"):
         evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=("heuristik",))
-    with pytest.raises(ConfigError, match="--episodes must be at least 1"):
+    with pytest.raises(ConfigError, match="--episodes 0 is invalid; expected an integer ≥ 1"):
         evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=0, against=())
     # How the trained policy acts reaches it: sampling is accepted and recorded, an option only
     # IQL has is refused for PPO by name.

@@ -197,3 +197,43 @@ def test_the_entropy_panel_plots_each_head_not_the_coefficient(recorded_events):
                   if isinstance(e, PPOUpdate) else e for e in recorded_events]
     axes = {ax.get_title("left"): ax for ax in figures.ppo(build_history(total_only)).axes}
     assert [ln.get_label() for ln in axes["entropy per head"].get_lines()] == ["entropy"]
+
+
+def _files(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_report_never_replaces_an_existing_report_unless_force(run_dir, tmp_path):
+    out = tmp_path / "myrep"
+    out.mkdir()
+    (out / "report.html").write_text("an earlier report")
+    before = _files(tmp_path)
+    result = CliRunner().invoke(report, [str(run_dir), "--out", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--out" in result.output and "is not empty" in result.output and "--force" in result.output
+    assert _files(tmp_path) == before
+    result = CliRunner().invoke(report, [str(run_dir), "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").read_text() != "an earlier report"
+    # the default folder is the run's own report, rewritten every time
+    assert CliRunner().invoke(report, [str(run_dir)]).exit_code == 0
+    assert CliRunner().invoke(report, [str(run_dir)]).exit_code == 0
+
+
+@pytest.mark.parametrize("inner", ["checkpoints/figures", "sub", "."])
+def test_report_writes_nothing_inside_another_run_or_a_dataset(run_dir_factory, tmp_path, inner):
+    run_dir = run_dir_factory(tmp_path / "runs", "run-a")
+    other = run_dir_factory(tmp_path / "runs", "run-b")
+    (other / "checkpoints").mkdir()
+    dataset = tmp_path / "ds"
+    (dataset / "episodes").mkdir(parents=True)
+    (dataset / "dataset.json").write_text("{}")
+    before = _files(tmp_path)
+    for folder in (other, dataset):
+        result = CliRunner().invoke(report, [str(run_dir), "--out", str(folder / inner), "--force"])
+        assert result.exit_code == 2, result.output
+        assert "is inside the run or dataset directory" in result.output
+    assert _files(tmp_path) == before
+    # where Esper reads back, not even in the run the report is of
+    result = CliRunner().invoke(report, [str(run_dir), "--out", str(run_dir / "checkpoints" / "x")])
+    assert result.exit_code == 2 and "reads back" in result.output

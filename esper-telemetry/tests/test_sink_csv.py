@@ -117,3 +117,23 @@ def test_paths_and_options(tmp_path):
         CsvSink.from_options(run_dir=tmp_path, options={"rows": 3})
     with pytest.raises(ConfigError, match="max_bytes"):
         CsvSink.from_options(run_dir=tmp_path, options={"max_bytes": -1})
+
+
+def test_a_csv_path_never_appends_to_an_existing_file_or_another_run(tmp_path):
+    run, other = tmp_path / "run", tmp_path / "other"
+    run.mkdir()
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "config.toml").write_text("[run]\n")
+    (other / "metrics.csv").write_text("run_id\nother\n")
+    (tmp_path / "notes.json").write_text('{"a": 1}\n')
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for path, message in ((tmp_path / "notes.json", "already exists"),
+                          (other / "metrics.csv", "inside the run or dataset directory"),
+                          (other / "new.csv", "inside the run or dataset directory"),
+                          ("config.toml", "the run's own 'config.toml'")):
+        with pytest.raises(ConfigError, match=rf"telemetry sink 'csv': path .*{message}"):
+            CsvSink.from_options(run_dir=run, options={"path": str(path)})
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    # a resumed run (its first checkpoint left the marker) appends to the file it wrote
+    (run / ".esper.checkpointed").touch()
+    CsvSink.from_options(run_dir=run, options={"path": str(tmp_path / "notes.json")}).close()

@@ -18,8 +18,11 @@ from attrs import field, frozen
 
 from esper_core.contracts.run_defaults import LR_SCHEDULES, OPTIMIZERS
 from esper_core.errors import ConfigError
+from esper_core.files import read_input_file
 from esper_core.options import (
+    MAX_EPISODES,
     check,
+    got_word,
     int_at_least,
     invalid_message,
     is_number,
@@ -35,6 +38,14 @@ from esper_core.options import (
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 #: Most CPU threads a run may ask torch for (far beyond any CPU; torch crashes on a huge count).
 MAX_THREADS = 1024
+#: Largest magnitude of a ``[rewards]`` weight: the terms are O(1)–O(100), so this leaves every
+#: sensible scaling while a reward summed over epochs and episodes stays far from overflowing to
+#: infinity (which made the summary's ``total_reward`` NaN).
+MAX_REWARD_WEIGHT = 1e6
+
+
+def _wrong_number(value: Any) -> str | None:
+    return None if isinstance(value, int | float) and not isinstance(value, bool) else got_word(value)
 
 
 # Every list of names goes through options.name_list: a blank name is refused, never dropped.
@@ -89,7 +100,7 @@ class RunConfig:
     #: None: the policy an installed plugin declares the default
     policy: str | None = field(default=None, validator=check(_is_non_empty_str, "a policy name", optional=True))
     epochs: int | None = field(default=None, validator=int_at_least(1, optional=True))
-    episodes: int = field(default=1, validator=int_at_least(1))
+    episodes: int = field(default=1, validator=int_at_least(1, high=MAX_EPISODES))
     seed: int = field(default=0, validator=int_at_least(0))
     device: str = field(default="auto", validator=check(
         lambda v: isinstance(v, str) and bool(DEVICE_PATTERN.match(v)), "'auto', 'cpu', 'cuda' or 'cuda:N'"))
@@ -160,8 +171,10 @@ class RunConfig:
         observer_options = _options_tables(data, "observers")
         weights = dict(_table(data, "rewards"))
         for key, value in weights.items():
-            if not is_number(value):
-                raise ConfigError(invalid_message("[rewards]", key, value, "a finite number (a weight)"))
+            if not (is_number(value) and abs(value) <= MAX_REWARD_WEIGHT):
+                raise ConfigError(invalid_message(
+                    "[rewards]", key, value, f"a weight from -{MAX_REWARD_WEIGHT:.0f} to {MAX_REWARD_WEIGHT:.0f} "
+                    "(a larger one would overflow the reward sums)", _wrong_number(value)))
         return _build(
             cls,
             {
@@ -228,20 +241,17 @@ def build_section(cls: type[Any], data: Mapping[str, Any], section: str, base: A
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file is a ConfigError naming it."""
+    """Parse a TOML file; a missing, special (a named pipe, a device), oversized
+    (:data:`~esper_core.files.MAX_TEXT_INPUT_BYTES`) or malformed file is a ConfigError naming it."""
+    text = read_input_file(path, label="config file")
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        return tomllib.loads(text.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except RecursionError:
         raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a configuration") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

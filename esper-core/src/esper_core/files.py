@@ -1,13 +1,16 @@
 """Files written so that nothing already there is lost (atomic replacement, output paths proved
-writable before any work starts), and torch files read without running code."""
+writable before any work starts), input files checked before they are opened (regular files
+only, small formats capped in size), and torch files read without running code."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,8 +81,23 @@ def write_atomic(path: Path, text: str) -> None:
         handle.write(text.encode("utf-8"))
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, ±inf: a diverged loss) replaced by ``None``:
+    JSON has no such numbers, and the ``NaN`` Python's json module writes for them is not JSON
+    that other readers (jq, browsers, strict parsers) accept."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_json(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite_json(value) for value in data]
+    return data
+
+
 def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` as JSON, atomically; a non-finite float is written as ``null``
+    (:func:`finite_json`), so the file is always valid JSON."""
+    write_atomic(path, json.dumps(finite_json(data), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def _probe(folder: Path, flag: str, path: Path) -> None:
@@ -96,6 +114,9 @@ def _probe(folder: Path, flag: str, path: Path) -> None:
 
 def _nearest_existing(path: Path, flag: str, target: Path) -> Path:
     for candidate in (path, *path.parents):
+        if candidate.is_symlink() and not candidate.exists():  # mkdir would fail with "File exists"
+            raise ConfigError(f"{flag} {str(target)!r} cannot be created: {str(candidate)!r} is a broken "
+                              f"symbolic link (to {os.readlink(candidate)!r}, which does not exist)")
         if candidate.exists():
             if not candidate.is_dir():
                 raise ConfigError(f"{flag} {str(target)!r} cannot be created: {str(candidate)!r} is a file, "
@@ -121,6 +142,102 @@ def check_writable_file(path: Path, *, flag: str = "--out") -> None:
     _probe(_nearest_existing(path.parent, flag, path), flag, path)
 
 
+#: The largest small-text input read whole (a config TOML, a JSON header): far beyond any real
+#: one, and a cap keeps a wrong path (a multi-GiB log) from filling memory.
+MAX_TEXT_INPUT_BYTES = 16 * 1024 * 1024
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of ``mode`` is no input file, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((words for test, words in _KINDS if test(mode)), "a special file")
+    return f"is not a regular file ({kind})"
+
+
+def _too_large(size: int, max_bytes: int | None) -> str | None:
+    if max_bytes is not None and size > max_bytes:
+        return f"is {size} bytes; at most {max_bytes} are read"
+    return None
+
+
+def input_file_problem(path: Path | str, *, max_bytes: int | None = None) -> str | None:
+    """Why ``path`` cannot be read as an input file, in words that follow its name (``does not
+    exist``, ``is not a regular file (a named pipe)``, ``is N bytes; at most M are read``), or
+    None when it can.
+
+    Only the file's metadata is looked at (``os.stat``, following links): a named pipe blocks
+    the process that opens it until something writes to it, and a device such as ``/dev/zero``
+    never ends, so neither may be opened at all. Every reader of a file a user names checks it
+    here (or through :func:`check_input_file` / :func:`open_input_file`) before opening it.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    return _not_regular(info.st_mode) or _too_large(info.st_size, max_bytes)
+
+
+def check_input_file(path: Path | str, *, label: str, max_bytes: int | None = None,
+                     error: type[Exception] = ConfigError) -> None:
+    """Raise ``error("<label> '<path>' <why>")`` for a path :func:`input_file_problem` refuses."""
+    problem = input_file_problem(path, max_bytes=max_bytes)
+    if problem is not None:
+        raise error(f"{label} {str(path)!r} {problem}")
+
+
+def _open_regular(path: Path | str, max_bytes: int | None) -> BinaryIO | str:
+    """``path`` opened for binary reading, or why it is not opened (:func:`input_file_problem`'s
+    words). The file is checked before it is opened, then opened without blocking and checked
+    again on the open handle, so a file swapped for a named pipe in between is refused too,
+    never waited on."""
+    problem = input_file_problem(path, max_bytes=max_bytes)
+    if problem is not None:
+        return problem
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    info = os.fstat(fd)
+    problem = _not_regular(info.st_mode) or _too_large(info.st_size, max_bytes)
+    if problem is not None:
+        os.close(fd)
+        return problem
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def open_input_file(path: Path | str, *, label: str, max_bytes: int | None = None,
+                    error: type[Exception] = ConfigError) -> BinaryIO:
+    """``path`` opened for binary reading once :func:`input_file_problem` accepts it (checked
+    again on the open handle); else ``error("<label> '<path>' <why>")``."""
+    opened = _open_regular(path, max_bytes)
+    if isinstance(opened, str):
+        raise error(f"{label} {str(path)!r} {opened}")
+    return opened
+
+
+def read_input_file(path: Path | str, *, label: str, max_bytes: int = MAX_TEXT_INPUT_BYTES,
+                    error: type[Exception] = ConfigError) -> bytes:
+    """The bytes of ``path``, read whole, after :func:`open_input_file`'s checks; at most
+    ``max_bytes`` are read even from a file that grows (or, like those of ``/proc``, reports no
+    size), and one larger is refused."""
+    with open_input_file(path, label=label, max_bytes=max_bytes, error=error) as handle:
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise error(f"{label} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise error(f"{label} {str(path)!r} is over {max_bytes} bytes; at most {max_bytes} are read")
+    return data
+
+
 class UnreadableTorchFile(Exception):
     """A file :func:`load_torch_file` could not read; the message says why, in words."""
 
@@ -134,12 +251,18 @@ def load_torch_file(path: Path) -> Any:
 
     Raises :class:`UnreadableTorchFile` with the reason in words. torch's own errors do not say
     it for a file that is not one of its archives (a text file gives ``KeyError: '101'``, random
-    bytes an ``IndexError``), so the reason is read from the file's first bytes.
+    bytes an ``IndexError``), so the reason is read from the file's first bytes. A path that is
+    no regular file (a named pipe, a device) is refused before it is opened
+    (:func:`input_file_problem`).
     """
     import torch
 
+    handle = _open_regular(path, None)
+    if isinstance(handle, str):
+        raise UnreadableTorchFile(f"it {handle}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with handle:
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises anything from KeyError to RuntimeError on a bad file
         raise UnreadableTorchFile(_why_unreadable(path, exc)) from None
 

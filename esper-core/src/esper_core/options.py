@@ -50,10 +50,20 @@ def got_word(value: Any) -> str:
     return _GOT_WORDS.get(type(value), type(value).__name__)
 
 
+def shown(value: Any) -> str:
+    """``value`` as the user wrote it in TOML (or as ``KEY=VALUE``): ``true``/``false``, not
+    Python's ``True``/``False``; lists likewise, item by item; anything else as ``repr``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(shown(item) for item in value) + "]"
+    return repr(value)
+
+
 def invalid_message(owner: str, key: str, value: Any, expected: str, got: str | None = None) -> str:
     """``<owner> option '<key>' = <value> is invalid; expected <expected>[, got <type>]``."""
     tail = f", got {got}" if got else ""
-    return f"{subject(owner, key)} = {value!r} is invalid; expected {expected}{tail}"
+    return f"{subject(owner, key)} = {shown(value)} is invalid; expected {expected}{tail}"
 
 
 def unknown_message(owner: str, key: Any, allowed: Iterable[str], noun: str = "option") -> str:
@@ -76,7 +86,7 @@ class InvalidValue(ConfigError, ValueError):
         self.key, self.value, self.expected, self.got = key, value, expected, got
         tail = f", got {got}" if got else ""
         where = f"{key} = " if key else ""
-        super().__init__(f"{where}{value!r} is invalid; expected {expected}{tail}")
+        super().__init__(f"{where}{shown(value)} is invalid; expected {expected}{tail}")
 
     def for_owner(self, owner: str, key: str | None = None) -> ConfigError:
         return ConfigError(invalid_message(owner, key or self.key or "?", self.value, self.expected, self.got))
@@ -90,8 +100,14 @@ def _is_int(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    """A finite int or float (a bool is a config mistake, not a number)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (a bool is a config mistake, not a number; an integer too large for a
+    float, such as a TOML ``1`` followed by 400 zeros, is not finite either)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_real(value: Any) -> bool:
@@ -127,6 +143,21 @@ def optional(validator: Validator) -> Validator:
 #: The largest integer an option may hold: torch and NumPy take seeds, sizes and counts as
 #: 64-bit integers, and a larger one would fail deep inside them (or wrap) instead of here.
 INT_MAX = 2**63 - 1
+
+
+#: The most episodes (or policy-training rounds) one command runs: ``esper run --episodes``,
+#: ``evaluate --episodes``, ``collect --episodes`` and PPO's ``rounds``. Far beyond any real
+#: use (an episode takes seconds to hours), while a mistyped count is refused at once instead of
+#: running until it is killed.
+MAX_EPISODES = 100_000
+
+
+def check_count(value: Any, *, flag: str, low: int = 1, high: int = MAX_EPISODES) -> int:
+    """A command-line count (``--episodes``) in ``[low, high]``; else a :class:`ConfigError`
+    naming ``flag``, the value and the range (the one wording of :func:`int_at_least`)."""
+    if not (_is_int(value) and low <= value <= high):
+        raise ConfigError(f"{flag} {value!r} is invalid; expected {_int_expected(low, high, value)}")
+    return int(value)
 
 
 def _int_expected(low: int, high: int, value: Any) -> str:
@@ -245,14 +276,16 @@ def as_int(low: int, *, high: int = INT_MAX, optional: bool = False) -> Callable
     return convert
 
 
-def name_list(value: Any, *, noun: str = "name", allow_empty: bool = False) -> tuple[str, ...]:
+def name_list(value: Any, *, noun: str = "name", allow_empty: bool = False,
+              unique: bool = False) -> tuple[str, ...]:
     """Names, as a list of strings or as one comma-separated string (a command-line option, an
     environment variable): the one parser of every list of names Esper reads.
 
     A blank name is refused, never dropped: ``','``, ``'a,,b'``, a trailing comma and
     ``['a', ' ']`` name something the user did not mean. An empty list (``''`` or ``[]``) is
     refused too, unless ``allow_empty`` (where "none" is a meaningful choice, e.g. no telemetry
-    sinks). Names from a string are stripped of surrounding spaces (``'a, b'``). Raises
+    sinks). With ``unique``, a name given twice is refused (the same dataset twice would count
+    its episodes twice). Names from a string are stripped of surrounding spaces (``'a, b'``). Raises
     :class:`InvalidValue` naming what was expected (``noun``: "slot name" ...) and what was wrong.
     """
     text = isinstance(value, str)
@@ -274,6 +307,11 @@ def name_list(value: Any, *, noun: str = "name", allow_empty: bool = False) -> t
             raise InvalidValue(None, value, expected, f"a blank entry (item {i})")
     if not items and not allow_empty:
         raise InvalidValue(None, value, expected, "none")
+    if unique:
+        for i, item in enumerate(items, start=1):
+            if item in items[:i - 1]:
+                first = items.index(item) + 1
+                raise InvalidValue(None, value, f"distinct {names}", f"{item!r} twice (items {first} and {i})")
     return tuple(items)
 
 
@@ -342,7 +380,7 @@ def parse_options(cls: type[T], given: Mapping[str, Any] | None, *, owner: str,
                 raise exc.for_owner(owner, key) from None
             except (TypeError, ValueError) as exc:  # a converter not from this module (``float``)
                 _check_types(cls, {key: value}, owner)
-                raise ConfigError(f"{subject(owner, key)} = {value!r} is invalid: {exc}") from None
+                raise ConfigError(f"{subject(owner, key)} = {shown(value)} is invalid: {exc}") from None
     values = attrs.asdict(base, recurse=False) if base is not None else {}  # type: ignore[arg-type]
     values.update(given)
     try:

@@ -105,6 +105,18 @@ _LAZY: dict[str, tuple[str, str]] = {
                             "raised by load_torch_file; its message says why, in words"),
     "check_writable_dir": ("esper_core.files:check_writable_dir",
                            "refuse an output folder that cannot be written, naming the flag"),
+    "check_output": ("esper_core.storage.outputs:check_output",
+                     "refuse a command's --out that exists (unless --force) or lies in another run"),
+    "check_outside_runs": ("esper_core.storage.outputs:check_outside_runs",
+                           "refuse an output inside a run or dataset directory the command does not read"),
+    "check_sink_path": ("esper_core.storage.outputs:check_sink_path",
+                        "refuse a sink file in another run, or one that exists unless the run resumes"),
+    "first_difference": ("esper_core.storage.run_checkpoint:first_difference",
+                         "the first key two recorded configurations differ in, in words (None: equal)"),
+    "check_input_file": ("esper_core.files:check_input_file",
+                         "refuse, before opening it, an input that is missing, no regular file or too large"),
+    "read_input_file": ("esper_core.files:read_input_file",
+                        "the bytes of a small input file, checked as check_input_file and capped in size"),
     "RunDirLock": ("esper_core.storage.rundir:RunDirLock", "one writer per run or dataset folder"),
     "RunDirBusy": ("esper_core.storage.rundir:RunDirBusy", "raised when another process holds the lock"),
     "DATASET_FILE": ("esper_core.storage.rundir:DATASET_FILE",
@@ -234,11 +246,16 @@ __all__ = [
     "build_task",
     "check_compatible",
     "check_header",
+    "check_input_file",
+    "check_output",
+    "check_outside_runs",
+    "check_sink_path",
     "check_width",
     "check_writable_dir",
     "declare_blueprints",
     "deferred_logger",
     "episode_seed",
+    "first_difference",
     "format_table",
     "hookimpl",
     "int_at_least",
@@ -253,6 +270,7 @@ __all__ = [
     "parse_key_values",
     "positive_number",
     "prepare_task",
+    "read_input_file",
     "resolve_run",
     "save_policy_checkpoint",
     "sgd",
@@ -312,8 +330,10 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.files import (
         UnreadableTorchFile,
         atomic_file,
+        check_input_file,
         check_writable_dir,
         load_torch_file,
+        read_input_file,
         write_atomic,
         write_json,
     )
@@ -327,12 +347,14 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.setup.policies import make_policy
     from esper_core.setup.resolve import ResolvedRun, resolve_run
     from esper_core.setup.tasks import build_task, episode_seed, prepare_task
+    from esper_core.storage.outputs import check_output, check_outside_runs, check_sink_path
     from esper_core.storage.policy_checkpoint import (
         check_compatible,
         check_header,
         load_policy_checkpoint,
         save_policy_checkpoint,
     )
+    from esper_core.storage.run_checkpoint import first_difference
     from esper_core.storage.rundir import DATASET_FILE, EPISODES_DIR, RunDirBusy, RunDirLock
     from esper_core.telemetry.hub import TelemetryHub
     from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments

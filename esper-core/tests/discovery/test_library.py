@@ -139,3 +139,39 @@ def test_an_oversized_library_is_refused_before_parsing(tmp_path, monkeypatch):
     path.write_text(" " * 11)
     with pytest.raises(LibraryError, match="is 11 bytes; at most 10 are read"):
         read_library(path)
+
+
+@pytest.mark.parametrize(("blueprints", "message"), [
+    ([], "holds no blueprints"),
+    ([{"name": "x"}], "entry 0 is malformed: 'tokens' must be a list of token names, got nothing"),
+    ([{"name": "s", "tokens": "RELU", "fitness": 1}],
+     "entry 0 is malformed: 'tokens' must be a list of token names, got a string"),
+    ([{"tokens": ["RELU"], "fitness": 1}], "entry 0 is malformed: it has no 'name'"),
+    (["RELU"], 'entry 0 is malformed: it must be an object with "name", "tokens" and "fitness", got a string'),
+    ([{"name": "a", "tokens": ["RELU"]}], "entry 0 is malformed: it has no 'fitness'"),
+    ([{"name": "a", "tokens": ["RELU"], "fitness": "high"}],
+     "entry 0 is malformed: 'fitness' must be a finite number, got a string 'high'"),
+    ([{"name": "a", "tokens": ["RELU"], "fitness": 1, "performance": [1]}],
+     "entry 0 is malformed: 'performance' must be an object mapping task names to numbers, got a list"),
+    ([{"name": "a", "tokens": ["RELU"], "fitness": 1, "evaluation": 1.5}],
+     "entry 0 is malformed: 'evaluation' must be a whole number, got a number 1.5"),
+])
+def test_empty_and_malformed_libraries_say_what_is_wrong_in_words(library_file, blueprints, message):
+    _corrupt(library_file, blueprints=blueprints)
+    with pytest.raises(LibraryError) as info:
+        read_library(library_file)
+    assert message in str(info.value) and str(library_file) in str(info.value)
+    assert "Error(" not in str(info.value)  # never an exception's repr
+
+
+def test_a_pipe_or_device_is_refused_before_it_is_opened(tmp_path):
+    import os
+    from pathlib import Path
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    with pytest.raises(LibraryError, match=r"blueprint library '.*pipe.json' is not a regular file \(a named pipe\)"):
+        read_library(fifo)
+    if os.path.exists("/dev/zero"):  # reading it would fill memory
+        with pytest.raises(LibraryError, match=r"'/dev/zero' is not a regular file \(a character device\)"):
+            read_library(Path("/dev/zero"))

@@ -220,17 +220,20 @@ def _deltas(records: list[RunRecord], value: Callable[[RunRecord], float | None]
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Output directory. Default: RUN_DIR/report")
+              help="Output directory, new or empty unless --force; never inside another run or "
+                   "dataset directory. Default: RUN_DIR/report (rewritten by every report)")
+@click.option("--force", is_flag=True, help="Write into --out even if it holds files (its figures and "
+                                            "report.html are replaced).")
 @click.option("--episode", type=int, default=None,
               help="Episode whose curves to plot. Default: the last one.")
-def report(run_dir: Path, out_dir: Path | None, episode: int | None) -> None:
+def report(run_dir: Path, out_dir: Path | None, force: bool, episode: int | None) -> None:
     """Write PNG figures and a self-contained report.html for a run directory."""
-    from esper_core.sdk import check_writable_dir
+    from esper_core.sdk import check_output
     from esper_telemetry.report.build import build_report  # imports matplotlib
 
     with _clean_errors():
         if out_dir is not None:
-            check_writable_dir(out_dir)
+            check_output(out_dir, force=force, directory=True, reads=run_dir)
         result = build_report(run_dir, out_dir, episode=episode)
     for figure in result.figures:
         click.echo(f"wrote {figure.path}")

@@ -35,7 +35,7 @@ from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
 from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError, DataError
 from esper_core.options import parse_options
-from esper_core.sdk import UnreadableTorchFile, load_torch_file
+from esper_core.sdk import UnreadableTorchFile, check_input_file, load_torch_file
 
 SPLITS = ("train", "val", "test")
 _COMMON_OPTIONS = {"path", "train_size", "epoch_size", "batch_size", "widths", "augment",
@@ -58,6 +58,7 @@ def _need_path(task: str, opts: ImageTaskOptions, what: str) -> Path:
 def _read_image(path: str, size: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    check_input_file(path, label="image", error=DataError)  # a named pipe would block Image.open
     try:
         with Image.open(path) as image:
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
@@ -118,8 +119,7 @@ def load_image_folder(
 
 
 def _read_array_file(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise DataError(f"array file {path} does not exist or is not a file")
+    check_input_file(path, label="array file", error=DataError)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         # np.load takes anything that is not a zip archive or an .npy for a pickle, and refuses it

@@ -12,6 +12,7 @@ import sysconfig
 from pathlib import Path
 
 from esper_core.errors import DataError
+from esper_core.sdk import check_input_file
 
 #: Standard-library sources of the ``pytext`` corpus: prose-heavy modules present since Python
 #: 3.8, read in this (sorted) order. Packages are named by their ``__init__.py``.
@@ -72,10 +73,7 @@ def read_text_file(path: str | Path, *, chars: int | None = None,
     ``chars``, a file over ``max_bytes`` is a DataError too.
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"text file {str(path)!r} does not exist")
-    if not path.is_file():
-        raise DataError(f"text file {str(path)!r} is not a regular file")
+    check_input_file(path, label="text file", error=DataError)  # never opens a named pipe or a device
     try:
         with path.open("rb") as file:
             if chars is None:

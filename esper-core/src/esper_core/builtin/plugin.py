@@ -60,7 +60,7 @@ def esper_register_reward_terms() -> list[RewardTermSpec]:
 @hookimpl
 def esper_register_telemetry_sinks() -> list[SinkSpec]:
     return [
-        SinkSpec(name="jsonl", factory=lazy("esper_core.telemetry.jsonl:JsonlSink.from_options"),
+        SinkSpec(name="jsonl", factory=lazy("esper_core.storage.outputs:open_jsonl_sink"),
                  description="one JSON event per line in events.jsonl, flushed every epoch",
                  options=lazy("esper_core.telemetry.jsonl:JsonlOptions")),
     ]

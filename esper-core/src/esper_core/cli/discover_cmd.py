@@ -44,7 +44,7 @@ from esper_core.presentation.table import format_table
               help="CPU threads for torch.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("blueprint-library.json"),
               show_default=True, help="Blueprint library file to write.")
-@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists (never a file a run wrote).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def discover_command(state: AppState, generator: str, budget: int, batch_size: int, tasks: str | None, seed: int,
@@ -54,11 +54,9 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
                      as_json: bool) -> None:
     """Search for blueprints with the Crucible; print best and mean fitness per step."""
     requested = None if tasks is None else option_names(tasks, option="--tasks", noun="task name")
-    if out.exists() and not force:
-        raise ConfigError(f"--out {str(out)!r} exists; choose another file or pass --force")
-    from esper_core.storage.rundir import check_output_file
+    from esper_core.storage.outputs import check_output
 
-    check_output_file(out)  # before the search, not after it
+    check_output(out, force=force)  # before the search, not after it
     spec = state.catalog.generators.get(generator)
 
     import torch

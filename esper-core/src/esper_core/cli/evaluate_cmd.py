@@ -24,12 +24,13 @@ from esper_core.cli.app import AppState
               help="An option of the trained policy as it acts (e.g. sample=true); repeatable. Values are "
                    "parsed as TOML.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write the results to this JSON file.")
+              help="Also write the results to this JSON file (a new one, unless --force).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists (never a file a run wrote).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.pass_obj
 def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: str | None, seed: int | None,
                      epochs: int | None, device: str | None, policy_option: tuple[str, ...], out: Path | None,
-                     as_json: bool) -> None:
+                     force: bool, as_json: bool) -> None:
     """Run a trained policy and baselines on the same held-out episodes; print mean ± std."""
     from esper_core.config import parse_key_values
     from esper_core.files import write_json
@@ -37,13 +38,15 @@ def evaluate_command(state: AppState, checkpoint: Path, episodes: int, against: 
     from esper_core.presentation.evaluation_report import format_evaluation
     from esper_core.presentation.progress import progress_callback
     from esper_core.setup.defaults import comparison_policies
-    from esper_core.storage.rundir import check_output_file
+    from esper_core.storage.outputs import check_output
+    from esper_core.storage.rundir import enclosing_run_dir
     from esper_core.tolaria.evaluation import evaluate_checkpoint
 
     names = (comparison_policies(state.catalog) if against is None
              else option_names(against, option="--against", noun="policy name", allow_empty=True))
     if out is not None:
-        check_output_file(out)  # before the episodes, not after them
+        # before the episodes, not after them; the run that trained the policy may hold it
+        check_output(out, force=force, reads=enclosing_run_dir(checkpoint))
     evaluation = evaluate_checkpoint(state.catalog, checkpoint, episodes=episodes, against=names, seed=seed,
                                      epochs=epochs, device=device,
                                      policy_options=parse_key_values(policy_option, flag="--policy-option"),

@@ -58,18 +58,19 @@ def listing_key(settings: Any) -> str:
 def read_listing(path: Path, key: str) -> dict[str, str] | None:
     """The cached plugin commands (name → help paragraph), or None when there is no usable cache
     (a damaged one is said on stderr and then ignored)."""
-    try:
-        if path.stat().st_size > MAX_CACHE_BYTES:
-            raise ValueError(f"it is larger than {MAX_CACHE_BYTES} bytes")
-        data = json.loads(path.read_text(encoding="utf-8"))
+    from esper_core.files import read_input_file
+
+    if not path.exists():
+        return None
+    try:  # never opens a named pipe or a device put in its place
+        data = json.loads(read_input_file(path, label="the cache", max_bytes=MAX_CACHE_BYTES,
+                                          error=ValueError).decode("utf-8"))
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or data.get("version") != CACHE_VERSION:
             raise ValueError(f"not a version-{CACHE_VERSION} {CACHE_FORMAT} file")
         commands = data.get("commands")
         if not isinstance(commands, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in commands.items()):
             raise ValueError("'commands' must map command names to help text")
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError, RecursionError) as exc:
         click.echo(f"warning: ignoring the plugin command cache {str(path)!r}: {exc}", err=True)
         return None

@@ -26,7 +26,8 @@ from attrs import field, frozen
 from esper_core.contracts.specs import BlueprintSpec
 from esper_core.discovery.grammar import GrammarError, check, identity_at_init, parse
 from esper_core.errors import ConfigError
-from esper_core.files import write_atomic
+from esper_core.files import read_input_file, write_atomic
+from esper_core.options import got_word, is_number
 
 FORMAT = "esper-blueprint-library"
 VERSION = 1
@@ -80,14 +81,10 @@ def write_library(path: Path, library: BlueprintLibrary) -> None:
 def read_library(path: Path) -> BlueprintLibrary:
     """Read and validate a library file; every problem is a LibraryError naming the file."""
     where = str(path)
+    raw_bytes = read_input_file(path, label="blueprint library", max_bytes=MAX_LIBRARY_BYTES, error=LibraryError)
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_LIBRARY_BYTES:
-            raise LibraryError(f"blueprint library {where!r} is {size} bytes; at most {MAX_LIBRARY_BYTES} are read")
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LibraryError(f"blueprint library {where!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        data = json.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise LibraryError(f"cannot read blueprint library {where!r}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise LibraryError(f"blueprint library {where!r} is not valid JSON: {exc}") from None
@@ -101,25 +98,52 @@ def read_library(path: Path) -> BlueprintLibrary:
     raw = data.get("blueprints")
     if not isinstance(raw, list):
         raise LibraryError(f"blueprint library {where!r}: \"blueprints\" must be a list")
+    if not raw:
+        raise LibraryError(f"blueprint library {where!r} holds no blueprints; a library adds blueprints "
+                           "to the catalog, so it needs at least one")
     if len(raw) > MAX_ENTRIES:
         raise LibraryError(f"blueprint library {where!r} holds {len(raw)} blueprints; at most {MAX_ENTRIES} are loaded")
     entries = []
     for i, item in enumerate(raw):
         try:
-            if not isinstance(item.get("tokens"), list):
-                raise TypeError("tokens must be a list")
-            entries.append(LibraryEntry(
-                name=item["name"], tokens=item["tokens"], fitness=float(item["fitness"]),
-                performance={str(k): float(v) for k, v in item.get("performance", {}).items()},
-                params=float(item.get("params", 0.0)), evaluation=int(item.get("evaluation", 0)),
-            ))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise LibraryError(f"blueprint library {where!r}: entry {i} is malformed ({exc!r})") from None
+            entries.append(_read_entry(item))
+        except ValueError as exc:
+            raise LibraryError(f"blueprint library {where!r}: entry {i} is malformed: {exc}") from None
     provenance = data.get("provenance", {})
     library = BlueprintLibrary(topology=str(data.get("topology")), entries=entries,
                                provenance=provenance if isinstance(provenance, dict) else {})
     _validate(library, where)
     return library
+
+
+def _number(item: Mapping[str, Any], key: str, default: float | None = None) -> float:
+    value = item.get(key, default)
+    if value is None:
+        raise ValueError(f"it has no {key!r}")
+    if not is_number(value):
+        raise ValueError(f"{key!r} must be a finite number, got {got_word(value)} {value!r}")
+    return float(value)
+
+
+def _read_entry(item: Any) -> LibraryEntry:
+    """One ``"blueprints"`` entry; a wrong one raises ValueError saying what is wrong, in words."""
+    if not isinstance(item, dict):
+        raise ValueError(f"it must be an object with \"name\", \"tokens\" and \"fitness\", got {got_word(item)}")
+    if "name" not in item:
+        raise ValueError("it has no 'name'")
+    tokens = item.get("tokens")
+    if not isinstance(tokens, list):
+        got = "nothing" if tokens is None else got_word(tokens)
+        raise ValueError(f"'tokens' must be a list of token names, got {got}")
+    performance = item.get("performance", {})
+    if not isinstance(performance, dict):
+        raise ValueError(f"'performance' must be an object mapping task names to numbers, got {got_word(performance)}")
+    evaluation = item.get("evaluation", 0)
+    if not (is_number(evaluation) and float(evaluation).is_integer()):
+        raise ValueError(f"'evaluation' must be a whole number, got {got_word(evaluation)} {evaluation!r}")
+    return LibraryEntry(name=item["name"], tokens=tokens, fitness=_number(item, "fitness"),
+                        performance={str(k): _number(performance, k) for k in performance},
+                        params=_number(item, "params", 0.0), evaluation=int(evaluation))
 
 
 def _validate(library: BlueprintLibrary, where: str) -> None:

@@ -42,7 +42,10 @@ class PluginNames:
         if distribution == "esper":
             raise ConfigError(f"{raw!r} names no plugin: add a name after 'esper-' (e.g. esper-my-blocks)")
         short = distribution.removeprefix(PREFIX).replace("-", "_")
-        if not package.isidentifier() or keyword.iskeyword(package):
+        if keyword.iskeyword(package):
+            raise ConfigError(f"{raw!r} gives the import package {package!r}, which is a Python keyword and "
+                              f"cannot be imported; choose another name (e.g. esper-{package})")
+        if not package.isidentifier():
             raise ConfigError(f"{raw!r} gives the import package {package!r}, which is not a Python identifier; "
                               "start the name with a letter")
         if not _COMPONENT.match(short):

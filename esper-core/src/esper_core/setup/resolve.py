@@ -148,6 +148,11 @@ def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:
     if config.blueprint_library is not None:
         register_library(config.blueprint_library, task.topology, catalog)
     policy = catalog.policies.get(config.policy) if config.policy is not None else default_policy(catalog)
+    if "checkpoint" in config.policy_options and not policy.learned:
+        # --policy-checkpoint becomes [policy] checkpoint: say so, not "unknown option 'checkpoint'"
+        learned = ", ".join(sorted(spec.name for spec in catalog.policies if spec.learned)) or "none installed"
+        raise ConfigError(f"--policy-checkpoint needs a learned policy; policy {policy.name!r} is not one "
+                          f"(learned policies: {learned})")
     settings = run_settings(config, task)
     training = settings.training
     lifecycle = build_section(LifecycleSettings, config.kasmina, "kasmina", base=task.kasmina.lifecycle)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from esper_core.errors import ConfigError
-from esper_core.files import UnreadableTorchFile, atomic_file, load_torch_file
+from esper_core.files import UnreadableTorchFile, atomic_file, check_input_file, load_torch_file
 from esper_core.wording import count
 
 FORMAT = "esper-policy-checkpoint"
@@ -45,8 +45,7 @@ def save_policy_checkpoint(path: Path, *, policy: str, run_config: Mapping[str, 
 def load_policy_checkpoint(path: Path | str) -> dict[str, Any]:
     """Read a checkpoint; anything that is not one is a ConfigError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"policy checkpoint {str(path)!r} does not exist")
+    check_input_file(path, label="policy checkpoint")  # a named pipe or a device is never opened
     try:
         data = load_torch_file(path)
     except UnreadableTorchFile as exc:

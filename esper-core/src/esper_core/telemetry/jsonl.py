@@ -8,7 +8,7 @@ can only be a line still being written, which :func:`read_events` skips.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,11 +68,16 @@ class JsonlSink:
         self._capped = False
 
     @classmethod
-    def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> JsonlSink:
+    def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any],
+                     check_path: Callable[[Path], object] | None = None) -> JsonlSink:
+        """The sink ``options`` describe; ``check_path`` (the engine's
+        :func:`esper_core.storage.outputs.check_sink_path`) may refuse its file before it is opened."""
         opts = parse_options(JsonlOptions, options, owner="telemetry sink 'jsonl'")
         if opts.path is None and run_dir is None:
             raise ConfigError("the jsonl sink needs a run directory or a 'path' option")
         path = Path(opts.path) if opts.path is not None else run_dir / EVENTS_FILE  # type: ignore[operator]
+        if check_path is not None:
+            check_path(path)
         return cls(path, max_bytes=opts.max_bytes)
 
     def emit(self, event: TelemetryEvent) -> None:

@@ -51,7 +51,7 @@ from esper_core.cache import cache_dir
 from esper_core.contracts.events import EpochEnded, TelemetryEvent
 from esper_core.contracts.protocols import Task
 from esper_core.errors import EsperError
-from esper_core.files import write_json
+from esper_core.files import read_input_file, write_json
 from esper_core.plugins.registry import Catalog
 from esper_core.setup.defaults import baseline_policy
 from esper_core.setup.policies import make_policy
@@ -185,12 +185,11 @@ def read_cached(root: Path, key: str) -> dict[str, Any] | None:
     """The cached baseline for ``key``; None when there is none or the entry is unusable (said in a
     warning, so a damaged cache never passes silently)."""
     path = root / "baselines" / f"{key}.json"
-    try:
-        if path.stat().st_size > MAX_ENTRY_BYTES:
-            raise ValueError(f"it is larger than {MAX_ENTRY_BYTES} bytes")
-        return check_entry(json.loads(path.read_text(encoding="utf-8")), key)
-    except FileNotFoundError:
+    if not path.exists():
         return None
+    try:  # never opens a named pipe or a device put in its place (esper_core.files)
+        text = read_input_file(path, label="the entry", max_bytes=MAX_ENTRY_BYTES, error=ValueError)
+        return check_entry(json.loads(text.decode("utf-8")), key)
     except (OSError, ValueError, RecursionError) as exc:
         logger.warning(f"ignoring the cached baseline {str(path)!r}: {exc}; computing it again")
         return None

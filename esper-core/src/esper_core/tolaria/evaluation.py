@@ -19,6 +19,7 @@ import attrs
 
 from esper_core.config import RunConfig
 from esper_core.errors import ConfigError
+from esper_core.options import check_count
 from esper_core.paired import paired_difference
 from esper_core.plugins.registry import Catalog
 from esper_core.setup.policies import make_policy
@@ -39,8 +40,7 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
     """Run the checkpoint's policy (acting with ``policy_options``) and each of ``against`` for
     ``episodes`` held-out episodes; ``on_progress(done, total, note)`` hears of every finished
     episode (and once before the first)."""
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+    check_count(episodes, flag="--episodes")
     policy_options = dict(policy_options or {})
     if "checkpoint" in policy_options:
         raise ConfigError("--policy-option checkpoint: the checkpoint is --policy-checkpoint's argument")

@@ -17,12 +17,13 @@ from esper_policies.ppo.network import SLOT_HEADS
 
 
 def _dataset_list(value: Any) -> tuple[str, ...]:
-    """``dataset``: one or more directories; a blank one (``'a,,b'``, a trailing comma) is refused."""
+    """``dataset``: one or more directories; a blank one (``'a,,b'``, a trailing comma) or one
+    named twice is refused."""
     try:
-        return name_list(value, noun="dataset directory")
+        return name_list(value, noun="dataset directory", unique=True)
     except InvalidValue as exc:
-        raise InvalidValue("dataset", value, "a directory or a list of directories (comma-separated on the "
-                                             "command line)", exc.got) from None
+        raise InvalidValue("dataset", value, "a directory or a list of distinct directories (comma-separated "
+                                             "on the command line)", exc.got) from None
 
 
 @frozen(kw_only=True)

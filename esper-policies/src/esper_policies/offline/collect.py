@@ -4,11 +4,14 @@ Episode ``k`` runs on seed ``episode_seed(run seed, env=0, episode=k)`` (its tas
 initial weights, data order — built from that seed) — the seeds PPO trains on, never the
 held-out ones ``esper evaluate`` uses. Each finished episode becomes one shard;
 running the same command again continues after the last complete shard, and refuses a
-directory recorded with another task, behaviour policy or action space.
+directory recorded with any other setting (task, behaviour policy, action space, any option or
+configuration value: see :func:`settings_difference`).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import structlog
 import torch
 
 from esper_core.contracts.decisions import Op
+from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError
 from esper_core.sdk import (
     DATASET_FILE,
@@ -26,6 +30,7 @@ from esper_core.sdk import (
     RunDirLock,
     build_task,
     episode_seed,
+    first_difference,
     make_policy,
     prepare_task,
 )
@@ -34,8 +39,34 @@ from esper_policies.offline.dataset import EpisodeDataset
 
 logger = structlog.get_logger(__name__)
 
-#: metadata that must match for a collection to continue in an existing directory
-_SAME = ("task", "policy", "seed", "epochs", "blueprint_catalog", "slot_names")
+#: ``[run]`` settings that may differ when a collection continues in an existing dataset: how
+#: many episodes a config asks for (collect records ``--episodes``), where the output goes, where
+#: and on how many threads it runs, and settings of ``esper run`` that collect does not use.
+#: Every other recorded value must be the same.
+MAY_DIFFER = frozenset({"episodes", "out", "device", "threads", "checkpoint_keep", "compare_baseline",
+                        "baseline_cache"})
+#: fields of dataset.json that describe the file, not the recording (EpisodeDataset checks them)
+_FORMAT_FIELDS = ("format", "format_version")
+
+
+def _comparable(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` as a continuation compares it: its fields as the table ``dataset``, beside
+    every table of its run configuration less :data:`MAY_DIFFER`, as JSON holds them."""
+    data = json.loads(json.dumps(dict(metadata), default=str))
+    for name in _FORMAT_FIELDS:
+        data.pop(name, None)
+    config = data.pop("run_config", None)
+    tables = dict(config) if isinstance(config, dict) else {"run_config": config}
+    run = tables.get("run")
+    if isinstance(run, dict):
+        tables["run"] = {k: v for k, v in run.items() if k not in MAY_DIFFER}
+    return {"dataset": data, **tables}
+
+
+def settings_difference(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    """The first setting (by table, then key) in which a dataset's recorded metadata and this
+    collection's differ, in words; None when a collection may continue the dataset."""
+    return first_difference(_comparable(recorded), _comparable(now), saved_in=f"its {DATASET_FILE}")
 
 
 def _action(decision: Any, keys: tuple[str, ...]) -> list[int]:
@@ -102,16 +133,16 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
         "slot_names": list(slot_names),
         "blueprint_catalog": list(keys),
         "observation_size": ObservationBuilder(1, len(slot_names)).size,
+        "observation_version": OBSERVATION_SCHEMA_VERSION,
         "run_config": resolved.to_toml_dict(),
     }
     policy = make_policy(resolved, resolved.policy.name, catalog, slot_names, dict(resolved.config.policy_options))
     if (out / DATASET_FILE).is_file():
         dataset = EpisodeDataset(out)
-        different = [k for k in _SAME if dataset.metadata.get(k) != metadata[k]]
-        if different:
-            raise ConfigError(f"{str(out)!r} already holds episodes recorded with another {different[0]} "
-                              f"({dataset.metadata.get(different[0])!r}, now {metadata[different[0]]!r}); "
-                              "choose another --out")
+        difference = settings_difference(dataset.metadata, metadata)
+        if difference is not None:
+            raise ConfigError(f"{str(out)!r} already holds episodes recorded with other settings ({difference}); "
+                              "continue it with the settings it was recorded with, or choose another --out")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {str(out)!r} exists, is not empty and is not an episode dataset")
     else:

@@ -14,7 +14,8 @@ from esper_core.sdk import AppState, RunConfig, parse_key_values
 @click.option("--policy", default="heuristic", show_default=True, help="Behaviour policy to record.")
 @click.option("--episodes", type=int, required=True, help="Episodes the dataset should hold.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Dataset directory (created, or continued when it already holds episodes).")
+              help="Dataset directory (created, or continued when it already holds episodes recorded "
+                   "with the same settings); never inside a run or another dataset's directory.")
 @click.option("--task", default=None, help="Task name (default: shapes).")
 @click.option("--epochs", type=int, default=None, help="Epochs per episode (default: the task's).")
 @click.option("--seed", type=int, default=None, help="Base seed of the episodes (default 0).")
@@ -34,10 +35,13 @@ def collect_command(state: AppState, episodes: int, out: Path, policy_checkpoint
                     policy_option: tuple[str, ...], task_option: tuple[str, ...], config_path: Path | None,
                     **options: object) -> None:
     """Record a behaviour policy's episodes as an offline dataset (for --policy iql)."""
-    from esper_core.sdk import check_writable_dir, resolve_run
+    from esper_core.options import check_count
+    from esper_core.sdk import check_outside_runs, check_writable_dir, resolve_run
     from esper_policies.offline.collect import collect
 
+    check_count(episodes, flag="--episodes")
     check_writable_dir(out)
+    check_outside_runs(out)  # a dataset is never put inside a run's (or another dataset's) directory
 
     policy_options = parse_key_values(policy_option, flag="--policy-option")
     if policy_checkpoint is not None:

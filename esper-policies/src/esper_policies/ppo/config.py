@@ -14,7 +14,7 @@ from typing import Any
 from attrs import field, frozen
 
 from esper_core.errors import ConfigError
-from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in, one_of, optional
+from esper_core.options import MAX_EPISODES, InvalidValue, int_at_least, is_bool, name_list, number_in, one_of, optional
 from esper_policies.ppo.network import SLOT_HEADS
 
 #: the factors of an action, in the order of the actor's heads
@@ -44,21 +44,22 @@ def _entropy_heads(value: Any) -> tuple[str, ...]:
 
 
 def _datasets(value: Any) -> tuple[str, ...] | None:
-    """``bc_dataset``: None for none, else one or more directories (a blank one is refused)."""
+    """``bc_dataset``: None for none, else one or more directories (a blank one, or one named
+    twice, is refused)."""
     if value is None:
         return None
     try:
-        return name_list(value, noun="dataset directory")
+        return name_list(value, noun="dataset directory", unique=True)
     except InvalidValue as exc:
-        raise InvalidValue("bc_dataset", value, "a directory or a list of directories (comma-separated on the "
-                                                "command line)", exc.got) from None
+        raise InvalidValue("bc_dataset", value, "a directory or a list of distinct directories (comma-separated "
+                                                "on the command line)", exc.got) from None
 
 
 @frozen(kw_only=True)
 class PPOConfig:
     """Everything ``esper run --policy ppo`` trains with."""
 
-    rounds: int = field(default=20, validator=int_at_least(1))
+    rounds: int = field(default=20, validator=int_at_least(1, high=MAX_EPISODES))
     envs: int = field(default=4, validator=int_at_least(1))
     #: epochs per training episode; None = the run's epochs. Shorter episodes are cut at a time
     #: limit (truncated, not terminal) and their last value is bootstrapped.

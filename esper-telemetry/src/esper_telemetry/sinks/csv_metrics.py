@@ -22,7 +22,7 @@ from attrs import field, frozen
 from esper_core.contracts.events import EpochEnded, GradientHealth, TelemetryEvent
 from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_telemetry.limits import OutputCap
-from esper_telemetry.sinks.run_path import in_run_dir
+from esper_telemetry.sinks.run_path import sink_path
 
 logger = structlog.get_logger(__name__)
 
@@ -83,7 +83,7 @@ class CsvSink:
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> CsvSink:
         owner = "telemetry sink 'csv'"
         opts = parse_options(CsvOptions, options, owner=owner)
-        return cls(in_run_dir(opts.path, run_dir, owner=owner, key="path"), max_rows=opts.max_rows,
+        return cls(sink_path(opts.path, run_dir, owner=owner, key="path"), max_rows=opts.max_rows,
                    max_bytes=opts.max_bytes)
 
     @staticmethod

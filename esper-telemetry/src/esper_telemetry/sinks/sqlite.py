@@ -18,6 +18,7 @@ from attrs import field, frozen
 from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
 from esper_core.errors import ConfigError
 from esper_core.options import int_at_least, non_empty_text, parse_options
+from esper_core.sdk import check_sink_path
 from esper_telemetry.database import RunDatabase
 from esper_telemetry.limits import OutputCap
 from esper_telemetry.records import DATABASE_FILE
@@ -60,9 +61,11 @@ class SqliteSink:
 
     @classmethod
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> SqliteSink:
-        opts = parse_options(SqliteOptions, options, owner="telemetry sink 'sqlite'")
+        owner = "telemetry sink 'sqlite'"
+        opts = parse_options(SqliteOptions, options, owner=owner)
         if opts.path is not None:
-            path = Path(opts.path).expanduser()
+            # several runs may share one database, so an existing file is fine; another run's is not
+            path = check_sink_path(Path(opts.path).expanduser(), run_dir, owner=owner, shared=True)
         elif run_dir is not None:
             path = Path(run_dir) / DATABASE_FILE
         else:

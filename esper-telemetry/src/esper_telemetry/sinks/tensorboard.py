@@ -31,7 +31,7 @@ from esper_core.contracts.events import (
 from esper_core.errors import EsperError
 from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_telemetry.limits import OutputCap
-from esper_telemetry.sinks.run_path import in_run_dir
+from esper_telemetry.sinks.run_path import sink_path
 
 INSTALL_HINT = (
     "the 'tensorboard' telemetry sink needs the tensorboard package, which is not installed; "
@@ -72,7 +72,9 @@ class TensorBoardSink:
     def from_options(cls, *, run_dir: Path | None, options: Mapping[str, Any]) -> TensorBoardSink:
         owner = "telemetry sink 'tensorboard'"
         opts = parse_options(TensorBoardOptions, options, owner=owner)
-        return cls(in_run_dir(opts.logdir, run_dir, owner=owner, key="logdir"), max_points=opts.max_points)
+        # an existing log directory is fine: every run adds its own event files to it
+        return cls(sink_path(opts.logdir, run_dir, owner=owner, key="logdir", shared=True),
+                   max_points=opts.max_points)
 
     def _scalar(self, tag: str, value: Any, step: int) -> None:
         if value is None or isinstance(value, bool) or not isinstance(value, int | float):
