@@ -89,7 +89,7 @@ def test_collection_resumes_and_refuses_other_recordings(catalog, datasets, tmp_
     (tmp_path / "junk" / "x.txt").write_text("x")
     with pytest.raises(ConfigError, match="not an episode dataset"):
         collect(_resolved(catalog, "noop"), catalog, tmp_path / "junk", episodes=1)
-    with pytest.raises(ConfigError, match="--episodes must be at least 1"):
+    with pytest.raises(ConfigError, match="--episodes 0 is invalid; expected an integer ≥ 1"):
         collect(_resolved(catalog, "noop"), catalog, tmp_path / "z", episodes=0)
 
 
@@ -493,6 +493,21 @@ def test_hostile_metadata_is_a_data_error(datasets, tmp_path, content, message):
     dataset, _, _ = _shard_copy(datasets, tmp_path)
     (dataset.path / "dataset.json").write_bytes(content)
     with pytest.raises(DataError, match=message):
+        EpisodeDataset(dataset.path)
+
+
+def test_metadata_that_is_no_regular_file_or_too_large_is_refused_unopened(datasets, tmp_path):
+    import os
+
+    dataset, _, _ = _shard_copy(datasets, tmp_path)
+    meta = dataset.path / "dataset.json"
+    meta.unlink()
+    os.mkfifo(meta)  # opening a named pipe would wait for a writer forever
+    with pytest.raises(DataError, match=r"dataset.json' is not a regular file \(a named pipe\)"):
+        EpisodeDataset(dataset.path)
+    meta.unlink()
+    meta.write_bytes(b" " * (16 * 1024 * 1024 + 1))
+    with pytest.raises(DataError, match="at most 16777216 are read"):
         EpisodeDataset(dataset.path)
 
 

@@ -67,11 +67,14 @@ def test_report_defaults_to_run_dir_and_falls_back_to_sqlite(run_dir, recorded_e
     assert "<td>fossilized</td>" in page  # seeds derived from lifecycle events
 
 
-@pytest.mark.parametrize("make", ["missing", "empty", "no_epochs", "bad_episode", "bad_db"])
+@pytest.mark.parametrize("make", ["missing", "a_file", "empty", "no_epochs", "bad_episode", "bad_db"])
 def test_bad_run_dirs_exit_2(tmp_path, run_dir, make):
     args = [str(run_dir)]
     if make == "missing":
         args = [str(tmp_path / "nope")]
+    elif make == "a_file":
+        (tmp_path / "notes.txt").write_text("hello")
+        args = [str(tmp_path / "notes.txt")]
     elif make == "empty":
         (tmp_path / "empty").mkdir()
         args = [str(tmp_path / "empty")]
@@ -88,6 +91,8 @@ def test_bad_run_dirs_exit_2(tmp_path, run_dir, make):
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ")
     assert "Traceback" not in result.output
+    if make == "a_file":
+        assert f"'{tmp_path / 'notes.txt'}' is a file, not a run directory" in result.output
 
 
 def test_multi_episode_history_selects_an_episode(recorded_events, tmp_path):

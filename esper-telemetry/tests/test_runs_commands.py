@@ -140,8 +140,12 @@ def test_run_directory_without_database_is_read_from_events(run_dir, tmp_path):
     assert _row(result.output, "test accuracy")[-1] == "52.10"
     assert _row(result.output, "val final accuracy")[-1] == "54.40"
     assert "fossilized" in result.output and "culled" in result.output
-    compare = invoke("compare", str(run_dir), str(run_dir))
-    assert compare.exit_code == 0
+    # The same run twice, however it is spelled, is refused: a comparison of a run with itself
+    # says nothing and is a mistyped argument.
+    for other in (str(run_dir), str(run_dir.resolve())):
+        compare = invoke("compare", str(run_dir), other)
+        assert compare.exit_code == 2
+        assert f"'{run_dir}' and '{other}' name the same run (run-a); compare different runs" in compare.output
 
 
 def test_a_policy_training_run_names_its_final_accuracy_a_last_round_mean(run_dir):
@@ -199,6 +203,25 @@ def test_bad_inputs_exit_2(tmp_path):
     assert invoke("list", "--db", str(empty)).output.strip() == "no runs recorded"
     assert invoke("show", str(empty)).exit_code == 2
     assert invoke("list", "--db", str(tmp_path / "nowhere")).exit_code == 2
+
+
+def test_a_run_named_by_a_path_that_is_no_run_directory_is_named_in_the_error(tmp_path, run_dir, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no ./runs to look ids up in
+    (elsewhere / "notes.txt").write_text("hello")
+    cases = {
+        ("show", "notes.txt"): "'notes.txt' is a file, not a run directory; name a run directory or the id",
+        ("show", "no/such"): "run directory 'no/such' does not exist",
+        ("show", "nosuch"): "no run 'nosuch': it is no run directory here, and no run database or runs "
+                            "directory at runs",
+        ("compare", str(run_dir), "nosuch"): "no run 'nosuch'",
+        ("show", str(run_dir), "--db", "missing.sqlite"): "--db 'missing.sqlite' does not exist",
+    }
+    for args, message in cases.items():
+        result = invoke(*args)
+        assert result.exit_code == 2, args
+        assert message in result.output, (args, result.output)
 
 
 def test_killed_run_shows_as_running(tmp_path, run_factory):

@@ -186,10 +186,16 @@ def compare_command(run_refs: tuple[str, ...], db: Path | None) -> None:
     if len(run_refs) < 2:
         raise click.UsageError("compare needs at least two runs")
     records: list[RunRecord] = []
+    named: dict[tuple[str, str], str] = {}
     with _clean_errors():
         for ref in run_refs:
             record, _, sources = queries.resolve_run(ref, db)
             queries.close_sources(sources)
+            key = (str(Path(record.source).resolve()), record.run_id)  # ../r1 and /abs/r1 alike
+            if key in named:
+                raise CommandError(f"{named[key]!r} and {ref!r} name the same run ({record.run_id}); "
+                                   "compare different runs")
+            named[key] = ref
             records.append(record)
     rows = [[label, *(getter(r) for r in records)] for label, getter in _COMPARE_ROWS]
     # Each Δ sits under the figure it is taken from.

@@ -146,10 +146,17 @@ def is_run_dir(path: Path) -> bool:
     )
 
 
+def not_a_run_dir(path: Path) -> str:
+    """Why ``path``, named as a run directory, is none (it does not exist, or it is a file)."""
+    if path.exists() and not path.is_dir():
+        return f"{str(path)!r} is a file, not a run directory"
+    return f"run directory {str(path)!r} does not exist"
+
+
 def load_run_dir(path: Path) -> RunSource:
     """A source for one run directory: its database, else its recorded events and summary."""
     if not path.is_dir():
-        raise EsperError(f"run directory {path} does not exist")
+        raise EsperError(not_a_run_dir(path))
     if (path / DATABASE_FILE).is_file():
         return RunSource(str(path / DATABASE_FILE), _open_readonly(path / DATABASE_FILE))
     events, summary = path / EVENTS_FILE, read_summary(path)
@@ -291,8 +298,14 @@ def resolve_run(ref: str, db: Path | None) -> tuple[RunRecord, RunSource, list[R
     """A run named by id (looked up in ``db``) or by the path of its run directory.
 
     Returns the record, the source holding it, and every opened source (close them after).
+    A ``db`` that does not exist is refused even where ``ref`` is a directory; a ``ref`` that
+    is a file, or a path (it has a separator) that does not exist, is refused by its name.
     """
+    if db is not None and not db.exists():
+        raise EsperError(f"--db {str(db)!r} does not exist (a run database or a directory of runs)")
     path = Path(ref)
+    if (path.exists() and not path.is_dir()) or (not path.exists() and len(path.parts) > 1):
+        raise EsperError(f"{not_a_run_dir(path)}; name a run directory or the id of a recorded run")
     if path.is_dir():
         sources = [load_run_dir(path)]
         records = list_runs(sources)
@@ -302,7 +315,11 @@ def resolve_run(ref: str, db: Path | None) -> tuple[RunRecord, RunSource, list[R
         # A shared database may hold several runs; prefer the one named like the directory.
         chosen = next((r for r in records if r.run_id == path.name), records[-1])
         return chosen, sources[0], sources
-    sources = open_sources(db)
+    try:
+        sources = open_sources(db)
+    except EsperError as exc:
+        # Name what was asked for: the run, then why there was nowhere to look its id up.
+        raise EsperError(f"no run {ref!r}: it is no run directory here, and {exc}") from None
     try:
         record, source = find_run(sources, ref)
     except EsperError:

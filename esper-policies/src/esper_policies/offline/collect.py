@@ -21,6 +21,7 @@ import torch
 from esper_core.contracts.decisions import Op
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError
+from esper_core.options import check_count
 from esper_core.sdk import (
     DATASET_FILE,
     Catalog,
@@ -120,8 +121,7 @@ def record_episode(resolved: ResolvedRun, task: Any, policy: Any, *, episode: in
 
 def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int) -> dict[str, Any]:
     """Record episodes ``0..episodes-1`` of ``resolved.policy`` into ``out`` (resuming)."""
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+    check_count(episodes, flag="--episodes")
     device, _, slot_names = prepare_task(resolved)
     keys = resolved.blueprint_keys
     metadata = {

@@ -40,6 +40,7 @@ from esper_core.sdk import (
     check_compatible,
     check_header,
     load_torch_file,
+    read_input_file,
     write_json,
 )
 from esper_policies.encoding import N_OPS, MaskBatch
@@ -81,15 +82,15 @@ class EpisodeDataset:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         meta_path = self.path / DATASET_FILE
-        if not meta_path.is_file():
+        if not meta_path.exists():
             raise DataError(f"{str(self.path)!r} is not an episode dataset (no {DATASET_FILE}); "
                             "record one with `esper collect`")
-        if meta_path.stat().st_size > MAX_METADATA_BYTES:
-            raise DataError(f"episode dataset metadata {str(meta_path)!r} is larger than "
-                            f"{MAX_METADATA_BYTES // 1024 // 1024} MiB; it is not one `esper collect` wrote")
+        # A regular file of at most 16 MiB (a pipe or a device named dataset.json is refused unopened).
+        text = read_input_file(meta_path, label="episode dataset metadata", max_bytes=MAX_METADATA_BYTES,
+                               error=DataError)
         try:
-            self.metadata: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
+            self.metadata: dict[str, Any] = json.loads(text.decode("utf-8"))
+        except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
             raise DataError(f"episode dataset metadata {str(meta_path)!r} is unreadable: {exc}") from None
         except RecursionError:
             raise DataError(f"episode dataset metadata {str(meta_path)!r} is nested too deeply to read") from None

@@ -24,6 +24,7 @@ from esper_core.contracts.events import (
     TelemetryEvent,
 )
 from esper_core.errors import EsperError
+from esper_telemetry.queries import not_a_run_dir
 from esper_telemetry.records import (
     DATABASE_FILE,
     EVENTS_FILE,
@@ -152,7 +153,7 @@ def _stage_name(value: Any) -> str:
 def load_events(run_dir: Path) -> list[TelemetryEvent]:
     """The run's events from ``events.jsonl``, else from the events table of ``run.sqlite``."""
     if not run_dir.is_dir():
-        raise EsperError(f"run directory {run_dir} does not exist")
+        raise EsperError(not_a_run_dir(run_dir))
     jsonl = run_dir / EVENTS_FILE
     if jsonl.is_file():
         return list(iter_event_records(jsonl))
