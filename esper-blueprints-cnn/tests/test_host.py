@@ -67,8 +67,9 @@ def test_host_is_scriptable() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"widths": ()}, r"^\(\) is invalid; expected a non-empty list of positive integers"),
-        ({"widths": (8, 0)}, r"^\(8, 0\) is invalid; expected a non-empty list"),
+        # values are shown as TOML writes them, a list in brackets
+        ({"widths": ()}, r"^\[\] is invalid; expected a non-empty list of positive integers"),
+        ({"widths": (8, 0)}, r"^\[8, 0\] is invalid; expected a non-empty list"),
         ({"widths": "8,x"}, "integer"),
         ({"kernel_size": 2}, "odd"),
         ({"pool": "median"}, "pool"),

@@ -164,7 +164,9 @@ def test_ppo_clones_first_records_it_and_a_resume_does_not_clone_again(catalog, 
 
     monkeypatch.setattr(trainer, "behaviour_clone", refuse)
     monkeypatch.setattr(trainer, "load_datasets", refuse)
-    resumed = _train(catalog, tmp_path / "split", resume=True, rounds=2, bc_dataset=str(tmp_path / "gone"))
+    # The resume names the run's own dataset (another would be refused as a change of its
+    # configuration); the patches above prove it is neither read nor cloned again.
+    resumed = _train(catalog, tmp_path / "split", resume=True, rounds=2, bc_dataset=str(datasets / "train"))
     assert resumed["rounds"] == 2 and resumed["bc"] == split["bc"]
     assert {k: v for k, v in whole["bc"].items() if k != "seconds"} == {
         k: v for k, v in split["bc"].items() if k != "seconds"}
@@ -294,7 +296,7 @@ def test_the_cli_refuses_a_missing_dataset_in_one_line_before_writing_anything(t
 def test_the_dataset_option_takes_directories_only():
     assert PPOConfig(bc_dataset=" a, b ").bc_dataset == ("a", "b")
     assert PPOConfig().bc_dataset is None
-    for bad in ([], ",", [3], " a, b ,"):
+    for bad in ([], ",", [3], " a, b ,", "a,a"):
         with pytest.raises(ValueError, match=r"bc_dataset = .* is invalid; expected a directory or a list of "
-                                             r"directories"):
+                                             r"distinct directories"):
             PPOConfig(bc_dataset=bad)
