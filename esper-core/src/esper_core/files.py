@@ -172,7 +172,7 @@ def input_file_problem(path: Path | str, *, max_bytes: int | None = None) -> str
     Only the file's metadata is looked at (``os.stat``, following links): a named pipe blocks
     the process that opens it until something writes to it, and a device such as ``/dev/zero``
     never ends, so neither may be opened at all. Every reader of a file a user names checks it
-    here (or through :func:`check_input_file` / :func:`open_input_file`) before opening it.
+    here (or through :func:`check_input_file` / :func:`read_input_file`) before opening it.
     """
     try:
         info = os.stat(path)
@@ -213,22 +213,16 @@ def _open_regular(path: Path | str, max_bytes: int | None) -> BinaryIO | str:
     return os.fdopen(fd, "rb")
 
 
-def open_input_file(path: Path | str, *, label: str, max_bytes: int | None = None,
-                    error: type[Exception] = ConfigError) -> BinaryIO:
-    """``path`` opened for binary reading once :func:`input_file_problem` accepts it (checked
-    again on the open handle); else ``error("<label> '<path>' <why>")``."""
+def read_input_file(path: Path | str, *, label: str, max_bytes: int = MAX_TEXT_INPUT_BYTES,
+                    error: type[Exception] = ConfigError) -> bytes:
+    """The bytes of ``path``, read whole, after :func:`input_file_problem`'s checks (made again
+    on the open handle); at most ``max_bytes`` are read even from a file that grows (or, like
+    those of ``/proc``, reports no size), and one larger is refused; else
+    ``error("<label> '<path>' <why>")``."""
     opened = _open_regular(path, max_bytes)
     if isinstance(opened, str):
         raise error(f"{label} {str(path)!r} {opened}")
-    return opened
-
-
-def read_input_file(path: Path | str, *, label: str, max_bytes: int = MAX_TEXT_INPUT_BYTES,
-                    error: type[Exception] = ConfigError) -> bytes:
-    """The bytes of ``path``, read whole, after :func:`open_input_file`'s checks; at most
-    ``max_bytes`` are read even from a file that grows (or, like those of ``/proc``, reports no
-    size), and one larger is refused."""
-    with open_input_file(path, label=label, max_bytes=max_bytes, error=error) as handle:
+    with opened as handle:
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:

@@ -157,13 +157,13 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
 
 def _resume_config(resume_dir: Path, config_path: Path | None, options: dict[str, object]) -> Path:
     """The config a resumed run starts from: the run directory's own, unless --config is given."""
-    from esper_core.storage.rundir import CHECKPOINTS_DIR, CONFIG_FILE, LOCK_FILE, SUMMARY_FILE, is_run_dir
+    from esper_core.storage.rundir import CHECKPOINTS_DIR, CONFIG_FILE, LOCK_FILE, SUMMARY_FILE, is_resumable_run_dir
     from esper_core.telemetry.jsonl import EVENTS_FILE
 
     saved = resume_dir / CONFIG_FILE
     if not saved.is_file():
         raise ConfigError(f"--resume {str(resume_dir)!r} is not a run directory (no {CONFIG_FILE})")
-    if not is_run_dir(resume_dir):
+    if not is_resumable_run_dir(resume_dir):
         # Resuming would write the run's files over whatever the folder holds.
         written = f"{LOCK_FILE}, {CHECKPOINTS_DIR}/, {SUMMARY_FILE}, {EVENTS_FILE}"
         raise ConfigError(f"--resume {str(resume_dir)!r} is not a run directory: it holds a {CONFIG_FILE} but none "

@@ -91,7 +91,7 @@ def is_run_or_dataset_dir(folder: Path) -> bool:
     return (folder / DATASET_FILE).is_file() and (folder / EPISODES_DIR).is_dir()
 
 
-def is_run_dir(folder: Path) -> bool:
+def is_resumable_run_dir(folder: Path) -> bool:
     """Whether ``folder`` is a run directory ``--resume`` may continue: its ``config.toml``
     beside a file only a run writes (the lock every run holds while it runs and leaves behind,
     its checkpoints or their marker, its summary, its events), and not an ``esper collect``
