@@ -284,6 +284,23 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
         run({"dataset": str(datasets / "random"), "advantage_weights": "hard"}, "h")
 
 
+def test_one_dataset_spelled_two_ways_is_refused_before_training(catalog, datasets, tmp_path, monkeypatch):
+    # d, ./d, its absolute path or a link to it: the same episodes would count twice
+    monkeypatch.chdir(datasets)
+    (tmp_path / "link").symlink_to(datasets / "random")
+    for second in ("./random", str(datasets / "random"), str(tmp_path / "link")):
+        config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                      "policy": {"dataset": ["random", second]}})
+        with pytest.raises(ConfigError, match=f"--dataset names the dataset directory 'random' twice "
+                                              f"\\(also as '{second}'\\); its episodes would count twice"):
+            execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "run"))
+        assert not (tmp_path / "run" / "policy.pt").exists()
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": ["random", "./heuristic"], "steps": 2}})
+    execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "distinct"))
+    assert (tmp_path / "distinct" / "policy.pt").is_file()
+
+
 @pytest.mark.parametrize("slot_head", ["linear", "shared"])
 def test_actor_dropout_drops_only_the_trunk_features_the_policy_heads_read(slot_head):
     torch.manual_seed(0)

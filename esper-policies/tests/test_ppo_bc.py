@@ -278,6 +278,13 @@ def test_a_dataset_that_does_not_fit_the_run_is_refused_naming_why(catalog, data
     assert not (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
 
 
+def test_a_bc_dataset_named_twice_under_another_spelling_is_refused(catalog, datasets, tmp_path):
+    with pytest.raises(ConfigError, match=r"--bc-dataset names the dataset directory '.*train' twice "
+                                          r"\(also as '.*train/\.'\); its episodes would count twice"):
+        _train(catalog, tmp_path / "run", bc_dataset=[str(datasets / "train"), f"{datasets / 'train'}/."])
+    assert not (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+
+
 def test_a_corrupt_shard_is_a_config_error_naming_it(catalog, datasets, tmp_path):
     path = _copy(datasets, tmp_path, lambda meta, target: (target / "episodes" / "000003.pt").write_bytes(b"junk"))
     with pytest.raises(ConfigError, match="000003.pt' is corrupt"):

@@ -27,7 +27,7 @@ from esper_policies import checkpoint
 from esper_policies.encoding import ObservationBuilder
 from esper_policies.iql.config import IQLConfig
 from esper_policies.iql.update import IQLLearner, TwinQ
-from esper_policies.offline.dataset import Batch, EpisodeDataset, require_dataset
+from esper_policies.offline.dataset import Batch, EpisodeDataset, check_distinct_datasets, require_dataset
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
@@ -108,6 +108,7 @@ class IQLTrainer:
         if "dataset" not in options:
             require_dataset(None)
         self.config = parse_options(IQLConfig, options, owner="policy 'iql'")
+        check_distinct_datasets(self.config.dataset, option="--dataset")
         self.datasets = [EpisodeDataset(path) for path in self.config.dataset]
         run_config = context.resolved.to_toml_dict()
         for dataset in self.datasets:

@@ -222,6 +222,19 @@ def _shard_problem(data: Mapping[str, torch.Tensor], *, n_slots: int, n_blueprin
     return None
 
 
+def check_distinct_datasets(paths: Sequence[str], *, option: str) -> None:
+    """Refuse one dataset directory named twice, however it is spelled (``d1``, ``./d1``, its
+    absolute path, a symbolic link to it): its episodes would count twice. (The option parser
+    already refuses the same spelling twice.)"""
+    seen: dict[Path, str] = {}
+    for path in paths:
+        where = Path(path).resolve()
+        if where in seen:
+            raise ConfigError(f"{option} names the dataset directory {seen[where]!r} twice (also as {path!r}); "
+                              "its episodes would count twice")
+        seen[where] = path
+
+
 def require_dataset(path: Path | str | None) -> EpisodeDataset:
     if path is None:
         raise ConfigError("offline training needs a dataset: --dataset DIR (record one with `esper collect`)")

@@ -50,7 +50,7 @@ from torch import Tensor
 from esper_core.contracts.decisions import Op
 from esper_core.errors import ConfigError, DataError
 from esper_policies.encoding import MaskBatch
-from esper_policies.offline.dataset import EpisodeDataset
+from esper_policies.offline.dataset import EpisodeDataset, check_distinct_datasets
 from esper_policies.ppo.config import ACTION_FACTORS
 from esper_policies.ppo.network import ActorCritic, joint_log_prob
 from esper_policies.ppo.normalize import EPSILON, ReturnScaler, RunningMeanStd
@@ -85,6 +85,7 @@ def load_datasets(paths: Sequence[str], *, blueprint_keys: Sequence[str], slot_n
     them were recorded with the run's reward weights. ``run_config`` is the run's configuration
     as tables (``ResolvedRunView.to_toml_dict()``); a dataset recorded under another
     ``[kasmina] mask_by_gates`` is named in a warning."""
+    check_distinct_datasets(paths, option="--bc-dataset")
     episodes: list[dict[str, Any]] = []
     same_rewards = True
     for path in paths:
