@@ -175,12 +175,24 @@ def test_a_resumed_run_appends_to_the_file_it_wrote(tmp_path, evidence):
     check_sink_path(tmp_path / "events.jsonl", run, owner="sink")
 
 
+def test_an_empty_file_at_a_sink_path_is_written_but_a_link_or_folder_is_not(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "empty.jsonl").touch()
+    check_sink_path(tmp_path / "empty.jsonl", run, owner="sink")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty.jsonl")
+    for taken in ("folder", "link"):
+        with pytest.raises(ConfigError, match="already exists, and a run appends only"):
+            check_sink_path(tmp_path / taken, run, owner="sink")
+
+
 @pytest.fixture(scope="module")
 def catalog():
     from engine_helpers import Germinating
 
     from esper_core import hookimpl
-    from esper_core.contracts import PolicySpec
+    from esper_core.contracts import PolicySpec, SinkSpec
 
     class Resumable(Germinating):  # a checkpointed run resumes only with a policy that keeps state
         def state_dict(self):
@@ -194,16 +206,23 @@ def catalog():
         def esper_register_policies(self):
             return [PolicySpec(name="germinating", factory=Resumable, description="test")]
 
+        @hookimpl
+        def esper_register_telemetry_sinks(self):
+            def refuse(*, run_dir, options):
+                raise ConfigError("telemetry sink 'refusing': path is taken")
+
+            return [SinkSpec(name="refusing", factory=refuse, description="test")]
+
     return build_catalog(load_plugins(PluginSettings(autoload=False), extra=[("toy", toy), ("p", Policies())]))
 
 
-def _run(catalog, out, *, resume=False, **telemetry):
+def _run(catalog, out, *, resume=False, sinks=("jsonl",), **telemetry):
     from esper_core.tolaria.job import execute_run
 
     if not resume:
         create_run_dir(out)
     config = RunConfig.from_dict({"run": {"task": "toy", "policy": "germinating", "epochs": 3,
-                                          "compare_baseline": False, "out": str(out), "telemetry": ["jsonl"]},
+                                          "compare_baseline": False, "out": str(out), "telemetry": list(sinks)},
                                   "telemetry": {"jsonl": telemetry}})
     return execute_run(resolve_run(config, catalog), catalog, out, resume=resume)
 
@@ -225,3 +244,13 @@ def test_a_run_never_appends_to_another_runs_events_and_a_resume_appends_to_its_
         (resumed / name).unlink()
     _run(catalog, resumed, resume=True, path=str(shared))
     assert shared.read_bytes().startswith(before[shared][:100])
+
+
+def test_a_run_refused_by_a_later_sink_can_be_run_again_once_that_sink_is_fixed(catalog, tmp_path):
+    # the jsonl sink opens (creating its file) before the next sink refuses to start
+    events = tmp_path / "events.jsonl"
+    with pytest.raises(ConfigError, match="'refusing': path is taken"):
+        _run(catalog, tmp_path / "first", sinks=("jsonl", "refusing"), path=str(events))
+    assert events.is_file() and events.stat().st_size == 0
+    _run(catalog, tmp_path / "second", path=str(events))
+    assert events.stat().st_size > 0

@@ -5,9 +5,9 @@
   (:func:`check_outside_runs`), and one that already exists is refused unless ``--force`` is given
   (:func:`check_output`); what a run wrote is never replaced, ``--force`` or not.
 * A telemetry sink's file outside its run's directory is never inside another run or dataset
-  directory, nor a file that exists already, unless the run is a ``--resume`` of the run that
-  wrote it (:func:`check_sink_path`); inside its run's directory it never writes into a file
-  the run itself keeps (``config.toml``, ``summary.json``, ``checkpoints/``...).
+  directory, nor a file that holds something already, unless the run is a ``--resume`` of the
+  run that wrote it (:func:`check_sink_path`); inside its run's directory it never writes into
+  a file the run itself keeps (``config.toml``, ``summary.json``, ``checkpoints/``...).
 """
 
 from __future__ import annotations
@@ -90,12 +90,22 @@ def _resumed(run_dir: Path) -> bool:
             or (checkpoints.is_dir() and any(checkpoints.iterdir())))
 
 
+def _holds_data(path: Path) -> bool:
+    """Whether writing at ``path`` could lose something: anything there but an empty regular
+    file. (A sink opens its file when the run starts; when a later sink is refused, the file is
+    left empty, and the corrected run must not be refused for it.)"""
+    if path.is_symlink() or not path.exists():
+        return path.is_symlink()
+    return not path.is_file() or path.stat().st_size > 0
+
+
 def check_sink_path(path: Path, run_dir: Path | None, *, owner: str, key: str = "path",
                     shared: bool = False) -> Path:
     """Refuse, before the sink opens it, a file (or folder) a telemetry sink of the run in
     ``run_dir`` would write: inside ``run_dir``, one of the run's own files or its
     ``checkpoints/``; outside it, a path inside another run or dataset directory, or one that
-    exists unless this run is a ``--resume`` of the run that wrote it. ``shared`` sinks (a
+    exists (other than an empty file) unless this run is a ``--resume`` of the run that wrote
+    it. ``shared`` sinks (a
     database several runs share, a folder each run adds its own files to) may use an existing
     path. Returns ``path``. With no ``run_dir`` (a sink used as a library) nothing is checked."""
     if run_dir is None:
@@ -114,7 +124,7 @@ def check_sink_path(path: Path, run_dir: Path | None, *, owner: str, key: str = 
                           "only its own files: choose a path outside it")
     if is_run_or_dataset_dir(path):
         raise ConfigError(f"{where} is the run or dataset directory itself; choose a path outside it")
-    if not shared and (path.exists() or path.is_symlink()) and not _resumed(run_dir):
+    if not shared and _holds_data(path) and not _resumed(run_dir):
         raise ConfigError(f"{where} already exists, and a run appends only to a file it wrote itself "
                           "(when continued with --resume); choose a new path or move the file away")
     return path
