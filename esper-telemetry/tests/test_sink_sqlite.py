@@ -150,3 +150,37 @@ def test_other_schema_version_is_refused(tmp_path):
     connection.close()
     with pytest.raises(EsperError, match="schema version 0"):
         SqliteSink(path)
+
+
+def _tables(path: Path) -> list[str]:
+    return sorted(r[0] for r in _read(path, "SELECT name FROM sqlite_master WHERE type = 'table'"))
+
+
+@pytest.mark.parametrize("schema", ["CREATE TABLE users (id INTEGER)",
+                                    "CREATE TABLE meta (note TEXT); CREATE TABLE users (id INTEGER)"])
+def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path, schema):
+    path = tmp_path / "app.db"
+    connection = sqlite3.connect(path)
+    connection.executescript(schema)
+    connection.close()
+    before = path.read_bytes()
+    with pytest.raises(EsperError, match=rf"telemetry sink 'sqlite' cannot use '{path}': the database holds "
+                                         r"tables that are not Esper's \((meta, )?users\)"):
+        SqliteSink(path)
+    assert path.read_bytes() == before and "runs" not in _tables(path)
+
+
+def test_a_file_that_is_no_database_or_a_folder_is_named(tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("not a database, and long enough to have a header of its own\n" * 4)
+    with pytest.raises(EsperError, match=f"cannot use '{text}': file is not a database"):
+        SqliteSink(text)
+    with pytest.raises(EsperError, match=f"cannot open '{tmp_path}'"):
+        SqliteSink(tmp_path)
+
+
+def test_an_empty_file_and_an_existing_run_database_are_used(tmp_path):
+    (tmp_path / "empty.db").touch()
+    SqliteSink(tmp_path / "empty.db").close()
+    SqliteSink(tmp_path / "empty.db").close()  # the second run shares the first's database
+    assert "runs" in _tables(tmp_path / "empty.db")

@@ -8,6 +8,7 @@ has only ``events.jsonl`` / ``summary.json`` into an in-memory database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -194,7 +195,10 @@ class RunDatabase:
         self.connection = connection
 
     def create_schema(self) -> None:
-        """Create the tables (idempotent) and check an existing file's schema version."""
+        """Create the tables (idempotent) and check an existing file's schema version. A
+        database that holds tables but is no run database (another program's) is refused
+        before anything is added to it."""
+        self._refuse_foreign()
         # Statement by statement: executescript() would commit the caller's transaction.
         for statement in SCHEMA.split(";"):
             if statement.strip():
@@ -217,6 +221,20 @@ class RunDatabase:
             for name, kind in columns:
                 if name not in present:
                     self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+    def _refuse_foreign(self) -> None:
+        tables = sorted(name for (name,) in self.connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+        if not tables:
+            return
+        version = None
+        if "meta" in tables:
+            with contextlib.suppress(sqlite3.Error):  # another program's table named meta
+                version = self.connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None:
+            shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+            raise EsperError(f"the database holds tables that are not Esper's ({shown}); Esper adds its "
+                             "tables only to a run database it created: use a new database file")
 
     def apply_all(self, events: Iterable[TelemetryEvent]) -> None:
         for event in events:

@@ -16,7 +16,7 @@ from typing import Any
 from attrs import field, frozen
 
 from esper_core.contracts.events import EpochEnded, RunEnded, TelemetryEvent
-from esper_core.errors import ConfigError
+from esper_core.errors import ConfigError, EsperError
 from esper_core.options import int_at_least, non_empty_text, parse_options
 from esper_core.sdk import check_sink_path
 from esper_telemetry.database import RunDatabase
@@ -44,15 +44,21 @@ class SqliteSink:
     def __init__(self, path: Path, *, max_rows: int | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # isolation_level=None: transactions are explicit (BEGIN/COMMIT in _commit).
-        self._connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            # isolation_level=None: transactions are explicit (BEGIN/COMMIT in _commit).
+            self._connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:  # a folder, a path it may not create
+            raise EsperError(f"telemetry sink 'sqlite' cannot open {str(path)!r}: {exc}") from None
         self._database = RunDatabase(self._connection)
         try:
             self._connection.execute("BEGIN IMMEDIATE")
             self._database.create_schema()
             self._connection.execute("COMMIT")
-        except BaseException:
+        except (sqlite3.Error, EsperError) as exc:  # not a database, another program's, locked too long
             self._connection.close()  # closing rolls back the open transaction
+            raise EsperError(f"telemetry sink 'sqlite' cannot use {str(path)!r}: {exc}") from None
+        except BaseException:
+            self._connection.close()
             raise
         self._pending: list[TelemetryEvent] = []
         self._caps: dict[str, OutputCap] = {}
