@@ -29,7 +29,8 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 class JsonlOptions:
     """``[telemetry.jsonl]``."""
 
-    #: The events file; default ``<run_dir>/events.jsonl``.
+    #: The events file; default ``<run_dir>/events.jsonl``. A relative path is from the working
+    #: directory, like every path on the command line.
     path: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
     #: Stop writing before the file would exceed this many bytes.
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=int_at_least(1))

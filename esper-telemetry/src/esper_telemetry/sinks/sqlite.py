@@ -29,7 +29,8 @@ _BUSY_TIMEOUT_S = 30.0
 
 @frozen(kw_only=True)
 class SqliteOptions:
-    #: Database file; default ``<run_dir>/run.sqlite``. Point several runs at one file to share it.
+    #: Database file; default ``<run_dir>/run.sqlite``. Point several runs at one file to share it
+    #: (a relative path is from the working directory, so runs started there share it).
     path: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
     #: At most this many events per run are recorded (None: unbounded). Past it only the final
     #: run summary is still written, and the run is marked ``truncated``.
