@@ -145,6 +145,32 @@ def test_resolution_errors(catalog):
         resolved.task.factory(seed=0, device="cpu", options=resolved.task_options)
 
 
+def test_a_blueprint_named_twice_or_of_another_topology_is_refused_by_name():
+    from esper_core.contracts import BlueprintSpec
+
+    class Other:
+        @hookimpl
+        def esper_register_blueprints(self):
+            return [BlueprintSpec(name="wide", topology="grid", factory=toy.identity, param_estimate=lambda w: 0,
+                                  description="another topology's blueprint")]
+
+    plugins = [("toy", toy), ("p", _policies_plugin()), ("other", Other())]
+    catalog = build_catalog(load_plugins(PluginSettings(autoload=False), extra=plugins))
+
+    def resolve(*names):
+        return resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop", "blueprints": list(names)}}),
+                           catalog)
+
+    with pytest.raises(ConfigError, match=r"^\[run\] blueprints names 'residual_linear' twice$"):
+        resolve("residual_linear", "noop", "residual_linear")
+    with pytest.raises(ConfigError, match=r"^\[run\] blueprints names 'toy:noop' twice \(as 'noop' and 'toy:noop'\)$"):
+        resolve("noop", "toy:noop")
+    with pytest.raises(ConfigError, match=r"^blueprint 'grid:wide' is a grid blueprint; this task's host takes toy "
+                                          r"blueprints \(see `esper blueprints --topology toy`\)$"):
+        resolve("grid:wide")
+    assert resolve("noop", "toy:residual_linear").blueprint_keys == ("toy:noop", "toy:residual_linear")
+
+
 def test_resolved_config_fills_task_defaults(catalog):
     resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": "noop"}}), catalog)
     assert resolved.epochs == 6 and resolved.training.lr == 1e-2

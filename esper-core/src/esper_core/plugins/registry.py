@@ -23,7 +23,7 @@ from esper_core.contracts.specs import (
     TaskSpec,
     TopologySpec,
 )
-from esper_core.errors import PluginError, UnknownNameError
+from esper_core.errors import ConfigError, PluginError, UnknownNameError
 from esper_core.plugins.manager import LoadedPlugins, PluginFailure, PluginInfo
 
 T = TypeVar("T")
@@ -92,7 +92,10 @@ class BlueprintRegistry(Registry[BlueprintSpec]):
     def resolve(self, name: str, topology: str) -> BlueprintSpec:
         """Look up ``name`` or ``topology:name`` for ``topology``."""
         key = name if ":" in name else f"{topology}:{name}"
-        if key not in self or self.get(key).topology != topology:
+        if key in self and self.get(key).topology != topology:
+            raise ConfigError(f"blueprint {name!r} is a {self.get(key).topology} blueprint; this task's host "
+                              f"takes {topology} blueprints (see `esper blueprints --topology {topology}`)")
+        if key not in self:
             known = [s.name for s in self.for_topology(topology)]
             raise UnknownNameError(f"{topology} blueprint", name, known)
         return self.get(key)

@@ -88,9 +88,13 @@ def _blueprints(names: tuple[str, ...], task: TaskSpec, catalog: Catalog) -> tup
         specs = [catalog.blueprints.resolve(n, task.topology) for n in names]
     if not specs:
         raise ConfigError(f"no blueprints are available for topology {task.topology!r}")
-    seen: set[str] = set()
-    unique = [s for s in specs if not (s.key in seen or seen.add(s.key))]  # type: ignore[func-returns-value]
-    return tuple(unique)
+    first: dict[str, str] = {}
+    for name, spec in zip(names, specs, strict=False):
+        if spec.key in first:  # an action the policy could take two ways, counted twice by uniform ones
+            also = "" if first[spec.key] == name else f" (as {first[spec.key]!r} and {name!r})"
+            raise ConfigError(f"[run] blueprints names {spec.key if also else name!r} twice{also}")
+        first[spec.key] = name
+    return tuple(specs)
 
 
 def register_library(path: str, topology: str, catalog: Catalog) -> None:
