@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from esper_core.cli.main import build_cli
+from esper_core.cli.params import PathParam, param_label
 from esper_core.config import MAX_THREADS, RunConfig, dump_toml
 from esper_core.errors import ConfigError
 from esper_core.files import atomic_file, check_writable_file, write_json
@@ -527,3 +528,121 @@ def test_an_export_that_fails_its_check_keeps_the_earlier_export(catalog, finish
     assert (run / "model.pt2").read_bytes() == b"earlier export" and (run / "model.pt2.json").read_text() == "{}"
     assert sorted(p.name for p in run.iterdir()) == sorted([p.name for p in finished_run.iterdir()]
                                                            + ["model.pt2", "model.pt2.json"]), "no temporary file"
+
+
+# -- path parameters: '' is not the working directory ---------------------------------------------
+
+
+def _path_parameters():
+    """(command words, parameter) for every click.Path parameter of every command, core's and the
+    installed plugins' (collect, report, runs ...)."""
+    import click
+
+    cli = build_cli(PluginSettings())
+    ctx = click.Context(cli)
+    cli.ensure_plugin_commands()
+    found = []
+
+    def walk(command, words):
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), [*words, name])
+            return
+        found.extend((words, p) for p in command.params if isinstance(p.type, click.Path))
+
+    for name in cli.list_commands(ctx):
+        walk(cli.get_command(ctx, name), [name])
+    return found
+
+
+def _refused(tmp_path, words, param, value):
+    args = [*words, *(() if param.param_type_name == "argument" else (max(param.opts, key=len),)), value]
+    result = CliRunner().invoke(build_cli(PluginSettings()), args)
+    assert result.exit_code == 2, (args, result.output, result.exception)
+    assert len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert result.output.startswith(f"Error: {param_label(param)} "), (args, result.output)
+    assert list(tmp_path.iterdir()) == [], args  # nothing written where '' used to point
+    return result.output
+
+
+def test_every_path_parameter_refuses_an_empty_or_blank_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = _path_parameters()
+    named = {(" ".join(words), param_label(p)) for words, p in params}
+    assert {("collect", "--out"), ("report", "--out"), ("report", "RUN_DIR"), ("runs list", "--db"),
+            ("runs show", "RUN"), ("runs compare", "RUN"), ("new-plugin", "--dir"), ("export", "RUN_DIR"),
+            ("export", "--out"), ("run", "--config"), ("run", "--resume"), ("run", "--policy-checkpoint"),
+            ("evaluate", "--out"), ("discover", "--out"), ("collect", "--config")} <= named
+    for words, param in params:
+        assert isinstance(param.type, PathParam), (words, param.name)
+        assert _refused(tmp_path, words, param, "").endswith(" '' is empty; expected a path\n")
+        assert _refused(tmp_path, words, param, "  ").endswith(" '  ' is blank; expected a path\n")
+        assert "at most 255" in _refused(tmp_path, words, param, "d/" + "a" * 256)
+
+
+def test_a_file_path_spelled_as_a_directory_is_refused(tmp_path, monkeypatch):
+    # `export RUN --out sub/` wrote a file named sub; `--format state-dict --out ''` crashed
+    monkeypatch.chdir(tmp_path)
+    files = [(words, p) for words, p in _path_parameters() if not p.type.dir_okay]
+    assert {(" ".join(w), p.name) for w, p in files} >= {("export", "out"), ("evaluate", "out"), ("discover", "out"),
+                                                         ("run", "config_path"), ("collect", "policy_checkpoint")}
+    for words, param in files:
+        for value in ("sub/", ".", "a/..", "a/./"):
+            output = _refused(tmp_path, words, param, value)
+            assert output.endswith(f" {value!r} names a directory; expected a file path\n"), output
+    result = CliRunner().invoke(build_cli(PluginSettings()), ["export", "RUN", "--format", "state-dict",
+                                                              "--out", ""])
+    assert (result.exit_code, result.output) == (2, "Error: --out '' is empty; expected a path\n")
+
+
+def test_a_plugin_command_declared_with_plain_click_path_is_checked_too():
+    import click
+
+    from esper_core.cli.errors import EsperGroup
+
+    @click.command("mine")
+    @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None)
+    def mine(out):
+        click.echo(f"out={out}")
+
+    group = EsperGroup("esper")
+    group.add_command(mine)
+    assert isinstance(mine.params[0].type, PathParam) and mine.params[0].type.writable
+    result = CliRunner().invoke(group, ["mine", "--out", ""])
+    assert (result.exit_code, result.output) == (2, "Error: --out '' is empty; expected a path\n")
+    assert CliRunner().invoke(group, ["mine", "--out", "f.json"]).output == "out=f.json\n"
+
+
+# -- counts: every one has a maximum, checked before any work -----------------------------------
+
+
+def test_epochs_have_a_maximum():
+    from esper_core.options import MAX_EPOCHS
+
+    with pytest.raises(ConfigError, match=rf"\[run\] epochs = {MAX_EPOCHS + 1} is invalid; expected an integer "
+                                          rf"≥ 1 and ≤ {MAX_EPOCHS}$"):
+        RunConfig.from_dict({"run": {"epochs": MAX_EPOCHS + 1}})
+    with pytest.raises(ConfigError, match=rf"\[training\] lr_step_epoch = {MAX_EPOCHS + 1} is invalid"):
+        RunConfig.from_dict({"training": {"lr_step_epoch": MAX_EPOCHS + 1}})
+    assert RunConfig.from_dict({"run": {"epochs": MAX_EPOCHS}}).epochs == MAX_EPOCHS
+
+
+def test_run_refuses_an_epoch_count_that_would_run_forever(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build_cli(PluginSettings(autoload=False)), [
+        "run", "--task", "toy", "--epochs", str(INT_MAX), "--no-compare-baseline"])
+    assert result.exit_code == 2 and result.output == (
+        f"Error: [run] epochs = {INT_MAX} is invalid; expected an integer ≥ 1 and ≤ 100000\n"), result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--steps", 10**12), ("--budget", 10**9), ("--hall-of-fame", 10**9),
+                                             ("--library-size", 10**9), ("--seed", INT_MAX + 1),
+                                             ("--batch-size", 1025), ("--threads", MAX_THREADS + 1)])
+def test_every_discover_count_has_a_maximum(tmp_path, monkeypatch, flag, value):
+    # --steps 10**12 crashed allocating 36 TB; --budget 10**12 would run until killed
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build_cli(PluginSettings(autoload=False)), [
+        "discover", "--budget", "2", "--batch-size", "2", "--tasks", "xor", flag, str(value), "--out", "f.json"])
+    assert result.exit_code == 2 and f"Invalid value for '{flag}': {value} is not in the range" in result.output
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []

@@ -123,6 +123,33 @@ def test_cli_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     assert code == 2 and "exists and is not a directory" in output
 
 
+LONG = "esper-" + "a" * 300
+
+
+def test_a_name_too_long_for_a_file_name_is_refused_before_anything_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"\(306 characters\) is too long for a distribution name; use at most 100"):
+        PluginNames.from_distribution(LONG)
+    assert PluginNames.from_distribution("esper-" + "a" * 94).package == "esper_" + "a" * 94  # 100: the limit
+    for args in ([LONG], [LONG, "--dir", "short"]):  # the default ./NAME, and a short --dir
+        code, output = new_plugin(*args)
+        assert code == 2 and len(output.strip().splitlines()) == 1 and "too long" in output, output
+        assert list(tmp_path.iterdir()) == []  # nothing written: a rerun is not refused for "short"
+    code, output = new_plugin("esper-short", "--dir", "short")
+    assert code == 0 and (tmp_path / "short" / "README.md").is_file()
+
+
+@pytest.mark.parametrize("directory", ["", "   ", "a" * 300, f"x/{'a' * 300}/y"])
+def test_a_dir_that_is_empty_or_holds_a_name_too_long_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, directory: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = new_plugin("esper-here", "--dir", directory)
+    assert code == 2 and len(output.strip().splitlines()) == 1, output
+    assert output.startswith("Error: --dir ") and ("expected a path" in output or "at most 255" in output), output
+    assert list(tmp_path.iterdir()) == []
+
+
 def _pytest_in(directory: Path) -> subprocess.CompletedProcess[str]:
     # PYTHONPATH cleared: the generated pyproject puts src/ on the path, as it will for its author.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ESPER_", "PYTHONPATH", "COV_"))}

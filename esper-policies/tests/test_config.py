@@ -63,3 +63,34 @@ def test_options_reach_the_policy_and_its_tracker():
     assert t.min_seed_improvement == 0.2
     with pytest.raises(ConfigError, match="'typo'"):
         HeuristicPolicy.from_context(context=context({"typo": 1}))
+
+
+@pytest.mark.parametrize(("key", "high"), [("envs", 1024), ("group_size", 1024), ("episode_length", 100_000),
+                                           ("hidden", 4096), ("update_epochs", 10_000), ("minibatches", 1024),
+                                           ("bc_epochs", 10_000), ("rounds", 100_000)])
+def test_every_ppo_count_has_a_maximum(key, high):
+    # envs = 10**9 exhausted memory; a count beyond any real use is refused before any work
+    from esper_core.options import parse_options
+    from esper_policies.ppo.config import PPOConfig
+
+    with pytest.raises(ConfigError, match=rf"policy 'ppo' option '{key}' = {high + 1} is invalid; "
+                                          rf"expected an integer ≥ \d+ and ≤ {high}$"):
+        parse_options(PPOConfig, {key: high + 1}, owner="policy 'ppo'")
+    given = {key: high, **({"envs": 1024} if key == "group_size" else {})}
+    assert getattr(parse_options(PPOConfig, given, owner="policy 'ppo'"), key) == high
+
+
+def test_run_refuses_a_huge_envs_before_any_work(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from esper_core.cli.main import build_cli
+    from esper_core.plugins.manager import PluginSettings
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build_cli(PluginSettings()), [
+        "run", "--task", "micro", "--epochs", "1", "--no-compare-baseline", "--policy", "ppo", "--rounds", "1",
+        "--envs", "1000000000", "--out", "r"])
+    assert result.exit_code == 2, result.output
+    assert result.output == ("Error: policy 'ppo' option 'envs' = 1000000000 is invalid; "
+                             "expected an integer ≥ 1 and ≤ 1024\n")
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,7 @@ from esper_core.errors import ConfigError
 from esper_core.files import read_input_file
 from esper_core.options import (
     MAX_EPISODES,
+    MAX_EPOCHS,
     check,
     got_word,
     int_at_least,
@@ -87,7 +88,7 @@ class TrainingConfig:
     #: host learning-rate schedule over an episode (seeds keep ``seed_lr``)
     lr_schedule: str | None = field(default=None, validator=one_of(*LR_SCHEDULES, optional=True))
     #: ``step``: the epoch from which the host lr is multiplied by ``lr_step_factor``
-    lr_step_epoch: int | None = field(default=None, validator=int_at_least(1, optional=True))
+    lr_step_epoch: int | None = field(default=None, validator=int_at_least(1, high=MAX_EPOCHS, optional=True))
     lr_step_factor: float | None = field(default=None, validator=positive_number(optional=True))
 
 
@@ -99,7 +100,7 @@ class RunConfig:
     task: str | None = field(default=None, validator=check(_is_non_empty_str, "a task name", optional=True))
     #: None: the policy an installed plugin declares the default
     policy: str | None = field(default=None, validator=check(_is_non_empty_str, "a policy name", optional=True))
-    epochs: int | None = field(default=None, validator=int_at_least(1, optional=True))
+    epochs: int | None = field(default=None, validator=int_at_least(1, high=MAX_EPOCHS, optional=True))
     episodes: int = field(default=1, validator=int_at_least(1, high=MAX_EPISODES))
     seed: int = field(default=0, validator=int_at_least(0))
     device: str = field(default="auto", validator=check(

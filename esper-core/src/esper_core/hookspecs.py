@@ -124,4 +124,6 @@ def esper_add_commands(cli: click.Group) -> None:
     """Called once when the ``esper`` command group is built.
 
     Add sub-commands to ``cli`` (e.g. ``cli.add_command(report)``). The return value is ignored.
+    Every ``click.Path`` parameter of an added command (and of a group's sub-commands) refuses an
+    empty or blank path, and one spelled as a directory where it names a file (``dir_okay=False``).
     """

@@ -151,6 +151,10 @@ INT_MAX = 2**63 - 1
 #: running until it is killed.
 MAX_EPISODES = 100_000
 
+#: The most epochs of one episode (``esper run/evaluate/collect --epochs``, ``[run] epochs``, PPO's
+#: ``episode_length``): far beyond any real schedule, while a mistyped count is refused at once.
+MAX_EPOCHS = 100_000
+
 
 def check_count(value: Any, *, flag: str, low: int = 1, high: int = MAX_EPISODES) -> int:
     """A command-line count (``--episodes``) in ``[low, high]``; else a :class:`ConfigError`

@@ -36,6 +36,7 @@ def _clean_errors() -> Iterator[None]:
         raise CommandError(str(exc)) from exc
 
 
+# Every click.Path of a command in the esper group refuses an empty path (esper_core.cli.params).
 _DB_OPTION = click.option(
     "--db", "db", type=click.Path(path_type=Path), default=None,
     help="Run database (runs.sqlite / run.sqlite) or a directory of runs. Default: ./runs",
@@ -98,7 +99,7 @@ def _final_accuracy_field(record: RunRecord) -> tuple[str, str]:
 
 
 @runs.command("show")
-@click.argument("run")
+@click.argument("run", type=click.Path(path_type=str))  # an id or a path: '' is neither
 @_DB_OPTION
 def show_command(run: str, db: Path | None) -> None:
     """Show one run (an id, or the path of its run directory): results, seeds, epochs."""
@@ -179,7 +180,7 @@ _COMPARE_ROWS: tuple[tuple[str, Callable[[RunRecord], Any]], ...] = (
 
 
 @runs.command("compare")
-@click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
+@click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True, type=click.Path(path_type=str))
 @_DB_OPTION
 def compare_command(run_refs: tuple[str, ...], db: Path | None) -> None:
     """Compare runs side by side (ids or run directory paths); Δ is against the first run."""

@@ -10,39 +10,48 @@ from typing import Any
 import click
 
 from esper_core.cli.app import AppState
+from esper_core.cli.params import PathParam
 from esper_core.config import MAX_THREADS, parse_key_values
 from esper_core.errors import ConfigError
-from esper_core.options import option_names
+from esper_core.options import INT_MAX, option_names
 from esper_core.presentation.table import format_table
+
+#: The most candidates one search evaluates (``--budget``; 256 by default, hours at 100000).
+MAX_BUDGET = 100_000
+#: The most training steps per candidate and task (``--steps``; the tasks' own is 100): the
+#: Crucible holds a loss per step for a whole batch of candidates.
+MAX_STEPS = 100_000
+#: The most hall-of-fame entries kept and written (``--hall-of-fame``, ``--library-size``).
+MAX_HALL_OF_FAME = 1024
 
 
 @click.command("discover")
 @click.option("--generator", default="architect", show_default=True,
               help="Blueprint generator: architect, random, evolution or a plugin's.")
-@click.option("--budget", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--budget", type=click.IntRange(1, MAX_BUDGET), default=256, show_default=True,
               help="Candidates to evaluate in total (invalid ones count too).")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Candidates proposed and evaluated per step.")
 @click.option("--tasks", default=None,
               help="Comma-separated Crucible tasks (the Architect's curriculum follows this order; default: "
                    "every task the installed topology declares, e.g. xor,temporal,image for cnn).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, INT_MAX), default=0, show_default=True,
               help="Seeds the generator, the task data and every candidate's initial weights.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
+@click.option("--steps", type=click.IntRange(1, MAX_STEPS), default=None,
               help="Training steps per candidate and task (default: each task's own, 100).")
 @click.option("--latency-weight", type=click.FloatRange(min=0), default=None,
               help="Weight of the measured-latency penalty (0 makes runs bit-for-bit reproducible).")
-@click.option("--hall-of-fame", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--hall-of-fame", type=click.IntRange(1, MAX_HALL_OF_FAME), default=16, show_default=True,
               help="Best distinct candidates kept (and compared against for redundancy).")
 @click.option("--novelty-radius", type=click.FloatRange(0, 1), default=0.95, show_default=True,
               help="A candidate within this CKA of a catalog blueprint (or with its tokens) is not novel.")
-@click.option("--library-size", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--library-size", type=click.IntRange(1, MAX_HALL_OF_FAME), default=8, show_default=True,
               help="Best hall-of-fame entries written to the library.")
 @click.option("--generator-option", "generator_option", multiple=True, metavar="KEY=VALUE",
               help="A generator setting (e.g. population=64 for evolution); repeatable.")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
               help="CPU threads for torch.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("blueprint-library.json"),
+@click.option("--out", type=PathParam(path_type=Path, dir_okay=False), default=Path("blueprint-library.json"),
               show_default=True, help="Blueprint library file to write.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists (never a file a run wrote).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -16,7 +16,13 @@ class UsageFailure(click.ClickException):
 
 
 class EsperGroup(click.Group):
-    """A click group whose commands report :class:`EsperError` as a clean message."""
+    """A click group whose commands report :class:`EsperError` as a clean message, and whose
+    path parameters refuse an empty or blank path (:mod:`esper_core.cli.params`)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        from esper_core.cli.params import checked_paths  # it imports this module
+
+        super().add_command(checked_paths(cmd), name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from esper_core.cli.app import AppState
+from esper_core.cli.params import PathParam
 
 
 @click.command("evaluate")
-@click.option("--policy-checkpoint", "checkpoint", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--policy-checkpoint", "checkpoint", type=PathParam(path_type=Path, dir_okay=False),
               required=True, help="A trained policy (e.g. RUN_DIR/policy.pt from `esper run --policy ppo`).")
 @click.option("--episodes", type=int, default=3, show_default=True, help="Held-out episodes per policy.")
 @click.option("--against", default=None,
@@ -23,7 +24,7 @@ from esper_core.cli.app import AppState
 @click.option("--policy-option", "policy_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the trained policy as it acts (e.g. sample=true); repeatable. Values are "
                    "parsed as TOML.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--out", type=PathParam(path_type=Path, dir_okay=False), default=None,
               help="Also write the results to this JSON file (a new one, unless --force).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists (never a file a run wrote).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from esper_core.cli.app import AppState
+from esper_core.cli.params import PathParam
 
 # esper_core.storage.export.FORMATS and DEFAULT_FORMAT, torch-free here (a test keeps them equal)
 FORMATS = ("torch-export", "torchscript", "onnx", "state-dict")
@@ -15,11 +16,11 @@ DEFAULT_FORMAT = "torch-export"
 
 
 @click.command("export")
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("run_dir", type=PathParam(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT, show_default=True,
               help="torch-export writes a .pt2 for torch.export.load; torchscript a .ts for torch.jit.load; "
                    "onnx needs the optional extra: pip install 'esper-core[onnx]'.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--out", type=PathParam(path_type=Path, dir_okay=False), default=None,
               help="File to write (default RUN_DIR/model.<format suffix>, replaced by a new export); "
                    "with FILE.json, a new one unless --force.")
 @click.option("--force", is_flag=True, help="Replace --out and its FILE.json if they exist "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from esper_core.cli.app import AppState
+from esper_core.cli.params import PathParam
 from esper_core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover - the scaffold is imported when the command runs
@@ -39,7 +40,7 @@ def _check_free(names: PluginNames, kinds: list[Kind], state: AppState) -> None:
 @click.option("--sink", is_flag=True, help="Add a sample telemetry sink.")
 @click.option("--reward-term", is_flag=True, help="Add a sample reward term.")
 @click.option("--task", is_flag=True, help="Add a sample task: procedural data and a segmented cnn host.")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+@click.option("--dir", "directory", type=PathParam(path_type=Path), default=None,
               help="Where to write the distribution (default: ./NAME); must be new or empty.")
 @click.pass_obj
 def new_plugin_command(state: AppState, name: str, blueprint: bool, policy: bool, sink: bool, reward_term: bool,

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from esper_core.cli.app import AppState
+from esper_core.cli.params import PathParam
 from esper_core.config import RunConfig, parse_key_values
 from esper_core.errors import ConfigError
 
@@ -83,11 +84,11 @@ def _training_flags(state: AppState, taken: set[str]) -> list[click.Option]:
               help="Any task option; repeatable. Values are parsed as TOML (numbers, true/false).")
 @click.option("--policy-option", "policy_option", multiple=True, metavar="KEY=VALUE",
               help="Any policy option ([policy] table); repeatable. Values are parsed as TOML.")
-@click.option("--policy-checkpoint", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--policy-checkpoint", type=PathParam(path_type=Path, dir_okay=False), default=None,
               help="Run a trained policy from this checkpoint instead of training one.")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--resume", "resume_dir", type=PathParam(path_type=Path, file_okay=False), default=None,
               help="Continue the run in RUN_DIR from its latest checkpoint, exactly (config from RUN_DIR).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--config", "config_path", type=PathParam(path_type=Path, dir_okay=False), default=None,
               help="TOML config file; command-line options override it.")
 @click.option("--out", default=None, help="Run directory (default runs/<timestamp>-<task>-<policy>/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")

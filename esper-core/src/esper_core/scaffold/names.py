@@ -19,6 +19,10 @@ from esper_core.errors import ConfigError
 _DISTRIBUTION = re.compile(r"^([a-z0-9]|[a-z0-9][a-z0-9._-]*[a-z0-9])$", re.IGNORECASE)
 _COMPONENT = re.compile(r"^[a-z][a-z0-9_]*$")
 PREFIX = "esper-"
+#: The longest distribution name: it names the default directory and, as the import package, a
+#: folder of the distribution, so it must fit a file name (255 bytes on common file systems) with
+#: room to spare; real ones are a few words.
+MAX_NAME_LENGTH = 100
 
 
 @frozen(kw_only=True)
@@ -32,6 +36,9 @@ class PluginNames:
     @classmethod
     def from_distribution(cls, raw: str) -> PluginNames:
         """Check ``raw`` and derive the other names; a :class:`ConfigError` says what is wrong."""
+        if len(raw) > MAX_NAME_LENGTH:  # every derived name is at most as long
+            raise ConfigError(f"{raw[:20]!r}… ({len(raw)} characters) is too long for a distribution name; "
+                              f"use at most {MAX_NAME_LENGTH} characters (e.g. esper-my-blocks)")
         if not _DISTRIBUTION.match(raw):
             raise ConfigError(
                 f"{raw!r} is not a valid distribution name: use ASCII letters, digits, '-', '_' or '.', "

@@ -14,8 +14,28 @@ from typing import Any
 from attrs import field, frozen
 
 from esper_core.errors import ConfigError
-from esper_core.options import MAX_EPISODES, InvalidValue, int_at_least, is_bool, name_list, number_in, one_of, optional
+from esper_core.options import (
+    MAX_EPISODES,
+    MAX_EPOCHS,
+    InvalidValue,
+    int_at_least,
+    is_bool,
+    name_list,
+    number_in,
+    one_of,
+    optional,
+)
 from esper_policies.ppo.network import SLOT_HEADS
+
+#: The most environments a round runs (``--envs``, ``group_size``): each holds a host and its
+#: task data at once, so a mistyped count would exhaust memory instead of being refused.
+MAX_ENVS = 1024
+#: The widest actor/critic layer (``hidden``); the network is tiny by design (64 by default).
+MAX_HIDDEN = 4096
+#: The most passes over one round's (or one dataset's) transitions (``update_epochs``,
+#: ``bc_epochs``) and the most minibatches per pass.
+MAX_UPDATE_EPOCHS = 10_000
+MAX_MINIBATCHES = 1024
 
 #: the factors of an action, in the order of the actor's heads
 ACTION_FACTORS = ("op", "slot", "blueprint")
@@ -60,14 +80,14 @@ class PPOConfig:
     """Everything ``esper run --policy ppo`` trains with."""
 
     rounds: int = field(default=20, validator=int_at_least(1, high=MAX_EPISODES))
-    envs: int = field(default=4, validator=int_at_least(1))
+    envs: int = field(default=4, validator=int_at_least(1, high=MAX_ENVS))
     #: epochs per training episode; None = the run's epochs. Shorter episodes are cut at a time
     #: limit (truncated, not terminal) and their last value is bootstrapped.
-    episode_length: int | None = field(default=None, validator=optional(int_at_least(1)))
+    episode_length: int | None = field(default=None, validator=optional(int_at_least(1, high=MAX_EPOCHS)))
     workers: bool = field(default=False, validator=is_bool)
     #: ``mlp``: two tanh layers; ``lstm``: one tanh layer, then an LSTM over the episode.
     trunk: str = field(default="mlp", validator=one_of("mlp", "lstm"))
-    hidden: int = field(default=64, validator=int_at_least(4))
+    hidden: int = field(default=64, validator=int_at_least(4, high=MAX_HIDDEN))
     #: how the actor scores slots: ``linear`` (one weight set per slot) or ``shared`` (one scorer
     #: applied to every slot's block of the observation; esper_policies.ppo.network). Measured for
     #: IQL on the default task in docs/learned_controllers.md ("Three times the data, and one scorer
@@ -92,7 +112,7 @@ class PPOConfig:
     #: still trained, but not used for advantages.
     advantage: str = field(default="gae", validator=one_of("gae", "group"))
     #: environments per group under ``advantage = "group"``; must divide ``envs``.
-    group_size: int = field(default=4, validator=int_at_least(2))
+    group_size: int = field(default=4, validator=int_at_least(2, high=MAX_ENVS))
     clip: float = field(default=0.2, validator=number_in(0.0, 1.0, low_open=True))
     #: clip the value update like the policy's (PPO2 / CleanRL ``clip_vloss``).
     clip_value: bool = field(default=True, validator=is_bool)
@@ -109,8 +129,8 @@ class PPOConfig:
     #: was 0.185 pooled against 0.232 with the bonus on every head, lower in three seeds and higher
     #: in two, so the default stays every head.
     entropy_heads: tuple[str, ...] = field(default=ACTION_FACTORS, converter=_entropy_heads)
-    update_epochs: int = field(default=8, validator=int_at_least(1))
-    minibatches: int = field(default=4, validator=int_at_least(1))
+    update_epochs: int = field(default=8, validator=int_at_least(1, high=MAX_UPDATE_EPOCHS))
+    minibatches: int = field(default=4, validator=int_at_least(1, high=MAX_MINIBATCHES))
     max_grad_norm: float = field(default=0.5, validator=number_in(0.0, low_open=True))
     #: stop the round's update epochs once the approximate KL exceeds this (None: never).
     target_kl: float | None = field(default=0.03, validator=optional(number_in(0.0, 10.0, low_open=True)))
@@ -120,7 +140,7 @@ class PPOConfig:
     #: behaviour cloning before the first round (see :mod:`esper_policies.ppo.bc`): `esper collect`
     #: dataset directories (comma-separated on the command line), None for none.
     bc_dataset: tuple[str, ...] | None = field(default=None, converter=_datasets)
-    bc_epochs: int = field(default=100, validator=int_at_least(1))
+    bc_epochs: int = field(default=100, validator=int_at_least(1, high=MAX_UPDATE_EPOCHS))
     bc_lr: float = field(default=1e-3, validator=number_in(0.0, 1.0, low_open=True))
     #: transitions per behaviour-cloning minibatch (whole episodes are kept together for the LSTM)
     bc_batch_size: int = field(default=64, validator=int_at_least(1))

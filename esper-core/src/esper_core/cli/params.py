@@ -1,0 +1,88 @@
+"""Click parameter types shared by every command, core's and the plugins'.
+
+A path option given ``''`` would reach :class:`pathlib.Path` as ``Path('')``, which is the working
+directory: ``--out ''`` wrote a dataset, a report or a plugin there, and ``--db ''`` listed it.
+:class:`PathParam` refuses an empty or blank path before the command runs, and, where the path
+names a file (``dir_okay=False``), one that names a directory by its spelling (``--out sub/``,
+``--out .``).
+Every ``click.Path`` parameter of a command added to the ``esper`` group, a plugin's too, is made
+a :class:`PathParam` (:func:`checked_paths`), so a command declares its paths with plain
+``click.Path`` and still gets the check.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from esper_core.cli.errors import UsageFailure
+
+_SEPARATORS = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+#: The longest file or folder name, in bytes, of the common file systems (ext4, XFS, APFS, NTFS):
+#: a longer one fails with "File name too long" wherever the path is first used.
+NAME_MAX = 255
+
+
+def param_label(param: click.Parameter | None) -> str:
+    """How an error names a parameter: its longest flag (``--out``), or an argument's metavar
+    (``RUN_DIR``; ``RUN`` for ``RUN RUN...``)."""
+    if param is None:
+        return "the path"
+    if isinstance(param, click.Option) and param.opts:
+        return max(param.opts, key=len)
+    return param.human_readable_name.split()[0].rstrip(".")
+
+
+def _names(path: str) -> list[str]:
+    """The file and folder names of ``path``, split at every separator (``'a/b/'``: a, b, '')."""
+    parts = [path]
+    for sep in _SEPARATORS:
+        parts = [piece for part in parts for piece in part.split(sep)]
+    return parts
+
+
+def check_path_text(value: str, *, label: str, file: bool = False) -> None:
+    """Refuse, with a one-line :class:`UsageFailure` naming ``label``: a path that is empty or
+    blank (``Path('')`` is the working directory), one holding a file or folder name longer than
+    :data:`NAME_MAX` bytes, and for a ``file`` one spelled as a directory (``sub/``, ``.``, ``a/..``)."""
+    if not value.strip():
+        kind = "empty" if not value else "blank"
+        raise UsageFailure(f"{label} {value!r} is {kind}; expected a path")
+    names = _names(value)
+    longest = max(names, key=lambda name: len(os.fsencode(name)))
+    if len(os.fsencode(longest)) > NAME_MAX:
+        raise UsageFailure(f"{label} holds a name of {len(os.fsencode(longest))} bytes ({longest[:20]!r}…); "
+                           f"a file or folder name may have at most {NAME_MAX}")
+    if file and names[-1] in ("", ".", ".."):
+        raise UsageFailure(f"{label} {value!r} names a directory; expected a file path")
+
+
+class PathParam(click.Path):
+    """A :class:`click.Path` that refuses an empty or blank value, and (with ``dir_okay=False``)
+    a value spelled as a directory (``sub/``, ``.``): see :func:`check_path_text`."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):  # a default may be a Path already
+            check_path_text(value, label=param_label(param), file=not self.dir_okay)
+        return super().convert(value, param, ctx)
+
+    @classmethod
+    def like(cls, path: click.Path) -> PathParam:
+        """A PathParam with ``path``'s settings."""
+        return cls(exists=path.exists, file_okay=path.file_okay, dir_okay=path.dir_okay, writable=path.writable,
+                   readable=path.readable, resolve_path=path.resolve_path, allow_dash=path.allow_dash,
+                   path_type=path.type, executable=path.executable)
+
+
+def checked_paths(command: click.Command) -> click.Command:
+    """Make every plain ``click.Path`` parameter of ``command`` (and of a group's sub-commands) a
+    :class:`PathParam`; returns ``command``."""
+    for param in command.params:
+        if isinstance(param.type, click.Path) and not isinstance(param.type, PathParam):
+            param.type = PathParam.like(param.type)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            checked_paths(sub)
+    return command
