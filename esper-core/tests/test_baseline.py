@@ -148,6 +148,23 @@ def test_a_plugin_without_source_files_is_never_cached():
     (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "test_metrics": {"perplexity": "x"}}}),
      "map names to numbers"),
     (lambda entry: " " * (baseline_module.MAX_ENTRY_BYTES + 1), f"at most {baseline_module.MAX_ENTRY_BYTES} are read"),
+    # well-typed, yet no baseline episode records it (json reads NaN; 10**30 is an int)
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "final_accuracy": float("nan")}}),
+     "'final_accuracy' is nan, not an accuracy in 0-100"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "best_accuracy": 1e300}}),
+     "'best_accuracy' is 1e+300, not an accuracy"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "val_accuracy_per_epoch": [float("inf")]}}),
+     "'val_accuracy_per_epoch[0]' is inf"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "test_loss": float("nan")}}),
+     "'test_loss' is nan, not a finite number"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "host_params": 10**30}}),
+     "not a parameter count a host has"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "seed_params": 10**30}}),
+     "a baseline episode plants no seed"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "val_accuracy_per_epoch": [50.0]}}),
+     "not one per epoch"),
+    (lambda entry: json.dumps({**entry, "baseline": {**entry["baseline"], "final_accuracy": 99.0}}),
+     "disagree with its accuracy curve"),
 ])
 def test_a_damaged_entry_is_reported_and_recomputed(catalog, tmp_path, damage, why):
     first = _run(catalog, tmp_path, "first")

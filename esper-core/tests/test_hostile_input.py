@@ -167,16 +167,20 @@ def test_cli_resume_of_a_finished_run_is_refused(stopped_cli_run):
 def test_cli_resume_from_a_damaged_checkpoint(stopped_cli_run, tmp_path, damage):
     import shutil
 
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "run"  # a copy: its config.toml's `out` names the original directory
     shutil.copytree(stopped_cli_run, run_dir)
     (run_dir / "summary.json").unlink()
     latest = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
     data = latest.read_bytes()
     latest.write_bytes(data[: len(data) // 3] if damage == "truncated" else data[:64] + b"\x00" * (len(data) - 64))
+    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".esper.lock"}
     done = _resume(run_dir)
     assert done.returncode == 2
-    assert f"run checkpoint '{latest}' is truncated or corrupt" in done.stderr
+    assert f"run checkpoint '{latest}' cannot be read: it is truncated or corrupt (" in done.stderr
+    assert done.stderr.count("truncated or corrupt") == 1
     assert len(done.stderr.strip().splitlines()) == 1
+    # Refused before anything is written: config.toml keeps its keys' order and its `out`.
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".esper.lock"} == files
 
 
 @pytest.mark.slow

@@ -96,6 +96,22 @@ def test_a_cache_of_the_wrong_shape_is_refused():
     assert "report" in result.stdout
 
 
+@pytest.mark.parametrize(("commands", "why"), [
+    ({"evil\u001b[2J": "x"}, "is not a command name"),
+    ({"report": "line one\nline two \u001b[31mred"}, "the help of command 'report' is not one line of text"),
+    ({f"c{i}": "x" for i in range(1000)}, "commands, more than 256"),
+])
+def test_a_listing_no_esper_writes_is_refused(commands, why):
+    _esper("--help")
+    path = cache_dir() / CACHE_FILE
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "commands": {**data["commands"], **commands}}))
+    result = _esper("--help")
+    assert result.returncode == 0
+    assert f"ignoring the plugin command cache {str(path)!r}: " in result.stderr and why in result.stderr
+    assert "report" in result.stdout and "\u001b" not in result.stdout and "line two" not in result.stdout
+
+
 def test_any_command_refreshes_the_listing():
     path = cache_dir() / CACHE_FILE
     assert not path.exists()

@@ -199,15 +199,31 @@ def test_the_checkpoint_loads(catalog, one_checkpoint):
     assert [r["stage"] for r in data["python"]["architecture"]][-1] != "DORMANT"
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "flip"])
-def test_a_damaged_checkpoint_is_a_clear_error(catalog, one_checkpoint, damage):
+@pytest.mark.parametrize(("damage", "why"), [
+    ("truncate", "it is truncated or corrupt ("),
+    ("garbage", "it is not a file torch.save writes"),
+    ("empty", "it is empty"),
+    ("flip", "it is truncated or corrupt ("),
+    ("objects", "it holds Python objects other than tensors and plain data, which Esper never loads"),
+])
+def test_a_damaged_checkpoint_is_a_clear_error(catalog, one_checkpoint, damage, why):
+    """The message says what is wrong with the file, once: not "truncated or corrupt" for a file
+    of pickled objects, nor "truncated or corrupt (it is truncated or corrupt (...))"."""
+    import argparse
+
     out, path = one_checkpoint
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": os.urandom(4096), "empty": b"",
-                      "flip": data[:200] + bytes(b ^ 0xFF for b in data[200:400]) + data[400:]}[damage])
-    with pytest.raises(CheckpointError, match="truncated or corrupt") as info:
+    if damage == "objects":
+        torch.save({"format": "esper-run-checkpoint", "x": argparse.Namespace(a=1)}, path)
+    else:
+        path.write_bytes({"truncate": data[: len(data) // 2], "garbage": os.urandom(4096), "empty": b"",
+                          "flip": data[:200] + bytes(b ^ 0xFF for b in data[200:400]) + data[400:]}[damage])
+    with pytest.raises(CheckpointError) as info:
         _run(catalog, out, resume=True, checkpoint_keep=100)
-    assert path.name in str(info.value) and "delete it" in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"run checkpoint {str(path)!r} cannot be read: {why}"), message
+    assert message.count("truncated or corrupt") <= 1 and "\n" not in message
+    assert path.name in message and "delete it" in message
 
 
 def test_a_damaged_only_checkpoint_says_the_run_cannot_continue(catalog, one_checkpoint):
@@ -216,7 +232,7 @@ def test_a_damaged_only_checkpoint_says_the_run_cannot_continue(catalog, one_che
     for earlier in list_checkpoints(out)[:-1]:
         earlier.unlink()
     path.write_bytes(b"")
-    with pytest.raises(CheckpointError, match="truncated or corrupt") as info:
+    with pytest.raises(CheckpointError, match="cannot be read: it is empty") as info:
         _run(catalog, out, resume=True, checkpoint_keep=100)
     assert "only checkpoint" in str(info.value) and "delete it" not in str(info.value)
 
@@ -393,3 +409,72 @@ def test_weights_that_do_not_fit_the_rebuilt_model_are_a_clear_error(catalog, on
                        match=r"after epoch 3 does not fit this run \(RuntimeError: .*delete it") as info:
         _run(catalog, out, resume=True, checkpoint_keep=100)
     assert "\n" not in str(info.value)
+
+
+def _files(run_dir):
+    """Every file of a run directory and its bytes."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def _damage_weights(path):
+    data = torch.load(path, weights_only=True)
+    data["model"][next(iter(data["model"]))] = torch.zeros(1)
+    torch.save(data, path)
+
+
+def _damage_state(path):
+    from esper_core.storage import safe_pickle as state_pickle
+
+    data = torch.load(path, weights_only=True)
+    python = state_pickle.loads(data["python"], data["python_tensors"])
+    python["curve"] = ["not", "numbers"]
+    data["python"], data["python_tensors"] = state_pickle.dumps(python)
+    torch.save(data, path)
+
+
+@pytest.mark.parametrize("damage", {
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:500]),
+    "empty": lambda path: path.write_bytes(b""),
+    "objects": lambda path: torch.save({"x": types.SimpleNamespace()}, path),
+    "ill-fitting state": _damage_state,
+    "weights that do not fit": _damage_weights,  # refused only when restored into the episode
+    "events lost": lambda path: (path.parent.parent / "events.jsonl").write_bytes(b""),
+}.items(), ids=lambda item: item[0] if isinstance(item, tuple) else None)
+def test_a_refused_resume_leaves_every_file_as_it_was(catalog, one_checkpoint, damage):
+    """Nothing in the run directory changes before the resume is under way: not config.toml's
+    keys or its `out` (this run directory was copied from another, so `out` differs), not the
+    events (a resume drops those after its checkpoint only once it continues)."""
+    out, path = one_checkpoint
+    damage[1](path)
+    before = _files(out)
+    with pytest.raises(CheckpointError) as info:
+        _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert "\n" not in str(info.value)
+    assert _files(out) == before
+
+
+def test_an_accepted_resume_of_a_moved_run_records_where_it_now_is(catalog, one_checkpoint):
+    import tomllib
+
+    out, _ = one_checkpoint
+    stored = tomllib.loads((out / "config.toml").read_text())
+    assert stored["run"]["out"] != str(out)  # copied from the reference run's directory
+    _run(catalog, out, resume=True, checkpoint_keep=100)
+    now = tomllib.loads((out / "config.toml").read_text())
+    assert now["run"]["out"] == str(out)
+    assert {**now, "run": {**now["run"], "out": None}} == {**stored, "run": {**stored["run"], "out": None}}
+
+
+def test_a_resume_with_the_same_configuration_leaves_config_toml_as_it_was(catalog, one_checkpoint):
+    out, _ = one_checkpoint
+    config = out / "config.toml"
+    text = config.read_text()
+    # The same configuration in another key order, with this directory as `out`: equivalent, so kept.
+    lines = text.splitlines()
+    out_line = next(i for i, line in enumerate(lines) if line.startswith("out = "))
+    lines[out_line] = f"out = {str(out)!r}".replace("'", '"')
+    lines.insert(1, lines.pop(out_line))
+    config.write_text("\n".join(lines) + "\n")
+    before = config.read_bytes()
+    _run(catalog, out, resume=True, checkpoint_keep=100)
+    assert config.read_bytes() == before

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from structlog.testing import capture_logs
 
 from esper_telemetry.records import read_events, read_summary
@@ -69,3 +70,22 @@ def test_wrong_typed_summary_fields_are_left_out_of_the_runs_table(run_dir):
     source = load_run_dir(run_dir)
     row = source.connection.execute("SELECT final_accuracy, epochs, wall_seconds, seed FROM runs").fetchone()
     assert row[0] != "lots" and row[1] != "[1]" and row[3] is not True
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("{", "it is not valid JSON: "),
+    ("", "it is empty"),
+    ("[]", "it holds a JSON list, not an object"),
+])
+def test_an_unreadable_summary_is_named_not_missing(tmp_path, content, why):
+    """A run directory whose only record is a summary.json that cannot be used is not "a folder
+    with none of the run's files": the error names that file and what is wrong with it."""
+    from esper_core.errors import EsperError
+    from esper_telemetry.queries import load_run_dir
+
+    (tmp_path / "summary.json").write_text(content)
+    with pytest.raises(EsperError) as info:
+        load_run_dir(tmp_path)
+    message = str(info.value)
+    assert f"{str(tmp_path / 'summary.json')!r} {why}" in message and "none of" not in message
+    assert "\n" not in message

@@ -273,9 +273,14 @@ def _why_unreadable(path: Path, exc: Exception) -> str:
         # torch reads such a file as a legacy pickle: its refusal would blame objects that are not there
         return "it is not a file torch.save writes"
     text = str(exc)
+    detail = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(exc).__name__
     if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text:
         named = re.search(r"Unsupported global: GLOBAL \S+", text)
-        return ("it holds Python objects other than tensors and plain data, which Esper never loads"
-                + (f" ({named.group(0)})" if named else ""))
-    detail = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(exc).__name__
+        if named or re.search(r"unrecognized function|Unsupported class", text):
+            return ("it holds Python objects other than tensors and plain data, which Esper never loads"
+                    + (f" ({named.group(0)})" if named else ""))
+        # Anything else the weights-only unpickler stops at (an unknown opcode, a broken stack) is
+        # damage, not objects: a bit-flipped pickle reads as "Unsupported operand 142".
+        why = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+        detail = why.group(1).strip() if why else detail
     return f"it is truncated or corrupt ({detail})"

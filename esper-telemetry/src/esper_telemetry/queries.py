@@ -25,6 +25,7 @@ from esper_telemetry.records import (
     SUMMARY_FILE,
     iter_event_records,
     read_summary,
+    summary_and_problem,
 )
 
 SHARED_DATABASE_FILE = "runs.sqlite"
@@ -159,10 +160,17 @@ def load_run_dir(path: Path) -> RunSource:
         raise EsperError(not_a_run_dir(path))
     if (path / DATABASE_FILE).is_file():
         return RunSource(str(path / DATABASE_FILE), _open_readonly(path / DATABASE_FILE))
-    events, summary = path / EVENTS_FILE, read_summary(path)
-    if not events.is_file() and summary is None:
-        raise EsperError(f"{path} is not a run directory: it has none of {DATABASE_FILE}, "
-                         f"{EVENTS_FILE}, {SUMMARY_FILE}")
+    events = path / EVENTS_FILE
+    if events.is_file():
+        summary = read_summary(path)  # a damaged summary beside the events is a warning
+    else:
+        summary, problem = summary_and_problem(path)
+        if problem is not None:  # the run's one record is there, but unusable: say which and why
+            raise EsperError(f"cannot read run {path}: {str(path / SUMMARY_FILE)!r} {problem}, and it has "
+                             f"no {DATABASE_FILE} or {EVENTS_FILE}")
+        if summary is None:
+            raise EsperError(f"{path} is not a run directory: it has none of {DATABASE_FILE}, "
+                             f"{EVENTS_FILE}, {SUMMARY_FILE}")
     connection = sqlite3.connect(":memory:")
     database = RunDatabase(connection)
     database.create_schema()

@@ -58,12 +58,32 @@ def read_events(path: Path) -> list[TelemetryEvent]:
 
 def read_summary(run_dir: Path) -> Mapping[str, Any] | None:
     """The run's ``summary.json``, or None when it is missing or not a JSON object."""
+    data, problem = summary_and_problem(run_dir)
+    if problem is not None:
+        logger.warning("unreadable run summary", path=str(run_dir / SUMMARY_FILE), why=problem)
+    return data
+
+
+def summary_and_problem(run_dir: Path) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The run's ``summary.json`` and None; or None and what makes it unusable, in words
+    ("it is empty", "it is not valid JSON: …", "it holds a list, not a JSON object"); (None,
+    None) when there is none."""
     path = run_dir / SUMMARY_FILE
     if not path.is_file():
-        return None
+        return None, None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        logger.warning("unreadable run summary", path=str(path))
-        return None
-    return data if isinstance(data, dict) else None
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            return None, "it is empty"
+        data = json.loads(text)
+    except OSError as exc:
+        return None, f"it cannot be read: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return None, "it is not UTF-8 text"
+    except ValueError as exc:
+        return None, f"it is not valid JSON: {exc}"
+    except RecursionError:
+        return None, "it is nested too deeply"
+    if not isinstance(data, dict):
+        return None, f"it holds a JSON {type(data).__name__}, not an object"
+    return data, None

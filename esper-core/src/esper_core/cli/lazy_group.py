@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,33 @@ def read_listing(path: Path, key: str) -> dict[str, str] | None:
         if not isinstance(commands, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in commands.items()):
             raise ValueError("'commands' must map command names to help text")
+        problem = _listing_problem(commands)
+        if problem:
+            raise ValueError(problem)
     except (OSError, ValueError, RecursionError) as exc:
         click.echo(f"warning: ignoring the plugin command cache {str(path)!r}: {exc}", err=True)
         return None
     return commands if data.get("key") == key else None
+
+
+#: what a plugin command's name may be, and at most how many a listing holds
+_COMMAND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+MAX_PLUGIN_COMMANDS = 256
+MAX_HELP_CHARS = 1000
+
+
+def _listing_problem(commands: dict[str, str]) -> str | None:
+    """What no listing written by :meth:`LazyEsperGroup.ensure_plugin_commands` holds — too many
+    commands, a name that is no command name, help text that is not one line of printable text
+    (``first_paragraph`` joins it into one) — or None."""
+    if len(commands) > MAX_PLUGIN_COMMANDS:
+        return f"it lists {len(commands)} commands, more than {MAX_PLUGIN_COMMANDS}"
+    for name, text in commands.items():
+        if not _COMMAND_NAME.match(name):
+            return f"{name[:40]!r} is not a command name"
+        if len(text) > MAX_HELP_CHARS or not text.isprintable() or text != " ".join(text.split()):
+            return f"the help of command {name!r} is not one line of text"
+    return None
 
 
 def write_listing(path: Path, key: str, commands: dict[str, str]) -> None:

@@ -241,7 +241,8 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
     try:
         data = load_torch_file(path)
     except UnreadableTorchFile as exc:
-        raise CheckpointError(f"run checkpoint {str(path)!r} is truncated or corrupt ({exc}){hint}") from None
+        # exc says what is wrong (empty, truncated, not torch's, holding Python objects), in words
+        raise CheckpointError(f"run checkpoint {str(path)!r} cannot be read: {exc}{hint}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an Esper run checkpoint{hint}")
     if data.get("format_version") != FORMAT_VERSION:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import platform
@@ -159,8 +160,10 @@ def cache_key(resolved: ResolvedRun, catalog: Catalog, *, device: str) -> str | 
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def check_entry(data: Any, key: str) -> dict[str, Any]:
-    """The baseline stored in a cache entry, or ValueError saying what is wrong with it."""
+def check_entry(data: Any, key: str, *, epochs: int | None = None) -> dict[str, Any]:
+    """The baseline stored in a cache entry, or ValueError saying what is wrong with it: its
+    fields' types, then their values (:func:`_implausible`; ``epochs``: the run's, which its
+    accuracy curve must match)."""
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     if data.get("format") != CACHE_FORMAT or data.get("version") != CACHE_VERSION:
@@ -178,10 +181,47 @@ def check_entry(data: Any, key: str) -> dict[str, Any]:
         raise ValueError("baseline field 'val_accuracy_per_epoch' must hold numbers only")
     if not all(isinstance(k, str) and type(v) in (float, int) for k, v in baseline["test_metrics"].items()):
         raise ValueError("baseline field 'test_metrics' must map names to numbers")
+    problem = _implausible(baseline, epochs)
+    if problem:
+        raise ValueError(problem)
     return baseline
 
 
-def read_cached(root: Path, key: str) -> dict[str, Any] | None:
+#: no host a baseline trains has more parameters than this (a trillion: far past any one device)
+MAX_PARAMS = 10**12
+
+
+def _implausible(baseline: Mapping[str, Any], epochs: int | None) -> str | None:
+    """What no real baseline episode records — a number that is not finite, an accuracy outside
+    0–100 %, a curve of another length than the run's epochs, a parameter count no host has,
+    seed parameters in an episode that plants no seed — or None. The types are checked already."""
+    curve = baseline["val_accuracy_per_epoch"]
+    percents = {"final_accuracy": baseline["final_accuracy"], "best_accuracy": baseline["best_accuracy"],
+                "test_accuracy": baseline["test_accuracy"],
+                **{f"val_accuracy_per_epoch[{i}]": v for i, v in enumerate(curve)}}
+    for name, value in percents.items():
+        if value is not None and not (math.isfinite(value) and 0 <= value <= 100):
+            return f"baseline field {name!r} is {value!r}, not an accuracy in 0-100"
+    others = {"test_loss": baseline["test_loss"], "wall_seconds": baseline["wall_seconds"],
+              **{f"test_metrics[{k!r}]": v for k, v in baseline["test_metrics"].items()}}
+    for name, value in others.items():
+        if value is not None and not math.isfinite(value):
+            return f"baseline field {name!r} is {value!r}, not a finite number"
+    if baseline["wall_seconds"] < 0 or (baseline["test_loss"] is not None and baseline["test_loss"] < 0):
+        return "baseline field 'wall_seconds' or 'test_loss' is negative"
+    if not curve or (epochs is not None and len(curve) != epochs):
+        return (f"baseline field 'val_accuracy_per_epoch' has {len(curve)} values"
+                + (f", not one per epoch ({epochs})" if epochs is not None else ""))
+    if baseline["final_accuracy"] != curve[-1] or baseline["best_accuracy"] != max(curve):
+        return "baseline fields 'final_accuracy' and 'best_accuracy' disagree with its accuracy curve"
+    if not 1 <= baseline["host_params"] <= MAX_PARAMS:
+        return f"baseline field 'host_params' is {baseline['host_params']}, not a parameter count a host has"
+    if baseline["seed_params"] != 0:
+        return f"baseline field 'seed_params' is {baseline['seed_params']}; a baseline episode plants no seed"
+    return None
+
+
+def read_cached(root: Path, key: str, *, epochs: int | None = None) -> dict[str, Any] | None:
     """The cached baseline for ``key``; None when there is none or the entry is unusable (said in a
     warning, so a damaged cache never passes silently)."""
     path = root / "baselines" / f"{key}.json"
@@ -189,7 +229,7 @@ def read_cached(root: Path, key: str) -> dict[str, Any] | None:
         return None
     try:  # never opens a named pipe or a device put in its place (esper_core.files)
         text = read_input_file(path, label="the entry", max_bytes=MAX_ENTRY_BYTES, error=ValueError)
-        return check_entry(json.loads(text.decode("utf-8")), key)
+        return check_entry(json.loads(text.decode("utf-8")), key, epochs=epochs)
     except (OSError, ValueError, RecursionError) as exc:
         logger.warning(f"ignoring the cached baseline {str(path)!r}: {exc}; computing it again")
         return None
@@ -321,7 +361,7 @@ class Baseline:
         baseline = cls(resolved, catalog, task, slot_names, key=key, root=cache_dir())
         baseline.policy = name
         if key is not None:
-            baseline._cached = read_cached(baseline._root, key)
+            baseline._cached = read_cached(baseline._root, key, epochs=resolved.epochs)
             if baseline._cached is not None:
                 baseline.source = "cache"
                 logger.info("baseline: reusing the no-growth baseline of an identical earlier run", policy=name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,9 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
     else:
         with blame("policy", resolved.policy.name, module_of(resolved.policy.factory), "its factory"):
             policy = resolved.policy.factory(context=context)
-    # Written only once the task and policy exist, so a bad option leaves --out empty for a retry.
-    write_atomic(run_dir / CONFIG_FILE, dump_toml(resolved.to_toml_dict()))
+    if not resume:
+        # Written only once the task and policy exist, so a bad option leaves --out empty for a retry.
+        write_atomic(run_dir / CONFIG_FILE, dump_toml(resolved.to_toml_dict()))
 
     restored = None
     if resume and not training:
@@ -127,17 +129,23 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
             baseline.cancel()
         raise
 
+    begun = not resume
+
+    def begin() -> None:
+        """A resume's first change to the run directory, made once every check that can refuse it
+        has passed (see :func:`_begin_resume`); nothing for a new run. Called before the first
+        event and before the results are written, whichever comes first."""
+        nonlocal begun
+        if not begun:
+            begun = True
+            _begin_resume(run_dir, resolved, hub, restored=restored, rewind=not training)
+
     def emit(event: TelemetryEvent) -> None:
+        begin()
         hub.emit(attrs.evolve(event, run_id=run_id))
 
     averaging = distributed_run.install_gradient_averaging() if world > 1 else None
     try:
-        if resume and not training:
-            # Drop what was recorded after the checkpoint (or everything, with none yet).
-            try:
-                hub.rewind(restored["python"]["telemetry"] if restored is not None else None)
-            except EventsLost as exc:
-                raise CheckpointError(f"--resume {str(run_dir)!r} refused: {_lost(exc, restored)}") from None
         if restored is None:
             emit(RunStarted(task=resolved.task.name, policy=resolved.policy.name, seed=config.seed,
                             config=resolved.to_toml_dict()))
@@ -154,6 +162,7 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
             with stop_on_signal() as stop, blame_plugin_code("during the run", keep=(RunInterrupted,)):
                 finished, last = _run_episodes(resolved, task, policy, run_dir=run_dir, hub=hub, emit=emit,
                                                slot_names=slot_names, restored=restored, stop=stop, world=world)
+            begin()  # a resumed episode that was already over emits nothing before its results
             architecture = save_model(last, run_dir / MODEL_FILE, task=resolved.task.name,
                                       blueprint_keys=resolved.blueprint_keys)
             summary = _summary(resolved, run_id, device, [*finished, last.to_dict()])
@@ -163,6 +172,7 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
                                           "model_sha256": distributed_run.gather_digests(digest)}
             if baseline is not None:
                 summary["baseline"] = baseline.finish()
+        begin()
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)
         write_json(run_dir / SUMMARY_FILE, summary)
         emit(RunEnded(episode=summary.get("episodes", 1) - 1, epoch=resolved.epochs, summary=summary))
@@ -173,6 +183,34 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
             averaging.remove()
         hub.close()
     return summary
+
+
+def _begin_resume(run_dir: Path, resolved: ResolvedRun, hub: TelemetryHub, *, restored: dict[str, Any] | None,
+                  rewind: bool) -> None:
+    """What a resume changes in its run directory, done only once the resume is under way — the
+    run checkpoint loaded, checked and restored into the episode and policy, or a trainer's own
+    checkpoint loaded — so a refused resume leaves every file as it was (the lock aside):
+
+    * the telemetry sinks drop what they recorded after the checkpoint (``rewind``: an episode
+      run; everything, with no checkpoint yet), or the resume is refused naming the lost events;
+    * ``config.toml`` is rewritten only where its content changes: what
+      :func:`_refuse_changed_config` lets a resume change — ``out`` (the directory was moved or
+      copied: it then records where the run now is), ``checkpoint_keep``, and the trainer's
+      ``extends_on_resume`` option. An unchanged configuration is not rewritten, not even to
+      reorder its keys.
+    """
+    if rewind:
+        try:
+            hub.rewind(restored["python"]["telemetry"] if restored is not None else None)
+        except EventsLost as exc:
+            raise CheckpointError(f"--resume {str(run_dir)!r} refused: {_lost(exc, restored)}") from None
+    text = dump_toml(resolved.to_toml_dict())
+    try:
+        same = read_toml(run_dir / CONFIG_FILE) == tomllib.loads(text)
+    except ConfigError:  # unreadable now: write the run's own configuration over it
+        same = False
+    if not same:
+        write_atomic(run_dir / CONFIG_FILE, text)
 
 
 def _lost(exc: EventsLost, restored: dict[str, Any] | None) -> str:
@@ -206,7 +244,8 @@ def _refuse_changed_config(run_dir: Path, resolved: ResolvedRun, extension: Trai
     ``config.toml`` before anything is written, so a refused resume leaves the directory as it
     was (a plain ``--resume`` still works). The one option that may change is the trainer's
     ``extends_on_resume`` option (train further); where the run directory is and how many
-    checkpoints are kept do not change the run either."""
+    checkpoints are kept do not change the run either (a resume records them in ``config.toml``
+    once it is under way: :func:`_begin_resume`)."""
     if not (run_dir / CONFIG_FILE).is_file():
         return  # nothing recorded to compare with, and nothing of the run's to overwrite
     saved = comparable_config(read_toml(run_dir / CONFIG_FILE))
