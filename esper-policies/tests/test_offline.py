@@ -262,7 +262,7 @@ def test_iql_option_errors(catalog, datasets, tmp_path):
 
     with pytest.raises(ConfigError, match="needs a dataset"):
         run({}, "a")
-    with pytest.raises(DataError, match="is not an episode dataset"):
+    with pytest.raises(ConfigError, match=f"--dataset '{tmp_path}': .*is not an episode dataset"):
         run({"dataset": str(tmp_path)}, "b")
     with pytest.raises(ConfigError, match=r"policy 'iql' option 'expectile' = 0.2 is invalid; "
                                           r"expected a finite number in \[0.5, 1\]"):
@@ -656,3 +656,80 @@ def test_ppo_rounds_share_the_episode_bound():
     with pytest.raises(ConfigError, match=rf"^policy 'ppo' option 'rounds' = {MAX_EPISODES + 1} is invalid; "
                                           rf"expected an integer ≥ 1 and ≤ {MAX_EPISODES}$"):
         parse_options(PPOConfig, {"rounds": MAX_EPISODES + 1}, owner="policy 'ppo'")
+
+
+def _edited_copy(datasets, tmp_path, **changes):
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(datasets / "random", copy)
+    meta = json.loads((copy / "dataset.json").read_text())
+    (copy / "dataset.json").write_text(json.dumps({**meta, **changes}))
+    return copy
+
+
+def _iql(catalog, tmp_path, dataset, out="run"):
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4},
+                                  "policy": {"dataset": str(dataset), "steps": 2, "batch_size": 8}})
+    return execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / out))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"task": "shapes"}, "was recorded on task 'shapes'; this run trains on 'toy'"),
+    ({"observation_size": 3}, "holds observations of size 3; the policy's network here takes"),
+    ({"slot_names": ["a", "b", "c"]}, "with 3 slots"),
+])
+def test_iql_refuses_a_dataset_that_does_not_fit_the_run_as_behaviour_cloning_does(catalog, datasets, tmp_path,
+                                                                                   changes, message):
+    # One check serves --dataset and --bc-dataset: a recording of another task trained IQL before.
+    copy = _edited_copy(datasets, tmp_path, **changes)
+    with pytest.raises(ConfigError, match=f"--dataset '{copy}'.*{message}"):
+        _iql(catalog, tmp_path, copy)
+    assert not (tmp_path / "run" / "policy.pt").exists()
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"epochs": -1}, "'epochs' is -1, not an integer from 1 to 100000"),
+    ({"epochs": 0}, "'epochs' is 0, not an integer from 1 to 100000"),
+    ({"epochs": 100_001}, "'epochs' is 100001, not an integer from 1 to 100000"),
+    ({"epochs": "abc"}, "'epochs' is str, not int"),
+    ({"epochs": True}, "'epochs' is bool, not int"),
+    ({"seed": -5}, "'seed' is -5, not an integer from 0 to 2\\*\\*63 - 1"),
+    ({"seed": 2**63}, "'seed' is 9223372036854775808, not an integer from 0 to 2\\*\\*63 - 1"),
+    ({"policy": 42}, "'policy' is int, not str"),
+    ({"task": ""}, "'task' is empty"),
+    ({"task": None}, "'task' is missing"),
+    ({"topology": ["toy"]}, "'topology' is list, not str"),
+    ({"observation_size": 0}, "'observation_size' is 0, not an integer from 1 to 2\\*\\*63 - 1"),
+])
+def test_a_hand_edited_header_is_refused_naming_the_field(catalog, datasets, tmp_path, changes, message):
+    copy = _edited_copy(datasets, tmp_path, **changes)
+    with pytest.raises(DataError, match=f"dataset.json' is damaged: header field {message}"):
+        EpisodeDataset(copy)
+    with pytest.raises(ConfigError, match=f"--dataset '{copy}': .*{message}"):
+        _iql(catalog, tmp_path, copy)
+    assert not (tmp_path / "run" / "policy.pt").exists()
+
+
+def test_iql_refuses_a_shard_with_an_action_its_mask_forbids(catalog, datasets, tmp_path):
+    dataset, shard, data = _shard_copy(datasets, tmp_path)
+    data["mask_ops"][0, data["actions"][0, 0]] = False
+    torch.save(data, shard)
+    with pytest.raises(DataError, match="records an action its mask forbids"):
+        dataset.read_episode(shard)
+    with pytest.raises(DataError, match="records an action its mask forbids"):
+        _iql(catalog, tmp_path, dataset.path)
+
+
+def test_collecting_and_training_iql_work_with_the_largest_seed(catalog, tmp_path):
+    # The largest seed a run accepts (2**63 - 1): recorded, trained on and acted from.
+    from esper_core.options import INT_MAX
+
+    collect(_resolved(catalog, "random", seed=INT_MAX), catalog, tmp_path / "data", episodes=2)
+    assert json.loads((tmp_path / "data" / "dataset.json").read_text())["seed"] == INT_MAX
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "iql", "epochs": 4, "seed": INT_MAX},
+                                  "policy": {"dataset": str(tmp_path / "data"), "steps": 2, "batch_size": 8}})
+    execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "iql"))
+    evaluation = evaluate_checkpoint(catalog, tmp_path / "iql" / "policy.pt", episodes=1, against=("noop",),
+                                     policy_options={"sample": True})
+    assert evaluation["seed"] == INT_MAX and [p["policy"] for p in evaluation["policies"]] == ["iql", "noop"]

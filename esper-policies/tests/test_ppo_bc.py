@@ -265,7 +265,7 @@ def _keep_one_episode(meta, target):
     (lambda meta, target: meta.update(observation_version=meta["observation_version"] + 1),
      "observation schema v"),
     (lambda meta, target: meta.update(observation_size=meta["observation_size"] + 1),
-     "holds observations of size .*PPO's network here takes"),
+     "holds observations of size .*the policy.s network here takes"),
     (_forbid_a_recorded_germination, "records an action its mask forbids"),
     (_keep_one_episode, "holds 1 complete episode; behaviour cloning needs at least 2"),
     (lambda meta, target: shutil.rmtree(target / "episodes"), "has no complete episodes yet"),

@@ -175,6 +175,44 @@ def test_evaluate_runs_every_policy_on_the_same_held_out_episodes(catalog, tmp_p
                             policy_options={"support_threshold": 0.5})
 
 
+@pytest.mark.parametrize(("against", "message"), [
+    # run and reported twice before
+    (("noop", "noop"), r"--against 'noop,noop' is invalid; expected distinct policy names, got 'noop' twice "
+                       r"\(items 1 and 2\)"),
+    (("heuristic", "noop", "heuristic"), "got 'heuristic' twice"),
+    # silently dropped before: the checkpoint's own policy is always evaluated, first
+    (("ppo",), "--against 'ppo' names 'ppo', the policy the checkpoint holds: it is always evaluated, first"),
+    (("noop", "ppo"), "names 'ppo', the policy the checkpoint holds"),
+])
+def test_evaluate_refuses_a_policy_named_twice_or_the_trained_one(catalog, tmp_path, against, message):
+    _train(catalog, tmp_path / "train", rounds=1, envs=1)
+    heard = []
+    with pytest.raises(ConfigError, match=message):
+        evaluate_checkpoint(catalog, tmp_path / "train" / "policy.pt", episodes=1, against=against,
+                            on_progress=lambda *args: heard.append(args))
+    assert heard == []  # refused before any episode ran
+
+
+def test_the_largest_seed_trains_evaluates_and_acts_from_a_checkpoint(catalog, tmp_path):
+    # 2**63 - 1 is the largest seed a run accepts; a checkpoint policy seeded its generator with
+    # seed * 100_003 + episode, which overflowed torch's range above about 1.8e14.
+    from esper_core.options import INT_MAX
+
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "ppo", "epochs": 3, "seed": INT_MAX},
+                                  "policy": {"rounds": 1, "envs": 1, "hidden": 16}})
+    execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "train"))
+    checkpoint = tmp_path / "train" / "policy.pt"
+    for seed in (None, 200_000_000_000_000, INT_MAX):
+        evaluation = evaluate_checkpoint(catalog, checkpoint, episodes=1, against=("noop",), seed=seed,
+                                         policy_options={"sample": True})
+        assert evaluation["seed"] == (INT_MAX if seed is None else seed)
+    config = RunConfig.from_dict({"run": {"task": "toy", "policy": "ppo", "epochs": 3, "seed": INT_MAX,
+                                          "episodes": 2, "compare_baseline": False},
+                                  "policy": {"checkpoint": str(checkpoint), "sample": True}})
+    summary = execute_run(resolve_run(config, catalog), catalog, create_run_dir(tmp_path / "act"))
+    assert summary["policy"] == "ppo" and "training" not in summary
+
+
 def test_resuming_a_finished_training_run_is_refused_and_changes_nothing(catalog, tmp_path):
     run = tmp_path / "run"
     _train(catalog, run, rounds=1)

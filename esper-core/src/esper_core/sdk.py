@@ -70,6 +70,8 @@ _LAZY: dict[str, tuple[str, str]] = {
                     "what an episode hands its controller after each epoch"),
     "episode_seed": ("esper_core.setup.tasks:episode_seed",
                      "the task seed of (run seed, environment, episode); held-out seeds are odd"),
+    "generator_seed": ("esper_core.setup.seeding:generator_seed",
+                       "a torch generator seed for (run seed, epoch or episode), in torch's range for any run seed"),
     "build_task": ("esper_core.setup.tasks:build_task", "the run's task, built for one seed"),
     "prepare_task": ("esper_core.setup.tasks:prepare_task",
                      "device, first task and slot names of a resolved run"),
@@ -257,6 +259,7 @@ __all__ = [
     "episode_seed",
     "first_difference",
     "format_table",
+    "generator_seed",
     "hookimpl",
     "int_at_least",
     "lazy",
@@ -346,6 +349,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.presentation.table import format_table
     from esper_core.setup.policies import make_policy
     from esper_core.setup.resolve import ResolvedRun, resolve_run
+    from esper_core.setup.seeding import generator_seed
     from esper_core.setup.tasks import build_task, episode_seed, prepare_task
     from esper_core.storage.outputs import check_output, check_outside_runs, check_sink_path
     from esper_core.storage.policy_checkpoint import (

@@ -11,6 +11,7 @@ from esper_core.contracts.protocols import PolicyContext
 from esper_core.contracts.reports import EpochReport
 from esper_core.errors import ConfigError
 from esper_core.options import is_bool, number_in, parse_options
+from esper_core.sdk import generator_seed
 from esper_policies import checkpoint
 from esper_policies.encoding import ObservationBuilder, encode_masks, to_decisions
 from esper_policies.iql.extraction import q_filtered_action
@@ -88,7 +89,7 @@ class CheckpointPolicy:
     def reset(self, *, episode: int) -> None:
         self._builder.reset()
         self._state = self.network.initial_state(1)
-        self._generator = torch.Generator().manual_seed(self.seed * 100_003 + episode)
+        self._generator = torch.Generator().manual_seed(generator_seed(self.seed, episode))
 
     @torch.no_grad()
     def decide(self, *, report: EpochReport, mask: ActionMask) -> Decision:

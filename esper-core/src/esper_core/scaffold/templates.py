@@ -326,6 +326,7 @@ from torch import Tensor, nn
 
 from esper_core.contracts.protocols import InjectionPoint
 from esper_core.options import as_int, parse_options
+from esper_core.sdk import generator_seed
 
 SIZE = 8
 CLASS_NAMES = ("horizontal", "vertical")
@@ -399,8 +400,9 @@ class ${Stem}Task:
             yield images[index], labels[index]
 
     def train_batches(self, *, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        # A fresh order each epoch, fixed by the seed, so reruns see the same batches.
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        # A fresh order each epoch, fixed by the seed, so reruns see the same batches (generator_seed
+        # keeps any run seed, up to 2**63 - 1, within the range torch takes).
+        generator = torch.Generator().manual_seed(generator_seed(self.seed, epoch))
         order = torch.randperm(len(self.train[1]), generator=generator).to(self.device)
         return self._batches(self.train, order)
 

@@ -32,6 +32,27 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+#: torch takes generator seeds in ``[0, 2**64)`` (it reads a negative one modulo 2**64, and refuses
+#: anything outside ``[-2**63, 2**64)`` with "Overflow when unpacking long long").
+GENERATOR_SEED_MODULUS = 2**64
+
+#: How far apart :func:`generator_seed` puts the streams of neighbouring run seeds: odd (so multiplying by
+#: it is a bijection modulo 2**64) and larger than any epoch or episode count used in practice.
+STREAM_STRIDE = 100_003
+
+
+def generator_seed(seed: int, stream: int) -> int:
+    """The generator seed of stream ``stream`` (an epoch, an episode) under run seed ``seed``.
+
+    ``seed * 100_003 + stream``, reduced modulo 2**64 so that every accepted run seed (up to
+    2**63 - 1) gives a seed ``torch.Generator().manual_seed`` takes. Below 2**64 the number is
+    unchanged (seeded results stay as they were); above it, distinct run seeds still get distinct
+    generators for each stream, since the stride is odd. Use it wherever a generator is seeded from
+    a run seed plus an offset, instead of writing the formula out.
+    """
+    return (seed * STREAM_STRIDE + stream) % GENERATOR_SEED_MODULUS
+
+
 class RngStream:
     """A private random stream: Python, NumPy and torch generator states kept apart from others.
 

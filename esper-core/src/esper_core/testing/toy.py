@@ -20,6 +20,7 @@ from esper_core.contracts.settings import GateThresholds, LifecycleSettings, Top
 from esper_core.contracts.specs import BlueprintSpec, TaskSpec
 from esper_core.markers import hookimpl
 from esper_core.options import as_int, parse_options
+from esper_core.sdk import generator_seed
 
 TOPOLOGY = "toy"
 TOY_DEFAULTS = TopologyDefaults(
@@ -114,7 +115,7 @@ class ToyTask:
             yield x[idx], y[idx]
 
     def train_batches(self, *, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed(generator_seed(self.seed, epoch))
         return self._batches(self.train, torch.randperm(len(self.train[1]), generator=g).to(self.device))
 
     def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:

@@ -19,7 +19,7 @@ import attrs
 
 from esper_core.config import RunConfig
 from esper_core.errors import ConfigError
-from esper_core.options import check_count
+from esper_core.options import InvalidValue, check_count, name_list
 from esper_core.paired import paired_difference
 from esper_core.plugins.registry import Catalog
 from esper_core.setup.policies import make_policy
@@ -33,19 +33,39 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _comparison_policies(against: Sequence[str], *, trained: str) -> tuple[str, ...]:
+    """``against``, refused if it names a policy twice (its episodes would be run and reported
+    twice) or names the checkpoint's own policy: that one is always evaluated, first, acting from
+    the checkpoint, and a second policy of that name would need a checkpoint of its own (compare two
+    checkpoints by evaluating each against the same baselines and seed)."""
+    shown = ",".join(str(name) for name in against)
+    try:
+        names = name_list(list(against), noun="policy name", allow_empty=True, unique=True)
+    except InvalidValue as exc:
+        tail = f", got {exc.got}" if exc.got else ""
+        raise ConfigError(f"--against {shown!r} is invalid; expected {exc.expected}{tail}") from None
+    if trained in names:
+        raise ConfigError(f"--against {shown!r} names {trained!r}, the policy the checkpoint holds: it is always "
+                          "evaluated, first, from --policy-checkpoint; leave it out of --against (to compare two "
+                          f"{trained} checkpoints, evaluate each against the same policies and --seed)")
+    return names
+
+
 def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, against: Sequence[str],
                         seed: int | None = None, epochs: int | None = None,
                         device: str | None = None, policy_options: Mapping[str, Any] | None = None,
                         on_progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """Run the checkpoint's policy (acting with ``policy_options``) and each of ``against`` for
     ``episodes`` held-out episodes; ``on_progress(done, total, note)`` hears of every finished
-    episode (and once before the first)."""
+    episode (and once before the first). ``against`` may not name a policy twice, nor the
+    checkpoint's own policy (always evaluated, first)."""
     check_count(episodes, flag="--episodes")
     policy_options = dict(policy_options or {})
     if "checkpoint" in policy_options:
         raise ConfigError("--policy-option checkpoint: the checkpoint is --policy-checkpoint's argument")
     data = load_policy_checkpoint(checkpoint)
     trained = data["policy"]
+    against = _comparison_policies(against, trained=trained)
     for name in against:
         catalog.policies.get(name)  # unknown names fail before any training starts
     config = RunConfig.from_dict(data["run_config"])
@@ -60,7 +80,7 @@ def evaluate_checkpoint(catalog: Catalog, checkpoint: Path, *, episodes: int, ag
     device, _, slot_names = prepare_task(resolved)
     seeds = [episode_seed(resolved.config.seed, env=0, episode=k, held_out=True) for k in range(episodes)]
     rows: list[dict[str, Any]] = []
-    names = (trained, *[a for a in against if a != trained])
+    names = (trained, *against)
     report = on_progress or (lambda done, total, note: None)
     report(0, len(names) * episodes, "")
     for name in names:

@@ -27,7 +27,7 @@ from esper_policies import checkpoint
 from esper_policies.encoding import ObservationBuilder
 from esper_policies.iql.config import IQLConfig
 from esper_policies.iql.update import IQLLearner, TwinQ
-from esper_policies.offline.dataset import Batch, EpisodeDataset, check_distinct_datasets, require_dataset
+from esper_policies.offline.dataset import Batch, EpisodeDataset, open_datasets, require_dataset
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
@@ -108,14 +108,12 @@ class IQLTrainer:
         if "dataset" not in options:
             require_dataset(None)
         self.config = parse_options(IQLConfig, options, owner="policy 'iql'")
-        check_distinct_datasets(self.config.dataset, option="--dataset")
-        self.datasets = [EpisodeDataset(path) for path in self.config.dataset]
-        run_config = context.resolved.to_toml_dict()
-        for dataset in self.datasets:
-            dataset.check(blueprint_keys=context.policy.blueprint_keys, slot_names=context.policy.slot_names)
-            dataset.warn_if_masked_differently(run_config)
-            if not len(dataset):
-                raise ConfigError(f"episode dataset {str(dataset.path)!r} has no complete episodes yet")
+        ctx = context.policy
+        # The same checks as PPO's --bc-dataset: action space, observation schema and size, task.
+        self.datasets = open_datasets(self.config.dataset, option="--dataset", blueprint_keys=ctx.blueprint_keys,
+                                      slot_names=ctx.slot_names, task=context.resolved.task.name,
+                                      obs_size=ObservationBuilder(1, ctx.n_slots).size,
+                                      run_config=context.resolved.to_toml_dict())
 
     @classmethod
     def from_context(cls, *, context: PolicyTrainingContext) -> IQLTrainer:

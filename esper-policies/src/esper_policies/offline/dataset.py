@@ -30,8 +30,10 @@ import structlog
 import torch
 from attrs import frozen
 
+from esper_core.contracts.decisions import Op
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
+from esper_core.options import INT_MAX, MAX_EPOCHS
 from esper_core.sdk import (
     DATASET_FILE,
     EPISODES_DIR,
@@ -52,7 +54,11 @@ FORMAT_VERSION = 1
 #: dataset.json is a few KiB; anything far larger is not one this code wrote.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 _METADATA_FIELDS: dict[str, type] = {"observation_version": int, "observation_size": int, "slot_names": list,
-                                     "blueprint_catalog": list}
+                                     "blueprint_catalog": list, "task": str, "topology": str, "policy": str,
+                                     "seed": int, "epochs": int}
+#: The range of each integer field (the seeds and epochs ``esper collect`` accepts).
+_METADATA_RANGES: dict[str, tuple[int, int]] = {"observation_version": (1, INT_MAX), "observation_size": (1, INT_MAX),
+                                                "seed": (0, INT_MAX), "epochs": (1, MAX_EPOCHS)}
 _TENSORS = ("obs", "next_obs", "mask_ops", "mask_slots", "mask_blueprints", "actions", "rewards", "terminated",
             "truncated")
 
@@ -99,10 +105,7 @@ class EpisodeDataset:
         if self.metadata.get("format_version") != FORMAT_VERSION:
             raise DataError(f"episode dataset {str(self.path)!r} has format version "
                             f"{self.metadata.get('format_version')!r}; this Esper reads version {FORMAT_VERSION}")
-        try:
-            check_header(self.metadata, _METADATA_FIELDS, where=f"episode dataset metadata {str(meta_path)!r}")
-        except ConfigError as exc:
-            raise DataError(str(exc)) from None
+        _check_metadata(self.metadata, where=f"episode dataset metadata {str(meta_path)!r}")
 
     @staticmethod
     def create(path: Path, metadata: Mapping[str, Any]) -> EpisodeDataset:
@@ -195,6 +198,23 @@ class EpisodeDataset:
                             terminated=chunk["terminated"][idx])
 
 
+def _check_metadata(metadata: Mapping[str, Any], *, where: str) -> None:
+    """Refuse metadata whose fields are missing, mistyped or out of range (a hand-edited or crafted
+    dataset.json), naming the field: a dataset is refused when opened, not trained on."""
+    try:
+        check_header(metadata, _METADATA_FIELDS, where=where)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+    for key, (low, high) in _METADATA_RANGES.items():
+        if not low <= metadata[key] <= high:
+            upper = "2**63 - 1" if high == INT_MAX else high
+            raise DataError(f"{where} is damaged: header field {key!r} is {metadata[key]}, "
+                            f"not an integer from {low} to {upper}")
+    for key, kind in _METADATA_FIELDS.items():
+        if kind is str and not metadata[key].strip():
+            raise DataError(f"{where} is damaged: header field {key!r} is empty")
+
+
 def _shard_problem(data: Mapping[str, torch.Tensor], *, n_slots: int, n_blueprints: int) -> str | None:
     """What makes a shard unusable for training (shapes, dtypes, action indices out of range,
     non-finite observations or rewards), or None: checked here, not found as an indexing
@@ -219,7 +239,18 @@ def _shard_problem(data: Mapping[str, torch.Tensor], *, n_slots: int, n_blueprin
         values = actions[:, column]
         if steps and (int(values.min()) < 0 or int(values.max()) >= max(bound, 1)):
             return f"an action's {name} index is outside 0..{bound - 1}"
+    masks = MaskBatch(data["mask_ops"], data["mask_slots"], data["mask_blueprints"])
+    if steps and not bool(_allowed(actions, masks).all()):
+        return "it records an action its mask forbids, so it is not a recording of a policy acting within the mask"
     return None
+
+
+def _allowed(actions: torch.Tensor, masks: MaskBatch) -> torch.Tensor:
+    rows = torch.arange(actions.shape[0])
+    op, slot, bp = actions[:, 0], actions[:, 1], actions[:, 2]
+    slot_ok = torch.where(op == Op.WAIT, True, masks.slots[rows, op, slot])
+    bp_ok = torch.where(op == Op.GERMINATE, masks.blueprints[rows, bp], True)
+    return masks.ops[rows, op] & slot_ok & bp_ok
 
 
 def check_distinct_datasets(paths: Sequence[str], *, option: str) -> None:
@@ -239,3 +270,35 @@ def require_dataset(path: Path | str | None) -> EpisodeDataset:
     if path is None:
         raise ConfigError("offline training needs a dataset: --dataset DIR (record one with `esper collect`)")
     return EpisodeDataset(path)
+
+
+def open_datasets(paths: Sequence[str], *, option: str, blueprint_keys: Sequence[str], slot_names: Sequence[str],
+                  task: str, obs_size: int, run_config: Mapping[str, Any]) -> list[EpisodeDataset]:
+    """The datasets ``option`` names (``--dataset`` for IQL, ``--bc-dataset`` for PPO's behaviour
+    cloning), each checked against the run before anything is trained or written: one directory
+    named twice, a folder that is no dataset, another action space or observation schema, another
+    task, another observation size and a dataset without complete episodes are refused, naming the
+    option and the path. ``run_config`` is the run's configuration as tables
+    (``ResolvedRunView.to_toml_dict()``); a dataset recorded under another ``[kasmina] mask_by_gates``
+    is named in a warning."""
+    check_distinct_datasets(paths, option=option)
+    opened: list[EpisodeDataset] = []
+    for path in paths:
+        where = f"{option} {str(path)!r}"
+        try:
+            dataset = EpisodeDataset(path)
+            dataset.check(blueprint_keys=blueprint_keys, slot_names=slot_names)
+        except (ConfigError, DataError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        meta = dataset.metadata
+        if meta["task"] != task:
+            raise ConfigError(f"{where} was recorded on task {meta['task']!r}; this run trains on {task!r} "
+                              "(learning from decisions made on another task's training curves)")
+        if meta["observation_size"] != obs_size:
+            raise ConfigError(f"{where} holds observations of size {meta['observation_size']}; the policy's "
+                              f"network here takes {obs_size} (another observation layout)")
+        if not len(dataset):
+            raise ConfigError(f"{where} has no complete episodes yet")
+        dataset.warn_if_masked_differently(run_config)
+        opened.append(dataset)
+    return opened

@@ -50,7 +50,7 @@ from torch import Tensor
 from esper_core.contracts.decisions import Op
 from esper_core.errors import ConfigError, DataError
 from esper_policies.encoding import MaskBatch
-from esper_policies.offline.dataset import EpisodeDataset, check_distinct_datasets
+from esper_policies.offline.dataset import open_datasets
 from esper_policies.ppo.config import ACTION_FACTORS
 from esper_policies.ppo.network import ActorCritic, joint_log_prob
 from esper_policies.ppo.normalize import EPSILON, ReturnScaler, RunningMeanStd
@@ -85,53 +85,24 @@ def load_datasets(paths: Sequence[str], *, blueprint_keys: Sequence[str], slot_n
     them were recorded with the run's reward weights. ``run_config`` is the run's configuration
     as tables (``ResolvedRunView.to_toml_dict()``); a dataset recorded under another
     ``[kasmina] mask_by_gates`` is named in a warning."""
-    check_distinct_datasets(paths, option="--bc-dataset")
     episodes: list[dict[str, Any]] = []
     same_rewards = True
-    for path in paths:
-        where = f"--bc-dataset {path!r}"
-        try:
-            dataset = EpisodeDataset(path)
-        except DataError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        try:
-            dataset.check(blueprint_keys=blueprint_keys, slot_names=slot_names)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+    datasets = open_datasets(paths, option="--bc-dataset", blueprint_keys=blueprint_keys, slot_names=slot_names,
+                             task=task, obs_size=obs_size, run_config=run_config)
+    for path, dataset in zip(paths, datasets, strict=True):
         meta = dataset.metadata
-        if meta.get("task") != task:
-            raise ConfigError(f"{where} was recorded on task {meta.get('task')!r}; this run trains on {task!r} "
-                              "(cloning decisions made on another task's training curves)")
-        if meta["observation_size"] != obs_size:
-            raise ConfigError(f"{where} holds observations of size {meta['observation_size']}; PPO's network "
-                              f"here takes {obs_size} (another observation layout)")
-        if not len(dataset):
-            raise ConfigError(f"{where} has no complete episodes yet")
         recorded = meta.get("run_config", {}).get("rewards") if isinstance(meta.get("run_config"), dict) else None
         same_rewards = same_rewards and recorded == dict(run_config.get("rewards", {}))
-        dataset.warn_if_masked_differently(run_config)
         for shard in dataset.shards:
             try:
-                data = dataset.read_episode(shard)
+                data = dataset.read_episode(shard)  # refuses a shard with an action its mask forbids
             except DataError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-            if not bool(_allowed(data["actions"], MaskBatch(data["mask_ops"], data["mask_slots"],
-                                                            data["mask_blueprints"])).all()):
-                raise ConfigError(f"{where}: episode shard {str(shard)!r} records an action its mask forbids; "
-                                  "it is not a recording of a policy acting within the mask")
+                raise ConfigError(f"--bc-dataset {path!r}: {exc}") from None
             episodes.append(data)
     if len(episodes) < 2:
         raise ConfigError(f"--bc-dataset holds {len(episodes)} complete episode; behaviour cloning needs at "
                           "least 2 (some are held out to measure agreement)")
     return episodes, same_rewards
-
-
-def _allowed(actions: Tensor, masks: MaskBatch) -> Tensor:
-    rows = torch.arange(actions.shape[0])
-    op, slot, bp = actions[:, 0], actions[:, 1], actions[:, 2]
-    slot_ok = torch.where(op == Op.WAIT, True, masks.slots[rows, op, slot])
-    bp_ok = torch.where(op == Op.GERMINATE, masks.blueprints[rows, bp], True)
-    return masks.ops[rows, op] & slot_ok & bp_ok
 
 
 def pad(episodes: Sequence[Mapping[str, Tensor]]) -> Episodes:
