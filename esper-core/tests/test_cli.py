@@ -116,6 +116,26 @@ def test_learned_policy_options_are_checked_before_anything_runs(tmp_path):
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
+def test_a_value_that_would_be_dropped_silently_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "r"
+    ppo = ["run", "--task", "micro", "--epochs", "1", "--policy", "ppo", "--rounds", "1", "--envs", "1",
+           "--out", str(out)]
+    cases = [
+        (["run", "--task", "micro", "--data", "a.npz", "--task-option", "path=b.npz", "--out", str(out)],
+         "--data and --task-option path=... both set 'path'; give one"),
+        ([*ppo, "--policy-option", "rounds=3"], "--rounds and --policy-option rounds=... both set 'rounds'"),
+        (["run", "--task", "micro", "--task-option", "batch_size=2", "--task-option", "batch_size=3"],
+         "--task-option 'batch_size' is given twice ('batch_size=2' and 'batch_size=3'); give it once"),
+        ([*ppo, "--episodes", "7"], "--episodes does not apply when training policy 'ppo'"),
+        ([*ppo, "--compare-baseline"], "--compare-baseline does not apply when training policy 'ppo'"),
+    ]
+    for args, message in cases:
+        result = run_esper(args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_special_files_are_refused_by_name_not_read_or_waited_on(tmp_path):
     import os
 

@@ -116,6 +116,22 @@ def test_task_options_from_the_command_line(tmp_path):
     assert config.task_options == {"train_size": 64, "val_size": 16}
 
 
+def test_a_key_given_twice_on_the_command_line_is_refused_not_overwritten():
+    from esper_core.config import parse_key_values
+
+    with pytest.raises(ConfigError, match=r"^--policy-option 'lr' is given twice \('lr=0.1' and ' lr=0.2'\); "
+                                          r"give it once$"):
+        parse_key_values(["lr=0.1", "hidden=8", " lr=0.2"], flag="--policy-option")
+
+
+def test_a_bad_value_in_the_config_file_is_refused_even_where_a_flag_overrides_it(tmp_path):
+    path = write(tmp_path, '[run]\nepochs = "abc"\n')
+    with pytest.raises(ConfigError, match=r"^\[run\] epochs = 'abc' is invalid; expected an integer"):
+        RunConfig.from_sources(path, {"epochs": 2})
+    good = write(tmp_path, "[run]\nepochs = 3\n")
+    assert RunConfig.from_sources(good, {"epochs": 2}).epochs == 2
+
+
 @pytest.mark.parametrize(("table", "key", "value", "message"), [
     ("gates", "g5_min_contribution", [1, 2],
      "[gates] g5_min_contribution = [1, 2] is invalid; expected a finite number, got a list"),

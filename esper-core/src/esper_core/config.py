@@ -148,6 +148,9 @@ class RunConfig:
         """Read ``path`` (if given), then apply the non-None ``overrides`` of ``[run]`` keys,
         ``task_options`` over its ``[task]`` table and ``policy_options`` over ``[policy]``."""
         data = dict(read_toml(path)) if path is not None else {}
+        if path is not None and overrides:
+            # The file on its own first: a bad value in it is refused even where a flag overrides it.
+            cls.from_dict(data)
         if task_options:
             data["task"] = {**_table(data, "task"), **task_options}
         if policy_options:
@@ -316,11 +319,15 @@ def parse_key_values(pairs: tuple[str, ...] | list[str], *, flag: str = "--task-
     """``KEY=VALUE`` strings (from ``flag``) to a dict; values are read as TOML, falling back to
     plain strings."""
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"{flag} {pair!r} is invalid; expected KEY=VALUE")
+        if key in given:  # the last would win silently
+            raise ConfigError(f"{flag} {key!r} is given twice ({given[key]!r} and {pair!r}); give it once")
+        given[key] = pair
         try:
             out[key] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:

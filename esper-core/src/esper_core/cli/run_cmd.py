@@ -100,21 +100,24 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     """Run episodes: train a host for E epochs while the controller grows it."""
     from esper_core.presentation.run_report import format_summary
     from esper_core.setup.resolve import resolve_run
+    from esper_core.setup.training_options import declared_training_options
     from esper_core.storage.rundir import create_run_dir, default_run_dir, first_missing, own_run_dir
     from esper_core.tolaria.interrupts import RunInterrupted
     from esper_core.tolaria.job import execute_run
 
     task_options = parse_key_values(task_option)
-    for key, value in (("path", data_path), ("data_dir", data_dir), ("download", download)):
-        if value is not None:
-            task_options[key] = value
+    for key, flag, value in (("path", "--data", data_path), ("data_dir", "--data-dir", data_dir),
+                             ("download", "--download", download)):
+        _set_by_flag(task_options, key, value, flag=flag, option="--task-option")
     policy_options = parse_key_values(policy_option, flag="--policy-option")
+    declared = declared_training_options(state.catalog) if any(k.startswith(_TRAINING_FLAG) for k in options) else {}
     for key in [k for k in options if k.startswith(_TRAINING_FLAG)]:
-        flag_value = options.pop(key)
-        if flag_value is not None:
-            policy_options[key.removeprefix(_TRAINING_FLAG)] = flag_value
+        name = key.removeprefix(_TRAINING_FLAG)
+        _set_by_flag(policy_options, name, options.pop(key), flag=declared[name].option.flag,
+                     option="--policy-option")
     if policy_checkpoint is not None:
-        policy_options["checkpoint"] = str(policy_checkpoint)
+        _set_by_flag(policy_options, "checkpoint", str(policy_checkpoint), flag="--policy-checkpoint",
+                     option="--policy-option")
         if options.get("policy") is None:
             from esper_core.storage.policy_checkpoint import load_policy_checkpoint
 
@@ -124,6 +127,8 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     config = RunConfig.from_sources(config_path, options, task_options=task_options,
                                     policy_options=policy_options)
     resolved = resolve_run(config, state.catalog)
+    if resolved.policy.learned and "checkpoint" not in config.policy_options:
+        _refuse_unused_when_training(options, resolved.policy.name)
     from esper_core.tolaria.distributed_run import launch_rank
 
     rank = launch_rank()  # torchrun: only rank 0 writes the run directory
@@ -154,6 +159,27 @@ def run_command(state: AppState, config_path: Path | None, as_json: bool, data_p
     else:
         click.echo(format_summary(summary))
         click.echo(f"\nrun directory: {run_dir}")
+
+
+def _refuse_unused_when_training(options: dict[str, object], policy: str) -> None:
+    """Refuse the flags a training run of a learned policy does not use: it trains --rounds ×
+    --envs episodes of its own, and compares with other policies in ``esper evaluate``."""
+    if options.get("episodes") is not None:
+        raise ConfigError(f"--episodes does not apply when training policy {policy!r}: it trains --rounds × "
+                          "--envs episodes; set those (or run a trained policy with --policy-checkpoint)")
+    if options.get("compare_baseline"):
+        raise ConfigError(f"--compare-baseline does not apply when training policy {policy!r}: compare the "
+                          "trained policy with the baseline in `esper evaluate --policy-checkpoint RUN/policy.pt`")
+
+
+def _set_by_flag(table: dict[str, object], key: str, value: object, *, flag: str, option: str) -> None:
+    """``table[key] = value`` for a flag that was given (not None), refusing one that ``option``
+    (``--task-option``/``--policy-option``) set too: one of the two would be dropped silently."""
+    if value is None:
+        return
+    if key in table:
+        raise ConfigError(f"{flag} and {option} {key}=... both set {key!r}; give one")
+    table[key] = value
 
 
 def _resume_config(resume_dir: Path, config_path: Path | None, options: dict[str, object]) -> Path:
