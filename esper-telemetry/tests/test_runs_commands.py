@@ -167,6 +167,20 @@ def test_run_directory_with_only_a_summary(tmp_path, run_dir):
     assert _row(result.output, "      0  r0")[-2:] == ["+0.70", "+2.60"]
 
 
+@pytest.mark.parametrize("damaged", ["summary.json", "events.jsonl"])
+def test_an_integer_too_large_for_any_field_is_named_with_its_file(run_dir, damaged):
+    path = run_dir / damaged
+    if damaged == "summary.json":
+        summary = json.loads(path.read_text())
+        path.write_text(json.dumps({**summary, "host_params": 2**63}))
+    else:
+        path.write_text(path.read_text().replace('"epoch": 1,', '"epoch": 99999999999999999999999,', 1))
+    result = invoke("show", str(run_dir))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"cannot read run {run_dir}: {str(path)!r} holds an integer too large for any field of a run" \
+        in result.output
+
+
 def test_runs_directory_merges_run_dirs_and_shared_database(tmp_path, run_dir_factory,
                                                             run_factory):
     root = tmp_path / "runs"

@@ -174,11 +174,20 @@ def load_run_dir(path: Path) -> RunSource:
     connection = sqlite3.connect(":memory:")
     database = RunDatabase(connection)
     database.create_schema()
+    # SQLite holds integers of 64 bits: a larger one is no value a run writes (a damaged file)
     if events.is_file():
-        database.apply_all(iter_event_records(events))
+        try:
+            database.apply_all(iter_event_records(events))
+        except OverflowError:
+            raise EsperError(f"cannot read run {path}: {str(events)!r} holds an integer too large for any "
+                             "field of a run (the file is damaged)") from None
     if summary is not None:
         run_id = str(summary.get("run_id") or path.name)
-        database.apply_summary(run_id, summary)
+        try:
+            database.apply_summary(run_id, summary)
+        except OverflowError:
+            raise EsperError(f"cannot read run {path}: {str(path / SUMMARY_FILE)!r} holds an integer too large "
+                             "for any field of a run (the file is damaged)") from None
     connection.commit()
     return RunSource(str(path), connection)
 
