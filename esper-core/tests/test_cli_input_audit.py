@@ -273,6 +273,14 @@ def test_a_list_option_with_a_blank_item_or_no_item_names_the_option(tmp_path, v
                          rf"[a-z ]+ names( \('' for none\))?, got {got}", result.output), result.output
 
 
+def test_discover_refuses_a_task_named_twice(tmp_path):
+    result = CliRunner().invoke(build_cli(PluginSettings(autoload=False)),
+                                ["discover", "--tasks", "xor,xor", "--out", str(tmp_path / "lib.json")])
+    assert result.exit_code == 2 and not (tmp_path / "lib.json").exists()
+    assert "--tasks 'xor,xor' is invalid; expected distinct task names, got 'xor' twice (items 1 and 2)" \
+        in result.output
+
+
 def test_evaluate_against_nothing_is_a_choice_not_an_error(tmp_path):
     # The benchmarks evaluate a second variant alone on episodes the behaviour policies already ran.
     result = CliRunner().invoke(build_cli(PluginSettings(autoload=False)),

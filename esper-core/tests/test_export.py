@@ -154,6 +154,11 @@ def test_export_errors(catalog, fossil_run, tmp_path):
     (unfinished / "model.pt").write_bytes(b"not a model")
     with pytest.raises(Exception, match="model.pt' cannot be read: it is not a file torch.save writes"):
         export_model(unfinished, catalog, fmt="torchscript")
+    # a finished run whose model was removed since: resuming would refuse, so that is not the hint
+    (unfinished / "model.pt").unlink()
+    (unfinished / "summary.json").write_text((fossil_run / "summary.json").read_text())
+    with pytest.raises(ConfigError, match=r"finished, but its model.pt is missing \(moved or deleted\); restore"):
+        export_model(unfinished, catalog, fmt="torchscript")
 
 
 def test_cli_export_of_a_missing_run_is_a_clear_error(tmp_path):

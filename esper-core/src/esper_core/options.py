@@ -319,11 +319,13 @@ def name_list(value: Any, *, noun: str = "name", allow_empty: bool = False,
     return tuple(items)
 
 
-def option_names(text: str, *, option: str, noun: str, allow_empty: bool = False) -> tuple[str, ...]:
-    """A command-line option's comma-separated names (:func:`name_list`); a bad list is a
-    :class:`ConfigError` naming ``option`` (``--against ',' is invalid; expected ...``)."""
+def option_names(text: str, *, option: str, noun: str, allow_empty: bool = False,
+                 unique: bool = False) -> tuple[str, ...]:
+    """A command-line option's comma-separated names (:func:`name_list`; ``unique``: a name given
+    twice is refused); a bad list is a :class:`ConfigError` naming ``option`` (``--against ','
+    is invalid; expected ...``)."""
     try:
-        return name_list(text, noun=noun, allow_empty=allow_empty)
+        return name_list(text, noun=noun, allow_empty=allow_empty, unique=unique)
     except InvalidValue as exc:
         tail = f", got {exc.got}" if exc.got else ""
         raise ConfigError(f"{option} {text!r} is invalid; expected {exc.expected}{tail}") from None

@@ -62,7 +62,7 @@ def discover_command(state: AppState, generator: str, budget: int, batch_size: i
                      generator_option: tuple[str, ...], threads: int, out: Path, force: bool,
                      as_json: bool) -> None:
     """Search for blueprints with the Crucible; print best and mean fitness per step."""
-    requested = None if tasks is None else option_names(tasks, option="--tasks", noun="task name")
+    requested = None if tasks is None else option_names(tasks, option="--tasks", noun="task name", unique=True)
     from esper_core.storage.outputs import check_output
 
     check_output(out, force=force)  # before the search, not after it

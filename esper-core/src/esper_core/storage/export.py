@@ -52,7 +52,7 @@ from esper_core.plugins.registry import Catalog
 from esper_core.setup.resolve import resolve_run
 from esper_core.setup.tasks import build_model, build_task
 from esper_core.storage.run_checkpoint import rebuild_architecture
-from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE, refuse_run_files
+from esper_core.storage.rundir import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, refuse_run_files
 
 logger = structlog.get_logger(__name__)
 
@@ -114,6 +114,9 @@ def load_run_model(run_dir: Path, catalog: Catalog) -> tuple[MorphogeneticModel,
     config = RunConfig.from_sources(config_path, {"device": "cpu"})
     if not model_path.is_file():
         _refuse_policy_training_run(run_dir, config, catalog)
+        if (run_dir / SUMMARY_FILE).is_file():  # finished, and its model removed since: resume would refuse
+            raise ConfigError(f"run {str(run_dir)!r} finished, but its {MODEL_FILE} is missing (moved or "
+                              "deleted); restore the file to export the model")
         raise ConfigError(f"run {str(run_dir)!r} has no {MODEL_FILE} yet: it has not finished "
                           "(continue it with esper run --resume)")
     try:
