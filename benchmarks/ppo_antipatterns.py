@@ -4,6 +4,7 @@ the action space and compare the share of germinations that pick one early and l
     python benchmarks/ppo_antipatterns.py [--seeds 0,1,2] [--rounds 30] [--envs 2] [--task micro]
         [--reward-preset sparse] [--param-budget N] [--bc-collect 12 --policy-option bc_heads=op,slot]
         [--evaluate 20 [--sampled]] [--jobs 2] [--policy-option workers=true] [--work DIR]
+        [--good conv_light,conv_small,...]
         [--out docs/antipatterns_learning.md]
 
 On ``shapes`` pass ``--policy-option workers=true``: without it a run's environments take their
@@ -90,7 +91,7 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     (``bc``, continued where an earlier invocation left it), the training run (``run``, reused
     when an earlier invocation finished it) and the evaluations (``eval-greedy-N.json``,
     ``eval-sampled-N.json``, likewise)."""
-    blueprints = ",".join(GOOD + BAD)
+    blueprints = ",".join(args.good + BAD)
     base.mkdir(parents=True, exist_ok=True)
     config = base / "reward.toml"
     settings = {"reward_preset": args.reward_preset, "param_budget": args.param_budget}
@@ -158,6 +159,10 @@ def window_result(bad: int, total: int, expected: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--good", type=lambda v: tuple(v.split(",")), default=GOOD,
+                        help="the good blueprints offered beside the ten anti-patterns (default: micro's five; on "
+                             "shapes the task's catalog, conv_light,attention,norm,depthwise,bottleneck,conv_small,"
+                             "conv_heavy, is what the PPO goal runs offer)")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--envs", type=int, default=2)
     parser.add_argument("--window", type=int, default=5)
@@ -220,9 +225,9 @@ def main() -> None:
     result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
         "reward_preset": args.reward_preset, "param_budget": args.param_budget, "policy_options": args.policy_option,
-        "bc_collect": args.bc_collect,
+        "bc_collect": args.bc_collect, "good": list(args.good),
         "wall_minutes": round(wall / 60, 1),
-        "uniform_share": round(len(BAD) / (len(BAD) + len(GOOD)), 3),
+        "uniform_share": round(len(BAD) / (len(BAD) + len(args.good)), 3),
         "per_seed": per_seed,
         "pooled": {name: window_result(*counts) for name, counts in totals.items()},
     }
@@ -244,7 +249,7 @@ def render(result: dict, argv: list[str]) -> str:
         + f", {result['rounds']} rounds × {result['envs']} environments per seed, PPO lr "
         + " ".join([str(result["lr"]), *result["policy_options"]])
         + (f", after cloning {result['bc_collect']} heuristic episodes" if result.get("bc_collect") else "")
-        + f"; {len(GOOD)} good and {len(BAD)} anti-pattern blueprints "
+        + f"; {len(result['good'])} good blueprints ({', '.join(result['good'])}) and {len(BAD)} anti-patterns "
         f"in the action space (uniform share {result['uniform_share']}); {result['wall_minutes']} min on this machine. "
         "Shares are of the germinations sampled during training. Chance is what a uniform choice among the "
         "blueprints the action mask offered at the same germinations would have picked"
