@@ -26,7 +26,7 @@ from esper_core.contracts.stages import (
 )
 from esper_core.errors import ConfigError, InvalidTransitionError
 from esper_core.kasmina.slot import SEEDED_STAGES
-from esper_core.options import INT_MAX, MAX_EPISODES
+from esper_core.options import INT_MAX, MAX_EPISODES, MAX_EPOCHS
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.setup.tasks import build_model, build_task
@@ -198,9 +198,9 @@ def test_valid_configs_round_trip_through_toml(tmp_path, run, training, task):
 
 INT_KEYS = ["epochs", "episodes", "seed", "max_seeds", "threads", "checkpoint_keep"]
 MINIMUM = {"epochs": 1, "episodes": 1, "seed": 0, "max_seeds": 1, "threads": 0, "checkpoint_keep": 1}
-#: torch takes 64-bit integers; a huge thread count crashes it; a mistyped episode count would run
-#: until killed
-MAXIMUM = {**dict.fromkeys(INT_KEYS, INT_MAX), "threads": MAX_THREADS, "episodes": MAX_EPISODES}
+#: torch takes 64-bit integers; a huge thread count crashes it; a mistyped episode or epoch count
+#: would run until killed
+MAXIMUM = {**dict.fromkeys(INT_KEYS, INT_MAX), "threads": MAX_THREADS, "episodes": MAX_EPISODES, "epochs": MAX_EPOCHS}
 
 
 @settings(max_examples=200)
