@@ -19,7 +19,7 @@ import attrs
 
 from esper_core.config import RunConfig
 from esper_core.errors import ConfigError
-from esper_core.options import InvalidValue, check_count, name_list
+from esper_core.options import check_count, option_names
 from esper_core.paired import paired_difference
 from esper_core.plugins.registry import Catalog
 from esper_core.setup.policies import make_policy
@@ -38,12 +38,8 @@ def _comparison_policies(against: Sequence[str], *, trained: str) -> tuple[str, 
     twice) or names the checkpoint's own policy: that one is always evaluated, first, acting from
     the checkpoint, and a second policy of that name would need a checkpoint of its own (compare two
     checkpoints by evaluating each against the same baselines and seed)."""
-    shown = ",".join(str(name) for name in against)
-    try:
-        names = name_list(list(against), noun="policy name", allow_empty=True, unique=True)
-    except InvalidValue as exc:
-        tail = f", got {exc.got}" if exc.got else ""
-        raise ConfigError(f"--against {shown!r} is invalid; expected {exc.expected}{tail}") from None
+    shown = ",".join(str(name) for name in against)  # policy names hold no comma
+    names = option_names(shown, option="--against", noun="policy name", allow_empty=True, unique=True)
     if trained in names:
         raise ConfigError(f"--against {shown!r} names {trained!r}, the policy the checkpoint holds: it is always "
                           "evaluated, first, from --policy-checkpoint; leave it out of --against (to compare two "
