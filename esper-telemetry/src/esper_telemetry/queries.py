@@ -166,7 +166,7 @@ def load_run_dir(path: Path) -> RunSource:
     else:
         summary, problem = summary_and_problem(path)
         if problem is not None:  # the run's one record is there, but unusable: say which and why
-            raise EsperError(f"cannot read run {path}: {str(path / SUMMARY_FILE)!r} {problem}, and it has "
+            raise EsperError(f"cannot read run {path}: {str(path / SUMMARY_FILE)!r}: {problem}, and the run has "
                              f"no {DATABASE_FILE} or {EVENTS_FILE}")
         if summary is None:
             raise EsperError(f"{path} is not a run directory: it has none of {DATABASE_FILE}, "
