@@ -66,12 +66,18 @@ def invalid_message(owner: str, key: str, value: Any, expected: str, got: str | 
     return f"{subject(owner, key)} = {shown(value)} is invalid; expected {expected}{tail}"
 
 
-def unknown_message(owner: str, key: Any, allowed: Iterable[str], noun: str = "option") -> str:
-    """``<owner>: unknown option '<key>' (did you mean '<close>'?); allowed options: <all>``."""
+def unknown_message(owner: str, key: Any, allowed: Iterable[str], noun: str = "option", *,
+                    elsewhere: bool = False) -> str:
+    """``<owner>: unknown option '<key>' (did you mean '<close>'?); allowed options: <all>``.
+
+    With ``elsewhere``, the key is a real option that this owner does not use (``data_dir`` on a
+    task whose data is generated): the message says so rather than suggest a look-alike name."""
     names = sorted(allowed)
+    listed = ", ".join(names) if names else "none"
+    if elsewhere:
+        return f"{owner}: {noun} {key!r} does not apply here; allowed {noun}s: {listed}"
     close = difflib.get_close_matches(str(key), names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    listed = ", ".join(names) if names else "none"
     return f"{owner}: unknown {noun} {key!r}{hint}; allowed {noun}s: {listed}"
 
 
@@ -372,7 +378,7 @@ def parse_options(cls: type[T], given: Mapping[str, Any] | None, *, owner: str,
     names = set(fields) if allowed is None else set(allowed)
     for key in given:
         if key not in names:
-            raise ConfigError(unknown_message(owner, key, names, noun))
+            raise ConfigError(unknown_message(owner, key, names, noun, elsewhere=key in fields))
     # A field with neither a converter nor a validator (a plain ``bool``) would otherwise take
     # any value, and "yes" would be true; the others check their own input, in their own words.
     _check_types(cls, {k: v for k, v in given.items()
