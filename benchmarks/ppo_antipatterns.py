@@ -35,7 +35,10 @@ heuristic (``esper evaluate``): its anti-pattern share there, and its test accur
 the heuristic's; with ``--sampled`` as well, the same policy sampling its actions there
 (``sample=true``), which is the trained policy's own distribution without the updates of the
 last rounds mixed in. With ``--work``, a seed whose training run finished in an earlier invocation is
-reused (its history read from the run's summary), and so is its evaluation.
+reused (its history read from the run's summary), and so is its evaluation; a run that finished
+fewer rounds than ``--rounds`` is resumed and trains on to ``--rounds`` (``esper run --resume DIR
+--rounds N``), so 60 rounds can follow a 30-round invocation without repeating its first 30, and its
+training minutes are those of every process that trained it.
 """
 
 from __future__ import annotations
@@ -89,16 +92,28 @@ def train(seed: int, args: argparse.Namespace) -> dict[str, Any]:
 def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """:func:`train` with its files under ``base``: the reward settings, the cloned episodes
     (``bc``, continued where an earlier invocation left it), the training run (``run``, reused
-    when an earlier invocation finished it) and the evaluations (``eval-greedy-N.json``,
-    ``eval-sampled-N.json``, likewise)."""
+    when an earlier invocation finished it, trained on when it finished fewer rounds; the minutes
+    of its processes in ``training-minutes.json``) and the evaluations
+    (``eval-greedy-N-after-R.json``, ``eval-sampled-N-after-R.json``, likewise)."""
     blueprints = ",".join(args.good + BAD)
     base.mkdir(parents=True, exist_ok=True)
     config = base / "reward.toml"
     settings = {"reward_preset": args.reward_preset, "param_budget": args.param_budget}
-    config.write_text(dump_toml({"run": {k: v for k, v in settings.items() if v is not None}}))
+    table: dict[str, Any] = {"run": {k: v for k, v in settings.items() if v is not None}}
+    if args.reward_weight:
+        table["rewards"] = dict(args.reward_weight)
+    config.write_text(dump_toml(table))
     run = base / "run"
     reused = (run / "summary.json").is_file()
-    if not reused:
+    # Minutes of each training process of this run: a resumed run's summary times only its own.
+    segments_file = base / "training-minutes.json"
+    if reused and len(read_summary(run)["history"]) < args.rounds:
+        # A finished run of fewer rounds trains on to --rounds (a resume may raise `rounds`).
+        segments = json.loads(segments_file.read_text()) if segments_file.is_file() else [minutes(run)]
+        esper("run", "--resume", str(run), "--rounds", str(args.rounds), "--json")
+        segments_file.write_text(json.dumps([*segments, minutes(run)]))
+        reused = False
+    elif not reused:
         clone: tuple[str, ...] = ()
         if args.bc_collect:
             esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
@@ -109,22 +124,32 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
               "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
               "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
               *(f"--policy-option={o}" for o in args.policy_option), "--out", str(run), "--json")
-    summary = json.loads((run / "summary.json").read_text())
-    history = summary["history"]
+    history = read_summary(run)["history"]
     if len(history) != args.rounds:
         raise SystemExit(f"{run} has {len(history)} rounds, not --rounds {args.rounds}")
     events = list(read_events(run / "events.jsonl"))
     result = {"history": history, "by_slot": germinations_by_slot(events, args.envs, len(history), window=args.window),
-              "train_minutes": round(summary["wall_seconds"] / 60, 1), "reused": reused}
+              "train_minutes": round(sum(json.loads(segments_file.read_text())) if segments_file.is_file()
+                                     else minutes(run), 1), "reused": reused}
     if args.evaluate:
+        name = f"{args.evaluate}-after-{args.rounds}"
         # One evaluation process (jobs 1) per seed: its episodes are evaluation seed EVAL_SEED's.
-        greedy = evaluate(base, f"greedy-{args.evaluate}", run / "policy.pt", "heuristic", args.evaluate, 1, EVAL_SEED)
+        greedy = evaluate(base, f"greedy-{name}", run / "policy.pt", "heuristic", args.evaluate, 1, EVAL_SEED)
         result["evaluation"] = held_out(greedy)
         if args.sampled:
-            sampled = evaluate(base, f"sampled-{args.evaluate}", run / "policy.pt", "noop", args.evaluate, 1,
+            sampled = evaluate(base, f"sampled-{name}", run / "policy.pt", "noop", args.evaluate, 1,
                                EVAL_SEED, ("sample=true",))
             result["sampled_evaluation"] = germinated(sampled["policies"][0])
     return result
+
+
+def read_summary(run: Path) -> dict[str, Any]:
+    return json.loads((run / "summary.json").read_text())
+
+
+def minutes(run: Path) -> float:
+    """The minutes the run's last training process took (its summary's ``wall_seconds``)."""
+    return read_summary(run)["wall_seconds"] / 60
 
 
 def germinated(policy: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +181,13 @@ def window_result(bad: int, total: int, expected: float) -> dict:
     return {"antipattern": bad, "germinations": total, "share": share(bad, total), "chance": share(expected, total)}
 
 
+def reward_weight(text: str) -> tuple[str, float]:
+    term, sep, weight = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TERM=WEIGHT")
+    return term.strip(), float(weight)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2")
@@ -169,6 +201,10 @@ def main() -> None:
     parser.add_argument("--task", default="micro")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--reward-preset", default="shaped")
+    parser.add_argument("--reward-weight", action="append", default=[], metavar="TERM=WEIGHT", type=reward_weight,
+                        help="a reward term's weight on top of --reward-preset's (the run's [rewards] table), e.g. "
+                             "action_cost=0.1, the shaped preset's: germinating then costs as much as a point of "
+                             "final accuracy under sparse")
     parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--bc-collect", type=int, default=0,
                         help="heuristic episodes recorded per seed and cloned before training (0: none)")
@@ -184,7 +220,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="training runs side by side")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep each seed's files in WORK/seedN (default: a temporary directory); the "
-                             "cloned episodes are continued, the training run must not exist yet")
+                             "cloned episodes are continued, a finished training run is reused or trained on")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -224,7 +260,8 @@ def main() -> None:
         }
     result = {
         "task": args.task, "rounds": args.rounds, "envs": args.envs, "window": args.window, "lr": args.lr,
-        "reward_preset": args.reward_preset, "param_budget": args.param_budget, "policy_options": args.policy_option,
+        "reward_preset": args.reward_preset, "reward_weights": dict(args.reward_weight),
+        "param_budget": args.param_budget, "policy_options": args.policy_option,
         "bc_collect": args.bc_collect, "good": list(args.good),
         "wall_minutes": round(wall / 60, 1),
         "uniform_share": round(len(BAD) / (len(BAD) + len(args.good)), 3),
@@ -245,6 +282,7 @@ def render(result: dict, argv: list[str]) -> str:
         f"Written by `.venv/bin/python benchmarks/ppo_antipatterns.py {shlex.join(argv)}` "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): task `{result['task']}`, reward preset "
         f"`{result['reward_preset']}`"
+        + "".join(f" with {term} weighted {weight}" for term, weight in result.get("reward_weights", {}).items())
         + (f", a budget of {budget} seed parameters per episode" if budget is not None else "")
         + f", {result['rounds']} rounds × {result['envs']} environments per seed, PPO lr "
         + " ".join([str(result["lr"]), *result["policy_options"]])
