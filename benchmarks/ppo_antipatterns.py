@@ -104,16 +104,18 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         table["rewards"] = dict(args.reward_weight)
     config.write_text(dump_toml(table))
     run = base / "run"
-    reused = (run / "summary.json").is_file()
+    summary = read_summary(run) if (run / "summary.json").is_file() else None
+    reused = summary is not None
     # Minutes of each training process of this run: a resumed run's summary times only its own.
     segments_file = base / "training-minutes.json"
-    if reused and len(read_summary(run)["history"]) < args.rounds:
+    if summary is not None and len(summary["history"]) < args.rounds:
         # A finished run of fewer rounds trains on to --rounds (a resume may raise `rounds`).
-        segments = json.loads(segments_file.read_text()) if segments_file.is_file() else [minutes(run)]
+        segments = json.loads(segments_file.read_text()) if segments_file.is_file() else [minutes(summary)]
         esper("run", "--resume", str(run), "--rounds", str(args.rounds), "--json")
-        segments_file.write_text(json.dumps([*segments, minutes(run)]))
+        summary = read_summary(run)
+        segments_file.write_text(json.dumps([*segments, minutes(summary)]))
         reused = False
-    elif not reused:
+    elif summary is None:
         clone: tuple[str, ...] = ()
         if args.bc_collect:
             esper("collect", "--policy", "heuristic", "--episodes", str(args.bc_collect), "--task", args.task,
@@ -124,13 +126,14 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
               "--envs", str(args.envs), "--blueprints", blueprints, "--config", str(config),
               "--no-compare-baseline", "--policy-option", f"lr={args.lr}", *clone,
               *(f"--policy-option={o}" for o in args.policy_option), "--out", str(run), "--json")
-    history = read_summary(run)["history"]
+        summary = read_summary(run)
+    history = summary["history"]
     if len(history) != args.rounds:
         raise SystemExit(f"{run} has {len(history)} rounds, not --rounds {args.rounds}")
     events = list(read_events(run / "events.jsonl"))
     result = {"history": history, "by_slot": germinations_by_slot(events, args.envs, len(history), window=args.window),
               "train_minutes": round(sum(json.loads(segments_file.read_text())) if segments_file.is_file()
-                                     else minutes(run), 1), "reused": reused}
+                                     else minutes(summary), 1), "reused": reused}
     if args.evaluate:
         name = f"{args.evaluate}-after-{args.rounds}"
         # One evaluation process (jobs 1) per seed: its episodes are evaluation seed EVAL_SEED's.
@@ -147,9 +150,9 @@ def read_summary(run: Path) -> dict[str, Any]:
     return json.loads((run / "summary.json").read_text())
 
 
-def minutes(run: Path) -> float:
+def minutes(summary: dict[str, Any]) -> float:
     """The minutes the run's last training process took (its summary's ``wall_seconds``)."""
-    return read_summary(run)["wall_seconds"] / 60
+    return summary["wall_seconds"] / 60
 
 
 def germinated(policy: dict[str, Any]) -> dict[str, Any]:
