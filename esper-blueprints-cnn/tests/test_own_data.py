@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from esper_blueprints_cnn.tasks import memory
 from esper_blueprints_cnn.tasks.own_data import make_arrays_task, make_imagefolder_task
 from esper_core.errors import ConfigError, DataError
 from esper_core.testing.distributions import run_esper
@@ -217,6 +218,28 @@ def test_an_array_file_that_is_not_one_is_named_as_such(tmp_path: Path, content:
                 ".pt": r"is not a readable tensor file \(it is (empty|not a file torch\.save writes)\)"}[suffix]
     with pytest.raises(DataError, match=expected):
         make_arrays_task(seed=0, device="cpu", options={"path": str(path)})
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def test_an_image_folder_beyond_memory_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_pngs(tmp_path, "train", 4)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    with pytest.raises(ConfigError, match=rf"^image folder {tmp_path / 'train'}: its 12 images at 512×512 "
+                                          r"pixels need about 18\.0 MiB .*; lower image_size$"):
+        make_imagefolder_task(seed=0, device="cpu", options={"path": str(tmp_path), "image_size": 512, **SMALL})
+
+
+def test_a_compressed_array_file_beyond_memory_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "zeros.npz"
+    np.savez_compressed(path, x=np.zeros((64, 3, 64, 64), np.uint8), y=np.zeros(64, np.int64))
+    assert path.stat().st_size < 64 * 3 * 64 * 64 // 20  # compressed far below its arrays
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    with pytest.raises(DataError, match=rf"^array file {path}: its arrays, decompressed, need about 1\.5 MiB"):
+        make_arrays_task(seed=0, device="cpu", options={"path": str(path), **SMALL})
 
 
 # --- through the CLI -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
+from esper_blueprints_cnn.tasks.memory import require_memory
 from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError, DataError
 from esper_core.options import parse_options
@@ -79,6 +80,10 @@ def read_image_split(root: Path, size: int) -> tuple[list[str], torch.Tensor, to
         raise DataError(f"image folder {root}: {exc}") from None
     if len(folder.samples) == 0:
         raise DataError(f"image folder {root} holds no images")
+    # Decoded images are held once as a list and once stacked.
+    count = len(folder.samples)
+    require_memory(f"image folder {root}", what=f"its {count} images at {size}×{size} pixels",
+                   needed=2 * count * size * size * 3, remedy="lower image_size")
     images = np.stack([_read_image(p, size) for p, _ in folder.samples])
     labels = torch.as_tensor([label for _, label in folder.samples], dtype=torch.int64)
     return list(folder.classes), torch.from_numpy(images), labels
@@ -131,6 +136,7 @@ def _read_array_file(path: Path) -> dict[str, torch.Tensor]:
             raise DataError(f"array file {path} cannot be opened: {exc.strerror or exc}") from None
         if start != b"PK\x03\x04":
             raise DataError(f"array file {path} is not an .npz archive (the zip file np.savez writes)")
+        _require_npz_memory(path)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 return {key: torch.from_numpy(np.array(npz[key])) for key in npz.files}
@@ -153,6 +159,19 @@ def _read_array_file(path: Path) -> dict[str, torch.Tensor]:
                             f"(x_train, y_train, ...), got {type(loaded).__name__}")
         return dict(loaded)
     raise ConfigError(f"array file {path} must end in .npz or .pt, got {suffix or 'no suffix'!r}")
+
+
+def _require_npz_memory(path: Path) -> None:
+    """Refuse an .npz whose arrays, decompressed, cannot fit in memory (a compressed archive can
+    be far smaller than its arrays). Sizes come from the zip directory, before any array is
+    read; each array is held twice at the peak (``np.array`` copies the loaded one)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"array file {path} is not a readable .npz ({exc})") from None
+    require_memory(f"array file {path}", what="its arrays, decompressed,", needed=2 * unpacked,
+                   remedy="use a smaller file", error=DataError)
 
 
 def _check_keys(path: Path, keys: set[str]) -> list[tuple[str, str, str]]:

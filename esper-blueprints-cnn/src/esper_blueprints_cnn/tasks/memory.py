@@ -1,0 +1,74 @@
+"""Refusing an in-memory dataset that this machine cannot hold, before allocating it.
+
+Image tasks keep every image in memory as uint8. A size option far beyond the machine (say
+``train_size=2000000000``) would otherwise render for an hour and then be killed by the
+kernel's out-of-memory killer, which leaves no message and a run directory with nothing in it.
+The check compares an estimate of the bytes with what the operating system reports as available
+now (and, in a container, what its cgroup still allows), and refuses with the option to lower.
+It only refuses what cannot fit; a dataset that fits but leaves too little for training is not
+guessed at.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from esper_core.errors import ConfigError, EsperError
+
+_MEMINFO = Path("/proc/meminfo")
+_CGROUP = Path("/sys/fs/cgroup")
+
+
+def available_memory() -> int | None:
+    """Bytes this process could still allocate without swapping, or ``None`` where the
+    platform does not say (the check is then skipped): the smallest of Linux's
+    ``MemAvailable``, the cgroup v2 limit less its usage, and ``SC_AVPHYS_PAGES`` elsewhere."""
+    limits = [b for b in (_meminfo_available(), _cgroup_headroom()) if b is not None]
+    if not limits:
+        try:
+            limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+    return min(limits)
+
+
+def _meminfo_available(meminfo: Path = _MEMINFO) -> int | None:
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # the kernel reports kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_headroom(root: Path = _CGROUP) -> int | None:
+    try:
+        limit = (root / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(0, int(limit) - int((root / "memory.current").read_text().strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest binary unit that keeps the number ≥ 1 (``3.2 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def require_memory(owner: str, *, what: str, needed: int, remedy: str,
+                   error: type[EsperError] = ConfigError, available: int | None = None) -> None:
+    """Raise ``error`` when ``needed`` bytes exceed the memory available
+    (:func:`available_memory` unless ``available`` is given). The message reads
+    "``owner``: ``what`` need about X of memory, more than the Y this machine has available;
+    ``remedy``"."""
+    free = available_memory() if available is None else available
+    if free is not None and needed > free:
+        raise error(f"{owner}: {what} need about {format_bytes(needed)} of memory, more than "
+                          f"the {format_bytes(free)} this machine has available; {remedy}")
