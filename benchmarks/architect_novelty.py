@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from discovery_to_growth import HERE, discover
+from work_folder import claim_work
 
 #: name → (cache label, generator options). Every variant names its temperature: these ran when
 #: the default was 1.0, and the winner (1.5) is the default now.
@@ -47,7 +48,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "results" / "architect_novelty")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
+    claim_work(args.work, {"budget": args.budget, "batch_size": args.batch_size})
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(name, seed) for seed in seeds for name in VARIANTS]
     with ThreadPoolExecutor(max_workers=args.workers) as pool:

@@ -36,6 +36,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from work_folder import claim_work
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOC = ROOT / "docs" / "discovery.md"
@@ -391,7 +393,8 @@ def main() -> None:
     if args.render:
         DOC.write_text(render(json.loads(DATA.read_text())))
         return
-    args.work.mkdir(parents=True, exist_ok=True)
+    # The novel library pools every seed's searches, so the seeds and generators are settings too.
+    claim_work(args.work, {k: getattr(args, k) for k in ("budget", "batch_size", "epochs", "seeds", "generators")})
     seeds = [int(s) for s in args.seeds.split(",")]
     generators = args.generators.split(",")
     pairs = [(g, s) for s in seeds for g in generators]

@@ -26,6 +26,7 @@ from typing import Any
 
 from learned_controllers import evaluate, mean_sd, parallel, shown_arguments, timed
 from report import format_t, publish
+from work_folder import claim_work
 
 from esper_core.paired import paired_difference
 
@@ -74,7 +75,8 @@ def main() -> None:
     missing = [d for d in args.datasets.split(",") if not (Path(d) / "dataset.json").is_file()]
     if missing:
         raise SystemExit(f"--datasets: not an `esper collect` directory: {', '.join(missing)}")
-    args.work.mkdir(parents=True, exist_ok=True)
+    # Variants train in folders of their own; what every one of them shares must not change.
+    claim_work(args.work, {"datasets": args.datasets, "task": args.task, "seed": args.seed})
     timings_file = args.work / "timings.json"
     timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
 

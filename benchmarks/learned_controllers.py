@@ -21,7 +21,9 @@ or cloned from the heuristic and then improved) and IQL (from a mixed heuristic 
 under the same reward and budget as the learner.
 
 Everything goes through the CLI a user runs. ``--work`` keeps each finished step, so an
-interrupted study resumes where it stopped; the markdown written to ``--out`` is the output.
+interrupted study resumes where it stopped, and records the settings that made them: another
+invocation on the same folder with other settings is refused. The markdown written to ``--out``
+is the output.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from report import format_t, publish
+from work_folder import claim_work
 
 from esper_core.config import dump_toml
 from esper_core.paired import paired_difference
@@ -89,8 +92,15 @@ def evaluate(work: Path, name: str, checkpoint: Path, against: str, episodes: in
     """``esper evaluate`` split over ``jobs`` evaluation seeds (``seed``, ``seed + 1``, …), pooled
     episode by episode; ``options`` are the trained policy's ``KEY=VALUE`` options as it acts."""
     cached = work / f"eval-{name}.json"
+    # What decides the episodes and who plays them: a kept evaluation is reused only under the same.
+    made_by = {"checkpoint": str(checkpoint), "against": against, "episodes": episodes, "jobs": jobs, "seed": seed,
+               "options": list(options)}
     if cached.exists():
-        return json.loads(cached.read_text())
+        kept = json.loads(cached.read_text())
+        if kept.get("made_by") != made_by:
+            raise SystemExit(f"{cached} was made by another evaluation ({kept.get('made_by')}, not {made_by}): "
+                             "give the same settings, or another work folder")
+        return kept
     halves = parallel([("evaluate", "--policy-checkpoint", str(checkpoint), "--episodes", str(n), "--against",
                         against, "--seed", str(seed + j), "--json", *(f"--policy-option={o}" for o in options))
                        for j, n in enumerate(split(episodes, jobs))], jobs)
@@ -116,7 +126,8 @@ def evaluate(work: Path, name: str, checkpoint: Path, against: str, episodes: in
     result = {"policies": rows, "held_out_seeds": [s for p in parts for s in p["held_out_seeds"]],
               "paired_test_accuracy": {r["policy"]: paired_difference(rows[0]["test_accuracies"], r["test_accuracies"])
                                        for r in rows[1:]},
-              "paired_return": {r["policy"]: paired_difference(rows[0]["returns"], r["returns"]) for r in rows[1:]}}
+              "paired_return": {r["policy"]: paired_difference(rows[0]["returns"], r["returns"]) for r in rows[1:]},
+              "made_by": made_by}
     cached.write_text(json.dumps(result, indent=1))
     return result
 
@@ -325,7 +336,9 @@ def main() -> None:
     unknown = set(variants) - {"bc", "scratch"}
     if unknown:
         parser.error(f"unknown --ppo variant(s): {', '.join(sorted(unknown))} (known: bc, scratch)")
-    args.work.mkdir(parents=True, exist_ok=True)
+    claim_work(args.work, {k: getattr(args, k) for k in (
+        "task", "collect", "rounds", "envs", "iql_steps", "seed", "reward_preset", "param_budget",
+        "policy_option")})
     timings_file = args.work / "timings.json"
     timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     if args.param_budget is not None and args.param_budget < 0:

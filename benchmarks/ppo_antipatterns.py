@@ -38,7 +38,9 @@ last rounds mixed in. With ``--work``, a seed whose training run finished in an 
 reused (its history read from the run's summary), and so is its evaluation; a run that finished
 fewer rounds than ``--rounds`` is resumed and trains on to ``--rounds`` (``esper run --resume DIR
 --rounds N``), so 60 rounds can follow a 30-round invocation without repeating its first 30, and its
-training minutes are those of every process that trained it.
+training minutes are those of every process that trained it. Each seed's folder records the
+settings its run was trained with, and a later invocation with other settings (``--rounds``
+aside) is refused rather than reported beside them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from learned_controllers import esper, evaluate, germinations_by_slot
+from work_folder import claim_work
 
 from esper_core.config import dump_toml
 from esper_core.telemetry.jsonl import read_events
@@ -96,7 +99,10 @@ def train_in(base: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     of its processes in ``training-minutes.json``) and the evaluations
     (``eval-greedy-N-after-R.json``, ``eval-sampled-N-after-R.json``, likewise)."""
     blueprints = ",".join(args.good + BAD)
-    base.mkdir(parents=True, exist_ok=True)
+    # --rounds may grow (the run is resumed); anything else would mix two recipes in one run.
+    claim_work(base, {"seed": seed, **{k: getattr(args, k) for k in (
+        "task", "good", "envs", "lr", "reward_preset", "reward_weight", "policy_option", "bc_collect",
+        "param_budget")}})
     config = base / "reward.toml"
     settings = {"reward_preset": args.reward_preset, "param_budget": args.param_budget}
     table: dict[str, Any] = {"run": {k: v for k, v in settings.items() if v is not None}}
