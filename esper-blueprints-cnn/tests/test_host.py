@@ -84,3 +84,14 @@ def test_config_validation(kwargs: dict, match: str) -> None:
 def test_config_accepts_command_line_widths() -> None:
     assert HostConfig(widths="4, 8").widths == (4, 8)
     assert HostConfig(widths=["4", 8]).widths == (4, 8)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"widths": (4, 8, 16)}, {"widths": (5,), "kernel_size": 5, "num_classes": 3},
+     {"widths": (3, 7, 2, 9), "pool": "none", "in_channels": 1}],
+)
+def test_parameter_count_is_the_built_hosts(kwargs: dict) -> None:
+    # The memory check prices a host from its config before building it.
+    config = HostConfig(**kwargs)
+    assert config.parameter_count == sum(p.numel() for p in CNNHost(config).parameters())

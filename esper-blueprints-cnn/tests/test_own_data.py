@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from esper_blueprints_cnn.tasks import memory
 from esper_blueprints_cnn.tasks.own_data import make_arrays_task, make_imagefolder_task
+from esper_core import memory
 from esper_core.errors import ConfigError, DataError
 from esper_core.testing.distributions import run_esper
 
@@ -229,7 +229,7 @@ def test_an_image_folder_beyond_memory_is_refused_before_decoding(
     write_pngs(tmp_path, "train", 4)
     monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
     with pytest.raises(ConfigError, match=rf"^image folder {tmp_path / 'train'}: its 12 images at 512×512 "
-                                          r"pixels need about 18\.0 MiB .*; lower image_size$"):
+                                          r"pixels would need about 18\.0 MiB .*; lower image_size$"):
         make_imagefolder_task(seed=0, device="cpu", options={"path": str(tmp_path), "image_size": 512, **SMALL})
 
 
@@ -238,7 +238,7 @@ def test_a_compressed_array_file_beyond_memory_is_refused(tmp_path: Path, monkey
     np.savez_compressed(path, x=np.zeros((64, 3, 64, 64), np.uint8), y=np.zeros(64, np.int64))
     assert path.stat().st_size < 64 * 3 * 64 * 64 // 20  # compressed far below its arrays
     monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
-    with pytest.raises(DataError, match=rf"^array file {path}: its arrays, decompressed, need about 1\.5 MiB"):
+    with pytest.raises(DataError, match=rf"^array file {path}: its arrays, decompressed, would need about 1\.5 MiB"):
         make_arrays_task(seed=0, device="cpu", options={"path": str(path), **SMALL})
 
 

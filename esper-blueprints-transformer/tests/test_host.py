@@ -98,3 +98,13 @@ def test_dropout_only_in_training() -> None:
 def test_config_validation(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         GPTConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"d_model": 32, "n_heads": 2, "n_layers": 3, "context": 17}, {"d_model": 8, "n_heads": 1, "vocab_size": 11}],
+)
+def test_parameter_count_is_the_built_hosts(kwargs: dict) -> None:
+    # The memory check prices a host from its config before building it (the tied head counts once).
+    config = GPTConfig(**kwargs)
+    assert config.parameter_count == sum(p.numel() for p in GPTHost(config).parameters())

@@ -289,3 +289,26 @@ def test_input_contract_is_byte_tokens(task: TextTask) -> None:
     x, _ = task.val_batches()[0]
     assert list(x.shape[1:]) == contract["input"]["shape"] and x.dtype == torch.int64
     assert "UTF-8 bytes" in contract["normalisation"]["from"]
+
+
+def test_a_host_or_text_beyond_memory_is_refused_naming_the_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esper_core import memory
+
+    options = {"chars": 4096, "d_model": 32, "n_heads": 2}
+    task = pytext_task(seed=0, device="cpu", options=options)
+    needed = 16 * task.host_config.parameter_count
+    monkeypatch.setattr(memory, "available_memory", lambda: needed - 1)
+    with pytest.raises(ConfigError, match=r"^task 'pytext': a host of d_model 32, 2 layers and context 64 "
+                                          r"\(\d[\d,]* parameters, trained with Adam\) would need about .*; "
+                                          r"lower d_model, n_layers or context$"):
+        task.build_host()
+    monkeypatch.setattr(memory, "available_memory", lambda: needed)
+    task.build_host()
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefgh" * 500)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
+    with pytest.raises(ConfigError, match=r"^task 'textfile': the 3,200 training bytes of .* would need about "
+                                          r"28\.1 KiB of memory, .*; give a smaller text or set chars$"):
+        textfile_task(seed=0, device="cpu", options={"path": str(text)})

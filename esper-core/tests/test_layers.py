@@ -18,7 +18,7 @@ ROOT = Path(esper_core.__file__).parent
 #: Bottom to top. A name is a top-level module or package of ``esper_core``.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "errors", "wording", "markers", "lazy", "files", "log_config", "config", "contracts",
-     "hookspecs", "blueprint_catalog", "options", "cache", "paired"),
+     "hookspecs", "blueprint_catalog", "options", "cache", "paired", "memory"),
     ("rewards", "telemetry", "scaffold"),
     ("builtin", "plugins"),
     ("kasmina", "discovery"),

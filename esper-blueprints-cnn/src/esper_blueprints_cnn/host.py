@@ -9,6 +9,7 @@ something to do.
 
 from __future__ import annotations
 
+import itertools
 from typing import cast
 
 import torch
@@ -37,6 +38,14 @@ class HostConfig:
     pool: str = field(default="max", validator=validators.in_(POOLS))
     num_classes: int = field(default=10, validator=[validators.instance_of(int), validators.ge(2)])
     in_channels: int = field(default=3, validator=[validators.instance_of(int), validators.ge(1)])
+
+    @property
+    def parameter_count(self) -> int:
+        """Parameters of the host this builds, counted without building it: each block's
+        convolution (no bias) and BatchNorm scale and shift, then the classifier's linear layer."""
+        chans = (self.in_channels, *self.widths)
+        blocks = sum(self.kernel_size**2 * c_in * c_out + 2 * c_out for c_in, c_out in itertools.pairwise(chans))
+        return blocks + self.widths[-1] * self.num_classes + self.num_classes
 
 
 def conv_block(c_in: int, c_out: int, *, kernel_size: int, pool: str) -> nn.Sequential:

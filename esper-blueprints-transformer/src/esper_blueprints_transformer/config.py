@@ -37,5 +37,14 @@ class GPTConfig:
             )
 
     @property
+    def parameter_count(self) -> int:
+        """Parameters of the host this builds, counted without building it: token and position
+        embeddings; per block two LayerNorms (2d each), attention's fused QKV and output
+        projection with biases (4d² + 4d) and the MLP's d → 4d → d with biases (8d² + 5d); the
+        final LayerNorm. The LM head's weight is the token embedding's, counted once."""
+        d = self.d_model
+        return (self.vocab_size + self.context) * d + self.n_layers * (12 * d * d + 13 * d) + 2 * d
+
+    @property
     def point_names(self) -> tuple[str, ...]:
         return tuple(f"layer{i + 1}" for i in range(self.n_layers // self.layers_per_point))

@@ -119,6 +119,12 @@ _LAZY: dict[str, tuple[str, str]] = {
                          "refuse, before opening it, an input that is missing, no regular file or too large"),
     "read_input_file": ("esper_core.files:read_input_file",
                         "the bytes of a small input file, checked as check_input_file and capped in size"),
+    "require_memory": ("esper_core.memory:require_memory",
+                       "refuse, before allocating, what needs more memory than this machine has available"),
+    "TRAINED_BYTES_PER_PARAMETER": ("esper_core.memory:TRAINED_BYTES_PER_PARAMETER",
+                                    "bytes a float32 parameter trained with Adam holds (weight, gradient, moments)"),
+    "available_memory": ("esper_core.memory:available_memory",
+                         "bytes this process could still allocate (None where the platform does not say)"),
     "RunDirLock": ("esper_core.storage.rundir:RunDirLock", "one writer per run or dataset folder"),
     "RunDirBusy": ("esper_core.storage.rundir:RunDirBusy", "raised when another process holds the lock"),
     "DATASET_FILE": ("esper_core.storage.rundir:DATASET_FILE",
@@ -195,6 +201,7 @@ __all__ = [
     "EPISODES_DIR",
     "MAX_TOKENS",
     "PUBLIC_MODULES",
+    "TRAINED_BYTES_PER_PARAMETER",
     "VOCABULARY",
     "AlphaScheduleFactory",
     "AppState",
@@ -244,6 +251,7 @@ __all__ = [
     "WorkerEnvironments",
     "adam",
     "atomic_file",
+    "available_memory",
     "build_catalog",
     "build_task",
     "check_compatible",
@@ -274,6 +282,7 @@ __all__ = [
     "positive_number",
     "prepare_task",
     "read_input_file",
+    "require_memory",
     "resolve_run",
     "save_policy_checkpoint",
     "sgd",
@@ -342,6 +351,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     )
     from esper_core.kasmina.optimizers import adam, sgd
     from esper_core.log_config import deferred_logger
+    from esper_core.memory import TRAINED_BYTES_PER_PARAMETER, available_memory, require_memory
     from esper_core.options import int_at_least, non_negative_number, one_of, positive_number
     from esper_core.plugins.manager import PluginSettings, load_plugins
     from esper_core.plugins.registry import Catalog, build_catalog

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from attrs import field, frozen
 
 from esper_blueprints_cnn.host import CNNHost, HostConfig
+from esper_core.sdk import TRAINED_BYTES_PER_PARAMETER, require_memory
 
 #: Zero padding of the random crop (pixels on each side).
 CROP_PADDING = 4
@@ -189,9 +190,13 @@ class ImageTask:
     def build_host(self) -> CNNHost:
         """A fresh host on the task's device, initialised from the task seed (without touching
         the global RNG), so a run and its no-seed baseline start from the same weights."""
+        cfg = self.host_config
+        require_memory(f"task {self.name!r}", what=f"a host of widths {','.join(map(str, cfg.widths))} "
+                       f"({cfg.parameter_count:,} parameters, trained with Adam)",
+                       needed=TRAINED_BYTES_PER_PARAMETER * cfg.parameter_count, remedy="lower widths")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(self.seed, 0x4057))
-            host = CNNHost(self.host_config)
+            host = CNNHost(cfg)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         # Module.to takes device and memory_format together; torch's overloads leave that out.
         return host.to(device=self.device, memory_format=fmt)  # type: ignore[call-overload]

@@ -32,11 +32,10 @@ import numpy as np
 import torch
 
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
-from esper_blueprints_cnn.tasks.memory import require_memory
 from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError, DataError
 from esper_core.options import parse_options
-from esper_core.sdk import UnreadableTorchFile, check_input_file, load_torch_file
+from esper_core.sdk import UnreadableTorchFile, check_input_file, load_torch_file, require_memory
 
 SPLITS = ("train", "val", "test")
 _COMMON_OPTIONS = {"path", "train_size", "epoch_size", "batch_size", "widths", "augment",

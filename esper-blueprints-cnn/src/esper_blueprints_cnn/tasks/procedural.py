@@ -35,10 +35,10 @@ from esper_blueprints_cnn.micro import (
     MICRO_WIDTHS,
 )
 from esper_blueprints_cnn.tasks.base import CROP_PADDING, ImageData, ImageTask, stream_seed
-from esper_blueprints_cnn.tasks.memory import require_memory
 from esper_blueprints_cnn.tasks.options import ImageTaskOptions
 from esper_core.errors import ConfigError
 from esper_core.options import parse_options
+from esper_core.sdk import require_memory
 
 logger = structlog.get_logger(__name__)
 

@@ -29,6 +29,7 @@ from esper_blueprints_transformer.tasks.options import (
     text_task_options,
 )
 from esper_core.errors import ConfigError, DataError
+from esper_core.sdk import TRAINED_BYTES_PER_PARAMETER, require_memory
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -65,6 +66,9 @@ class TextTask:
                 "more text or a smaller context)"
             )
         self.train_bytes, self.val_bytes, self.test_bytes = train, val, test
+        # The training bytes are held as int64 token ids (8 bytes each) beside a copy of the bytes.
+        require_memory(f"task {name!r}", what=f"the {len(train):,} training bytes of {source}", needed=9 * len(train),
+                       remedy="give a smaller text or set chars")
         self._train = torch.frombuffer(bytearray(train), dtype=torch.uint8).long().to(self.device)
         self._offsets = torch.arange(context + 1, device=self.device)
         self.steps_per_epoch = options.steps_per_epoch or max(
@@ -84,9 +88,14 @@ class TextTask:
     def build_host(self) -> GPTHost:
         # Initialise under the task seed without touching the caller's global RNG state, so the
         # baseline and every seeded run of an episode start from the same weights.
+        cfg = self.host_config
+        require_memory(f"task {self.name!r}", what=f"a host of d_model {cfg.d_model}, {cfg.n_layers} layers and "
+                       f"context {cfg.context} ({cfg.parameter_count:,} parameters, trained with Adam)",
+                       needed=TRAINED_BYTES_PER_PARAMETER * cfg.parameter_count,
+                       remedy="lower d_model, n_layers or context")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            host = GPTHost(self.host_config)
+            host = GPTHost(cfg)
         return host.to(self.device)
 
     def train_batches(self, *, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,12 +1,12 @@
-"""Refusing an in-memory dataset that this machine cannot hold, before allocating it.
+"""Refusing an allocation this machine cannot hold, before making it (torch-free).
 
-Image tasks keep every image in memory as uint8. A size option far beyond the machine (say
-``train_size=2000000000``) would otherwise render for an hour and then be killed by the
-kernel's out-of-memory killer, which leaves no message and a run directory with nothing in it.
-The check compares an estimate of the bytes with what the operating system reports as available
-now (and, in a container, what its cgroup still allows), and refuses with the option to lower.
-It only refuses what cannot fit; a dataset that fits but leaves too little for training is not
-guessed at.
+Tasks keep their datasets in memory and build hosts whose size comes from options. A size far
+beyond the machine (say ``train_size=2000000000``) would otherwise run for an hour and then be
+killed by the kernel's out-of-memory killer, which leaves no message and a run directory with
+nothing in it. :func:`require_memory` compares an estimate of the bytes with what the operating
+system reports as available now (and, in a container, what its cgroup still allows), and
+refuses with the option to lower. It only refuses what cannot fit; what fits but leaves too
+little for the rest of the run is not guessed at.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ import os
 from pathlib import Path
 
 from esper_core.errors import ConfigError, EsperError
+
+#: Bytes a float32 parameter trained with Adam holds: the weight, its gradient and the two
+#: moment estimates (activations come on top).
+TRAINED_BYTES_PER_PARAMETER = 16
 
 _MEMINFO = Path("/proc/meminfo")
 _CGROUP = Path("/sys/fs/cgroup")
@@ -66,9 +70,9 @@ def require_memory(owner: str, *, what: str, needed: int, remedy: str,
                    error: type[EsperError] = ConfigError, available: int | None = None) -> None:
     """Raise ``error`` when ``needed`` bytes exceed the memory available
     (:func:`available_memory` unless ``available`` is given). The message reads
-    "``owner``: ``what`` need about X of memory, more than the Y this machine has available;
+    "``owner``: ``what`` would need about X of memory, more than the Y this machine has available;
     ``remedy``"."""
     free = available_memory() if available is None else available
     if free is not None and needed > free:
-        raise error(f"{owner}: {what} need about {format_bytes(needed)} of memory, more than "
+        raise error(f"{owner}: {what} would need about {format_bytes(needed)} of memory, more than "
                           f"the {format_bytes(free)} this machine has available; {remedy}")
