@@ -151,12 +151,17 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--plans", default=";".join(DEFAULT_PLANS))
     parser.add_argument("--preset", default="shaped", help="reward preset (shaped, sparse, minimal)")
+    parser.add_argument("--blueprints", default=None,
+                        help="comma-separated blueprints offered (default: the task's); anti-patterns named here "
+                             "can be planned, and the heuristic chooses among the same")
     parser.add_argument("--jobs", type=int, default=1, help="episodes run side by side (one thread each)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     plans = [p.strip() for p in args.plans.split(";") if p.strip()]
     run: dict[str, Any] = {"observers": None, "reward_preset": args.preset}
+    if args.blueprints:
+        run["blueprints"] = args.blueprints.split(",")
     check_plans(plans, resolve(task=args.task, policy="heuristic", seed=seeds[0], run=run))
     jobs = [(args.task, plan, seed, run) for plan in [None, *plans] for seed in seeds]
     start = time.perf_counter()
