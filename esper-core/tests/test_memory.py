@@ -51,6 +51,12 @@ def test_meminfo_and_cgroup_are_read(tmp_path: Path) -> None:
     assert memory._cgroup_headroom(tmp_path) == 600
     (tmp_path / "memory.current").write_text("4000\n")
     assert memory._cgroup_headroom(tmp_path) == 0
+    # Inactive page cache is reclaimable, so it does not count as used.
+    (tmp_path / "memory.current").write_text("900\n")
+    (tmp_path / "memory.stat").write_text("anon 400\ninactive_file 300\nactive_file 200\n")
+    assert memory._cgroup_headroom(tmp_path) == 400
+    (tmp_path / "memory.stat").write_text("not a breakdown\n")
+    assert memory._cgroup_headroom(tmp_path) == 100
 
 
 def test_available_memory_takes_the_tightest_limit(monkeypatch: pytest.MonkeyPatch) -> None:

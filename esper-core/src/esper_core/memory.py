@@ -48,13 +48,21 @@ def _meminfo_available(meminfo: Path = _MEMINFO) -> int | None:
 
 
 def _cgroup_headroom(root: Path = _CGROUP) -> int | None:
+    # memory.current counts the page cache too; its inactive part is reclaimed before the
+    # out-of-memory killer acts, so it is not counted as used.
     try:
         limit = (root / "memory.max").read_text().strip()
         if limit == "max":
             return None
-        return max(0, int(limit) - int((root / "memory.current").read_text().strip()))
+        used = int((root / "memory.current").read_text().strip())
     except (OSError, ValueError):
         return None
+    try:
+        stat = dict(line.split() for line in (root / "memory.stat").read_text().splitlines())
+        used -= int(stat.get("inactive_file", 0))
+    except (OSError, ValueError):
+        pass  # no breakdown: count all of it
+    return max(0, int(limit) - used)
 
 
 def format_bytes(n: float) -> str:
@@ -75,4 +83,4 @@ def require_memory(owner: str, *, what: str, needed: int, remedy: str,
     free = available_memory() if available is None else available
     if free is not None and needed > free:
         raise error(f"{owner}: {what} would need about {format_bytes(needed)} of memory, more than "
-                          f"the {format_bytes(free)} this machine has available; {remedy}")
+                    f"the {format_bytes(free)} this machine has available; {remedy}")
