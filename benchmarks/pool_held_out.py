@@ -66,14 +66,16 @@ def main() -> None:
     for a, b in pairs:
         lines += [f"## {a} − {b}", "", f"| training seed | {header} | pooled | episodes |",
                   "|---|" + "---|" * (header.count("|") + 3)]
-        pooled_means = []
+        pooled_means: list[float] = []
         for seed, files in loaded.items():
             per_set = [paired_difference(row(f, a, p)["returns"], row(f, b, p)["returns"])
                        for f, p in zip(files, paths[seed], strict=True)]
             xs = [v for f, p in zip(files, paths[seed], strict=True) for v in row(f, a, p)["returns"]]
             ys = [v for f, p in zip(files, paths[seed], strict=True) for v in row(f, b, p)["returns"]]
             pooled = paired_difference(xs, ys)
-            pooled_means.append(pooled["mean"])
+            mean = pooled["mean"]
+            assert mean is not None  # sixty episodes, never empty
+            pooled_means.append(float(mean))
             data.setdefault(f"{a} - {b}", {})[seed] = {"per_set": per_set, "pooled": pooled}
             lines.append(f"| {seed} | " + " | ".join(cell(d) for d in per_set)
                          + f" | **{cell(pooled)}** | {pooled['n']} |")
