@@ -1,9 +1,11 @@
 """Acting on IQL's critic among the actions its actor supports: discrete BCQ's rule.
 
-IQL fits its actor by advantage-weighted regression, ``exp(β·(Q − V))``-weighted cloning of the
-recorded actions. With the default β the weights stay near 1 (docs/learned_controllers.md: a
-mean of 0.98 to 1.0 on the default task), so the actor is close to a clone of the data's
-behaviour and the critic hardly decides anything: where the critic ranks an action above the
+IQL fits its actor by advantage-weighted regression: cloning of the recorded actions weighted by
+``1(Q − V > 0)`` (the default) or ``exp(β·(Q − V))``. Either way it stays close to the data: with
+β 3 the exponential weights stay near 1 (docs/learned_controllers.md: a mean of 0.98 to 1.0 on
+the default task), and with the indicator the actor still ends up fitting nearly every recorded
+action, so the actor is close to a clone of the data's behaviour and the critic hardly decides
+anything: where the critic ranks an action above the
 one the actor prefers, the actor still takes its own.
 
 Discrete BCQ (Fujimoto, Conti, Ghavamzadeh and Pineau 2019, "Benchmarking Batch Deep

@@ -10,9 +10,10 @@ Three losses per minibatch of recorded transitions ``(s, a, r, s', terminated)``
   networks; the target Q̄ follows Q by Polyak averaging, ``Q̄ ← (1 − ρ)·Q̄ + ρ·Q``.
 * **Policy by advantage-weighted regression**: ``L_π = −E[min(exp(β·(Q̄(s,a) − V(s))), w_max) ·
   log π(a | s)]``; ``log π`` is the masked, factored log-probability of the recorded action, so
-  the actor never puts probability on an action the mask forbade. With
-  ``advantage_weights = "binary"`` the weight is instead ``1(Q̄(s,a) − V(s) > 0)``, the
-  indicator of Critic Regularized Regression (Wang et al. 2020, arXiv:2006.15134): each step
+  the actor never puts probability on an action the mask forbade. That is
+  ``advantage_weights = "exponential"``; the default, ``"binary"``, weights by
+  ``1(Q̄(s,a) − V(s) > 0)`` instead, the indicator of Critic Regularized Regression
+  (Wang et al. 2020, arXiv:2006.15134): each step
   clones only the recorded actions the critic rates above V. Where every recorded state holds
   one action (the default task), those advantages are noise around zero and the actor still
   ends up fitting nearly every recorded action (docs/learned_controllers.md).
