@@ -68,11 +68,10 @@ def main() -> None:
                   "|---|" + "---|" * (header.count("|") + 3)]
         pooled_means: list[float] = []
         for seed, files in loaded.items():
-            per_set = [paired_difference(row(f, a, p)["returns"], row(f, b, p)["returns"])
+            returns = [(row(f, a, p)["returns"], row(f, b, p)["returns"])
                        for f, p in zip(files, paths[seed], strict=True)]
-            xs = [v for f, p in zip(files, paths[seed], strict=True) for v in row(f, a, p)["returns"]]
-            ys = [v for f, p in zip(files, paths[seed], strict=True) for v in row(f, b, p)["returns"]]
-            pooled = paired_difference(xs, ys)
+            per_set = [paired_difference(x, y) for x, y in returns]
+            pooled = paired_difference([v for x, _ in returns for v in x], [v for _, y in returns for v in y])
             mean = pooled["mean"]
             assert mean is not None  # sixty episodes, never empty
             pooled_means.append(float(mean))
