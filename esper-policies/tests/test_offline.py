@@ -111,6 +111,19 @@ def test_continuing_a_dataset_refuses_any_other_setting_and_changes_nothing(cata
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_continuing_a_dataset_with_options_given_their_defaults_continues_it(catalog, tmp_path):
+    from esper_core.testing.toy import ToyOptions
+    from esper_policies.heuristic_config import HeuristicConfig
+
+    out = tmp_path / "ds"
+    collect(_resolved(catalog, "heuristic"), catalog, out, episodes=1)
+    config = {"run": {"task": "toy", "policy": "heuristic", "epochs": 4}, "gates": {"g5_min_contribution": -100.0},
+              "task": {"train_size": ToyOptions().train_size},
+              "policy": {"confidence_z": HeuristicConfig().confidence_z}}
+    summary = collect(resolve_run(RunConfig.from_dict(config), catalog), catalog, out, episodes=2)
+    assert summary["episodes"] == 2 and summary["recorded_now"] == 1
+
+
 def test_continuing_a_dataset_may_ask_for_more_episodes_elsewhere_or_on_more_threads(catalog, tmp_path):
     out = tmp_path / "ds"
     collect(_resolved(catalog, "random"), catalog, out, episodes=1)

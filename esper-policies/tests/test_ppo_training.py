@@ -105,10 +105,13 @@ def test_truncated_episodes_and_option_errors(catalog, tmp_path):
     _train(catalog, tmp_path / "mlp", rounds=1)
     config = (tmp_path / "mlp" / "config.toml").read_bytes()
     refused = (r"the run continues under the configuration it started with, and this changes it "
-               r"\(\[policy\] trunk: not set in its config.toml, 'lstm' now\)")
+               r"\(\[policy\] trunk: 'mlp' in its config.toml, 'lstm' now\)")
     with pytest.raises(ConfigError, match=refused):
         _train(catalog, tmp_path / "mlp", resume=True, trunk="lstm")
     assert (tmp_path / "mlp" / "config.toml").read_bytes() == config
+    # Giving the default the run trained with changes nothing: what stops it is only that it finished.
+    with pytest.raises(ConfigError, match="that run already finished its 1 rounds"):
+        _train(catalog, tmp_path / "mlp", resume=True, rounds=1, trunk="mlp")
     # Without the run's config to compare with, the checkpoint's own record still refuses it.
     (tmp_path / "mlp" / "config.toml").unlink()
     with pytest.raises(ConfigError, match="differs from the options"):

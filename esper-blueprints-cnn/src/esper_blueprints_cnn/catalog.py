@@ -140,6 +140,7 @@ def task_specs() -> list[TaskSpec]:
             name="shapes",
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.procedural:make_shapes_task"),
+            read_options=lazy(f"{_PKG}.tasks.procedural:read_shapes_options"),
             description="procedural 32×32 shapes × textures, 10 classes (embedded, no download)",
             defaults=SHAPES_DEFAULTS,
             kasmina=CNN_DEFAULTS,
@@ -150,6 +151,7 @@ def task_specs() -> list[TaskSpec]:
             name="micro",
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.procedural:make_micro_task"),
+            read_options=lazy(f"{_PKG}.tasks.procedural:read_micro_options"),
             description=(
                 "tiny 16×16 shapes for developing controllers (PPO) in CI: ~0.1 s/epoch on one "
                 "CPU thread, a quick plateau and a short lifecycle"
@@ -161,6 +163,7 @@ def task_specs() -> list[TaskSpec]:
             name="cifar10",
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.cifar:make_cifar10_task"),
+            read_options=lazy(f"{_PKG}.tasks.cifar:read_cifar10_options"),
             description="CIFAR-10 via torchvision (download only with the download option)",
             defaults=CIFAR10_DEFAULTS,
             kasmina=CNN_DEFAULTS,
@@ -169,6 +172,7 @@ def task_specs() -> list[TaskSpec]:
             name="cifar100",
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.cifar:make_cifar100_task"),
+            read_options=lazy(f"{_PKG}.tasks.cifar:read_cifar100_options"),
             description="CIFAR-100 (fine labels) via torchvision (download only when asked)",
             defaults=CIFAR100_DEFAULTS,
             kasmina=CNN_DEFAULTS,
@@ -177,6 +181,7 @@ def task_specs() -> list[TaskSpec]:
             name="imagefolder",
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.own_data:make_imagefolder_task"),
+            read_options=lazy(f"{_PKG}.tasks.own_data:read_imagefolder_options"),
             description=(
                 "your own images: --data DIR with train/CLASS/* (optional val/, test/), "
                 "resized to image_size"
@@ -188,6 +193,7 @@ def task_specs() -> list[TaskSpec]:
             name="arrays",
             topology=TOPOLOGY,
             factory=lazy(f"{_PKG}.tasks.own_data:make_arrays_task"),
+            read_options=lazy(f"{_PKG}.tasks.own_data:read_arrays_options"),
             description=(
                 "your own N×C×H×W images: --data FILE.npz/.pt with x_train, y_train "
                 "(optional x_val/y_val, x_test/y_test) or x, y"

@@ -113,6 +113,8 @@ _LAZY: dict[str, tuple[str, str]] = {
                            "refuse an output inside a run or dataset directory the command does not read"),
     "check_sink_path": ("esper_core.storage.outputs:check_sink_path",
                         "refuse a sink file in another run, or one that exists unless the run resumes"),
+    "effective_config": ("esper_core.setup.effective_config:effective_config",
+                         "a run's config tables with each component's options read (defaults filled in)"),
     "first_difference": ("esper_core.storage.run_checkpoint:first_difference",
                          "the first key two recorded configurations differ in, in words (None: equal)"),
     "check_input_file": ("esper_core.files:check_input_file",
@@ -264,6 +266,7 @@ __all__ = [
     "check_writable_dir",
     "declare_blueprints",
     "deferred_logger",
+    "effective_config",
     "episode_seed",
     "first_difference",
     "format_table",
@@ -357,6 +360,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from esper_core.plugins.registry import Catalog, build_catalog
     from esper_core.presentation.progress import Progress
     from esper_core.presentation.table import format_table
+    from esper_core.setup.effective_config import effective_config
     from esper_core.setup.policies import make_policy
     from esper_core.setup.resolve import ResolvedRun, resolve_run
     from esper_core.setup.seeding import generator_seed

@@ -3,6 +3,9 @@ evaluation."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from attrs import field, frozen, validators
 
@@ -14,8 +17,11 @@ from esper_core.options import is_bool, number_in, parse_options
 from esper_core.sdk import generator_seed
 from esper_policies import checkpoint
 from esper_policies.encoding import ObservationBuilder, encode_masks, to_decisions
+from esper_policies.iql.config import IQLConfig
 from esper_policies.iql.extraction import q_filtered_action
+from esper_policies.iql.trainer import iql_training_options
 from esper_policies.iql.update import TwinQ
+from esper_policies.ppo.config import PPOConfig
 from esper_policies.ppo.network import ActorCritic
 from esper_policies.ppo.normalize import RunningMeanStd
 
@@ -105,6 +111,21 @@ class CheckpointPolicy:
         out = self.network.heads(features, encode_masks([mask]), greedy=not self.sample, generator=self._generator)
         return to_decisions(out.actions, out.log_prob.exp(), out.value, self.blueprint_keys, policy=self.name,
                             how="sampled" if self.sample else "greedy")[0]
+
+
+def read_ppo_options(*, options: Mapping[str, Any]) -> PPOConfig | InferenceOptions:
+    """``PolicySpec.read_options`` of ``ppo``: the acting options when the table names a
+    ``checkpoint``, else the trainer's."""
+    if "checkpoint" in options:
+        return parse_options(InferenceOptions, options, owner="policy 'ppo'")
+    return parse_options(PPOConfig, options, owner="policy 'ppo'")
+
+
+def read_iql_options(*, options: Mapping[str, Any]) -> IQLConfig | IQLInferenceOptions:
+    """``PolicySpec.read_options`` of ``iql``, as :func:`read_ppo_options`."""
+    if "checkpoint" in options:
+        return parse_options(IQLInferenceOptions, options, owner="policy 'iql'")
+    return iql_training_options(options)
 
 
 def ppo_from_context(*, context: PolicyContext) -> CheckpointPolicy:

@@ -105,3 +105,8 @@ class HeuristicConfig:
             min_seed_improvement=self.min_seed_improvement,
             confidence_z=self.confidence_z,
         )
+
+
+def read_heuristic_options(*, options: Mapping[str, Any]) -> HeuristicConfig:
+    """``PolicySpec.read_options`` of ``heuristic``: its options, defaults filled in."""
+    return HeuristicConfig.from_options(options)

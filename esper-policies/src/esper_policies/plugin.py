@@ -38,6 +38,7 @@ def esper_register_policies() -> list[PolicySpec]:
         PolicySpec(
             name="heuristic",
             factory=lazy("esper_policies.heuristic:HeuristicPolicy.from_context"),
+            read_options=lazy("esper_policies.heuristic_config:read_heuristic_options"),
             roles=("default", "comparison"),
             description="germinate on a smoothed plateau, cull stale or harmful seeds, "
                         "fossilize contributing ones, rotate blueprints with cull penalties",
@@ -57,6 +58,7 @@ def esper_register_policies() -> list[PolicySpec]:
         PolicySpec(
             name="ppo",
             factory=lazy("esper_policies.checkpoint_policy:ppo_from_context"),
+            read_options=lazy("esper_policies.checkpoint_policy:read_ppo_options"),
             trainer=lazy("esper_policies.ppo.trainer:PPOTrainer.from_context"),
             training_options=PPO_TRAINING_OPTIONS,
             description="learned actor-critic (masked factored heads, MLP or LSTM) trained with PPO on "
@@ -65,6 +67,7 @@ def esper_register_policies() -> list[PolicySpec]:
         PolicySpec(
             name="iql",
             factory=lazy("esper_policies.checkpoint_policy:iql_from_context"),
+            read_options=lazy("esper_policies.checkpoint_policy:read_iql_options"),
             trainer=lazy("esper_policies.iql.trainer:IQLTrainer.from_context"),
             training_options=IQL_TRAINING_OPTIONS,
             description="actor-critic learned offline with implicit Q-learning from `esper collect` "

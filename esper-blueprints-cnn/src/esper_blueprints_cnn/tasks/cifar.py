@@ -125,11 +125,26 @@ def _subset(
     return images[:size], labels[:size]
 
 
+def read_cifar_options(variant: CifarVariant, options: Mapping[str, Any]) -> ImageTaskOptions:
+    """The options of a CIFAR task, defaults filled in."""
+    return parse_options(ImageTaskOptions, options, owner=f"task {variant.task!r}", allowed=ALLOWED_OPTIONS,
+                         base=DEFAULT_OPTIONS)
+
+
+def read_cifar10_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
+    """``TaskSpec.read_options`` of ``cifar10``."""
+    return read_cifar_options(CIFAR10, options)
+
+
+def read_cifar100_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
+    """``TaskSpec.read_options`` of ``cifar100``."""
+    return read_cifar_options(CIFAR100, options)
+
+
 def make_cifar_task(
     variant: CifarVariant, *, seed: int, device: str, options: Mapping[str, Any]
 ) -> ImageTask:
-    opts = parse_options(ImageTaskOptions, options, owner=f"task {variant.task!r}", allowed=ALLOWED_OPTIONS,
-                         base=DEFAULT_OPTIONS)
+    opts = read_cifar_options(variant, options)
     root = Path(opts.data_dir).expanduser() if opts.data_dir else default_data_dir()
     train_x, train_y, class_names = load_cifar_split(variant, root=root, train=True, download=opts.download)
     test_x, test_y = load_cifar(variant, root=root, train=False, download=opts.download)

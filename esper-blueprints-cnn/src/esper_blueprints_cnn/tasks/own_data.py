@@ -318,10 +318,21 @@ def _make_task(task: str, opts: ImageTaskOptions, seed: int, device: str, num_cl
     return result
 
 
+def read_imagefolder_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
+    """``TaskSpec.read_options`` of ``imagefolder``."""
+    return parse_options(ImageTaskOptions, options, owner="task 'imagefolder'", allowed=IMAGEFOLDER_OPTIONS,
+                         base=DEFAULT_OPTIONS)
+
+
+def read_arrays_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
+    """``TaskSpec.read_options`` of ``arrays``."""
+    return parse_options(ImageTaskOptions, options, owner="task 'arrays'", allowed=ARRAYS_OPTIONS,
+                         base=DEFAULT_OPTIONS)
+
+
 def make_imagefolder_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
     """TaskSpec factory of ``imagefolder`` (``--data DIR`` with ``train/CLASS/*``)."""
-    opts = parse_options(ImageTaskOptions, options, owner="task 'imagefolder'", allowed=IMAGEFOLDER_OPTIONS,
-                         base=DEFAULT_OPTIONS)
+    opts = read_imagefolder_options(options=options)
     root = _need_path("imagefolder", opts, "an image folder")
     classes, splits = load_image_folder(root, opts.image_size)
     return _make_task("imagefolder", opts, seed, device, len(classes), splits, tuple(classes))
@@ -329,8 +340,7 @@ def make_imagefolder_task(*, seed: int, device: str, options: Mapping[str, Any])
 
 def make_arrays_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
     """TaskSpec factory of ``arrays`` (``--data FILE.npz`` or ``FILE.pt``)."""
-    opts = parse_options(ImageTaskOptions, options, owner="task 'arrays'", allowed=ARRAYS_OPTIONS,
-                         base=DEFAULT_OPTIONS)
+    opts = read_arrays_options(options=options)
     path = _need_path("arrays", opts, "an .npz or .pt file")
     num_classes, splits = load_arrays(path)
     return _make_task("arrays", opts, seed, device, num_classes, splits,

@@ -239,14 +239,23 @@ def _shared_shapes(n: int, seed: int, size: int, padding: int, *, owner: str,
     return generate_shapes(n, seed=seed, size=size, padding=padding)
 
 
-def _make_procedural_task(
-    name: str, *, seed: int, device: str, options: Mapping[str, Any], defaults: ImageTaskOptions
-) -> ImageTask:
+def read_shapes_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
+    """``TaskSpec.read_options`` of ``shapes``: its options, defaults filled in."""
+    return parse_options(ImageTaskOptions, options, owner="task 'shapes'", allowed=ALLOWED_OPTIONS,
+                         base=DEFAULT_OPTIONS)
+
+
+def read_micro_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
+    """``TaskSpec.read_options`` of ``micro``: its options, defaults filled in."""
+    return parse_options(ImageTaskOptions, options, owner="task 'micro'", allowed=ALLOWED_OPTIONS,
+                         base=MICRO_OPTIONS)
+
+
+def _make_procedural_task(name: str, *, seed: int, device: str, opts: ImageTaskOptions) -> ImageTask:
     """An :class:`ImageTask` over :func:`generate_shapes` images. Train, validation and test
     images come from separate streams of ``data_seed``, so changing one size never changes
     another split and every run seed sees the same dataset; ``seed`` drives host init,
     shuffling and augmentation."""
-    opts = parse_options(ImageTaskOptions, options, owner=f"task {name!r}", allowed=ALLOWED_OPTIONS, base=defaults)
     assert opts.train_size is not None and opts.val_size is not None and opts.test_size is not None
     if opts.epoch_size is not None and opts.epoch_size > opts.train_size:
         raise ConfigError(
@@ -286,12 +295,10 @@ def _make_procedural_task(
 
 def make_shapes_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
     """TaskSpec factory of ``shapes`` (``data_seed`` default 0)."""
-    return _make_procedural_task("shapes", seed=seed, device=device, options=options,
-                                 defaults=DEFAULT_OPTIONS)
+    return _make_procedural_task("shapes", seed=seed, device=device, opts=read_shapes_options(options=options))
 
 
 def make_micro_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:
     """TaskSpec factory of ``micro``: the same images at 16×16, 1,000 per epoch drawn from a
     pool of 8,000, 500 for validation (see :mod:`esper_blueprints_cnn.micro` for why)."""
-    return _make_procedural_task("micro", seed=seed, device=device, options=options,
-                                 defaults=MICRO_OPTIONS)
+    return _make_procedural_task("micro", seed=seed, device=device, opts=read_micro_options(options=options))

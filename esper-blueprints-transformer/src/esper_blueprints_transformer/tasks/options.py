@@ -75,3 +75,13 @@ def text_task_options(options: Mapping[str, Any], *, task: str, allowed: tuple[s
     except ConfigError as exc:
         raise ConfigError(f"{owner}: {exc}") from None
     return parsed
+
+
+def read_pytext_options(*, options: Mapping[str, Any]) -> TextTaskOptions:
+    """``TaskSpec.read_options`` of ``pytext``: its options, defaults filled in."""
+    return text_task_options(options, task="pytext", allowed=PYTEXT_KEYS)
+
+
+def read_textfile_options(*, options: Mapping[str, Any]) -> TextTaskOptions:
+    """``TaskSpec.read_options`` of ``textfile``: its options, defaults filled in."""
+    return text_task_options(options, task="textfile", allowed=TEXTFILE_KEYS)

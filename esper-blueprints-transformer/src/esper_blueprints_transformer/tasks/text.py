@@ -23,10 +23,9 @@ from esper_blueprints_transformer.tasks import corpus, metrics
 from esper_blueprints_transformer.tasks.metrics import unigram_cross_entropy
 from esper_blueprints_transformer.tasks.options import (
     DEFAULT_CHARS,
-    PYTEXT_KEYS,
-    TEXTFILE_KEYS,
     TextTaskOptions,
-    text_task_options,
+    read_pytext_options,
+    read_textfile_options,
 )
 from esper_core.errors import ConfigError, DataError
 from esper_core.sdk import TRAINED_BYTES_PER_PARAMETER, require_memory
@@ -150,7 +149,7 @@ class TextTask:
 
 def pytext_task(*, seed: int, device: str, options: Mapping[str, Any]) -> TextTask:
     """Bytes of the Python standard library's own sources (:data:`corpus.STDLIB_SOURCES`)."""
-    parsed = text_task_options(options, task="pytext", allowed=PYTEXT_KEYS)
+    parsed = read_pytext_options(options=options)
     data = corpus.stdlib_corpus(parsed.chars or DEFAULT_CHARS)
     return TextTask(name="pytext", source="the standard-library corpus", data=data, seed=seed,
                     device=device, options=parsed)
@@ -158,7 +157,7 @@ def pytext_task(*, seed: int, device: str, options: Mapping[str, Any]) -> TextTa
 
 def textfile_task(*, seed: int, device: str, options: Mapping[str, Any]) -> TextTask:
     """Bytes of the UTF-8 text file at option ``path``."""
-    parsed = text_task_options(options, task="textfile", allowed=TEXTFILE_KEYS)
+    parsed = read_textfile_options(options=options)
     if parsed.path is None:
         raise ConfigError("task 'textfile' needs option 'path' (on the command line: --data PATH)")
     data = corpus.read_text_file(parsed.path, chars=parsed.chars)

@@ -39,6 +39,14 @@ class TaskFactory(Protocol):
     def __call__(self, *, seed: int, device: str, options: Mapping[str, Any]) -> Task: ...
 
 
+class OptionsReader(Protocol):
+    """``TaskSpec.read_options`` and ``PolicySpec.read_options``: the value of every option the
+    component uses for ``options`` (its config table), defaults filled in, as an attrs instance
+    or a mapping; raises ``ConfigError`` for a bad table. It builds nothing."""
+
+    def __call__(self, *, options: Mapping[str, Any]) -> Any: ...
+
+
 class PolicyFactory(Protocol):
     """``PolicySpec.factory``: a controller for the episodes ``context`` describes."""
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
         BlueprintFactory,
         GeneratorFactory,
         ObserverFactory,
+        OptionsReader,
         PolicyFactory,
         PolicyTrainerFactory,
         SinkFactory,
@@ -110,6 +111,13 @@ class TaskSpec:
         default=None, validator=validators.optional([validators.instance_of(int), validators.ge(1)]))
     #: ``esper run`` without ``--task`` runs this task; at most one installed task may say so.
     is_default: bool = field(default=False, validator=validators.instance_of(bool))
+    #: ``read_options(options=table)`` returns the value of every option ``factory`` uses for
+    #: this ``[task]`` table, defaults filled in (an attrs instance or a mapping), raising
+    #: ``ConfigError`` for a bad table. Declared, a resumed run or a continued dataset compares
+    #: what the options mean, so ``train_size = 8000`` given on resume equals the default it ran
+    #: with; undeclared, the tables are compared as written.
+    read_options: OptionsReader | None = field(default=None, validator=validators.optional(is_callable),
+                                               eq=False)
 
 
 #: The scalar types a training option may take.
@@ -186,6 +194,11 @@ class PolicySpec:
     training_options: tuple[TrainingOption, ...] = field(default=(), converter=_training_options)
     #: see :data:`POLICY_ROLES`
     roles: tuple[str, ...] = field(default=(), converter=_roles)
+    #: ``read_options(options=table)``: every option's value for this ``[policy]`` table, as
+    #: :attr:`TaskSpec.read_options` (for a learned policy, the trainer's options, or the acting
+    #: options when the table names a ``checkpoint``)
+    read_options: OptionsReader | None = field(default=None, validator=validators.optional(is_callable),
+                                               eq=False)
 
     @property
     def learned(self) -> bool:

@@ -134,16 +134,22 @@ def _check_component_tables(config: RunConfig, catalog: Catalog) -> None:
                 spec = registry.get(name)
             except UnknownNameError as exc:
                 raise ConfigError(f"[{table}.{name}]: {exc}") from None
-            declared = spec.options
-            if declared is None:
-                continue
-            if isinstance(declared, LazyCallable):
-                with blame(kind, name, module_of(declared), "importing its options class"):
-                    declared = declared.resolve()
-                if not (isinstance(declared, type) and attrs.has(declared)):
-                    raise PluginError(f"{kind} {name!r} (from {origin(module_of(spec.options))}) declares "
-                                      f"options {spec.options!r}, which is not an attrs class")
-            parse_options(declared, options, owner=f"{kind} {name!r}")
+            declared = declared_options_class(spec, kind)
+            if declared is not None:
+                parse_options(declared, options, owner=f"{kind} {name!r}")
+
+
+def declared_options_class(spec: SinkSpec | ObserverSpec, kind: str) -> type | None:
+    """The attrs class a sink or an observer parses its options table into (imported where
+    declared lazily); None where it declares none."""
+    declared = spec.options
+    if isinstance(declared, LazyCallable):
+        with blame(kind, spec.name, module_of(declared), "importing its options class"):
+            declared = declared.resolve()
+        if not (isinstance(declared, type) and attrs.has(declared)):
+            raise PluginError(f"{kind} {spec.name!r} (from {origin(module_of(spec.options))}) declares "
+                              f"options {spec.options!r}, which is not an attrs class")
+    return declared
 
 
 def resolve_run(config: RunConfig, catalog: Catalog) -> ResolvedRun:

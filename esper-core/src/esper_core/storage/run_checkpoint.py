@@ -44,6 +44,7 @@ from esper_core.files import UnreadableTorchFile, atomic_file, load_torch_file
 from esper_core.kasmina.model import MorphogeneticModel
 from esper_core.kasmina.slot import SEEDED_STAGES, SlotState
 from esper_core.plugins.blame import blame, module_of
+from esper_core.setup.effective_config import effective_config
 from esper_core.storage import safe_pickle as state_pickle
 from esper_core.storage.policy_checkpoint import check_compatible, check_header
 from esper_core.storage.rundir import CHECKPOINTED_FILE, CHECKPOINTS_DIR
@@ -255,10 +256,13 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
                          verb="was written")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
-    now = _header(resolved, slot_names)["run_config"]
-    if data["run_config"] != now:
+    now = effective_config(_header(resolved, slot_names)["run_config"], resolved, recorded=False)
+    saved = data["run_config"]
+    if isinstance(saved, Mapping):
+        saved = effective_config(saved, resolved, recorded=True)
+    if saved != now:
         raise CheckpointError(f"run checkpoint {str(path)!r} was written under another configuration "
-                              f"({first_difference(data['run_config'], now, saved_in='the checkpoint')}); "
+                              f"({first_difference(saved, now, saved_in='the checkpoint')}); "
                               "resume with the run "
                               "directory's own config.toml")
     blob, tensors = data.get("python"), data.get("python_tensors")

@@ -81,6 +81,11 @@ class ToyOptions:
     width: int = field(default=16, converter=as_int(1))  # type: ignore[misc]
 
 
+def read_toy_options(*, options: Mapping[str, Any]) -> ToyOptions:
+    """``TaskSpec.read_options`` of ``toy``: its options, defaults filled in."""
+    return parse_options(ToyOptions, options, owner="task 'toy'")
+
+
 class ToyTask:
     """Gaussian clusters: ``classes`` centres in ``features`` dimensions, noisy samples."""
 
@@ -88,7 +93,7 @@ class ToyTask:
     topology = TOPOLOGY
 
     def __init__(self, *, seed: int, device: str, options: Mapping[str, Any]) -> None:
-        opts = parse_options(ToyOptions, options, owner="task 'toy'")
+        opts = read_toy_options(options=options)
         self.batch_size, self.features = opts.batch_size, opts.features
         self.classes, self.width = opts.classes, opts.width
         self.device = torch.device(device)
@@ -149,6 +154,7 @@ def esper_register_blueprints() -> list[BlueprintSpec]:
 def esper_register_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(name="toy", topology=TOPOLOGY, factory=ToyTask, description="Gaussian clusters (tests)",
+                 read_options=read_toy_options,
                  defaults=RunDefaults(epochs=6, blueprints=("residual_linear",),
                                       training=TrainingSettings(batch_size=32, lr=1e-2, seed_lr=1e-2)),
                  kasmina=TOY_DEFAULTS),

@@ -21,6 +21,7 @@ from esper_core.errors import CheckpointError, ConfigError, EsperError, PluginEr
 from esper_core.files import write_atomic, write_json
 from esper_core.plugins.blame import blame, blame_plugin_code, module_of, one_line
 from esper_core.plugins.registry import Catalog
+from esper_core.setup.effective_config import effective_config
 from esper_core.setup.policies import policy_context
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
@@ -248,8 +249,8 @@ def _refuse_changed_config(run_dir: Path, resolved: ResolvedRun, extension: Trai
     once it is under way: :func:`_begin_resume`)."""
     if not (run_dir / CONFIG_FILE).is_file():
         return  # nothing recorded to compare with, and nothing of the run's to overwrite
-    saved = comparable_config(read_toml(run_dir / CONFIG_FILE))
-    now = comparable_config(resolved.to_toml_dict())
+    saved = comparable_config(effective_config(read_toml(run_dir / CONFIG_FILE), resolved, recorded=True))
+    now = comparable_config(effective_config(resolved.to_toml_dict(), resolved, recorded=False))
     if extension is not None:
         for config in (saved, now):
             policy = config.get("policy")

@@ -11,7 +11,7 @@ then ``steps`` minibatches stream from the shards (a few episodes in memory at a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -99,15 +99,19 @@ def fit(cfg: IQLConfig, datasets: list[EpisodeDataset], *, n_slots: int, n_bluep
     return FittedIQL(actor=actor, q=q, obs_norm=obs_norm, history=history)
 
 
+def iql_training_options(options: Mapping[str, Any]) -> IQLConfig:
+    """The trainer's options; a table naming no dataset is refused saying how to record one."""
+    if "dataset" not in options:
+        require_dataset(None)
+    return parse_options(IQLConfig, dict(options), owner="policy 'iql'")
+
+
 class IQLTrainer:
     def __init__(self, *, context: PolicyTrainingContext) -> None:
         self.context = context
         if context.resume:  # refused here, before esper run writes anything into the run directory
             raise ConfigError("--resume applies to PPO training; IQL trains from its datasets in one go")
-        options = dict(context.policy.options)
-        if "dataset" not in options:
-            require_dataset(None)
-        self.config = parse_options(IQLConfig, options, owner="policy 'iql'")
+        self.config = iql_training_options(context.policy.options)
         ctx = context.policy
         # The same checks as PPO's --bc-dataset: action space, observation schema and size, task.
         self.datasets = open_datasets(self.config.dataset, option="--dataset", blueprint_keys=ctx.blueprint_keys,

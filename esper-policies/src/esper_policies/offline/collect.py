@@ -30,6 +30,7 @@ from esper_core.sdk import (
     ResolvedRun,
     RunDirLock,
     build_task,
+    effective_config,
     episode_seed,
     first_difference,
     make_policy,
@@ -64,10 +65,19 @@ def _comparable(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {"dataset": data, **tables}
 
 
-def settings_difference(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+def settings_difference(recorded: Mapping[str, Any], now: Mapping[str, Any], resolved: ResolvedRun) -> str | None:
     """The first setting (by table, then key) in which a dataset's recorded metadata and this
-    collection's differ, in words; None when a collection may continue the dataset."""
-    return first_difference(_comparable(recorded), _comparable(now), saved_in=f"its {DATASET_FILE}")
+    collection's differ, in words; None when a collection may continue the dataset. Options are
+    compared by the values they take (``effective_config``), so giving a default that was
+    left unset when the dataset was recorded changes nothing."""
+    def read(metadata: Mapping[str, Any], recorded: bool) -> Mapping[str, Any]:
+        config = metadata.get("run_config")
+        if not isinstance(config, Mapping):
+            return metadata
+        return {**metadata, "run_config": effective_config(config, resolved, recorded=recorded)}
+
+    return first_difference(_comparable(read(recorded, True)), _comparable(read(now, False)),
+                            saved_in=f"its {DATASET_FILE}")
 
 
 def _action(decision: Any, keys: tuple[str, ...]) -> list[int]:
@@ -139,7 +149,7 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
     policy = make_policy(resolved, resolved.policy.name, catalog, slot_names, dict(resolved.config.policy_options))
     if (out / DATASET_FILE).is_file():
         dataset = EpisodeDataset(out)
-        difference = settings_difference(dataset.metadata, metadata)
+        difference = settings_difference(dataset.metadata, metadata, resolved)
         if difference is not None:
             raise ConfigError(f"{str(out)!r} already holds episodes recorded with other settings ({difference}); "
                               "continue it with the settings it was recorded with, or choose another --out")
