@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from engine_helpers import Scripted, _policies_plugin
@@ -191,3 +198,57 @@ def test_training_options_need_a_learned_policy(tmp_path):
     with pytest.raises(ConfigError, match=r"rounds \(--rounds\) only applies when training a learned policy"):
         execute_run(resolved, catalog, create_run_dir(tmp_path / "a"))
     assert not any((tmp_path / "a").iterdir())
+
+
+_ABANDONING_PARENT = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from engine_helpers import _policies_plugin
+from esper_core.config import RunConfig
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.setup.resolve import resolve_run
+from esper_core.testing import toy
+from esper_core.tolaria.environments import WorkerEnvironments
+
+catalog = build_catalog(load_plugins(PluginSettings(autoload=False),
+                                     extra=[("toy", toy), ("scripted", _policies_plugin())]))
+resolved = resolve_run(RunConfig.from_dict({{"run": {{"task": "toy", "policy": "scripted", "epochs": 6,
+                                                      "compare_baseline": False}}}}), catalog)
+first = WorkerEnvironments(resolved, n_envs=2, device="cpu", emit=lambda e: None, policy_name="s")
+second = WorkerEnvironments(resolved, n_envs=2, device="cpu", emit=lambda e: None, policy_name="s")
+for envs in (first, second):
+    envs.start([0, 1], [2, 4])
+with open({pids!r}, "w") as out:
+    out.write(" ".join(str(p.pid) for envs in (first, second) for p in envs._procs))
+os._exit(0)  # gone without closing them, as a killed process is
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_exit_when_their_parent_dies_without_closing_them(tmp_path):
+    """Every worker holds none of the parent's pipe ends (its own, its siblings', another set's),
+    so the parent's death reaches it as end-of-file and it exits instead of waiting forever."""
+    pid_file = tmp_path / "pids"
+    script = _ABANDONING_PARENT.format(tests=str(Path(__file__).parent), pids=str(pid_file))
+    # Output to files, not pipes: a worker left behind would hold a pipe open, and the run wait.
+    with open(tmp_path / "log", "w") as log:
+        done = subprocess.run([sys.executable, "-c", script], stdout=log, stderr=log, timeout=120,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, (tmp_path / "log").read_text()
+    pids = [int(p) for p in pid_file.read_text().split()]
+    assert len(pids) == 4
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for pid in left:  # never leave them behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their parent"

@@ -102,8 +102,13 @@ class InProcessEnvironments:
         self._close_envs()
 
 
-def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, length: int | None) -> None:
-    """A worker process: one environment, driven by commands from the pipe."""
+def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, length: int | None,
+                 inherited: Sequence[Connection] = ()) -> None:
+    """A worker process: one environment, driven by commands from the pipe. ``inherited``: the
+    parent's pipe ends this fork holds copies of, closed first so that the parent's death reaches
+    the worker as end-of-file on its pipe."""
+    for other in inherited:
+        other.close()
     # Ctrl-C reaches the whole process group, and a fork inherits the parent's stop handler: the
     # parent alone decides when to stop (after its next checkpoint) and closes the workers,
     # killing any that do not exit.
@@ -144,7 +149,7 @@ def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, leng
                 else:
                     conn.send(("error", None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", events[:]))
             events.clear()
-    except (EOFError, KeyboardInterrupt):  # the parent went away
+    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):  # the parent went away
         pass
     finally:
         if env is not None:
@@ -159,6 +164,10 @@ def _named(exc: EsperError) -> type[EsperError]:
         if cls in (PluginError, ConfigError, DataError, CheckpointError, EsperError):
             return cls
     return EsperError
+
+
+#: This process's ends of every live worker's pipe (see WorkerEnvironments.__init__).
+_PARENT_ENDS: set[Connection] = set()
 
 
 class WorkerEnvironments:
@@ -182,7 +191,13 @@ class WorkerEnvironments:
         self._procs: list[Any] = []
         for i in range(n_envs):
             parent, child = context.Pipe()
-            proc = context.Process(target=_worker_main, args=(child, resolved, policy_name, length),
+            # A fork inherits every pipe end open in this process: this worker's own parent end
+            # and those of every other live worker (of this set or another). Each must be closed
+            # in the child, or a worker never reads end-of-file when this process dies without
+            # closing it (killed, or an exception before close()), and waits forever.
+            _PARENT_ENDS.add(parent)
+            inherited = list(_PARENT_ENDS)
+            proc = context.Process(target=_worker_main, args=(child, resolved, policy_name, length, inherited),
                                    name=f"esper-env-{i}", daemon=True)
             proc.start()
             child.close()
@@ -241,6 +256,7 @@ class WorkerEnvironments:
                 proc.join()
         for conn in self._conns:
             conn.close()
+            _PARENT_ENDS.discard(conn)
         self._conns, self._procs = [], []
 
 
