@@ -252,3 +252,18 @@ def test_workers_exit_when_their_parent_dies_without_closing_them(tmp_path):
     for pid in left:  # never leave them behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers {left} outlived their parent"
+
+
+def test_a_worker_whose_parent_left_mid_step_returns_quietly(catalog, monkeypatch):
+    """The reply to a command the parent no longer waits for finds the pipe broken: the worker
+    ends as it does at end-of-file, with no traceback on a terminal its parent left."""
+    import multiprocessing
+
+    from esper_core.tolaria import environments
+
+    monkeypatch.setattr(environments.signal, "signal", lambda *args: None)  # the worker's, not pytest's
+    parent, child = multiprocessing.Pipe()
+    parent.send(("start", (0, 2)))
+    parent.close()
+    environments._worker_main(child, _resolved(catalog), "s", None)
+    assert child.closed
