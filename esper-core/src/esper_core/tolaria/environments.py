@@ -205,15 +205,17 @@ class WorkerEnvironments:
             self._procs.append(proc)
 
     def _exchange(self, messages: Sequence[tuple[str, Any]]) -> list[EpisodeStep]:
-        for conn, message in zip(self._conns, messages, strict=True):
-            conn.send(message)
+        for i, (conn, message) in enumerate(zip(self._conns, messages, strict=True)):
+            try:
+                conn.send(message)
+            except (BrokenPipeError, ConnectionResetError):  # it died since the last exchange
+                raise EsperError(self._death(i)) from None
         replies = []
         for i, conn in enumerate(self._conns):
             try:
                 replies.append(conn.recv())
             except EOFError:
-                code = self._procs[i].exitcode
-                raise EsperError(f"environment worker {i} died (exit code {code})") from None
+                raise EsperError(self._death(i)) from None
         steps = []
         failure = None
         for i, reply in enumerate(replies):
@@ -232,6 +234,28 @@ class WorkerEnvironments:
                 raise named(message)
             raise EsperError(f"environment worker {i} failed: {message}")
         return steps
+
+    def _death(self, i: int) -> str:
+        """Why worker ``i`` closed its pipe, in words: the end-of-file can arrive before the
+        process has exited, so wait a moment for its exit status."""
+        proc = self._procs[i]
+        proc.join(timeout=5)
+        code = proc.exitcode
+        if code is None:
+            return f"environment worker {i} closed its pipe and has not exited"
+        if code >= 0:
+            return f"environment worker {i} died (exit code {code})"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if -code == signal.SIGKILL:
+            # Nothing in Esper sends SIGKILL to a worker it has not closed: most often the
+            # kernel's out-of-memory killer, which picks the largest process.
+            return (f"environment worker {i} was killed ({name}), most often by the out-of-memory killer; "
+                    f"{self.n_envs} worker processes each hold a host and its task: lower --envs, or run "
+                    "the environments in-process (no --workers)")
+        return f"environment worker {i} was killed ({name})"
 
     def start(self, episodes: Sequence[int], seeds: Sequence[int]) -> list[EpisodeStep]:
         self._results = [None] * self.n_envs
