@@ -106,13 +106,20 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
 
 
+#: The narrowest block a host may have and still run channels-last.
+CHANNELS_LAST_MIN_WIDTH = 16
+
+
 def prefers_channels_last(device: torch.device, widths: tuple[int, ...]) -> bool:
-    """Whether the host should run channels-last. Measured with ``benchmarks/bench_cnn.py``
-    (2 CPU threads, oneDNN): 1.05× faster per training step for the default 8/16/32 host and
-    1.33× for 32/64/128; cuDNN prefers NHWC too. It also spares the pipeline a copy, since the
-    NHWC gather already is a channels-last batch. Hosts narrower than 4 channels stay NCHW,
-    where the NHWC kernels bring nothing."""
-    return min(widths) >= 4
+    """Whether the host should run channels-last: when every block is at least
+    :data:`CHANNELS_LAST_MIN_WIDTH` channels wide. Measured by ``benchmarks/memory_format.py``
+    (docs/memory_format.md; 2 CPU threads, oneDNN): channels-last trains the 16/32/64 and
+    32/64/128 hosts faster per step, and the default ``shapes`` host (4/8/16), ``micro``'s
+    (8/16/32) and every other host with a block of 8 channels or fewer slower, at every batch
+    size measured. There BatchNorm's channels-last kernels are the cost: at 4 channels its
+    forward takes ~11× as long as in NCHW. cuDNN prefers NHWC too. Channels-last spares the
+    pipeline a copy, since the NHWC gather already is a channels-last batch; NCHW pays it."""
+    return min(widths) >= CHANNELS_LAST_MIN_WIDTH
 
 
 class ImageTask:
