@@ -44,8 +44,9 @@ def effective_config(config: Mapping[str, Any], resolved: ResolvedRun, *, record
         ("policy", "policy", resolved.policy, resolved.policy.read_options),
     )
     for table, kind, spec, reader in components:
-        if reader is not None and names.get(table) == spec.name and isinstance(config.get(table), Mapping):
-            out[table] = _read(config[table], kind, spec.name, reader, module_of(reader), recorded=recorded)
+        given = config.get(table, {})  # a missing table is one that sets nothing
+        if reader is not None and names.get(table) == spec.name and isinstance(given, Mapping):
+            out[table] = _read(given, kind, spec.name, reader, module_of(reader), recorded=recorded)
     nested: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
         ("telemetry", "telemetry sink", resolved.sinks), ("observers", "observer", resolved.observers))
     for table, kind, specs in nested:
@@ -53,7 +54,7 @@ def effective_config(config: Mapping[str, Any], resolved: ResolvedRun, *, record
         if not isinstance(tables, Mapping):
             continue
         read = dict(tables)
-        for spec in specs:  # the run's own: a missing table is one that sets nothing
+        for spec in specs:  # the run's own components
             declared = declared_options_class(spec, kind)
             if declared is not None and isinstance(tables.get(spec.name, {}), Mapping):
                 reader = functools.partial(_parse, declared, owner=f"{kind} {spec.name!r}")
