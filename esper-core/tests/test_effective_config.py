@@ -164,3 +164,12 @@ def test_a_resume_given_an_option_at_its_default_continues_and_a_change_is_refus
     assert (out / CONFIG_FILE).read_bytes() == config
     _toy_run(catalog, out, resume=True, task={"train_size": 256, "features": 8})
     assert (out / SUMMARY_FILE).is_file()
+
+
+def test_a_missing_table_is_one_that_sets_nothing(catalog):
+    resolved = _resolved(catalog, policy={"patience": 3})
+    recorded = resolved.to_toml_dict()
+    del recorded["policy"], recorded["task"]
+    effective = effective_config(recorded, resolved, recorded=True)
+    assert effective["policy"] == {"patience": 3}
+    assert effective["task"] == effective_config(resolved.to_toml_dict(), resolved, recorded=False)["task"]
