@@ -273,7 +273,7 @@ def test_a_worker_whose_parent_left_mid_step_returns_quietly(catalog, monkeypatc
     (signal.SIGKILL, r"environment worker 1 was killed \(SIGKILL\), most often by the out-of-memory killer; "
                      r"2 worker processes each hold a host and its task: lower --envs, or run the environments "
                      r"in-process \(no --workers\)"),
-    (signal.SIGSEGV, r"environment worker 1 was killed \(SIGSEGV\)$"),
+    (signal.SIGHUP, r"environment worker 1 was killed \(SIGHUP\)$"),
 ])
 def test_a_killed_worker_is_reported_with_its_signal(catalog, signum, message):
     workers = WorkerEnvironments(_resolved(catalog), n_envs=2, device="cpu", emit=lambda e: None, policy_name="s")
