@@ -9,6 +9,7 @@ happen on the device in :class:`~esper_blueprints_cnn.tasks.base.ImageTask`.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from collections.abc import Mapping
@@ -19,9 +20,8 @@ import torch
 from attrs import frozen
 
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask
-from esper_blueprints_cnn.tasks.options import ImageTaskOptions
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions, read_image_task_options
 from esper_core.errors import ConfigError, DataError
-from esper_core.options import parse_options
 
 ALLOWED_OPTIONS = frozenset(
     {"train_size", "val_size", "test_size", "batch_size", "widths", "data_dir", "download", "augment"}
@@ -125,26 +125,17 @@ def _subset(
     return images[:size], labels[:size]
 
 
-def read_cifar_options(variant: CifarVariant, options: Mapping[str, Any]) -> ImageTaskOptions:
-    """The options of a CIFAR task, defaults filled in."""
-    return parse_options(ImageTaskOptions, options, owner=f"task {variant.task!r}", allowed=ALLOWED_OPTIONS,
-                         base=DEFAULT_OPTIONS)
-
-
-def read_cifar10_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
-    """``TaskSpec.read_options`` of ``cifar10``."""
-    return read_cifar_options(CIFAR10, options)
-
-
-def read_cifar100_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
-    """``TaskSpec.read_options`` of ``cifar100``."""
-    return read_cifar_options(CIFAR100, options)
+#: ``TaskSpec.read_options`` of ``cifar10`` and ``cifar100``.
+read_cifar10_options = functools.partial(read_image_task_options, CIFAR10.task, allowed=ALLOWED_OPTIONS,
+                                         base=DEFAULT_OPTIONS)
+read_cifar100_options = functools.partial(read_image_task_options, CIFAR100.task, allowed=ALLOWED_OPTIONS,
+                                          base=DEFAULT_OPTIONS)
 
 
 def make_cifar_task(
     variant: CifarVariant, *, seed: int, device: str, options: Mapping[str, Any]
 ) -> ImageTask:
-    opts = read_cifar_options(variant, options)
+    opts = read_image_task_options(variant.task, options=options, allowed=ALLOWED_OPTIONS, base=DEFAULT_OPTIONS)
     root = Path(opts.data_dir).expanduser() if opts.data_dir else default_data_dir()
     train_x, train_y, class_names = load_cifar_split(variant, root=root, train=True, download=opts.download)
     test_x, test_y = load_cifar(variant, root=root, train=False, download=opts.download)

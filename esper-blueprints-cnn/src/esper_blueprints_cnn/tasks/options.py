@@ -8,10 +8,13 @@ and what is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from attrs import field, frozen
 
 from esper_blueprints_cnn.converters import to_widths
-from esper_core.options import as_bool, as_fraction, as_int, as_path
+from esper_core.options import as_bool, as_fraction, as_int, as_path, parse_options
 
 
 @frozen(kw_only=True)
@@ -49,3 +52,11 @@ class ImageTaskOptions:
     val_fraction: float = field(default=0.1, converter=as_fraction)
     #: Share of the training split carved off as test when the data has no test split.
     test_fraction: float = field(default=0.1, converter=as_fraction)
+
+
+def read_image_task_options(task: str, *, options: Mapping[str, Any], allowed: Iterable[str],
+                            base: ImageTaskOptions) -> ImageTaskOptions:
+    """Image task ``task``'s options: the keys it ``allowed``, on top of its defaults ``base``.
+    Each task's factory reads its options with it, and so does its ``TaskSpec.read_options``
+    (a ``functools.partial`` of it), so the two cannot disagree."""
+    return parse_options(ImageTaskOptions, options, owner=f"task {task!r}", allowed=allowed, base=base)

@@ -23,6 +23,7 @@ give the same splits. Normalisation statistics come from the training split alon
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,9 +33,8 @@ import numpy as np
 import torch
 
 from esper_blueprints_cnn.tasks.base import ImageData, ImageTask, stream_seed
-from esper_blueprints_cnn.tasks.options import ImageTaskOptions
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions, read_image_task_options
 from esper_core.errors import ConfigError, DataError
-from esper_core.options import parse_options
 from esper_core.sdk import UnreadableTorchFile, check_input_file, load_torch_file, require_memory
 
 SPLITS = ("train", "val", "test")
@@ -318,16 +318,11 @@ def _make_task(task: str, opts: ImageTaskOptions, seed: int, device: str, num_cl
     return result
 
 
-def read_imagefolder_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
-    """``TaskSpec.read_options`` of ``imagefolder``."""
-    return parse_options(ImageTaskOptions, options, owner="task 'imagefolder'", allowed=IMAGEFOLDER_OPTIONS,
-                         base=DEFAULT_OPTIONS)
-
-
-def read_arrays_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
-    """``TaskSpec.read_options`` of ``arrays``."""
-    return parse_options(ImageTaskOptions, options, owner="task 'arrays'", allowed=ARRAYS_OPTIONS,
-                         base=DEFAULT_OPTIONS)
+#: ``TaskSpec.read_options`` of ``imagefolder`` and ``arrays``.
+read_imagefolder_options = functools.partial(read_image_task_options, "imagefolder", allowed=IMAGEFOLDER_OPTIONS,
+                                             base=DEFAULT_OPTIONS)
+read_arrays_options = functools.partial(read_image_task_options, "arrays", allowed=ARRAYS_OPTIONS,
+                                        base=DEFAULT_OPTIONS)
 
 
 def make_imagefolder_task(*, seed: int, device: str, options: Mapping[str, Any]) -> ImageTask:

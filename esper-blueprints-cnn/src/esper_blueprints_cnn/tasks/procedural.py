@@ -35,9 +35,8 @@ from esper_blueprints_cnn.micro import (
     MICRO_WIDTHS,
 )
 from esper_blueprints_cnn.tasks.base import CROP_PADDING, ImageData, ImageTask, stream_seed
-from esper_blueprints_cnn.tasks.options import ImageTaskOptions
+from esper_blueprints_cnn.tasks.options import ImageTaskOptions, read_image_task_options
 from esper_core.errors import ConfigError
-from esper_core.options import parse_options
 from esper_core.sdk import require_memory
 
 logger = structlog.get_logger(__name__)
@@ -239,16 +238,11 @@ def _shared_shapes(n: int, seed: int, size: int, padding: int, *, owner: str,
     return generate_shapes(n, seed=seed, size=size, padding=padding)
 
 
-def read_shapes_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
-    """``TaskSpec.read_options`` of ``shapes``: its options, defaults filled in."""
-    return parse_options(ImageTaskOptions, options, owner="task 'shapes'", allowed=ALLOWED_OPTIONS,
-                         base=DEFAULT_OPTIONS)
-
-
-def read_micro_options(*, options: Mapping[str, Any]) -> ImageTaskOptions:
-    """``TaskSpec.read_options`` of ``micro``: its options, defaults filled in."""
-    return parse_options(ImageTaskOptions, options, owner="task 'micro'", allowed=ALLOWED_OPTIONS,
-                         base=MICRO_OPTIONS)
+#: ``TaskSpec.read_options`` of ``shapes`` and ``micro``: their options, defaults filled in.
+read_shapes_options = functools.partial(read_image_task_options, "shapes", allowed=ALLOWED_OPTIONS,
+                                        base=DEFAULT_OPTIONS)
+read_micro_options = functools.partial(read_image_task_options, "micro", allowed=ALLOWED_OPTIONS,
+                                       base=MICRO_OPTIONS)
 
 
 def _make_procedural_task(name: str, *, seed: int, device: str, opts: ImageTaskOptions) -> ImageTask:
