@@ -184,5 +184,5 @@ def test_task_scaffold_writes_a_cnn_task_whose_tests_pass(tmp_path: Path) -> Non
     assert "| task | `gen_task_stripes` |" in readme and "esper run --task gen_task_stripes" in readme
     result = _pytest_in(target)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    # 5 task checks; 3 plugin checks.
-    assert result.stdout.strip().splitlines()[-1].startswith("8 passed"), result.stdout[-500:]
+    # 6 task checks (reading its options among them); 3 plugin checks.
+    assert result.stdout.strip().splitlines()[-1].startswith("9 passed"), result.stdout[-500:]

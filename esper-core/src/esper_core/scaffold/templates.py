@@ -145,6 +145,7 @@ def esper_register_tasks() -> list[TaskSpec]:
             name="$task",
             topology="cnn",
             factory=lazy("$package.task:${Stem}Task"),
+            read_options=lazy("$package.task:read_options"),
             description="horizontal or vertical stripes in noisy 8×8 images, made on the fly",
             defaults=RunDefaults(epochs=6, training=TrainingSettings(batch_size=32, lr=1e-2, seed_lr=1e-2)),
         )
@@ -362,6 +363,12 @@ class ${Stem}TaskOptions:
     width: int = field(default=16, converter=as_int(1))
 
 
+def read_options(*, options: Mapping[str, Any]) -> ${Stem}TaskOptions:
+    """``TaskSpec.read_options``: every option's value, defaults filled in. A resumed run is
+    compared with these, so an option given at its default is no change."""
+    return parse_options(${Stem}TaskOptions, options, owner="task '$task'")
+
+
 class ${Stem}Task:
     """Class 0: one bright row; class 1: one bright column; both under Gaussian noise."""
 
@@ -370,7 +377,7 @@ class ${Stem}Task:
     class_names = CLASS_NAMES
 
     def __init__(self, *, seed: int, device: str, options: Mapping[str, Any]) -> None:
-        opts = parse_options(${Stem}TaskOptions, options, owner="task '$task'")
+        opts = read_options(options=options)
         self.batch_size, self.width = opts.batch_size, opts.width
         self.seed = seed
         self.device = torch.device(device)
@@ -608,6 +615,12 @@ def test_data_is_fixed_by_the_seed() -> None:
 def test_task_rejects_unknown_options() -> None:
     with pytest.raises(ConfigError, match="'$task': unknown option 'speed'; allowed options: batch_size"):
         esper_register_tasks()[0].factory(seed=0, device="cpu", options={"speed": 2})
+
+
+def test_read_options_gives_the_values_the_task_uses() -> None:
+    read = esper_register_tasks()[0].read_options(options={"train_size": "64"})
+    assert read.train_size == 64 and read.batch_size == 32
+    assert len(make_task().train[1]) == esper_register_tasks()[0].read_options(options={}).train_size
 ''')
 
 README = Template('''\
