@@ -3,12 +3,10 @@ always the same numbers, and never at the cost of the run's own."""
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import json
 import os
 import sys
-import time
 import types
 
 import pytest
@@ -23,7 +21,7 @@ from esper_core.errors import ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.setup.tasks import prepare_task
-from esper_core.storage.rundir import LOCK_FILE, RunDirLock, create_run_dir
+from esper_core.storage.rundir import create_run_dir
 from esper_core.testing import toy
 from esper_core.tolaria import baseline as baseline_module
 from esper_core.tolaria.baseline import Baseline, baseline_episode, cache_key, check_entry
@@ -222,29 +220,6 @@ def test_an_error_in_the_baseline_process_reaches_the_run(catalog, monkeypatch):
     baseline = Baseline.begin(resolved, catalog, task, slots, device="cpu", use_cache=False, alongside=True)
     with pytest.raises(ConfigError, match="could not load its data"):
         baseline.finish()
-
-
-def test_the_baseline_process_does_not_hold_the_run_directory(tmp_path):
-    run_dir = create_run_dir(tmp_path / "run")
-    lock = RunDirLock.acquire(run_dir)
-    ready, done = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: what the baseline process does first, then outlive the parent's lock
-        baseline_module._close_inherited_lock(run_dir)
-        os.write(done, b"x")
-        time.sleep(3)
-        os._exit(0)
-    try:
-        assert os.read(ready, 1) == b"x"
-        lock.release()
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the child still held it
-        finally:
-            os.close(fd)
-    finally:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
 
 
 def test_baseline_episode_is_the_sequential_path(catalog):

@@ -207,3 +207,51 @@ def test_a_new_run_refuses_a_directory_written_between_its_check_and_its_lock(tm
     with pytest.raises(RunDirBusy, match="was written to by another process"), own_run_dir(out, resume=False):
         pass
     assert (out / "events.jsonl").read_text() == "{}\n"
+
+
+def _lock_is_free(run_dir) -> bool:
+    import fcntl
+
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _child_outlives(done: int) -> None:
+    os.write(done, b"x")
+    signal.pause()
+
+
+@pytest.mark.parametrize("start", ["os.fork", "multiprocessing"])
+def test_a_forked_child_does_not_keep_the_run_directory_in_use(tmp_path, start):
+    """The baseline process and environment workers are forks of the run: once the run lets go
+    of its lock (or dies), the directory is free, though the child lives on."""
+    import multiprocessing
+
+    run_dir = create_run_dir(tmp_path / "run")
+    lock = RunDirLock.acquire(run_dir)
+    ready, done = os.pipe()
+    if start == "os.fork":
+        pid = os.fork()
+        if pid == 0:
+            _child_outlives(done)
+            os._exit(0)
+    else:
+        process = multiprocessing.get_context("fork").Process(target=_child_outlives, args=(done,), daemon=True)
+        process.start()
+        pid = process.pid
+    try:
+        assert os.read(ready, 1) == b"x"
+        assert not _lock_is_free(run_dir)  # the parent's lock still holds while the child runs
+        lock.release()
+        assert _lock_is_free(run_dir)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready)
+        os.close(done)

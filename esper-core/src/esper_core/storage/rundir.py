@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from esper_core.errors import ConfigError
@@ -168,12 +168,35 @@ def lock_holder(run_dir: Path) -> int | None:
     return None
 
 
+#: The run-directory locks this process holds (see :func:`_drop_inherited_locks`).
+_HELD: set[RunDirLock] = set()
+
+
+def _drop_inherited_locks() -> None:
+    """Run in every child forked from this process (the baseline process, environment
+    workers, anything a plugin forks): close its copies of the held locks' descriptors. An
+    flock belongs to the open file, shared by every copy, so a child still holding one would
+    keep the run "in use" after the process that took the lock died, and a ``--resume`` would
+    be refused until the child exits. Closing a copy leaves the parent's lock in force."""
+    for lock in list(_HELD):
+        if lock._fd is not None:
+            with suppress(OSError):
+                os.close(lock._fd)
+            lock._fd = None
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # every POSIX platform Esper runs on
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
 class RunDirLock:
     """The exclusive lock of one run directory (see the module docstring)."""
 
     def __init__(self, run_dir: Path, fd: int) -> None:
         self.run_dir = run_dir
         self._fd: int | None = fd
+        _HELD.add(self)
 
     @classmethod
     def acquire(cls, run_dir: Path) -> RunDirLock:
@@ -198,6 +221,7 @@ class RunDirLock:
     def release(self) -> None:
         """Drop the lock (idempotent); the file stays, so no other process can be left holding
         a lock on an unlinked file while a third creates a new one."""
+        _HELD.discard(self)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

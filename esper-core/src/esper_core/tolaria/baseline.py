@@ -57,7 +57,6 @@ from esper_core.plugins.registry import Catalog
 from esper_core.setup.defaults import baseline_policy
 from esper_core.setup.policies import make_policy
 from esper_core.setup.resolve import ResolvedRun
-from esper_core.storage.rundir import LOCK_FILE
 from esper_core.tolaria.episode import HostEpisode
 
 logger = structlog.get_logger(__name__)
@@ -288,25 +287,7 @@ def baseline_episode(resolved: ResolvedRun, catalog: Catalog, task: Task, slot_n
     }
 
 
-def _close_inherited_lock(run_dir: Path | None) -> None:
-    """The fork inherits the run directory's flock descriptor; holding it would keep the run
-    "in use" after the parent dies. Close every descriptor open on the lock file."""
-    if run_dir is None:
-        return
-    try:
-        lock = os.stat(run_dir / LOCK_FILE)
-    except OSError:
-        return
-    for fd in range(3, 1024):
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (lock.st_dev, lock.st_ino):
-            os.close(fd)
-
-
-def _child(conn: Connection, parent: int, run_dir: Path | None, resolved: ResolvedRun, catalog: Catalog,
+def _child(conn: Connection, parent: int, resolved: ResolvedRun, catalog: Catalog,
            task: Task, slot_names: tuple[str, ...]) -> None:
     # The parent alone decides when the run stops (after its checkpoint) and ends this process.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -315,7 +296,6 @@ def _child(conn: Connection, parent: int, run_dir: Path | None, resolved: Resolv
     # governor rollback, say) still show, marked as the baseline's.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     structlog.contextvars.bind_contextvars(baseline=True)
-    _close_inherited_lock(run_dir)
     try:
         conn.send(("ok", baseline_episode(resolved, catalog, task, slot_names, parent=parent)))
     except EsperError as exc:
@@ -352,8 +332,7 @@ class Baseline:
 
     @classmethod
     def begin(cls, resolved: ResolvedRun, catalog: Catalog, task: Task, slot_names: tuple[str, ...], *,
-              device: str, use_cache: bool = True, alongside: bool | None = None,
-              run_dir: Path | None = None) -> Baseline:
+              device: str, use_cache: bool = True, alongside: bool | None = None) -> Baseline:
         """Look the baseline up in the cache; on a miss, start it in a second process when a core
         is free (``alongside`` None: decide from the machine)."""
         name = baseline_policy(catalog).name  # a clear error when no plugin declares one
@@ -370,7 +349,7 @@ class Baseline:
             context = multiprocessing.get_context("fork")
             receive, send = context.Pipe(duplex=False)
             baseline._process = context.Process(target=_child, name="esper-baseline", daemon=True,
-                                                args=(send, os.getpid(), run_dir, *baseline._args))
+                                                args=(send, os.getpid(), *baseline._args))
             baseline._process.start()
             send.close()
             baseline._conn = receive

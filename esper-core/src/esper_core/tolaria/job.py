@@ -121,7 +121,7 @@ def _execute_run(resolved: ResolvedRun, catalog: Catalog, run_dir: Path, *, resu
     baseline = None
     if config.compare_baseline and not training:
         # Begun before the sinks open, so a baseline process forked here holds none of their files.
-        baseline = Baseline.begin(resolved, catalog, task, slot_names, device=device, run_dir=run_dir,
+        baseline = Baseline.begin(resolved, catalog, task, slot_names, device=device,
                                   use_cache=config.baseline_cache, alongside=None if world == 1 else False)
     try:
         hub = _open_sinks(resolved, run_dir)
