@@ -273,7 +273,8 @@ def test_a_worker_whose_parent_left_mid_step_returns_quietly(catalog, monkeypatc
     (signal.SIGKILL, r"environment worker 1 was killed \(SIGKILL\), most often by the out-of-memory killer; "
                      r"2 worker processes each hold a host and its task: lower --envs, or run the environments "
                      r"in-process \(no --workers\)"),
-    (signal.SIGHUP, r"environment worker 1 was killed \(SIGHUP\)$"),
+    # SIGUSR1 terminates by default, and unlike SIGHUP no launcher (nohup) leaves it ignored.
+    (signal.SIGUSR1, r"environment worker 1 was killed \(SIGUSR1\)$"),
 ])
 def test_a_killed_worker_is_reported_with_its_signal(catalog, signum, message):
     workers = WorkerEnvironments(_resolved(catalog), n_envs=2, device="cpu", emit=lambda e: None, policy_name="s")
@@ -281,6 +282,7 @@ def test_a_killed_worker_is_reported_with_its_signal(catalog, signum, message):
         workers.start([0, 1], [2, 4])
         os.kill(workers._procs[1].pid, signum)
         workers._procs[1].join(timeout=30)
+        assert workers._procs[1].exitcode == -signum
         with pytest.raises(EsperError, match=message):
             workers.step([Decision.wait("w")] * 2)
     finally:
