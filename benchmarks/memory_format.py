@@ -3,9 +3,11 @@ channels-last (NHWC). Decides ``esper_blueprints_cnn.tasks.base.prefers_channels
 
     .venv/bin/python benchmarks/memory_format.py --out docs/memory_format.md
 
-Two measurements, in one process, each format interleaved with the other and repeated
+Three measurements, in one process, each format interleaved with the other and repeated
 (median, with min–max), with two threads:
 
+* **BatchNorm** — ``BatchNorm2d`` alone on each activation of the default host, forward and
+  forward plus backward, in each format;
 * **training step** — forward, backward and an SGD step of ``CNNHost``, its input in the same
   format (the task hands it that way), for each shipped task's default host, batch and image
   size (``shapes``, ``micro``, the CIFAR tasks' 32/64/128 host) and for hosts between them;
@@ -48,6 +50,41 @@ HOSTS: tuple[tuple[str, tuple[int, ...], int, int], ...] = (
     ("16,32,64 at 32 px", (16, 32, 64), 32, 32),
     ("16,32,64 at batch 128", (16, 32, 64), 128, 32),
 )
+
+
+def batch_norm_speedup(shape: tuple[int, int, int, int], *, repeats: int, steps: int) -> dict[str, Any]:
+    """BatchNorm2d alone on one activation shape in each format: forward, and forward plus
+    backward (the layer the default host's profile shows to cost most in channels-last)."""
+    torch.manual_seed(0)
+    norm = torch.nn.BatchNorm2d(shape[1])
+    x = torch.randn(*shape)
+    inputs = {"contiguous": x, "channels_last": x.contiguous(memory_format=torch.channels_last)}
+    grad = torch.randn(*shape)
+
+    def forward(x: torch.Tensor) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(steps):
+                norm(x)
+        return run
+
+    def both(x: torch.Tensor) -> Callable[[], None]:
+        leaf = x.clone().requires_grad_()
+
+        def run() -> None:
+            for _ in range(steps):
+                norm(leaf).backward(grad)
+        return run
+
+    out: dict[str, Any] = {}
+    for name, make in (("forward", forward), ("forward_backward", both)):
+        variants = {fmt: make(t) for fmt, t in inputs.items()}
+        for fn in variants.values():
+            fn()
+        times = interleaved(variants, repeats=repeats)
+        out[name] = {"us": {k: round(1e6 * statistics.median(v) / steps, 1) for k, v in times.items()},
+                     "channels_last_speedup": round(statistics.median(times["contiguous"])
+                                                    / statistics.median(times["channels_last"]), 3)}
+    return out
 
 
 @contextlib.contextmanager
@@ -109,6 +146,8 @@ def measure(repeats: int, steps: int, env_repeats: int) -> dict[str, Any]:
         "training_step": {label: {"widths": list(widths), "batch_size": batch, "image_size": side,
                                   **memory_format_speedup(widths, batch, side, repeats=repeats, steps=steps)}
                           for label, widths, batch, side in HOSTS},
+        "batch_norm": {"x".join(map(str, shape)): batch_norm_speedup(shape, repeats=repeats, steps=steps)
+                       for shape in ((32, 4, 32, 32), (32, 8, 16, 16), (32, 16, 8, 8))},
         "environment_step": {task: env_step_speedup(task, repeats=env_repeats) for task in ("shapes", "micro")},
         "chosen": {label: image_task.prefers_channels_last(torch.device("cpu"), widths)
                    for label, widths, _, _ in HOSTS},
@@ -137,6 +176,14 @@ def markdown(result: dict[str, Any], command: str) -> str:
                      f"{row['image_size']} | {c['median']:.2f} ({c['min']:.2f}–{c['max']:.2f}) | "
                      f"{n['median']:.2f} ({n['min']:.2f}–{n['max']:.2f}) | "
                      f"{row['channels_last_speedup']}× | {chosen} |")
+    lines += ["", "## BatchNorm alone, on the default host's activations (batch 32)", "",
+              "| activation | forward µs, contiguous / channels-last | speedup | forward + backward µs | speedup |",
+              "|---|---|---|---|---|"]
+    for shape, row in result["batch_norm"].items():
+        f, b = row["forward"], row["forward_backward"]
+        lines.append(f"| {shape} | {f['us']['contiguous']} / {f['us']['channels_last']} | "
+                     f"{f['channels_last_speedup']}× | {b['us']['contiguous']} / {b['us']['channels_last']} | "
+                     f"{b['channels_last_speedup']}× |")
     lines += ["", "## Environment step (one epoch and its decision, in-process)", "",
               "| task | contiguous steps/s | channels-last steps/s | speedup |", "|---|---|---|---|"]
     for task, row in result["environment_step"].items():

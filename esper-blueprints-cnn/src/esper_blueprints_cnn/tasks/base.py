@@ -117,7 +117,7 @@ def prefers_channels_last(device: torch.device, widths: tuple[int, ...]) -> bool
     32/64/128 hosts faster per step, and the default ``shapes`` host (4/8/16), ``micro``'s
     (8/16/32) and every other host with a block of 8 channels or fewer slower, at every batch
     size measured. There BatchNorm's channels-last kernels are the cost: at 4 channels its
-    forward takes ~11× as long as in NCHW. cuDNN prefers NHWC too. Channels-last spares the
+    forward takes about ten times as long as in NCHW. cuDNN prefers NHWC too. Channels-last spares the
     pipeline a copy, since the NHWC gather already is a channels-last batch; NCHW pays it."""
     return min(widths) >= CHANNELS_LAST_MIN_WIDTH
 
