@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import traceback
 from collections.abc import Callable, Sequence
@@ -102,13 +103,8 @@ class InProcessEnvironments:
         self._close_envs()
 
 
-def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, length: int | None,
-                 inherited: Sequence[Connection] = ()) -> None:
-    """A worker process: one environment, driven by commands from the pipe. ``inherited``: the
-    parent's pipe ends this fork holds copies of, closed first so that the parent's death reaches
-    the worker as end-of-file on its pipe."""
-    for other in inherited:
-        other.close()
+def _worker_main(conn: Connection, resolved: ResolvedRun, policy_name: str, length: int | None) -> None:
+    """A worker process: one environment, driven by commands from the pipe."""
     # Ctrl-C reaches the whole process group, and a fork inherits the parent's stop handler: the
     # parent alone decides when to stop (after its next checkpoint) and closes the workers,
     # killing any that do not exit.
@@ -166,8 +162,22 @@ def _named(exc: EsperError) -> type[EsperError]:
     return EsperError
 
 
-#: This process's ends of every live worker's pipe (see WorkerEnvironments.__init__).
+#: This process's ends of every live worker's pipe.
 _PARENT_ENDS: set[Connection] = set()
+
+
+def _drop_inherited_pipe_ends() -> None:
+    """Run in every child forked from this process: close its copies of the parent's pipe
+    ends (its own worker's and every other live worker's). Otherwise a worker never reads
+    end-of-file when the parent dies without closing it (killed, or an exception before
+    ``close()``), and waits forever."""
+    for conn in list(_PARENT_ENDS):
+        conn.close()
+    _PARENT_ENDS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # every platform with the fork start method
+    os.register_at_fork(after_in_child=_drop_inherited_pipe_ends)
 
 
 class WorkerEnvironments:
@@ -191,13 +201,8 @@ class WorkerEnvironments:
         self._procs: list[Any] = []
         for i in range(n_envs):
             parent, child = context.Pipe()
-            # A fork inherits every pipe end open in this process: this worker's own parent end
-            # and those of every other live worker (of this set or another). Each must be closed
-            # in the child, or a worker never reads end-of-file when this process dies without
-            # closing it (killed, or an exception before close()), and waits forever.
-            _PARENT_ENDS.add(parent)
-            inherited = list(_PARENT_ENDS)
-            proc = context.Process(target=_worker_main, args=(child, resolved, policy_name, length, inherited),
+            _PARENT_ENDS.add(parent)  # closed in the fork (_drop_inherited_pipe_ends)
+            proc = context.Process(target=_worker_main, args=(child, resolved, policy_name, length),
                                    name=f"esper-env-{i}", daemon=True)
             proc.start()
             child.close()
