@@ -147,19 +147,22 @@ def memory_format_speedup(widths: tuple[int, ...], batch: int, side: int, *, rep
     base = CNNHost(HostConfig(widths=widths))
     x, y = torch.randn(batch, 3, side, side), torch.randint(0, 10, (batch,))
     cl = copy.deepcopy(base).to(memory_format=torch.channels_last)
-    variants = {
+    times, speedup = compare_formats({
         "contiguous": train_steps(base, x, y, steps),
         "channels_last": train_steps(cl, x.contiguous(memory_format=torch.channels_last), y, steps),
-    }
+    }, repeats=repeats)
+    return {"step_ms": {k: summary([1e3 * t / steps for t in v]) for k, v in times.items()},
+            "channels_last_speedup": speedup}
+
+
+def compare_formats(variants: dict[str, Callable[[], None]], *,
+                    repeats: int) -> tuple[dict[str, list[float]], float]:
+    """Warm up, then time ``contiguous`` and ``channels_last`` interleaved; the times and
+    channels-last's speedup, time(contiguous) / time(channels-last)."""
     for fn in variants.values():
         fn()
     times = interleaved(variants, repeats=repeats)
-    return {
-        "step_ms": {k: summary([1e3 * t / steps for t in v]) for k, v in times.items()},
-        "channels_last_speedup": round(
-            statistics.median(times["contiguous"]) / statistics.median(times["channels_last"]), 3
-        ),
-    }
+    return times, round(statistics.median(times["contiguous"]) / statistics.median(times["channels_last"]), 3)
 
 
 def bench_memory_format(repeats: int, steps: int) -> dict[str, object]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_cnn import interleaved, memory_format_speedup, summary
+from bench_cnn import compare_formats, memory_format_speedup, summary
 
 from esper_blueprints_cnn.tasks import base as image_task
 
@@ -77,13 +77,9 @@ def batch_norm_speedup(shape: tuple[int, int, int, int], *, repeats: int, steps:
 
     out: dict[str, Any] = {}
     for name, make in (("forward", forward), ("forward_backward", both)):
-        variants = {fmt: make(t) for fmt, t in inputs.items()}
-        for fn in variants.values():
-            fn()
-        times = interleaved(variants, repeats=repeats)
+        times, speedup = compare_formats({fmt: make(t) for fmt, t in inputs.items()}, repeats=repeats)
         out[name] = {"us": {k: round(1e6 * statistics.median(v) / steps, 1) for k, v in times.items()},
-                     "channels_last_speedup": round(statistics.median(times["contiguous"])
-                                                    / statistics.median(times["channels_last"]), 3)}
+                     "channels_last_speedup": speedup}
     return out
 
 
@@ -120,18 +116,14 @@ def env_step_speedup(task: str, *, repeats: int) -> dict[str, Any]:
                 env.step([Decision(op=Op.WAIT)])
             return step
 
-        steps = {name: stepper(env) for name, env in envs.items()}
-        for step in steps.values():
-            step()  # warm-up: allocator, oneDNN primitive caches
-        times = interleaved(steps, repeats=repeats)
+        times, speedup = compare_formats({name: stepper(env) for name, env in envs.items()}, repeats=repeats)
     finally:
         for env in envs.values():
             env.close()
     return {
         "seconds_per_step": {k: summary(v) for k, v in times.items()},
         "steps_per_second": {k: round(1 / statistics.median(v), 3) for k, v in times.items()},
-        "channels_last_speedup": round(statistics.median(times["contiguous"])
-                                       / statistics.median(times["channels_last"]), 3),
+        "channels_last_speedup": speedup,
     }
 
 

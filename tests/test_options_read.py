@@ -10,8 +10,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from esper_core.lazy import LazyCallable
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.plugins.blame import module_of
 from esper_core.testing.distributions import run_esper
 
 #: policies that take no options at all (their factories refuse any)
@@ -27,13 +27,9 @@ def _ours(spec_module: str) -> bool:
     return spec_module.startswith(("esper_blueprints_cnn", "esper_blueprints_transformer", "esper_policies"))
 
 
-def _module(reference) -> str:
-    return reference.path.partition(":")[0] if isinstance(reference, LazyCallable) else reference.__module__
-
-
 def test_every_task_and_option_taking_policy_of_ours_declares_read_options(catalog):
-    tasks = [spec for spec in catalog.tasks if _ours(_module(spec.factory))]
-    policies = [spec for spec in catalog.policies if _ours(_module(spec.factory)) and spec.name not in OPTIONLESS]
+    tasks = [spec for spec in catalog.tasks if _ours(module_of(spec.factory))]
+    policies = [spec for spec in catalog.policies if _ours(module_of(spec.factory)) and spec.name not in OPTIONLESS]
     assert {t.name for t in tasks} >= {"shapes", "micro", "cifar10", "cifar100", "imagefolder", "arrays",
                                        "pytext", "textfile"}
     assert {p.name for p in policies} >= {"heuristic", "ppo", "iql"}
