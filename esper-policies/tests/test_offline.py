@@ -93,6 +93,110 @@ def test_collection_resumes_and_refuses_other_recordings(catalog, datasets, tmp_
         collect(_resolved(catalog, "noop"), catalog, tmp_path / "z", episodes=0)
 
 
+def _copy(datasets, tmp_path, name="random"):
+    import shutil
+
+    out = tmp_path / name
+    shutil.copytree(datasets / name, out)
+    return out
+
+
+def _shards(path):
+    """``{name: bytes}`` of the files in a dataset's episodes/ folder, less hidden (temporary) ones."""
+    return {p.name: p.read_bytes() for p in sorted((path / "episodes").iterdir()) if not p.name.startswith(".")}
+
+
+def _assert_same_episode(a, b):
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, b[key]), key
+        elif key == "reward_terms":
+            assert value.keys() == b[key].keys() and all(torch.equal(value[t], b[key][t]) for t in value), key
+        else:
+            assert value == b[key], key
+
+
+@pytest.mark.parametrize(("policy", "deleted", "episodes"), [
+    ("random", [1], 3),     # the tester's case: episode 1 deleted, --episodes 3 again
+    ("random", [0, 1], 2),  # episode 2 held is no stand-in for a missing episode below --episodes
+    ("heuristic", [0], 2),  # a policy with state, episode 0 missing while episode 1 is held
+])
+def test_collect_records_exactly_the_missing_episodes_and_rewrites_no_other(catalog, datasets, tmp_path, policy,
+                                                                              deleted, episodes):
+    import io
+
+    out = _copy(datasets, tmp_path, policy)
+    original = _shards(out)
+    for k in deleted:
+        (out / "episodes" / f"{k:06d}.pt").unlink()
+    # An interrupted write of a missing episode leaves a hidden temporary file: no episode.
+    (out / "episodes" / f".{deleted[0]:06d}.pt.0123456789ab.tmp").write_bytes(b"partial")
+    summary = collect(_resolved(catalog, policy), catalog, out, episodes=episodes)
+    assert summary["episodes"] == len(original) and summary["recorded_now"] == len(deleted)
+    after = _shards(out)
+    assert sorted(after) == sorted(original)
+    for name, content in original.items():
+        if int(name[:-3]) in deleted:  # re-recorded on the seed the uninterrupted collection used
+            _assert_same_episode(torch.load(io.BytesIO(after[name]), weights_only=True),
+                                 torch.load(io.BytesIO(content), weights_only=True))
+        else:  # never rewritten
+            assert after[name] == content, name
+    again = collect(_resolved(catalog, policy), catalog, out, episodes=episodes)
+    assert again["episodes"] == len(original) and again["recorded_now"] == 0 and _shards(out) == after
+
+
+def test_collect_names_episodes_it_was_not_asked_to_fill(catalog, datasets, tmp_path):
+    out = _copy(datasets, tmp_path)
+    (out / "episodes" / "000001.pt").unlink()
+    with structlog.testing.capture_logs() as logs:
+        summary = collect(_resolved(catalog, "random"), catalog, out, episodes=1)
+    assert summary["episodes"] == 2 and summary["recorded_now"] == 0
+    (warning,) = [e for e in logs if e["event"] == "dataset_incomplete"]
+    assert warning["missing"] == "episode 1" and "--episodes 3" in warning["hint"]
+
+
+@pytest.mark.parametrize("name", ["backup.pt", "notes.txt", "1.pt", "0000001.pt", "100000.pt", "000001.pt.bak"])
+def test_a_file_in_episodes_that_is_no_shard_is_refused_naming_it(catalog, datasets, tmp_path, name):
+    import re
+    import shutil
+
+    out = _copy(datasets, tmp_path)
+    stray = out / "episodes" / name
+    shutil.copyfile(out / "episodes" / "000000.pt", stray)  # a valid episode under a name collect never writes
+    before = _shards(out)
+    message = re.escape(f"episode dataset '{out}' holds '{stray}', which is not an episode shard")
+    with pytest.raises(DataError, match=message):
+        collect(_resolved(catalog, "random"), catalog, out, episodes=4)
+    assert _shards(out) == before
+    with pytest.raises(DataError, match=message):
+        EpisodeDataset(out).shards  # noqa: B018 - the property reads the folder
+    with pytest.raises(ConfigError, match=re.escape(f"--dataset '{out}': ") + message):
+        _iql(catalog, tmp_path, out)
+    assert not (tmp_path / "run" / "policy.pt").exists()
+
+
+@pytest.mark.parametrize(("deleted", "missing"), [([1], "episode 1"), ([0, 1], "episodes 0 and 1")])
+@pytest.mark.parametrize(("policy", "option", "flag"), [("iql", "dataset", "--dataset"),
+                                                        ("ppo", "bc_dataset", "--bc-dataset")])
+def test_training_refuses_a_dataset_with_missing_episodes_until_collect_fills_them(catalog, datasets, tmp_path,
+                                                                                  policy, option, flag, deleted,
+                                                                                  missing):
+    out = _copy(datasets, tmp_path)
+    for k in deleted:
+        (out / "episodes" / f"{k:06d}.pt").unlink()
+    resolved = resolve_run(RunConfig.from_dict({"run": {"task": "toy", "policy": policy, "epochs": 4},
+                                                "policy": {option: str(out)}}), catalog)
+    with pytest.raises(ConfigError) as info:
+        resolved.policy.trainer(context=_training_context(resolved))
+    assert str(info.value) == (
+        f"{flag} '{out}' lacks {missing} of episodes 0 to 2; run the `esper collect` that recorded it "
+        f"again (--out '{out}', the settings it was recorded with and --episodes 3 or more): it records "
+        "only the missing episodes")
+    collect(_resolved(catalog, "random"), catalog, out, episodes=3)
+    resolved.policy.trainer(context=_training_context(resolved))
+
+
 @pytest.mark.parametrize(("table", "key", "value"), [
     ("policy", "confidence_z", 3.0), ("task", "train_size", 24), ("rewards", "param_rent", 50.0),
     ("kasmina", "blending_epochs", 1), ("gates", "confidence_z", 3.0), ("training", "lr", 0.5),

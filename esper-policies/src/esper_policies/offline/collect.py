@@ -2,10 +2,14 @@
 
 Episode ``k`` runs on seed ``episode_seed(run seed, env=0, episode=k)`` (its task — host
 initial weights, data order — built from that seed) — the seeds PPO trains on, never the
-held-out ones ``esper evaluate`` uses. Each finished episode becomes one shard;
-running the same command again continues after the last complete shard, and refuses a
+held-out ones ``esper evaluate`` uses. Each finished episode becomes one shard, named by its
+number; running the same command again records exactly the episode numbers below
+``--episodes`` that the dataset lacks (the rest of an interrupted collection, or a shard deleted
+because it was damaged), each on the seed it always has, so the dataset ends as an uninterrupted
+collection would have left it; it rewrites no shard the dataset holds, and refuses a
 directory recorded with any other setting (task, behaviour policy, action space, any option or
-configuration value: see :func:`settings_difference`).
+configuration value: see :func:`settings_difference`) or holding a file in ``episodes/`` that is
+no shard (:meth:`EpisodeDataset.episodes`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from esper_core.sdk import (
     prepare_task,
 )
 from esper_policies.encoding import ObservationBuilder, encode_masks
-from esper_policies.offline.dataset import EpisodeDataset
+from esper_policies.offline.dataset import EpisodeDataset, describe_numbers
 
 logger = structlog.get_logger(__name__)
 
@@ -130,7 +134,8 @@ def record_episode(resolved: ResolvedRun, task: Any, policy: Any, *, episode: in
 
 
 def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int) -> dict[str, Any]:
-    """Record episodes ``0..episodes-1`` of ``resolved.policy`` into ``out`` (resuming)."""
+    """Record those of episodes ``0..episodes-1`` of ``resolved.policy`` that ``out`` lacks; the
+    summary counts the episodes the dataset holds and those recorded now."""
     check_count(episodes, flag="--episodes")
     device, _, slot_names = prepare_task(resolved)
     keys = resolved.blueprint_keys
@@ -160,13 +165,15 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
     # One recorder per dataset: two would write the same episode numbers over each other.
     lock = RunDirLock.acquire(out)
     try:
-        done = len(dataset)
-        if done:
-            logger.info("collect_resumed", dataset=str(out), complete_episodes=done)
-        progress = Progress("collect", episodes, "episodes", done=done)
+        held = dataset.episodes()  # the same reading training makes; refuses a file that is no shard
+        todo = [k for k in range(episodes) if k not in held]
+        if held:
+            logger.info("collect_resumed", dataset=str(out), complete_episodes=len(held),
+                        recording=describe_numbers(todo))
+        progress = Progress("collect", episodes, "episodes", done=episodes - len(todo))
         # On a terminal the progress line is the episode's line; its record stays at debug level.
         log = logger.debug if progress.enabled else logger.info
-        for k in range(done, episodes):
+        for k in todo:
             seed = episode_seed(resolved.config.seed, env=0, episode=k)
             shard = record_episode(resolved, build_task(resolved, seed=seed, device=device), policy, episode=k,
                                    seed=seed, keys=keys, n_slots=len(slot_names), policy_name=resolved.policy.name)
@@ -174,7 +181,11 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
             log("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
                 final_accuracy=round(shard["final_accuracy"], 2), total_reward=round(shard["total_reward"], 3))
             progress.step(f"final accuracy {shard['final_accuracy']:.2f}%, return {shard['total_reward']:+.3f}")
+        missing, gap = dataset.missing(), dataset.gap_problem()
     finally:
         lock.release()
-    return {"dataset": str(out), "episodes": len(dataset), "recorded_now": max(0, episodes - done),
+    if gap is not None:  # it holds episodes beyond --episodes, and lacks some below them
+        logger.warning("dataset_incomplete", dataset=str(out), missing=describe_numbers(missing),
+                       hint=f"training refuses it until they are recorded: {gap}")
+    return {"dataset": str(out), "episodes": len(dataset), "recorded_now": len(todo),
             "policy": resolved.policy.name, "task": resolved.task.name}

@@ -12,7 +12,8 @@ from esper_core.sdk import AppState, RunConfig, parse_key_values
 
 @click.command("collect")
 @click.option("--policy", default="heuristic", show_default=True, help="Behaviour policy to record.")
-@click.option("--episodes", type=int, required=True, help="Episodes the dataset should hold.")
+@click.option("--episodes", type=int, required=True,
+              help="Episodes the dataset should hold (numbers 0..N-1); run again, only those it lacks are recorded.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Dataset directory (created, or continued when it already holds episodes recorded "
                    "with the same settings); never inside a run or another dataset's directory.")

@@ -5,7 +5,8 @@ Layout of a dataset directory (format ``esper-episodes``, version 1)::
     dataset.json          metadata: format, version, observation schema version and size, slot
                           names, blueprint catalog (the action space), task, topology, epochs,
                           the behaviour policy, base seed, the run configuration, reward terms
-    episodes/000000.pt    one shard per finished episode (torch.save of plain tensors):
+    episodes/000000.pt    one shard per finished episode, named by its episode number
+                          (torch.save of plain tensors):
         obs (T, D) float32        observation before each decision (unnormalised layout values)
         next_obs (T, D) float32   observation after it (for the last step: the state it ended in)
         mask_ops (T, 5) bool, mask_slots (T, 5, S) bool, mask_blueprints (T, P) bool
@@ -15,13 +16,20 @@ Layout of a dataset directory (format ``esper-episodes``, version 1)::
         episode, seed, final_accuracy, total_reward   (scalars)
 
 Every shard is written to a temporary file and renamed into place, so a crash loses at most the
-episode in progress and collection resumes after the last complete shard. Reading never loads
-the whole dataset: minibatches stream from a few shards at a time.
+episode in progress. The episodes a dataset holds are the files of ``episodes/`` named as
+:func:`shard_name` names them (:meth:`EpisodeDataset.episodes`, which ``esper collect`` and training
+both read): hidden files (temporary files of an interrupted write) are ignored and any other
+entry is refused, naming it. ``esper collect`` run again records exactly the episode numbers
+below its ``--episodes`` that the dataset lacks (a shard deleted because it was damaged, or never
+finished) and rewrites none it holds; training refuses a dataset that lacks an episode below its
+last one, naming the missing numbers. Reading never loads the whole dataset: minibatches stream
+from a few shards at a time.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +41,7 @@ from attrs import frozen
 from esper_core.contracts.decisions import Op
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
 from esper_core.errors import ConfigError, DataError
-from esper_core.options import INT_MAX, MAX_EPOCHS
+from esper_core.options import INT_MAX, MAX_EPISODES, MAX_EPOCHS
 from esper_core.sdk import (
     DATASET_FILE,
     EPISODES_DIR,
@@ -78,8 +86,46 @@ class Batch:
         return self.obs.shape[0]
 
 
+#: what a damaged or missing shard's message tells the user to do
+RERECORD = ("run the `esper collect` that recorded the dataset again (the same settings and --episodes): "
+            "it records only the episodes the dataset lacks")
+_SHARD_NAME = re.compile(r"[0-9]+\.pt")
+
+
 def shard_name(index: int) -> str:
     return f"{index:06d}.pt"
+
+
+def shard_index(name: str) -> int | None:
+    """The episode number of a shard's file name (``000042.pt``: 42), or None for any name
+    :func:`shard_name` does not give an episode ``esper collect`` can record (``backup.pt``,
+    ``42.pt``, ``0000042.pt``, a number of ``MAX_EPISODES`` or more)."""
+    if not _SHARD_NAME.fullmatch(name):
+        return None
+    index = int(name[:-3])
+    return index if index < MAX_EPISODES and shard_name(index) == name else None
+
+
+def _missing(held: Mapping[int, Path]) -> list[int]:
+    return [k for k in range(max(held, default=-1) + 1) if k not in held]
+
+
+def describe_numbers(numbers: Sequence[int]) -> str:
+    """Ascending episode numbers in words, runs of three or more shortened:
+    ``episode 4``, ``episodes 0 and 1``, ``episodes 0, 3 to 7 and 9``."""
+    if not numbers:
+        return "no episodes"
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    parts: list[str] = []
+    for run in runs:
+        parts.extend([f"{run[0]} to {run[-1]}"] if len(run) > 2 else [str(n) for n in run])
+    words = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"episode{'s' if len(numbers) > 1 else ''} {words}"
 
 
 class EpisodeDataset:
@@ -116,14 +162,50 @@ class EpisodeDataset:
                                      "observation_version": OBSERVATION_SCHEMA_VERSION, **metadata})
         return EpisodeDataset(path)
 
+    def episodes(self) -> dict[int, Path]:
+        """The episodes the dataset holds: episode number -> shard, in episode order. The one
+        reading of ``episodes/`` that ``esper collect`` (which records the numbers missing here)
+        and training share. Hidden files (temporary files of an interrupted write) are ignored;
+        any other entry whose name is not a shard's (:func:`shard_index`) is refused, naming it,
+        rather than trained on as an episode or counted as one."""
+        folder = self.path / EPISODES_DIR
+        if not folder.is_dir():
+            return {}
+        held: dict[int, Path] = {}
+        for entry in folder.iterdir():
+            if entry.name.startswith("."):
+                continue
+            index = shard_index(entry.name)
+            if index is None:
+                raise DataError(f"episode dataset {str(self.path)!r} holds {str(entry)!r}, which is not an episode "
+                                f"shard (those are named {shard_name(0)}, {shard_name(1)}, ... by episode number, "
+                                f"below {MAX_EPISODES}); move it out of {str(folder)!r}")
+            held[index] = entry
+        return dict(sorted(held.items()))
+
     @property
     def shards(self) -> list[Path]:
-        """Complete shards in episode order (temporary files of an interrupted write are ignored)."""
-        folder = self.path / EPISODES_DIR
-        return sorted(p for p in folder.glob("*.pt") if not p.name.startswith(".")) if folder.is_dir() else []
+        """Complete shards in episode order (see :meth:`episodes`)."""
+        return list(self.episodes().values())
 
     def __len__(self) -> int:
-        return len(self.shards)
+        return len(self.episodes())
+
+    def missing(self) -> list[int]:
+        """The episode numbers below the last one held that the dataset lacks."""
+        return _missing(self.episodes())
+
+    def gap_problem(self) -> str | None:
+        """What the dataset lacks below its last episode and how to record it, in words
+        (``lacks episode 1 of episodes 0 to 2; ...``), or None when it lacks nothing."""
+        held = self.episodes()
+        missing = _missing(held)
+        if not missing:
+            return None
+        end = max(held) + 1
+        return (f"lacks {describe_numbers(missing)} of episodes 0 to {end - 1}; run the `esper collect` that "
+                f"recorded it again (--out {str(self.path)!r}, the settings it was recorded with and --episodes "
+                f"{end} or more): it records only the missing episodes")
 
     def check(self, *, blueprint_keys: Sequence[str], slot_names: Sequence[str]) -> None:
         """Refuse a dataset recorded with another action space or observation schema."""
@@ -159,8 +241,7 @@ class EpisodeDataset:
         try:
             data = load_torch_file(shard)
         except UnreadableTorchFile as exc:
-            raise DataError(f"episode shard {str(shard)!r} is corrupt ({exc}); delete it "
-                            "and run `esper collect` again to re-record that episode") from None
+            raise DataError(f"episode shard {str(shard)!r} is corrupt ({exc}); delete it and {RERECORD}") from None
         missing = [k for k in _TENSORS if not isinstance(data, dict) or not isinstance(data.get(k), torch.Tensor)]
         if missing:
             raise DataError(f"episode shard {str(shard)!r} is incomplete: missing {', '.join(missing)}")
@@ -171,8 +252,7 @@ class EpisodeDataset:
         problem = _shard_problem(data, n_slots=len(self.metadata["slot_names"]),
                                  n_blueprints=len(self.metadata["blueprint_catalog"]))
         if problem:
-            raise DataError(f"episode shard {str(shard)!r} is damaged: {problem}; delete it and run "
-                            "`esper collect` again to re-record that episode")
+            raise DataError(f"episode shard {str(shard)!r} is damaged: {problem}; delete it and {RERECORD}")
         return data
 
     def transitions(self) -> int:
@@ -277,10 +357,11 @@ def open_datasets(paths: Sequence[str], *, option: str, blueprint_keys: Sequence
     """The datasets ``option`` names (``--dataset`` for IQL, ``--bc-dataset`` for PPO's behaviour
     cloning), each checked against the run before anything is trained or written: one directory
     named twice, a folder that is no dataset, another action space or observation schema, another
-    task, another observation size and a dataset without complete episodes are refused, naming the
-    option and the path. ``run_config`` is the run's configuration as tables
-    (``ResolvedRunView.to_toml_dict()``); a dataset recorded under another ``[kasmina] mask_by_gates``
-    is named in a warning."""
+    task, another observation size, a dataset without complete episodes, one with a file in
+    ``episodes/`` that is no shard and one that lacks an episode below its last (a gap ``esper
+    collect`` fills; the message names the missing numbers) are refused, naming the option and the
+    path. ``run_config`` is the run's configuration as tables (``ResolvedRunView.to_toml_dict()``);
+    a dataset recorded under another ``[kasmina] mask_by_gates`` is named in a warning."""
     check_distinct_datasets(paths, option=option)
     opened: list[EpisodeDataset] = []
     for path in paths:
@@ -288,6 +369,7 @@ def open_datasets(paths: Sequence[str], *, option: str, blueprint_keys: Sequence
         try:
             dataset = EpisodeDataset(path)
             dataset.check(blueprint_keys=blueprint_keys, slot_names=slot_names)
+            gap = dataset.gap_problem()  # reads episodes/, refusing a file that is no shard
         except (ConfigError, DataError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         meta = dataset.metadata
@@ -299,6 +381,8 @@ def open_datasets(paths: Sequence[str], *, option: str, blueprint_keys: Sequence
                               f"network here takes {obs_size} (another observation layout)")
         if not len(dataset):
             raise ConfigError(f"{where} has no complete episodes yet")
+        if gap is not None:
+            raise ConfigError(f"{where} {gap}")
         dataset.warn_if_masked_differently(run_config)
         opened.append(dataset)
     return opened
