@@ -70,3 +70,78 @@ def test_available_memory_takes_the_tightest_limit(monkeypatch: pytest.MonkeyPat
 def test_available_memory_of_this_machine_is_plausible() -> None:
     free = available_memory()
     assert free is None or 0 < free < 1 << 50
+
+
+# -- a failed allocation is reported as the machine's limit, not as a bug or a plugin's fault ----
+
+class OutOfMemoryError(RuntimeError):
+    """Named as torch's CUDA allocator error is (torch.OutOfMemoryError), without importing torch."""
+
+
+CPU_ALLOCATOR = ("[enforce fail at alloc_cpu.cpp:117] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                 "you tried to allocate 65536 bytes. Error code 12 (Cannot allocate memory)")
+
+
+@pytest.mark.parametrize(
+    ("exc", "failed"),
+    [
+        (MemoryError(), True),
+        (RuntimeError(CPU_ALLOCATOR), True),
+        (RuntimeError("MPS backend out of memory (MPS allocated: 1.2 GB)"), True),
+        (OutOfMemoryError("CUDA error"), True),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)"), False),
+        (ValueError("not enough memory"), False),  # only allocators' errors: RuntimeError and MemoryError
+        (KeyError("memory"), False),
+    ],
+)
+def test_is_allocation_failure(exc: BaseException, failed: bool) -> None:
+    assert memory.is_allocation_failure(exc) is failed
+
+
+def test_out_of_memory_keeps_the_allocators_sentence_and_names_the_remedy() -> None:
+    error = memory.out_of_memory(RuntimeError(CPU_ALLOCATOR), doing="during the run")
+    assert str(error) == (
+        "ran out of memory during the run (RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried "
+        "to allocate 65536 bytes. Error code 12 (Cannot allocate memory)). Lower what the run asks for (the "
+        "task's sizes, the host's widths, --envs, batch sizes) or free memory on this machine")
+    assert str(memory.out_of_memory(MemoryError(), doing="")).startswith("ran out of memory (MemoryError). Lower")
+
+
+def test_blame_reports_an_allocation_failure_as_out_of_memory_not_as_the_plugins_error() -> None:
+    from esper_core.errors import OutOfMemory, PluginError
+    from esper_core.plugins.blame import blame, blame_plugin_code
+
+    with pytest.raises(OutOfMemory, match=r"^ran out of memory in task 'arrays' \(its factory\) \(MemoryError\)"):
+        with blame("task", "arrays", "some_plugin.tasks", "its factory"):
+            raise MemoryError
+    with pytest.raises(PluginError, match="task 'arrays'"):  # any other failure stays the plugin's
+        with blame("task", "arrays", "some_plugin.tasks", "its factory"):
+            raise RuntimeError("boom")
+    with pytest.raises(OutOfMemory, match=r"^ran out of memory during the run \(RuntimeError: DefaultCPU"):
+        with blame_plugin_code("during the run"):
+            raise RuntimeError(CPU_ALLOCATOR)
+
+
+def test_the_cli_reports_a_failed_allocation_in_one_line_with_exit_2() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from esper_core.cli.errors import EsperGroup
+
+    @click.command("grow")
+    def grow() -> None:
+        raise RuntimeError(CPU_ALLOCATOR)
+
+    @click.command("buggy")
+    def buggy() -> None:
+        raise RuntimeError("index 3 is out of bounds")
+
+    group = EsperGroup("esper")
+    group.add_command(grow)
+    group.add_command(buggy)
+    result = CliRunner().invoke(group, ["grow"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ran out of memory (RuntimeError: DefaultCPUAllocator: can't allocate")
+    assert "Traceback" not in result.output
+    other = CliRunner().invoke(group, ["buggy"])  # (code defined here counts as plugin code)
+    assert other.output.startswith("Error: plugin code ") and "out of memory" not in other.output

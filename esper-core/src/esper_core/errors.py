@@ -56,3 +56,7 @@ class CheckpointError(EsperError):
 
 class DataError(EsperError):
     """A dataset is missing, corrupt or unreadable."""
+
+
+class OutOfMemory(EsperError):
+    """An allocation failed: the run asked for more memory than the machine could give."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from esper_core.errors import ConfigError, EsperError
+from esper_core.errors import ConfigError, EsperError, OutOfMemory
 
 #: Bytes a float32 parameter trained with Adam holds: the weight, its gradient and the two
 #: moment estimates (activations come on top).
@@ -84,3 +84,31 @@ def require_memory(owner: str, *, what: str, needed: int, remedy: str,
     if free is not None and needed > free:
         raise error(f"{owner}: {what} would need about {format_bytes(needed)} of memory, more than "
                     f"the {format_bytes(free)} this machine has available; {remedy}")
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed allocation rather than a bug: Python's ``MemoryError``,
+    torch's ``OutOfMemoryError`` (CUDA), or the ``RuntimeError`` its CPU and MPS allocators raise
+    ("DefaultCPUAllocator: can't allocate memory", "not enough memory", "MPS backend out of
+    memory"). Checked by name and wording, so this module never imports torch."""
+    if isinstance(exc, MemoryError) or any(c.__name__ == "OutOfMemoryError" for c in type(exc).__mro__):
+        return True
+    if not isinstance(exc, RuntimeError):
+        return False
+    text = str(exc).lower()
+    return any(words in text for words in ("can't allocate memory", "not enough memory", "out of memory"))
+
+
+def out_of_memory(exc: BaseException, *, doing: str) -> OutOfMemory:
+    """The error to report for the allocation failure ``exc`` met while ``doing`` (e.g. "in
+    task 'arrays''s factory"): what failed, what is available now, and what to lower. The
+    allocator's own words are kept, since they give the size it was asked for."""
+    detail = " ".join(str(exc).split())
+    # torch's CPU allocator prefixes "[enforce fail at alloc_cpu.cpp:…] err == 0. " to the
+    # sentence that matters. What is available after the failure is not reported: the failed
+    # allocation never happened, and a process limit (ulimit -v) is not what the system reports.
+    detail = detail[detail.index("DefaultCPUAllocator"):] if "DefaultCPUAllocator" in detail else detail
+    return OutOfMemory(
+        f"ran out of memory{f' {doing}' if doing else ''} ({type(exc).__name__}"
+        f"{f': {detail}' if detail else ''}). Lower what the run asks for (the task's sizes, "
+        "the host's widths, --envs, batch sizes) or free memory on this machine")

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from esper_core.errors import EsperError
+from esper_core.memory import is_allocation_failure, out_of_memory
 
 
 class UsageFailure(click.ClickException):
@@ -32,6 +33,8 @@ class EsperGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # click's own, already one line
         except Exception as exc:
+            if is_allocation_failure(exc):
+                raise UsageFailure(str(out_of_memory(exc, doing=""))) from None
             # Plugin code that raised where no call site names it (a PPO environment's seed,
             # a plugin command): name its function and distribution. With no plugin frame in
             # the traceback the failure is Esper's own bug and keeps its traceback.

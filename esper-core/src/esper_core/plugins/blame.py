@@ -23,6 +23,7 @@ from types import TracebackType
 
 from esper_core.errors import EsperError, PluginError
 from esper_core.lazy import LazyCallable
+from esper_core.memory import is_allocation_failure, out_of_memory
 
 if sys.version_info >= (3, 12):  # pragma: no cover
     from importlib import metadata as importlib_metadata
@@ -106,6 +107,8 @@ def blame(kind: str, name: str, module: str, doing: str) -> Iterator[None]:
     except EsperError:
         raise
     except Exception as exc:
+        if is_allocation_failure(exc):  # the machine's limit, not the plugin's fault
+            raise out_of_memory(exc, doing=f"in {kind} {name!r} ({doing})") from exc
         raise PluginError(f"{kind} {name!r} (from {origin(module)}) raised in {doing}: {one_line(exc)}") from exc
 
 
@@ -119,6 +122,8 @@ def blame_plugin_code(during: str, *, keep: tuple[type[BaseException], ...] = ()
     except passed:
         raise
     except Exception as exc:
+        if is_allocation_failure(exc):
+            raise out_of_memory(exc, doing=during) from exc
         blamed = from_traceback(exc, during=during)
         if blamed is None:
             raise
