@@ -169,7 +169,13 @@ GOOD_Y = np.array([0, 1, 2, 0, 1, 2])
         ({"x": GOOD_X, "y": GOOD_Y, "x_val": GOOD_X}, DataError, "no other keys"),
         ({"x_train": GOOD_X, "y_train": GOOD_Y, "x_tset": GOOD_X}, DataError, "unexpected key.*x_tset"),
         ({"x": GOOD_X, "y": GOOD_Y[:5]}, DataError, r"'y' must have shape \(6,\)"),
-        ({"x": GOOD_X, "y": GOOD_Y - 1}, DataError, "'y' has label -1 outside 0..1"),
+        ({"x": GOOD_X, "y": GOOD_Y - 1}, DataError, "'y' has label -1; labels are class indices"),
+        ({"x_train": GOOD_X, "y_train": GOOD_Y, "x_val": GOOD_X, "y_val": GOOD_Y - 2},
+         DataError, "'y_val' has label -2; labels are class indices"),
+        # identifiers, not indices: refused before a head of 2·10**9 outputs is allocated
+        ({"x": GOOD_X, "y": GOOD_Y * 10**9}, DataError,
+         "largest training label is 2000000000, so the task would have 2000000001 classes, "
+         "more than its 6 training images"),
         ({"x_train": GOOD_X, "y_train": GOOD_Y, "x_val": GOOD_X, "y_val": GOOD_Y + 1},
          DataError, "'y_val' has label 3 outside 0..2"),
         ({"x": GOOD_X, "y": GOOD_Y.astype(np.float32)}, DataError, "integer labels"),

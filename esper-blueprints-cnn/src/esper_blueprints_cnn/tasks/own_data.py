@@ -231,7 +231,19 @@ def load_arrays(path: Path) -> tuple[int, dict[str, tuple[torch.Tensor, torch.Te
         if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise DataError(f"array file {path}: {yk!r} must hold integer labels, got {y.dtype}")
         raw[split] = (x, y.to(torch.int64))
-    num_classes = int(raw["train"][1].max()) + 1
+    for split, (_, y) in raw.items():
+        if int(y.min()) < 0:
+            raise DataError(f"array file {path}: {label_keys[split]!r} has label {int(y.min())}; labels "
+                            "are class indices 0..K-1")
+    train_labels = raw["train"][1]
+    num_classes = int(train_labels.max()) + 1
+    if num_classes > train_labels.shape[0]:
+        # Labels that are identifiers rather than indices (say 0, 10**9, 2·10**9) would ask for a
+        # classifier head of 2·10**9 outputs, and most of those classes could never be learned.
+        raise DataError(f"array file {path}: the largest training label is {num_classes - 1}, so the "
+                        f"task would have {num_classes} classes, more than its {train_labels.shape[0]} "
+                        "training images; labels must be class indices 0..K-1 (remap them, e.g. "
+                        "with numpy.unique(y, return_inverse=True))")
     if num_classes < 2:
         raise DataError(f"array file {path}: the largest training label is {num_classes - 1}; "
                         "classification needs at least 2 classes")
