@@ -15,7 +15,7 @@ import pytest
 from esper_core import hookimpl
 from esper_core.config import RunConfig
 from esper_core.contracts import Decision, PolicySpec
-from esper_core.errors import CheckpointError
+from esper_core.errors import CheckpointError, ConfigError
 from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.storage.run_checkpoint import list_checkpoints
@@ -255,3 +255,58 @@ def test_a_forked_child_does_not_keep_the_run_directory_in_use(tmp_path, start):
         os.waitpid(pid, 0)
         os.close(ready)
         os.close(done)
+
+
+# -- links: a run directory's writes never reach what a symbolic link in it points to -------------
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("link", [LOCK_FILE, "events.jsonl", "config.toml", "checkpoints",
+                                  "checkpoints/ep0000-epoch00001.pt"])
+def test_a_resume_through_a_link_in_the_run_directory_is_refused_and_its_target_untouched(catalog, tmp_path, link):
+    other, run = tmp_path / "other", tmp_path / "run"
+    for folder in (other, run):
+        with pytest.raises(RunInterrupted):
+            _run(catalog, folder)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious data\n")
+    target = victim if link == LOCK_FILE else other / link
+    (run / LOCK_FILE).unlink(missing_ok=True)
+    entry = run / link
+    if entry.is_dir():
+        for p in entry.iterdir():
+            p.unlink()
+        entry.rmdir()
+    else:
+        entry.unlink(missing_ok=True)
+    entry.symlink_to(target)
+    before = _files(other), victim.read_bytes()
+    with pytest.raises(ConfigError, match=rf"^run directory .*: '{link}' is a symbolic link \(to '{target}'\); "
+                                          r"Esper writes, truncates and deletes"), own_run_dir(run, resume=True):
+        pass
+    assert (_files(other), victim.read_bytes()) == before
+
+
+def test_the_lock_is_never_taken_through_a_link_made_after_the_check(tmp_path, monkeypatch):
+    from esper_core.storage import rundir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious data\n")
+    (run / LOCK_FILE).symlink_to(victim)
+    monkeypatch.setattr(rundir, "refuse_links", lambda run_dir: None)  # the link appears after it
+    with pytest.raises(ConfigError, match=r"'.esper.lock' is a symbolic link"):
+        RunDirLock.acquire(run)
+    assert victim.read_text() == "precious data\n"
+    assert lock_holder(run) is None
+
+
+@pytest.mark.parametrize(("name", "why"), [("a" * 300, r"file name too long \(a name of 300 bytes; at most 255\)"),
+                                           ("a\0b", "it contains a NUL byte")])
+def test_an_out_the_os_would_refuse_is_named(tmp_path, name, why):
+    with pytest.raises(ConfigError, match=rf"^--out '.*' is not a usable path: {why}$"):
+        first_missing(tmp_path / "new" / name)

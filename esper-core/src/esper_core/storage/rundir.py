@@ -10,6 +10,7 @@ the pid left in the file is then only a stale note, overwritten by the next hold
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -19,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from esper_core.errors import ConfigError
-from esper_core.files import FILE_MODE, check_writable_file
+from esper_core.files import FILE_MODE, check_usable_path, check_writable_file
 from esper_core.telemetry.jsonl import EVENTS_FILE
 
 CONFIG_FILE = "config.toml"
@@ -155,7 +156,7 @@ def lock_holder(run_dir: Path) -> int | None:
     or None when nobody holds it."""
     path = run_dir / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
@@ -200,11 +201,16 @@ class RunDirLock:
 
     @classmethod
     def acquire(cls, run_dir: Path) -> RunDirLock:
-        """Take the lock or raise :class:`RunDirBusy` naming the holder's pid."""
+        """Take the lock or raise :class:`RunDirBusy` naming the holder's pid; a directory
+        holding a symbolic link where Esper writes is refused first (:func:`refuse_links`)."""
+        refuse_links(run_dir)
         path = run_dir / LOCK_FILE
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            # O_NOFOLLOW: a link put in place after the check still cannot redirect the pid write
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ConfigError(_linked_message(run_dir, path)) from None
             raise ConfigError(f"cannot lock run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -227,6 +233,35 @@ class RunDirLock:
             self._fd = None
 
 
+#: The folders of a run or dataset directory whose files Esper deletes and replaces as it runs.
+_WRITTEN_FOLDERS = (CHECKPOINTS_DIR, EPISODES_DIR)
+
+
+def _linked_message(run_dir: Path, link: Path) -> str:
+    try:
+        target = f" (to {os.readlink(link)!r})"
+    except OSError:
+        target = ""
+    return (f"run directory {str(run_dir)!r}: {str(link.relative_to(run_dir))!r} is a symbolic link{target}; "
+            "Esper writes, truncates and deletes the files of a directory it runs in, which would change "
+            "what the link points to: put the file or folder itself there")
+
+
+def refuse_links(run_dir: Path) -> None:
+    """Refuse a run or dataset directory holding a symbolic link among its entries or in its
+    ``checkpoints/`` or ``episodes/``. Esper writes there through the names it gave (the lock's
+    pid, appended events, old checkpoints deleted), so a link would carry those writes to its
+    target: another run's checkpoints deleted by this run's, any file the link names truncated."""
+    entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    for folder in _WRITTEN_FOLDERS:
+        inner = run_dir / folder
+        if inner.is_dir() and not inner.is_symlink():
+            entries.extend(inner.iterdir())
+    for entry in sorted(entries):
+        if entry.is_symlink():
+            raise ConfigError(_linked_message(run_dir, entry))
+
+
 def _has_checkpoint(run_dir: Path) -> bool:
     folder = run_dir / CHECKPOINTS_DIR
     return folder.is_dir() and any(folder.iterdir())
@@ -235,6 +270,7 @@ def _has_checkpoint(run_dir: Path) -> bool:
 def first_missing(path: Path) -> Path | None:
     """The outermost directory of ``path`` that does not exist yet (None if ``path`` exists):
     what creating ``path`` creates, and what :func:`own_run_dir` removes again on failure."""
+    check_usable_path(path, label="--out")  # else exists() raises on a NUL byte or an over-long name
     missing = None
     for candidate in (path, *path.parents):
         if candidate.exists():
