@@ -114,7 +114,8 @@ def test_truncated_episodes_and_option_errors(catalog, tmp_path):
         _train(catalog, tmp_path / "mlp", resume=True, rounds=1, trunk="mlp")
     # Without the run's config to compare with, the checkpoint's own record still refuses it.
     (tmp_path / "mlp" / "config.toml").unlink()
-    with pytest.raises(ConfigError, match="differs from the options"):
+    with pytest.raises(ConfigError, match=r"was written under another configuration than this run's "
+                                          r"\(\[policy\] trunk: 'mlp' in the checkpoint, 'lstm' now\)"):
         _train(catalog, tmp_path / "mlp", resume=True, trunk="lstm")
 
 
@@ -243,6 +244,32 @@ def test_a_damaged_training_state_is_named_on_resume(catalog, tmp_path, change, 
     with pytest.raises(ConfigError, match=message) as info:
         _train(catalog, run, resume=True, rounds=2)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("other", "difference"), [
+    ({"lr": 0.01}, r"\[policy\] lr: 0.01 in the checkpoint, 0.0003 now"),
+    ({"hidden": 16, "gamma": 0.5}, r"\[policy\] gamma: 0.5 in the checkpoint, 0.99 now"),
+])
+def test_a_checkpoint_copied_from_another_run_is_refused_on_resume(catalog, tmp_path, other, difference):
+    run, stranger = tmp_path / "run", tmp_path / "stranger"
+    _train(catalog, run, rounds=1)
+    _train(catalog, stranger, rounds=1, **other)
+    (run / "summary.json").unlink()
+    latest = run / "checkpoints" / "latest.pt"
+    latest.write_bytes((stranger / "checkpoints" / "latest.pt").read_bytes())
+    before = latest.read_bytes(), (run / "policy.pt").read_bytes()
+    with pytest.raises(ConfigError, match=rf"^--resume: '{latest}' was written under another configuration than "
+                                          rf"this run's \({difference}\); a run resumes only from its own"):
+        _train(catalog, run, resume=True, rounds=2)
+    assert (latest.read_bytes(), (run / "policy.pt").read_bytes()) == before
+
+
+def test_a_moved_run_resumes_from_its_own_checkpoint_with_more_rounds(catalog, tmp_path):
+    _train(catalog, tmp_path / "run", rounds=1)
+    moved = tmp_path / "moved"
+    (tmp_path / "run").rename(moved)
+    (moved / "summary.json").unlink()
+    assert _train(catalog, moved, resume=True, rounds=2)["rounds"] == 2
 
 
 @pytest.mark.parametrize("workers", [False, True])

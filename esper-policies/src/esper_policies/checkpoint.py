@@ -53,6 +53,8 @@ class LoadedPolicy:
     obs_norm: RunningMeanStd | None
     training: dict[str, Any]
     critic: TwinQ | None
+    #: the configuration of the run that wrote the checkpoint, as its tables
+    run_config: dict[str, Any] = attrs.field(factory=dict)
 
 
 def build_critic(arch: Mapping[str, Any], hidden: int) -> TwinQ:
@@ -104,6 +106,7 @@ def load(path: Path | str, *, policy: str, blueprint_keys: Sequence[str], slot_n
     if not isinstance(training, Mapping):
         raise ConfigError(f"policy checkpoint {str(path)!r} is damaged: its training state is not a table")
     return LoadedPolicy(network=network, obs_norm=obs_norm, training=dict(training),
+                        run_config=dict(data["run_config"]),
                         critic=_checked_critic(payload.get("critic"), arch, path=path))
 
 

@@ -134,6 +134,11 @@ class TrainingSessionProtocol(Protocol):
         """Call after each checkpoint the run can resume from; raises ``RunInterrupted`` (see
         ``esper_core.sdk``) there when a signal asked the run to stop."""
 
+    def refuse_other_run(self, recorded: Mapping[str, Any], *, source: str) -> None:
+        """Call on ``--resume`` with the run configuration the trainer's checkpoint recorded
+        (``source`` names the file); raises ``ConfigError`` when another run's configuration
+        wrote it (another seed, task or option), so a copied-in checkpoint is never continued."""
+
     def environments(self, *, n_envs: int, workers: bool, policy_name: str,
                      length: int | None = None) -> Environments:
         """``n_envs`` environments on the run's task (in worker processes when ``workers``)."""

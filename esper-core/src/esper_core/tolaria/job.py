@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,24 @@ def _refuse_finished(run_dir: Path, extension: TrainingOption | None, options: d
     raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
 
 
+def resume_difference(recorded: Mapping[str, Any], resolved: ResolvedRun, extension: TrainingOption | None, *,
+                      saved_in: str) -> str | None:
+    """The first way ``resolved`` differs from a configuration the run recorded (its
+    ``config.toml``, or a training checkpoint's: see
+    :meth:`~esper_core.tolaria.training_session.TrainingSession.refuse_other_run`) that a resume
+    may not change, in words naming ``saved_in``; None when there is none. Options are compared
+    by what they mean (:func:`effective_config`); where the run directory is, how many
+    checkpoints are kept and the trainer's ``extension`` option may change."""
+    saved = comparable_config(effective_config(recorded, resolved, recorded=True))
+    now = comparable_config(effective_config(resolved.to_toml_dict(), resolved, recorded=False))
+    if extension is not None:
+        for config in (saved, now):
+            policy = config.get("policy")
+            if isinstance(policy, dict):
+                config["policy"] = {k: v for k, v in policy.items() if k != extension.name}
+    return first_difference(saved, now, saved_in=saved_in)
+
+
 def _refuse_changed_config(run_dir: Path, resolved: ResolvedRun, extension: TrainingOption | None) -> None:
     """A resumed run continues under the configuration it started with: its checkpoints, its
     events and its summary all belong to that one. Checked against the run directory's
@@ -249,14 +267,8 @@ def _refuse_changed_config(run_dir: Path, resolved: ResolvedRun, extension: Trai
     once it is under way: :func:`_begin_resume`)."""
     if not (run_dir / CONFIG_FILE).is_file():
         return  # nothing recorded to compare with, and nothing of the run's to overwrite
-    saved = comparable_config(effective_config(read_toml(run_dir / CONFIG_FILE), resolved, recorded=True))
-    now = comparable_config(effective_config(resolved.to_toml_dict(), resolved, recorded=False))
-    if extension is not None:
-        for config in (saved, now):
-            policy = config.get("policy")
-            if isinstance(policy, dict):
-                config["policy"] = {k: v for k, v in policy.items() if k != extension.name}
-    difference = first_difference(saved, now, saved_in=f"its {CONFIG_FILE}")
+    difference = resume_difference(read_toml(run_dir / CONFIG_FILE), resolved, extension,
+                                   saved_in=f"its {CONFIG_FILE}")
     if difference is not None:
         more = f" (only {extension.flag} may change, to train further)" if extension is not None else ""
         raise ConfigError(f"--resume {str(run_dir)!r} refused: the run continues under the configuration it "

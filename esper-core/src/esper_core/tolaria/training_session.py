@@ -3,13 +3,15 @@ environments to train on (see ``PolicySpec.trainer``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 from attrs import frozen
 
 from esper_core.contracts.events import TelemetryEvent
+from esper_core.errors import ConfigError
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments, make_environments
 
@@ -45,6 +47,21 @@ class TrainingSession:
 
             raise RunInterrupted(f"interrupted after {where}; the checkpoint is written: continue with "
                                  f"`esper run --resume {self.run_dir}`", signum=self.stop[0])
+
+    def refuse_other_run(self, recorded: Mapping[str, Any], *, source: str) -> None:
+        """Call on ``--resume`` with the run configuration the trainer's checkpoint recorded
+        (``source`` names the file): raises ConfigError when it was written under another
+        configuration than this run's (another seed, task or option; the trainer's
+        ``extends_on_resume`` option and where the run directory is may differ), so a checkpoint
+        copied in from another run is never continued as this one."""
+        from esper_core.setup.training_options import resume_extension
+        from esper_core.tolaria.job import resume_difference  # job imports this module
+
+        difference = resume_difference(recorded, self.resolved, resume_extension(self.resolved.policy),
+                                       saved_in="the checkpoint")
+        if difference is not None:
+            raise ConfigError(f"--resume: {source} was written under another configuration than this run's "
+                              f"({difference}); a run resumes only from its own checkpoints")
 
     @property
     def checkpoint_dir(self) -> Path:

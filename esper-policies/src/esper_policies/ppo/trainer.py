@@ -152,6 +152,7 @@ class _Training:
             raise ConfigError(f"--resume: {str(path)!r} does not exist; was {str(self.session.run_dir)!r} "
                               "a PPO training run that finished at least one round?")
         loaded = checkpoint.load(path, policy="ppo", blueprint_keys=self.keys, slot_names=self.slot_names)
+        self.session.refuse_other_run(loaded.run_config, source=repr(str(path)))
         network, obs_norm, state = loaded.network, loaded.obs_norm, loaded.training
         saved = checkpoint.architecture(network, self.builder.size)
         wanted = checkpoint.architecture(self.network, self.builder.size)
