@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,9 +19,11 @@ from esper_core.files import (
     UnreadableTorchFile,
     atomic_file,
     check_input_file,
+    check_writable_dir,
     check_writable_file,
     input_file_problem,
     load_torch_file,
+    parse_text,
     read_input_file,
     write_atomic,
     write_json,
@@ -200,3 +204,34 @@ def test_an_output_under_a_broken_symlink_is_named_not_file_exists(tmp_path):
     with pytest.raises(ConfigError, match=r"^--out '.*gone/x.json' cannot be created: '.*gone' is a broken "
                                           r"symbolic link \(to '.*nowhere', which does not exist\)$"):
         check_writable_file(link / "x.json")
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("a\x00b", "it contains a NUL byte"),
+    ("x" * 300, r"file name too long \(a name of 300 bytes; at most 255\)"),
+    ("/".join(["x" * 200] * 25), "file name too long"),  # every name short, the whole path over the OS's limit
+], ids=["nul", "long-name", "long-path"])
+def test_a_path_the_os_refuses_is_named_for_input_and_output(tmp_path, name, why):
+    # Unchecked, os.stat raised ValueError (a NUL byte) and the output checks OSError (a long name).
+    path = tmp_path / name
+    assert input_file_problem(path).startswith("is not a usable path: file name too long" if "long" in why
+                                               else f"is not a usable path: {why}")
+    for check in (lambda: read_input_file(path, label="config file"),
+                  lambda: check_input_file(path, label="config file"),
+                  lambda: load_torch_file(path)):
+        with pytest.raises((ConfigError, UnreadableTorchFile), match=r"is not a usable path: file name too long|"
+                                                                     + why):
+            check()
+    if "/" not in name:  # the output checks refuse by spelling: a path over PATH_MAX is the OS's to refuse
+        for check_output in (check_writable_dir, check_writable_file):
+            with pytest.raises(ConfigError, match=rf"^--out '.*' is not a usable path: {why}$"):
+                check_output(path)
+
+
+@pytest.mark.parametrize("loads", [json.loads, tomllib.loads], ids=["json", "toml"])
+def test_parse_text_names_an_integer_longer_than_python_reads(loads):
+    # Past sys.get_int_max_str_digits() both raise a plain ValueError, no decode error of their own.
+    text = ("v = " if loads is tomllib.loads else "") + "9" * 5000
+    with pytest.raises(ConfigError, match=r"^config file 'c' holds an integer too long to read "
+                                          r"\(more than 4300 digits\)$"):
+        parse_text(text.encode(), loads, where="config file 'c'", kind="TOML")

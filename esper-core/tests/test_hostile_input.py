@@ -9,6 +9,11 @@ unknown names with suggestions (test_plugins.py, tests/test_run_end_to_end.py), 
 fail to import or whose registration hook raises or returns the wrong type (test_plugins.py),
 missing and corrupt datasets (tests/test_run_end_to_end.py, esper-blueprints-cnn test_cifar.py),
 damaged, foreign and unwritable checkpoints in process (test_run_checkpoint.py).
+
+Through the CLI too: integers longer than Python reads (its 4300-digit limit on int/str
+conversion, which json and tomllib raise as a plain ValueError) in every option string, TOML and
+JSON file a user hands Esper, and paths the OS refuses by their spelling (a NUL byte, a file name
+over 255 bytes) in every path a configuration names, input or output.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import types
 
 import pytest
 import torch
+from click.testing import CliRunner
 from engine_helpers import Germinating
 from torch import nn
 
 from esper_core import hookimpl
+from esper_core.cli.main import build_cli
 from esper_core.config import RunConfig
 from esper_core.contracts import BlueprintSpec, PolicySpec
 from esper_core.errors import PluginError
@@ -216,3 +223,93 @@ def test_cli_resume_of_a_project_folder_with_only_a_config_is_refused(tmp_path):
 def test_cli_resume_of_a_directory_that_is_no_run(tmp_path):
     done = _resume(tmp_path)
     assert done.returncode == 2 and "is not a run directory (no config.toml)" in done.stderr
+
+
+# -- integers longer than Python reads, paths the OS refuses: a named error, never a traceback --
+# In process (CliRunner): each is refused before any training starts.
+
+BIG = "9" * 5000
+TOO_LONG = "holds an integer too long to read (more than 4300 digits)"
+RUN = ["run", "--task", "micro", "--epochs", "1", "--no-compare-baseline"]
+
+
+def _refused(*args):
+    """The one-line error of an ``esper`` command that must be refused with exit code 2."""
+    result = CliRunner().invoke(build_cli(PluginSettings()), [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (result.output, result.exception)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def _file(path, text):
+    path.write_text(text)
+    return path
+
+
+def _resumable(tmp_path, config):
+    """A run directory ``--resume`` continues, holding ``config`` as its config.toml."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text(config)
+    (run / "events.jsonl").write_text("")
+    return run
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (lambda t: [*RUN, "--out", t / "o", "--task-option", f"train_size={BIG}"],
+     f"--task-option train_size: the value {TOO_LONG}"),
+    (lambda t: [*RUN, "--out", t / "o", "--policy-option", f"x={BIG}"], f"--policy-option x: the value {TOO_LONG}"),
+    (lambda t: ["evaluate", "--policy-checkpoint", t / "policy.pt", "--policy-option", f"sample={BIG}"],
+     f"--policy-option sample: the value {TOO_LONG}"),
+    (lambda t: ["discover", "--out", t / "lib.json", "--generator-option", f"x={BIG}"],
+     f"--generator-option x: the value {TOO_LONG}"),
+    (lambda t: ["collect", "--task", "micro", "--epochs", "1", "--episodes", "1", "--out", t / "ds",
+                "--task-option", f"train_size={BIG}"], f"--task-option train_size: the value {TOO_LONG}"),
+    (lambda t: [*RUN, "--out", t / "o", "--config", _file(t / "c.toml", f"[run]\nepochs = {BIG}\n")],
+     f"config file '{{t}}/c.toml' {TOO_LONG}"),
+    (lambda t: ["run", "--resume", _resumable(t, f'[run]\ntask = "micro"\nepochs = {BIG}\n')],
+     f"config file '{{t}}/run/config.toml' {TOO_LONG}"),
+    (lambda t: [*RUN, "--out", t / "o", "--blueprint-library", _file(
+        t / "lib.json", '{"format": "esper-blueprint-library", "version": 1, "x": ' + "9" * 100_000 + "}")],
+     f"blueprint library '{{t}}/lib.json' {TOO_LONG}"),
+    # TOML reads 0x... of any length; the value is named, not written out (Python cannot write it)
+    (lambda t: [*RUN, "--out", t / "o", "--config", _file(t / "c.toml", f"[run]\nseed = 0x{'F' * 4000}\n")],
+     "[run] seed = (an integer of more than 4300 digits) is invalid; expected an integer ≥ 0 and ≤ "),
+], ids=["task-option", "policy-option", "evaluate", "discover", "collect", "config", "resume", "library", "hex"])
+def test_an_integer_longer_than_python_reads_is_named(tmp_path, args, expected):
+    assert _refused(*args(tmp_path)).startswith("Error: " + expected.format(t=tmp_path))
+
+
+NUL = ("a\\u0000b", "a\x00b", "it contains a NUL byte")  # as TOML spells it, as Python does, the reason
+LONG = ("x" * 300, "x" * 300, "file name too long (a name of 300 bytes; at most 255)")
+
+
+@pytest.mark.parametrize("path", [NUL, LONG], ids=["nul", "long"])
+@pytest.mark.parametrize(("task", "config", "label"), [
+    ("micro", '[run]\nout = "{}"\n', "[run] out ="),
+    ("micro", '[run]\nblueprint_library = "{}"\n', "[run] blueprint_library ="),
+    ("micro", '[run]\npolicy = "iql"\n[policy]\ndataset = "{}"\n', "policy 'iql' option 'dataset' ="),
+    ("micro", '[run]\npolicy = "ppo"\n[policy]\nbc_dataset = "{}"\n', "policy 'ppo' option 'bc_dataset' ="),
+    ("micro", '[run]\npolicy = "ppo"\n[policy]\ncheckpoint = "{}"\n', "policy checkpoint"),
+    ("micro", '[run]\ntelemetry = ["csv"]\n[telemetry.csv]\npath = "{}"\n', "telemetry sink 'csv': path"),
+    ("micro", '[telemetry.jsonl]\npath = "{}"\n', "telemetry sink 'jsonl': path"),
+    ("textfile", '[task]\npath = "{}"\n', "text file"),
+], ids=["out", "blueprint_library", "dataset", "bc_dataset", "checkpoint", "csv", "jsonl", "textfile"])
+def test_a_path_the_os_refuses_is_named(tmp_path, monkeypatch, path, task, config, label):
+    monkeypatch.chdir(tmp_path)  # relative paths: nothing is written outside tmp_path
+    spelled, value, why = path
+    out = [] if "out =" in label else ["--out", tmp_path / "run"]
+    error = _refused("run", "--task", task, "--epochs", "1", "--no-compare-baseline", *out,
+                     "--config", _file(tmp_path / "c.toml", config.format(spelled)))
+    if label.endswith("path") and "csv" in label:  # a sink's relative path is inside the run directory
+        value = str(tmp_path / "run" / value)
+    assert error == f"Error: {label} {value!r} is not a usable path: {why}"
+
+
+def test_a_task_data_path_with_a_name_too_long_is_named(tmp_path):
+    long = tmp_path / LONG[0]
+    error = _refused("run", "--task", "textfile", "--epochs", "1", "--no-compare-baseline", "--out", tmp_path / "run",
+                     "--data", long)
+    assert error == f"Error: text file {str(long)!r} is not a usable path: {LONG[2]}"

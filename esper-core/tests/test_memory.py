@@ -111,15 +111,16 @@ def test_blame_reports_an_allocation_failure_as_out_of_memory_not_as_the_plugins
     from esper_core.errors import OutOfMemory, PluginError
     from esper_core.plugins.blame import blame, blame_plugin_code
 
-    with pytest.raises(OutOfMemory, match=r"^ran out of memory in task 'arrays' \(its factory\) \(MemoryError\)"):
-        with blame("task", "arrays", "some_plugin.tasks", "its factory"):
-            raise MemoryError
-    with pytest.raises(PluginError, match="task 'arrays'"):  # any other failure stays the plugin's
-        with blame("task", "arrays", "some_plugin.tasks", "its factory"):
-            raise RuntimeError("boom")
-    with pytest.raises(OutOfMemory, match=r"^ran out of memory during the run \(RuntimeError: DefaultCPU"):
-        with blame_plugin_code("during the run"):
-            raise RuntimeError(CPU_ALLOCATOR)
+    factory = blame("task", "arrays", "some_plugin.tasks", "its factory")
+    with pytest.raises(OutOfMemory, match=r"^ran out of memory in task 'arrays' \(its factory\) \(MemoryError\)"), \
+            factory:
+        raise MemoryError
+    factory = blame("task", "arrays", "some_plugin.tasks", "its factory")
+    with pytest.raises(PluginError, match="task 'arrays'"), factory:  # any other failure stays the plugin's
+        raise RuntimeError("boom")
+    with pytest.raises(OutOfMemory, match=r"^ran out of memory during the run \(RuntimeError: DefaultCPU"), \
+            blame_plugin_code("during the run"):
+        raise RuntimeError(CPU_ALLOCATOR)
 
 
 def test_the_cli_reports_a_failed_allocation_in_one_line_with_exit_2() -> None:

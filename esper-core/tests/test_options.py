@@ -187,6 +187,24 @@ def test_an_integer_too_large_for_a_float_is_no_number_not_a_traceback():
     assert not is_number(10**400) and not is_number(-(10**400)) and is_number(10**300)
 
 
+def test_an_integer_longer_than_python_writes_is_named_not_raised():
+    # TOML reads 0x... of any length, and a quoted number reaches as_int as a string: past
+    # Python's 4300-digit limit, repr() and int() raised ValueError from inside the message.
+    huge = int("F" * 4000, 16)
+    assert message({"size": huge}) == (f"{OWNER} option 'size' = (an integer of more than 4300 digits) is invalid; "
+                                       "expected an integer ≥ 1 and ≤ 9223372036854775807")
+    assert message([huge]) == f"{OWNER}: options must be a table of key = value, got (a list holding an integer of " \
+                              "more than 4300 digits)"
+    assert message({"batches": "9" * 5000}) == (f"{OWNER} option 'batches' = '{'9' * 5000}' holds an integer too long "
+                                                "to read (more than 4300 digits)")
+
+
+@pytest.mark.parametrize(("path", "why"), [("a\x00b", "it contains a NUL byte"),
+                                           ("d/" + "x" * 256, "file name too long (a name of 256 bytes; at most 255)")])
+def test_a_path_option_the_os_refuses_is_named(path, why):
+    assert message({"path": path}) == f"{OWNER} option 'path' = {path!r} is not a usable path: {why}"
+
+
 def test_name_list_refuses_a_name_twice_only_when_asked():
     from esper_core.options import InvalidValue, name_list
 

@@ -18,7 +18,7 @@ from attrs import field, frozen
 
 from esper_core.contracts.run_defaults import LR_SCHEDULES, OPTIMIZERS
 from esper_core.errors import ConfigError
-from esper_core.files import read_input_file
+from esper_core.files import parse_text, read_input_file, too_long_integer
 from esper_core.options import (
     MAX_EPISODES,
     MAX_EPOCHS,
@@ -28,12 +28,13 @@ from esper_core.options import (
     invalid_message,
     is_number,
     name_list,
-    non_empty_text,
     non_negative_number,
     one_of,
     parse_options,
     positive_number,
+    shown,
     unknown_message,
+    usable_path,
 )
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -125,9 +126,9 @@ class RunConfig:
     telemetry: tuple[str, ...] = field(default=("jsonl",), converter=_sink_names)
     #: training observers to run; None = every installed one, [] (or '') = none
     observers: tuple[str, ...] | None = field(default=None, converter=_observer_names)
-    out: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
+    out: str | None = field(default=None, validator=usable_path(optional=True))
     #: a blueprint library file (from ``esper discover``): its blueprints join the task's catalog
-    blueprint_library: str | None = field(default=None, validator=non_empty_text("a path", optional=True))
+    blueprint_library: str | None = field(default=None, validator=usable_path(optional=True))
     #: run checkpoints kept in ``RUN_DIR/checkpoints/`` (one is written after every epoch)
     checkpoint_keep: int = field(default=2, validator=int_at_least(1))
     training: TrainingConfig = field(factory=TrainingConfig)
@@ -219,7 +220,7 @@ _NESTED = {"training", "task_options", "policy_options", "kasmina", "gates", "re
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"config key {name!r} must be a table ([{name}]), got {value!r}")
+        raise ConfigError(f"config key {name!r} must be a table ([{name}]), got {shown(value)}")
     return value
 
 
@@ -228,7 +229,7 @@ def _options_tables(data: Mapping[str, Any], section: str) -> dict[str, dict[str
     out = {}
     for name, options in _table(data, section).items():
         if not isinstance(options, Mapping):
-            raise ConfigError(f"[{section}] {name} = {options!r} is invalid; expected a table "
+            raise ConfigError(f"[{section}] {name} = {shown(options)} is invalid; expected a table "
                               f"[{section}.{name}] of that component's options")
         out[name] = dict(options)
     return out
@@ -246,16 +247,10 @@ def build_section(cls: type[Any], data: Mapping[str, Any], section: str, base: A
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing, special (a named pipe, a device), oversized
-    (:data:`~esper_core.files.MAX_TEXT_INPUT_BYTES`) or malformed file is a ConfigError naming it."""
+    (:data:`~esper_core.files.MAX_TEXT_INPUT_BYTES`) or malformed file (one holding an integer
+    longer than Python reads too) is a ConfigError naming it (:func:`~esper_core.files.parse_text`)."""
     text = read_input_file(path, label="config file")
-    try:
-        return tomllib.loads(text.decode("utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except RecursionError:
-        raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a configuration") from None
+    return parse_text(text, tomllib.loads, where=f"config file {str(path)!r}", kind="TOML")
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -334,4 +329,9 @@ def parse_key_values(pairs: tuple[str, ...] | list[str], *, flag: str = "--task-
             out[key] = raw
         except RecursionError:
             raise ConfigError(f"{flag} {key}: the value is nested too deeply") from None
+        except ValueError as exc:  # an integer of more digits than Python reads: no TOMLDecodeError
+            why = too_long_integer(exc)
+            if why is None:
+                raise
+            raise ConfigError(f"{flag} {key}: the value {why}") from None
     return out

@@ -1,9 +1,12 @@
 """Files written so that nothing already there is lost (atomic replacement, output paths proved
 writable before any work starts), input files checked before they are opened (regular files
-only, small formats capped in size), and torch files read without running code."""
+only, small formats capped in size), paths the OS would refuse by their spelling (a NUL byte, an
+over-long name) named as such, small text formats (JSON, TOML) parsed with every failure in words,
+and torch files read without running code."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -11,13 +14,16 @@ import pickle
 import re
 import secrets
 import stat
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from esper_core.errors import ConfigError
+
+T = TypeVar("T")
 
 #: Mode of every file we write, before the umask: what ``open(path, "w")`` gives, so a run
 #: directory's files all share one mode (0644 under the usual umask 022).
@@ -126,8 +132,10 @@ def _nearest_existing(path: Path, flag: str, target: Path) -> Path:
 
 
 def check_writable_dir(path: Path, *, flag: str = "--out") -> None:
-    """Refuse, in one line and before any work, an output directory that cannot be written;
-    creates nothing (the command creates it when it writes)."""
+    """Refuse, in one line and before any work, an output directory that cannot be written
+    (or whose path the OS refuses, :func:`check_usable_path`); creates nothing (the command
+    creates it when it writes)."""
+    check_usable_path(path, label=flag)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} exists and is not a directory")
     _probe(_nearest_existing(path, flag, path), flag, path)
@@ -137,9 +145,92 @@ def check_writable_file(path: Path, *, flag: str = "--out") -> None:
     """As :func:`check_writable_dir`, for an output file (its folder must accept files). The
     CLI keeps its outputs off the files of run and dataset directories as well
     (:func:`esper_core.storage.rundir.check_output_file`; export, in ``export_model``)."""
+    check_usable_path(path, label=flag)
     if path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is a directory; name a file")
     _probe(_nearest_existing(path.parent, flag, path), flag, path)
+
+
+# -- paths the OS refuses by their spelling ------------------------------------------------------
+
+#: The longest file or folder name, in bytes, of the common file systems (ext4, XFS, APFS, NTFS):
+#: a longer one fails with "File name too long" wherever the path is first used.
+NAME_MAX = 255
+
+_SEPARATORS = tuple(os.fsencode(sep) for sep in {os.sep, os.altsep, "/"} if sep)
+
+
+def path_problem(path: Path | str) -> str | None:
+    """Why the OS would refuse ``path`` by its spelling alone, in words that follow "is not a
+    usable path: " (``it contains a NUL byte``; ``file name too long (a name of N bytes; at most
+    255)`` for a file or folder name over :data:`NAME_MAX` bytes), or None. Unchecked, Python
+    raises ``ValueError: embedded null byte`` for the one and ``OSError`` for the other, from
+    whatever call uses the path first."""
+    text = os.fspath(path)
+    if (b"\0" if isinstance(text, bytes) else "\0") in text:
+        return "it contains a NUL byte"
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:
+        return "it is not text a file name can hold"
+    names = [raw]
+    for sep in _SEPARATORS:
+        names = [piece for name in names for piece in name.split(sep)]
+    longest = max(len(name) for name in names)
+    if longest > NAME_MAX:
+        return f"file name too long (a name of {longest} bytes; at most {NAME_MAX})"
+    return None
+
+
+def unusable_path_message(label: str, path: Path | str, why: str) -> str:
+    """``<label> '<path>' is not a usable path: <why>`` (``why`` from :func:`path_problem`)."""
+    return f"{label} {str(path)!r} is not a usable path: {why}"
+
+
+def check_usable_path(path: Path | str, *, label: str, error: type[Exception] = ConfigError) -> None:
+    """Raise ``error("<label> '<path>' is not a usable path: <why>")`` for a path the OS would
+    refuse by its spelling (:func:`path_problem`)."""
+    why = path_problem(path)
+    if why is not None:
+        raise error(unusable_path_message(label, path, why))
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OSError on reading a path, in words that follow its name: a name the OS finds too long
+    (a whole path over its limit) as :func:`path_problem` words it, else ``cannot be read: <why>``."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "is not a usable path: file name too long"
+    return f"cannot be read: {exc.strerror or exc}"
+
+
+# -- small text formats --------------------------------------------------------------------------
+
+
+def too_long_integer(exc: BaseException) -> str | None:
+    """``holds an integer too long to read (more than N digits)`` when ``exc`` is Python's refusal
+    to convert an integer of more than ``sys.get_int_max_str_digits()`` digits (``json.loads``,
+    ``tomllib.loads`` and ``int()`` raise it as a plain ValueError, which no decoder turns into
+    its own error), else None."""
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return f"holds an integer too long to read (more than {sys.get_int_max_str_digits()} digits)"
+    return None
+
+
+def parse_text(data: bytes | str, loads: Callable[[str], T], *, where: str, kind: str,
+               error: type[Exception] = ConfigError) -> T:
+    """``loads(data)`` (``json.loads``, ``tomllib.loads``) for text a user gave, every failure an
+    ``error`` naming ``where`` (``"config file 'x.toml'"``): bytes that are not UTF-8, text that
+    is not valid ``kind``, nesting too deep for Python, and an integer with more digits than
+    Python reads (:func:`too_long_integer`)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return loads(text)
+    except UnicodeDecodeError as exc:
+        raise error(f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise error(f"{where} is nested too deeply to read") from None
+    except ValueError as exc:  # json's and tomllib's decode errors are ValueErrors, and so is the digit limit
+        raise error(f"{where} {too_long_integer(exc) or f'is not valid {kind}: {exc}'}") from None
 
 
 #: The largest small-text input read whole (a config TOML, a JSON header): far beyond any real
@@ -171,15 +262,20 @@ def input_file_problem(path: Path | str, *, max_bytes: int | None = None) -> str
 
     Only the file's metadata is looked at (``os.stat``, following links): a named pipe blocks
     the process that opens it until something writes to it, and a device such as ``/dev/zero``
-    never ends, so neither may be opened at all. Every reader of a file a user names checks it
-    here (or through :func:`check_input_file` / :func:`read_input_file`) before opening it.
+    never ends, so neither may be opened at all. A path the OS refuses by its spelling (a NUL
+    byte, an over-long name) ``is not a usable path: <why>`` (:func:`path_problem`). Every
+    reader of a file a user names checks it here (or through :func:`check_input_file` /
+    :func:`read_input_file`) before opening it.
     """
+    why = path_problem(path)
+    if why is not None:
+        return f"is not a usable path: {why}"
     try:
         info = os.stat(path)
     except FileNotFoundError:
         return "does not exist"
     except OSError as exc:
-        return f"cannot be read: {exc.strerror or exc}"
+        return _os_problem(exc)
     return _not_regular(info.st_mode) or _too_large(info.st_size, max_bytes)
 
 
@@ -202,7 +298,7 @@ def _open_regular(path: Path | str, max_bytes: int | None) -> BinaryIO | str:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        return f"cannot be read: {exc.strerror or exc}"
+        return _os_problem(exc)
     info = os.fstat(fd)
     problem = _not_regular(info.st_mode) or _too_large(info.st_size, max_bytes)
     if problem is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -57,7 +58,17 @@ def shown(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(shown(item) for item in value) + "]"
-    return repr(value)
+    return safe_repr(value)
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``; for an int of more digits than Python writes (TOML reads ``0x``, ``0o``
+    and ``0b`` integers of any length), or a list or table holding one, what it is in words."""
+    try:
+        return repr(value)
+    except ValueError:
+        what = "an integer" if isinstance(value, int) else f"{got_word(value)} holding an integer"
+        return f"({what} of more than {sys.get_int_max_str_digits()} digits)"
 
 
 def invalid_message(owner: str, key: str, value: Any, expected: str, got: str | None = None) -> str:
@@ -86,16 +97,22 @@ class InvalidValue(ConfigError, ValueError):
 
     Raised inside attrs construction; :func:`parse_options` adds the owner. It is a
     :class:`ValueError` too, so code that builds an options class directly sees what attrs
-    validators raise."""
+    validators raise. With ``problem`` (``"is not a usable path: it contains a NUL byte"``) the
+    message says that instead of "is invalid; expected ...": ``<key> = <value> <problem>``."""
 
-    def __init__(self, key: str | None, value: Any, expected: str, got: str | None = None) -> None:
-        self.key, self.value, self.expected, self.got = key, value, expected, got
+    def __init__(self, key: str | None, value: Any, expected: str, got: str | None = None, *,
+                 problem: str | None = None) -> None:
+        self.key, self.value, self.expected, self.got, self.problem = key, value, expected, got, problem
         tail = f", got {got}" if got else ""
         where = f"{key} = " if key else ""
-        super().__init__(f"{where}{shown(value)} is invalid; expected {expected}{tail}")
+        super().__init__(f"{where}{shown(value)} {problem}" if problem
+                         else f"{where}{shown(value)} is invalid; expected {expected}{tail}")
 
     def for_owner(self, owner: str, key: str | None = None) -> ConfigError:
-        return ConfigError(invalid_message(owner, key or self.key or "?", self.value, self.expected, self.got))
+        name = key or self.key or "?"
+        if self.problem:
+            return ConfigError(f"{subject(owner, name)} = {shown(self.value)} {self.problem}")
+        return ConfigError(invalid_message(owner, name, self.value, self.expected, self.got))
 
 
 # -- validators (attrs ``validator=``) ---------------------------------------------------------
@@ -254,6 +271,41 @@ def non_empty_text(what: str = "a non-empty string", *, optional: bool = False) 
     return check(lambda v: isinstance(v, str) and bool(v.strip()), what, optional=optional)
 
 
+def _path_problem(value: str) -> str | None:
+    from esper_core.files import path_problem  # not at import time: this module is loaded by `esper --help`
+
+    why = path_problem(value)
+    return None if why is None else f"is not a usable path: {why}"
+
+
+def usable_path(what: str = "a path", *, optional: bool = False) -> Validator:
+    """A non-blank path string the OS can take: one holding a NUL byte or a file or folder name
+    longer than :data:`esper_core.files.NAME_MAX` bytes is refused as ``is not a usable path:
+    <why>`` (:func:`esper_core.files.path_problem`), here rather than by whatever opens it."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if optional and value is None:
+            return
+        if not (isinstance(value, str) and value.strip()):
+            raise InvalidValue(attribute.name, value, what)
+        problem = _path_problem(value)
+        if problem is not None:
+            raise InvalidValue(attribute.name, value, what, problem=problem)
+
+    return validate
+
+
+def usable_paths(key: str, paths: Iterable[str]) -> tuple[str, ...]:
+    """``paths`` (of option ``key``), each one the OS can take (:func:`usable_path`): a converter's
+    last step for a list of paths; the refusal names the path, not the whole list."""
+    paths = tuple(paths)
+    for path in paths:
+        problem = _path_problem(path)
+        if problem is not None:
+            raise InvalidValue(key, path, "a usable path", problem=problem)
+    return paths
+
+
 # -- converters (attrs ``converter=``): values that may arrive as command-line strings ----------
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -278,7 +330,13 @@ def as_int(low: int, *, high: int = INT_MAX, optional: bool = False) -> Callable
         if optional and value is None:
             return None
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value.strip())
+            try:
+                value = int(value.strip())
+            except ValueError as exc:  # more digits than Python reads
+                from esper_core.files import too_long_integer
+
+                raise InvalidValue(None, value, _int_expected(low, high, value),
+                                   problem=too_long_integer(exc) or str(exc)) from None
         if not (_is_int(value) and low <= value <= high):
             raise InvalidValue(None, value, _int_expected(low, high, value), _wrong_type(value, _is_int))
         return value
@@ -351,11 +409,14 @@ def as_fraction(value: Any) -> float:
 
 
 def as_path(value: Any) -> str | None:
-    """An optional non-blank path string."""
+    """An optional non-blank path string the OS can take (:func:`usable_path`)."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidValue(None, value, "a non-empty path")
+    problem = _path_problem(value)
+    if problem is not None:
+        raise InvalidValue(None, value, "a non-empty path", problem=problem)
     return value
 
 
@@ -373,7 +434,7 @@ def parse_options(cls: type[T], given: Mapping[str, Any] | None, *, owner: str,
     if given is None:
         given = {}
     if not isinstance(given, Mapping):
-        raise ConfigError(f"{owner}: options must be a table of key = value, got {given!r}")
+        raise ConfigError(f"{owner}: options must be a table of key = value, got {safe_repr(given)}")
     fields = attrs.fields_dict(cls)  # type: ignore[arg-type]
     names = set(fields) if allowed is None else set(allowed)
     for key in given:

@@ -115,7 +115,10 @@ def test_registering_a_library_appends_after_the_catalog(library_file):
 
 @pytest.mark.parametrize(("content", "message"), [
     (b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply|is not valid JSON"),
-    (b"\xff\xfe\x00{", "cannot read blueprint library"),
+    (b"\xff\xfe\x00{", "is not UTF-8 text"),
+    # json.loads raises a plain ValueError (no JSONDecodeError) past Python's 4300-digit limit
+    (b'{"format": "esper-blueprint-library", "version": 1, "x": ' + b"9" * 100_000 + b"}",
+     r"holds an integer too long to read \(more than 4300 digits\)"),
     (json.dumps({"format": "esper-blueprint-library", "version": 1, "topology": "cnn",
                  "blueprints": [{"name": f"b{i}", "tokens": ["RELU"], "fitness": 1} for i in range(5000)]}).encode(),
      "holds 5000 blueprints; at most 4096"),

@@ -18,11 +18,9 @@ from typing import Any
 import click
 
 from esper_core.cli.errors import UsageFailure
+from esper_core.files import path_problem, unusable_path_message
 
 _SEPARATORS = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
-#: The longest file or folder name, in bytes, of the common file systems (ext4, XFS, APFS, NTFS):
-#: a longer one fails with "File name too long" wherever the path is first used.
-NAME_MAX = 255
 
 
 def param_label(param: click.Parameter | None) -> str:
@@ -45,16 +43,17 @@ def _names(path: str) -> list[str]:
 
 def check_path_text(value: str, *, label: str, file: bool = False) -> None:
     """Refuse, with a one-line :class:`UsageFailure` naming ``label``: a path that is empty or
-    blank (``Path('')`` is the working directory), one holding a file or folder name longer than
-    :data:`NAME_MAX` bytes, and for a ``file`` one spelled as a directory (``sub/``, ``.``, ``a/..``)."""
+    blank (``Path('')`` is the working directory), one the OS refuses by its spelling (a NUL
+    byte, a file or folder name longer than :data:`esper_core.files.NAME_MAX` bytes:
+    :func:`esper_core.files.path_problem`), and for a ``file`` one spelled as a directory
+    (``sub/``, ``.``, ``a/..``)."""
     if not value.strip():
         kind = "empty" if not value else "blank"
         raise UsageFailure(f"{label} {value!r} is {kind}; expected a path")
+    why = path_problem(value)
+    if why is not None:
+        raise UsageFailure(unusable_path_message(label, value, why))
     names = _names(value)
-    longest = max(names, key=lambda name: len(os.fsencode(name)))
-    if len(os.fsencode(longest)) > NAME_MAX:
-        raise UsageFailure(f"{label} holds a name of {len(os.fsencode(longest))} bytes ({longest[:20]!r}…); "
-                           f"a file or folder name may have at most {NAME_MAX}")
     if file and names[-1] in ("", ".", ".."):
         raise UsageFailure(f"{label} {value!r} names a directory; expected a file path")
 

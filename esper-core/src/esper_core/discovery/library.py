@@ -26,7 +26,7 @@ from attrs import field, frozen
 from esper_core.contracts.specs import BlueprintSpec
 from esper_core.discovery.grammar import GrammarError, check, identity_at_init, parse
 from esper_core.errors import ConfigError
-from esper_core.files import read_input_file, write_atomic
+from esper_core.files import parse_text, read_input_file, write_atomic
 from esper_core.options import got_word, is_number
 
 FORMAT = "esper-blueprint-library"
@@ -82,14 +82,7 @@ def read_library(path: Path) -> BlueprintLibrary:
     """Read and validate a library file; every problem is a LibraryError naming the file."""
     where = str(path)
     raw_bytes = read_input_file(path, label="blueprint library", max_bytes=MAX_LIBRARY_BYTES, error=LibraryError)
-    try:
-        data = json.loads(raw_bytes.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise LibraryError(f"cannot read blueprint library {where!r}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise LibraryError(f"blueprint library {where!r} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise LibraryError(f"blueprint library {where!r} is nested too deeply to be a library") from None
+    data = parse_text(raw_bytes, json.loads, where=f"blueprint library {where!r}", kind="JSON", error=LibraryError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise LibraryError(f"{where!r} is not an Esper blueprint library (no \"format\": {FORMAT!r})")
     if data.get("version") != VERSION:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from esper_core.errors import ConfigError
-from esper_core.files import check_writable_dir
+from esper_core.files import check_usable_path, check_writable_dir
 from esper_core.storage.rundir import (
     CHECKPOINTED_FILE,
     CHECKPOINTS_DIR,
@@ -105,11 +105,13 @@ def check_sink_path(path: Path, run_dir: Path | None, *, owner: str, key: str = 
     ``run_dir`` would write: inside ``run_dir``, one of the run's own files or its
     ``checkpoints/``; outside it, a path inside another run or dataset directory, or one that
     exists (other than an empty file) unless this run is a ``--resume`` of the run that wrote
-    it. ``shared`` sinks (a
+    it; and anywhere, a path the OS refuses by its spelling (a NUL byte, an over-long name:
+    :func:`~esper_core.files.check_usable_path`). ``shared`` sinks (a
     database several runs share, a folder each run adds its own files to) may use an existing
     path. Returns ``path``. With no ``run_dir`` (a sink used as a library) nothing is checked."""
     if run_dir is None:
         return path
+    check_usable_path(path, label=f"{owner}: {key}")  # before resolve(), which a NUL byte makes raise
     resolved, own = path.resolve(), Path(run_dir).resolve()
     where = f"{owner}: {key} {str(path)!r}"
     if resolved == own or own in resolved.parents:

@@ -11,19 +11,20 @@ from typing import Any
 
 from attrs import field, frozen
 
-from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in, one_of
+from esper_core.options import InvalidValue, int_at_least, is_bool, name_list, number_in, one_of, usable_paths
 from esper_policies.iql.update import ADVANTAGE_WEIGHTS
 from esper_policies.ppo.network import SLOT_HEADS
 
 
 def _dataset_list(value: Any) -> tuple[str, ...]:
-    """``dataset``: one or more directories; a blank one (``'a,,b'``, a trailing comma) or one
-    named twice is refused."""
+    """``dataset``: one or more directories; a blank one (``'a,,b'``, a trailing comma), one
+    named twice or one the OS cannot take (a NUL byte, an over-long name) is refused."""
     try:
-        return name_list(value, noun="dataset directory", unique=True)
+        names = name_list(value, noun="dataset directory", unique=True)
     except InvalidValue as exc:
         raise InvalidValue("dataset", value, "a directory or a list of distinct directories (comma-separated "
                                              "on the command line)", exc.got) from None
+    return usable_paths("dataset", names)
 
 
 @frozen(kw_only=True)

@@ -24,6 +24,7 @@ from esper_core.options import (
     number_in,
     one_of,
     optional,
+    usable_paths,
 )
 from esper_policies.ppo.network import SLOT_HEADS
 
@@ -64,15 +65,16 @@ def _entropy_heads(value: Any) -> tuple[str, ...]:
 
 
 def _datasets(value: Any) -> tuple[str, ...] | None:
-    """``bc_dataset``: None for none, else one or more directories (a blank one, or one named
-    twice, is refused)."""
+    """``bc_dataset``: None for none, else one or more directories (a blank one, one named
+    twice or one the OS cannot take, a NUL byte or an over-long name, is refused)."""
     if value is None:
         return None
     try:
-        return name_list(value, noun="dataset directory", unique=True)
+        names = name_list(value, noun="dataset directory", unique=True)
     except InvalidValue as exc:
         raise InvalidValue("bc_dataset", value, "a directory or a list of distinct directories (comma-separated "
                                                 "on the command line)", exc.got) from None
+    return usable_paths("bc_dataset", names)
 
 
 @frozen(kw_only=True)
