@@ -7,12 +7,15 @@
 * A telemetry sink's file outside its run's directory is never inside another run or dataset
   directory, nor a file that holds something already, unless the run is a ``--resume`` of the
   run that wrote it (:func:`check_sink_path`); inside its run's directory it never writes into
-  a file the run itself keeps (``config.toml``, ``summary.json``, ``checkpoints/``...).
+  a file the run itself keeps (``config.toml``, ``summary.json``, ``checkpoints/``...); and no
+  two sinks of one run write one path (:func:`distinct_sink_paths`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +102,35 @@ def _holds_data(path: Path) -> bool:
     return not path.is_file() or path.stat().st_size > 0
 
 
+#: While a run opens its sinks (:func:`distinct_sink_paths`): each path a sink claimed, and whose.
+_CLAIMED: ContextVar[dict[Path, str] | None] = ContextVar("esper_sink_paths", default=None)
+
+
+@contextmanager
+def distinct_sink_paths() -> Iterator[None]:
+    """While a run opens its telemetry sinks: :func:`check_sink_path` refuses a path another of
+    them already writes, or one inside it or holding it (two sinks on one file interleave their
+    records and leave neither file readable)."""
+    token = _CLAIMED.set({})
+    try:
+        yield
+    finally:
+        _CLAIMED.reset(token)
+
+
+def _claim(path: Path, *, owner: str, where: str) -> None:
+    claimed = _CLAIMED.get()
+    if claimed is None:
+        return
+    resolved = path.resolve()
+    for other, other_owner in claimed.items():
+        if other == resolved or other in resolved.parents or resolved in other.parents:
+            relation = "is the file" if other == resolved else "overlaps the path"
+            raise ConfigError(f"{where} {relation} {other_owner} writes ({str(other)!r}); give each sink "
+                              "its own file")
+    claimed[resolved] = owner
+
+
 def check_sink_path(path: Path, run_dir: Path | None, *, owner: str, key: str = "path",
                     shared: bool = False) -> Path:
     """Refuse, before the sink opens it, a file (or folder) a telemetry sink of the run in
@@ -119,6 +151,7 @@ def check_sink_path(path: Path, run_dir: Path | None, *, owner: str, key: str = 
         if not inner or inner[0] in _READ_BACK_DIRS or (len(inner) == 1 and inner[0] in _RUN_FILES):
             name = inner[0] if inner else "directory"
             raise ConfigError(f"{where} would write into the run's own {name!r}; choose another file name")
+        _claim(path, owner=owner, where=where)
         return path
     outer = enclosing_run_dir(path)
     if outer is not None:
@@ -129,6 +162,7 @@ def check_sink_path(path: Path, run_dir: Path | None, *, owner: str, key: str = 
     if not shared and _holds_data(path) and not _resumed(run_dir):
         raise ConfigError(f"{where} already exists, and a run appends only to a file it wrote itself "
                           "(when continued with --resume); choose a new path or move the file away")
+    _claim(path, owner=owner, where=where)
     return path
 
 

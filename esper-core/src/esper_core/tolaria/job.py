@@ -26,6 +26,7 @@ from esper_core.setup.policies import policy_context
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
 from esper_core.setup.training_options import check_training_options, resume_extension
+from esper_core.storage.outputs import distinct_sink_paths
 from esper_core.storage.run_checkpoint import (
     comparable_config,
     first_difference,
@@ -48,17 +49,18 @@ logger = structlog.get_logger(__name__)
 
 def _open_sinks(resolved: ResolvedRun, run_dir: Path) -> TelemetryHub:
     sinks: list[Sink] = []
-    for spec in resolved.sinks:
-        try:
-            options = resolved.config.telemetry_options.get(spec.name, {})
-            sinks.append(spec.factory(run_dir=run_dir, options=options))
-        except Exception as exc:
-            for sink in sinks:
-                sink.close()
-            if isinstance(exc, EsperError):
-                raise
-            raise PluginError(f"telemetry sink {spec.name!r} failed to start: "
-                              f"{type(exc).__name__}: {exc}") from exc
+    with distinct_sink_paths():  # two sinks never write one file
+        for spec in resolved.sinks:
+            try:
+                options = resolved.config.telemetry_options.get(spec.name, {})
+                sinks.append(spec.factory(run_dir=run_dir, options=options))
+            except Exception as exc:
+                for sink in sinks:
+                    sink.close()
+                if isinstance(exc, EsperError):
+                    raise
+                raise PluginError(f"telemetry sink {spec.name!r} failed to start: "
+                                  f"{type(exc).__name__}: {exc}") from exc
     return TelemetryHub(sinks)
 
 

@@ -73,8 +73,8 @@ class SqliteSink:
         if opts.path is not None:
             # several runs may share one database, so an existing file is fine; another run's is not
             path = check_sink_path(Path(opts.path).expanduser(), run_dir, owner=owner, shared=True)
-        elif run_dir is not None:
-            path = Path(run_dir) / DATABASE_FILE
+        elif run_dir is not None:  # checked too, so no other sink of the run may claim it
+            path = check_sink_path(Path(run_dir) / DATABASE_FILE, run_dir, owner=owner, shared=True)
         else:
             raise ConfigError("telemetry sink 'sqlite' needs a run directory or a 'path' option")
         return cls(path, max_rows=opts.max_rows)
