@@ -33,6 +33,10 @@ from esper_core.contracts.events import (
     SeedLifecycle,
     TelemetryEvent,
 )
+from esper_core.contracts.specs import PolicySpec
+from esper_core.markers import hookimpl
+from esper_core.plugins import PluginSettings, build_catalog, load_plugins
+from esper_core.plugins.registry import Catalog
 
 HOST_PARAMS = 23_466
 SEED_PARAMS = {"cnn:conv_light": 1_184, "cnn:attention": 136}
@@ -231,3 +235,22 @@ def run_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def run_dir_factory() -> Callable[..., Path]:
     return write_run_dir
+
+
+class _StillPolicy:
+    """A policy that resolves but is never built: tests that stop before the run trains."""
+
+    @hookimpl
+    def esper_register_policies(self) -> list[PolicySpec]:
+        return [PolicySpec(name="still", factory=print, description="a policy never built here")]
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    """The toy task, policy ``still`` and this distribution's sinks and observer."""
+    from esper_core.testing import toy
+    from esper_telemetry import plugin
+
+    loaded = load_plugins(PluginSettings(autoload=False),
+                          extra=[("toy", toy), ("p", _StillPolicy()), ("telemetry", plugin)])
+    return build_catalog(loaded)

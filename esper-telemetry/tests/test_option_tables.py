@@ -13,13 +13,9 @@ import sys
 import pytest
 
 from esper_core.config import RunConfig
-from esper_core.contracts.specs import PolicySpec
 from esper_core.errors import ConfigError
 from esper_core.lazy import LazyCallable
-from esper_core.markers import hookimpl
-from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
-from esper_core.testing import toy
 from esper_core.testing.distributions import run_esper
 from esper_telemetry import plugin
 from esper_telemetry.observer import ObserverOptions
@@ -63,19 +59,6 @@ BAD_VALUE = [
     ("observers", "gradient_health", {"vanishing_threshold": 1.0, "exploding_threshold": 0.5},
      r"observer 'gradient_health': vanishing_threshold must be below exploding_threshold"),
 ]
-
-
-class _Policy:
-    @hookimpl
-    def esper_register_policies(self) -> list[PolicySpec]:
-        return [PolicySpec(name="still", factory=print, description="a policy never built here")]
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    loaded = load_plugins(PluginSettings(autoload=False),
-                          extra=[("toy", toy), ("p", _Policy()), ("telemetry", plugin)])
-    return build_catalog(loaded)
 
 
 def _config(table: str, name: str, options: dict, *, enabled: bool) -> RunConfig:

@@ -7,28 +7,11 @@ from __future__ import annotations
 import pytest
 
 from esper_core.config import RunConfig
-from esper_core.contracts.specs import PolicySpec
 from esper_core.errors import ConfigError
-from esper_core.markers import hookimpl
-from esper_core.plugins import PluginSettings, build_catalog, load_plugins
 from esper_core.setup.resolve import resolve_run
 from esper_core.storage.outputs import check_sink_path, distinct_sink_paths
 from esper_core.storage.rundir import create_run_dir
-from esper_core.testing import toy
 from esper_core.tolaria.job import _open_sinks
-from esper_telemetry import plugin
-
-
-class _Policy:
-    @hookimpl
-    def esper_register_policies(self) -> list[PolicySpec]:
-        return [PolicySpec(name="still", factory=print, description="a policy never built here")]
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return build_catalog(load_plugins(PluginSettings(autoload=False),
-                                      extra=[("toy", toy), ("p", _Policy()), ("telemetry", plugin)]))
 
 
 def _open(catalog, run_dir, sinks, tables):
