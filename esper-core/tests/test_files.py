@@ -235,3 +235,12 @@ def test_parse_text_names_an_integer_longer_than_python_reads(loads):
     with pytest.raises(ConfigError, match=r"^config file 'c' holds an integer too long to read "
                                           r"\(more than 4300 digits\)$"):
         parse_text(text.encode(), loads, where="config file 'c'", kind="TOML")
+
+
+@pytest.mark.parametrize(("loads", "text", "value"), [(json.loads, '{"v": 1}', {"v": 1}),
+                                                      (tomllib.loads, "v = 1\n", {"v": 1})], ids=["json", "toml"])
+def test_parse_text_skips_a_leading_byte_order_mark(loads, text, value):
+    assert parse_text(b"\xef\xbb\xbf" + text.encode(), loads, where="config file 'c'", kind="x") == value
+    assert parse_text("\ufeff" + text, loads, where="config file 'c'", kind="x") == value
+    with pytest.raises(ConfigError, match="^config file 'c' is not valid x"):  # only at the start
+        parse_text(text + "\ufeff", loads, where="config file 'c'", kind="x")

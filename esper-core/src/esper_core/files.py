@@ -221,10 +221,12 @@ def parse_text(data: bytes | str, loads: Callable[[str], T], *, where: str, kind
     """``loads(data)`` (``json.loads``, ``tomllib.loads``) for text a user gave, every failure an
     ``error`` naming ``where`` (``"config file 'x.toml'"``): bytes that are not UTF-8, text that
     is not valid ``kind``, nesting too deep for Python, and an integer with more digits than
-    Python reads (:func:`too_long_integer`)."""
+    Python reads (:func:`too_long_integer`). A leading UTF-8 byte-order mark, which some editors
+    (Windows Notepad) write, is skipped: RFC 8259 lets a JSON reader ignore it, and neither
+    ``json.loads`` nor ``tomllib`` does."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return loads(text)
+        return loads(text.removeprefix("\ufeff"))
     except UnicodeDecodeError as exc:
         raise error(f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except RecursionError:
