@@ -157,7 +157,15 @@ def check_writable_file(path: Path, *, flag: str = "--out") -> None:
 #: a longer one fails with "File name too long" wherever the path is first used.
 NAME_MAX = 255
 
-_SEPARATORS = tuple(os.fsencode(sep) for sep in {os.sep, os.altsep, "/"} if sep)
+_SEPARATORS = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+
+
+def path_names(path: str) -> list[str]:
+    """The file and folder names of ``path``, split at every separator (``'a/b/'``: a, b, '')."""
+    parts = [path]
+    for sep in _SEPARATORS:
+        parts = [piece for part in parts for piece in part.split(sep)]
+    return parts
 
 
 def path_problem(path: Path | str) -> str | None:
@@ -166,17 +174,13 @@ def path_problem(path: Path | str) -> str | None:
     255)`` for a file or folder name over :data:`NAME_MAX` bytes), or None. Unchecked, Python
     raises ``ValueError: embedded null byte`` for the one and ``OSError`` for the other, from
     whatever call uses the path first."""
-    text = os.fspath(path)
-    if (b"\0" if isinstance(text, bytes) else "\0") in text:
+    text = os.fsdecode(path)
+    if "\0" in text:
         return "it contains a NUL byte"
     try:
-        raw = os.fsencode(text)
+        longest = max(len(os.fsencode(name)) for name in path_names(text))
     except UnicodeEncodeError:
         return "it is not text a file name can hold"
-    names = [raw]
-    for sep in _SEPARATORS:
-        names = [piece for name in names for piece in name.split(sep)]
-    longest = max(len(name) for name in names)
     if longest > NAME_MAX:
         return f"file name too long (a name of {longest} bytes; at most {NAME_MAX})"
     return None

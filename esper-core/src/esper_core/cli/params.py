@@ -12,15 +12,12 @@ a :class:`PathParam` (:func:`checked_paths`), so a command declares its paths wi
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
 
 from esper_core.cli.errors import UsageFailure
-from esper_core.files import path_problem, unusable_path_message
-
-_SEPARATORS = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+from esper_core.files import path_names, path_problem, unusable_path_message
 
 
 def param_label(param: click.Parameter | None) -> str:
@@ -31,14 +28,6 @@ def param_label(param: click.Parameter | None) -> str:
     if isinstance(param, click.Option) and param.opts:
         return max(param.opts, key=len)
     return param.human_readable_name.split()[0].rstrip(".")
-
-
-def _names(path: str) -> list[str]:
-    """The file and folder names of ``path``, split at every separator (``'a/b/'``: a, b, '')."""
-    parts = [path]
-    for sep in _SEPARATORS:
-        parts = [piece for part in parts for piece in part.split(sep)]
-    return parts
 
 
 def check_path_text(value: str, *, label: str, file: bool = False) -> None:
@@ -53,8 +42,7 @@ def check_path_text(value: str, *, label: str, file: bool = False) -> None:
     why = path_problem(value)
     if why is not None:
         raise UsageFailure(unusable_path_message(label, value, why))
-    names = _names(value)
-    if file and names[-1] in ("", ".", ".."):
+    if file and path_names(value)[-1] in ("", ".", ".."):
         raise UsageFailure(f"{label} {value!r} names a directory; expected a file path")
 
 
