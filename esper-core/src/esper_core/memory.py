@@ -101,7 +101,7 @@ def is_allocation_failure(exc: BaseException) -> bool:
 
 def out_of_memory(exc: BaseException, *, doing: str) -> OutOfMemory:
     """The error to report for the allocation failure ``exc`` met while ``doing`` (e.g. "in
-    task 'arrays''s factory"): what failed, what is available now, and what to lower. The
+    task 'arrays' (its factory)", "during the run"): what failed and what to lower. The
     allocator's own words are kept, since they give the size it was asked for."""
     detail = " ".join(str(exc).split())
     # torch's CPU allocator prefixes "[enforce fail at alloc_cpu.cpp:…] err == 0. " to the

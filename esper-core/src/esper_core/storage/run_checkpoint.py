@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from esper_core.contracts.observation import OBSERVATION_SCHEMA_VERSION
-from esper_core.contracts.specs import BlueprintSpec
+from esper_core.contracts.specs import BlueprintSpec, TrainingOption
 from esper_core.contracts.stages import SeedStage
 from esper_core.errors import CheckpointError, ConfigError
 from esper_core.files import UnreadableTorchFile, atomic_file, load_torch_file
@@ -256,13 +256,10 @@ def load_run_checkpoint(path: Path, *, resolved: Any, slot_names: Sequence[str])
                          verb="was written")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
-    now = effective_config(_header(resolved, slot_names)["run_config"], resolved, recorded=False)
-    saved = data["run_config"]
-    if isinstance(saved, Mapping):
-        saved = effective_config(saved, resolved, recorded=True)
-    if saved != now:
+    difference = resume_difference(data["run_config"], resolved, None, saved_in="the checkpoint")
+    if difference is not None:
         raise CheckpointError(f"run checkpoint {str(path)!r} was written under another configuration "
-                              f"({first_difference(saved, now, saved_in='the checkpoint')}); "
+                              f"({difference}); "
                               "resume with the run "
                               "directory's own config.toml")
     blob, tensors = data.get("python"), data.get("python_tensors")
@@ -350,3 +347,21 @@ def first_difference(saved: Mapping[str, Any], now: Mapping[str, Any], *, saved_
 
 def _shown(table: Mapping[str, Any], key: str) -> str:
     return repr(table[key]) if key in table else "not set"
+
+
+def resume_difference(recorded: Mapping[str, Any], resolved: Any, extension: TrainingOption | None, *,
+                      saved_in: str) -> str | None:
+    """The first way ``resolved`` differs from a configuration the run recorded (its
+    ``config.toml``, a run checkpoint's header, or a training checkpoint's: see
+    :meth:`~esper_core.tolaria.training_session.TrainingSession.refuse_other_run`) that a resume
+    may not change, in words naming ``saved_in``; None when there is none. Options are compared
+    by what they mean (:func:`effective_config`); where the run directory is, how many
+    checkpoints are kept and the trainer's ``extension`` option may change."""
+    saved = comparable_config(effective_config(recorded, resolved, recorded=True))
+    now = comparable_config(effective_config(resolved.to_toml_dict(), resolved, recorded=False))
+    if extension is not None:
+        for config in (saved, now):
+            policy = config.get("policy")
+            if isinstance(policy, dict):
+                config["policy"] = {k: v for k, v in policy.items() if k != extension.name}
+    return first_difference(saved, now, saved_in=saved_in)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,15 @@ from esper_core.errors import CheckpointError, ConfigError, EsperError, PluginEr
 from esper_core.files import write_atomic, write_json
 from esper_core.plugins.blame import blame, blame_plugin_code, module_of, one_line
 from esper_core.plugins.registry import Catalog
-from esper_core.setup.effective_config import effective_config
 from esper_core.setup.policies import policy_context
 from esper_core.setup.resolve import ResolvedRun
 from esper_core.setup.tasks import prepare_task
 from esper_core.setup.training_options import check_training_options, resume_extension
 from esper_core.storage.outputs import distinct_sink_paths
 from esper_core.storage.run_checkpoint import (
-    comparable_config,
-    first_difference,
     list_checkpoints,
     load_run_checkpoint,
+    resume_difference,
     save_run_checkpoint,
 )
 from esper_core.storage.rundir import CHECKPOINTED_FILE, CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, SUMMARY_FILE
@@ -239,24 +237,6 @@ def _refuse_finished(run_dir: Path, extension: TrainingOption | None, options: d
         raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished{more} ({SUMMARY_FILE} "
                           f"exists); to train further, resume with a larger {extension.flag}")
     raise ConfigError(f"--resume {str(run_dir)!r}: that run already finished ({SUMMARY_FILE} exists)")
-
-
-def resume_difference(recorded: Mapping[str, Any], resolved: ResolvedRun, extension: TrainingOption | None, *,
-                      saved_in: str) -> str | None:
-    """The first way ``resolved`` differs from a configuration the run recorded (its
-    ``config.toml``, or a training checkpoint's: see
-    :meth:`~esper_core.tolaria.training_session.TrainingSession.refuse_other_run`) that a resume
-    may not change, in words naming ``saved_in``; None when there is none. Options are compared
-    by what they mean (:func:`effective_config`); where the run directory is, how many
-    checkpoints are kept and the trainer's ``extension`` option may change."""
-    saved = comparable_config(effective_config(recorded, resolved, recorded=True))
-    now = comparable_config(effective_config(resolved.to_toml_dict(), resolved, recorded=False))
-    if extension is not None:
-        for config in (saved, now):
-            policy = config.get("policy")
-            if isinstance(policy, dict):
-                config["policy"] = {k: v for k, v in policy.items() if k != extension.name}
-    return first_difference(saved, now, saved_in=saved_in)
 
 
 def _refuse_changed_config(run_dir: Path, resolved: ResolvedRun, extension: TrainingOption | None) -> None:

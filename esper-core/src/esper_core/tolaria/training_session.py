@@ -13,6 +13,8 @@ from attrs import frozen
 from esper_core.contracts.events import TelemetryEvent
 from esper_core.errors import ConfigError
 from esper_core.setup.resolve import ResolvedRun
+from esper_core.setup.training_options import resume_extension
+from esper_core.storage.run_checkpoint import resume_difference
 from esper_core.tolaria.environments import InProcessEnvironments, WorkerEnvironments, make_environments
 
 
@@ -54,9 +56,6 @@ class TrainingSession:
         configuration than this run's (another seed, task or option; the trainer's
         ``extends_on_resume`` option and where the run directory is may differ), so a checkpoint
         copied in from another run is never continued as this one."""
-        from esper_core.setup.training_options import resume_extension
-        from esper_core.tolaria.job import resume_difference  # job imports this module
-
         difference = resume_difference(recorded, self.resolved, resume_extension(self.resolved.policy),
                                        saved_in="the checkpoint")
         if difference is not None:
