@@ -271,11 +271,14 @@ def non_empty_text(what: str = "a non-empty string", *, optional: bool = False) 
     return check(lambda v: isinstance(v, str) and bool(v.strip()), what, optional=optional)
 
 
-def _path_problem(value: str) -> str | None:
+def _refuse_unusable_path(key: str | None, value: str, what: str) -> None:
+    """Raise ``InvalidValue`` ("<key> = '<value>' is not a usable path: <why>") for a path the OS
+    refuses by its spelling (:func:`esper_core.files.path_problem`)."""
     from esper_core.files import path_problem  # not at import time: this module is loaded by `esper --help`
 
     why = path_problem(value)
-    return None if why is None else f"is not a usable path: {why}"
+    if why is not None:
+        raise InvalidValue(key, value, what, problem=f"is not a usable path: {why}")
 
 
 def usable_path(what: str = "a path", *, optional: bool = False) -> Validator:
@@ -288,9 +291,7 @@ def usable_path(what: str = "a path", *, optional: bool = False) -> Validator:
             return
         if not (isinstance(value, str) and value.strip()):
             raise InvalidValue(attribute.name, value, what)
-        problem = _path_problem(value)
-        if problem is not None:
-            raise InvalidValue(attribute.name, value, what, problem=problem)
+        _refuse_unusable_path(attribute.name, value, what)
 
     return validate
 
@@ -300,9 +301,7 @@ def usable_paths(key: str, paths: Iterable[str]) -> tuple[str, ...]:
     last step for a list of paths; the refusal names the path, not the whole list."""
     paths = tuple(paths)
     for path in paths:
-        problem = _path_problem(path)
-        if problem is not None:
-            raise InvalidValue(key, path, "a usable path", problem=problem)
+        _refuse_unusable_path(key, path, "a usable path")
     return paths
 
 
@@ -414,9 +413,7 @@ def as_path(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidValue(None, value, "a non-empty path")
-    problem = _path_problem(value)
-    if problem is not None:
-        raise InvalidValue(None, value, "a non-empty path", problem=problem)
+    _refuse_unusable_path(None, value, "a non-empty path")
     return value
 
 

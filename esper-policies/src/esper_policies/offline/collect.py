@@ -181,11 +181,10 @@ def collect(resolved: ResolvedRun, catalog: Catalog, out: Path, *, episodes: int
             log("episode_recorded", episode=f"{k + 1}/{episodes}", transitions=shard["obs"].shape[0],
                 final_accuracy=round(shard["final_accuracy"], 2), total_reward=round(shard["total_reward"], 3))
             progress.step(f"final accuracy {shard['final_accuracy']:.2f}%, return {shard['total_reward']:+.3f}")
-        missing, gap = dataset.missing(), dataset.gap_problem()
+        gap = dataset.gap_problem()
     finally:
         lock.release()
     if gap is not None:  # it holds episodes beyond --episodes, and lacks some below them
-        logger.warning("dataset_incomplete", dataset=str(out), missing=describe_numbers(missing),
-                       hint=f"training refuses it until they are recorded: {gap}")
+        logger.warning("dataset_incomplete", dataset=str(out), hint=f"training refuses it until it is filled: it {gap}")
     return {"dataset": str(out), "episodes": len(dataset), "recorded_now": len(todo),
             "policy": resolved.policy.name, "task": resolved.task.name}

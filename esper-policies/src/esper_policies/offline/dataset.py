@@ -106,10 +106,6 @@ def shard_index(name: str) -> int | None:
     return index if index < MAX_EPISODES and shard_name(index) == name else None
 
 
-def _missing(held: Mapping[int, Path]) -> list[int]:
-    return [k for k in range(max(held, default=-1) + 1) if k not in held]
-
-
 def describe_numbers(numbers: Sequence[int]) -> str:
     """Ascending episode numbers in words, runs of three or more shortened:
     ``episode 4``, ``episodes 0 and 1``, ``episodes 0, 3 to 7 and 9``."""
@@ -191,15 +187,11 @@ class EpisodeDataset:
     def __len__(self) -> int:
         return len(self.episodes())
 
-    def missing(self) -> list[int]:
-        """The episode numbers below the last one held that the dataset lacks."""
-        return _missing(self.episodes())
-
     def gap_problem(self) -> str | None:
         """What the dataset lacks below its last episode and how to record it, in words
         (``lacks episode 1 of episodes 0 to 2; ...``), or None when it lacks nothing."""
         held = self.episodes()
-        missing = _missing(held)
+        missing = [k for k in range(max(held, default=-1) + 1) if k not in held]
         if not missing:
             return None
         end = max(held) + 1
