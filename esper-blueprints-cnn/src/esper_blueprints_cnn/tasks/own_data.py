@@ -247,11 +247,10 @@ def load_arrays(path: Path) -> tuple[int, dict[str, tuple[torch.Tensor, torch.Te
     if num_classes < 2:
         raise DataError(f"array file {path}: the largest training label is {num_classes - 1}; "
                         "classification needs at least 2 classes")
-    for split, (_, y) in raw.items():
-        low, high = int(y.min()), int(y.max())
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise DataError(f"array file {path}: {label_keys[split]!r} has label {bad} "
+    for split, (_, y) in raw.items():  # negative labels were refused above
+        high = int(y.max())
+        if high >= num_classes:
+            raise DataError(f"array file {path}: {label_keys[split]!r} has label {high} "
                             f"outside 0..{num_classes - 1} "
                             "(the classes seen in the training labels)")
     return num_classes, {split: (_to_uint8_nhwc(path, raw, split), y) for split, (_, y) in raw.items()}
